@@ -1,0 +1,202 @@
+"""The `compete` command: parse, call, print. No logic lives here.
+
+Every command reaches a competition through the one protocol in
+common/competition.py, so no command branches on a competition's name.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from common import io
+
+COMPETITION = click.argument("competition", metavar="COMP")
+DATA = click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
+                    help="The platform's data folder, as unzipped (zip files inside are read too).")
+SEED = click.option("--seed", default=0, show_default=True, help="Random seed: same seed, same data, same bytes.")
+QUIET = click.option("--quiet", is_flag=True, help="No progress or log on the terminal (the run's log.txt still has it).")
+
+
+def user_errors(function):
+    """Turn a user error into one line on stderr and exit 2; never a traceback."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except io.InputError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+    return wrapper
+
+
+def _competition(name: str):
+    from common.competition import get
+    return get(name)
+
+
+def _config(seed: int, fast: bool = False, quiet: bool = False):
+    from common.competition import Config
+    return Config(seed=seed, fast=fast, quiet=quiet)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Go from a platform's data folder to a validated submission, for Kaggle, Zindi
+    and DrivenData competitions, and host competitions of your own.
+
+    \b
+    Typical use:
+      compete list
+      compete data fetch house-prices --out data/house-prices
+      compete run house-prices --data data/house-prices
+      compete validate house-prices submissions/house-prices/<run>.csv --data data/house-prices
+    """
+
+
+@main.command("list")
+@user_errors
+def list_command():
+    """Competitions with their platform, metric and where their data can come from."""
+    from common.competition import get, names
+    rows = [("name", "platform", "metric", "data")]
+    for name in names():
+        competition = get(name)
+        rows.append((name, competition.platform, competition.metric.name, _data_status(competition)))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _data_status(competition) -> str:
+    local = Path("data") / competition.name
+    present = all(io.find(local, f, required=False) for f in competition.data_files) if local.is_dir() else False
+    sources = [source for source, method in (("fetch", "fetch"), ("synth", "synth_available")) if getattr(competition, method, None)]
+    how = "/".join(sources) or "download"
+    return f"{'present in ' + str(local) if present else 'absent'} ({how})"
+
+
+@main.group()
+def data():
+    """Get a competition's data: real files offline, synthetic files, or the platform's."""
+
+
+@data.command("fetch")
+@COMPETITION
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write the platform files into.")
+@click.option("--from", "from_zip", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Use this zip downloaded from the platform instead of the offline copy.")
+@user_errors
+def data_fetch(competition, out, from_zip):
+    """Real competition data that can be had offline, checked against pinned hashes."""
+    comp = _competition(competition)
+    fetch = getattr(comp, "fetch", None)
+    if fetch is None:
+        raise io.InputError(f"{competition}: no offline copy of the real data; try `compete data synth {competition}`")
+    for path in fetch(out, from_zip=from_zip):
+        click.echo(path)
+
+
+@data.command("synth")
+@COMPETITION
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write the platform files and answers/ into.")
+@SEED
+@click.option("--scale", type=click.Choice(["small", "full"]), default="small", show_default=True,
+              help="small: seconds to make, for tests; full: the real competition's size.")
+@user_errors
+def data_synth(competition, out, seed, scale):
+    """Format-faithful synthetic data with its answer key in OUT/answers/."""
+    comp = _competition(competition)
+    comp.synth(Path(out), seed=seed, scale=scale)
+    click.echo(out)
+
+
+@main.command()
+@COMPETITION
+@DATA
+@click.option("--out", type=click.Path(path_type=Path), help="Submission file (default submissions/COMP/<run-id>.csv).")
+@click.option("--fast", is_flag=True, help="A quick, smaller run for smoke tests and iteration.")
+@click.option("--run-dir", type=click.Path(path_type=Path), help="Run directory (default runs/COMP/<run-id>/).")
+@SEED
+@QUIET
+@user_errors
+def run(competition, data_dir, out, fast, run_dir, seed, quiet):
+    """Load, fit, predict and validate; print the CV score and the submission path."""
+    from common import runs
+    comp = _competition(competition)
+    result = runs.run(comp, data_dir, _config(seed, fast, quiet), out=out, run_dir=run_dir)
+    if result.cv_score is not None:
+        click.echo(f"cv {result.metric}: {result.cv_score:.5f}")
+    click.echo(f"run: {result.run_dir}")
+    click.echo(f"submission: {result.submission}")
+
+
+@main.command()
+@COMPETITION
+@DATA
+@click.option("--run-dir", type=click.Path(path_type=Path), help="Run directory (default runs/COMP/<run-id>/).")
+@click.option("--fast", is_flag=True, help="A quick, smaller run.")
+@SEED
+@QUIET
+@user_errors
+def fit(competition, data_dir, run_dir, fast, seed, quiet):
+    """Train only: cross-validate, write the run directory and the final model."""
+    from common import runs
+    comp = _competition(competition)
+    _, _, run_dir = runs.fit(comp, data_dir, _config(seed, fast, quiet), run_dir)
+    cv = runs.read_metrics(run_dir).get("cv_score")
+    if cv is not None:
+        click.echo(f"cv {comp.metric.name}: {cv:.5f}")
+    click.echo(f"run: {run_dir}")
+
+
+@main.command()
+@COMPETITION
+@DATA
+@click.option("--run-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="A run directory written by `compete fit`.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Submission file to write.")
+@user_errors
+def predict(competition, data_dir, run_dir, out):
+    """Predict the test set with a trained run and write a validated submission."""
+    from common import runs
+    comp = _competition(competition)
+    path = runs.predict(comp, data_dir, comp.load_model(run_dir), out)
+    click.echo(f"submission: {path}")
+
+
+@main.command()
+@COMPETITION
+@click.argument("file", type=click.Path(path_type=Path))
+@DATA
+@user_errors
+def validate(competition, file, data_dir):
+    """Check FILE against the sample submission in --data; exit 1 listing every problem."""
+    from common.submission import read_submission
+    comp = _competition(competition)
+    problems = comp.validate(read_submission(file), data_dir)
+    if problems:
+        click.echo(f"{file}: {len(problems)} problem(s)")
+        for problem in problems:
+            click.echo(f"  {problem}")
+        sys.exit(1)
+    click.echo(f"{file}: valid")
+
+
+@main.command()
+@COMPETITION
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--answers", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The truth: a folder (e.g. DATA/answers) or a CSV in submission shape.")
+@user_errors
+def score(competition, file, answers):
+    """Score FILE locally with the platform's metric against known answers."""
+    from common.submission import read_submission
+    comp = _competition(competition)
+    for name, value in comp.score(read_submission(file), answers).items():
+        click.echo(f"{name}: {value:.6f}")
+
+
+if __name__ == "__main__":
+    main()

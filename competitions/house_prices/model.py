@@ -1,0 +1,121 @@
+"""House Prices models: K-fold CV with out-of-fold predictions, a blend fitted on them,
+and final models trained on every row. All models learn log(SalePrice)."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.linear_model import ElasticNet, Lasso
+from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import SVR
+
+from competitions.house_prices import features as F
+
+log = logging.getLogger("compete")
+
+
+class CatBoostNative(BaseEstimator, RegressorMixin):
+    """CatBoost on the engineered frame with its categorical columns left native."""
+
+    def __init__(self, iterations: int = 1000, learning_rate: float = 0.05, depth: int = 6, seed: int = 0):
+        self.iterations = iterations
+        self.learning_rate = learning_rate
+        self.depth = depth
+        self.seed = seed
+
+    def fit(self, X: pd.DataFrame, y):
+        from catboost import CatBoostRegressor
+        self.categorical_ = F.categorical_columns(X)
+        self.model_ = CatBoostRegressor(
+            iterations=self.iterations, learning_rate=self.learning_rate, depth=self.depth,
+            l2_leaf_reg=3, loss_function="RMSE", random_seed=self.seed, verbose=False,
+            allow_writing_files=False, thread_count=-1, cat_features=self.categorical_)
+        self.model_.fit(self._frame(X), y)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model_.predict(self._frame(X))
+
+    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = X.copy()
+        for column in self.categorical_:
+            X[column] = X[column].astype(object).where(X[column].notna(), "Missing").astype(str)
+        return X
+
+
+def candidates(frame: pd.DataFrame, fast: bool, seed: int) -> dict:
+    """The models to cross-validate and blend; linear ones on one-hot features."""
+    linear = lambda model: make_pipeline(F.linear_preprocessor(frame), model)  # noqa: E731
+    models = {
+        "lasso": linear(Lasso(alpha=0.0005, max_iter=50_000, random_state=seed)),
+        "elastic_net": linear(ElasticNet(alpha=0.0008, l1_ratio=0.5, max_iter=50_000, random_state=seed)),
+        "svr": linear(SVR(C=20, epsilon=0.008, gamma=0.0003)),
+        "kernel_ridge": linear(KernelRidge(alpha=0.6, kernel="polynomial", degree=2, coef0=2.5)),
+    }
+    if fast:
+        models["catboost"] = CatBoostNative(iterations=400, learning_rate=0.1, seed=seed)
+    else:
+        models["catboost"] = CatBoostNative(iterations=3000, learning_rate=0.03, seed=seed)
+    return models
+
+
+@dataclass
+class HouseModel:
+    models: dict                 # name -> fitted model on all training rows
+    weights: dict                # name -> blend weight (non-negative, sum 1)
+    feature_columns: list = field(default_factory=list)
+
+    def predict_log(self, X: pd.DataFrame) -> np.ndarray:
+        X = X[self.feature_columns]
+        return sum(weight * self.models[name].predict(X) for name, weight in self.weights.items() if weight > 0)
+
+
+def blend_weights(oof: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative weights summing to one that minimise squared error on OOF predictions."""
+    weights, _ = nnls(oof, y)
+    if weights.sum() == 0:
+        weights = np.ones(oof.shape[1])
+    return weights / weights.sum()
+
+
+def rmse(a, b) -> float:
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+def cross_validate(X: pd.DataFrame, y: np.ndarray, keep: np.ndarray, models: dict, folds: int, seed: int, progress=None):
+    """Out-of-fold log predictions for every row and model. Rows with keep=False (the
+    documented outliers) are never trained on, but still get an out-of-fold prediction."""
+    splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    oof = np.zeros((len(X), len(models)))
+    fold_scores = {name: [] for name in models}
+    fold_of = np.zeros(len(X), dtype=int)
+    for fold, (train_index, valid_index) in enumerate(splitter.split(X)):
+        fold_of[valid_index] = fold
+        train_index = train_index[keep[train_index]]
+        for column, (name, model) in enumerate(models.items()):
+            started = time.perf_counter()
+            fitted = clone(model)
+            fitted.fit(X.iloc[train_index], y[train_index])
+            oof[valid_index, column] = fitted.predict(X.iloc[valid_index])
+            scored = valid_index[keep[valid_index]]
+            fold_scores[name].append(rmse(oof[scored, column], y[scored]))
+            log.info("fold %d %-12s rmsle %.5f  (%.1fs)", fold + 1, name, fold_scores[name][-1], time.perf_counter() - started)
+            if progress:
+                progress()
+    return oof, fold_of, fold_scores
+
+
+def nested_blend_score(oof: np.ndarray, y: np.ndarray, fold_of: np.ndarray, keep: np.ndarray) -> float:
+    """Honest blend score: the weights for each fold are fitted on the other folds' OOF."""
+    blended = np.zeros(len(y))
+    for fold in np.unique(fold_of):
+        inside, outside = fold_of == fold, (fold_of != fold) & keep
+        blended[inside] = oof[inside] @ blend_weights(oof[outside], y[outside])
+    return rmse(blended[keep], y[keep])

@@ -73,8 +73,11 @@ def list_command():
 def _data_status(competition) -> str:
     local = Path("data") / competition.name
     present = all(io.find(local, f, required=False) for f in competition.data_files) if local.is_dir() else False
-    sources = [source for source, method in (("fetch", "fetch"), ("synth", "synth_available")) if getattr(competition, method, None)]
-    how = "/".join(sources) or "download"
+    from common.competition import BaseCompetition
+    sources = ["fetch"] if hasattr(competition, "fetch") else []
+    if type(competition).synth is not BaseCompetition.synth:
+        sources.append("synth")
+    how = "/".join(sources + ["download"])
     return f"{'present in ' + str(local) if present else 'absent'} ({how})"
 
 

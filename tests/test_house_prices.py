@@ -1,0 +1,140 @@
+"""house-prices end to end on the real Kaggle files, fetched offline."""
+import json
+import re
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import io
+from competitions.house_prices import data as D
+from competitions.house_prices import features as F
+from conftest import compete
+
+
+def test_fetch_writes_the_real_files(house_data):
+    assert io.sha256(house_data / "train.csv") == D.MEMBERS["train.csv"][1]
+    assert io.sha256(house_data / "test.csv") == D.MEMBERS["test.csv"][1]
+    train = pd.read_csv(house_data / "train.csv")
+    test = pd.read_csv(house_data / "test.csv")
+    sample = pd.read_csv(house_data / "sample_submission.csv")
+    assert train.shape == (1460, 81) and test.shape == (1459, 80)
+    assert test["Id"].min() == 1461 and test["Id"].max() == 2919
+    assert list(sample.columns) == ["Id", "SalePrice"]
+    assert sample["Id"].tolist() == test["Id"].tolist() and (sample["SalePrice"] > 0).all()
+
+
+def test_fetch_from_a_kaggle_zip(house_data, tmp_path):
+    archive = tmp_path / "house-prices-advanced-regression-techniques.zip"
+    with zipfile.ZipFile(archive, "w") as opened:
+        for name in ("train.csv", "test.csv", "sample_submission.csv"):
+            opened.write(house_data / name, name)
+        opened.writestr("data_description.txt", "MSSubClass: Identifies the type of dwelling\n")
+    out = tmp_path / "data"
+    compete("data", "fetch", "house-prices", "--out", out, "--from", archive)
+    for name in ("train.csv", "test.csv", "sample_submission.csv"):
+        assert (out / name).read_bytes() == (house_data / name).read_bytes()
+    assert (out / "data_description.txt").exists()
+    # A zip left as downloaded is read in place by every command.
+    zipped_only = tmp_path / "zipped"
+    zipped_only.mkdir()
+    archive.rename(zipped_only / archive.name)
+    loaded = D.load(zipped_only)
+    assert len(loaded.train) == 1460 and len(loaded.test) == 1459
+
+
+def test_load_keeps_na_as_none_and_types_numbers(house_data):
+    data = D.load(house_data)
+    clean = F.clean(data.train)
+    assert (clean["PoolQC"] == "None").sum() == 1453         # "NA" = no pool, not missing
+    assert clean["PoolQC"].isna().sum() == 0
+    assert data.train["LotFrontage"].isna().sum() == 259     # truly missing stays missing
+    engineered = F.engineer(clean)
+    row = engineered.iloc[0]
+    assert row["TotalSF"] == row["TotalBsmtSF"] + row["1stFlrSF"] + row["2ndFlrSF"]
+    assert row["ExterQualScore"] == 4                        # "Gd" on the ordinal scale
+    assert data.train.loc[F.is_outlier(data.train), "Id"].tolist() == [524, 1299]
+    test_clean = F.clean(data.test)
+    assert test_clean.loc[test_clean["Id"] == 2121, "TotalBsmtSF"].item() == 0  # NA: no basement
+    assert test_clean["MSZoning"].isna().sum() == 4                              # NA: truly missing
+
+
+def test_bad_cell_names_file_row_and_column(house_data, tmp_path):
+    lines = (house_data / "train.csv").read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[4] = "lots"  # LotArea
+    lines[5] = ",".join(fields)
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    for name in ("test.csv", "sample_submission.csv"):
+        (tmp_path / name).write_bytes((house_data / name).read_bytes())
+    result = compete("run", "house-prices", "--data", tmp_path, "--fast", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'train.csv'}: row 6 (Id 5): LotArea='lots' is not a number"
+
+
+@pytest.fixture(scope="module")
+def fast_run(house_data, tmp_path_factory):
+    work = tmp_path_factory.mktemp("run")
+    out = work / "submission.csv"
+    result = compete("run", "house-prices", "--data", house_data, "--fast", "--out", out,
+                     "--run-dir", work / "run", "--quiet", cwd=work)
+    return work, out, result
+
+
+def test_run_end_to_end_scores_and_validates(fast_run, house_data):
+    work, out, result = fast_run
+    cv = float(re.search(r"cv rmsle: ([0-9.]+)", result.stdout).group(1))
+    assert cv < 0.14
+    assert f"submission: {out}" in result.stdout
+    assert compete("validate", "house-prices", out, "--data", house_data).stdout.strip().endswith("valid")
+    submission = pd.read_csv(out)
+    assert len(submission) == 1459 and submission["SalePrice"].between(20_000, 1_000_000).all()
+
+    run_dir = work / "run"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["cv_score"] == pytest.approx(cv, abs=1e-5)
+    assert set(metrics["blend_weights"]) == {"lasso", "elastic_net", "svr", "kernel_ridge", "catboost"}
+    assert sum(metrics["blend_weights"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert all(len(scores) == 5 for scores in metrics["fold_scores"].values())
+    assert json.loads((run_dir / "config.json").read_text())["fast"] is True
+    assert (run_dir / "predicted_vs_actual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    oof = pd.read_csv(run_dir / "oof.csv")
+    assert len(oof) == 1460 and oof["fold"].nunique() == 5
+    assert "cv rmsle" in (run_dir / "log.txt").read_text()
+
+
+def test_same_seed_same_bytes_through_fit_then_predict(fast_run, house_data):
+    work, out, _ = fast_run
+    run_dir = work / "fit-only"
+    compete("fit", "house-prices", "--data", house_data, "--fast", "--run-dir", run_dir, "--quiet")
+    again = work / "again.csv"
+    result = compete("predict", "house-prices", "--data", house_data, "--run-dir", run_dir, "--out", again)
+    assert f"submission: {again}" in result.stdout
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_validate_lists_every_problem(fast_run, house_data, tmp_path):
+    _, out, _ = fast_run
+    frame = pd.read_csv(out)
+    frame.loc[0, "SalePrice"] = -1
+    frame.loc[1, "SalePrice"] = np.nan
+    frame.loc[2, "Id"] = 9999
+    broken = tmp_path / "broken.csv"
+    frame.iloc[:-1].to_csv(broken, index=False)
+    result = compete("validate", "house-prices", broken, "--data", house_data, check=False)
+    assert result.returncode == 1
+    for kind in ("row_count", "missing_ids", "unknown_ids", "non_finite", "out_of_domain"):
+        assert kind in result.stdout
+    assert "9999" in result.stdout and "1463" in result.stdout
+
+
+def test_score_against_known_answers(fast_run, tmp_path):
+    _, out, _ = fast_run
+    truth = pd.read_csv(out)
+    truth["SalePrice"] = truth["SalePrice"] * np.exp(0.1)  # every price off by exactly 0.1 in log
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    truth.to_csv(answers / "solution.csv", index=False)
+    result = compete("score", "house-prices", out, "--answers", answers)
+    assert result.stdout.strip() == "rmsle: 0.100000"

@@ -1,0 +1,434 @@
+"""Streaming batch loading for data larger than memory: tar shards, shard + buffer
+shuffling, class balancing, worker/rank splitting and exact mid-epoch resume.
+
+Generic: a sample is (key, array, label) - an image, a log-mel crop, anything that is
+a numpy array - so every media competition shares this module.
+
+API (stable; later changes are additive only)
+
+    write_shards(samples, out_dir, samples_per_shard=1000, metadata=None, progress=False) -> ShardSet
+        Pack an iterable of (key: str, array: np.ndarray, label: int | np.ndarray)
+        into webdataset tar shards `out_dir/shard-000000.tar ...`, plus `index.json`
+        (shard names and counts, metadata) and `labels.npy` (every label, shard order,
+        read memory-mapped for balancing). Same samples, same bytes.
+    cached_shards(name, fingerprint, samples, **write_kwargs) -> ShardSet
+        `write_shards` into `io.cache_dir("shards", name, fingerprint)` unless a complete
+        set is already there; an interrupted prepare is never mistaken for a complete one.
+    ShardSet(directory)                   .count, .shards, .metadata, .labels (memmap)
+    read_shards(shard_set) -> iterator of (key, array, label) in written order.
+    ShardStream(shard_set, shuffle=True, buffer_size=1000, interleave=4, seed=0,
+                balance=0.0, transform=None, with_keys=False, rank=None, world_size=None,
+                equalize=None)
+        A torch IterableDataset yielding (x, label) or (x, label, key), where
+        x = transform(array, rng) (default: torch.from_numpy(array)) and `rng` is a
+        numpy Generator fixed by (seed, epoch, stream, position), so augmentation
+        replays exactly after a resume. `balance` p > 0 repeats or drops samples with
+        weight ~ frequency(rarest positive class) ** -p (0.5: square root, 1: inverse),
+        keeping the epoch length about the same; `equalize` (default: on under DDP)
+        cuts every stream to the shortest so ranks never wait on each other.
+    StreamLoader(stream, batch_size, num_workers=0, **DataLoader kwargs)
+        A torch DataLoader over a ShardStream with an exact len(), set_epoch(epoch),
+        state_dict() -> {"epoch", "batches"} and load_state_dict(state): the next
+        iteration resumes after the batches already consumed, same batches in the
+        same order as an uninterrupted epoch (same num_workers and world size).
+
+How shuffling works: each (rank, worker) stream owns every k-th shard of an order
+permuted per epoch; it reads `interleave` shards at once, round robin, into a buffer
+of `buffer_size` samples and emits a random member whenever the buffer is full. Memory
+is the buffer (plus one open tar member per interleaved shard), whatever the data set
+size. The emission order is a pure function of (seed, epoch, stream), so resuming
+replays the plan as integers - no data is read for the part already consumed - and
+re-reads only the shards that still had samples in the buffer.
+"""
+from __future__ import annotations
+
+import io as _io
+import json
+import math
+import os
+import random
+import shutil
+import tarfile
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from common import io
+
+INDEX = "index.json"
+LABELS = "labels.npy"
+FORMAT = "compete-shards/1"
+
+
+# ---------------------------------------------------------------- writing shards
+
+def write_shards(samples: Iterable[tuple[str, np.ndarray, Any]], out_dir: Path | str, samples_per_shard: int = 1000,
+                 metadata: dict | None = None, progress: bool = False, total: int | None = None) -> "ShardSet":
+    """Pack (key, array, label) samples into tar shards; see the module docstring."""
+    import webdataset as wds
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shards, labels = [], []
+    writer, count, number = None, 0, 0
+    for key, array, label in tqdm(samples, total=total, desc="packing shards", disable=not progress, unit="sample"):
+        if writer is None or count == samples_per_shard:
+            if writer is not None:
+                writer.close()
+                shards.append({"name": name, "count": count})
+            name = f"shard-{len(shards):06d}.tar"
+            # mtime fixed so the same samples give the same bytes
+            writer, count = wds.TarWriter(str(out_dir / name), mtime=0.0), 0
+        array = np.ascontiguousarray(array)
+        label_array = np.asarray(label)
+        writer.write({"__key__": f"{number:010d}", "npy": array, "label.npy": label_array, "key.txt": str(key)})
+        labels.append(label_array)
+        count += 1
+        number += 1
+    if writer is not None:
+        writer.close()
+        shards.append({"name": name, "count": count})
+    if not shards:
+        raise io.InputError(f"{out_dir}: no samples to pack")
+    stacked = np.stack(labels)
+    with io.atomic_path(out_dir / LABELS) as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, stacked)
+    index = {"format": FORMAT, "count": number, "shards": shards, "label_shape": list(stacked.shape[1:]),
+             "label_dtype": str(stacked.dtype), "metadata": metadata or {}}
+    # index.json last: its presence marks a complete set
+    io.write_text(out_dir / INDEX, json.dumps(index, indent=1) + "\n")
+    return ShardSet(out_dir)
+
+
+def cached_shards(name: str, fingerprint: str, samples: Callable[[], Iterable] | Iterable, **write_kwargs) -> "ShardSet":
+    """Shards for `fingerprint` (e.g. io.hash_files of the inputs plus the resize
+    settings), packed once into the cache and reused after."""
+    target = io.cache_dir("shards", name) / fingerprint
+    if (target / INDEX).is_file():
+        return ShardSet(target)
+    building = Path(tempfile.mkdtemp(prefix=f".{fingerprint}.", dir=target.parent))
+    try:
+        write_shards(samples() if callable(samples) else samples, building, **write_kwargs)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(building, target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return ShardSet(target)
+
+
+class ShardSet:
+    """A directory written by `write_shards`."""
+
+    def __init__(self, directory: Path | str):
+        self.directory = Path(directory)
+        path = self.directory / INDEX
+        if not path.is_file():
+            raise io.InputError(f"{self.directory}: not a shard set (no {INDEX}; was the prepare step interrupted?)")
+        index = json.loads(path.read_text())
+        if index.get("format") != FORMAT:
+            raise io.InputError(f"{path}: unknown shard format {index.get('format')!r}, expected {FORMAT}")
+        self.shards: list[Path] = [self.directory / shard["name"] for shard in index["shards"]]
+        self.counts = np.array([shard["count"] for shard in index["shards"]], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        self.count = int(index["count"])
+        self.metadata = index.get("metadata", {})
+        self._labels = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Every label in shard order, memory-mapped."""
+        if self._labels is None:
+            self._labels = np.load(self.directory / LABELS, mmap_mode="r")
+        return self._labels
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"ShardSet({str(self.directory)!r}, {self.count} samples in {len(self.shards)} shards)"
+
+
+def _shard_members(path: Path) -> Iterator[tuple[bytes, bytes, str]]:
+    """(array bytes, label bytes, key) of each sample of one shard, in order, undecoded."""
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    with open(path, "rb") as handle:
+        files = (dict(member, __url__=str(path)) for member in tar_file_iterator(handle))
+        for sample in group_by_keys(files):
+            yield sample["npy"], sample["label.npy"], sample["key.txt"].decode("utf-8")
+
+
+def _decode(raw: bytes) -> np.ndarray:
+    return np.load(_io.BytesIO(raw), allow_pickle=False)
+
+
+def read_shards(shard_set: ShardSet | Path | str) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Every sample in written order: (key, array, label)."""
+    shard_set = shard_set if isinstance(shard_set, ShardSet) else ShardSet(shard_set)
+    for path in shard_set.shards:
+        for array, label, key in _shard_members(path):
+            yield key, _decode(array), _decode(label)
+
+
+# ---------------------------------------------------------------- the plan
+
+def sample_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Per-sample weight frequency(rarest positive class) ** -power, mean 1.
+
+    Labels are class indices (n,) or multi-hot rows (n, classes); a row with no
+    positive class counts as a class of its own."""
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        classes = labels.astype(np.int64)
+        frequency = np.bincount(classes) / len(classes)
+        weights = frequency[classes] ** -power
+    else:
+        positive = labels.reshape(len(labels), -1) > 0
+        none = ~positive.any(axis=1)
+        frequency = np.append(positive.mean(axis=0), none.mean())
+        rarity = np.where(np.concatenate([positive, none[:, None]], axis=1), frequency ** -power, 0.0)
+        weights = rarity.max(axis=1)
+    return weights / weights.mean()
+
+
+class _Plan:
+    """The order one stream reads and emits samples in, as integers (shard, offset).
+
+    Events are ("read", shard, offset) and ("emit", shard, offset); a pure function of
+    the shard list, their repeat counts, the buffer size and the seed."""
+
+    def __init__(self, shards: list[int], counts: np.ndarray, repeats: Callable[[int], np.ndarray | None],
+                 buffer_size: int, interleave: int, seed: int):
+        self.pending = deque(shards)
+        self.counts = counts
+        self.repeats = repeats
+        self.buffer_size = max(1, buffer_size)
+        self.interleave = max(1, interleave)
+        self.random = random.Random(seed)
+        self.open: deque = deque()  # [shard, next offset, repeats]
+        self.buffer: list[tuple[int, int]] = []
+
+    def _fill_open(self):
+        while len(self.open) < self.interleave and self.pending:
+            shard = self.pending.popleft()
+            if self.counts[shard]:
+                self.open.append([shard, 0, self.repeats(shard)])
+
+    def events(self) -> Iterator[tuple[str, int, int, int]]:
+        """("read", shard, offset, copies) and ("emit", shard, offset, 0) in order."""
+        self._fill_open()
+        while self.open:
+            entry = self.open[0]
+            shard, offset, repeats = entry
+            entry[1] += 1
+            self.open.rotate(-1)
+            if entry[1] == self.counts[shard]:
+                self.open.remove(entry)
+                self._fill_open()
+            copies = 1 if repeats is None else int(repeats[offset])
+            yield "read", shard, offset, copies
+            self.buffer.extend([(shard, offset)] * copies)
+            while len(self.buffer) >= self.buffer_size:
+                yield ("emit", *self._pop(), 0)
+        while self.buffer:
+            yield ("emit", *self._pop(), 0)
+
+    def _pop(self) -> tuple[int, int]:
+        position = self.random.randrange(len(self.buffer))
+        self.buffer[position], self.buffer[-1] = self.buffer[-1], self.buffer[position]
+        return self.buffer.pop()
+
+
+class ShardStream(IterableDataset):
+    """Samples of a ShardSet, streamed; see the module docstring."""
+
+    def __init__(self, shard_set: ShardSet | Path | str, shuffle: bool = True, buffer_size: int = 1000, interleave: int = 4,
+                 seed: int = 0, balance: float = 0.0, transform: Callable[[np.ndarray, np.random.Generator], Any] | None = None,
+                 with_keys: bool = False, rank: int | None = None, world_size: int | None = None, equalize: bool | None = None):
+        super().__init__()
+        self.shard_set = shard_set if isinstance(shard_set, ShardSet) else ShardSet(shard_set)
+        self.shuffle, self.seed, self.balance = shuffle, seed, balance
+        self.buffer_size = buffer_size if shuffle else 1
+        self.interleave = interleave if shuffle else 1
+        self.transform, self.with_keys = transform, with_keys
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.rank = rank if rank is not None else (torch.distributed.get_rank() if distributed else 0)
+        self.world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if distributed else 1)
+        self.equalize = equalize if equalize is not None else self.world_size > 1
+        self.epoch = 0
+        self.workers = 1          # set by StreamLoader to its num_workers
+        self.skip: dict[int, int] = {}   # stream -> samples already consumed (resume)
+        self.rotation = 0         # which stream the first worker serves (resume)
+        self._weights = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    # -- which shards each stream owns
+    def _streams(self) -> int:
+        return self.world_size * self.workers
+
+    def _shards_of(self, stream: int) -> list[int]:
+        order = np.arange(len(self.shard_set.shards))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 1]).permutation(order)
+        return [int(shard) for shard in order[stream::self._streams()]]
+
+    def _repeats(self, shard: int) -> np.ndarray | None:
+        if not self.balance:
+            return None
+        if self._weights is None:
+            self._weights = sample_weights(self.shard_set.labels, self.balance)
+        start = self.shard_set.starts[shard]
+        weights = self._weights[start:start + self.shard_set.counts[shard]]
+        draws = np.random.default_rng([self.seed, self.epoch, 2, shard]).random(len(weights))
+        return (np.floor(weights) + (draws < weights - np.floor(weights))).astype(np.int64)
+
+    def _natural_length(self, stream: int) -> int:
+        shards = self._shards_of(stream)
+        if not self.balance:
+            return int(self.shard_set.counts[shards].sum())
+        return int(sum(self._repeats(shard).sum() for shard in shards))
+
+    def stream_lengths(self) -> list[int]:
+        """Samples each of this rank's worker streams yields this epoch."""
+        mine = [self.rank * self.workers + worker for worker in range(self.workers)]
+        if not self.equalize:
+            return [self._natural_length(stream) for stream in mine]
+        shortest = min(self._natural_length(stream) for stream in range(self._streams()))
+        return [shortest] * self.workers
+
+    def __len__(self) -> int:
+        return sum(self.stream_lengths())
+
+    def _plan(self, stream: int) -> _Plan:
+        return _Plan(self._shards_of(stream), self.shard_set.counts, self._repeats, self.buffer_size, self.interleave,
+                     seed=int(np.random.SeedSequence([self.seed, self.epoch, stream, 3]).generate_state(1)[0]))
+
+    def __iter__(self):
+        info = get_worker_info()
+        slot = info.id if info is not None else 0
+        if info is not None and info.num_workers != self.workers:
+            raise RuntimeError(f"ShardStream planned for {self.workers} worker(s) but runs in {info.num_workers}: use StreamLoader")
+        worker = (slot + self.rotation) % self.workers
+        stream = self.rank * self.workers + worker
+        length = self.stream_lengths()[worker]
+        yield from self._samples(stream, length, self.skip.get(worker, 0))
+
+    def _samples(self, stream: int, length: int, skip: int):
+        plan = self._plan(stream)
+        events = plan.events()
+        emitted = 0
+        cursors: dict[int, int] = {}
+        # Fast-forward the plan past what was consumed before a resume: integers only.
+        if skip:
+            for kind, shard, offset, _ in events:
+                if kind == "read":
+                    cursors[shard] = offset + 1
+                else:
+                    emitted += 1
+                    if emitted == skip:
+                        break
+        readers: dict[int, Iterator] = {}
+        held: dict[tuple[int, int], list] = {}  # (shard, offset) -> [array bytes, label bytes, key, uses left]
+        if skip:
+            # Re-read only what the buffer still held at the resume point, and
+            # reposition the shards that were open.
+            wanted: dict[int, set[int]] = {}
+            for shard, offset in plan.buffer:
+                wanted.setdefault(shard, set()).add(offset)
+            for shard in sorted(set(wanted) | {entry[0] for entry in plan.open}):
+                reader = _shard_members(self.shard_set.shards[shard])
+                for offset in range(cursors.get(shard, 0)):
+                    member = next(reader)
+                    if offset in wanted.get(shard, ()):
+                        held[(shard, offset)] = [*member, 0]
+                readers[shard] = reader
+            for item in plan.buffer:
+                held[item][3] += 1
+        for kind, shard, offset, copies in events:
+            if emitted >= length:
+                return
+            if kind == "read":
+                if shard not in readers:
+                    readers[shard] = _shard_members(self.shard_set.shards[shard])
+                member = next(readers[shard])
+                if copies:
+                    held[(shard, offset)] = [*member, copies]
+                continue
+            entry = held[(shard, offset)]
+            entry[3] -= 1
+            if not entry[3]:
+                del held[(shard, offset)]
+            yield self._make(entry, np.random.default_rng([self.seed, self.epoch, stream, emitted]))
+            emitted += 1
+
+    def _make(self, entry, rng):
+        array, label = _decode(entry[0]), _decode(entry[1])
+        x = self.transform(array, rng) if self.transform is not None else torch.from_numpy(array)
+        y = torch.from_numpy(np.ascontiguousarray(label)) if label.ndim else torch.tensor(label.item())
+        return (x, y, entry[2]) if self.with_keys else (x, y)
+
+
+class StreamLoader(DataLoader):
+    """A DataLoader over a ShardStream that knows its length and resumes mid-epoch."""
+
+    def __init__(self, stream: ShardStream, batch_size: int, num_workers: int = 0, **kwargs):
+        super().__init__(stream, batch_size=batch_size, num_workers=num_workers, **kwargs)
+        stream.workers = max(1, num_workers)
+        self.epoch = 0
+        self.batches = 0          # consumed in the current epoch
+        self._resume_at = 0
+
+    def _stream_batches(self) -> list[int]:
+        return [math.ceil(length / self.batch_size) for length in self.dataset.stream_lengths()]
+
+    def __len__(self) -> int:
+        return sum(self._stream_batches())
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.batches, self._resume_at = epoch, 0, 0
+        self.dataset.set_epoch(epoch)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batches": self.batches}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.set_epoch(int(state["epoch"]))
+        self.batches = self._resume_at = int(state["batches"])
+
+    def __iter__(self):
+        stream = self.dataset
+        skip_batches, rotation = _consumed_per_stream(self._stream_batches(), self._resume_at)
+        stream.skip = {worker: batches * self.batch_size for worker, batches in skip_batches.items()}
+        stream.rotation = rotation
+        self.batches = self._resume_at
+        try:
+            for batch in super().__iter__():
+                self.batches += 1
+                yield batch
+        finally:
+            stream.skip, stream.rotation = {}, 0
+        # a finished epoch resumes at its start if iterated again
+        self._resume_at = 0
+        self.batches = 0
+
+
+def _consumed_per_stream(batches: list[int], consumed: int) -> tuple[dict[int, int], int]:
+    """How many batches each worker stream had delivered after `consumed` batches, and
+    which stream comes next. A DataLoader takes one batch from each worker in turn and
+    passes over a worker that has run dry."""
+    done = {worker: 0 for worker in range(len(batches))}
+    order = [worker for round_ in range(max(batches, default=0)) for worker in range(len(batches)) if round_ < batches[worker]]
+    for worker in order[:consumed]:
+        done[worker] += 1
+    following = order[consumed] if consumed < len(order) else 0
+    return done, following

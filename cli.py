@@ -116,6 +116,18 @@ def data_synth(competition, out, seed, scale):
     click.echo(out)
 
 
+@data.command("download")
+@COMPETITION
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to unzip the platform files into.")
+@QUIET
+@user_errors
+def data_download(competition, out, quiet):
+    """The platform's files, with your credentials, unzipped into OUT (resumes a partial download)."""
+    from common import platforms
+    for path in platforms.download(_competition(competition), out, quiet=quiet):
+        click.echo(path)
+
+
 @main.command()
 @COMPETITION
 @DATA
@@ -200,6 +212,43 @@ def score(competition, file, answers):
     for name, value in comp.score(read_submission(file), answers).items():
         click.echo(f"{name}: {value:.6f}")
 
+
+@main.command()
+@COMPETITION
+@click.argument("file", type=click.Path(path_type=Path))
+@DATA
+@click.option("-m", "--message", required=True, help="The submission's description on the platform.")
+@click.option("--dry-run", is_flag=True, help="Validate and check access and limits, but upload nothing.")
+@QUIET
+@user_errors
+def submit(competition, file, data_dir, message, dry_run, quiet):
+    """Validate FILE against the sample in --data, then upload it to the platform."""
+    from common import platforms
+    receipt = platforms.submit(_competition(competition), file, data_dir, message, dry_run=dry_run, quiet=quiet)
+    for line in receipt.lines:
+        click.echo(line)
+
+
+@main.command()
+@COMPETITION
+@user_errors
+def submissions(competition):
+    """Your submissions on the platform, newest first, with their scores."""
+    from common import platforms
+    _echo_table(platforms.submissions(_competition(competition)), "no submissions yet")
+
+
+@main.command()
+@COMPETITION
+@user_errors
+def leaderboard(competition):
+    """The platform's public leaderboard, best first."""
+    from common import platforms
+    _echo_table(platforms.leaderboard(_competition(competition)), "the leaderboard is empty")
+
+
+def _echo_table(frame, empty: str) -> None:
+    click.echo(frame.to_string(index=False) if len(frame) else empty)
 
 if __name__ == "__main__":
     main()

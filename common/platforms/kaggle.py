@@ -1,0 +1,304 @@
+"""Kaggle through the official `kaggle` client.
+
+The client authenticates when imported and exits without credentials, so it is imported
+only inside these calls, after the credentials were found where the client looks for
+them and checked:
+
+1. `KAGGLE_API_TOKEN` (the token, or the path of a file holding it);
+2. `access_token` (or `access_token.txt`) in the Kaggle folder;
+3. `KAGGLE_USERNAME` and `KAGGLE_KEY` (the legacy API key);
+4. `kaggle.json` in the Kaggle folder (legacy; `{"username": ..., "key": ...}`);
+5. `~/.kaggle/credentials.json`, written by `kaggle auth login` (OAuth).
+
+The Kaggle folder is `$KAGGLE_CONFIG_DIR`, else `~/.kaggle` (or `~/.config/kaggle` when
+only that exists). A file any other user may read is refused with the `chmod 600` fix.
+
+The client reaches `https://api.kaggle.com`; with `KAGGLE_API_ENVIRONMENT=LOCALHOST` it
+reaches `http://localhost` instead, and like any `requests` program it honours
+`HTTP_PROXY`: the tests use both to put a local server in Kaggle's place.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from common import io
+from common.platforms import Receipt
+from common.platforms import web
+from common.platforms.credentials import check_private, read_json, read_secret
+from common.platforms.errors import (AccessError, CredentialsError, LimitError, NotFoundError, PlatformError,
+                                     UncertainSubmission, remember, remember_basic_auth)
+
+log = logging.getLogger("compete")
+
+CODE_SUBMISSION = False
+HOST = "api.kaggle.com"
+WEB = "https://www.kaggle.com"
+SUBMIT_ATTEMPTS = 3  # tries of the steps before a submission exists (start upload, upload)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    source: str              # where they were found: a path or a variable name, never the value
+    token: str | None = None
+    username: str | None = None
+    key: str | None = None
+    oauth: bool = False
+
+
+def config_dir() -> Path:
+    """Where the client keeps kaggle.json: `$KAGGLE_CONFIG_DIR`, ~/.kaggle, or ~/.config/kaggle."""
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        return Path(os.environ["KAGGLE_CONFIG_DIR"]).expanduser()
+    home = Path.home() / ".kaggle"
+    if not home.exists():
+        xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kaggle"
+        if xdg.exists():
+            return xdg
+    return home
+
+
+def credentials() -> Credentials:
+    """The first credentials found in the client's order; refuses exposed files."""
+    folder = config_dir()
+    token = os.environ.get("KAGGLE_API_TOKEN")
+    if token:
+        path = Path(token).expanduser()
+        if path.is_file():
+            return Credentials(str(path), token=read_secret(path))
+        remember(token)
+        return Credentials("KAGGLE_API_TOKEN", token=token)
+    for path in dict.fromkeys((folder / "access_token", folder / "access_token.txt",
+                               Path.home() / ".kaggle" / "access_token", Path.home() / ".kaggle" / "access_token.txt")):
+        if path.is_file():
+            return Credentials(str(path), token=read_secret(path))
+    username, key = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY")
+    if username and key:
+        remember_basic_auth(username, key)
+        return Credentials("KAGGLE_USERNAME/KAGGLE_KEY", username=username, key=key)
+    legacy = folder / "kaggle.json"
+    if legacy.is_file():
+        values = read_json(legacy, "username", "key")
+        remember_basic_auth(values["username"], values["key"])
+        return Credentials(str(legacy), username=values["username"], key=values["key"])
+    oauth = Path.home() / ".kaggle" / "credentials.json"
+    if oauth.is_file():
+        check_private(oauth)
+        return Credentials(str(oauth), oauth=True)
+    raise CredentialsError(f"no Kaggle credentials: create an API token at {WEB}/settings (API, Generate New Token) "
+                           f"and save it to {folder / 'access_token'} (chmod 600), or set KAGGLE_API_TOKEN")
+
+
+def _api(creds: Credentials):
+    """A client holding `creds`. Its import authenticates on its own: what it prints goes
+    through redaction, and whatever it concluded is replaced by the checked credentials."""
+    with web.client_output(quiet=True):
+        try:
+            from kaggle.api.kaggle_api_extended import KaggleApi
+        except SystemExit:
+            raise CredentialsError("the kaggle client exited while importing; check its credentials") from None
+        api = KaggleApi()
+        # The client reads these settings once, at import; a long-lived process (a notebook,
+        # the tests) may have changed them since.
+        folder = config_dir()
+        api.config_dir, api.config = str(folder), str(folder / "kaggle.json")
+        local = os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST"
+        api.args = [arg for arg in api.args if arg != "--local"] + (["--local"] if local else [])
+        if creds.oauth:
+            try:
+                api.authenticate()
+            except SystemExit:
+                raise CredentialsError(f"Kaggle refused the sign-in from {creds.source}; run `kaggle auth login` again") from None
+        else:
+            api.config_values = {api.CONFIG_NAME_TOKEN: creds.token} if creds.token else {
+                api.CONFIG_NAME_USER: creds.username, api.CONFIG_NAME_KEY: creds.key}
+    return api
+
+
+def _explain(error: BaseException, slug: str, creds: Credentials) -> PlatformError:
+    """One line saying what went wrong and what to do."""
+    known = web.explain_transport(error, "Kaggle", HOST)
+    if known is not None:
+        return known
+    status = web.status_of(error)
+    said = _server_message(error)
+    lowered = said.lower()
+    rules = f"{WEB}/competitions/{slug}/rules"
+    if status == 401:
+        return CredentialsError(f"Kaggle refused the credentials from {creds.source} (expired or revoked?); "
+                                f"create a new token at {WEB}/settings")
+    if status in (400, 429) and any(word in lowered for word in ("daily", "allowance", "limit", "maximum")):
+        return LimitError(f"{slug}: daily submission limit reached ({said}); submissions reset at 00:00 UTC")
+    if status in (400, 403) and any(word in lowered for word in ("rules", "participate", "join", "accept")):
+        return AccessError(f"{slug}: competition not joined or rules not accepted ({said}); "
+                           f"join and accept the rules at {rules}, then try again")
+    if status == 404 or "competitions.get" in lowered or "not found" in lowered:
+        return NotFoundError(f"{slug}: Kaggle knows no competition by this slug that this account can see ({said}); "
+                             f"check the slug at {WEB}/competitions/{slug}")
+    if status == 403:
+        return AccessError(f"{slug}: Kaggle refused access ({said}); check the slug, then join and accept the rules at {rules}")
+    if status is not None:
+        return PlatformError(f"{slug}: Kaggle answered HTTP {status} ({said})")
+    return PlatformError(f"{slug}: Kaggle request failed: {type(error).__name__}: {error}")
+
+
+def _server_message(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    if response is not None:
+        try:
+            payload = response.json()
+            if isinstance(payload, dict) and payload.get("message"):
+                return str(payload["message"])
+        except ValueError:
+            pass
+    return str(error) or type(error).__name__
+
+
+def _read(call, what: str, slug: str, creds: Credentials):
+    """A call that changes nothing on Kaggle: retried with backoff on transient failures."""
+    return web.retrying(call, what=what, explain=lambda error: _explain(error, slug, creds))
+
+
+def download(competition, out: Path, quiet: bool = False) -> list[Path]:
+    """Download the competition's archive (resuming a partial one), check it, and unzip it
+    into `out`. The archive is kept in `out/.download/` until it was unpacked."""
+    slug, creds = competition.slug, credentials()
+    api = _api(creds)
+    staging = Path(out) / ".download"
+    with web.client_output(quiet):
+        # The client resumes a partial archive itself (Range + If-Range) and retries a
+        # dropped transfer with backoff; these retries cover the request that starts it.
+        _read(lambda: api.competition_download_files(slug, path=str(staging), quiet=quiet), "download", slug, creds)
+    archives = sorted(staging.glob("*.zip"))
+    if not archives:
+        raise PlatformError(f"{slug}: Kaggle sent no archive into {staging}")
+    for archive in archives:
+        web.unpack(archive, out)
+    shutil.rmtree(staging)
+    return sorted(path for path in Path(out).iterdir() if not path.name.startswith("."))
+
+
+def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool = False, quiet: bool = False) -> Receipt:
+    """Upload a validated CSV. Refuses early when today's allowance is used up. Steps
+    before the submission exists are retried; the final one never is: after an ambiguous
+    failure the submission list says whether Kaggle recorded it."""
+    slug, creds = competition.slug, credentials()
+    api = _api(creds)
+    with web.client_output(quiet):
+        limits = _read(lambda: api.competition_get_submission_limits(slug), "submission limits", slug, creds)
+    _check_limits(limits, slug)
+    left = f"{limits.num_allowed_now} submission(s) left today" if limits is not None else "allowance unknown"
+    if dry_run:
+        return Receipt("kaggle", False, [f"dry run: {file} is valid and {slug} accepts it ({left}); nothing uploaded"])
+
+    started = datetime.now(timezone.utc)
+    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+        try:
+            with web.client_output(quiet):
+                response = api.competition_submit(str(file), message, slug, quiet=quiet)
+        except Exception as error:
+            status = web.status_of(error)
+            if status is not None and status < 500:  # an answer that refuses: nothing was recorded
+                raise _explain(error, slug, creds) from None
+            if not _before_creation(error):
+                return _after_ambiguous_failure(api, competition, file, message, started, error, creds)
+            if attempt == SUBMIT_ATTEMPTS or not web.is_transient(error):
+                raise _explain(error, slug, creds) from None
+            log.warning("kaggle: starting the upload failed (%s); nothing was submitted, trying again", web.summary(error))
+            time.sleep(web.RETRY_DELAYS[attempt - 1])
+            continue
+        if response.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
+            # The file never reached Kaggle's storage, so no submission exists yet.
+            if attempt == SUBMIT_ATTEMPTS:
+                raise PlatformError(f"{slug}: the upload of {file} failed {attempt} times; nothing was submitted; try again later")
+            time.sleep(web.RETRY_DELAYS[attempt - 1])
+            continue
+        return Receipt("kaggle", True, [f"submitted {file} to {slug}: {response.message or 'accepted'}"
+                                        + (f" (ref {response.ref})" if response.ref else ""),
+                                        f"see `compete submissions {competition.name}` for its score"])
+    raise AssertionError("unreachable")
+
+
+def _before_creation(error: BaseException) -> bool:
+    """Whether the failed request came before the one that creates the submission."""
+    request = getattr(error, "request", None) or getattr(getattr(error, "response", None), "request", None)
+    return "StartSubmissionUpload" in str(getattr(request, "url", ""))
+
+
+def _after_ambiguous_failure(api, competition, file: Path, message: str, started: datetime, error, creds) -> Receipt:
+    slug = competition.slug
+    cause = _explain(error, slug, creds)
+    try:
+        found = _find(submissions(competition, api=api, creds=creds), file.name, message, started)
+    except PlatformError as listing:
+        raise UncertainSubmission(f"{slug}: the submission may or may not have been recorded ({cause}); listing "
+                                  f"submissions failed too ({listing}); check `compete submissions {competition.name}` "
+                                  f"before submitting again") from None
+    if found is not None:
+        return Receipt("kaggle", True, [f"submitted {file} to {slug} (Kaggle answered with an error, but its "
+                                        f"submission list shows it, dated {found}); not sent again",
+                                        f"see `compete submissions {competition.name}` for its score"])
+    raise UncertainSubmission(f"{slug}: the upload ended in an error ({cause}) and Kaggle's list does not show it yet; "
+                              f"check `compete submissions {competition.name}` in a minute before submitting again "
+                              f"(not retried, to avoid a double submission)")
+
+
+def _find(table: pd.DataFrame, file_name: str, message: str, since: datetime):
+    """The date of a listed submission of this file and message made since `since`, or None."""
+    since = since - timedelta(minutes=5)  # the two clocks may disagree a little
+    for row in table.itertuples(index=False):
+        date = pd.Timestamp(row.date)
+        date = date.tz_localize("UTC") if date.tzinfo is None else date
+        if row.file == file_name and (row.description or "") == (message or "") and date >= since:
+            return row.date
+    return None
+
+
+def _check_limits(limits, slug: str) -> None:
+    if limits is None:
+        return
+    if limits.num_allowed_now == 0 and limits.num_total == 0 and limits.num_today == 0:
+        raise AccessError(f"{slug}: no team on this competition yet, so no submission is allowed; join and accept "
+                          f"the rules at {WEB}/competitions/{slug}/rules, then try again")
+    if limits.num_allowed_now == 0:
+        scope = "lifetime" if limits.limited_by_total else "daily"
+        raise LimitError(f"{slug}: {scope} submission limit reached ({limits.num_today} today, {limits.num_total} in all); "
+                         + ("no more submissions are possible" if limits.limited_by_total else "submissions reset at 00:00 UTC"))
+
+
+def submissions(competition, api=None, creds: Credentials | None = None) -> pd.DataFrame:
+    """This account's submissions, newest first: date, file, description, status, scores."""
+    slug = competition.slug
+    creds = creds or credentials()
+    api = api or _api(creds)
+    with web.client_output(quiet=True):
+        rows = _read(lambda: api.competition_submissions(slug), "listing submissions", slug, creds) or []
+    return pd.DataFrame([{
+        "date": row.date.isoformat(timespec="seconds") if row.date else "",
+        "file": row.file_name or "",
+        "description": row.description or "",
+        "status": getattr(row.status, "name", str(row.status)).lower(),
+        "public_score": row.public_score or "",
+        "private_score": row.private_score or "",
+    } for row in rows if row is not None], columns=["date", "file", "description", "status", "public_score", "private_score"])
+
+
+def leaderboard(competition) -> pd.DataFrame:
+    """The top of the public leaderboard: rank, team, score, date."""
+    slug, creds = competition.slug, credentials()
+    api = _api(creds)
+    with web.client_output(quiet=True):
+        rows = _read(lambda: api.competition_leaderboard_view(slug), "reading the leaderboard", slug, creds) or []
+    return pd.DataFrame([{
+        "rank": rank,
+        "team": row.team_name,
+        "score": row.score,
+        "date": row.submission_date.isoformat(timespec="seconds") if row.submission_date else "",
+    } for rank, row in enumerate((r for r in rows if r is not None), start=1)], columns=["rank", "team", "score", "date"])

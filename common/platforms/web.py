@@ -1,0 +1,264 @@
+"""HTTP plumbing shared by the runners: retries with backoff where a retry is safe,
+downloads that resume, archives checked and unpacked safely, and a client's own
+prints and logs passed through redaction.
+
+Only reads are retried here (listings, downloads). An upload that creates a submission
+is never retried blindly: each runner decides from what the platform recorded.
+"""
+from __future__ import annotations
+
+import contextlib
+import io as text_io
+import json
+import logging
+import os
+import random
+import re
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from common import io
+from common.platforms.errors import NetworkError, PlatformError, ServerError, redact
+
+log = logging.getLogger("compete")
+
+RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds before each further attempt; 25% jitter is added
+TIMEOUT = (15, 120)             # seconds to connect, and between two reads
+CHUNK = 1 << 20
+
+T = TypeVar("T")
+
+
+class Interrupted(Exception):
+    """A transfer stopped before its announced end; the bytes so far are kept for a resume."""
+
+
+def status_of(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth another try: the network dropped, the server failed (5xx) or asked to slow down."""
+    import requests
+    if isinstance(error, (Interrupted, NetworkError, ServerError)):
+        return True
+    if isinstance(error, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
+        return True
+    status = status_of(error)
+    return status is not None and (status >= 500 or status == 429)
+
+
+def is_offline(error: BaseException) -> bool:
+    """No answer at all (refused, DNS, timeout): as opposed to an answer that is an error."""
+    import requests
+    return isinstance(error, (requests.ConnectionError, requests.Timeout)) and status_of(error) is None
+
+
+def network_error(error: BaseException, platform: str, host: str) -> NetworkError:
+    reason = _root_cause(error)
+    return NetworkError(f"cannot reach {platform} ({host}): {reason}; check the network connection and try again")
+
+
+def explain_transport(error: BaseException, platform: str, host: str) -> PlatformError | None:
+    """The failures every platform shares (no network, a dropped transfer, a 5xx), or None."""
+    import requests
+    if isinstance(error, PlatformError):
+        return error
+    if isinstance(error, Interrupted):
+        return NetworkError(f"{error}; run the same command again to resume")
+    if is_offline(error) or isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return network_error(error, platform, host)
+    status = status_of(error)
+    if status is not None and status >= 500:
+        return ServerError(f"{platform} answered HTTP {status} (a server error on its side); try again later")
+    return None
+
+
+def _root_cause(error: BaseException) -> str:
+    text = str(error)
+    for pattern, meaning in ((r"Name or service not known|getaddrinfo failed|nodename nor servname|Temporary failure in name resolution", "name lookup failed (DNS)"),
+                             (r"Connection refused", "connection refused"),
+                             (r"timed out|Timeout", "timed out"),
+                             (r"Connection reset|Connection aborted|RemoteDisconnected", "connection dropped")):
+        if re.search(pattern, text):
+            return meaning
+    return type(error).__name__
+
+
+def retrying(call: Callable[[], T], *, what: str, explain: Callable[[BaseException], PlatformError]) -> T:
+    """`call()` with up to len(RETRY_DELAYS) further tries after a transient failure,
+    waiting longer each time. Use only where repeating the call is harmless."""
+    delays = list(RETRY_DELAYS)
+    while True:
+        try:
+            return call()
+        except Exception as error:  # every failure leaves as one explained, redacted line
+            if not delays or not is_transient(error):
+                raise explain(error) from None
+            delay = delays.pop(0) * (1 + 0.25 * random.random())
+            log.warning("%s failed (%s); retrying in %.1f s", what, summary(error), delay)
+            time.sleep(delay)
+
+
+def summary(error: BaseException) -> str:
+    """A short, secret-free description: the HTTP status or the kind of network failure."""
+    status = status_of(error)
+    return f"HTTP {status}" if status else f"{type(error).__name__}: {_root_cause(error)}"
+
+
+def download(session, url: str, target: Path, *, explain: Callable[[BaseException], PlatformError],
+             headers: dict | None = None, params: dict | None = None, quiet: bool = False) -> Path:
+    """Fetch `url` into `target`, resuming a partial file left by an earlier attempt.
+
+    Bytes go to `target.part`; beside it `target.part.json` keeps the server's validator
+    (ETag or Last-Modified) and total size, so a resume asks `If-Range` and restarts from
+    zero when the file changed on the server. The finished file replaces `target`
+    atomically after its size matched the announced one."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    state = target.with_name(target.name + ".part.json")
+
+    def attempt() -> None:
+        have = part.stat().st_size if part.exists() else 0
+        saved = _read_state(state) if have else {}
+        request_headers = dict(headers or {})
+        if have and saved:
+            request_headers["Range"] = f"bytes={have}-"
+            if saved.get("validator"):
+                request_headers["If-Range"] = saved["validator"]
+        with session.get(url, headers=request_headers, params=params, stream=True, timeout=TIMEOUT) as response:
+            if response.status_code == 416:  # nothing after `have`: whole already, or stale
+                total = _range_total(response.headers.get("Content-Range", ""))
+                if total is not None and total == have == saved.get("size"):
+                    return
+                _discard(part, state)
+                raise Interrupted(f"{target.name}: the partial file did not match the server's; restarting")
+            response.raise_for_status()
+            if response.status_code == 206:
+                start = _range_start(response.headers.get("Content-Range", ""))
+                total = _range_total(response.headers.get("Content-Range", ""))
+                if start != have or (saved.get("size") is not None and total != saved["size"]):
+                    _discard(part, state)
+                    raise Interrupted(f"{target.name}: the server answered another range; restarting")
+                mode = "ab"
+            else:
+                have, mode = 0, "wb"
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and not response.headers.get("Content-Encoding") else None
+                io.write_text(state, json.dumps({"validator": response.headers.get("ETag") or response.headers.get("Last-Modified"),
+                                                 "size": total}))
+            from tqdm.auto import tqdm
+            with open(part, mode) as handle, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                                   unit_divisor=1024, desc=target.name, disable=quiet) as bar:
+                for chunk in response.iter_content(CHUNK):
+                    handle.write(chunk)
+                    bar.update(len(chunk))
+        size = part.stat().st_size
+        if total is not None and size != total:
+            raise Interrupted(f"{target.name}: {size} of {total} bytes arrived")
+
+    retrying(attempt, what=f"download of {target.name}", explain=explain)
+    os.replace(part, target)
+    state.unlink(missing_ok=True)
+    return target
+
+
+def _read_state(path: Path) -> dict:
+    with contextlib.suppress(OSError, ValueError):
+        state = json.loads(path.read_text())
+        if isinstance(state, dict):
+            return state
+    return {}
+
+
+def _discard(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _range_start(content_range: str) -> int | None:
+    match = re.match(r"bytes (\d+)-\d+/", content_range)
+    return int(match.group(1)) if match else None
+
+
+def _range_total(content_range: str) -> int | None:
+    match = re.search(r"/(\d+)\s*$", content_range)
+    return int(match.group(1)) if match else None
+
+
+def unpack(archive: Path, out: Path) -> list[Path]:
+    """Check every member's CRC, then extract refusing paths that escape `out`."""
+    archive = Path(archive)
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            corrupt = opened.testzip()
+    except zipfile.BadZipFile:
+        raise PlatformError(f"{archive}: not a valid zip archive (truncated download?); delete it and download again") from None
+    if corrupt is not None:
+        raise PlatformError(f"{archive}: member {corrupt} fails its checksum; delete the archive and download again")
+    return io.safe_extract(archive, out)
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), ()
+        return True
+
+
+_FILTERED_LOGGERS = ("compete", "urllib3.connectionpool", "kaggle.api.kaggle_api_extended", "kagglesdk.kaggle_env")
+
+
+def redact_logs() -> None:
+    """Blank secrets in records of the loggers a platform request writes to (a URL with a
+    token in its query, a client's debug line), whatever handler a caller attached."""
+    for name in _FILTERED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
+            logger.addFilter(_RedactingFilter())
+
+
+class _RedactedLines(text_io.TextIOBase):
+    """A text stream that forwards whole lines, redacted, to the log and (unless quiet) stderr."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.pending = quiet, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def close_lines(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = ""
+
+    def _emit(self, line: str) -> None:
+        line = redact(line).rstrip()
+        if line.strip():
+            log.info(line)
+            if not self.quiet:
+                print(line, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def client_output(quiet: bool):
+    """Route what a third-party client prints on stdout through redaction to stderr and
+    the log, so it can neither leak a secret nor mix with this command's own output."""
+    redact_logs()
+    stream = _RedactedLines(quiet)
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        stream.close_lines()

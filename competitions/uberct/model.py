@@ -1,0 +1,95 @@
+"""CatBoost on the sampled panel, and the decision rule that turns its probabilities
+into the 0/1 flags F1 scores.
+
+Negative cells are sampled at rate r, which multiplies the odds of a positive by 1/r;
+a constant baseline of log(1/r) on the training pool absorbs that, so the model's raw
+output is the log-odds of the full panel and its probabilities are calibrated. That
+matters for the rule: it flags a number of rows proportional to the expected number
+of incidents, the sum of those probabilities.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from common.thresholds import RateRule, best_threshold, expected_f1_count, fit_rate_rule, top_k
+
+log = logging.getLogger("compete")
+
+RULES = ("rate", "threshold", "expected_f1")
+
+
+@dataclass
+class UberModel:
+    booster: object                 # catboost.CatBoostClassifier
+    columns: list[str]
+    categorical: list[str]
+    block_days: int
+    rule: str                       # one of RULES: how test flags are chosen
+    rate_rule: RateRule
+    threshold: float                # the validation F1-optimal probability threshold
+    run_dir: str | None = None
+    details: dict = field(default_factory=dict)
+
+    def probabilities(self, features: pd.DataFrame) -> np.ndarray:
+        return probabilities(self.booster, features[self.columns])
+
+    def flags(self, p: np.ndarray) -> np.ndarray:
+        return decide(p, self.rule, self.rate_rule, self.threshold)
+
+
+def parameters(fast: bool, seed: int, threads: int) -> dict:
+    return dict(iterations=150 if fast else 1500, learning_rate=0.15 if fast else 0.06, depth=6, l2_leaf_reg=5,
+                loss_function="Logloss", random_seed=seed, thread_count=threads, verbose=False,
+                allow_writing_files=False, max_ctr_complexity=1, border_count=128)
+
+
+def train(features: pd.DataFrame, labels: np.ndarray, negative_rate: float, categorical: list[str], params: dict,
+          validation: tuple[pd.DataFrame, np.ndarray] | None = None, early_stopping: int = 80):
+    from catboost import CatBoostClassifier, Pool
+
+    baseline = np.full(len(labels), -np.log(negative_rate))
+    pool = Pool(features, labels, cat_features=categorical, baseline=baseline)
+    booster = CatBoostClassifier(**params)
+    if validation is None:
+        return booster.fit(pool)
+    # Validation rows are not sampled: a zero baseline scores them at full-panel odds.
+    evaluation = Pool(validation[0], validation[1], cat_features=categorical, baseline=np.zeros(len(validation[1])))
+    return booster.fit(pool, eval_set=evaluation, early_stopping_rounds=early_stopping, use_best_model=True)
+
+
+def probabilities(booster, features: pd.DataFrame) -> np.ndarray:
+    raw = booster.predict(features, prediction_type="RawFormulaVal", thread_count=booster.get_params().get("thread_count", -1))
+    return 1.0 / (1.0 + np.exp(-raw))
+
+
+def decide(p: np.ndarray, rule: str, rate_rule: RateRule, threshold: float) -> np.ndarray:
+    if rule == "rate":
+        return rate_rule.apply(p)
+    if rule == "threshold":
+        return p >= threshold
+    if rule == "expected_f1":
+        return top_k(p, expected_f1_count(p))
+    raise ValueError(f"unknown decision rule {rule!r}; known: {', '.join(RULES)}")
+
+
+def f1_of(labels: np.ndarray, flags: np.ndarray) -> float:
+    labels, flags = labels.astype(bool), flags.astype(bool)
+    denominator = labels.sum() + flags.sum()
+    return float(2 * (labels & flags).sum() / denominator) if denominator else 0.0
+
+
+def cross_fitted_f1(labels: np.ndarray, p: np.ndarray, half: np.ndarray) -> dict[str, float]:
+    """Validation F1 of each rule with no rule fitted on the rows it is scored on:
+    the rule fitted on one half of the validation period flags the other half."""
+    flags = {name: np.zeros(len(labels), dtype=bool) for name in RULES}
+    for part in (half, ~half):
+        other = ~part
+        rate_rule = fit_rate_rule(labels[other], p[other])
+        threshold = best_threshold(labels[other], p[other]).threshold
+        for name in RULES:
+            flags[name][part] = decide(p[part], name, rate_rule, threshold)
+    return {name: f1_of(labels, flag) for name, flag in flags.items()}

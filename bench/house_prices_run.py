@@ -1,0 +1,72 @@
+"""house-prices: wall time and CV of `compete run` (default and --fast) against a named
+baseline measured in the same run: CatBoost with default settings on the raw columns,
+5-fold CV (the "simple CatBoost" most notebooks start from).
+
+Targets: default run <= 300 s, --fast <= 60 s, default CV RMSLE <= 0.112.
+Usage: python bench/house_prices_run.py [DATA_DIR]   (fetches the real data when absent)
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def compete(*args) -> tuple[float, str]:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", "import cli; cli.main()", *map(str, args)], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return time.perf_counter() - started, out
+
+
+def baseline(data_dir: Path) -> tuple[float, float]:
+    """Default CatBoost on raw columns, categoricals native, 5-fold CV of log prices."""
+    from catboost import CatBoostRegressor
+    started = time.perf_counter()
+    train = pd.read_csv(data_dir / "train.csv", keep_default_na=False, na_values=[""])
+    y = np.log(train.pop("SalePrice").to_numpy())
+    X = train.drop(columns="Id")
+    categorical = [c for c in X.columns if X[c].dtype == object or str(X[c].dtype) == "str"]
+    X[categorical] = X[categorical].astype(str)
+    oof = np.zeros(len(y))
+    for fit_rows, valid_rows in KFold(5, shuffle=True, random_state=0).split(X):
+        model = CatBoostRegressor(verbose=False, random_seed=0, allow_writing_files=False, cat_features=categorical)
+        model.fit(X.iloc[fit_rows], y[fit_rows])
+        oof[valid_rows] = model.predict(X.iloc[valid_rows])
+    return time.perf_counter() - started, float(np.sqrt(np.mean((oof - y) ** 2)))
+
+
+def main() -> None:
+    data_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "data" / "house-prices"
+    if not (data_dir / "train.csv").exists():
+        compete("data", "fetch", "house-prices", "--out", data_dir)
+    with tempfile.TemporaryDirectory() as work:
+        results = {}
+        for label, flags in (("fast", ["--fast"]), ("default", [])):
+            seconds, out = compete("run", "house-prices", "--data", data_dir, "--out", Path(work) / f"{label}.csv",
+                                   "--run-dir", Path(work) / label, "--quiet", *flags)
+            all_rows = json.loads((Path(work) / label / "metrics.json").read_text())["cv_score_all_rows"]
+            results[label] = (seconds, float(re.search(r"cv rmsle: ([0-9.]+)", out).group(1)), all_rows)
+    base_seconds, base_cv = baseline(data_dir)
+    print(f"baseline  default CatBoost, raw columns: {base_seconds:7.1f} s   CV RMSLE {base_cv:.5f} (all 1460 rows)")
+    for label, budget in (("fast", 60), ("default", 300)):
+        seconds, cv, all_rows = results[label]
+        print(f"{label:8}  compete run house-prices:        {seconds:7.1f} s   CV RMSLE {cv:.5f} "
+              f"(all 1460 rows, outliers scored too: {all_rows:.5f})   time x{seconds / base_seconds:.2f} of baseline, "
+              f"{seconds / budget:.0%} of the {budget} s budget, all-rows CV x{all_rows / base_cv:.3f} of baseline")
+    print(f"target CV <= 0.112: {'met' if results['default'][1] <= 0.112 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

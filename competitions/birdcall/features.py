@@ -1,0 +1,143 @@
+"""Log-mel spectrograms computed once per clip and cached by the clip's content hash,
+in parallel across cores; and the pooled statistics the fast baseline reads.
+
+A cache entry is keyed by the sha256 of the file's bytes and the spectrogram settings,
+so renaming or moving the data folder costs nothing, and a changed file is recomputed.
+A clip that cannot be decoded is cached as its reason, so it is reported again
+without being decoded again.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common import io
+from common.media import DecodeError
+from competitions.birdcall.audio import SAMPLE_RATE, decode
+
+
+@dataclass(frozen=True)
+class MelSettings:
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = 1024
+    hop_length: int = 320      # 20 ms: 50 frames a second
+    n_mels: int = 64
+    fmin: float = 300.0        # below this is wind and handling noise
+    fmax: float = 8000.0
+
+    @property
+    def key(self) -> str:
+        text = ",".join(f"{k}={v}" for k, v in asdict(self).items())
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
+
+
+SETTINGS = MelSettings()
+PARALLEL_FROM = 300  # clips
+
+
+def log_mel(samples: np.ndarray, settings: MelSettings = SETTINGS) -> np.ndarray:
+    """(n_mels, frames) log power in dB, float16 (the cache's size halves, the model
+    never needs more than three significant digits of a decibel)."""
+    import librosa
+    power = np.abs(librosa.stft(samples, n_fft=settings.n_fft, hop_length=settings.hop_length)) ** 2
+    mel = mel_filters(settings) @ power
+    return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float16)
+
+
+@functools.lru_cache(maxsize=4)
+def mel_filters(settings: MelSettings) -> np.ndarray:
+    """The mel filterbank, built once per process: librosa's melspectrogram rebuilds it
+    on every call, which costs more than the STFT of a short clip."""
+    import librosa
+    return librosa.filters.mel(sr=settings.sample_rate, n_fft=settings.n_fft, n_mels=settings.n_mels,
+                               fmin=settings.fmin, fmax=settings.fmax)
+
+
+def file_hash(path: Path | str) -> str:
+    return io.sha256(path)[:24]
+
+
+def compute(paths: list, settings: MelSettings = SETTINGS, workers: int | None = None,
+            quiet: bool | None = False, desc: str = "log-mel") -> list:
+    """For every path: its log-mel array, or a string saying why it is not audio.
+
+    Cached entries are read back; the rest are computed in parallel (one process per
+    core) with a progress bar (quiet=None: a bar only on a terminal)."""
+    cache = io.cache_dir("birdcall", "logmel", settings.key)
+    results: list = [None] * len(paths)
+    todo = []
+    for position, path in enumerate(paths):
+        if path is None or not Path(path).is_file():
+            results[position] = "file not found"
+            continue
+        key = file_hash(path)
+        cached = _read_cache(cache, key)
+        if cached is None:
+            todo.append((position, str(path), key))
+        else:
+            results[position] = cached
+    if todo:
+        from joblib import Parallel, delayed
+        from tqdm.auto import tqdm
+        workers = workers or os.cpu_count() or 1
+        # A worker process pays seconds of imports: worth it only for many clips.
+        workers = 1 if len(todo) < PARALLEL_FROM else workers
+        jobs = (delayed(_compute_one)(path, key, str(cache), settings) for _, path, key in todo)
+        done = Parallel(n_jobs=workers, backend="loky", return_as="generator", batch_size=4)(jobs)
+        for (position, _, _), result in tqdm(zip(todo, done), total=len(todo), desc=desc, unit="clip", disable=quiet):
+            results[position] = result
+    return results
+
+
+def _compute_one(path: str, key: str, cache: str, settings: MelSettings):
+    cache = Path(cache)
+    try:
+        mel = log_mel(decode(path, settings.sample_rate), settings)
+    except DecodeError as error:
+        reason = str(error)
+        io.write_text(cache / f"{key}.error", reason)
+        return reason
+    with io.atomic_path(cache / f"{key}.npy") as temporary:
+        with open(temporary, "wb") as handle:
+            np.save(handle, mel)
+    return mel
+
+
+def _read_cache(cache: Path, key: str):
+    array = cache / f"{key}.npy"
+    if array.is_file():
+        try:
+            return np.load(array)
+        except (ValueError, OSError):
+            return None  # a damaged entry is recomputed
+    error = cache / f"{key}.error"
+    if error.is_file():
+        return error.read_text()
+    return None
+
+
+# Pooled statistics for the fast baseline: the clip's spectrum, its spread and its peaks.
+def pooled(mel: np.ndarray) -> np.ndarray:
+    """One vector per clip: per-band mean, std, 50/90/99th percentiles of the
+    per-clip-normalised log-mel, and the mean absolute frame-to-frame change."""
+    x = normalise(mel.astype(np.float32))
+    quantiles = np.percentile(x, [50, 90, 99], axis=1)
+    flux = np.abs(np.diff(x, axis=1)).mean(axis=1) if x.shape[1] > 1 else np.zeros(x.shape[0])
+    return np.concatenate([x.mean(axis=1), x.std(axis=1), *quantiles, flux]).astype(np.float32)
+
+
+def normalise(mel: np.ndarray) -> np.ndarray:
+    """Remove the recording's level and its noise floor: each band minus its median,
+    the whole clip scaled by its overall spread. Recordings differ in gain and noise,
+    not the birds."""
+    x = mel - np.median(mel, axis=1, keepdims=True)
+    return x / (x.std() + 1e-3)

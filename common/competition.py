@@ -11,7 +11,7 @@ import json
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -88,25 +88,28 @@ class BaseCompetition:
         return validate(submission, self.sample(data_dir), self.submission)
 
     # Scoring against known truth (synthetic data, hosting, a private key).
-    def read_answers(self, answers: Path) -> pd.DataFrame:
-        """The truth in submission shape: a CSV in `answers` (or `answers` itself) that
-        holds the id column and every prediction column of the sample."""
+    def read_answers(self, answers: Path, columns: list[str]) -> pd.DataFrame:
+        """The truth in submission shape: the CSV in `answers` (or `answers` itself) that
+        holds the id column and every one of `columns`; solution.csv is looked at first."""
         answers = Path(answers)
-        candidates = [answers] if answers.is_file() else sorted(answers.glob("*.csv"))
-        for candidate in sorted(candidates, key=lambda p: (p.stem not in ("solution", "answers"), p.name)):
+        candidates = [answers] if answers.is_file() else sorted(
+            answers.glob("*.csv"), key=lambda p: (p.stem.lower() not in ("solution", "answers"), p.name))
+        wanted = [self.submission.id_column, *columns]
+        for candidate in candidates:
+            if candidate.name.lower() == self.submission.sample_file.lower() and not answers.is_file():
+                continue
             header = io.read_csv(candidate, nrows=0)
-            if self.submission.id_column in header.columns:
+            if all(column in header.columns for column in wanted):
                 return io.read_csv(candidate, dtype={self.submission.id_column: str})
-        raise io.InputError(f"{answers}: no CSV with a {self.submission.id_column!r} column")
+        raise io.InputError(f"{answers}: no CSV with the columns {', '.join(wanted[:6])}{'...' if len(wanted) > 6 else ''}")
 
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
         """Score a submission with the platform's metric against the truth in `answers`."""
-        truth = self.read_answers(answers)
         id_column = self.submission.id_column
+        if id_column not in submission.columns:
+            raise io.InputError(f"submission has no {id_column!r} column")
         value_columns = [c for c in submission.columns if c != id_column]
-        missing = [c for c in value_columns if c not in truth.columns]
-        if missing:
-            raise io.InputError(f"{answers}: answers lack column(s) {', '.join(missing[:5])}")
+        truth = self.read_answers(answers, value_columns)
         truth = truth.assign(**{id_column: truth[id_column].astype(str)}).set_index(id_column)
         predicted = submission.assign(**{id_column: submission[id_column].astype(str)}).set_index(id_column)
         absent = predicted.index.difference(truth.index)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
-
 from common import io
 from common.competition import Competition, Config, write_json
 from common.submission import align_to_sample, validate, write
@@ -112,7 +110,3 @@ def run(competition: Competition, data_dir: Path, config: Config, out: Path | No
     path = predict(competition, data_dir, model, out, data=data)
     metrics = record(run_dir, submission=str(path))
     return RunResult(run_dir, path, metrics.get("cv_score"), competition.metric.name)
-
-
-def read_predictions(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path) if Path(path).suffix == ".parquet" else io.read_csv(path)

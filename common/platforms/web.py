@@ -27,7 +27,7 @@ log = logging.getLogger("compete")
 
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds before each further attempt; 25% jitter is added
 TIMEOUT = (15, 120)             # seconds to connect, and between two reads
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # small, as a dropped connection loses the chunk being read
 
 T = TypeVar("T")
 
@@ -58,8 +58,13 @@ def is_offline(error: BaseException) -> bool:
     return isinstance(error, (requests.ConnectionError, requests.Timeout)) and status_of(error) is None
 
 
+def never_sent(error: BaseException) -> bool:
+    """Whether a failed request surely never reached the server (refused, or no address)."""
+    return is_offline(error) and cause(error) in ("connection refused", "name lookup failed (DNS)")
+
+
 def network_error(error: BaseException, platform: str, host: str) -> NetworkError:
-    reason = _root_cause(error)
+    reason = cause(error)
     return NetworkError(f"cannot reach {platform} ({host}): {reason}; check the network connection and try again")
 
 
@@ -70,7 +75,10 @@ def explain_transport(error: BaseException, platform: str, host: str) -> Platfor
         return error
     if isinstance(error, Interrupted):
         return NetworkError(f"{error}; run the same command again to resume")
-    if is_offline(error) or isinstance(error, requests.exceptions.ChunkedEncodingError):
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return NetworkError(f"the connection to {platform} ({host}) dropped during a transfer; "
+                            f"run the same command again to resume")
+    if is_offline(error):
         return network_error(error, platform, host)
     status = status_of(error)
     if status is not None and status >= 500:
@@ -78,7 +86,8 @@ def explain_transport(error: BaseException, platform: str, host: str) -> Platfor
     return None
 
 
-def _root_cause(error: BaseException) -> str:
+def cause(error: BaseException) -> str:
+    """The kind of network failure behind `error`, in words."""
     text = str(error)
     for pattern, meaning in ((r"Name or service not known|getaddrinfo failed|nodename nor servname|Temporary failure in name resolution", "name lookup failed (DNS)"),
                              (r"Connection refused", "connection refused"),
@@ -107,7 +116,7 @@ def retrying(call: Callable[[], T], *, what: str, explain: Callable[[BaseExcepti
 def summary(error: BaseException) -> str:
     """A short, secret-free description: the HTTP status or the kind of network failure."""
     status = status_of(error)
-    return f"HTTP {status}" if status else f"{type(error).__name__}: {_root_cause(error)}"
+    return f"HTTP {status}" if status else f"{type(error).__name__}: {cause(error)}"
 
 
 def download(session, url: str, target: Path, *, explain: Callable[[BaseException], PlatformError],

@@ -250,5 +250,50 @@ def leaderboard(competition):
 def _echo_table(frame, empty: str) -> None:
     click.echo(frame.to_string(index=False) if len(frame) else empty)
 
+@main.group()
+def host():
+    """Host a competition: build one from labelled files, and audit it for leaks."""
+
+
+@host.command("mask")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write the competition into (new or empty).")
+@click.option("--top", required=True, type=int, help="Keep the N classes with the most files.")
+@click.option("--test-size", default=0.33, show_default=True, help="Share of each class that goes to the test set.")
+@click.option("--label-column", default="label", show_default=True, help="Name of the label column in Train.csv.")
+@SEED
+@QUIET
+@user_errors
+def host_mask(source, out, top, test_size, label_column, seed, quiet):
+    """Build a competition from SOURCE (one sub-folder per class, or a CSV of file,label):
+    random ids, per-class split, files re-encoded with nothing of their origin left."""
+    from common.masking import mask
+    result = mask(source, out, top=top, test_size=test_size, seed=seed, label_column=label_column, quiet=quiet)
+    click.echo(f"{len(result.classes)} classes, {result.train} train and {result.test} test files"
+               + (f", {result.rejected} unreadable file(s) left out (answers/rejected.csv)" if result.rejected else ""))
+    click.echo(f"competition: {result.out}")
+
+
+@host.command("audit")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@SEED
+@QUIET
+@user_errors
+def host_audit(directory, seed, quiet):
+    """Try to predict labels and train/test side from ids, order, sizes, durations,
+    format, tags and timestamps; exit 1 when any of them leaks."""
+    from common.audit import audit
+    report = audit(directory, seed=seed, quiet=quiet)
+    table = report.table()
+    table["accuracy"] = table["accuracy"].map(lambda v: "" if v != v else f"{v:.3f}")
+    table["chance"] = table["chance"].map(lambda v: f"{v:.3f}")
+    table["p_value"] = table["p_value"].map(lambda v: "" if v != v else f"{v:.1e}")
+    click.echo(table.to_string(index=False))
+    if report.leaks:
+        click.echo(f"{len(report.leaks)} leak(s): " + ", ".join(f"{c.signal} -> {c.target}" for c in report.leaks))
+        sys.exit(1)
+    click.echo(f"no leak found in {report.files} files")
+
+
 if __name__ == "__main__":
     main()

@@ -48,18 +48,18 @@ class HousePrices(BaseCompetition):
                  len(X), int((~keep).sum()), X.shape[1], len(models), folds)
 
         from tqdm.auto import tqdm
-        with tqdm(total=folds * len(models), desc="cross-validation", disable=config.quiet) as bar:
+        names = list(models)
+        with tqdm(total=(folds + 1) * len(models), desc="house-prices", disable=config.quiet) as bar:
             oof, fold_of, fold_scores = M.cross_validate(X, y, keep, models, folds, config.seed, bar.update)
-        weights = M.blend_weights(oof[keep], y[keep])
+            weights = M.blend_weights(oof[keep], y[keep])
+            log.info("blend weights: %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)))
+            final = {}
+            for name, weight in zip(names, weights):
+                if weight > 0:  # final models on every kept row; zero-weight models are not refitted
+                    final[name] = M.clone(models[name]).fit(X[keep], y[keep])
+                bar.update()
         blended = oof @ weights
         cv_score = M.nested_blend_score(oof, y, fold_of, keep)
-        names = list(models)
-        log.info("blend weights: %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)))
-
-        final = {}
-        for name, weight in zip(names, weights):
-            if weight > 0:
-                final[name] = M.clone(models[name]).fit(X[keep], y[keep])
         model = M.HouseModel(models=final, weights=dict(zip(names, map(float, weights))), feature_columns=list(X.columns))
 
         oof_frame = pd.DataFrame({D.ID: data.train[D.ID], "fold": fold_of + 1, "outlier": ~keep,

@@ -295,5 +295,45 @@ def host_audit(directory, seed, quiet):
     click.echo(f"no leak found in {report.files} files")
 
 
+@main.command()
+@COMPETITION
+@click.option("--run-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="A run directory written by `compete fit`.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The bundle to write, e.g. submission.zip.")
+@click.option("--dockerfile", is_flag=True, help="Also write a Docker build context (OUT's name + _runtime/) following DrivenData's runtime convention.")
+@user_errors
+def package(competition, run_dir, out, dockerfile):
+    """Build a code submission: a zip with main.py at its root, the weights and the code they need."""
+    from common import packaging
+    for path in packaging.build(_competition(competition), run_dir, out, dockerfile=dockerfile):
+        click.echo(path)
+
+
+@main.group()
+def runtime():
+    """Run a code submission locally the way the platform's hidden-test runtime would."""
+
+
+@runtime.command("test")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@DATA
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Keep the submission.csv the bundle wrote here.")
+@click.option("--time-limit", default=8 * 3600, show_default=True, type=float, help="Seconds before the bundle is killed.")
+@click.option("--memory-limit", type=float, help="Address-space limit in GB (RLIMIT_AS; torch alone maps ~4 GB).")
+@click.option("--unisolated", is_flag=True, help="Where unshare is unavailable: run WITHOUT network isolation or a read-only data mount.")
+@user_errors
+def runtime_test(bundle, data_dir, out, time_limit, memory_limit, unisolated):
+    """Unzip BUNDLE into a fresh folder, run main.py with no network, read-only data and
+    the limits, and validate the submission.csv it writes; exit 1 with the reason if not."""
+    from common import packaging
+    result = packaging.run_bundle(bundle, data_dir, out=out, time_limit=time_limit, memory_limit=memory_limit, unisolated=unisolated)
+    if not result.isolated:
+        click.echo("warning: ran WITHOUT network isolation or a read-only data mount (--unisolated)", err=True)
+    click.echo(f"log: {result.log}")
+    if not result.ok:
+        click.echo(f"FAILED: {result.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"passed in {result.seconds:.1f} s: {result.submission} is valid")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,179 @@
+"""DrivenData "Hakuna Ma-data: Identify Wildlife on the Serengeti with AI for Earth":
+camera-trap sequences, 54 labels, mean binary log loss, a code submission."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import io
+from common.competition import BaseCompetition, Config, register
+from common.metrics import MEAN_BINARY_LOG_LOSS
+from common.runs import record
+from common.submission import SubmissionFormat
+from competitions.serengeti import data as D
+from competitions.serengeti import model as M
+
+log = logging.getLogger("compete")
+
+
+@register
+class Serengeti(BaseCompetition):
+    name = "serengeti"
+    platform = "drivendata"
+    slug = "camera-trap-serengeti"   # drivendata.org/competitions/59/camera-trap-serengeti
+    metric = MEAN_BINARY_LOG_LOSS
+    submission = SubmissionFormat(D.SUBMISSION_FORMAT, id_column=D.ID, domain="probability")
+    description = "DrivenData, camera-trap multi-label images, code submission"
+    data_files = (D.TRAIN_METADATA, D.TRAIN_LABELS)
+    float_format = "%.6f"
+    # The code submission (common/packaging.py): the function main.py calls and the
+    # run files it needs beside it.
+    bundle_entry = "competitions.serengeti.model:bundle_main"
+    bundle_files = (M.WEIGHTS,)
+
+    def synth(self, out_dir: Path, seed: int, scale: str) -> None:
+        from competitions.serengeti.synth import synth
+        synth(out_dir, seed, scale)
+
+    def load(self, data_dir: Path) -> D.SerengetiData:
+        return D.load(data_dir)
+
+    def sample(self, data_dir: Path) -> pd.DataFrame:
+        if io.find(data_dir, D.SUBMISSION_FORMAT, required=False) is None:
+            raise io.InputError(
+                f"{data_dir}: no {D.SUBMISSION_FORMAT}. On the real competition it and {D.TEST_METADATA} exist only "
+                f"inside DrivenData's hidden runtime: build the code submission with `compete package serengeti "
+                f"--run-dir RUN --out submission.zip` and prove it with `compete runtime test submission.zip --data DIR`")
+        return super().sample(data_dir)
+
+    def fit(self, data: D.SerengetiData, config: Config, run_dir: Path) -> M.SerengetiModel:
+        import torch
+
+        from common import loaders, trainers
+
+        started = time.perf_counter()
+        if data.test is None:
+            log.warning("serengeti: no %s here (the real one exists only in the hidden runtime); training only", D.TEST_METADATA)
+        options = config.options
+        epochs = options.get("epochs", 2 if config.fast else 8)
+        workers = options.get("workers", min(2, os.cpu_count() or 1))
+        frames = data.train.merge(data.labels, on=D.ID, how="left")
+        valid_mask = validation_split(frames, config.seed)
+        log.info("serengeti: %d images in %d sequences; validation: %d sequences (%s)", len(frames), frames[D.ID].nunique(),
+                 frames.loc[valid_mask, D.ID].nunique(), "last training season" if frames["season"].nunique() > 1 else "20% of sequences")
+        shard_sets, unreadable = {}, []
+        for part, mask in (("train", ~valid_mask), ("valid", valid_mask)):
+            shard_sets[part] = prepare_shards(frames[mask], data.root, part, quiet=config.quiet)
+            unreadable += shard_sets[part].metadata["unreadable"]
+        if unreadable:
+            log.warning("serengeti: %d training image(s) unreadable or missing, left out of the shards: %s",
+                        len(unreadable), ", ".join(unreadable[:5]))
+
+        train_sequences = data.labels[D.ID].isin(frames.loc[~valid_mask, D.ID])
+        prior = data.labels.loc[train_sequences, list(D.CLASSES)].to_numpy(dtype=float).mean(axis=0)
+        torch.manual_seed(config.seed)
+        net = M.SerengetiNet(width=options.get("width", 24)).start_at(prior)
+        if options.get("backbone"):
+            trainers.load_backbone(net, options["backbone"])
+        train_loader = loaders.StreamLoader(
+            loaders.ShardStream(shard_sets["train"], buffer_size=2000, seed=config.seed, balance=options.get("balance", 0.0),
+                                transform=M.augment), batch_size=64, num_workers=workers)
+        valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=M.plain),
+                                            batch_size=128, num_workers=workers)
+        learn = trainers.train(net, train_loader, valid_loader, M.loss, run_dir, epochs=epochs,
+                               lr=options.get("lr", 3e-3), checkpoint_every=options.get("checkpoint_every", 200),
+                               patience=options.get("patience", 3), seed=config.seed, quiet=config.quiet, wd=1e-4)
+        model = M.SerengetiModel(learn.model.cpu(), prior, M.IMAGE_SIZE, options.get("width", 24))
+
+        # Cross-validation score: sequences of the held-out season, aggregated as at test time.
+        stream = loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=M.plain, with_keys=True)
+        keys = []
+
+        def batches():
+            for images, _, batch_keys in loaders.StreamLoader(stream, batch_size=128, num_workers=0):
+                keys.extend(batch_keys)
+                yield (images,)
+
+        probabilities = M.frame_probabilities(model, batches(), quiet=config.quiet)
+        seq_of = dict(zip(frames[D.FILE], frames[D.ID]))
+        valid_sequences = pd.unique(frames.loc[valid_mask, D.ID])
+        predicted = M.aggregate([seq_of[k] for k in keys], probabilities, np.ones(len(keys), bool), prior, valid_sequences)
+        truth = data.labels.set_index(D.ID).loc[valid_sequences, list(D.CLASSES)].to_numpy(dtype=float)
+        cv = self.metric(truth, predicted[list(D.CLASSES)].to_numpy())
+        baseline = self.metric(truth, np.tile(np.clip(prior, M.CLIP, 1 - M.CLIP), (len(truth), 1)))
+        io.write_csv(predicted, run_dir / "oof.csv", float_format="%.6f")
+        record(run_dir, metric=self.metric.name, cv_score=round(cv, 6),
+               cv_score_note="mean binary log loss on the validation sequences (held-out season), frames aggregated "
+                             "by mean, geometric mean for empty",
+               prior_baseline=round(baseline, 6), ratio_to_prior=round(cv / baseline, 4),
+               epochs=epochs, train_images=shard_sets["train"].count, valid_images=shard_sets["valid"].count,
+               unreadable_images=unreadable, train_seconds=round(time.perf_counter() - started, 2))
+        log.info("serengeti: cv %.5f, class-prior baseline %.5f (ratio %.3f)", cv, baseline, cv / baseline)
+        return model
+
+    def save_model(self, model: M.SerengetiModel, run_dir: Path) -> None:
+        model.save(Path(run_dir) / M.WEIGHTS)
+
+    def load_model(self, run_dir: Path) -> M.SerengetiModel:
+        return M.SerengetiModel.load(Path(run_dir) / M.WEIGHTS)
+
+    def predict(self, model: M.SerengetiModel, data: D.SerengetiData) -> pd.DataFrame:
+        if data.test is None:
+            raise io.InputError(
+                f"{data.root}: no {D.TEST_METADATA}. On the real competition the test images, {D.TEST_METADATA} and "
+                f"{D.SUBMISSION_FORMAT} exist only inside DrivenData's hidden runtime: run `compete fit serengeti`, then "
+                f"`compete package serengeti --run-dir RUN --out submission.zip` and `compete runtime test submission.zip --data DIR`")
+        root = D.image_root(data.root, data.test[D.FILE].iloc[0])
+        predictions, bad = M.predict_folder(model, data.test, root)
+        return predictions
+
+
+def validation_split(frames: pd.DataFrame, seed: int) -> np.ndarray:
+    """The last training season is the validation set, like the hidden test season is
+    a season of its own; with a single season, a fifth of the sequences by hash."""
+    seasons = sorted(frames["season"].unique(), key=lambda s: (len(s), s))
+    if len(seasons) > 1:
+        return (frames["season"] == seasons[-1]).to_numpy()
+    hashed = frames[D.ID].map(lambda s: int(hashlib.md5(f"{seed}:{s}".encode()).hexdigest()[:8], 16) % 5)
+    return (hashed == 0).to_numpy()
+
+
+def _decode(job):
+    root, file, size = job
+    return D.read_image(Path(root) / file, size)
+
+
+def prepare_shards(frames: pd.DataFrame, root: Path, part: str, quiet: bool = True):
+    """Decode and resize every image once into tar shards in the cache; the key is the
+    metadata and labels themselves (hashing 6 TB of images is not an option)."""
+    from common import loaders
+
+    columns = [D.FILE, *D.CLASSES]
+    fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()
+                                 + f"{Path(root).resolve()}|{M.IMAGE_SIZE}|{part}".encode()).hexdigest()[:16]
+    unreadable: list[str] = []
+    labels = frames[list(D.CLASSES)].to_numpy(dtype=np.uint8)
+    files = frames[D.FILE].tolist()
+
+    def samples():
+        jobs = [(str(root), file, M.IMAGE_SIZE) for file in files]
+        with ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            for file, label, array in zip(files, labels, pool.map(_decode, jobs, chunksize=64)):
+                if array is None:
+                    unreadable.append(file)
+                    continue
+                yield file, array, label
+
+    shard_set = loaders.cached_shards("serengeti", fingerprint, samples,
+                                      samples_per_shard=1000, progress=not quiet, total=len(files),
+                                      metadata={"classes": list(D.CLASSES), "image_size": list(M.IMAGE_SIZE),
+                                                # filled while packing: the index is written last
+                                                "unreadable": unreadable})
+    return shard_set

@@ -1,0 +1,116 @@
+"""Serengeti platform files -> typed frames, and images -> small arrays.
+
+Read by the inference bundle too (see common/packaging.py), so this module imports
+nothing heavier than numpy, pandas, Pillow and the project's io/submission helpers.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import io
+
+log = logging.getLogger("compete")
+
+ID = "seq_id"
+FILE = "file_name"
+TIME = "datetime"
+CLASSES = (
+    "aardvark", "aardwolf", "baboon", "bat", "batearedfox", "buffalo", "bushbuck", "caracal", "cattle", "cheetah",
+    "civet", "dikdik", "duiker", "eland", "elephant", "empty", "gazellegrants", "gazellethomsons", "genet", "giraffe",
+    "guineafowl", "hare", "hartebeest", "hippopotamus", "honeybadger", "hyenaspotted", "hyenastriped", "impala",
+    "insectspider", "jackal", "koribustard", "leopard", "lionfemale", "lionmale", "mongoose", "monkeyvervet", "ostrich",
+    "otherbird", "porcupine", "reedbuck", "reptiles", "rhinoceros", "rodents", "secretarybird", "serval", "steenbok",
+    "topi", "vulture", "warthog", "waterbuck", "wildcat", "wildebeest", "zebra", "zorilla",
+)
+EMPTY = CLASSES.index("empty")
+TRAIN_METADATA, TRAIN_LABELS = "train_metadata.csv", "train_labels.csv"
+TEST_METADATA, SUBMISSION_FORMAT = "test_metadata.csv", "submission_format.csv"
+
+
+@dataclass
+class SerengetiData:
+    """Image rows (one per file) with their sequence, and the label of each sequence."""
+
+    root: Path
+    train: pd.DataFrame                  # seq_id, file_name, datetime, season
+    labels: pd.DataFrame                 # seq_id + CLASSES (0/1), one row per sequence
+    test: pd.DataFrame | None = None     # present only where test_metadata.csv is (the hidden runtime, synthetic data)
+    problems: dict = field(default_factory=dict)
+
+
+def read_metadata(source, name: str) -> pd.DataFrame:
+    frame = io.read_csv(source, dtype={ID: str, FILE: str, TIME: str}, keep_default_na=False)
+    io.require_columns(frame, [ID, FILE], source)
+    blank = frame[(frame[ID].str.strip() == "") | (frame[FILE].str.strip() == "")]
+    if len(blank):
+        raise io.InputError(f"{source}: {len(blank)} row(s) without {ID} or {FILE}, first at line {blank.index[0] + 2}")
+    frame["season"] = frame[ID].map(season_of)
+    return frame
+
+
+def season_of(seq_id: str) -> str:
+    """`SER_S1#B04#1#1` -> `S1`; an id of another shape is its own group."""
+    parts = str(seq_id).split("#")
+    return parts[0].split("_")[-1] if len(parts) == 4 else str(seq_id)
+
+
+def read_labels(source) -> pd.DataFrame:
+    frame = io.read_csv(source, dtype={ID: str})
+    io.require_columns(frame, [ID, *CLASSES], source)
+    values = frame[list(CLASSES)].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() | ~values.isin([0, 1])
+    if bad.to_numpy().any():
+        row, column = np.argwhere(bad.to_numpy())[0]
+        raise io.InputError(f"{source}: {int(bad.to_numpy().any(axis=1).sum())} row(s) with a label that is not 0 or 1, "
+                            f"first {frame[ID].iloc[row]} column {CLASSES[column]}={frame[CLASSES[column]].iloc[row]!r}")
+    duplicated = frame[ID][frame[ID].duplicated()]
+    if len(duplicated):
+        raise io.InputError(f"{source}: {len(duplicated)} duplicated {ID}, first {duplicated.iloc[0]}")
+    return pd.concat([frame[[ID]], values.astype(np.uint8)], axis=1)
+
+
+def load(data_dir: Path) -> SerengetiData:
+    data_dir = Path(data_dir)
+    train = read_metadata(io.find(data_dir, TRAIN_METADATA), TRAIN_METADATA)
+    labels_source = io.find(data_dir, TRAIN_LABELS)
+    labels = read_labels(labels_source)
+    unlabelled = sorted(set(train[ID]) - set(labels[ID]))
+    if unlabelled:
+        raise io.InputError(f"{labels_source}: {len(unlabelled)} sequence(s) of {TRAIN_METADATA} have no label, first {unlabelled[0]}")
+    test_source = io.find(data_dir, TEST_METADATA, required=False)
+    test = read_metadata(test_source, TEST_METADATA) if test_source else None
+    return SerengetiData(root=image_root(data_dir, train[FILE].iloc[0]), train=train, labels=labels, test=test)
+
+
+def image_root(data_dir: Path, example: str) -> Path:
+    """The folder the metadata's relative paths start from: the data folder, or one
+    folder down (an unzipped archive's own folder)."""
+    data_dir = Path(data_dir)
+    for candidate in [data_dir, *sorted(p for p in data_dir.iterdir() if p.is_dir())]:
+        if (candidate / example).exists():
+            return candidate
+    return data_dir
+
+
+def read_image(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    """The image at `path` as uint8 (height, width, 3) of `size` = (width, height), or
+    None when it is missing or cannot be decoded (the caller counts and reports it)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                # JPEG draft mode decodes at 1/2..1/8 scale straight from the DCT:
+                # the real 2048x1536 frames shrink for a fraction of a full decode.
+                image.draft("RGB", (size[0] * 2, size[1] * 2))
+                image = image.convert("RGB").resize(size, Image.BILINEAR)
+                return np.asarray(image, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError):
+        return None

@@ -192,17 +192,18 @@ def test_a_finished_download_replaces_the_target_atomically(versioned, tmp_path)
     assert target.read_bytes() == versioned.data
 
 
-def test_unpack_checks_member_checksums(tmp_path):
+def test_unpack_checks_member_checksums_and_drops_a_damaged_archive(tmp_path):
     archive = tmp_path / "data.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as opened:
         opened.writestr("train.csv", "a,b\n" + "1,2\n" * 1000)
     raw = bytearray(archive.read_bytes())
     raw[200] ^= 0xFF  # one flipped byte inside the member's data
     archive.write_bytes(bytes(raw))
-    with pytest.raises(errors.PlatformError, match="fails its checksum"):
+    with pytest.raises(errors.PlatformError, match=r"train.csv fails its check\); deleted it"):
         web.unpack(archive, tmp_path / "out")
+    assert not archive.exists() and not (tmp_path / "out" / "train.csv").exists()
     archive.write_bytes(b"PK\x03\x04truncated")
-    with pytest.raises(errors.PlatformError, match="not a valid zip"):
+    with pytest.raises(errors.PlatformError, match="damaged download"):
         web.unpack(archive, tmp_path / "out")
 
 

@@ -201,15 +201,18 @@ def _range_total(content_range: str) -> int | None:
 
 
 def unpack(archive: Path, out: Path) -> list[Path]:
-    """Check every member's CRC, then extract refusing paths that escape `out`."""
+    """Check every member's CRC, then extract refusing paths that escape `out`. A damaged
+    archive is deleted, so running the download again fetches it anew."""
     archive = Path(archive)
     try:
         with zipfile.ZipFile(archive) as opened:
             corrupt = opened.testzip()
     except zipfile.BadZipFile:
-        raise PlatformError(f"{archive}: not a valid zip archive (truncated download?); delete it and download again") from None
+        corrupt = "its directory"
     if corrupt is not None:
-        raise PlatformError(f"{archive}: member {corrupt} fails its checksum; delete the archive and download again")
+        archive.unlink()
+        raise PlatformError(f"{archive}: damaged download ({corrupt} fails its check); deleted it, "
+                            f"run the same command again to download it anew")
     return io.safe_extract(archive, out)
 
 

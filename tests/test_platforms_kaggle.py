@@ -208,6 +208,20 @@ def test_download_interrupted_half_way_resumes_with_range(kaggle, tmp_path):
     assert (out / "train.csv").read_text().count("\n") == 150_001
 
 
+def test_download_request_failing_on_the_server_is_retried(kaggle, tmp_path):
+    kaggle.fail["DownloadDataFiles"] = [(503, "unavailable")]
+    result = compete("data", "download", "house-prices", "--out", tmp_path / "house", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert kaggle.names().count("DownloadDataFiles") == 2
+
+
+def test_wrong_slug_on_download(kaggle, tmp_path):
+    kaggle.fail["DownloadDataFiles"] = [(403, "Required permission 'competitions.get' was not satisfied")]
+    result = compete("data", "download", "house-prices", "--out", tmp_path / "house")
+    assert result.exit_code == 2 and "no competition by this slug" in result.output
+    assert kaggle.names().count("DownloadDataFiles") == 1
+
+
 def test_submit_uploads_once_with_the_message(kaggle, data_dir, good_file):
     result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "blend v3")
     assert result.exit_code == 0, result.output

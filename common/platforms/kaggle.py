@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -174,8 +175,10 @@ def download(competition, out: Path, quiet: bool = False) -> list[Path]:
     staging = Path(out) / ".download"
     with web.client_output(quiet):
         # The client resumes a partial archive itself (Range + If-Range) and retries a
-        # dropped transfer with backoff; these retries cover the request that starts it.
-        _read(lambda: api.competition_download_files(slug, path=str(staging), quiet=quiet), "download", slug, creds)
+        # dropped transfer with backoff; retried here is only the request that starts it.
+        web.retrying(lambda: api.competition_download_files(slug, path=str(staging), quiet=quiet),
+                     what="download", explain=lambda error: _explain(error, slug, creds),
+                     retry_if=lambda error: web.is_transient(error) and _is_rpc(error))
     archives = sorted(staging.glob("*.zip"))
     if not archives:
         raise PlatformError(f"{slug}: Kaggle sent no archive into {staging}")
@@ -226,10 +229,19 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
     raise AssertionError("unreachable")
 
 
+def _url(error: BaseException) -> str:
+    request = getattr(error, "request", None) or getattr(getattr(error, "response", None), "request", None)
+    return str(getattr(request, "url", ""))
+
+
+def _is_rpc(error: BaseException) -> bool:
+    """Whether the failed request was an API call (not the transfer the client retries itself)."""
+    return urlsplit(_url(error)).path.startswith(("/v1/", "/api/v1/"))
+
+
 def _before_creation(error: BaseException) -> bool:
     """Whether the failed request came before the one that creates the submission."""
-    request = getattr(error, "request", None) or getattr(getattr(error, "response", None), "request", None)
-    return "StartSubmissionUpload" in str(getattr(request, "url", ""))
+    return "StartSubmissionUpload" in _url(error)
 
 
 def _after_ambiguous_failure(api, competition, file: Path, message: str, started: datetime, error, creds) -> Receipt:

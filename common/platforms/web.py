@@ -98,7 +98,8 @@ def cause(error: BaseException) -> str:
     return type(error).__name__
 
 
-def retrying(call: Callable[[], T], *, what: str, explain: Callable[[BaseException], PlatformError]) -> T:
+def retrying(call: Callable[[], T], *, what: str, explain: Callable[[BaseException], PlatformError],
+             retry_if: Callable[[BaseException], bool] = is_transient) -> T:
     """`call()` with up to len(RETRY_DELAYS) further tries after a transient failure,
     waiting longer each time. Use only where repeating the call is harmless."""
     delays = list(RETRY_DELAYS)
@@ -106,7 +107,7 @@ def retrying(call: Callable[[], T], *, what: str, explain: Callable[[BaseExcepti
         try:
             return call()
         except Exception as error:  # every failure leaves as one explained, redacted line
-            if not delays or not is_transient(error):
+            if not delays or not retry_if(error):
                 raise explain(error) from None
             delay = delays.pop(0) * (1 + 0.25 * random.random())
             log.warning("%s failed (%s); retrying in %.1f s", what, summary(error), delay)

@@ -13,11 +13,11 @@ shape, leg and neck length, colour pair and coat pattern of its own. Some frames
 animal sequence show nothing (the animal walked out), as in real bursts.
 
 Scales. The real data (6.7 M images, ~6 TB, 10 seasons + a hidden one) cannot be made
-here. `small` (~250 sequences, 2 s) is for tests. `full` keeps the structure - 4
-training seasons and a held-out fifth, 12 sites, 128x96 JPEGs - at ~8,000 sequences
-(~19,000 images, ~60 MB), the size this 2-core machine trains a small CNN on in a few
-minutes: enough for the rare classes to appear dozens of times, not so much that a
-run takes an hour.
+here. `small` (~250 sequences, a few seconds) is for tests. `full` keeps the
+structure - 4 training seasons and a held-out fifth, 12 sites, 128x96 JPEGs - at
+6,000 sequences (~15,500 images, ~100 MB), the size this shared 2-core machine trains
+a small CNN on in minutes: the common species appear hundreds of times and the
+tail a handful, as in the real long tail, without a run taking an hour.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ BY_FREQUENCY = (
 )
 SCALES = {
     "small": dict(train_seasons=2, sites=4, sequences=80, test_sequences=90),
-    "full": dict(train_seasons=4, sites=12, sequences=1600, test_sequences=1600),
+    "full": dict(train_seasons=4, sites=12, sequences=1200, test_sequences=1200),
 }
 EMPTY_SHARE, SECOND_SPECIES_SHARE = 0.70, 0.06
 

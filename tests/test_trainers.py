@@ -1,0 +1,134 @@
+"""common.trainers: a run killed mid-epoch and resumed ends with the same weights as
+an uninterrupted one; early stopping, the CSV log, local-only backbones."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from common import io, trainers
+from common.loaders import ShardStream, StreamLoader, write_shards
+
+SCRIPT = textwrap.dedent('''
+    import sys, time, torch
+    import numpy as np
+    from torch import nn
+    from fastai.callback.core import Callback
+    from common import trainers
+    from common.loaders import ShardStream, StreamLoader
+
+    shards, run_dir, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    torch.set_num_threads(1)
+
+    class Slow(Callback):  # gives the test time to kill the process mid-epoch
+        def after_batch(self):
+            time.sleep(pause)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+    jitter = lambda array, rng: torch.from_numpy(array + rng.normal(0, 0.1, array.shape).astype(np.float32))
+    train = StreamLoader(ShardStream(shards, buffer_size=40, seed=3, transform=jitter), batch_size=16, num_workers=1)
+    valid = StreamLoader(ShardStream(shards, shuffle=False), batch_size=64)
+    learn = trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), run_dir, epochs=3, lr=1e-2,
+                           checkpoint_every=5, quiet=True, seed=0, cbs=[Slow()])
+    torch.save(learn.model.state_dict(), run_dir + "/final.pt")
+''')
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    samples = []
+    for index in range(480):
+        label = rng.integers(0, 2, 3).astype(np.float32)
+        features = (rng.normal(size=8) + np.repeat(label, 3)[:8]).astype(np.float32)
+        samples.append((f"s{index}", features, label))
+    return write_shards(samples, tmp_path_factory.mktemp("shards"), samples_per_shard=40)
+
+
+def run_script(tmp_path, shards, run_dir, pause=0.0, **popen):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    environment = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.Popen([sys.executable, str(script), str(shards.directory), str(run_dir), str(pause)],
+                            env=environment, **popen)
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path, shards):
+    clean = tmp_path / "clean"
+    assert run_script(tmp_path, shards, clean).wait(timeout=120) == 0
+
+    killed = tmp_path / "killed"
+    process = run_script(tmp_path, shards, killed, pause=0.05)
+    checkpoint = killed / "checkpoints" / "last.pt"
+    deadline = time.time() + 90
+    state = None
+    while time.time() < deadline:
+        if checkpoint.exists():
+            try:
+                state = torch.load(checkpoint, weights_only=False)
+            except Exception:  # caught between write and rename is impossible (atomic), but be safe
+                state = None
+            # in the second epoch, part way through it
+            if state is not None and state["epoch"] == 1 and state["batches"] > 0:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert state is not None and state["batches"] > 0 and not state["finished"], "not killed mid-epoch"
+    assert not (killed / "final.pt").exists()
+
+    assert run_script(tmp_path, shards, killed).wait(timeout=120) == 0
+    final_clean = torch.load(clean / "final.pt")
+    final_resumed = torch.load(killed / "final.pt")
+    for name in final_clean:
+        assert torch.equal(final_clean[name], final_resumed[name]), name
+    history = (killed / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,train_loss,valid_loss") and len(history) == 4  # header + 3 epochs, no repeats
+
+
+def loaders(shards):
+    return (StreamLoader(ShardStream(shards, buffer_size=40), batch_size=32),
+            StreamLoader(ShardStream(shards, shuffle=False), batch_size=64))
+
+
+def test_early_stopping_and_a_finished_run_is_not_retrained(tmp_path, shards):
+    model = nn.Sequential(nn.Linear(8, 3))
+    train, valid = loaders(shards)
+    # lr 0: the validation loss never improves, so patience 1 stops after the second epoch
+    trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=6, lr=0.0, patience=1, quiet=True, one_cycle=False)
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert len(lines) == 3
+    assert (tmp_path / "checkpoints" / "best.pth").is_file()
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["finished"]
+    started = time.perf_counter()
+    trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=6, lr=0.0, patience=1, quiet=True, one_cycle=False)
+    assert (tmp_path / "history.csv").read_text().splitlines() == lines
+    assert time.perf_counter() - started < 10
+
+
+def test_device_is_cpu_without_accelerators():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert trainers.device().type in (expected, "mps")
+
+
+def test_backbone_loads_from_a_local_file_only(tmp_path):
+    source = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    torch.save(source.state_dict(), tmp_path / "weights.pth")
+    target = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 5))
+    with pytest.raises(RuntimeError):  # torch refuses a tensor of another shape even when not strict
+        trainers.load_backbone(target, tmp_path / "weights.pth")
+    same = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    trainers.load_backbone(same, tmp_path / "weights.pth")
+    assert torch.equal(same[0].weight, source[0].weight)
+    with pytest.raises(io.InputError, match="nothing is downloaded"):
+        trainers.load_backbone(same, tmp_path / "absent.pth")

@@ -330,6 +330,15 @@ def test_wrong_slug_on_download(zindi, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "knows no competition" in result.output and "fowl-escapade" in result.output
 
 
+def test_not_joined_on_download(zindi, tmp_path):
+    zindi.fail["files"] = [(403, "You must join the competition to download its data")]
+    result = compete("data", "download", "zindi-demo", "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    assert error_lines(result) == [f"error: {SLUG}: competition not joined or rules not accepted (You must join the "
+                                   f"competition to download its data); join it at https://zindi.africa/competitions/"
+                                   f"{SLUG} (this accepts its rules), then try again"]
+
+
 def test_network_down(zindi, monkeypatch):
     closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     monkeypatch.setenv("ZINDI_API_URL", f"http://127.0.0.1:{closed.server_address[1]}")

@@ -148,6 +148,8 @@ def download(session, url: str, target: Path, *, explain: Callable[[BaseExceptio
                     return
                 _discard(part, state)
                 raise Interrupted(f"{target.name}: the partial file did not match the server's; restarting")
+            if response.status_code >= 400:
+                _ = response.content  # read the refusal's body now, for its message
             response.raise_for_status()
             if response.status_code == 206:
                 start = _range_start(response.headers.get("Content-Range", ""))

@@ -102,7 +102,7 @@ class ZindiClient:
         if known is not None:
             return known
         status = getattr(error, "status", None) or web.status_of(error)
-        said = str(error)
+        said = _said(error)
         lowered = said.lower()
         page = f"{WEB}/competitions/{slug}"
         if status == 401 or "token" in lowered and ("expired" in lowered or "invalid" in lowered):
@@ -173,6 +173,23 @@ class ZindiClient:
                                          params={"auth_token": self.token},
                                          files={"file": (file.name, handle, "text/csv")}, data={"comment": comment})
         return self._payload(response)
+
+
+def _said(error: BaseException) -> str:
+    """The server's own words: data.errors of an error answer, else the exception's text."""
+    response = getattr(error, "response", None)
+    if response is not None:
+        try:
+            payload = response.json()
+            errors = (payload.get("data") or payload).get("errors")
+            if isinstance(errors, dict):
+                errors = errors.get("message") or errors.get("base")
+            if errors:
+                return str(errors)
+        except (ValueError, AttributeError):
+            pass
+        return f"HTTP {response.status_code} {response.reason}"
+    return str(error)
 
 
 def _client() -> ZindiClient:

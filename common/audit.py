@@ -202,7 +202,7 @@ def _check(signal: str, target: str, X, y: pd.Series, known: np.ndarray, folds: 
         if np.all(values == values[0]):
             return skipped("the same for every file")
         from sklearn.ensemble import RandomForestClassifier
-        model = RandomForestClassifier(n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=1)
+        model = RandomForestClassifier(n_estimators=30, min_samples_leaf=2, random_state=seed, n_jobs=1)
     splits = int(min(folds, counts.iloc[-1])) if counts.iloc[-1] >= 2 else 2
     if counts.iloc[-1] < 2:
         from sklearn.model_selection import KFold

@@ -5,8 +5,8 @@ What a participant sees of a file besides its content is its name, its place in 
 list, its size, its format, its tags and its timestamps; each can carry the label
 (a scraper names files after the species, lists them species by species, keeps one
 source's bitrate, leaves the species in an ID3 title, downloads species after
-species). So every file is re-encoded to one format with no tags (audio: mono MP3 at
-one rate; images: RGB JPEG without EXIF), named by a random id from `secrets`, listed
+species). So every file is re-encoded to one format with no tags (audio: mono constant-bitrate MP3
+at one rate; images: RGB JPEG without EXIF), named by a random id from `secrets`, listed
 in id order, written in id order, and stamped with one fixed time.
 
 Generic over media: the file's kind is read from its magic bytes (common.media).
@@ -180,7 +180,7 @@ def _reencode(source: str, target: str) -> str | None:
             audio = media.read_audio(source, sample_rate=AUDIO_RATE, mono=True)
             peak = float(np.abs(audio.samples).max()) or 1.0
             # One loudness for every file: a recordist's gain is not the species.
-            media.write_audio(target, audio.samples / peak * 0.9, AUDIO_RATE, "mp3")
+            media.write_audio(target, audio.samples / peak * 0.9, AUDIO_RATE, "mp3", constant_bitrate=True)
         else:
             from PIL import Image, ImageOps
             with Image.open(source) as image:

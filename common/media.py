@@ -225,21 +225,25 @@ def _text(value) -> str:
     return str(value)[:200]
 
 
-def write_audio(path: Path | str, samples: np.ndarray, sample_rate: int, kind: str = "mp3") -> Path:
+def write_audio(path: Path | str, samples: np.ndarray, sample_rate: int, kind: str = "mp3",
+                constant_bitrate: bool = False) -> Path:
     """Encode audio to `kind` (mp3, wav, flac, ogg) with no tags at all, atomically."""
     from common.io import write_bytes
-    return write_bytes(path, encode_audio(samples, sample_rate, kind))
+    return write_bytes(path, encode_audio(samples, sample_rate, kind, constant_bitrate))
 
 
 ENCODINGS = {"mp3": ("MP3", "MPEG_LAYER_III"), "wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}
 
 
-def encode_audio(samples: np.ndarray, sample_rate: int, kind: str = "mp3") -> bytes:
-    """Audio encoded as `kind` (mp3, wav, flac, ogg), with no tags."""
+def encode_audio(samples: np.ndarray, sample_rate: int, kind: str = "mp3", constant_bitrate: bool = False) -> bytes:
+    """Audio encoded as `kind` (mp3, wav, flac, ogg), with no tags. An MP3 is variable
+    bitrate unless `constant_bitrate`: then its size says its duration and nothing of
+    its content."""
     import soundfile
     if kind not in ENCODINGS:
         raise ValueError(f"cannot encode {kind!r}; known: {', '.join(ENCODINGS)}")
     container, subtype = ENCODINGS[kind]
     buffer = io.BytesIO()
-    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, format=container, subtype=subtype)
+    options = {"bitrate_mode": "CONSTANT", "compression_level": 0.5} if constant_bitrate and kind == "mp3" else {}
+    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, format=container, subtype=subtype, **options)
     return buffer.getvalue()

@@ -247,7 +247,7 @@ class RuntimeResult:
 # module missing from the zip fails here as it would on the platform.
 LAUNCHER = """\
 import runpy, sys
-sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")]
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 sys.path_hooks[:] = [h for h in sys.path_hooks if not getattr(h, "__module__", "").startswith("__editable__")]
 sys.path_importer_cache.clear()
 sys.path[:] = [p for p in sys.path if p.rstrip("/") != {root!r}]

@@ -3,9 +3,10 @@ leaderboard. `submit` does what can be done locally and says exactly what is lef
 
 1. build the bundle from a run directory (or take a built `submission.zip`), with the
    packager every code submission uses (common/packaging.py);
-2. run it as the hidden-test runtime would, on the data folder given, with no network;
-3. validate the `submission.csv` it wrote against the submission format there;
-4. print the bundle's path, size and checksum, and where to upload it.
+2. run it as the hidden-test runtime would (common.packaging.run_bundle), on the data
+   folder given, with no network, and validate the `submission.csv` it wrote against
+   the submission format there;
+3. print the bundle's path, size and checksum, and where to upload it.
 
 A competition may set `url` (its page, e.g. https://www.drivendata.org/competitions/59/
 camera-trap-serengeti) so the instructions link straight to it.
@@ -13,13 +14,12 @@ camera-trap-serengeti) so the instructions link straight to it.
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from common import io
-from common.platforms import Receipt, check_submission
+from common.platforms import Receipt
 from common.platforms.errors import PlatformError
 
 log = logging.getLogger("compete")
@@ -28,14 +28,18 @@ CODE_SUBMISSION = True
 SITE = "https://www.drivendata.org/competitions/"
 
 
-def page(competition) -> str:
-    return (getattr(competition, "url", None) or "").rstrip("/") or f"{SITE} (the competition “{competition.slug}”)"
+def page(competition, section: str = "") -> str:
+    """The competition's page (or one of its tabs); without `url`, where to find it."""
+    url = getattr(competition, "url", None)
+    if url:
+        return url.rstrip("/") + (f"/{section}/" if section else "/")
+    return f"{SITE} (competition {competition.slug!r}" + (f", tab {section!r})" if section else ")")
 
 
 def download(competition, out: Path, quiet: bool = False) -> list[Path]:
     raise PlatformError(
-        f"{competition.name}: DrivenData offers no download API; sign in at {page(competition)}, accept the rules, "
-        f"and download the files listed on its data page by hand, unzipped into {out} (large image sets are linked "
+        f"{competition.name}: DrivenData offers no download API; sign in, accept the rules and download "
+        f"the files listed at {page(competition, 'data')} by hand, unzipped into {out} (large image sets are linked "
         f"from there); or make format-faithful data with `compete data synth {competition.name} --out {out}`")
 
 
@@ -45,7 +49,7 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
     from common import packaging
     file, data_dir = Path(file), Path(data_dir)
     if file.is_dir():
-        bundle = Path("submissions") / competition.name / f"{file.name}.zip"
+        bundle = Path("submissions") / competition.name / f"{file.resolve().name}.zip"
         packaging.build(competition, file, bundle)
         log.info("%s: built %s from %s", competition.name, bundle, file)
     elif file.suffix.lower() == ".zip" and file.is_file():
@@ -53,20 +57,21 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
     else:
         raise PlatformError(f"{file}: give a run directory (from `compete fit {competition.name}`) or a built "
                             f"submission.zip (from `compete package {competition.name}`)")
-
-    with tempfile.TemporaryDirectory(prefix="compete-runtime-") as scratch:
-        written = Path(scratch) / "submission.csv"
-        result = packaging.runtime_test(bundle, data_dir, out=written)
-        check_submission(competition, written, data_dir)
-        rows = len(pd.read_csv(written, usecols=[0]))
-    took = getattr(result, "seconds", None)
-    size = bundle.stat().st_size
+    isolated, why = packaging.sandbox_available()
+    if not isolated:
+        raise PlatformError(f"{bundle}: cannot run it isolated from the network here ({why}); check it with "
+                            f"`compete runtime test {bundle} --data {data_dir} --unisolated`, then upload it by hand "
+                            f"at {page(competition, 'submissions')}")
+    result = packaging.run_bundle(bundle, data_dir)
+    if not result.ok:
+        raise PlatformError(f"{bundle}: not ready to upload, the runtime test on {data_dir} failed: {result.reason} "
+                            f"(log: {result.log})")
     lines = [
-        f"{bundle}: {size / 1e6:.1f} MB, sha256 {io.sha256(bundle)[:16]}, passed the runtime test on {data_dir} "
-        f"(no network; {rows} rows" + (f" in {took:.0f} s" if took is not None else "") + ", valid against the submission format)",
-        ("dry run: " if dry_run else "") + "DrivenData has no upload API; to submit, by hand:",
-        f"  1. open {page(competition)}/submissions/ (signed in, rules accepted)",
-        f"  2. choose “Make new submission”, upload {bundle.resolve()}",
+        f"{bundle}: {bundle.stat().st_size / 1e6:.1f} MB, sha256 {io.sha256(bundle)[:16]}; ran with no network on "
+        f"{data_dir} in {result.seconds:.0f} s and wrote a valid submission (log: {result.log})",
+        ("dry run: nothing to upload from here anyway; " if dry_run else "") + "DrivenData has no upload API, so by hand:",
+        f"  1. sign in (rules accepted) and open {page(competition, 'submissions')}",
+        f"  2. choose \"Make new submission\" and upload {bundle.resolve()}",
         f"  3. description: {message}",
         "  4. the score appears on that page when the hidden-test run ends",
     ]
@@ -74,8 +79,8 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
 
 
 def submissions(competition) -> pd.DataFrame:
-    raise PlatformError(f"{competition.name}: DrivenData offers no API for submissions; see {page(competition)}/submissions/")
+    raise PlatformError(f"{competition.name}: DrivenData offers no API for submissions; see {page(competition, 'submissions')}")
 
 
 def leaderboard(competition) -> pd.DataFrame:
-    raise PlatformError(f"{competition.name}: DrivenData offers no API for the leaderboard; see {page(competition)}/leaderboard/")
+    raise PlatformError(f"{competition.name}: DrivenData offers no API for the leaderboard; see {page(competition, 'leaderboard')}")

@@ -1,0 +1,95 @@
+"""The DrivenData runner: no API, so `submit` builds the bundle, proves it in the local
+hidden-test runtime, and prints what to upload where; the other verbs say where to look."""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import cli
+from common import packaging
+from common.competition import get
+
+needs_sandbox = pytest.mark.skipif(not packaging.sandbox_available()[0], reason="unshare --net --mount unavailable here")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("serengeti")
+    get("serengeti").synth(out, seed=3, scale="small")
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """An untrained network starting at a prior: a real bundle, built fast."""
+    import torch
+
+    from competitions.serengeti import model as M
+    torch.manual_seed(0)
+    prior = np.full(len(M.CLASSES), 0.02)
+    path = tmp_path_factory.mktemp("run") / "20300101-seed0"
+    path.mkdir()
+    M.SerengetiModel(M.SerengetiNet().start_at(prior), prior).save(path / M.WEIGHTS)
+    return path
+
+
+def compete(*args):
+    return CliRunner().invoke(cli.main, [str(a) for a in args])
+
+
+def bundle_writing(path: Path, body: str) -> Path:
+    """A hand-made bundle whose main.py writes `body` as submission.csv."""
+    main = ("import os\nfrom pathlib import Path\n"
+            f"(Path(os.environ['COMPETE_SUBMISSION_DIR']) / 'submission.csv').write_text({body!r})\n")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("main.py", main)
+        archive.writestr("bundle.json", json.dumps({"competition": "serengeti"}))
+    return path
+
+
+@needs_sandbox
+def test_submit_builds_proves_and_says_where_to_upload(data, run_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = compete("submit", "serengeti", run_dir, "--data", data, "-m", "prior net")
+    assert result.exit_code == 0, result.output
+    bundle = tmp_path / "submissions" / "serengeti" / "20300101-seed0.zip"
+    assert bundle.is_file() and "main.py" in zipfile.ZipFile(bundle).namelist()
+    assert "wrote a valid submission" in result.output and "DrivenData has no upload API" in result.output
+    assert str(bundle) in result.output and "description: prior net" in result.output
+
+
+@needs_sandbox
+def test_a_bundle_writing_an_invalid_file_is_refused(data, tmp_path):
+    bad = bundle_writing(tmp_path / "bad.zip", "seq_id,empty\nSER_S99#X#1#1,2.0\n")
+    result = compete("submit", "serengeti", bad, "--data", data, "-m", "x")
+    assert result.exit_code == 2
+    assert "not ready to upload" in result.output and "submission.csv is invalid" in result.output
+
+
+@needs_sandbox
+def test_dry_run_of_a_built_bundle(data, tmp_path):
+    good = bundle_writing(tmp_path / "copy.zip", (data / "submission_format.csv").read_text())
+    result = compete("submit", "serengeti", good, "--data", data, "-m", "format as is", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run" in result.output and "copy.zip" in result.output
+
+
+def test_submit_refuses_what_is_neither_a_run_nor_a_bundle(data, tmp_path):
+    stray = tmp_path / "predictions.csv"
+    stray.write_text("seq_id\n")
+    result = compete("submit", "serengeti", stray, "--data", data, "-m", "x")
+    assert result.exit_code == 2 and "run directory" in result.output and "submission.zip" in result.output
+
+
+@pytest.mark.parametrize("command", [("data", "download", "serengeti", "--out", "somewhere"),
+                                     ("submissions", "serengeti"), ("leaderboard", "serengeti")])
+def test_the_verbs_without_an_api_say_where_to_go(command):
+    result = compete(*command)
+    assert result.exit_code == 2
+    assert "DrivenData offers no" in result.output and "drivendata.org/competitions" in result.output
+    assert len(result.output.strip().splitlines()) == 1

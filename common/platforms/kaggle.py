@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from common import io
 from common.platforms import Receipt
 from common.platforms import web
 from common.platforms.credentials import check_private, read_json, read_secret

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -117,8 +116,9 @@ class ZindiClient:
             return NotFoundError(f"{slug}: Zindi knows no competition or file by this name ({said}); check the slug at {page}")
         if status == 403:
             return AccessError(f"{slug}: Zindi refused access ({said}); join the competition at {page}, then try again")
-        return PlatformError(f"{slug}: Zindi refused the request ({said})" if status else
-                             f"{slug}: Zindi request failed: {type(error).__name__}: {error}")
+        if status or isinstance(error, Refused):
+            return PlatformError(f"{slug}: Zindi refused the request ({said})")
+        return PlatformError(f"{slug}: Zindi request failed: {type(error).__name__}: {error}")
 
     def _payload(self, response):
         """The `data` of an answer; raises Refused for data.errors or an error status."""
@@ -207,7 +207,6 @@ def download(competition, out: Path, quiet: bool = False) -> list[Path]:
     files = [item for item in (details.get("datafiles") or []) if isinstance(item, dict) and item.get("filename")]
     if not files:
         raise PlatformError(f"{slug}: Zindi lists no data files for this challenge; see {WEB}/competitions/{slug}/data")
-    written = []
     for item in dict((item["filename"], item) for item in files).values():
         name = Path(item["filename"]).name
         target = client.download(slug, item["filename"], out / name, quiet)
@@ -216,7 +215,6 @@ def download(competition, out: Path, quiet: bool = False) -> list[Path]:
             target.unlink()
             raise PlatformError(f"{target}: {target.stat().st_size if target.exists() else 'wrong'} bytes, Zindi lists "
                                 f"{expected}; deleted, download again")
-        written.append(target)
         if target.suffix.lower() == ".zip":
             web.unpack(target, out)
     return sorted(path for path in out.iterdir() if not path.name.startswith(".") and not path.name.endswith((".part", ".part.json")))

@@ -1,0 +1,156 @@
+"""serengeti: synthetic data in the real layout, loading, sequence aggregation, and the
+whole path through the CLI (run, score, package, runtime test) on --scale small."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from common import io, packaging
+from common.competition import get
+from common.metrics import MEAN_BINARY_LOG_LOSS
+from competitions.serengeti import data as D
+from competitions.serengeti import model as M
+
+CLASS_ORDER = ("aardvark,aardwolf,baboon,bat,batearedfox,buffalo,bushbuck,caracal,cattle,cheetah,civet,dikdik,duiker,eland,"
+               "elephant,empty,gazellegrants,gazellethomsons,genet,giraffe,guineafowl,hare,hartebeest,hippopotamus,"
+               "honeybadger,hyenaspotted,hyenastriped,impala,insectspider,jackal,koribustard,leopard,lionfemale,lionmale,"
+               "mongoose,monkeyvervet,ostrich,otherbird,porcupine,reedbuck,reptiles,rhinoceros,rodents,secretarybird,serval,"
+               "steenbok,topi,vulture,warthog,waterbuck,wildcat,wildebeest,zebra,zorilla").split(",")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("serengeti")
+    get("serengeti").synth(out, seed=0, scale="small")
+    return out
+
+
+def test_synth_writes_the_platform_files_in_the_real_layout(small):
+    train = pd.read_csv(small / "train_metadata.csv")
+    labels = pd.read_csv(small / "train_labels.csv")
+    test = pd.read_csv(small / "test_metadata.csv")
+    sample = pd.read_csv(small / "submission_format.csv")
+    assert list(train.columns) == ["seq_id", "file_name", "datetime"] == list(test.columns)
+    assert list(labels.columns) == ["seq_id", *CLASS_ORDER] == list(sample.columns)
+    assert len(CLASS_ORDER) == 54
+    assert all(re.fullmatch(r"SER_S\d+#[A-Z]\d\d#\d+#\d+", s) for s in train["seq_id"])
+    for seq_id, path in zip(train["seq_id"], train["file_name"]):
+        season, site, roll, _ = seq_id.removeprefix("SER_").split("#")
+        assert re.fullmatch(rf"{season}/{site}/{site}_R{roll}/{season}_{site}_R{roll}_PICT\d{{4}}\.JPG", path)
+    frames = train.groupby("seq_id").size()
+    assert set(frames) == {1, 2, 3}
+    # a season held out for test, as the real Season 11
+    assert not set(train["seq_id"].map(D.season_of)) & set(test["seq_id"].map(D.season_of))
+    assert set(sample["seq_id"]) == set(test["seq_id"])
+    values = labels[CLASS_ORDER]
+    assert 0.55 < values["empty"].mean() < 0.85
+    assert (values.sum(axis=1) >= 2).any()                 # several animals in one sequence
+    assert (values.drop(columns="empty").sum() > 0).sum() >= 10   # a long tail of species
+    solution = pd.read_csv(small / "answers" / "solution.csv")
+    assert list(solution.columns) == list(sample.columns) and set(solution["seq_id"]) == set(sample["seq_id"])
+
+
+def test_images_are_jpegs_with_exif_time_and_some_are_dirty(small):
+    train = pd.read_csv(small / "train_metadata.csv")
+    row = train.iloc[0]
+    with Image.open(small / row["file_name"]) as image:
+        assert image.format == "JPEG"
+        taken = image.getexif().get_ifd(0x8769)[36867]
+    assert taken == pd.Timestamp(row["datetime"]).strftime("%Y:%m:%d %H:%M:%S")
+    dirt = (small / "answers" / "dirt.txt").read_text().split()
+    corrupt = [p for kind, p in zip(dirt[::2], dirt[1::2]) if kind == "corrupt"]
+    missing = [p for kind, p in zip(dirt[::2], dirt[1::2]) if kind == "missing"]
+    assert corrupt and missing
+    assert all(D.read_image(small / p, M.IMAGE_SIZE) is None for p in corrupt + missing)
+    assert not any((small / p).exists() for p in missing)
+
+
+def test_same_seed_same_bytes(small, tmp_path):
+    get("serengeti").synth(tmp_path, seed=0, scale="small")
+    files = sorted(p.relative_to(small) for p in small.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert io.hash_files([small / f for f in files]) == io.hash_files([tmp_path / f for f in files])
+
+
+def test_load_types_and_rejects_bad_labels(small, tmp_path):
+    data = D.load(small)
+    assert data.labels.shape[1] == 55 and data.test is not None and data.root == small
+    broken = tmp_path / "broken"
+    shutil.copytree(small, broken, ignore=shutil.ignore_patterns("S*"))
+    labels = pd.read_csv(broken / "train_labels.csv")
+    labels.loc[3, "zebra"] = 2
+    labels.to_csv(broken / "train_labels.csv", index=False)
+    with pytest.raises(io.InputError, match=r"train_labels.csv: 1 row\(s\) with a label that is not 0 or 1, first SER_.* column zebra"):
+        D.load(broken)
+
+
+def test_aggregation_mean_for_animals_geometric_mean_for_empty():
+    probabilities = np.full((4, 54), 0.5)
+    zebra = D.CLASSES.index("zebra")
+    probabilities[:3, D.EMPTY] = [0.9, 0.9, 0.01]
+    probabilities[:3, zebra] = [0.1, 0.2, 0.9]
+    prior = np.full(54, 0.03)
+    frame = M.aggregate(["a", "a", "a", "b"], probabilities, [True, True, True, False], prior, ["a", "b"])
+    a = frame.set_index("seq_id").loc["a"]
+    assert a["zebra"] == pytest.approx(0.4)
+    assert a["empty"] == pytest.approx((0.9 * 0.9 * 0.01) ** (1 / 3))
+    assert frame.set_index("seq_id").loc["b"].to_numpy(dtype=float) == pytest.approx(prior)  # no readable frame
+
+
+def test_predict_without_hidden_test_files_explains_the_code_submission(small, tmp_path):
+    train_only = tmp_path / "train_only"
+    shutil.copytree(small, train_only, ignore=shutil.ignore_patterns("test_metadata.csv", "submission_format.csv", "answers"))
+    competition = get("serengeti")
+    data = competition.load(train_only)
+    assert data.test is None
+    with pytest.raises(io.InputError, match="hidden runtime.*compete package serengeti"):
+        competition.predict(None, data)
+    with pytest.raises(io.InputError, match="compete runtime test"):
+        competition.sample(train_only)
+
+
+def compete(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def test_end_to_end_run_score_package_and_runtime(small, tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPETE_CACHE", str(tmp_path / "cache"))
+    project = packaging.PROJECT_ROOT
+    run_dir, submission = tmp_path / "run", tmp_path / "submission.csv"
+    result = compete("run", "serengeti", "--data", small, "--fast", "--quiet", "--run-dir", run_dir, "--out", submission, cwd=project)
+    assert result.returncode == 0, result.stderr
+    cv = float(re.search(r"cv mean_binary_log_loss: ([0-9.]+)", result.stdout).group(1))
+    recorded = json.loads((run_dir / "metrics.json").read_text())
+    assert recorded["cv_score"] == pytest.approx(cv, abs=1e-5)
+    assert len(recorded["unreadable_images"]) == 4   # the 3 corrupt and 1 missing training images: reported
+    assert cv < 0.2                                  # started at the prior: never the 0.69 of an untrained sigmoid
+
+    validate = compete("validate", "serengeti", submission, "--data", small, cwd=project)
+    assert validate.returncode == 0, validate.stdout
+    score = compete("score", "serengeti", submission, "--answers", small / "answers", cwd=project)
+    assert score.returncode == 0
+    value = float(score.stdout.split(":")[1])
+    truth = pd.read_csv(small / "answers" / "solution.csv")
+    prior = pd.read_csv(small / "train_labels.csv")[CLASS_ORDER].mean().to_numpy()
+    baseline = MEAN_BINARY_LOG_LOSS(truth[CLASS_ORDER].to_numpy(), np.tile(prior, (len(truth), 1)))
+    assert value < 1.2 * baseline
+
+    bundle = tmp_path / "submission.zip"
+    packaged = compete("package", "serengeti", "--run-dir", run_dir, "--out", bundle, cwd=project)
+    assert packaged.returncode == 0, packaged.stderr
+    if not packaging.sandbox_available()[0]:
+        pytest.skip("unshare unavailable: the runtime test needs --unisolated here")
+    tested = compete("runtime", "test", bundle, "--data", small, "--out", tmp_path / "runtime.csv", "--time-limit", "300", cwd=project)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    # the bundle runs the same code as `compete run`: the same predictions
+    assert (tmp_path / "runtime.csv").read_bytes() == submission.read_bytes()

@@ -102,6 +102,9 @@ def _api(creds: Credentials):
     with web.client_output(quiet=True):
         try:
             from kaggle.api.kaggle_api_extended import KaggleApi
+        except ImportError:
+            raise PlatformError("the official kaggle client is not installed: `pip install kaggle` "
+                                "(or `make venv`, which installs it)") from None
         except SystemExit:
             raise CredentialsError("the kaggle client exited while importing; check its credentials") from None
         api = KaggleApi()

@@ -222,7 +222,10 @@ def score(competition, file, answers):
 @QUIET
 @user_errors
 def submit(competition, file, data_dir, message, dry_run, quiet):
-    """Validate FILE against the sample in --data, then upload it to the platform."""
+    """Validate FILE against the sample in --data, then upload it to the platform.
+
+    For a code competition FILE is a run directory or a built submission.zip: the bundle
+    is run here with no network, its output validated, and the upload steps printed."""
     from common import platforms
     receipt = platforms.submit(_competition(competition), file, data_dir, message, dry_run=dry_run, quiet=quiet)
     for line in receipt.lines:

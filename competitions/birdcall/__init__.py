@@ -156,9 +156,9 @@ class Birdcall(BaseCompetition):
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
         """Log loss as Zindi scores it, and accuracy (the top species right)."""
         scores = super().score(submission, answers)
-        truth = self.read_answers(answers).set_index(self.submission.id_column)
         predicted = submission.set_index(self.submission.id_column)
-        columns = [c for c in predicted.columns]
+        columns = list(predicted.columns)
+        truth = self.read_answers(answers, columns).set_index(self.submission.id_column)
         values = predicted[columns].apply(pd.to_numeric).to_numpy(dtype=float)
         correct = truth.loc[predicted.index.astype(str), columns].to_numpy(dtype=float)
         scores["accuracy"] = float((correct.argmax(1) == values.argmax(1)).mean())

@@ -1,0 +1,142 @@
+"""Birdcall: synthetic files exactly as Zindi ships them, dirt included; the command line
+end to end on small data; the CNN path through the shared trainer; input errors."""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import media
+from common.competition import Config, get
+from competitions.birdcall import data as D
+from competitions.birdcall.synth import synth
+from conftest import compete
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(cache, monkeypatch):
+    monkeypatch.setenv("COMPETE_CACHE", str(cache))
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("birdcall")
+    synth(out, seed=0, scale="small")
+    return out
+
+
+def digest(folder):
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_synth_writes_zindi_files_with_dirt_and_answers(small):
+    train = pd.read_csv(small / "Train.csv", dtype=str)
+    sample = pd.read_csv(small / "SampleSubmission.csv", dtype=str)
+    assert list(train.columns) == ["ID", "common_name"]
+    assert list(sample.columns) == ["ID"] + D.SPECIES and len(D.SPECIES) == 40
+    assert set(train["common_name"]) == set(D.SPECIES)
+    ids = pd.concat([train["ID"], sample["ID"]])
+    assert ids.is_unique and all(re.fullmatch(r"[A-Z0-9]{6}", i) for i in ids)
+    assert {p.stem for p in (small / "Train").iterdir()} == set(train["ID"])
+    assert {p.stem for p in (small / "Test").iterdir()} == set(sample["ID"])
+    assert all(p.suffix == ".mp3" for p in (small / "Train").iterdir())
+    # a third of each species in test, rows not grouped by species
+    assert len(sample) == 80 and len(train) == 160
+    assert (train["common_name"] != train["common_name"].shift()).mean() > 0.8
+    solution = pd.read_csv(small / "answers" / "solution.csv")
+    assert list(solution.columns) == ["ID"] + D.SPECIES and (solution[D.SPECIES].sum(axis=1) == 1).all()
+    # the dirt: WAV bytes behind .mp3 names, files that are not audio, mixed rates and channels
+    kinds = [media.sniff_file(p) for p in sorted((small / "Train").iterdir())]
+    assert "wav" in kinds and "mp3" in kinds and {"html", "empty", "unknown"} & set(kinds)
+    clips = pd.read_csv(small / "answers" / "clips.csv", keep_default_na=False)
+    assert clips["sample_rate"].nunique() >= 4 and set(clips["channels"]) == {1, 2}
+    fatal = clips[clips["dirt"].isin(["html", "empty", "random_bytes", "truncated_empty"])]
+    assert set(fatal["split"]) == {"train", "test"}
+
+
+def test_synth_is_deterministic(small, tmp_path):
+    synth(tmp_path / "again", seed=0, scale="small")
+    assert digest(tmp_path / "again") == digest(small)
+
+
+def test_compete_run_fast_writes_a_valid_41_column_submission_and_scores(small, tmp_path):
+    out = tmp_path / "submission.csv"
+    result = compete("run", "birdcall", "--data", small, "--fast", "--out", out, "--run-dir", tmp_path / "run", "--quiet")
+    assert "cv log_loss:" in result.stdout and str(out) in result.stdout
+    submission = pd.read_csv(out)
+    assert list(submission.columns) == ["ID"] + D.SPECIES
+    values = submission[D.SPECIES].to_numpy()
+    assert np.allclose(values.sum(axis=1), 1, atol=1e-4) and (values > 0).all()
+    assert compete("validate", "birdcall", out, "--data", small).stdout.strip().endswith("valid")
+
+    # the unreadable test clips got the class prior; the unreadable train clips are reported
+    clips = pd.read_csv(small / "answers" / "clips.csv", keep_default_na=False)
+    bad_test = clips[(clips["split"] == "test") & clips["dirt"].isin(["html", "empty", "random_bytes", "truncated_empty"])]["ID"]
+    train = pd.read_csv(small / "Train.csv")
+    quarantine = pd.read_csv(tmp_path / "run" / "quarantine.csv")
+    usable = train[~train["ID"].isin(quarantine["ID"])]
+    prior = (usable["common_name"].value_counts().reindex(D.SPECIES, fill_value=0) + 1) / (len(usable) + 40)
+    for clip in bad_test:
+        row = submission.set_index("ID").loc[clip, D.SPECIES].to_numpy(dtype=float)
+        assert np.allclose(row, prior.to_numpy(), atol=1e-5)
+    bad_train = clips[(clips["split"] == "train") & clips["dirt"].isin(["html", "empty", "random_bytes", "truncated_empty"])]
+    assert set(quarantine["ID"]) == set(bad_train["ID"]) and quarantine["reason"].str.len().min() > 5
+
+    scored = compete("score", "birdcall", out, "--answers", small / "answers").stdout
+    figures = dict(line.split(": ") for line in scored.strip().splitlines())
+    assert set(figures) == {"log_loss", "accuracy"}
+    assert float(figures["log_loss"]) < 2.5 < np.log(40)  # better than a uniform guess
+    assert float(figures["accuracy"]) > 0.3
+
+
+def test_cnn_trains_through_the_shared_trainer_and_blends(small, tmp_path):
+    from common import runs
+    competition = get("birdcall")
+    config = Config(seed=0, quiet=True, options={"folds": 2, "network": {"epochs": 1, "width": 8, "crop_frames": 64}})
+    result = runs.run(competition, small, config, out=tmp_path / "sub.csv", run_dir=tmp_path / "run")
+    metrics = runs.read_metrics(tmp_path / "run")
+    assert metrics["model"] == "cnn+baseline" and "cv_cnn_log_loss" in metrics
+    assert (tmp_path / "run" / "cnn" / "fold1" / "history.csv").is_file()
+    assert (tmp_path / "run" / "cnn" / "fold2" / "checkpoints" / "best.pth").is_file()
+    model = competition.load_model(tmp_path / "run")
+    assert len(model.networks) == 2
+    assert not competition.validate(pd.read_csv(result.submission, dtype=str), small)
+
+
+def test_zipped_clip_folders_load_like_loose_ones(small, tmp_path):
+    data = tmp_path / "zipped"
+    data.mkdir()
+    for name in ("Train.csv", "SampleSubmission.csv"):
+        shutil.copy(small / name, data / name)
+    for folder in ("Train", "Test"):
+        with zipfile.ZipFile(data / f"{folder}.zip", "w") as archive:
+            for path in sorted((small / folder).iterdir()):
+                archive.write(path, f"{folder}/{path.name}")
+    loaded = D.load(data)
+    assert loaded.train["path"].notna().all() and loaded.test["path"].notna().all()
+    assert loaded.train["path"].iloc[0].read_bytes() == (small / "Train" / loaded.train["path"].iloc[0].name).read_bytes()
+
+
+def test_an_unknown_species_is_one_line_naming_the_row(small, tmp_path):
+    data = tmp_path / "bad"
+    shutil.copytree(small, data, ignore=shutil.ignore_patterns("Train", "Test", "answers"))
+    train = pd.read_csv(data / "Train.csv")
+    train.loc[5, "common_name"] = "Dodo"
+    train.to_csv(data / "Train.csv", index=False)
+    result = compete("run", "birdcall", "--data", data, "--fast", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {data / 'Train.csv'}: row 7 (ID {train.loc[5, 'ID']}): common_name 'Dodo' is not a column of SampleSubmission.csv (1 rows)"]

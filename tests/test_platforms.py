@@ -36,10 +36,10 @@ def test_redact_blanks_remembered_secrets_and_credential_shapes():
     errors.remember_basic_auth("bob", "k3y-k3y-k3y")
     text = errors.redact("pw hunter2hunter2; Authorization: Basic Ym9iOmszeS1rM3ktazN5; "
                          "GET /files/a.zip?auth_token=zus.v1.abc&x=1; Bearer eyJhbGciOi.payload; "
-                         '{"key": "0123abcd"} and k3y-k3y-k3y')
+                         '{"api_key": "0123abcd"} and k3y-k3y-k3y; sort key: day')
     for secret in ("hunter2hunter2", "Ym9iOmszeS1rM3ktazN5", "zus.v1.abc", "eyJhbGciOi", "0123abcd", "k3y-k3y-k3y"):
         assert secret not in text
-    assert "auth_token=***&x=1" in text and "Bearer ***" in text
+    assert "auth_token=***&x=1" in text and "Bearer ***" in text and "sort key: day" in text
 
 
 def test_platform_errors_are_one_redacted_line():

@@ -16,10 +16,11 @@ MASK = "***"
 _secrets: set[str] = set()
 
 # Credential-shaped text, for secrets the runners were never told about (a client's
-# verbose dump, an upstream error that echoes a header or a query string).
+# verbose dump, an upstream error that echoes a header or a query string). Narrow on
+# purpose: the log filter applies them to every other "compete" log line too.
 _PATTERNS = [
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}"),
-    re.compile(r"(?i)((?:auth[-_]?token|access[-_]?token|api[-_]?key|key|token|password|passwd|secret)"
+    re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+|basic\s+|token\s+)?)[^\s\"',;}]+|(\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)(\b(?:auth[-_]?token|access[-_]?token|api[-_]?key|password|passwd|client[-_]?secret)"
                r"[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,;}]+"),
 ]
 
@@ -40,7 +41,7 @@ def redact(text: object) -> str:
     text = str(text)
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
-    text = _PATTERNS[0].sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _PATTERNS[0].sub(lambda m: f"{m.group(1) or m.group(2)}{MASK}", text)
     return _PATTERNS[1].sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 

@@ -19,7 +19,7 @@ _secrets: set[str] = set()
 # verbose dump, an upstream error that echoes a header or a query string). Narrow on
 # purpose: the log filter applies them to every other "compete" log line too.
 _PATTERNS = [
-    re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+|basic\s+|token\s+)?)[^\s\"',;}]+|(\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+|basic\s+|token\s+)?)[^\s\"',;})\]]+|(\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"(?i)(\b(?:auth[-_]?token|access[-_]?token|api[-_]?key|password|passwd|client[-_]?secret)"
                r"[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,;}]+"),
 ]

@@ -52,7 +52,7 @@ class FakeZindi(ThreadingHTTPServer):
         self.fail: dict[str, list[tuple[int, object]]] = {}  # route -> answers to give first
         self.record_then: str | None = None                 # after recording an upload: "502" or "drop"
         self.cut_every_transfer = 0                          # transfers to cut half-way
-        self.files = {"Train.csv": b"ID,common_name\nA1B2C3,Cape Batis\nD4E5F6,Ring-necked Dove\n" * 20000,
+        self.files = {"Train.csv": b"ID,common_name\nA1B2C3,Cape Batis\nD4E5F6,Ring-necked Dove\n" * 40000,
                       "SampleSubmission.csv": SAMPLE.encode(), "Train.zip": _audio_zip()}
         self.uploads: list[dict] = []
         self.remaining = 4
@@ -255,16 +255,24 @@ def test_download_interrupted_half_way_resumes(zindi, tmp_path):
     assert (out / "Train.csv").read_bytes() == zindi.files["Train.csv"]
 
 
+def test_a_flaky_transfer_that_moves_forward_is_continued(zindi, tmp_path):
+    zindi.cut_every_transfer = len(web.RETRY_DELAYS) + 1  # more cuts than retries, each one further along
+    out = tmp_path / "birds"
+    assert compete("data", "download", "zindi-demo", "--out", out, "--quiet").exit_code == 0
+    assert (out / "Train.csv").read_bytes() == zindi.files["Train.csv"]
+
+
 def test_download_resumes_across_runs(zindi, tmp_path):
-    """Every try of the first run is cut: it fails, keeping the bytes it got; the next run
-    continues from there instead of starting over."""
-    zindi.cut_every_transfer = len(web.RETRY_DELAYS) + 1
+    """Every try of the first run is cut: it gives up, keeping the bytes it got; the next
+    run continues from there instead of starting over."""
+    zindi.cut_every_transfer = web.MAX_RESUMES + len(web.RETRY_DELAYS) + 1
     out = tmp_path / "birds"
     first = compete("data", "download", "zindi-demo", "--out", out, "--quiet")
     assert first.exit_code == 2
     assert "run the same command again to resume" in error_lines(first)[0]
     kept = (out / "Train.csv.part").stat().st_size
     assert kept > len(zindi.files["Train.csv"]) // 2
+    zindi.cut_every_transfer = 0
     second = compete("data", "download", "zindi-demo", "--out", out, "--quiet")
     assert second.exit_code == 0, second.output
     last = [headers for method, route, headers, _ in zindi.calls if route == "files"][-3]

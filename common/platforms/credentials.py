@@ -15,7 +15,7 @@ def check_private(path: Path) -> Path:
     if os.name != "nt":
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
-            raise CredentialsError(f"{path} is readable by other users (mode {mode:o}); "
+            raise CredentialsError(f"{path} is open to other users (mode {mode:o}); "
                                    f"run `chmod 600 {path}` and try again")
     return path
 

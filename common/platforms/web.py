@@ -27,6 +27,7 @@ log = logging.getLogger("compete")
 
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds before each further attempt; 25% jitter is added
 TIMEOUT = (15, 120)             # seconds to connect, and between two reads
+MAX_RESUMES = 20                # resumes of one download within one run
 CHUNK = 1 << 16  # small, as a dropped connection loses the chunk being read
 
 T = TypeVar("T")
@@ -174,7 +175,25 @@ def download(session, url: str, target: Path, *, explain: Callable[[BaseExceptio
         if total is not None and size != total:
             raise Interrupted(f"{target.name}: {size} of {total} bytes arrived")
 
-    retrying(attempt, what=f"download of {target.name}", explain=explain)
+    def size() -> int:
+        return part.stat().st_size if part.exists() else 0
+
+    # A transfer that moves forward is worth continuing: every try that added bytes
+    # refills the retry budget, up to MAX_RESUMES resumes in one run.
+    delays, resumes = list(RETRY_DELAYS), 0
+    while True:
+        before = size()
+        try:
+            attempt()
+            break
+        except Exception as error:  # every failure leaves as one explained, redacted line
+            if size() > before and resumes < MAX_RESUMES:
+                delays, resumes = list(RETRY_DELAYS), resumes + 1
+            if not delays or not is_transient(error):
+                raise explain(error) from None
+            delay = delays.pop(0) * (1 + 0.25 * random.random())
+            log.warning("download of %s stopped at %d bytes (%s); resuming in %.1f s", target.name, size(), summary(error), delay)
+            time.sleep(delay)
     os.replace(part, target)
     state.unlink(missing_ok=True)
     return target

@@ -196,6 +196,23 @@ def test_download_lands_unzipped_where_run_reads(kaggle, tmp_path):
     assert "DownloadDataFiles" in kaggle.names()
 
 
+def test_real_files_downloaded_load_as_compete_run_reads_them(kaggle, house_data, tmp_path):
+    """Kaggle's real House Prices files served as Kaggle zips them: the folder `data
+    download` leaves is one the competition's loader reads unchanged."""
+    from common.competition import get
+    buffer = bytes_io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(house_data.iterdir()):
+            if path.is_file():
+                archive.write(path, path.name)
+    kaggle.archive = buffer.getvalue()
+    out = tmp_path / "house"
+    assert compete("data", "download", "house-prices", "--out", out, "--quiet").exit_code == 0
+    loaded = get("house-prices").load(out)
+    assert len(loaded.train) == 1460 and len(loaded.test) == 1459
+    assert compete("validate", "house-prices", out / "sample_submission.csv", "--data", out).exit_code == 0
+
+
 def test_download_interrupted_half_way_resumes_with_range(kaggle, tmp_path):
     kaggle.cut_first_download = True
     out = tmp_path / "house"

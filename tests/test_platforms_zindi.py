@@ -244,6 +244,28 @@ def test_download_lands_every_file_and_unpacks_zips(zindi, tmp_path):
     assert zindi.routes()[:2] == ["signin", "competition"]
 
 
+@pytest.fixture(scope="module")
+def uberct_files(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("uberct")
+    registry.get("uberct").synth(out, seed=0, scale="small")
+    return out
+
+
+def test_downloaded_files_load_as_compete_run_reads_them(zindi, uberct_files, tmp_path, monkeypatch):
+    """A real competition's files served as Zindi lists them (the shapefile zipped): the
+    folder `data download` leaves is one the competition's loader reads unchanged."""
+    uberct = registry.get("uberct")
+    zindi.files = {path.name: path.read_bytes() for path in sorted(uberct_files.iterdir()) if path.is_file()}
+    monkeypatch.setattr(type(uberct), "slug", SLUG)
+    out = tmp_path / "uberct"
+    result = compete("data", "download", "uberct", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (out / "road_segments.zip").is_file() and list(out.glob("*.shp"))
+    loaded = uberct.load(out)
+    assert loaded is not None
+    assert compete("validate", "uberct", out / "SampleSubmission.csv", "--data", out).exit_code == 0
+
+
 def test_download_interrupted_half_way_resumes(zindi, tmp_path):
     zindi.cut_every_transfer = 1
     out = tmp_path / "birds"

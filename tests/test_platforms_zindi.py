@@ -57,6 +57,7 @@ class FakeZindi(ThreadingHTTPServer):
         self.uploads: list[dict] = []
         self.remaining = 4
         self.echo_token = False
+        self.lists_lag = 0  # how many listings still miss the newest upload
 
     @property
     def url(self) -> str:
@@ -156,10 +157,14 @@ class ZindiHandler(BaseHTTPRequestHandler):
         if route == "limits":
             return self._json(200, {"today": self.server.remaining})
         if route == "submissions":
+            uploads = self.server.uploads
+            if self.server.lists_lag:
+                self.server.lists_lag -= 1
+                uploads = uploads[:-1]
             return self._json(200, [{"id": f"sub{i + 1}", "filename": u["filename"], "comment": u["comment"],
                                      "created_at": "2099-01-01T10:00:00.000Z", "status": "successful",
                                      "public_score": 1.25 + i, "private_score": None}
-                                    for i, u in enumerate(self.server.uploads)])
+                                    for i, u in enumerate(uploads)])
         if route == "participations":
             return self._json(200, [
                 {"public_rank": 2, "best_public_score": 1.40, "user": {"username": "kofi"}, "submission_count": 9},
@@ -393,6 +398,14 @@ def test_failed_answer_after_recording_is_not_resubmitted(zindi, data_dir, good_
     assert result.exit_code == 0, result.output
     assert "not sent again" in result.output
     assert zindi.routes().count("submit") == 1 and len(zindi.uploads) == 1
+
+
+def test_a_submission_listed_only_a_moment_later_is_found(zindi, data_dir, good_file):
+    zindi.record_then, zindi.lists_lag = "502", 2
+    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "slow list")
+    assert result.exit_code == 0, result.output
+    assert "not sent again" in result.output
+    assert zindi.routes().count("submissions") == 3 and len(zindi.uploads) == 1
 
 
 def test_ambiguous_failure_not_listed_is_reported_not_retried(zindi, data_dir, good_file):

@@ -250,7 +250,7 @@ def _after_ambiguous_failure(api, competition, file: Path, message: str, started
     slug = competition.slug
     cause = _explain(error, slug, creds)
     try:
-        found = _find(submissions(competition, api=api, creds=creds), file.name, message, started)
+        found = web.look_again(lambda: _find(submissions(competition, api=api, creds=creds), file.name, message, started))
     except PlatformError as listing:
         raise UncertainSubmission(f"{slug}: the submission may or may not have been recorded ({cause}); listing "
                                   f"submissions failed too ({listing}); check `compete submissions {competition.name}` "

@@ -115,6 +115,17 @@ def retrying(call: Callable[[], T], *, what: str, explain: Callable[[BaseExcepti
             time.sleep(delay)
 
 
+def look_again(find: Callable[[], T | None]) -> T | None:
+    """`find()` now and after each of RETRY_DELAYS until it finds something: a platform's
+    list may show a new entry only a moment after it was made."""
+    for delay in (0.0, *RETRY_DELAYS):
+        time.sleep(delay)
+        found = find()
+        if found is not None:
+            return found
+    return None
+
+
 def summary(error: BaseException) -> str:
     """A short, secret-free description: the HTTP status or the kind of network failure."""
     status = status_of(error)

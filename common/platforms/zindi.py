@@ -256,24 +256,35 @@ def _remaining(limits) -> int | None:
 
 def _after_ambiguous_failure(client: ZindiClient, competition, file: Path, message: str, started: datetime, cause) -> Receipt:
     slug = competition.slug
-    try:
+
+    def find():
         table = _submissions_table(client.read(slug, "submissions", params={"per_page": 50}))
+        return _find(table, file.name, message, started)
+    try:
+        found = web.look_again(find)
     except PlatformError as listing:
         raise UncertainSubmission(f"{slug}: the upload may or may not have been recorded ({cause}); listing submissions "
                                   f"failed too ({listing}); check `compete submissions {competition.name}` before "
                                   f"submitting again") from None
-    since = started - timedelta(minutes=5)
+    if found is not None:
+        return Receipt("zindi", True, [f"submitted {file} to {slug} (Zindi answered with an error, but its "
+                                       f"submission list shows it, id {found}); not sent again",
+                                       f"see `compete submissions {competition.name}` for its score"])
+    raise UncertainSubmission(f"{slug}: the upload ended in an error ({cause}) and Zindi's list does not show it; "
+                              f"check `compete submissions {competition.name}` in a minute before submitting again "
+                              f"(not retried, to avoid a double submission)")
+
+
+def _find(table: pd.DataFrame, file_name: str, message: str, since: datetime) -> str | None:
+    """The id of a listed submission of this file and comment made since `since`, or None."""
+    since = since - timedelta(minutes=5)  # the two clocks may disagree a little
     for row in table.itertuples(index=False):
         date = pd.Timestamp(row.date) if row.date else None
         if date is not None and date.tzinfo is None:
             date = date.tz_localize("UTC")
-        if row.file == file.name and row.comment == (message or "") and (date is None or date >= since):
-            return Receipt("zindi", True, [f"submitted {file} to {slug} (Zindi answered with an error, but its "
-                                           f"submission list shows it, id {row.id}); not sent again",
-                                           f"see `compete submissions {competition.name}` for its score"])
-    raise UncertainSubmission(f"{slug}: the upload ended in an error ({cause}) and Zindi's list does not show it; "
-                              f"check `compete submissions {competition.name}` in a minute before submitting again "
-                              f"(not retried, to avoid a double submission)")
+        if row.file == file_name and row.comment == (message or "") and (date is None or date >= since):
+            return row.id
+    return None
 
 
 def _submissions_table(rows) -> pd.DataFrame:

@@ -119,6 +119,8 @@ def _api(creds: Credentials):
                 api.authenticate()
             except SystemExit:
                 raise CredentialsError(f"Kaggle refused the sign-in from {creds.source}; run `kaggle auth login` again") from None
+            except Exception as error:  # the OAuth refresh is a request of its own
+                raise _explain(error, "sign-in", creds) from None
         else:
             api.config_values = {api.CONFIG_NAME_TOKEN: creds.token} if creds.token else {
                 api.CONFIG_NAME_USER: creds.username, api.CONFIG_NAME_KEY: creds.key}

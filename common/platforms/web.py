@@ -87,13 +87,19 @@ def explain_transport(error: BaseException, platform: str, host: str) -> Platfor
     return None
 
 
+_CAUSES = (
+    (r"Name or service not known|getaddrinfo failed|nodename nor servname|Temporary failure in name resolution",
+     "name lookup failed (DNS)"),
+    (r"Connection refused", "connection refused"),
+    (r"timed out|Timeout", "timed out"),
+    (r"Connection reset|Connection aborted|RemoteDisconnected", "connection dropped"),
+)
+
+
 def cause(error: BaseException) -> str:
     """The kind of network failure behind `error`, in words."""
     text = str(error)
-    for pattern, meaning in ((r"Name or service not known|getaddrinfo failed|nodename nor servname|Temporary failure in name resolution", "name lookup failed (DNS)"),
-                             (r"Connection refused", "connection refused"),
-                             (r"timed out|Timeout", "timed out"),
-                             (r"Connection reset|Connection aborted|RemoteDisconnected", "connection dropped")):
+    for pattern, meaning in _CAUSES:
         if re.search(pattern, text):
             return meaning
     return type(error).__name__

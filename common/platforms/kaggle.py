@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -40,6 +41,7 @@ log = logging.getLogger("compete")
 
 CODE_SUBMISSION = False
 HOST = "api.kaggle.com"
+SOCKET_TIMEOUT_SECONDS = 120
 WEB = "https://www.kaggle.com"
 SUBMIT_ATTEMPTS = 3  # tries of the steps before a submission exists (start upload, upload)
 
@@ -99,6 +101,10 @@ def credentials() -> Credentials:
 def _api(creds: Credentials):
     """A client holding `creds`. Its import authenticates on its own: what it prints goes
     through redaction, and whatever it concluded is replaced by the checked credentials."""
+    # The official client sets no timeouts, so a silent network would hang a call forever;
+    # a per-operation socket timeout (not a total one: long downloads still finish) fixes that.
+    if socket.getdefaulttimeout() is None:
+        socket.setdefaulttimeout(SOCKET_TIMEOUT_SECONDS)
     with web.client_output(quiet=True):
         try:
             from kaggle.api.kaggle_api_extended import KaggleApi

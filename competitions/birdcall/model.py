@@ -50,8 +50,8 @@ def class_probabilities(model, X: np.ndarray, classes: int) -> np.ndarray:
 @dataclass
 class NetworkSettings:
     crop_frames: int = 128     # 2.56 s at 50 frames a second: a phrase or two
-    width: int = 24            # channels of the first block; doubled per block
-    epochs: int = 24
+    width: int = 16            # channels of the first block; doubled per block
+    epochs: int = 16
     batch_size: int = 64
     lr: float = 3e-3
     mixup: float = 0.4         # Beta(a, a) of fastai's MixUp; 0 turns it off

@@ -5,9 +5,10 @@ harmonics, an envelope and a phrase rhythm. Each recording varies the voice a li
 (another bird of the species), calls it in phrases over coloured noise, sometimes with
 a second bird of the same species or a quieter one of another species calling over it.
 Recordings come at several sample rates, some in stereo, from seconds to tens of
-seconds long. Eight pairs of species share a pitch band and differ only in time
-(sweep direction, trill rate or phrase rhythm): a spectrum averaged over the clip
-cannot tell them apart, a model that looks at the time axis can.
+seconds long. The species come in twenty pairs that share a pitch band and a timbre
+and differ only in time (sweep direction, trill rate or phrase rhythm), as real
+confusable species do: a spectrum averaged over the clip cannot tell a pair apart, a
+model that looks at the time axis can.
 
 The download's dirt is here too: some `.mp3` files hold WAV data, a few are truncated,
 a few are not audio at all (empty, an HTML error page, random bytes).
@@ -50,37 +51,37 @@ class Voice:
 
 
 def voices() -> list[Voice]:
-    """One voice per species, in SPECIES order; species 2k+1 of the first eight pairs
-    is species 2k with one temporal trait changed."""
+    """One voice per species, in SPECIES order, in twenty pairs: species 2k+1 is
+    species 2k with one temporal trait changed (sweep direction for twelve pairs, trill
+    rate for four, phrase rhythm for four)."""
     rng = np.random.default_rng(VOICE_SEED)
     result = []
-    for index in range(len(SPECIES)):
+    for pair in range(len(SPECIES) // 2):
         voice = Voice(
-            pitch=float(np.exp(rng.uniform(np.log(700), np.log(5200)))),
-            span=float(rng.choice([-1, 1]) * rng.uniform(0.15, 0.6)),
+            pitch=float(np.exp(rng.uniform(np.log(800), np.log(5000)))),
+            span=float(rng.choice([-1, 1]) * rng.uniform(0.25, 0.6)),
             shape=str(rng.choice(["linear", "linear", "arch", "wobble", "flat"])),
-            call_seconds=float(rng.uniform(0.08, 0.5)),
-            trill=float(rng.choice([0.0, rng.uniform(8, 40)], p=[0.6, 0.4])),
+            call_seconds=float(rng.uniform(0.12, 0.5)),
+            trill=float(rng.choice([0.0, rng.uniform(8, 30)], p=[0.6, 0.4])),
             harmonics=tuple(round(float(a), 3) for a in np.r_[1.0, rng.uniform(0, 0.7, size=int(rng.integers(0, 3)))]),
             attack=float(rng.uniform(0.05, 0.5)),
             calls_per_phrase=int(rng.integers(1, 6)),
             gap=float(rng.uniform(0.04, 0.25)),
         )
-        if index % 2 == 1 and index < 16:
-            voice = _confusable(result[-1], index // 2)
-        result.append(voice)
+        result.extend(_confusable_pair(voice, pair))
     return result
 
 
-def _confusable(voice: Voice, pair: int) -> Voice:
-    """The same band and timbre, one temporal trait apart."""
-    change = pair % 3
-    if change == 0:
-        return replace(voice, shape="linear" if voice.shape == "flat" else voice.shape, span=-voice.span or 0.4)
-    if change == 1:
-        return replace(voice, trill=14.0 if voice.trill == 0 or voice.trill > 24 else voice.trill * 2.2)
-    return replace(voice, calls_per_phrase=1 if voice.calls_per_phrase > 2 else 5,
-                   gap=voice.gap * 2.5 if voice.calls_per_phrase > 2 else voice.gap)
+def _confusable_pair(voice: Voice, pair: int) -> tuple[Voice, Voice]:
+    """Two voices with the same band and timbre, one temporal trait apart."""
+    change = pair % 5
+    if change <= 2:
+        voice = replace(voice, shape="linear" if voice.shape == "flat" else voice.shape)
+        return voice, replace(voice, span=-voice.span)
+    if change == 3:
+        return voice, replace(voice, trill=14.0 if voice.trill == 0 or voice.trill > 22 else voice.trill * 2.0)
+    return voice, replace(voice, calls_per_phrase=1 if voice.calls_per_phrase > 2 else 5,
+                          gap=voice.gap * 2.5 if voice.calls_per_phrase > 2 else voice.gap)
 
 
 @dataclass(frozen=True)

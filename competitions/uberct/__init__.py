@@ -57,7 +57,7 @@ class UberCapeTown(BaseCompetition):
         rule = options.get("rule", "rate")
         if rule not in M.RULES:
             raise io.InputError(f"unknown decision rule {rule!r}; known: {', '.join(M.RULES)}")
-        negatives_per_positive = options.get("negatives_per_positive", 5 if config.fast else 15)
+        negatives_per_positive = options.get("negatives_per_positive", 5 if config.fast else 8)
         refit = options.get("refit", not config.fast)
         params = M.parameters(config.fast, config.seed, options.get("threads", -1))
         params.update(options.get("catboost", {}))
@@ -162,7 +162,7 @@ class UberCapeTown(BaseCompetition):
         folder = answers if answers.is_dir() else answers.parent
         probabilities = folder / "probabilities.csv"
         if probabilities.is_file():
-            truth = self.read_answers(answers)
+            truth = self.read_answers(answers, [D.TARGET])
             p = io.read_csv(probabilities, dtype={D.ID: str})
             merged = truth.merge(p, on=D.ID, how="inner", validate="one_to_one")
             oracle = best_threshold(merged[D.TARGET].to_numpy(), merged["probability"].to_numpy()).f1

@@ -42,7 +42,7 @@ class UberModel:
 
 
 def parameters(fast: bool, seed: int, threads: int) -> dict:
-    return dict(iterations=150 if fast else 1500, learning_rate=0.15 if fast else 0.06, depth=6, l2_leaf_reg=5,
+    return dict(iterations=150 if fast else 1000, learning_rate=0.15 if fast else 0.1, depth=6, l2_leaf_reg=5,
                 loss_function="Logloss", random_seed=seed, thread_count=threads, verbose=False,
                 allow_writing_files=False, max_ctr_complexity=1, border_count=128)
 

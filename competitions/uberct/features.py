@@ -46,7 +46,7 @@ def public_holidays(years) -> set[pd.Timestamp]:
         for month, day in ((1, 1), (3, 21), (4, 27), (5, 1), (6, 16), (8, 9), (9, 24), (12, 16), (12, 25), (12, 26)):
             date = pd.Timestamp(year, month, day)
             days.add(date)
-            if date.dayofweek == 6:
+            if date.day_of_week == 6:
                 days.add(date + pd.Timedelta(days=1))
         sunday = pd.Timestamp(easter(year))
         days.update({sunday - pd.Timedelta(days=2), sunday + pd.Timedelta(days=1)})  # Good Friday, Family Day
@@ -218,12 +218,12 @@ class Context:
                     log.info("weather %s covers %.0f%% of the test hours; not used", column, 100 * coverage)
         if data.traffic is not None and self.road is not None:
             traffic = data.traffic.copy()
-            traffic["hour_of_week"] = traffic["time"].dt.dayofweek * 24 + traffic["time"].dt.hour
+            traffic["hour_of_week"] = traffic["time"].dt.day_of_week * 24 + traffic["time"].dt.hour
             usual = traffic.groupby(["site", "hour_of_week"])["count"].transform("median")
             traffic["ratio"] = traffic["count"] / usual.replace(0, np.nan)
             traffic["day"] = traffic["time"].dt.normalize()
             daily = traffic.groupby(["site", "day"])["count"].transform("sum")
-            traffic["weekday"] = traffic["time"].dt.dayofweek
+            traffic["weekday"] = traffic["time"].dt.day_of_week
             day_total = traffic.groupby(["site", "day", "weekday"], as_index=False)["count"].sum()
             day_total["usual"] = day_total.groupby(["site", "weekday"])["count"].transform("median")
             traffic = traffic.merge(day_total[["site", "day", "usual"]], on=["site", "day"])
@@ -273,12 +273,12 @@ class Context:
         day = hour.astype("datetime64[D]")
         hour_of_day = ((hour - day) / HOUR).astype(np.int64)
         stamps = pd.DatetimeIndex(day)
-        weekday = stamps.dayofweek.to_numpy()
+        weekday = stamps.day_of_week.to_numpy()
         holidays = np.array(sorted(public_holidays(range(stamps.min().year, stamps.max().year + 1))), dtype="datetime64[D]")
         holiday = np.isin(day, holidays)
         columns: dict[str, np.ndarray] = {
             "hour": hour_of_day, "weekday": weekday, "resting": (weekday >= 5) | holiday, "holiday": holiday,
-            "month": stamps.month.to_numpy(), "day_of_year": stamps.dayofyear.to_numpy(),
+            "month": stamps.month.to_numpy(), "day_of_year": stamps.day_of_year.to_numpy(),
             "lead_days": ((day - self.origin) / DAY).astype(np.int64) - rows.as_of,
         }
         frame = pd.DataFrame({k: v.astype(np.int32 if k != "lead_days" else np.float32) for k, v in columns.items()})

@@ -176,7 +176,7 @@ class Generator:
         for t in range(1, len(hours)):  # a two-state Markov chain: rain comes in spells
             wet[t] = draws[t] < (0.82 if wet[t - 1] else start[t])
         rain = np.where(wet, rng.gamma(1.2, 1.5, len(hours)), 0.0)
-        day_of_year = hours.dayofyear.to_numpy()
+        day_of_year = hours.day_of_year.to_numpy()
         hod = hours.hour.to_numpy()
         temperature = 17 + 5 * np.cos(2 * np.pi * (day_of_year - 30) / 365.25) + 4 * np.sin(2 * np.pi * (hod - 9) / 24)
         temperature += np.convolve(rng.normal(0, 1.5, len(hours)), np.ones(12) / np.sqrt(12), mode="same") - 2 * wet
@@ -221,11 +221,11 @@ class Generator:
         n = len(self.vertices)
         holidays = public_holidays(range(hours[0].year, hours[-1].year + 1))
         dates = hours.normalize()
-        resting = (hours.dayofweek.to_numpy() >= 5) | np.isin(dates.to_numpy(), np.array(sorted(holidays), dtype="datetime64[ns]"))
+        resting = (hours.day_of_week.to_numpy() >= 5) | np.isin(dates.to_numpy(), np.array(sorted(holidays), dtype="datetime64[ns]"))
         hod = hours.hour.to_numpy()
         base = day_profile(hod, resting)
         years = (hours - hours[0]).days.to_numpy() / 365.25
-        other = (1 + 0.12 * np.cos(2 * np.pi * (hours.dayofyear.to_numpy() - 190) / 365.25)) * 1.05 ** years
+        other = (1 + 0.12 * np.cos(2 * np.pi * (hours.day_of_year.to_numpy() - 190) / 365.25)) * 1.05 ** years
         other *= self.weather_factor
         day_index = ((dates - dates[0]).days).to_numpy()
         other *= np.exp(rng.normal(0, 0.08, len(self.days)))[day_index]  # the city's day, unobserved
@@ -405,7 +405,7 @@ class Generator:
         hours = self.hours
         dates = hours.normalize()
         day_index = ((dates - dates[0]).days).to_numpy()
-        weekend = hours.dayofweek.to_numpy() >= 5
+        weekend = hours.day_of_week.to_numpy() >= 5
         shape = day_profile(hours.hour.to_numpy(), weekend) ** 0.7
         shape /= shape.max()
         factor = self.road_day_levels

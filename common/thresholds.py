@@ -122,7 +122,7 @@ class RateRule:
     flags_per_expected: float
 
     def count(self, probabilities) -> int:
-        return int(round(self.flags_per_expected * float(np.sum(probabilities, dtype=np.float64))))
+        return int(round(self.flags_per_expected * float(np.asarray(probabilities, dtype=np.float64).sum())))
 
     def apply(self, probabilities) -> np.ndarray:
         return top_k(probabilities, self.count(probabilities))
@@ -131,7 +131,7 @@ class RateRule:
 def fit_rate_rule(y_true, probabilities) -> RateRule:
     """The rate rule that reproduces the F1-optimal number of flags on labelled data."""
     best = best_threshold(y_true, probabilities)
-    expected = float(np.sum(probabilities, dtype=np.float64))
+    expected = float(np.asarray(probabilities, dtype=np.float64).sum())
     return RateRule(best.predicted_positives / expected if expected > 0 else 0.0)
 
 

@@ -3,6 +3,7 @@ per-class and top-k rules, and the plot."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from common.metrics import f1
@@ -73,6 +74,7 @@ def test_rate_rule_reproduces_the_optimum_and_scales_with_expected_positives():
     best = best_threshold(y_true, p)
     assert rule.count(p) == best.predicted_positives
     assert f1(y_true, rule.apply(p)) == pytest.approx(best.f1, abs=2e-3)
+    assert fit_rate_rule(pd.Series(y_true), pd.Series(p)) == rule  # columns of a frame work as well
     # Half the expected incidents: half the flags.
     assert RateRule(rule.flags_per_expected).count(p / 2) == pytest.approx(best.predicted_positives / 2, abs=1)
 

@@ -91,13 +91,16 @@ def _set_rng_state(state: dict) -> None:
 def _callbacks():
     """fastai's pieces, imported lazily: fastai is heavy and the inference bundles
     never need it."""
-    from fastai.callback.core import Callback
-    from fastai.callback.fp16 import MixedPrecision
-    from fastai.callback.progress import ProgressCallback
-    from fastai.callback import schedule  # noqa: F401  (adds Learner.fit_one_cycle)
-    from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback, TrackerCallback
-    from fastai.data.core import DataLoaders
-    from fastai.learner import Learner
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # fastai's own use of deprecated torch APIs
+        from fastai.callback import schedule  # noqa: F401  (adds Learner.fit_one_cycle)
+        from fastai.callback.core import Callback
+        from fastai.callback.fp16 import MixedPrecision
+        from fastai.callback.progress import ProgressCallback
+        from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback, TrackerCallback
+        from fastai.data.core import DataLoaders
+        from fastai.learner import Learner
 
     class Loaders(DataLoaders):
         """fastai's DataLoaders over plain torch loaders; Learner moves each batch to

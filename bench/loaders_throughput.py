@@ -1,0 +1,103 @@
+"""Loader throughput: samples/s streamed from tar shards (common.loaders) against the
+named baseline, a map-style torch Dataset that opens, decodes and resizes the original
+JPEGs (shuffled DataLoader), measured in the same run on the same images, same batch
+size and worker count.
+
+The synthetic JPEGs are 128x96; the real camera frames are 2048x1536 (~1 MB), where
+decoding costs ~100x more. --upscale 8 re-encodes every image at 1024x768 to show the
+ratio closer to the real data.
+
+Usage: python bench/loaders_throughput.py [--data DIR] [--upscale N] [--epochs N] [--workers N]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+
+def upscale(data: Path, factor: int, out: Path) -> Path:
+    from PIL import Image
+    metadata = pd.read_csv(data / "train_metadata.csv")
+    for name in ("train_metadata.csv", "train_labels.csv"):
+        (out / name).write_bytes((data / name).read_bytes())
+    for file in metadata["file_name"]:
+        target = out / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with Image.open(data / file) as image:
+                image.convert("RGB").resize((image.width * factor, image.height * factor), Image.BICUBIC).save(target, quality=90)
+        except OSError:
+            pass  # corrupt or missing in the source: stays unreadable here too
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--upscale", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    arguments = parser.parse_args()
+
+    from common import loaders
+    from competitions.serengeti import data as D
+    from competitions.serengeti import model as M
+    from competitions.serengeti import prepare_shards
+    from competitions.serengeti.synth import synth
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-loaders-"))
+    data = arguments.data
+    if data is None:
+        data = scratch / "data"
+        synth(data, seed=0, scale="small")
+    if arguments.upscale > 1:
+        data = upscale(data, arguments.upscale, scratch / "upscaled")
+    loaded = D.load(data)
+    frames = loaded.train.merge(loaded.labels, on=D.ID)
+    started = time.perf_counter()
+    shard_set = prepare_shards(frames, loaded.root, f"bench-{arguments.upscale}", quiet=True)
+    prepare_seconds = time.perf_counter() - started
+
+    class Jpegs(torch.utils.data.Dataset):
+        def __init__(self):
+            self.files = frames[D.FILE].tolist()
+            self.labels = torch.from_numpy(frames[list(D.CLASSES)].to_numpy(dtype="uint8"))
+
+        def __len__(self):
+            return len(self.files)
+
+        def __getitem__(self, index):
+            array = D.read_image(loaded.root / self.files[index], M.IMAGE_SIZE)
+            image = M.to_tensor(array) if array is not None else torch.zeros(3, M.IMAGE_SIZE[1], M.IMAGE_SIZE[0])
+            return image, self.labels[index]
+
+    def rate(loader) -> float:
+        count, started = 0, time.perf_counter()
+        for epoch in range(arguments.epochs):
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(epoch)
+            for images, _ in loader:
+                count += len(images)
+        return count / (time.perf_counter() - started)
+
+    baseline = rate(torch.utils.data.DataLoader(Jpegs(), batch_size=64, shuffle=True, num_workers=arguments.workers))
+    stream = rate(loaders.StreamLoader(loaders.ShardStream(shard_set, buffer_size=1000, transform=M.plain),
+                                       batch_size=64, num_workers=arguments.workers))
+    print(f"images: {len(frames)} ({'x'.join(map(str, (128 * arguments.upscale, 96 * arguments.upscale)))} JPEGs), "
+          f"{arguments.epochs} epochs, batch 64, {arguments.workers} workers; one-off prepare {prepare_seconds:.1f} s")
+    print(f"baseline map-style JPEG decode: {baseline:8.0f} samples/s")
+    print(f"shard stream:                   {stream:8.0f} samples/s")
+    print(f"ratio shards / JPEG decode:     {stream / baseline:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

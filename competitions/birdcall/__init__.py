@@ -122,6 +122,7 @@ class Birdcall(BaseCompetition):
             "train_seconds": round(time.perf_counter() - started, 2),
         }
         if oof_cnn is not None:
+            figures["cv_baseline_calibrated_log_loss"] = round(M.nested_score(oof_baseline, None, y, fold_of), 6)
             figures["cv_cnn_log_loss"] = round(MULTICLASS_LOG_LOSS(y, np.clip(oof_cnn, 1e-15, 1)), 6)
             figures["cv_cnn_accuracy"] = round(float((oof_cnn.argmax(1) == y).mean()), 6)
             figures["network"] = M.settings_dict(settings)

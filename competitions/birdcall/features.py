@@ -91,10 +91,14 @@ def compute(paths: list, settings: MelSettings = SETTINGS, workers: int | None =
         workers = workers or os.cpu_count() or 1
         # A worker process pays seconds of imports: worth it only for many clips.
         workers = 1 if len(todo) < PARALLEL_FROM else workers
+        from threadpoolctl import threadpool_limits
         jobs = (delayed(_compute_one)(path, key, str(cache), settings) for _, path, key in todo)
-        done = Parallel(n_jobs=workers, backend="loky", return_as="generator", batch_size=4)(jobs)
-        for (position, _, _), result in tqdm(zip(todo, done), total=len(todo), desc=desc, unit="clip", disable=quiet):
-            results[position] = result
+        # One BLAS thread per process (joblib sets the same inside its workers): the
+        # filterbank product is small, and threads cost 8x more than they bring.
+        with threadpool_limits(1, user_api="blas"):
+            done = Parallel(n_jobs=workers, backend="loky", return_as="generator", batch_size=4)(jobs)
+            for (position, _, _), result in tqdm(zip(todo, done), total=len(todo), desc=desc, unit="clip", disable=quiet):
+                results[position] = result
     return results
 
 

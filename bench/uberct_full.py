@@ -4,7 +4,8 @@ segments, three years, ~54,000 incidents, 1,174,496 submission rows), run
 
 Targets: F1 >= 0.85 x the oracle F1 (the true probabilities with the best threshold in
 hindsight, the named baseline), <= 600 s wall and <= 6 GB peak RSS on 2 cores. Also
-prints the test F1 every decision rule would have given, from the run's saved test
+prints the test F1 every decision rule would have given (the run applies one,
+`expected_f1` by default), from the run's saved test
 probabilities, so the choice of rule can be checked against the truth.
 
 Usage: python bench/uberct_full.py [--seeds 0 1 2] [--work DIR]
@@ -62,7 +63,8 @@ def rule_figures(run_dir: Path, answers: Path) -> dict[str, float]:
     return {
         "rate": f1(top_k(probabilities, counts["rate"])),
         "threshold": f1(probabilities >= metrics["validation_threshold"]),
-        "expected_f1": f1(top_k(probabilities, expected_f1_count(probabilities))),
+        "expected_f1": f1(top_k(probabilities, counts["expected_f1"])),
+        "expected_f1_uncalibrated": f1(top_k(probabilities, expected_f1_count(probabilities))),
         "hindsight": best_threshold(labels, probabilities).f1,
     }
 

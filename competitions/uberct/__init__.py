@@ -54,10 +54,10 @@ class UberCapeTown(BaseCompetition):
 
         started = time.perf_counter()
         options = config.options
-        rule = options.get("rule", "rate")
+        rule = options.get("rule", "expected_f1")
         if rule not in M.RULES:
             raise io.InputError(f"unknown decision rule {rule!r}; known: {', '.join(M.RULES)}")
-        negatives_per_positive = options.get("negatives_per_positive", 5 if config.fast else 8)
+        negatives_per_positive = options.get("negatives_per_positive", 5 if config.fast else 15)
         refit = options.get("refit", not config.fast)
         params = M.parameters(config.fast, config.seed, options.get("threads", -1))
         params.update(options.get("catboost", {}))
@@ -97,11 +97,12 @@ class UberCapeTown(BaseCompetition):
         labels = validation_rows.label
         best = best_threshold(labels, validation_p)
         rate_rule = fit_rate_rule(labels, validation_p)
+        calibration = M.calibration(labels, validation_p)
         first_half = validation_rows.hour < validation_rows.hour.min() + (block_hours // 2) * F.HOUR
         crossed = M.cross_fitted_f1(labels, validation_p, first_half)
         log.info("validation: best F1 %.4f at p >= %.4g (%d flags, %d positives, %.1f expected); %.3f flags per expected incident; "
-                 "cross-fitted F1 by rule: %s", best.f1, best.threshold, best.predicted_positives, best.positives,
-                 validation_p.sum(), rate_rule.flags_per_expected, ", ".join(f"{k} {v:.4f}" for k, v in crossed.items()))
+                 "calibration %.3f; cross-fitted F1 by rule: %s", best.f1, best.threshold, best.predicted_positives, best.positives,
+                 validation_p.sum(), rate_rule.flags_per_expected, calibration, ", ".join(f"{k} {v:.4f}" for k, v in crossed.items()))
         plot_f1(labels, validation_p, Path(run_dir) / "f1_threshold.png",
                 marks={"validation optimum": best.threshold},
                 title=f"uberct validation ({validation_span[1] - validation_span[0]} days): best F1 {best.f1:.4f}")
@@ -121,7 +122,7 @@ class UberCapeTown(BaseCompetition):
         del features, validation_features
 
         model = M.UberModel(booster, list(booster.feature_names_),
-                            categorical, context.block_days, rule, rate_rule, best.threshold, str(run_dir))
+                            categorical, context.block_days, rule, rate_rule, best.threshold, calibration, str(run_dir))
         record(run_dir,
                metric=self.metric.name,
                cv_score=round(crossed[rule], 6),
@@ -130,7 +131,7 @@ class UberCapeTown(BaseCompetition):
                validation_f1_best=round(best.f1, 6), validation_threshold=best.threshold,
                validation_flags=best.predicted_positives, validation_positives=best.positives,
                validation_expected_positives=round(float(validation_p.sum()), 2),
-               flags_per_expected=round(rate_rule.flags_per_expected, 6),
+               flags_per_expected=round(rate_rule.flags_per_expected, 6), calibration=round(calibration, 6),
                cross_fitted_f1={k: round(v, 6) for k, v in crossed.items()},
                rule=rule, dirt=data.dirt, extras={k: v for k, v in data.sources.items() if k not in ("train", "segments")},
                features_used=list(booster.feature_names_), feature_importance={k: round(float(v), 3) for k, v in importance.head(20).items()},
@@ -146,7 +147,7 @@ class UberCapeTown(BaseCompetition):
         flags = model.flags(p)
         figures = {"test_rows": len(p), "test_expected_positives": round(float(p.sum()), 2), "test_flags": int(flags.sum()),
                    "test_flags_by_rule": {"rate": model.rate_rule.count(p), "threshold": int((p >= model.threshold).sum()),
-                                          "expected_f1": expected_f1_count(p)}}
+                                          "expected_f1": expected_f1_count(p * model.calibration)}}
         log.info("test: %d rows, %.1f expected incidents, %d flagged by the '%s' rule", len(p), p.sum(), flags.sum(), model.rule)
         if model.run_dir and Path(model.run_dir).is_dir():
             record(model.run_dir, **figures)

@@ -1,6 +1,13 @@
 """CatBoost on the sampled panel, and the decision rule that turns its probabilities
 into the 0/1 flags F1 scores.
 
+The default rule flags the k rows that maximise the expected F1, 2 * sum(top-k p) /
+(k + sum p), on the test probabilities themselves, after scaling them by what the
+validation period showed: incidents seen / incidents expected. So the positive rate
+carried from validation to test is the model's calibration, not a share of rows or a
+raw threshold: a quieter test quarter gets fewer flags, and a model that over- or
+under-predicts recent incidents is corrected by the most recent evidence.
+
 Negative cells are sampled at rate r, which multiplies the odds of a positive by 1/r;
 a constant baseline of log(1/r) on the training pool absorbs that, so the model's raw
 output is the log-odds of the full panel and its probabilities are calibrated. That
@@ -19,7 +26,7 @@ from common.thresholds import RateRule, best_threshold, expected_f1_count, fit_r
 
 log = logging.getLogger("compete")
 
-RULES = ("rate", "threshold", "expected_f1")
+RULES = ("expected_f1", "rate", "threshold")
 
 
 @dataclass
@@ -31,6 +38,7 @@ class UberModel:
     rule: str                       # one of RULES: how test flags are chosen
     rate_rule: RateRule
     threshold: float                # the validation F1-optimal probability threshold
+    calibration: float = 1.0        # validation incidents / the sum of validation probabilities
     run_dir: str | None = None
     details: dict = field(default_factory=dict)
 
@@ -38,11 +46,11 @@ class UberModel:
         return probabilities(self.booster, features[self.columns])
 
     def flags(self, p: np.ndarray) -> np.ndarray:
-        return decide(p, self.rule, self.rate_rule, self.threshold)
+        return decide(p, self.rule, self.rate_rule, self.threshold, self.calibration)
 
 
 def parameters(fast: bool, seed: int, threads: int) -> dict:
-    return dict(iterations=150 if fast else 1000, learning_rate=0.15 if fast else 0.1, depth=6, l2_leaf_reg=5,
+    return dict(iterations=150 if fast else 1500, learning_rate=0.15 if fast else 0.06, depth=6, l2_leaf_reg=5,
                 loss_function="Logloss", random_seed=seed, thread_count=threads, verbose=False,
                 allow_writing_files=False, max_ctr_complexity=1, border_count=128)
 
@@ -66,13 +74,21 @@ def probabilities(booster, features: pd.DataFrame) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-raw))
 
 
-def decide(p: np.ndarray, rule: str, rate_rule: RateRule, threshold: float) -> np.ndarray:
+def calibration(labels: np.ndarray, p: np.ndarray) -> float:
+    expected = float(np.sum(p, dtype=np.float64))
+    return float(labels.sum()) / expected if expected > 0 else 1.0
+
+
+def decide(p: np.ndarray, rule: str, rate_rule: RateRule, threshold: float, scale: float = 1.0) -> np.ndarray:
+    """Flags from probabilities: `expected_f1` (the expected-F1 count of p x scale),
+    `rate` (flags per expected incident, as on validation) or `threshold` (p >= the
+    validation optimum)."""
     if rule == "rate":
         return rate_rule.apply(p)
     if rule == "threshold":
         return p >= threshold
     if rule == "expected_f1":
-        return top_k(p, expected_f1_count(p))
+        return top_k(p, expected_f1_count(p * scale))
     raise ValueError(f"unknown decision rule {rule!r}; known: {', '.join(RULES)}")
 
 
@@ -90,6 +106,7 @@ def cross_fitted_f1(labels: np.ndarray, p: np.ndarray, half: np.ndarray) -> dict
         other = ~part
         rate_rule = fit_rate_rule(labels[other], p[other])
         threshold = best_threshold(labels[other], p[other]).threshold
+        scale = calibration(labels[other], p[other])
         for name in RULES:
-            flags[name][part] = decide(p[part], name, rate_rule, threshold)
+            flags[name][part] = decide(p[part], name, rate_rule, threshold, scale)
     return {name: f1_of(labels, flag) for name, flag in flags.items()}

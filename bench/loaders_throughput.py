@@ -70,7 +70,7 @@ def main():
     class Jpegs(torch.utils.data.Dataset):
         def __init__(self):
             self.files = frames[D.FILE].tolist()
-            self.labels = torch.from_numpy(frames[list(D.CLASSES)].to_numpy(dtype="uint8"))
+            self.labels = torch.from_numpy(frames[list(D.CLASSES)].to_numpy(dtype="uint8").copy())
 
         def __len__(self):
             return len(self.files)

@@ -62,7 +62,7 @@ class Serengeti(BaseCompetition):
         if data.test is None:
             log.warning("serengeti: no %s here (the real one exists only in the hidden runtime); training only", D.TEST_METADATA)
         options = config.options
-        epochs = options.get("epochs", 2 if config.fast else 8)
+        epochs = options.get("epochs", 2 if config.fast else 6)
         workers = options.get("workers", min(2, os.cpu_count() or 1))
         frames = data.train.merge(data.labels, on=D.ID, how="left")
         valid_mask = validation_split(frames, config.seed)
@@ -88,7 +88,7 @@ class Serengeti(BaseCompetition):
         valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=M.plain),
                                             batch_size=128, num_workers=workers)
         learn = trainers.train(net, train_loader, valid_loader, M.loss, run_dir, epochs=epochs,
-                               lr=options.get("lr", 3e-3), checkpoint_every=options.get("checkpoint_every", 200),
+                               lr=options.get("lr", 2e-3), checkpoint_every=options.get("checkpoint_every", 200),
                                patience=options.get("patience", 3), seed=config.seed, quiet=config.quiet, wd=1e-4)
         model = M.SerengetiModel(learn.model.cpu(), prior, M.IMAGE_SIZE, options.get("width", 24))
 

@@ -101,7 +101,7 @@ def site_background(site: int, seed: int) -> np.ndarray:
 
 
 def draw_animal(image: np.ndarray, look: Look, cx: float, cy: float, scale: float, facing: int) -> None:
-    height = 7.0 * look.size * scale
+    height = 12.0 * look.size * scale
     width = height * look.aspect
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     u, v = (x - cx) / width, (y - cy) / height

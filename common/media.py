@@ -161,7 +161,8 @@ def audio_info(path: Path | str) -> dict:
     info = {"kind": kind, "sample_rate": np.nan, "channels": np.nan, "seconds": np.nan}
     if kind in AUDIO_KINDS:
         try:
-            header = soundfile.info(str(path))
+            with _silent_native_stderr():
+                header = soundfile.info(str(path))
             info.update(sample_rate=header.samplerate, channels=header.channels, seconds=header.duration)
         except Exception:
             pass  # unreadable: the kind alone is the description
@@ -197,7 +198,7 @@ def tags(path: Path | str) -> dict[str, str]:
             pass
         try:
             import soundfile
-            with soundfile.SoundFile(str(path)) as handle:
+            with _silent_native_stderr(), soundfile.SoundFile(str(path)) as handle:
                 for key, value in handle.copy_metadata().items():
                     found.setdefault(key, str(value))
         except Exception:

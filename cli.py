@@ -177,7 +177,8 @@ def predict(competition, data_dir, run_dir, out):
     """Predict the test set with a trained run and write a validated submission."""
     from common import runs
     comp = _competition(competition)
-    path = runs.predict(comp, data_dir, comp.load_model(run_dir), out)
+    with runs.logging_to(run_dir, quiet=True):
+        path = runs.predict(comp, data_dir, comp.load_model(run_dir), out)
     click.echo(f"submission: {path}")
 
 

@@ -107,6 +107,8 @@ def predict(competition: Competition, data_dir: Path, model, out: Path, data=Non
 def run(competition: Competition, data_dir: Path, config: Config, out: Path | None = None, run_dir: Path | None = None) -> RunResult:
     model, data, run_dir = fit(competition, data_dir, config, run_dir)
     out = Path(out) if out else Path("submissions") / competition.name / f"{run_dir.name}.csv"
-    path = predict(competition, data_dir, model, out, data=data)
+    with logging_to(run_dir, config.quiet):
+        path = predict(competition, data_dir, model, out, data=data)
+        log.info("submission written: %s", path)
     metrics = record(run_dir, submission=str(path))
     return RunResult(run_dir, path, metrics.get("cv_score"), competition.metric.name)

@@ -70,3 +70,13 @@ def test_cache_dir_and_hash(tmp_path, monkeypatch):
     assert key == io.hash_files([two, one])
     two.write_text("z")
     assert key != io.hash_files([one, two])
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+    umask = os.umask(0o022)
+    try:
+        path = io.write_text(tmp_path / "submission.csv", "Id\n1\n")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -182,6 +182,7 @@ def _callbacks():
                 "loader": {"epoch": epoch, "batches": batches} if hasattr(loader, "state_dict") else None,
                 "trackers": {type(cb).__name__: {"best": cb.best, **({"wait": cb.wait} if hasattr(cb, "wait") else {})}
                              for cb in self.learn.cbs if isinstance(cb, TrackerCallback) and hasattr(cb, "best")},
+                "smooth_loss": {"val": self.recorder.smooth_loss.val, "count": self.recorder.smooth_loss.count},
                 "finished": finished,
             }
             with io.atomic_path(self.directory / CHECKPOINT) as temporary:
@@ -218,6 +219,9 @@ def _callbacks():
                 if saved is not None and isinstance(cb, TrackerCallback):
                     for key, value in saved.items():
                         setattr(cb, key, value)
+            if "smooth_loss" in state:  # so the logged train_loss continues, not restarts
+                self.recorder.smooth_loss.val = state["smooth_loss"]["val"]
+                self.recorder.smooth_loss.count = state["smooth_loss"]["count"]
             self.resumed_epoch, self.state_batches_skipped = state["epoch"], state["batches"]
             if state["loader"] is not None:
                 self.dls.train.load_state_dict(state["loader"])

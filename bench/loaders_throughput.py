@@ -27,6 +27,7 @@ import torch  # noqa: E402
 def upscale(data: Path, factor: int, out: Path) -> Path:
     from PIL import Image
     metadata = pd.read_csv(data / "train_metadata.csv")
+    out.mkdir(parents=True, exist_ok=True)
     for name in ("train_metadata.csv", "train_labels.csv"):
         (out / name).write_bytes((data / name).read_bytes())
     for file in metadata["file_name"]:

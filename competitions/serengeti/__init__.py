@@ -128,8 +128,9 @@ class Serengeti(BaseCompetition):
         if data.test is None:
             raise io.InputError(
                 f"{data.root}: no {D.TEST_METADATA}. On the real competition the test images, {D.TEST_METADATA} and "
-                f"{D.SUBMISSION_FORMAT} exist only inside DrivenData's hidden runtime: run `compete fit serengeti`, then "
-                f"`compete package serengeti --run-dir RUN --out submission.zip` and `compete runtime test submission.zip --data DIR`")
+                f"{D.SUBMISSION_FORMAT} exist only inside DrivenData's hidden runtime: train with `compete fit serengeti` "
+                f"(a model already trained lies in its run directory), then `compete package serengeti --run-dir RUN "
+                f"--out submission.zip` and `compete runtime test submission.zip --data DIR`")
         root = D.image_root(data.root, data.test[D.FILE].iloc[0])
         predictions, bad = M.predict_folder(model, data.test, root)
         return predictions

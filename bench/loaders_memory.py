@@ -58,8 +58,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=3000)
     arguments = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="bench-memory-"))
-    sizes = [arguments.samples, arguments.samples * 10]
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as scratch:
+        measure(Path(scratch), arguments.samples)
+
+
+def measure(scratch: Path, samples: int):
+    sizes = [samples, samples * 10]
     results = {}
     for size in sizes:
         make(scratch / str(size), size)

@@ -48,14 +48,17 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-loaders-") as scratch:
+        measure(arguments, Path(scratch))
 
+
+def measure(arguments, scratch: Path):
     from common import loaders
     from competitions.serengeti import data as D
     from competitions.serengeti import model as M
     from competitions.serengeti import prepare_shards
     from competitions.serengeti.synth import synth
 
-    scratch = Path(tempfile.mkdtemp(prefix="bench-loaders-"))
     data = arguments.data
     if data is None:
         data = scratch / "data"

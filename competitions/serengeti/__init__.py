@@ -27,7 +27,8 @@ log = logging.getLogger("compete")
 class Serengeti(BaseCompetition):
     name = "serengeti"
     platform = "drivendata"
-    slug = "camera-trap-serengeti"   # drivendata.org/competitions/59/camera-trap-serengeti
+    slug = "camera-trap-serengeti"
+    url = "https://www.drivendata.org/competitions/59/camera-trap-serengeti"
     metric = MEAN_BINARY_LOG_LOSS
     submission = SubmissionFormat(D.SUBMISSION_FORMAT, id_column=D.ID, domain="probability")
     description = "DrivenData, camera-trap multi-label images, code submission"

@@ -254,6 +254,7 @@ def leaderboard(competition):
 def _echo_table(frame, empty: str) -> None:
     click.echo(frame.to_string(index=False) if len(frame) else empty)
 
+
 @main.group()
 def host():
     """Host a competition: build one from labelled files, and audit it for leaks."""

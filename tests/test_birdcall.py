@@ -116,6 +116,22 @@ def test_cnn_trains_through_the_shared_trainer_and_blends(small, tmp_path):
     assert not competition.validate(pd.read_csv(result.submission, dtype=str), small)
 
 
+def test_cnn_path_is_reproducible_whatever_state_torch_starts_in(small, tmp_path):
+    # torch seeds each process at random: the network's weights must not depend on it
+    import torch
+
+    from common import runs
+    competition = get("birdcall")
+    config = Config(seed=0, quiet=True, options={"folds": 2, "network": {"epochs": 1, "width": 8, "crop_frames": 64}})
+    submissions = []
+    for attempt in (1, 2):
+        torch.manual_seed(attempt)
+        result = runs.run(competition, small, config, out=tmp_path / f"sub{attempt}.csv", run_dir=tmp_path / f"run{attempt}")
+        submissions.append(result.submission.read_bytes())
+    assert submissions[0] == submissions[1]
+    assert (tmp_path / "run1" / "oof.csv").read_bytes() == (tmp_path / "run2" / "oof.csv").read_bytes()
+
+
 def test_zipped_clip_folders_load_like_loose_ones(small, tmp_path):
     data = tmp_path / "zipped"
     data.mkdir()

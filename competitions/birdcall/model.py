@@ -160,6 +160,9 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
         loaders.ShardStream(valid_set, shuffle=False, transform=centre_crop(settings.crop_frames)),
         batch_size=256)
     n_mels = train[0].shape[0]
+    # The weights are drawn here, before the trainer seeds its loop, and torch starts
+    # each process from a random seed: seed first, or no two runs agree.
+    torch.manual_seed(seed)
     module = network(classes, n_mels, settings)
     callbacks = [MixUp(settings.mixup)] if settings.mixup else []
     learn = trainers.train(module, train_loader, valid_loader, CrossEntropyLossFlat(), run_dir,

@@ -19,7 +19,9 @@ API (stable; later changes are additive only)
         early-stopping state), run_dir/checkpoints/best.pth and run_dir/history.csv.
         A process killed at any point and started again with the same arguments
         resumes from last.pt and ends with the same weights as a run never killed
-        (same seed, same loader settings).
+        (same seed, same loader settings). `train` seeds the training randomness but
+        cannot re-seed weights that already exist: seed torch (torch.manual_seed) before
+        building the model, or two runs with the same seed start from different weights.
 
 Mixed precision (fastai's MixedPrecision, fp16 + grad scaler) is used on CUDA only.
 """

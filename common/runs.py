@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -75,12 +76,21 @@ def read_metrics(run_dir: Path) -> dict:
 
 def fit(competition: Competition, data_dir: Path, config: Config, run_dir: Path | None = None):
     """Load and train; returns (model, run_dir). The model is saved in run_dir."""
-    run_dir = Path(run_dir) if run_dir else new_run_dir(competition, config.seed)
+    chosen = run_dir is not None
+    run_dir = Path(run_dir) if chosen else new_run_dir(competition, config.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     with logging_to(run_dir, config.quiet):
         write_json(run_dir / "config.json", {"competition": competition.name, "data": str(Path(data_dir).resolve()), **config.to_json()})
         started = time.perf_counter()
-        data = competition.load(Path(data_dir))
+        try:
+            data = competition.load(Path(data_dir))
+        except io.InputError:
+            if not chosen:  # bad input trained nothing: leave no empty run behind
+                shutil.rmtree(run_dir, ignore_errors=True)
+                for folder in (run_dir.parent, run_dir.parent.parent):  # runs/COMP, runs, when empty
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+            raise
         model = competition.fit(data, config, run_dir)
         competition.save_model(model, run_dir)
         metrics = record(run_dir, fit_seconds=round(time.perf_counter() - started, 2))

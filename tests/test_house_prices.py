@@ -68,8 +68,11 @@ def test_bad_cell_names_file_row_and_column(house_data, tmp_path):
     (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
     for name in ("test.csv", "sample_submission.csv"):
         (tmp_path / name).write_bytes((house_data / name).read_bytes())
-    result = compete("run", "house-prices", "--data", tmp_path, "--fast", check=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = compete("run", "house-prices", "--data", tmp_path, "--fast", check=False, cwd=work)
     assert result.returncode == 2
+    assert not (work / "runs").exists()  # bad input leaves no empty run directory behind
     assert result.stderr.strip() == f"error: {tmp_path / 'train.csv'}: row 6 (Id 5): LotArea='lots' is not a number"
 
 

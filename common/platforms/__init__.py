@@ -20,11 +20,12 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 import pandas as pd
 
 from common import io
-from common.platforms.errors import PlatformError
+from common.platforms.errors import PlatformError, UncertainSubmission
 
 RUNNERS = {
     "kaggle": "common.platforms.kaggle",
@@ -44,6 +45,29 @@ class Receipt:
     platform: str
     submitted: bool
     lines: list[str] = field(default_factory=list)
+
+
+def settle_ambiguous_upload(platform: str, competition, file: Path, cause, find: Callable[[], str | None],
+                            found_as: str) -> Receipt:
+    """An upload that ended in an error may still have been recorded: look at the
+    platform's submission list (`find`, a few times) instead of sending the file again,
+    which could submit it twice. `found_as` names what `find` returns ("id", "dated")."""
+    from common.platforms import web
+
+    slug, title = competition.slug, platform.title()
+    try:
+        found = web.look_again(find)
+    except PlatformError as listing:
+        raise UncertainSubmission(f"{slug}: the submission may or may not have been recorded ({cause}); listing "
+                                  f"submissions failed too ({listing}); check `compete submissions {competition.name}` "
+                                  f"before submitting again") from None
+    if found is not None:
+        return Receipt(platform, True, [f"submitted {file} to {slug} ({title} answered with an error, but its "
+                                        f"submission list shows it, {found_as} {found}); not sent again",
+                                        f"see `compete submissions {competition.name}` for its score"])
+    raise UncertainSubmission(f"{slug}: the upload ended in an error ({cause}) and {title}'s list does not show it yet; "
+                              f"check `compete submissions {competition.name}` in a minute before submitting again "
+                              f"(not retried, to avoid a double submission)")
 
 
 def runner(competition) -> ModuleType:

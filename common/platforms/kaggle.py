@@ -31,11 +31,11 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from common.platforms import Receipt
+from common.platforms import Receipt, settle_ambiguous_upload
 from common.platforms import web
 from common.platforms.credentials import check_private, read_json, read_secret
 from common.platforms.errors import (AccessError, CredentialsError, LimitError, NotFoundError, PlatformError,
-                                     UncertainSubmission, remember, remember_basic_auth)
+                                     remember, remember_basic_auth)
 
 log = logging.getLogger("compete")
 
@@ -221,7 +221,9 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
             if status is not None and status < 500:  # an answer that refuses: nothing was recorded
                 raise _explain(error, slug, creds) from None
             if not _before_creation(error):
-                return _after_ambiguous_failure(api, competition, file, message, started, error, creds)
+                return settle_ambiguous_upload(
+                    "kaggle", competition, file, _explain(error, slug, creds),
+                    lambda: _find(submissions(competition, api=api, creds=creds), file.name, message, started), "dated")
             if attempt == SUBMIT_ATTEMPTS or not web.is_transient(error):
                 raise _explain(error, slug, creds) from None
             log.warning("kaggle: starting the upload failed (%s); nothing was submitted, trying again", web.summary(error))
@@ -252,24 +254,6 @@ def _is_rpc(error: BaseException) -> bool:
 def _before_creation(error: BaseException) -> bool:
     """Whether the failed request came before the one that creates the submission."""
     return "StartSubmissionUpload" in _url(error)
-
-
-def _after_ambiguous_failure(api, competition, file: Path, message: str, started: datetime, error, creds) -> Receipt:
-    slug = competition.slug
-    cause = _explain(error, slug, creds)
-    try:
-        found = web.look_again(lambda: _find(submissions(competition, api=api, creds=creds), file.name, message, started))
-    except PlatformError as listing:
-        raise UncertainSubmission(f"{slug}: the submission may or may not have been recorded ({cause}); listing "
-                                  f"submissions failed too ({listing}); check `compete submissions {competition.name}` "
-                                  f"before submitting again") from None
-    if found is not None:
-        return Receipt("kaggle", True, [f"submitted {file} to {slug} (Kaggle answered with an error, but its "
-                                        f"submission list shows it, dated {found}); not sent again",
-                                        f"see `compete submissions {competition.name}` for its score"])
-    raise UncertainSubmission(f"{slug}: the upload ended in an error ({cause}) and Kaggle's list does not show it yet; "
-                              f"check `compete submissions {competition.name}` in a minute before submitting again "
-                              f"(not retried, to avoid a double submission)")
 
 
 def _find(table: pd.DataFrame, file_name: str, message: str, since: datetime):

@@ -37,11 +37,11 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from common.platforms import Receipt
+from common.platforms import Receipt, settle_ambiguous_upload
 from common.platforms import web
 from common.platforms.credentials import read_json
 from common.platforms.errors import (AccessError, CredentialsError, LimitError, NetworkError, NotFoundError, PlatformError,
-                                     ServerError, UncertainSubmission, remember)
+                                     ServerError, remember)
 
 log = logging.getLogger("compete")
 
@@ -240,7 +240,8 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
         cause = client.explain(error, slug)
         if web.never_sent(error) or web.status_of(error) == 429:
             raise cause from None
-        return _after_ambiguous_failure(client, competition, file, message, started, cause)
+        return settle_ambiguous_upload("zindi", competition, file, cause, lambda: _find(
+            _submissions_table(client.read(slug, "submissions", params={"per_page": 50})), file.name, message, started), "id")
     ident = answer.get("id") if isinstance(answer, dict) else None
     return Receipt("zindi", True, [f"submitted {file} to {slug}" + (f" (id {ident})" if ident else ""),
                                    f"see `compete submissions {competition.name}` for its score"])
@@ -252,27 +253,6 @@ def _remaining(limits) -> int | None:
             if isinstance(limits.get(key), int):
                 return limits[key]
     return None
-
-
-def _after_ambiguous_failure(client: ZindiClient, competition, file: Path, message: str, started: datetime, cause) -> Receipt:
-    slug = competition.slug
-
-    def find():
-        table = _submissions_table(client.read(slug, "submissions", params={"per_page": 50}))
-        return _find(table, file.name, message, started)
-    try:
-        found = web.look_again(find)
-    except PlatformError as listing:
-        raise UncertainSubmission(f"{slug}: the upload may or may not have been recorded ({cause}); listing submissions "
-                                  f"failed too ({listing}); check `compete submissions {competition.name}` before "
-                                  f"submitting again") from None
-    if found is not None:
-        return Receipt("zindi", True, [f"submitted {file} to {slug} (Zindi answered with an error, but its "
-                                       f"submission list shows it, id {found}); not sent again",
-                                       f"see `compete submissions {competition.name}` for its score"])
-    raise UncertainSubmission(f"{slug}: the upload ended in an error ({cause}) and Zindi's list does not show it; "
-                              f"check `compete submissions {competition.name}` in a minute before submitting again "
-                              f"(not retried, to avoid a double submission)")
 
 
 def _find(table: pd.DataFrame, file_name: str, message: str, since: datetime) -> str | None:

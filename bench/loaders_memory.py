@@ -8,7 +8,6 @@ Usage: python bench/loaders_memory.py [--samples N]
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

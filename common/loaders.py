@@ -48,7 +48,6 @@ import math
 import os
 import random
 import shutil
-import tarfile
 import tempfile
 from collections import deque
 from pathlib import Path

@@ -1,5 +1,4 @@
 """Every starter notebook runs top to bottom on data it makes or fetches itself."""
-import os
 from pathlib import Path
 
 import nbformat

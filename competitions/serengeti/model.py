@@ -17,7 +17,7 @@ from torch import nn
 
 from common import io
 from common.submission import SubmissionFormat, align_to_sample, validate
-from competitions.serengeti.data import CLASSES, EMPTY, FILE, ID, SUBMISSION_FORMAT, TEST_METADATA, image_root, read_image, read_metadata
+from competitions.serengeti.data import CLASSES, FILE, ID, SUBMISSION_FORMAT, TEST_METADATA, image_root, read_image, read_metadata
 
 log = logging.getLogger("compete")
 

@@ -10,20 +10,10 @@ import math
 import os
 import re
 import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def compete(*args, env=None) -> tuple[float, str]:
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", "import cli; cli.main()", *map(str, args)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout
-    return time.perf_counter() - started, out
+from _command import compete  # noqa: E402 (bench/ is the script's folder)
 
 
 def main() -> None:

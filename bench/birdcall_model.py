@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _command import ROOT, compete  # noqa: E402 (bench/ is the script's folder)
 sys.path.insert(0, str(ROOT))
-
-
-def compete(*args) -> tuple[float, str]:
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", "import cli; cli.main()", *map(str, args)], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    return time.perf_counter() - started, out
 
 
 def main() -> None:

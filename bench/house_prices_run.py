@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,15 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
-ROOT = Path(__file__).resolve().parents[1]
+from _command import ROOT, compete  # noqa: E402 (bench/ is the script's folder)
 sys.path.insert(0, str(ROOT))
-
-
-def compete(*args) -> tuple[float, str]:
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", "import cli; cli.main()", *map(str, args)], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    return time.perf_counter() - started, out
 
 
 def baseline(data_dir: Path) -> tuple[float, float]:

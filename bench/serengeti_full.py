@@ -8,7 +8,6 @@ Usage: python bench/serengeti_full.py [DATA_DIR]   (synthesises --scale full whe
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -17,13 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+from _command import ROOT, compete  # noqa: E402 (bench/ is the script's folder)
 sys.path.insert(0, str(ROOT))
-
-
-def compete(*args) -> str:
-    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, check=True).stdout
 
 
 def main():

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+from _command import COMMAND, ROOT, compete  # noqa: E402 (bench/ is the script's folder)
 sys.path.insert(0, str(ROOT))
 
 from common.thresholds import best_threshold, expected_f1_count, top_k  # noqa: E402
@@ -31,14 +31,9 @@ from common.thresholds import best_threshold, expected_f1_count, top_k  # noqa: 
 WALL_TARGET, RSS_TARGET_GB, RATIO_TARGET = 600.0, 6.0, 0.85
 
 
-def compete(*args) -> str:
-    command = [sys.executable, "-c", "import cli; cli.main()", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-
-
 def timed_run(*args) -> tuple[float, float, str]:
     """Wall seconds and peak RSS (GB) of one `compete` call, from GNU time."""
-    command = ["/usr/bin/time", "-v", sys.executable, "-c", "import cli; cli.main()", *map(str, args)]
+    command = ["/usr/bin/time", "-v", *COMMAND, *map(str, args)]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -84,7 +79,7 @@ def main() -> None:
             run_dir, out = work / f"run-seed{seed}", work / f"submission-seed{seed}.csv"
             wall, rss, stdout = timed_run("run", "uberct", "--data", data, "--out", out, "--run-dir", run_dir, "--seed", seed, "--quiet")
             cv = float(re.search(r"cv f1: ([0-9.]+)", stdout).group(1))
-            scores = dict(re.findall(r"(\w+): ([0-9.]+)", compete("score", "uberct", out, "--answers", data / "answers")))
+            scores = dict(re.findall(r"(\w+): ([0-9.]+)", compete("score", "uberct", out, "--answers", data / "answers")[1]))
             f1, oracle = float(scores["f1"]), float(scores["oracle_f1"])
             rules = rule_figures(run_dir, data / "answers")
             rows.append((seed, cv, f1, oracle, f1 / oracle, wall, rss))

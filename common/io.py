@@ -78,6 +78,23 @@ def find(data_dir: Path | str, name: str, required: bool = True) -> Source | Non
     return None
 
 
+def csv_sources(data_dir: Path | str) -> list[Source]:
+    """Every CSV of a platform data folder: loose, one folder down, or inside a zip in
+    the folder (where `find` looks), in a stable order."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputError(f"{data_dir}: data folder not found")
+    found = [Source(path) for path in sorted(data_dir.iterdir()) + sorted(data_dir.glob("*/*"))
+             if path.is_file() and path.suffix.lower() == ".csv" and not path.name.startswith(".")]
+    for archive in sorted(data_dir.glob("*.zip")):
+        with contextlib.suppress(zipfile.BadZipFile):
+            with zipfile.ZipFile(archive) as opened:
+                found += [Source(archive, member) for member in opened.namelist()
+                          if member.lower().endswith(".csv") and not Path(member).name.startswith((".", "__MACOSX"))
+                          and "__MACOSX" not in member]
+    return found
+
+
 def read_csv(source: Source | Path | str, **kwargs) -> pd.DataFrame:
     """Read a CSV tolerant of a UTF-8 BOM, CRLF line ends and quoted fields.
 

@@ -18,10 +18,17 @@ MAX_EXAMPLES = 10
 # What a prediction column may hold.
 DOMAINS = {
     "positive": "a number > 0",
+    "nonnegative": "a number >= 0",
     "binary": "0 or 1",
     "probability": "a probability in [0, 1]",
+    "label": "one of the labels",
     "any": "a finite number",
 }
+
+# The domain a submission's values must lie in, for each kind of metric output
+# (common.metrics.OUTPUTS): a ranking score (AUC) may be any number.
+DOMAIN_OF_OUTPUT = {"label": "label", "probability": "probability", "score": "any", "value": "any",
+                    "nonnegative": "nonnegative", "positive": "positive"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class SubmissionFormat:
     sample_file: str
     id_column: str
     domain: str = "any"
+    labels: tuple[str, ...] = ()  # the accepted values when domain is "label"
 
     def __post_init__(self):
         if self.domain not in DOMAINS:
@@ -103,8 +111,31 @@ def validate(submission: pd.DataFrame, sample: pd.DataFrame, format: SubmissionF
         problems.append(Problem("missing_id_column", f"no {id_column!r} column"))
 
     value_columns = [c for c in submission.columns if c != id_column and c in expected]
-    problems.extend(_value_problems(submission, value_columns, ids, format.domain))
+    if format.domain == "label":
+        problems.extend(_label_problems(submission, value_columns, ids, format.labels))
+    else:
+        problems.extend(_value_problems(submission, value_columns, ids, format.domain))
     return problems
+
+
+def _label_problems(submission: pd.DataFrame, columns, ids: pd.Series, labels: tuple[str, ...]) -> list[Problem]:
+    """Labels compare as text, or as numbers when every label is one ("1" == "1.0")."""
+    numeric_labels = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce")
+    as_numbers = len(labels) > 0 and numeric_labels.notna().all()
+    outside = []
+    for column in columns:
+        raw = submission[column]
+        if as_numbers:
+            values = pd.to_numeric(raw, errors="coerce")
+            bad = ~values.isin(numeric_labels.to_numpy(dtype=float))
+        else:
+            bad = ~raw.astype(str).isin(labels) if labels else raw.astype(str).str.strip().eq("")
+        for position in np.flatnonzero(bad.to_numpy()):
+            outside.append(f"{ids.iloc[position]}/{column}={raw.iloc[position]!r}")
+    if not outside:
+        return []
+    accepted = ", ".join(labels[:MAX_EXAMPLES]) + (", ..." if len(labels) > MAX_EXAMPLES else "") if labels else "a label"
+    return [_problem("out_of_domain", f"{len(outside)} value(s) are not one of the labels ({accepted})", outside)]
 
 
 def _value_problems(submission: pd.DataFrame, columns, ids: pd.Series, domain: str) -> list[Problem]:
@@ -122,6 +153,8 @@ def _value_problems(submission: pd.DataFrame, columns, ids: pd.Series, domain: s
         finite = np.isfinite(values)
         if domain == "positive":
             bad = finite & (values <= 0)
+        elif domain == "nonnegative":
+            bad = finite & (values < 0)
         elif domain == "binary":
             bad = finite & ~np.isin(values, [0.0, 1.0])
         elif domain == "probability":
@@ -152,3 +185,79 @@ def align_to_sample(predictions: pd.DataFrame, sample: pd.DataFrame, format: Sub
 def write(frame: pd.DataFrame, path: Path | str, float_format: str | None = None) -> Path:
     """Write a submission atomically: a crash never leaves half a file."""
     return io.write_csv(frame, path, float_format=float_format)
+
+
+# What platforms call their sample: sample_submission.csv, SampleSubmission.csv,
+# gender_submission.csv (Titanic), submission_format.csv (DrivenData), ...
+SAMPLE_NAME_HINTS = ("sample", "submission", "format", "template", "example")
+
+
+@dataclass(frozen=True)
+class SampleLayout:
+    """A sample submission read by content: its id column, its value columns, and the
+    test file that lists the same ids. `long` is one value column; `wide` is several
+    (one per class for probabilities, or one per target)."""
+
+    source: io.Source
+    id_column: str
+    value_columns: tuple[str, ...]
+    test: io.Source
+
+    @property
+    def shape(self) -> str:
+        return "long" if len(self.value_columns) == 1 else "wide"
+
+
+def _looks_like_sample(name: str) -> bool:
+    lowered = name.lower()
+    return any(hint in lowered for hint in SAMPLE_NAME_HINTS)
+
+
+def _ids(source: io.Source, column: str) -> pd.Series:
+    return io.read_csv(source, usecols=[column], dtype=str, keep_default_na=False)[column]
+
+
+def infer_sample(data_dir: Path | str) -> SampleLayout:
+    """Find the sample submission of a data folder by its content: a CSV whose first
+    column holds exactly the ids of another CSV (the test file) that has none of its
+    other columns. Files named like a sample are tried first; when two unnamed files
+    list each other's ids, the one with fewer columns is the sample.
+
+    A file named like a sample whose ids are not the test's is one error naming both."""
+    sources = io.csv_sources(data_dir)
+    if not sources:
+        raise io.InputError(f"{data_dir}: no CSV file (looked loose, one folder down and in *.zip)")
+    headers = {source: [str(c) for c in io.read_csv(source, nrows=0).columns] for source in sources}
+    named = [source for source in sources if _looks_like_sample(source.name)]
+    unnamed = sorted((s for s in sources if s not in named), key=lambda s: len(headers[s]))
+    failure = None
+    for candidate in named + unnamed:
+        columns = headers[candidate]
+        if len(columns) < 2:
+            continue
+        id_column, values = columns[0], columns[1:]
+        partners = [s for s in sources if s != candidate and id_column in headers[s] and not set(values) & set(headers[s])]
+        if not partners:
+            if candidate in named and failure is None:
+                failure = (f"{candidate}: looks like the sample submission, but no other CSV has its id column "
+                           f"{id_column!r} without its value columns (the test file); found "
+                           + ", ".join(s.name for s in sources if s != candidate))
+            continue
+        ids = _ids(candidate, id_column)
+        expected = set(ids)
+        for partner in partners:
+            partner_ids = _ids(partner, id_column)
+            if set(partner_ids) == expected:
+                return SampleLayout(candidate, id_column, tuple(values), partner)
+        if candidate in named and failure is None:
+            partner = partners[0]
+            partner_ids = _ids(partner, id_column)
+            found = set(partner_ids)
+            absent = [i for i in ids if i not in found]
+            extra = [i for i in partner_ids if i not in expected]
+            example = (f"id {absent[0]!r} of the sample is not in {partner.name}" if absent
+                       else f"id {extra[0]!r} of {partner.name} is not in the sample")
+            failure = (f"{candidate}: its {id_column!r} ids are not the test file's ({partner}): {example}; "
+                       f"{len(absent)} sample id(s) absent from the test, {len(extra)} test id(s) absent from the sample")
+    raise io.InputError(failure or f"{data_dir}: no sample submission found: no CSV lists another CSV's ids in its "
+                                   f"first column (looked at {', '.join(s.name for s in sources)})")

@@ -148,6 +148,80 @@ def expected_f1_count(probabilities) -> int:
     return int(np.argmax(2.0 * gain / (k + gain[-1]))) + 1
 
 
+def best_accuracy_threshold(y_true, scores) -> tuple[float, float]:
+    """(threshold, accuracy): flag rows whose score is >= threshold, with the threshold
+    that maximises accuracy on labelled data, in O(n log n) (the lowest when several tie,
+    so flagging all rows is considered too)."""
+    y_true, scores = _check(y_true, scores)
+    order = np.sort(np.unique(scores))
+    # For each candidate t: correct = positives with score >= t + negatives with score < t.
+    positive_at_or_above = len(scores[y_true]) - np.searchsorted(np.sort(scores[y_true]), order, side="left")
+    negative_below = np.searchsorted(np.sort(scores[~y_true]), order, side="left")
+    correct = positive_at_or_above + negative_below
+    candidates = np.append(order, np.inf)  # inf: flag nothing
+    correct = np.append(correct, np.count_nonzero(~y_true))
+    best = int(np.argmax(correct))
+    return float(candidates[best]), float(correct[best] / len(scores))
+
+
+def best_macro_f1_threshold(y_true, scores, candidates: int = 400) -> tuple[float, float]:
+    """(threshold, macro F1) for a binary task scored by the mean of both classes' F1:
+    checked on `candidates` quantiles of the scores (macro F1 has no one-pass exact rule)."""
+    y_true, scores = _check(y_true, scores)
+    grid = np.unique(np.quantile(scores, np.linspace(0, 1, candidates)))
+    positives = np.count_nonzero(y_true)
+    ordered_positive = np.sort(scores[y_true])
+    ordered = np.sort(scores)
+    true_positive = positives - np.searchsorted(ordered_positive, grid, side="left")
+    flagged = len(scores) - np.searchsorted(ordered, grid, side="left")
+    false_positive = flagged - true_positive
+    false_negative = positives - true_positive
+    true_negative = len(scores) - positives - false_positive
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1_positive = np.nan_to_num(2 * true_positive / (2 * true_positive + false_positive + false_negative))
+        f1_negative = np.nan_to_num(2 * true_negative / (2 * true_negative + false_negative + false_positive))
+    macro = (f1_positive + f1_negative) / 2
+    best = int(np.argmax(macro))
+    return float(grid[best]), float(macro[best])
+
+
+# Log-loss calibration: one temperature on the logits, fitted on out-of-fold predictions.
+# A single parameter cannot overfit the rows it is fitted on, and it fixes what blending
+# and averaging fold models do to probabilities (they come out too timid or too sure).
+def _logits(probabilities: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p) if p.ndim == 1 else np.log(p)
+
+
+def calibrate(probabilities, temperature: float) -> np.ndarray:
+    """Probabilities with their logits divided by `temperature` (rows renormalised when
+    there is one column per class)."""
+    logits = _logits(probabilities) / temperature
+    if logits.ndim == 1:
+        return 1.0 / (1.0 + np.exp(-logits))
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(y_true, probabilities) -> float:
+    """The temperature that minimises log loss; `y_true` is 0/1 for one column of
+    probabilities, or class indices for one column per class."""
+    from scipy.optimize import minimize_scalar
+
+    y_true = np.asarray(y_true)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+
+    def loss(log_temperature: float) -> float:
+        p = np.clip(calibrate(probabilities, float(np.exp(log_temperature))), 1e-15, 1 - 1e-15)
+        if p.ndim == 1:
+            return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
+        return float(-np.mean(np.log(p[np.arange(len(p)), y_true.astype(int)])))
+
+    result = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(result.x))
+
+
 def plot_f1(y_true, scores, path: Path | str, marks: dict[str, float] | None = None, title: str = "") -> Path:
     """A PNG of F1, precision and recall against the threshold; `marks` draws
     named thresholds (the chosen rule, the validation optimum) as vertical lines."""

@@ -92,3 +92,40 @@ def test_plot_writes_a_png(tmp_path):
     y_true = rng.random(1000) < 0.1
     path = plot_f1(y_true, rng.random(1000) + y_true, tmp_path / "f1.png", marks={"chosen": 0.8})
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_accuracy_threshold_is_the_brute_force_optimum():
+    from common.thresholds import best_accuracy_threshold
+    rng = np.random.default_rng(11)
+    y = rng.random(300) < 0.4
+    scores = np.round(y * 0.3 + rng.random(300), 2)  # ties on purpose
+    threshold, accuracy = best_accuracy_threshold(y, scores)
+    brute = max(np.mean((scores >= t) == y) for t in list(np.unique(scores)) + [np.inf])
+    assert accuracy == pytest.approx(brute) and np.mean((scores >= threshold) == y) == pytest.approx(brute)
+
+
+def test_macro_f1_threshold_beats_the_half_cut():
+    from sklearn.metrics import f1_score
+    from common.thresholds import best_macro_f1_threshold
+    rng = np.random.default_rng(12)
+    y = rng.random(500) < 0.15
+    scores = np.clip(y * 0.25 + rng.random(500) * 0.5, 0, 1)
+    threshold, macro = best_macro_f1_threshold(y, scores)
+    assert macro == pytest.approx(f1_score(y, scores >= threshold, average="macro"))
+    assert macro >= f1_score(y, scores >= 0.5, average="macro")
+
+
+def test_temperature_calibration_lowers_log_loss_of_overconfident_probabilities():
+    from sklearn.metrics import log_loss
+    from common.thresholds import calibrate, fit_temperature
+    rng = np.random.default_rng(13)
+    truth = rng.random(2000)
+    y = (rng.random(2000) < truth).astype(int)
+    overconfident = 1 / (1 + np.exp(-3 * np.log(truth / (1 - truth))))
+    temperature = fit_temperature(y, overconfident)
+    assert temperature == pytest.approx(3.0, rel=0.2)
+    assert log_loss(y, calibrate(overconfident, temperature)) < log_loss(y, overconfident)
+    classes = rng.integers(0, 3, 1000)
+    sharp = np.full((1000, 3), 0.01) + np.eye(3)[np.where(rng.random(1000) < 0.7, classes, (classes + 1) % 3)] * 0.97
+    calibrated = calibrate(sharp, fit_temperature(classes, sharp))
+    assert np.allclose(calibrated.sum(axis=1), 1) and log_loss(classes, calibrated) < log_loss(classes, sharp)

@@ -1,0 +1,310 @@
+"""Any tabular competition on Kaggle, Zindi or DrivenData (`PLATFORM:SLUG`): the format
+is read from the sample submission in the data folder, the metric from `--metric`.
+
+load: sample (by content) -> test (same ids) -> train (the test's columns + targets) ->
+task and column kinds. fit: K-fold out-of-fold CV of CatBoost on native categoricals and
+a linear model, a blend fitted on their out-of-fold predictions, then the decision the
+metric asks for (labels from an OOF threshold, calibrated probabilities, a log target).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import io
+from common import metrics as metric_table
+from common.competition import BaseCompetition, Config
+from common.metrics import Metric
+from common.runs import record
+from common.submission import DOMAIN_OF_OUTPUT, SubmissionFormat
+from competitions.tabular import data as D
+from competitions.tabular import features as F
+from competitions.tabular import model as M
+
+log = logging.getLogger("compete")
+
+
+@dataclass
+class TabularOptions:
+    folds: int = 0               # K of the K-fold CV; 0: 3 with --fast, else 5
+    time_budget: float = 600.0   # seconds for the whole fit; sizes CatBoost from the data's shape
+    models: str = "catboost,linear"  # the families to cross-validate and blend
+    iterations: int = 0          # CatBoost's maximum rounds; 0: as many as the budget affords
+
+
+@dataclass
+class TabularModel:
+    ensemble: M.Ensemble
+    features: F.Features
+    target: D.Target
+    metric: Metric
+    log_target: bool              # trained on log1p(y) for RMSLE
+    tree_columns: list[str]
+
+
+def guess_metric(target: D.Target, sample: pd.DataFrame) -> str:
+    """A metric when none was given, from what the sample holds: numbers for
+    regression, labels when the sample holds whole numbers or words, else probabilities."""
+    if target.task == "regression":
+        return "rmse"
+    if target.class_columns or target.task == "multilabel":
+        return "logloss"
+    values = pd.to_numeric(sample[target.sample_columns[0]], errors="coerce")
+    if values.notna().all() and (values.round() != values).any():
+        return "auc" if target.task == "binary" else "logloss"
+    return "accuracy"
+
+
+class Tabular(BaseCompetition):
+    """One entry serves every PLATFORM:SLUG; `metric` is a `--metric` name or alias."""
+
+    description = "any tabular competition: format read from the sample submission, metric from --metric"
+    options = TabularOptions
+
+    def __init__(self, platform: str = "kaggle", slug: str = "tabular", metric: str | None = None):
+        self.platform, self.slug = platform, slug
+        self.name = f"{platform}:{slug}"
+        self.metric_name = metric_table.canonical(metric) if metric else None
+        self.metric = metric_table.resolve(metric) if metric else metric_table.RMSE
+        self.submission = None
+
+    # The format and the metric are the data's: read them once per folder.
+    def _metric_for(self, target: D.Target, sample: pd.DataFrame) -> Metric:
+        name = self.metric_name or guess_metric(target, sample)
+        if self.metric_name is None:
+            log.info("%s: no --metric given; %s guessed from the sample (pass --metric to choose)", self.name, name)
+        return metric_table.resolve(name, target.task)
+
+    def _settle(self, data: D.TabularData) -> None:
+        self.metric = self._metric_for(data.target, data.sample)
+        target = data.target
+        domain = DOMAIN_OF_OUTPUT[self.metric.output]
+        labels = ()
+        if domain == "label":
+            labels = tuple(map(str, target.classes)) if target.task != "multilabel" else ("0", "1")
+        if self.metric.output == "probability" and target.task == "regression":
+            domain = "any"
+        self.submission = SubmissionFormat(data.layout.source.name, id_column=data.id_column, domain=domain, labels=labels)
+
+    def load(self, data_dir: Path) -> D.TabularData:
+        provisional = metric_table.resolve(self.metric_name) if self.metric_name else None
+        data = D.load(Path(data_dir), provisional)
+        self._settle(data)
+        return data
+
+    def sample(self, data_dir: Path) -> pd.DataFrame:
+        layout = D.infer_sample(Path(data_dir))
+        return io.read_csv(layout.source, dtype=str, keep_default_na=False)
+
+    def validate(self, submission: pd.DataFrame, data_dir: Path):
+        from common.submission import validate
+        if self.submission is None:
+            self.load(data_dir)
+        return validate(submission, self.sample(data_dir), self.submission)
+
+    def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
+        """The metric against the truth in submission shape; labels compare as text."""
+        id_column, value_columns = str(submission.columns[0]), [str(c) for c in submission.columns[1:]]
+        self.submission = self.submission or SubmissionFormat("", id_column=id_column)
+        if self.metric_name is None:
+            raise io.InputError(f"{self.name}: scoring needs the metric: pass --metric (e.g. {', '.join(metric_table.NAMES)})")
+        truth = self.read_answers(answers, value_columns).astype({id_column: str}).set_index(id_column)
+        predicted = submission.astype({id_column: str}).set_index(id_column)
+        absent = predicted.index.difference(truth.index)
+        if len(absent):
+            raise io.InputError(f"{answers}: no answer for id {absent[0]} ({len(absent)} ids in all)")
+        truth = truth.loc[predicted.index, value_columns]
+        if metric_table.resolve(self.metric_name).output == "label" and len(value_columns) == 1:
+            labels = sorted(set(truth.iloc[:, 0].astype(str)) | set(predicted[value_columns[0]].astype(str)))
+            index = {label: i for i, label in enumerate(labels)}
+            y_true = truth.iloc[:, 0].astype(str).map(index).to_numpy()
+            y_pred = predicted[value_columns[0]].astype(str).map(index).to_numpy()
+            task = "binary" if len(labels) <= 2 else "multiclass"
+        else:
+            y_true = truth.apply(pd.to_numeric).to_numpy(dtype=float)
+            y_pred = predicted[value_columns].apply(pd.to_numeric).to_numpy(dtype=float)
+            one_hot = y_true.shape[1] > 1 and np.allclose(y_true.sum(axis=1), 1.0)
+            task = "multiclass" if one_hot else "multilabel" if y_true.shape[1] > 1 else "binary"
+            if y_true.shape[1] == 1:
+                y_true, y_pred = y_true[:, 0], y_pred[:, 0]
+        metric = metric_table.resolve(self.metric_name, task)
+        return {metric.name: metric(y_true, y_pred)}
+
+    def fit(self, data: D.TabularData, config: Config, run_dir: Path) -> TabularModel:
+        from tqdm.auto import tqdm
+
+        started = time.perf_counter()
+        options = TabularOptions(**config.options) if isinstance(config.options, dict) else config.options
+        target, metric = data.target, self.metric
+        columns = F.describe(data.train, data.test, data.features)
+        features = F.Features(columns, seed=config.seed).fit(data.train, data.test)
+        X = features.trees(data.train)
+        y, log_target = self._encode(data)
+        families = [name.strip() for name in options.models.split(",") if name.strip()]
+        unknown = [name for name in families if name not in ("catboost", "linear")]
+        if unknown or not families:
+            raise io.InputError(f"models={options.models!r}: known families are catboost, linear")
+        outputs = len(target.classes) if target.task == "multiclass" else len(target.columns)
+        plan = M.plan(len(X), X.shape[1], target.task, outputs, options.time_budget, config.fast, options.folds or None)
+        if options.iterations:
+            plan = M.Plan(plan.folds, options.iterations, plan.learning_rate, max(50, options.iterations // 10))
+        numeric = [c for c in X.columns if c not in columns.of("categorical")]
+        loss = {"mae": "MAE"}.get(metric.name) if target.task == "regression" else None
+        makers = {
+            "catboost": lambda: M.CatBoostModel(target.task, list(X.columns), columns.of("categorical"), plan, config.seed, loss),
+            "linear": lambda: M.LinearModel(target.task, numeric, columns.of("categorical"), columns.of("text"), config.seed),
+        }
+        makers = {name: makers[name] for name in families}
+        linear_frame = pd.concat([X, data.train[columns.of("text")]], axis=1)
+        kinds = {kind: len(columns.of(kind)) for kind in F.KINDS}
+        log.info("%s: %s, %d rows (%d unlabelled left out), %d features (%s), metric %s, %d folds, catboost %d rounds at lr %.3g",
+                 self.name, target.task, len(X), data.train.attrs.get("unlabelled_rows", 0), len(data.features),
+                 ", ".join(f"{n} {k}" for k, n in kinds.items() if n), metric.name, plan.folds, plan.iterations, plan.learning_rate)
+
+        with tqdm(total=plan.folds * len(makers), desc=self.name, disable=config.quiet) as bar:
+            oof, fold_of, fold_models, seconds = M.cross_validate(linear_frame, y, makers, target.task, plan.folds,
+                                                                  config.seed, bar.update)
+        names = list(oof)
+        weights = M.blend_weights([oof[n] for n in names], y, M.blend_loss(target.task, metric))
+        blended = sum(w * oof[n] for w, n in zip(weights, names))
+        decision = M.fit_decision(target.task, metric, y, blended)
+        honest = M.honest_predictions(oof, y, fold_of, target.task, metric)
+        truth = self._truth(data)
+        cv_score = metric(truth, self._values(honest, target, log_target, as_indices=True))
+        by_family = {n: metric(truth, self._values(M.fit_decision(target.task, metric, y, oof[n]).apply(oof[n]), target,
+                                                   log_target, as_indices=True)) for n in names}
+        fold_scores = {n: [float(metric(truth[fold_of == f], self._values(
+            M.fit_decision(target.task, metric, y, oof[n]).apply(oof[n][fold_of == f]), target, log_target, as_indices=True)))
+            for f in range(plan.folds)] for n in names}
+        log.info("blend weights: %s; decision %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)), decision)
+
+        ensemble = M.Ensemble({n: fold_models[n] for n in names}, dict(zip(names, map(float, weights))), decision)
+        model = TabularModel(ensemble, features, target, metric, log_target, list(X.columns))
+        self._write_oof(data, oof, honest, fold_of, target, log_target, run_dir)
+        self._plot(truth, honest, blended, y, target, metric, log_target, run_dir)
+        record(run_dir, metric=metric.name, task=target.task, cv_score=round(float(cv_score), 6),
+               cv_score_note="out-of-fold; blend weights and the decision for each fold fitted on the other folds",
+               cv_by_model={n: round(float(s), 6) for n, s in by_family.items()},
+               fold_scores={n: [round(s, 6) for s in scores] for n, scores in fold_scores.items()},
+               blend_weights={n: round(float(w), 6) for n, w in zip(names, weights)},
+               decision={"kind": decision.kind, "temperature": round(decision.temperature, 6),
+                         "threshold": round(float(decision.threshold), 6),
+                         "per_class": [round(float(t), 6) for t in decision.per_class]},
+               folds=plan.folds, catboost_iterations=plan.iterations, learning_rate=plan.learning_rate,
+               time_budget=options.time_budget, rows=len(X), unlabelled_rows=data.train.attrs.get("unlabelled_rows", 0),
+               id_column=data.id_column, targets=target.columns, sample=data.layout.source.name,
+               sample_shape=data.layout.shape, test=data.layout.test.name, train=data.train_source.name,
+               column_kinds=columns.kinds, family_seconds={n: round(s, 2) for n, s in seconds.items()},
+               train_seconds=round(time.perf_counter() - started, 2))
+        return model
+
+    def _encode(self, data: D.TabularData) -> tuple[np.ndarray, bool]:
+        target = data.target
+        if target.task == "regression":
+            y = pd.to_numeric(data.train[target.columns[0]]).to_numpy(dtype=float)
+            if self.metric.output == "nonnegative":
+                if (y < 0).any():
+                    raise io.InputError(f"{data.train_source}: {target.columns[0]} holds negative values; "
+                                        f"{self.metric.name} needs values >= 0")
+                return np.log1p(y), True
+            return y, False
+        if target.task == "multilabel":
+            return data.train[target.columns].apply(pd.to_numeric).to_numpy(dtype=int), False
+        index = {value: i for i, value in enumerate(target.classes)}
+        return data.train[target.columns[0]].map(index).to_numpy(dtype=int), False
+
+    def _truth(self, data: D.TabularData) -> np.ndarray:
+        target = data.target
+        if target.task == "regression":
+            return pd.to_numeric(data.train[target.columns[0]]).to_numpy(dtype=float)
+        y, _ = self._encode(data)
+        return y
+
+    def _values(self, predictions: np.ndarray, target: D.Target, log_target: bool, as_indices: bool = False):
+        """Decided predictions on the metric's scale (indices for labels when `as_indices`)."""
+        if target.task == "regression":
+            values = np.expm1(predictions) if log_target else predictions
+            return np.clip(values, 0, None) if log_target else values
+        if self.metric.output == "probability" and target.task != "multilabel":
+            return np.clip(predictions, 1e-6, 1 - 1e-6)
+        return predictions
+
+    def predict(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame:
+        self.metric = model.metric
+        X = model.features.trees(data.test)
+        X = pd.concat([X, data.test[model.features.columns.of("text")]], axis=1)
+        decided = model.ensemble.predict(X)
+        values = self._values(decided, model.target, model.log_target)
+        target, ids = model.target, data.test[data.id_column].astype(str).to_numpy()
+        frame = pd.DataFrame({data.id_column: ids})
+        if target.task == "regression":
+            frame[target.sample_columns[0]] = values
+        elif target.task == "multilabel":
+            for j, column in enumerate(target.columns):
+                frame[column] = values[:, j]
+        elif model.metric.output == "label":
+            frame[target.sample_columns[0]] = np.asarray(target.classes, dtype=object)[values.astype(int)]
+        elif target.class_columns:
+            matrix = values if values.ndim == 2 else np.column_stack([1 - values, values])
+            for i, column in enumerate(target.class_columns):
+                frame[column] = matrix[:, i]
+        else:
+            frame[target.sample_columns[0]] = values
+        return frame
+
+    def _write_oof(self, data, oof, honest, fold_of, target, log_target, run_dir: Path) -> None:
+        frame = pd.DataFrame({"fold": fold_of + 1})
+        if data.id_column in data.train.columns:
+            frame.insert(0, data.id_column, data.train[data.id_column].to_numpy())
+        for column in target.columns:
+            frame[column] = data.train[column].to_numpy()
+        for name, values in {**{f"oof_{n}": v for n, v in oof.items()}, "oof_final": honest}.items():
+            values = np.asarray(values)
+            if target.task == "regression" and log_target:
+                values = np.expm1(values)
+            if values.ndim == 1:
+                frame[name] = values
+            else:
+                labels = target.classes if target.task == "multiclass" else target.columns
+                for j, label in enumerate(labels):
+                    frame[f"{name}_{label}"] = values[:, j]
+        io.write_csv(frame, Path(run_dir) / "oof.csv", float_format="%.6g")
+
+    def _plot(self, truth, honest, blended, y, target, metric, log_target, run_dir: Path) -> None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(6, 5))
+        if target.task == "regression":
+            predicted = self._values(honest, target, log_target)
+            axis.scatter(truth, predicted, s=5, alpha=0.4)
+            low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+            axis.plot([low, high], [low, high], color="black", linewidth=1)
+            axis.set(xlabel=f"actual {target.columns[0]}", ylabel="out-of-fold prediction")
+            path = Path(run_dir) / "predicted_vs_actual.png"
+        else:
+            # Reliability: how often the true class is the predicted one, per confidence bin.
+            probabilities = blended if blended.ndim == 2 else np.column_stack([1 - blended, blended])
+            if target.task == "multilabel":
+                confidence, correct = blended.ravel(), y.ravel().astype(float)
+                axis.set(xlabel="predicted probability of the label", ylabel="observed frequency")
+            else:
+                confidence = probabilities.max(axis=1)
+                correct = (probabilities.argmax(axis=1) == y).astype(float)
+                axis.set(xlabel="confidence (blended out-of-fold probability)", ylabel="accuracy")
+            bins = np.clip((confidence * 10).astype(int), 0, 9)
+            centres = [(confidence[bins == b].mean(), correct[bins == b].mean()) for b in range(10) if (bins == b).any()]
+            axis.plot(*zip(*centres), marker="o")
+            axis.plot([0, 1], [0, 1], color="black", linewidth=1)
+            path = Path(run_dir) / "calibration.png"
+        axis.set_title(f"{self.name} out-of-fold, {metric.name}")
+        figure.tight_layout()
+        with io.atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=100, format="png")
+        plt.close(figure)

@@ -1,0 +1,303 @@
+"""K-fold out-of-fold CV of CatBoost (native categoricals) and a linear model (one-hot,
+scaled numbers, TF-IDF text), a blend fitted on their out-of-fold predictions, and the
+decision that turns blended predictions into what the metric scores.
+
+Predictions travel in one representation per task: regression a vector (on the log1p
+scale when the metric is RMSLE), binary the probability of the second class, multiclass
+one column per class, multilabel one probability column per label.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from common import thresholds
+from common.metrics import Metric
+
+log = logging.getLogger("compete")
+
+# CatBoost's cost on 2 cores, measured once: seconds per iteration per (row x column),
+# used to size the run to its time budget from the data's shape alone, so the same data
+# and budget give the same plan (and bytes) on any machine.
+SECONDS_PER_CELL_ITERATION = 1.5e-8
+SECONDS_PER_ITERATION = 2e-3  # fixed overhead of one boosting round (tree build, evaluation)
+
+
+@dataclass(frozen=True)
+class Plan:
+    folds: int
+    iterations: int
+    learning_rate: float
+    early_stopping: int
+    depth: int = 6
+    linear: bool = True
+
+
+def plan(rows: int, columns: int, task: str, outputs: int, budget: float, fast: bool, folds: int | None) -> Plan:
+    """Folds and CatBoost's size for the time budget (seconds for the whole fit)."""
+    folds = folds or (3 if fast else 5)
+    models_per_fold = outputs if task == "multilabel" else 1
+    per_iteration = (rows * columns * SECONDS_PER_CELL_ITERATION * (outputs if task == "multiclass" else 1)
+                     + SECONDS_PER_ITERATION)
+    affordable = int(0.7 * budget / (folds * models_per_fold * per_iteration))
+    ceiling = 300 if fast else 3000
+    iterations = int(np.clip(affordable, 100, ceiling))
+    # Fewer rounds need larger steps to reach the same fit.
+    learning_rate = float(np.clip(0.04 * np.sqrt(3000 / iterations), 0.04, 0.3))
+    return Plan(folds, iterations, round(learning_rate, 4), max(50, iterations // 10))
+
+
+def splitter(task: str, y, folds: int, seed: int):
+    if task in ("binary", "multiclass"):
+        counts = np.bincount(np.asarray(y, dtype=int))
+        if counts.min() >= folds:
+            return StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    return KFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)))
+
+
+class CatBoostModel:
+    """CatBoost with the categorical columns native; early stopping on the fold's held-out rows."""
+
+    name = "catboost"
+
+    def __init__(self, task: str, columns: list[str], categorical: list[str], plan: Plan, seed: int, loss: str | None = None):
+        self.task, self.columns, self.categorical, self.plan, self.seed, self.loss = task, columns, categorical, plan, seed, loss
+
+    def _one(self, X, y, X_valid, y_valid, loss):
+        from catboost import CatBoostClassifier, CatBoostRegressor, Pool
+        kind = CatBoostRegressor if self.task == "regression" else CatBoostClassifier
+        model = kind(iterations=self.plan.iterations, learning_rate=self.plan.learning_rate, depth=self.plan.depth,
+                     loss_function=loss, random_seed=self.seed, verbose=False, allow_writing_files=False,
+                     thread_count=-1, early_stopping_rounds=self.plan.early_stopping if X_valid is not None else None)
+        train = Pool(X[self.columns], y, cat_features=self.categorical)
+        valid = Pool(X_valid[self.columns], y_valid, cat_features=self.categorical) if X_valid is not None else None
+        model.fit(train, eval_set=valid, use_best_model=valid is not None)
+        return model
+
+    def fit(self, X, y, X_valid=None, y_valid=None):
+        if self.task == "multilabel":
+            self.models_ = [self._one(X, y[:, j], X_valid, None if y_valid is None else y_valid[:, j], "Logloss")
+                            for j in range(y.shape[1])]
+        else:
+            default = {"regression": "RMSE", "binary": "Logloss", "multiclass": "MultiClass"}[self.task]
+            self.models_ = [self._one(X, y, X_valid, y_valid, self.loss or default)]
+        self.best_iterations_ = [int(m.get_best_iteration() or self.plan.iterations) for m in self.models_]
+        return self
+
+    def summary(self) -> str:
+        return f"best iteration {', '.join(map(str, self.best_iterations_))} of {self.plan.iterations}"
+
+    def predict(self, X) -> np.ndarray:
+        X = X[self.columns]
+        if self.task == "regression":
+            return self.models_[0].predict(X)
+        if self.task == "multilabel":
+            return np.column_stack([m.predict_proba(X)[:, 1] for m in self.models_])
+        probabilities = self.models_[0].predict_proba(X)
+        return probabilities[:, 1] if self.task == "binary" else probabilities
+
+
+class LinearModel:
+    """Ridge or logistic regression on imputed quantile-scaled numbers, one-hot categories
+    and each text column's TF-IDF: a different family from the trees, so it blends well."""
+
+    name = "linear"
+
+    def __init__(self, task: str, numeric: list[str], categorical: list[str], text: list[str], seed: int):
+        self.task, self.numeric, self.categorical, self.text, self.seed = task, numeric, categorical, text, seed
+
+    def _pipeline(self, rows: int):
+        from sklearn.compose import ColumnTransformer
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression, RidgeCV
+        from sklearn.multioutput import MultiOutputClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
+
+        parts = []
+        if self.numeric:
+            parts.append(("numeric", make_pipeline(
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                QuantileTransformer(n_quantiles=min(1000, max(10, rows)), output_distribution="normal",
+                                    random_state=self.seed)), self.numeric))
+        if self.categorical:
+            parts.append(("categorical", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=2), self.categorical))
+        for column in self.text:
+            parts.append((f"text_{column}", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=20_000,
+                                                             sublinear_tf=True), column))
+        columns = ColumnTransformer(parts, sparse_threshold=1.0)
+        if self.task == "regression":
+            estimator = RidgeCV(alphas=np.logspace(-2, 3, 11))
+        else:
+            estimator = LogisticRegression(C=0.5, max_iter=3000, random_state=self.seed)
+            if self.task == "multilabel":
+                estimator = MultiOutputClassifier(estimator)
+        return make_pipeline(columns, estimator)
+
+    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = X[self.numeric + self.categorical + self.text].copy()
+        for column in self.text:
+            X[column] = X[column].fillna("").astype(str)
+        return X
+
+    def fit(self, X, y, X_valid=None, y_valid=None):
+        self.model_ = self._pipeline(len(X)).fit(self._frame(X), y)
+        return self
+
+    def summary(self) -> str:
+        alpha = getattr(self.model_[-1], "alpha_", None)  # RidgeCV's choice; logistic regression has none
+        return f"alpha {alpha:g}" if alpha is not None else ""
+
+    def predict(self, X) -> np.ndarray:
+        X = self._frame(X)
+        if self.task == "regression":
+            return self.model_.predict(X)
+        probabilities = self.model_.predict_proba(X)
+        if self.task == "multilabel":
+            return np.column_stack([p[:, 1] for p in probabilities])
+        return probabilities[:, 1] if self.task == "binary" else probabilities
+
+
+def blend_loss(task: str, metric: Metric):
+    """What the blend weights minimise on out-of-fold predictions: log loss for classes
+    (smooth, and what calibrated probabilities need), the metric's own error for numbers."""
+    if task == "regression":
+        if metric.name == "mae":
+            return lambda y, p: float(np.mean(np.abs(p - y)))
+        return lambda y, p: float(np.sqrt(np.mean((p - y) ** 2)))
+
+    def log_loss(y, p):
+        p = np.clip(p, 1e-15, 1 - 1e-15)
+        if task == "multiclass":
+            return float(-np.mean(np.log(p[np.arange(len(y)), y.astype(int)])))
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return log_loss
+
+
+def blend_weights(predictions: list[np.ndarray], y: np.ndarray, loss) -> np.ndarray:
+    """Non-negative weights summing to one that minimise `loss` of the weighted mean."""
+    if len(predictions) == 1:
+        return np.ones(1)
+    from scipy.optimize import minimize
+    stacked = np.stack(predictions)
+
+    def objective(weights):
+        return loss(y, np.tensordot(weights, stacked, axes=1))
+    start = np.full(len(predictions), 1.0 / len(predictions))
+    result = minimize(objective, start, method="SLSQP", bounds=[(0.0, 1.0)] * len(predictions),
+                      constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0},), options={"ftol": 1e-10})
+    weights = np.clip(result.x if result.success else start, 0.0, None)
+    return weights / weights.sum()
+
+
+@dataclass
+class Decision:
+    """How blended predictions become submission values, fitted on labelled rows."""
+
+    kind: str                 # "identity", "temperature", "threshold", "argmax", "per_class"
+    temperature: float = 1.0
+    threshold: float = 0.5
+    per_class: list = field(default_factory=list)
+
+    def apply(self, predictions: np.ndarray) -> np.ndarray:
+        if self.kind == "temperature":
+            return thresholds.calibrate(predictions, self.temperature)
+        if self.kind == "threshold":
+            return (predictions >= self.threshold).astype(int)
+        if self.kind == "argmax":
+            return np.argmax(predictions, axis=1)
+        if self.kind == "per_class":
+            return (predictions >= np.asarray(self.per_class)[None, :]).astype(int)
+        return predictions
+
+
+def fit_decision(task: str, metric: Metric, y: np.ndarray, predictions: np.ndarray) -> Decision:
+    """Labels for label metrics (an OOF threshold for a binary or per-label decision),
+    temperature-calibrated probabilities for log loss, the raw prediction otherwise."""
+    if metric.output == "probability":
+        if task == "multilabel":
+            return Decision("identity")  # independent labels: blended probabilities, clipped
+        return Decision("temperature", temperature=thresholds.fit_temperature(y, predictions))
+    if metric.output != "label":
+        return Decision("identity")
+    if task == "multiclass":
+        return Decision("argmax")
+    if task == "multilabel":
+        if metric.name == "accuracy":
+            return Decision("per_class", per_class=[thresholds.best_accuracy_threshold(y[:, j], predictions[:, j])[0]
+                                                    for j in range(y.shape[1])])
+        return Decision("per_class", per_class=[t.threshold for t in thresholds.per_class_thresholds(y, predictions)])
+    if metric.name == "f1":
+        return Decision("threshold", threshold=thresholds.best_threshold(y, predictions).threshold)
+    if metric.name == "f1_macro":
+        return Decision("threshold", threshold=thresholds.best_macro_f1_threshold(y, predictions)[0])
+    return Decision("threshold", threshold=thresholds.best_accuracy_threshold(y, predictions)[0])
+
+
+@dataclass
+class Ensemble:
+    """Fold models of each family, their blend weights, and the decision."""
+
+    fold_models: dict            # name -> list of fitted models (one per fold)
+    weights: dict                # name -> blend weight
+    decision: Decision
+
+    def blended(self, X: pd.DataFrame) -> np.ndarray:
+        total = None
+        for name, weight in self.weights.items():
+            if weight <= 0:
+                continue
+            mean = np.mean([model.predict(X) for model in self.fold_models[name]], axis=0)
+            total = weight * mean if total is None else total + weight * mean
+        return total
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.decision.apply(self.blended(X))
+
+
+def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, folds: int, seed: int, progress=None):
+    """Out-of-fold predictions of every family, the fold of each row, the fitted fold
+    models and the seconds each family took."""
+    split = list(splitter(task, y, folds, seed))
+    fold_of = np.zeros(len(X), dtype=int)
+    oof, models, seconds = {}, {name: [] for name in families}, {name: 0.0 for name in families}
+    for fold, (train_index, valid_index) in enumerate(split):
+        fold_of[valid_index] = fold
+        for name, make in families.items():
+            started = time.perf_counter()
+            model = make().fit(X.iloc[train_index], y[train_index], X.iloc[valid_index], y[valid_index])
+            predicted = model.predict(X.iloc[valid_index])
+            if name not in oof:
+                oof[name] = np.zeros((len(X),) + predicted.shape[1:])
+            oof[name][valid_index] = predicted
+            models[name].append(model)
+            seconds[name] += time.perf_counter() - started
+            log.info("fold %d %-8s %.1fs %s", fold + 1, name, time.perf_counter() - started, model.summary())
+            if progress:
+                progress()
+    return oof, fold_of, models, seconds
+
+
+def honest_predictions(oof: dict, y: np.ndarray, fold_of: np.ndarray, task: str, metric: Metric) -> np.ndarray:
+    """Each fold's final predictions with the blend weights and the decision fitted on
+    the other folds only: the CV score of what the submission will do, not of a rule
+    fitted on the rows it is scored on."""
+    names = list(oof)
+    loss = blend_loss(task, metric)
+    final = None
+    for fold in np.unique(fold_of):
+        inside, outside = fold_of == fold, fold_of != fold
+        weights = blend_weights([oof[n][outside] for n in names], y[outside], loss)
+        blended_outside = sum(w * oof[n][outside] for w, n in zip(weights, names))
+        decision = fit_decision(task, metric, y[outside], blended_outside)
+        applied = decision.apply(sum(w * oof[n][inside] for w, n in zip(weights, names)))
+        if final is None:
+            final = np.zeros((len(y),) + applied.shape[1:], dtype=applied.dtype)
+        final[inside] = applied
+    return final

@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import zipfile
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -55,7 +56,9 @@ class FakeZindi(ThreadingHTTPServer):
         self.files = {"Train.csv": b"ID,common_name\nA1B2C3,Cape Batis\nD4E5F6,Ring-necked Dove\n" * 40000,
                       "SampleSubmission.csv": SAMPLE.encode(), "Train.zip": _audio_zip()}
         self.uploads: list[dict] = []
-        self.remaining = 4
+        self.per_day = 5                   # the Rules page's "maximum of N submissions per day"
+        self.rules = None                  # the Rules page's HTML, when a test sets its own
+        self.earlier: list[dict] = []      # submissions already on the board
         self.echo_token = False
         self.lists_lag = 0  # how many listings still miss the newest upload
 
@@ -92,8 +95,6 @@ class ZindiHandler(BaseHTTPRequestHandler):
             return "competition", parts, query
         if rest[0] == "files":
             return "files", parts, query
-        if rest == ["submissions", "limits"]:
-            return "limits", parts, query
         return {"submissions": "submissions" if self.command == "GET" else "submit",
                 "participations": "participations"}.get(rest[0], "unknown"), parts, query
 
@@ -151,20 +152,24 @@ class ZindiHandler(BaseHTTPRequestHandler):
         if parts[1] != SLUG:
             return self._json(404, {"errors": {"message": "Competition not found"}})
         if route == "competition":
+            rules = self.server.rules if self.server.rules is not None else (
+                f"<h2>Submissions</h2><p>You may make a maximum of {self.server.per_day} submissions per day.</p>"
+                "<p>You may make a maximum of 100 submissions for this competition.</p>")
             return self._json(200, {"id": SLUG, "datafiles": [
                 {"filename": name, "size": len(data)} if name == "Train.csv" else {"filename": name}
-                for name, data in self.server.files.items()]})
-        if route == "limits":
-            return self._json(200, {"today": self.server.remaining})
+                for name, data in self.server.files.items()],
+                "pages": [{"title": "Description", "content_html": "<p>Birds.</p>"},
+                          {"title": "Rules", "content_html": rules}]})
         if route == "submissions":
             uploads = self.server.uploads
             if self.server.lists_lag:
                 self.server.lists_lag -= 1
                 uploads = uploads[:-1]
-            return self._json(200, [{"id": f"sub{i + 1}", "filename": u["filename"], "comment": u["comment"],
-                                     "created_at": "2099-01-01T10:00:00.000Z", "status": "successful",
-                                     "public_score": 1.25 + i, "private_score": None}
-                                    for i, u in enumerate(uploads)])
+            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            return self._json(200, self.server.earlier + [
+                {"id": f"sub{i + 1}", "filename": u["filename"], "comment": u["comment"], "created_at": now,
+                 "status": "successful", "public_score": 1.25 + i, "private_score": None}
+                for i, u in enumerate(uploads)])
         if route == "participations":
             return self._json(200, [
                 {"public_rank": 2, "best_public_score": 1.40, "user": {"username": "kofi"}, "submission_count": 9},
@@ -324,19 +329,38 @@ def test_invalid_file_is_refused_before_any_request(zindi, data_dir, tmp_path):
     assert zindi.calls == []
 
 
-def test_dry_run_signs_in_and_checks_the_allowance_only(zindi, data_dir, good_file):
+def _board_entry(hours_ago: float, status: str = "successful") -> dict:
+    when = (datetime.now(timezone.utc) - timedelta(hours=hours_ago)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return {"id": f"old{hours_ago}", "filename": "old.csv", "comment": "", "created_at": when, "status": status,
+            "public_score": 2.0, "private_score": None}
+
+
+def test_dry_run_reads_the_allowance_from_the_rules_page_and_the_board(zindi, data_dir, good_file):
+    """The allowance as the public client reads it: the Rules page's daily maximum less
+    the board's counted submissions of the last 24 hours; no "limits" endpoint is asked."""
+    zindi.earlier = [_board_entry(1), _board_entry(3, "initial"), _board_entry(5, "failed"), _board_entry(30)]
     result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "dry run" in result.output and "4 submission(s) left" in result.output
-    assert zindi.routes() == ["signin", "limits"] and zindi.uploads == []
+    assert "dry run" in result.output and "3 submission(s) left today (5 a day)" in result.output
+    assert zindi.routes() == ["signin", "competition", "submissions"] and zindi.uploads == []
+
+
+def test_rules_page_without_a_daily_maximum_means_allowance_unknown(zindi, data_dir, good_file):
+    zindi.rules = "<p>Submissions are scored on 30% of the test set.</p>"
+    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "allowance unknown" in result.output
+    assert zindi.routes() == ["signin", "competition"]
+    assert compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x").exit_code == 0
+    assert len(zindi.uploads) == 1
 
 
 @pytest.mark.parametrize("route, status, message, expected", [
     ("submit", 403, "You must join the competition before submitting", "not joined"),
     ("submit", 400, "You have reached the maximum number of submissions for today", "daily submission limit"),
-    ("limits", 404, "Competition not found", "knows no competition"),
+    ("competition", 404, "Competition not found", "knows no competition"),
     ("signin", 401, "Invalid username or password", "refused the sign-in"),
-    ("limits", 401, "Token expired", "refused the session"),
+    ("competition", 401, "Token expired", "refused the session"),
 ])
 def test_known_refusals_are_one_line(zindi, data_dir, good_file, route, status, message, expected):
     zindi.fail[route] = [(status, message)]
@@ -353,9 +377,10 @@ def test_refusal_inside_a_200_answer(zindi, data_dir, good_file):
 
 
 def test_no_allowance_left_is_refused_before_uploading(zindi, data_dir, good_file):
-    zindi.remaining = 0
+    zindi.per_day = 2
+    zindi.earlier = [_board_entry(2), _board_entry(20)]
     result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x")
-    assert result.exit_code == 2 and "daily submission limit" in result.output
+    assert result.exit_code == 2 and "daily submission limit" in result.output and "2 of 2" in result.output
     assert "submit" not in zindi.routes()
 
 

@@ -9,12 +9,20 @@ server's text, writes downloads straight over the target with no resume or size 
 and needs pydantic and requests-toolbelt. The endpoints below are the ones it calls:
 
     POST /v1/auth/signin                          username, password -> data.auth_token
-    GET  /v1/competitions/{slug}                  data.datafiles[].filename
+    GET  /v1/competitions/{slug}                  data.datafiles[].filename, data.pages[] (the Rules page)
     GET  /v1/competitions/{slug}/files/{name}     the file
-    GET  /v1/competitions/{slug}/submissions/limits
     POST /v1/competitions/{slug}/submissions      multipart: file, comment
-    GET  /v1/competitions/{slug}/submissions      this account's submissions
+    GET  /v1/competitions/{slug}/submissions      this account's submissions (the submission board)
     GET  /v1/competitions/{slug}/participations   the leaderboard
+
+These are the calls of the public client `eaedk/testing-zindi-package` (the source of the
+PyPI `zindi` package): `zindi/user.py` (Zindian.__signin, download_dataset, submit,
+leaderboard, submission_board, remaining_subimissions) and `zindi/utils.py` (download,
+upload, n_subimissions_per_day). No public client reads a "limits" endpoint: the daily
+allowance is read as `remaining_subimissions` does, from the challenge's Rules page
+("You may make a maximum of N submissions per day.") against the submissions on the
+board from the last 24 hours whose status is "successful" or "initial". When the Rules
+page says nothing parsable, the allowance is unknown, never a reason to refuse.
 
 Answers wrap their payload in {"data": ...}; a refusal carries data.errors (a string, or a
 dict with "message"), with or without an HTTP error status. The session token travels in
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -225,10 +234,16 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
     an ambiguous failure the submission list says whether Zindi recorded it."""
     slug = competition.slug
     client = _client()
-    remaining = _remaining(client.read(slug, "submissions", "limits"))
-    if remaining == 0:
-        raise LimitError(f"{slug}: daily submission limit reached (0 left today); try again tomorrow")
-    left = f"{remaining} submission(s) left today" if remaining is not None else "allowance unknown"
+    per_day = daily_allowance(client.read(slug))
+    remaining = None
+    if per_day is not None:
+        used = submitted_in_a_day(_submissions_table(client.read(slug, "submissions", params={"per_page": 1000})))
+        remaining = max(per_day - used, 0)
+        if remaining == 0:
+            raise LimitError(f"{slug}: daily submission limit reached ({used} of {per_day} in the last 24 hours, "
+                             f"as the Rules page allows); try again later")
+    left = (f"{remaining} submission(s) left today ({per_day} a day)" if remaining is not None
+            else "allowance unknown: the Rules page states no daily maximum")
     if dry_run:
         return Receipt("zindi", False, [f"dry run: {file} is valid and signed in to {slug} ({left}); nothing uploaded"])
     started = datetime.now(timezone.utc)
@@ -247,12 +262,30 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
                                    f"see `compete submissions {competition.name}` for its score"])
 
 
-def _remaining(limits) -> int | None:
-    if isinstance(limits, dict):
-        for key in ("remaining", "today"):
-            if isinstance(limits.get(key), int):
-                return limits[key]
+# The sentence `n_subimissions_per_day` in eaedk/testing-zindi-package zindi/utils.py
+# splits the Rules page on; matched here across tags and spacing.
+DAILY_MAXIMUM = re.compile(r"You may make a maximum of\s+(\d+)\s+submissions?\s+per\s+day", re.IGNORECASE)
+# The statuses that count against the allowance in zindi/user.py remaining_subimissions.
+COUNTED_STATUSES = ("successful", "initial")
+
+
+def daily_allowance(details) -> int | None:
+    """Submissions a day as the challenge's Rules page states them, or None (unknown)."""
+    pages = details.get("pages") if isinstance(details, dict) else None
+    for page in pages if isinstance(pages, list) else []:
+        if isinstance(page, dict) and str(page.get("title", "")).strip().lower() == "rules":
+            text = " ".join(re.sub(r"<[^>]+>", " ", str(page.get("content_html") or "")).split())
+            found = DAILY_MAXIMUM.search(text)
+            if found:
+                return int(found.group(1))
     return None
+
+
+def submitted_in_a_day(table: pd.DataFrame, now: datetime | None = None) -> int:
+    """Submissions of the last 24 hours that count (remaining_subimissions's rule)."""
+    now = now or datetime.now(timezone.utc)
+    dates = pd.to_datetime(table["date"], errors="coerce", utc=True)
+    return int(((dates >= now - timedelta(days=1)) & table["status"].isin(COUNTED_STATUSES)).sum())
 
 
 def _find(table: pd.DataFrame, file_name: str, message: str, since: datetime) -> str | None:

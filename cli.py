@@ -318,26 +318,59 @@ def runtime():
     """Run a code submission locally the way the platform's hidden-test runtime would."""
 
 
+@runtime.command("profiles")
+@user_errors
+def runtime_profiles():
+    """The hidden-test runtimes compete can emulate: name, Python, layout, source."""
+    from common import runtimes
+    for name in runtimes.names():
+        profile = runtimes.get(name)
+        click.echo(f"{name:15} Python {profile.python:8} root {profile.root:16} data {profile.data} (read-only)")
+        click.echo(f"{'':15} {profile.description}; {len(profile.packages)} packages")
+        click.echo(f"{'':15} from {profile.source}")
+
+
 @runtime.command("test")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @DATA
+@click.option("--competition", "competition_name", metavar="COMP", help="The competition whose format the output must have (for a zip not built by compete).")
+@click.option("--profile", help="The runtime to emulate (`compete runtime profiles`); default: the competition's.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Keep the submission.csv the bundle wrote here.")
-@click.option("--time-limit", default=8 * 3600, show_default=True, type=float, help="Seconds before the bundle is killed.")
-@click.option("--memory-limit", type=float, help="Address-space limit in GB (RLIMIT_AS; torch alone maps ~4 GB).")
-@click.option("--unisolated", is_flag=True, help="Where unshare is unavailable: run WITHOUT network isolation or a read-only data mount.")
+@click.option("--time-limit", type=float, help="Seconds before the bundle is killed; default: the profile's.")
+@click.option("--memory-limit", type=float, help="Resident memory limit in GB, enforced like docker --memory (a memory cgroup).")
+@click.option("--smoke", type=int, metavar="N", help="Run on the first N test items only, as a smoke test does.")
+@click.option("--keep", is_flag=True, help="Keep the scratch folder (unpacked bundle, outputs) and print where it is.")
+@click.option("--skip-env-check", is_flag=True, help="Run even when the bundle fails the profile's environment check.")
+@click.option("--unisolated", is_flag=True, hidden=True, help="Where no sandbox can be built: run WITHOUT isolation or the runtime's paths.")
 @user_errors
-def runtime_test(bundle, data_dir, out, time_limit, memory_limit, unisolated):
-    """Unzip BUNDLE into a fresh folder, run main.py with no network, read-only data and
-    the limits, and validate the submission.csv it writes; exit 1 with the reason if not."""
+def runtime_test(bundle, data_dir, competition_name, profile, out, time_limit, memory_limit, smoke, keep, skip_env_check, unisolated):
+    """Run BUNDLE as the platform's hidden-test runtime would: the profile's paths, data
+    read-only, no network, the time and memory limits; validate the output it writes.
+    Prints wall time, CPU seconds and peak memory; exit 1 with the reason if it fails."""
     from common import packaging
-    result = packaging.run_bundle(bundle, data_dir, out=out, time_limit=time_limit, memory_limit=memory_limit, unisolated=unisolated)
+    result = packaging.run_bundle(bundle, data_dir, out=out, competition=competition_name, profile=profile,
+                                  time_limit=time_limit, memory_limit=memory_limit, smoke=smoke, keep=keep,
+                                  skip_env_check=skip_env_check, unisolated=unisolated)
     if not result.isolated:
-        click.echo("warning: ran WITHOUT network isolation or a read-only data mount (--unisolated)", err=True)
+        click.echo("warning: ran WITHOUT network isolation, the runtime's paths or a read-only data mount (--unisolated)", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    for problem in result.problems:
+        click.echo(f"environment: {problem}", err=True)
     click.echo(f"log: {result.log}")
+    if result.resources:
+        r = result.resources
+        peak = f"{r['peak_memory_mb']:.0f} MB" if r["peak_memory_mb"] is not None else "not measured"
+        gpu = f"{r['gpu_memory_mb']:.0f} MB" if r["gpu_memory_mb"] is not None else "no GPU"
+        click.echo(f"resources: wall {r['wall_seconds']:.1f} s, CPU {r['cpu_seconds']:.1f} s, peak memory {peak} "
+                   f"(resident {r['peak_rss_mb']:.0f} MB), GPU {gpu}; memory limit: {r['memory_limit']} "
+                   f"({result.results / 'resources.json'})")
+    if result.workdir is not None:
+        click.echo(f"kept: {result.workdir}")
     if not result.ok:
         click.echo(f"FAILED: {result.reason}", err=True)
         sys.exit(1)
-    click.echo(f"passed in {result.seconds:.1f} s: {result.submission} is valid")
+    click.echo(f"passed on {result.profile} in {result.seconds:.1f} s: {result.submission} is valid")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,10 @@ class BaseCompetition:
     submission: SubmissionFormat
     description: str = ""
     data_files: tuple[str, ...] = ()  # files whose presence means "data is here"
+    runtime_profile: str | None = None
+    """The hidden-test runtime a code submission runs in (a name of common/runtimes,
+    e.g. "hakuna-madata"): `package` builds for it, `runtime test` and `submit` emulate
+    it. None for a competition whose submission is a file."""
 
     # Model persistence: a pickle unless the competition keeps weights its own way.
     def save_model(self, model: Model, run_dir: Path) -> None:

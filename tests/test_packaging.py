@@ -1,23 +1,27 @@
-"""common.packaging: the bundle, and the local hidden-test runtime passing a good
-bundle and failing bad ones (network, time limit, crash, bad output, zip escape)."""
+"""common.packaging and common.runtimes: the bundle, and the local hidden-test runtime
+emulating a profile (paths, read-only data, no network, limits, environment check)
+passing good bundles and failing bad ones, each with one clear reason."""
 from __future__ import annotations
 
 import json
 import socket
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 import cli
-from common import io, packaging
+from common import io, packaging, runtimes
 from common.competition import get
+from common.runtimes import environment
 from competitions.serengeti import model as M
 
-needs_sandbox = pytest.mark.skipif(not packaging.sandbox_available()[0], reason="unshare --net --mount unavailable here")
+needs_sandbox = pytest.mark.skipif(not packaging.sandbox_available()[0], reason="no mount/network namespaces here")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +33,8 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """An untrained network starting at a prior: enough to make a valid bundle fast."""
+    """An untrained network starting at a prior, saved as a run of before the ONNX
+    export (model.pt only): enough to make a real bundle fast."""
     import torch
     torch.manual_seed(0)
     prior = np.full(len(M.CLASSES), 0.02)
@@ -45,68 +50,250 @@ def bundle(run_dir, tmp_path_factory):
     return out
 
 
-def test_bundle_holds_main_weights_and_only_the_code_it_needs(bundle, run_dir, tmp_path):
-    names = set(zipfile.ZipFile(bundle).namelist())
-    assert {"main.py", "model.pt", "bundle.json", "competitions/serengeti/model.py", "competitions/serengeti/data.py",
-            "common/io.py", "common/submission.py"} <= names
-    # no training code, no registry, no other competition
-    assert not {"competitions/serengeti/synth.py", "common/trainers.py", "common/loaders.py", "common/competition.py",
-                "cli.py"} & names
-    assert not any(name.startswith("competitions/house_prices") for name in names)
-    stub = zipfile.ZipFile(bundle).read("competitions/serengeti/__init__.py").decode()
-    assert stub == packaging.STUB_INIT
-    manifest = json.loads(zipfile.ZipFile(bundle).read("bundle.json"))
-    assert manifest["competition"] == "serengeti" and any(r.startswith("torch==") for r in manifest["requirements"])
-    # same run, same bundle bytes
-    again = tmp_path / "again.zip"
-    packaging.build(get("serengeti"), run_dir, again)
-    assert again.read_bytes() == bundle.read_bytes()
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """A private temp folder for the run's scratch space, to see what is left behind."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
 
-def test_dockerfile_follows_the_drivendata_layout(bundle):
-    context = bundle.with_name("submission_runtime")
-    dockerfile = (context / "Dockerfile").read_text()
-    assert "--network none" in dockerfile and "/code_execution/data" in dockerfile and "readonly" in dockerfile
-    assert "python main.py" in (context / "entrypoint.sh").read_text()
-    assert "torch==" in (context / "requirements.txt").read_text()
+def runtime_test(*args):
+    return CliRunner().invoke(cli.main, ["runtime", "test", *map(str, args)])
 
 
-def test_package_needs_a_trained_run(tmp_path):
-    with pytest.raises(io.InputError, match="model.pt: not found"):
-        packaging.build(get("serengeti"), tmp_path, tmp_path / "s.zip")
-    with pytest.raises(io.InputError, match="not a code competition"):
-        packaging.build(get("house-prices"), tmp_path, tmp_path / "s.zip")
-
-
-@needs_sandbox
-def test_good_bundle_passes_with_read_only_data(bundle, data, tmp_path):
-    result = packaging.run_bundle(bundle, data, out=tmp_path / "submission.csv", time_limit=300)
-    assert result.ok, result.reason + "\n" + result.log.read_text()
-    assert result.isolated
-    frame = io.read_csv(tmp_path / "submission.csv")
-    sample = io.read_csv(data / "submission_format.csv")
-    assert list(frame.columns) == list(sample.columns) and len(frame) == len(sample)
-    log = result.log.read_text()
-    assert "unreadable" in log  # the corrupt and missing test images are reported, not fatal
-
-
-def make_bundle(path: Path, main: str, members: dict | None = None) -> Path:
+def make_bundle(path: Path, main: str, members: dict | None = None, manifest: bool = True) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("main.py", main)
-        archive.writestr("bundle.json", json.dumps({"competition": "serengeti"}))
+        if manifest:
+            archive.writestr("bundle.json", json.dumps({"competition": "serengeti"}))
         for name, content in (members or {}).items():
             archive.writestr(name, content)
     return path
 
 
-COPY_FORMAT = """
-import os, shutil
+# DrivenData's benchmark style (drivendataorg/ai4earth-serengeti-runtime,
+# benchmark/inference-py/main.py): data at /inference/data, submission.csv written into
+# the working directory, beside main.py.
+BENCHMARK = """
+import logging
 from pathlib import Path
-data = Path(os.environ["COMPETE_DATA_DIR"])
-out = Path(os.environ["COMPETE_SUBMISSION_DIR"]) / "submission.csv"
-shutil.copy(data / "submission_format.csv", out)
+
+import numpy as np
+import pandas as pd
+
+logging.basicConfig(level=logging.INFO)
+DATA_PATH = Path("/inference/data")
+submission_format = pd.read_csv(DATA_PATH / "submission_format.csv", index_col=0)
+test_metadata = pd.read_csv(DATA_PATH / "test_metadata.csv")
+logging.info("%d sequences, %d images", len(submission_format), len(test_metadata))
+output = pd.DataFrame(np.full(submission_format.shape, 0.02), index=submission_format.index,
+                      columns=submission_format.columns)
+output.to_csv("submission.csv", index=True)
 """
 
+COPY_FORMAT = """
+import shutil
+shutil.copy("/inference/data/submission_format.csv", "submission.csv")
+"""
+
+
+# ---------------------------------------------------------------- profiles
+
+def test_profiles_are_data_citing_their_repository():
+    assert {"hakuna-madata", "snomed-ct"} <= set(runtimes.names())
+    hakuna = runtimes.get("hakuna-madata")
+    assert "drivendataorg/ai4earth-serengeti-runtime" in hakuna.source and "runtime/entrypoint.sh" in hakuna.source
+    assert (hakuna.root, hakuna.data, hakuna.output, hakuna.python) == ("/inference", "/inference/data", "submission.csv", "3.6.9")
+    assert hakuna.version_of("onnxruntime") == (True, "1.1.0") and hakuna.version_of("numpy")[0]  # numpy comes with pandas
+    assert not hakuna.version_of("tqdm")[0] or hakuna.version_of("tqdm")[1] is None
+    current = runtimes.get("snomed-ct")
+    assert current.data == "/code_execution/data" and "conda-lock" in current.source
+    assert current.version_of("numpy") == (True, "1.25.2")
+    result = CliRunner().invoke(cli.main, ["runtime", "profiles"])
+    assert result.exit_code == 0 and "hakuna-madata" in result.output and "/code_execution" in result.output
+    with pytest.raises(io.InputError, match="known: hakuna-madata"):
+        runtimes.get("nope")
+
+
+# ---------------------------------------------------------------- the bundle
+
+def test_bundle_holds_main_the_onnx_model_and_only_the_code_it_needs(bundle, run_dir, tmp_path):
+    archive = zipfile.ZipFile(bundle)
+    names = set(archive.namelist())
+    assert {"main.py", "model.onnx", "model.json", "bundle.json", "competitions/serengeti/inference.py"} <= names
+    assert not {"competitions/serengeti/model.py", "common/io.py", "model.pt", "cli.py"} & names
+    main = archive.read("main.py").decode()
+    assert 'Path("/inference/data")' in main and 'HERE / "submission.csv"' in main
+    manifest = json.loads(archive.read("bundle.json"))
+    assert manifest["profile"] == "hakuna-madata" and manifest["requirements"] == ["numpy", "onnxruntime", "pillow"]
+    again = tmp_path / "again.zip"
+    packaging.build(get("serengeti"), run_dir, again)
+    assert again.read_bytes() == bundle.read_bytes()  # same run, same bundle bytes
+
+
+def test_the_serengeti_bundle_passes_the_hakuna_madata_checks(bundle, tmp_path):
+    import onnx
+
+    zipfile.ZipFile(bundle).extractall(tmp_path / "code")
+    assert environment.check(tmp_path / "code", runtimes.get("hakuna-madata")) == []
+    model = onnx.load(str(tmp_path / "code" / "model.onnx"))
+    assert max(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")) <= 11
+    assert model.ir_version <= 6   # onnxruntime 1.1 (microsoft/onnxruntime docs/Versioning.md)
+
+
+def test_dockerfile_follows_the_profile(bundle):
+    context = bundle.with_name("submission_runtime")
+    dockerfile = (context / "Dockerfile").read_text()
+    assert "--network none" in dockerfile and "target=/inference/data,readonly" in dockerfile
+    assert "FROM python:3.6-slim" in dockerfile
+    assert "python main.py" in (context / "entrypoint.sh").read_text()
+    assert "onnxruntime==1.1.0" in (context / "requirements.txt").read_text().splitlines()
+
+
+def test_package_needs_a_trained_run(tmp_path):
+    with pytest.raises(io.InputError, match="not found, and no model to make it from"):
+        packaging.build(get("serengeti"), tmp_path, tmp_path / "s.zip")
+    with pytest.raises(io.InputError, match="not a code competition"):
+        packaging.build(get("house-prices"), tmp_path, tmp_path / "s.zip")
+
+
+# ---------------------------------------------------------------- the environment check
+
+def check_zip(tmp_path: Path, members: dict, profile="hakuna-madata") -> list[str]:
+    code = tmp_path / "unpacked"
+    for name, text in members.items():
+        (code / name).parent.mkdir(parents=True, exist_ok=True)
+        (code / name).write_text(text)
+    return environment.check(code, runtimes.get(profile))
+
+
+def test_environment_check_names_file_line_and_package(tmp_path):
+    problems = check_zip(tmp_path, {
+        "main.py": "import helpers.tools\nimport catboost\nfrom PIL import Image\nimport cv2, sklearn\n",
+        "helpers/__init__.py": "",
+        "helpers/tools.py": "import os\n\nif (n := len(os.sep)):\n    pass\n",
+        "later.py": "from __future__ import annotations\nimport dataclasses\ntry:\n    import tqdm\nexcept ImportError:\n    tqdm = None\n",
+        "requirements.txt": "pandas>=1.0\nonnxruntime\n",
+    })
+    assert any(p.startswith("main.py:2: imports catboost") for p in problems)
+    assert any(p.startswith("helpers/tools.py:3: not valid Python 3.6.9") for p in problems)
+    assert any(p.startswith("later.py:1: `from __future__ import annotations`") for p in problems)
+    assert any(p.startswith("requirements.txt:1: requires pandas>=1.0; the hakuna-madata runtime has pandas 0.25.1") for p in problems)
+    # PIL is pillow, cv2 opencv, sklearn scikit-learn; dataclasses is a 3.6 backport there; a guarded tqdm is optional
+    assert len(problems) == 4, problems
+    # the same files on the 3.10 runtime: the syntax is fine; its lock file has no catboost, opencv or onnxruntime
+    current = environment.check(tmp_path / "unpacked", runtimes.get("snomed-ct"))
+    assert [p.split(",")[0] for p in current] == ["main.py:2: imports catboost", "main.py:4: imports cv2",
+                                                  "requirements.txt:2: requires onnxruntime"]
+
+
+def test_an_onnx_model_newer_than_the_runtime_is_named(tmp_path):
+    import torch
+
+    code = tmp_path / "code"
+    code.mkdir()
+    torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(code / "model.onnx"), opset_version=17, dynamo=False)
+    problems = environment.check(code, runtimes.get("hakuna-madata"))
+    assert problems and problems[0].startswith("model.onnx: ONNX opset 17; the hakuna-madata runtime's onnxruntime 1.1.0 reads opsets up to 11")
+    assert "has no onnxruntime" in environment.check(code, runtimes.get("snomed-ct"))[0]
+
+
+# ---------------------------------------------------------------- running as the runtime does
+
+@needs_sandbox
+def test_a_bundle_in_drivendatas_benchmark_style_passes(data, tmp_path, scratch):
+    bundle = make_bundle(tmp_path / "benchmark.zip", BENCHMARK, manifest=False)
+    result = runtime_test(bundle, "--data", data, "--competition", "serengeti", "--out", tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    assert "passed on hakuna-madata" in result.output
+    frame = pd.read_csv(tmp_path / "out.csv")
+    assert list(frame.columns) == list(pd.read_csv(data / "submission_format.csv").columns)
+    log = (tmp_path / "benchmark.runtime" / "log.txt").read_text()
+    assert "GPU unavailable; falling back to CPU." in log and "90 sequences" in log
+    assert not Path("/inference").exists()           # the runtime's paths exist only inside the sandbox
+    assert list(scratch.iterdir()) == []             # nothing left in the temp folder
+
+
+@needs_sandbox
+def test_the_serengeti_bundle_runs_on_hakuna_madata_and_matches_compete_predict(bundle, run_dir, data, tmp_path):
+    result = runtime_test(bundle, "--data", data, "--out", tmp_path / "runtime.csv")
+    assert result.exit_code == 0, result.output
+    predicted = CliRunner().invoke(cli.main, ["predict", "serengeti", "--data", str(data), "--run-dir", str(run_dir),
+                                              "--out", str(tmp_path / "predict.csv")])
+    assert predicted.exit_code == 0, predicted.output
+    ours = pd.read_csv(tmp_path / "runtime.csv").set_index("seq_id")
+    theirs = pd.read_csv(tmp_path / "predict.csv").set_index("seq_id")
+    assert list(ours.index) == list(theirs.index) and list(ours.columns) == list(theirs.columns)
+    assert np.abs(ours.to_numpy() - theirs.to_numpy()).max() <= 1e-5
+    log = (bundle.with_name("submission.runtime") / "log.txt").read_text()
+    assert "unreadable" in log  # the corrupt and missing test images are counted, not fatal
+
+
+@needs_sandbox
+def test_a_bundle_importing_what_the_runtime_lacks_fails_before_running(data, tmp_path):
+    bundle = make_bundle(tmp_path / "catboost.zip", "import catboost\n" + COPY_FORMAT)
+    result = runtime_test(bundle, "--data", data)
+    assert result.exit_code == 1
+    assert "main.py:1: imports catboost, which the hakuna-madata runtime does not have" in result.output
+    assert "Running submission" not in (tmp_path / "catboost.runtime" / "log.txt").read_text()
+    skipped = runtime_test(bundle, "--data", data, "--skip-env-check")   # here catboost is installed: it runs
+    assert skipped.exit_code == 0 and "environment check against hakuna-madata skipped" in skipped.output
+
+
+@needs_sandbox
+def test_python_38_syntax_in_a_helper_module_fails_naming_file_and_line(data, tmp_path):
+    bundle = make_bundle(tmp_path / "walrus.zip", "import helper\n" + COPY_FORMAT,
+                         {"helper.py": "import os\n\n\ndef size():\n    if (n := len(os.sep)):\n        return n\n"})
+    result = runtime_test(bundle, "--data", data)
+    assert result.exit_code == 1 and "helper.py:5: not valid Python 3.6.9" in result.output
+
+
+@needs_sandbox
+def test_a_bundle_allocating_past_the_memory_limit_fails_on_memory(data, tmp_path, scratch):
+    hog = "import numpy as np\nblocks = [np.ones(50 * 2 ** 20 // 8) for _ in range(30)]\n" + COPY_FORMAT
+    result = runtime_test(make_bundle(tmp_path / "hog.zip", hog), "--data", data, "--memory-limit", "0.5")
+    assert result.exit_code == 1 and "memory limit of 0.5 GB exceeded (memory cgroup" in result.output
+    assert list(scratch.iterdir()) == []
+
+
+@needs_sandbox
+def test_a_torch_bundle_allocating_100_mb_passes_under_2_gb_with_a_plausible_report(data, tmp_path):
+    main = "import torch\nx = torch.ones(100 * 2 ** 20 // 4)\nassert x.sum() > 0\n" + COPY_FORMAT
+    result = runtime_test(make_bundle(tmp_path / "torch.zip", main), "--data", data, "--memory-limit", "2")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "torch.runtime" / "resources.json").read_text())
+    assert report["memory_limit"].startswith("memory cgroup") and "2 GB" in report["memory_limit"]
+    assert report["peak_memory_mb"] >= 100 and report["peak_rss_mb"] >= 100   # at least what it allocated
+    assert report["peak_memory_mb"] < 2048
+    assert 0 < report["cpu_seconds"] and 0 < report["wall_seconds"] < 300 and report["gpu_memory_mb"] is None
+    assert f"peak memory {report['peak_memory_mb']:.0f} MB" in result.output
+
+
+@needs_sandbox
+def test_a_smoke_run_sees_only_the_first_items(data, tmp_path):
+    main = BENCHMARK + "\nassert len(submission_format) == 3, len(submission_format)\n" \
+                       "assert set(test_metadata.seq_id) <= set(submission_format.index)\n"
+    result = runtime_test(make_bundle(tmp_path / "smoke.zip", main), "--data", data, "--smoke", "3",
+                          "--out", tmp_path / "smoke.csv")
+    assert result.exit_code == 0, result.output
+    assert "smoke run: the first 3 row(s) of submission_format.csv" in result.output
+    assert len(pd.read_csv(tmp_path / "smoke.csv")) == 3
+    assert len(pd.read_csv(data / "submission_format.csv")) == 90   # the data itself is untouched
+
+
+@needs_sandbox
+def test_the_current_runtime_has_its_own_layout(data, tmp_path):
+    current = "import shutil\nshutil.copy('/code_execution/data/submission_format.csv', 'submission.csv')\n"
+    passed = runtime_test(make_bundle(tmp_path / "current.zip", current), "--data", data, "--profile", "snomed-ct", "--smoke", "2")
+    assert passed.exit_code == 0, passed.output
+    # a bundle written for Hakuna Ma-data's paths does not find its data there
+    failed = runtime_test(make_bundle(tmp_path / "old.zip", COPY_FORMAT), "--data", data, "--profile", "snomed-ct")
+    assert failed.exit_code == 1 and "/inference/data/submission_format.csv" in failed.output
+
+
+# ---------------------------------------------------------------- hostile bundles
 
 @needs_sandbox
 def test_bundle_that_reaches_for_the_network_fails(data, tmp_path):
@@ -135,11 +322,12 @@ def test_bundle_that_reaches_for_the_network_fails(data, tmp_path):
 
 
 @needs_sandbox
-def test_bundle_over_the_time_limit_is_killed(data, tmp_path):
+def test_bundle_over_the_time_limit_is_killed(data, tmp_path, scratch):
     main = "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\ntime.sleep(300)\n"
     result = packaging.run_bundle(make_bundle(tmp_path / "slow.zip", main), data, time_limit=3)
     assert not result.ok and "time limit of 3 s exceeded" in result.reason
     assert result.seconds < 30
+    assert list(scratch.iterdir()) == []
 
 
 @needs_sandbox
@@ -150,42 +338,53 @@ def test_bundle_that_crashes_fails_with_its_last_line(data, tmp_path):
 
 @needs_sandbox
 def test_bundle_cannot_write_into_the_data(data, tmp_path):
-    main = "import os\nopen(os.path.join(os.environ['COMPETE_DATA_DIR'], 'planted.txt'), 'w').write('x')\n" + COPY_FORMAT
+    main = "open('/inference/data/planted.txt', 'w').write('x')\n" + COPY_FORMAT
     result = packaging.run_bundle(make_bundle(tmp_path / "write.zip", main), data, time_limit=60)
     assert not result.ok and "Read-only file system" in result.reason
     assert not (data / "planted.txt").exists()
 
 
 @needs_sandbox
-def test_bundle_writing_a_bad_file_fails_validation(data, tmp_path):
-    main = COPY_FORMAT + "out.write_text(out.read_text().replace('0.0', '1.5', 1))\n"
+def test_bundle_writing_a_bad_file_or_none_fails(data, tmp_path):
+    main = COPY_FORMAT + "text = open('submission.csv').read()\nopen('submission.csv', 'w').write(text.replace('0.0', '1.5', 1))\n"
     result = packaging.run_bundle(make_bundle(tmp_path / "bad.zip", main), data, time_limit=60)
-    assert not result.ok and "invalid" in result.reason and "out_of_domain" in result.reason
-    missing = packaging.run_bundle(make_bundle(tmp_path / "none.zip", "print('forgot')\n"), data, time_limit=60)
-    assert not missing.ok and "no submission.csv" in missing.reason
+    assert not result.ok and "submission.csv is invalid" in result.reason and "out_of_domain" in result.reason
+    # the old layout's output folder is not where this runtime takes the file from
+    elsewhere = "import shutil\nshutil.copy('/inference/data/submission_format.csv', '/inference/submission/submission.csv')\n"
+    missing = packaging.run_bundle(make_bundle(tmp_path / "none.zip", elsewhere), data, time_limit=60)
+    assert not missing.ok and "wrote no submission.csv in its working directory /inference" in missing.reason
 
 
 @needs_sandbox
 def test_bundle_missing_a_module_fails_here_as_on_the_platform(data, tmp_path):
     # the project is installed in this environment; the runtime must not let the bundle see it
-    main = "from competitions.serengeti.model import bundle_main\n" + COPY_FORMAT
-    result = packaging.run_bundle(make_bundle(tmp_path / "incomplete.zip", main), data, time_limit=60)
+    main = "from competitions.serengeti.inference import run\n" + COPY_FORMAT
+    result = packaging.run_bundle(make_bundle(tmp_path / "incomplete.zip", main), data, time_limit=60, skip_env_check=True)
     assert not result.ok and "ModuleNotFoundError" in result.reason
 
 
-def test_zip_path_escape_is_refused(data, tmp_path):
-    bundle = make_bundle(tmp_path / "evil.zip", COPY_FORMAT, {"../escaped.py": "print('out')"})
-    with pytest.raises(io.InputError, match="escapes"):
-        packaging.run_bundle(bundle, data, workdir=tmp_path / "work")
-    assert not (tmp_path / "escaped.py").exists()
-
-
-def test_cli_reports_one_line_and_exit_codes(data, tmp_path):
-    runner = CliRunner()
-    bad = make_bundle(tmp_path / "crash.zip", "raise SystemExit(3)\n")
-    result = runner.invoke(cli.main, ["runtime", "test", str(bad), "--data", str(data), "--time-limit", "60"])
-    if packaging.sandbox_available()[0]:
-        assert result.exit_code == 1 and "FAILED: main.py exited with code 3" in result.output
+def test_zip_path_escape_is_refused_leaving_nothing(data, tmp_path, scratch):
     evil = make_bundle(tmp_path / "evil.zip", COPY_FORMAT, {"../../x.py": ""})
-    result = runner.invoke(cli.main, ["runtime", "test", str(evil), "--data", str(data)])
+    result = runtime_test(evil, "--data", data)
     assert result.exit_code == 2 and "escapes the extraction folder" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.py").exists() and list(scratch.iterdir()) == []
+
+
+def test_a_zip_with_a_bad_crc_is_one_line_and_leaves_nothing(data, tmp_path, scratch):
+    bundle = make_bundle(tmp_path / "damaged.zip", COPY_FORMAT, {"weights.bin": "w" * 5000})
+    raw = bytearray(bundle.read_bytes())
+    offset = raw.index(b"w" * 100)
+    raw[offset:offset + 4] = b"XXXX"                     # the stored bytes no longer match their CRC
+    bundle.write_bytes(bytes(raw))
+    result = runtime_test(bundle, "--data", data)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {bundle}: member 'weights.bin' fails its CRC check; the zip is damaged, build it again"
+    assert list(scratch.iterdir()) == [] and not (tmp_path / "damaged.runtime").exists()
+
+
+@needs_sandbox
+def test_keep_keeps_the_scratch_folder(data, tmp_path, scratch):
+    result = runtime_test(make_bundle(tmp_path / "kept.zip", COPY_FORMAT), "--data", data, "--keep")
+    assert result.exit_code == 0, result.output
+    kept = [path for path in scratch.iterdir() if path.name.startswith("compete-runtime-")]
+    assert len(kept) == 1 and f"kept: {kept[0]}" in result.output and (kept[0] / "code" / "main.py").is_file()

@@ -44,8 +44,7 @@ def compete(*args):
 
 def bundle_writing(path: Path, body: str) -> Path:
     """A hand-made bundle whose main.py writes `body` as submission.csv."""
-    main = ("import os\nfrom pathlib import Path\n"
-            f"(Path(os.environ['COMPETE_SUBMISSION_DIR']) / 'submission.csv').write_text({body!r})\n")
+    main = f"open('submission.csv', 'w').write({body!r})\n"  # beside main.py, as the runtime takes it
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("main.py", main)
         archive.writestr("bundle.json", json.dumps({"competition": "serengeti"}))
@@ -60,6 +59,7 @@ def test_submit_builds_proves_and_says_where_to_upload(data, run_dir, tmp_path, 
     bundle = tmp_path / "submissions" / "serengeti" / "20300101-seed0.zip"
     assert bundle.is_file() and "main.py" in zipfile.ZipFile(bundle).namelist()
     assert "wrote a valid submission" in result.output and "DrivenData has no upload API" in result.output
+    assert "ran as the hakuna-madata runtime would" in result.output
     assert str(bundle) in result.output and "description: prior net" in result.output
 
 

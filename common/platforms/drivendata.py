@@ -3,9 +3,9 @@ leaderboard. `submit` does what can be done locally and says exactly what is lef
 
 1. build the bundle from a run directory (or take a built `submission.zip`), with the
    packager every code submission uses (common/packaging.py);
-2. run it as the hidden-test runtime would (common.packaging.run_bundle), on the data
-   folder given, with no network, and validate the `submission.csv` it wrote against
-   the submission format there;
+2. run it as the competition's hidden-test runtime would (its `runtime_profile`, e.g.
+   hakuna-madata; common.packaging.run_bundle), on the data folder given, with no
+   network, and validate the `submission.csv` it wrote against the submission format there;
 3. print the bundle's path, size and checksum, and where to upload it.
 
 A competition may set `url` (its page, e.g. https://www.drivendata.org/competitions/59/
@@ -59,16 +59,16 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
                             f"submission.zip (from `compete package {competition.name}`)")
     isolated, why = packaging.sandbox_available()
     if not isolated:
-        raise PlatformError(f"{bundle}: cannot run it isolated from the network here ({why}); check it with "
-                            f"`compete runtime test {bundle} --data {data_dir} --unisolated`, then upload it by hand "
-                            f"at {page(competition, 'submissions')}")
-    result = packaging.run_bundle(bundle, data_dir)
+        raise PlatformError(f"{bundle}: cannot run it as the {competition.runtime_profile} runtime would here ({why}); "
+                            f"upload it by hand at {page(competition, 'submissions')} once `compete runtime test` passes "
+                            f"on a machine that can")
+    result = packaging.run_bundle(bundle, data_dir, competition=competition.name, profile=competition.runtime_profile)
     if not result.ok:
-        raise PlatformError(f"{bundle}: not ready to upload, the runtime test on {data_dir} failed: {result.reason} "
-                            f"(log: {result.log})")
+        raise PlatformError(f"{bundle}: not ready to upload, the {result.profile} runtime test on {data_dir} failed: "
+                            f"{result.reason} (log: {result.log})")
     lines = [
-        f"{bundle}: {bundle.stat().st_size / 1e6:.1f} MB, sha256 {io.sha256(bundle)[:16]}; ran with no network on "
-        f"{data_dir} in {result.seconds:.0f} s and wrote a valid submission (log: {result.log})",
+        f"{bundle}: {bundle.stat().st_size / 1e6:.1f} MB, sha256 {io.sha256(bundle)[:16]}; ran as the {result.profile} "
+        f"runtime would (no network) on {data_dir} in {result.seconds:.0f} s and wrote a valid submission (log: {result.log})",
         ("dry run: nothing to upload from here anyway; " if dry_run else "") + "DrivenData has no upload API, so by hand:",
         f"  1. sign in (rules accepted) and open {page(competition, 'submissions')}",
         f"  2. choose \"Make new submission\" and upload {bundle.resolve()}",

@@ -18,6 +18,7 @@ from common.metrics import MEAN_BINARY_LOG_LOSS
 from common.runs import record
 from common.submission import SubmissionFormat
 from competitions.serengeti import data as D
+from competitions.serengeti import inference
 from competitions.serengeti import model as M
 
 log = logging.getLogger("compete")
@@ -35,9 +36,10 @@ class Serengeti(BaseCompetition):
     data_files = (D.TRAIN_METADATA, D.TRAIN_LABELS)
     float_format = "%.6f"
     # The code submission (common/packaging.py): the function main.py calls and the
-    # run files it needs beside it.
-    bundle_entry = "competitions.serengeti.model:bundle_main"
-    bundle_files = (M.WEIGHTS,)
+    # run files it needs beside it, for the runtime the competition's bundles run in.
+    bundle_entry = "competitions.serengeti.inference:run"
+    bundle_files = (inference.MODEL, inference.META)
+    runtime_profile = "hakuna-madata"
 
     def synth(self, out_dir: Path, seed: int, scale: str) -> None:
         from competitions.serengeti.synth import synth
@@ -121,6 +123,7 @@ class Serengeti(BaseCompetition):
 
     def save_model(self, model: M.SerengetiModel, run_dir: Path) -> None:
         model.save(Path(run_dir) / M.WEIGHTS)
+        model.export(run_dir)
 
     def load_model(self, run_dir: Path) -> M.SerengetiModel:
         return M.SerengetiModel.load(Path(run_dir) / M.WEIGHTS)

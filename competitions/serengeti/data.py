@@ -1,12 +1,8 @@
-"""Serengeti platform files -> typed frames, and images -> small arrays.
-
-Read by the inference bundle too (see common/packaging.py), so this module imports
-nothing heavier than numpy, pandas, Pillow and the project's io/submission helpers.
-"""
+"""Serengeti platform files -> typed frames; images -> small arrays with the code
+submission's own reader (competitions/serengeti/inference.py `read_image`)."""
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from common import io
+from competitions.serengeti.inference import read_image  # noqa: F401  (shared with the code submission)
 
 log = logging.getLogger("compete")
 
@@ -96,21 +93,3 @@ def image_root(data_dir: Path, example: str) -> Path:
         if (candidate / example).exists():
             return candidate
     return data_dir
-
-
-def read_image(path: Path, size: tuple[int, int]) -> np.ndarray | None:
-    """The image at `path` as uint8 (height, width, 3) of `size` = (width, height), or
-    None when it is missing or cannot be decoded (the caller counts and reports it)."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                # JPEG draft mode decodes at 1/2..1/8 scale straight from the DCT:
-                # the real 2048x1536 frames shrink for a fraction of a full decode.
-                image.draft("RGB", (size[0] * 2, size[1] * 2))
-                image = image.convert("RGB").resize(size, Image.BILINEAR)
-                return np.asarray(image, dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError):
-        return None

@@ -1,11 +1,9 @@
 """The Serengeti image model: a small multi-label CNN (one sigmoid per class), frame
--> sequence aggregation, and the inference entry point of the code submission.
-
-Imports only torch, numpy, pandas, Pillow and the light project modules, because the
-bundle built by `compete package` vendors this file (see common/packaging.py).
-"""
+-> sequence aggregation, and its export for the code submission (ONNX, run by
+competitions/serengeti/inference.py in the hidden-test runtime)."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -16,15 +14,14 @@ import torch
 from torch import nn
 
 from common import io
-from common.submission import SubmissionFormat, align_to_sample, validate
-from competitions.serengeti.data import CLASSES, FILE, ID, SUBMISSION_FORMAT, TEST_METADATA, image_root, read_image, read_metadata
+from competitions.serengeti import inference
+from competitions.serengeti.data import CLASSES, EMPTY, FILE, ID, read_image
 
 log = logging.getLogger("compete")
 
 IMAGE_SIZE = (64, 48)        # (width, height) the network sees; 4:3 as the cameras
-CLIP = 1e-4                   # log loss punishes a confident miss without bound
+CLIP = inference.CLIP
 WEIGHTS = "model.pt"
-FORMAT = SubmissionFormat(SUBMISSION_FORMAT, id_column=ID, domain="probability")
 
 
 class SerengetiNet(nn.Module):
@@ -83,6 +80,17 @@ class SerengetiModel:
     def __init__(self, net: SerengetiNet, prior: np.ndarray, image_size=IMAGE_SIZE, width: int = 24):
         self.net, self.prior, self.image_size, self.width = net, np.asarray(prior, dtype=np.float64), tuple(image_size), width
 
+    def export(self, folder: Path) -> list[Path]:
+        """The network as ONNX for the code submission's runtime, and what inference
+        needs beside it (competitions/serengeti/inference.py reads both)."""
+        from common.packaging import export_onnx
+
+        folder = Path(folder)
+        example = torch.zeros(1, 3, self.image_size[1], self.image_size[0])
+        meta = {"classes": list(CLASSES), "prior": self.prior.tolist(), "image_size": list(self.image_size)}
+        return [export_onnx(self.net, example, folder / inference.MODEL, profile="hakuna-madata"),
+                io.write_text(folder / inference.META, json.dumps(meta, indent=1) + "\n")]
+
     def save(self, path: Path) -> Path:
         payload = {"state_dict": self.net.state_dict(), "prior": self.prior.tolist(), "image_size": list(self.image_size),
                    "width": self.width, "classes": list(CLASSES)}
@@ -134,19 +142,13 @@ def frame_probabilities(model: SerengetiModel, batches, quiet: bool = True, tota
 
 
 def aggregate(seq_ids, probabilities: np.ndarray, readable: np.ndarray, prior: np.ndarray, sequences) -> pd.DataFrame:
-    """Frame probabilities -> one row per sequence of `sequences`, as the winners did:
-    the mean for each animal, the geometric mean for `empty` (one frame with an animal
-    is enough to make a sequence not empty). A sequence with no readable frame gets
-    the training prior."""
-    frame = pd.DataFrame(np.clip(probabilities, CLIP, 1 - CLIP), columns=list(CLASSES))
-    frame[ID] = np.asarray(seq_ids, dtype=object)
-    frame = frame[np.asarray(readable, dtype=bool)]
-    means = frame.groupby(ID, sort=False)[list(CLASSES)].mean()
-    means["empty"] = np.exp(np.log(frame["empty"]).groupby(frame[ID], sort=False).mean())
-    result = means.reindex(pd.Index(list(sequences), name=ID))
-    unreadable = result["empty"].isna().to_numpy()
-    result.loc[unreadable, list(CLASSES)] = np.clip(prior, CLIP, 1 - CLIP)
-    return result.reset_index()
+    """Frame probabilities -> one row per sequence of `sequences`, by the rule the code
+    submission applies (competitions/serengeti/inference.py `aggregate`)."""
+    sequences = list(sequences)
+    values = inference.aggregate(list(seq_ids), probabilities, readable, prior, sequences, EMPTY)
+    result = pd.DataFrame(values, columns=list(CLASSES))
+    result.insert(0, ID, np.asarray(sequences, dtype=object))
+    return result
 
 
 def predict_folder(model: SerengetiModel, metadata: pd.DataFrame, root: Path, quiet: bool = True,
@@ -171,26 +173,3 @@ def predict_folder(model: SerengetiModel, metadata: pd.DataFrame, root: Path, qu
                     "or the prior: %s%s", len(bad), ", ".join(bad[:5]), " ..." if len(bad) > 5 else "")
     sequences = pd.unique(metadata[ID])
     return aggregate(metadata[ID], probabilities, readable, model.prior, sequences), bad
-
-
-def bundle_main(bundle_dir: Path, data_dir: Path, out: Path) -> Path:
-    """What the submission's main.py runs: read the test metadata and the submission
-    format in `data_dir`, predict, write `out`."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    model = SerengetiModel.load(Path(bundle_dir) / WEIGHTS)
-    metadata = read_metadata(io.find(data_dir, TEST_METADATA), TEST_METADATA)
-    sample = io.read_csv(io.find(data_dir, SUBMISSION_FORMAT), dtype={ID: str})
-    root = image_root(data_dir, metadata[FILE].iloc[0])
-    predictions, bad = predict_folder(model, metadata, root, quiet=True)
-    missing = sorted(set(sample[ID]) - set(predictions[ID]))
-    if missing:
-        log.warning("%d sequence(s) of the submission format have no image in %s; they get the prior", len(missing), TEST_METADATA)
-        prior = pd.DataFrame([np.clip(model.prior, CLIP, 1 - CLIP)] * len(missing), columns=list(CLASSES))
-        prior.insert(0, ID, missing)
-        predictions = pd.concat([predictions, prior], ignore_index=True)
-    frame = align_to_sample(predictions, sample, FORMAT)
-    problems = validate(frame, sample, FORMAT)
-    if problems:
-        raise RuntimeError(f"predictions do not fit {SUBMISSION_FORMAT}: {problems[0]}")
-    log.info("%d sequences predicted, %d unreadable image(s)", len(frame), len(bad))
-    return io.write_csv(frame, out, float_format="%.6f")

@@ -1,0 +1,313 @@
+"""Run a command the way a code-execution container would, without Docker.
+
+- Paths: a private mount namespace (`unshare --mount`) whose root is a fresh tmpfs
+  holding bind mounts of the host's top-level folders, plus the profile's own: the
+  unpacked bundle at the profile's root (e.g. /inference), the data read-only at its
+  data path, the submission folder at its path, a private /tmp. The command is chrooted
+  there, so /inference exists for it and for nothing else on the machine, and no
+  environment variable is needed to find a path. As root a read-only bind mount is the
+  one way to make data truly read-only (file modes do not stop root).
+- Network: a network namespace with only a loopback (`unshare --net`), as
+  `docker run --network none`.
+- Memory: a child memory cgroup of this process's own (v2, or the v1 memory
+  controller), limited like `docker run --memory` (resident memory, page cache
+  reclaimable, no swap); an OOM kill is read from the cgroup's counters. Only where no
+  cgroup can be made does RLIMIT_AS stand in, and the run says so (address space is a
+  poor proxy: torch maps several GB it never touches).
+- Time: its own session, killed (with everything left in its cgroup) at the limit.
+- Resources: wall time, CPU seconds of the process tree, peak memory as the cgroup
+  counts it (with page cache) and peak resident memory of the process tree (polled
+  with psutil), and GPU memory from nvidia-smi where there is one.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+SETUP = r"""
+set -e
+root=$1 code=$2 data=$3 submission=$4 scratch=$5 inside_root=$6 inside_data=$7 inside_submission=$8 skip=$9
+shift 9
+overlays=$1
+shift
+mount -t tmpfs -o mode=755 compete-runtime "$root"
+for entry in /*; do
+  name=${entry#/}
+  [ "$name" = "$skip" ] && continue
+  if [ -L "$entry" ]; then ln -s "$(readlink "$entry")" "$root/$name"
+  elif [ -d "$entry" ]; then mkdir "$root/$name" && mount --rbind "$entry" "$root/$name"
+  fi
+done
+mkdir -p "$root/tmp" && mount --bind "$scratch" "$root/tmp"
+mkdir -p "$root$inside_root" && mount --bind "$code" "$root$inside_root"
+mkdir -p "$root$inside_data" && mount --bind "$data" "$root$inside_data"
+printf '%s' "$overlays" | while IFS='|' read -r source target; do
+  [ -n "$source" ] && mount --bind "$source" "$root$inside_data/$target" && mount -o remount,bind,ro "$root$inside_data/$target"
+done
+mount -o remount,bind,ro "$root$inside_data"
+mkdir -p "$root$inside_submission" && mount --bind "$submission" "$root$inside_submission"
+if command -v ip >/dev/null; then ip link set lo up; fi
+exec chroot "$root" /bin/sh -c 'cd "$1" && shift && exec "$@"' sandbox "$inside_root" "$@"
+"""
+
+
+@dataclass
+class Layout:
+    """Host folders and where the sandbox shows them."""
+
+    root: Path                 # an empty host folder the sandbox's / is built on
+    code: Path                 # shown at `inside_root`, the working directory
+    data: Path                 # shown read-only at `inside_data`
+    submission: Path           # shown at `inside_submission`
+    scratch: Path              # shown at /tmp
+    inside_root: str
+    inside_data: str
+    inside_submission: str
+    overlays: dict[str, Path] = field(default_factory=dict)  # data-relative path -> host file shown instead
+
+
+@dataclass
+class Outcome:
+    returncode: int | None
+    timed_out: bool
+    memory_exceeded: bool
+    memory_mode: str           # how the memory limit was enforced, in words
+    wall_seconds: float
+    cpu_seconds: float
+    peak_memory_bytes: int | None      # as the cgroup counts it (page cache included)
+    peak_rss_bytes: int                # resident memory of the process tree, polled
+    gpu_memory_bytes: int | None       # None: no GPU here
+
+    def resources(self) -> dict:
+        megabytes = lambda value: None if value is None else round(value / 2 ** 20, 1)  # noqa: E731
+        return {"wall_seconds": round(self.wall_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
+                "peak_memory_mb": megabytes(self.peak_memory_bytes), "peak_rss_mb": megabytes(self.peak_rss_bytes),
+                "gpu_memory_mb": megabytes(self.gpu_memory_bytes), "memory_limit": self.memory_mode}
+
+
+def available() -> tuple[bool, str]:
+    """Whether the sandbox can be built here: unshare and chroot, and the right to use them."""
+    for tool in ("unshare", "chroot", "mount"):
+        if shutil.which(tool) is None:
+            return False, f"the {tool} command is not installed"
+    try:
+        probe = subprocess.run(["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
+                                "mount -t tmpfs probe /mnt"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, str(error)
+    if probe.returncode:
+        lines = probe.stderr.strip().splitlines()
+        return False, lines[-1] if lines else f"exit {probe.returncode}"
+    return True, ""
+
+
+class MemoryCgroup:
+    """A child memory cgroup of this process's own, removed on close."""
+
+    def __init__(self, path: Path, version: int):
+        self.path, self.version = path, version
+
+    @classmethod
+    def create(cls, limit_bytes: int | None) -> tuple["MemoryCgroup | None", str]:
+        """The cgroup, or None and why none could be made."""
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError as error:
+            return None, f"cannot read /proc/self/cgroup ({error})"
+        own = {}
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                own[controller] = path
+        unified = CGROUP_ROOT / "cgroup.controllers"
+        if "memory" in own and (CGROUP_ROOT / "memory").is_dir():
+            parent, version = CGROUP_ROOT / "memory" / own["memory"].lstrip("/"), 1
+        elif "" in own and unified.is_file() and "memory" in unified.read_text(errors="replace").split():
+            parent, version = CGROUP_ROOT / own[""].lstrip("/"), 2
+        else:
+            return None, "no memory cgroup controller is mounted"
+        path = parent / f"compete-runtime-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            path.mkdir()
+        except OSError as error:
+            return None, f"cannot create a cgroup under {parent} ({error.strerror})"
+        group = cls(path, version)
+        try:
+            if limit_bytes:
+                if version == 1:
+                    (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+                    if (path / "memory.memsw.limit_in_bytes").exists():
+                        (path / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
+                else:
+                    (path / "memory.max").write_text(str(limit_bytes))
+                    if (path / "memory.swap.max").exists():
+                        (path / "memory.swap.max").write_text("0")
+        except OSError as error:
+            group.close()
+            return None, f"cannot set a limit in {path} ({error.strerror})"
+        return group, ""
+
+    def join(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(line) for line in (self.path / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
+    def peak(self) -> int | None:
+        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        try:
+            return int((self.path / name).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def oom_killed(self) -> bool:
+        name = "memory.oom_control" if self.version == 1 else "memory.events"
+        try:
+            fields = dict(line.split() for line in (self.path / name).read_text().splitlines() if line.strip())
+        except (OSError, ValueError):
+            return False
+        return int(fields.get("oom_kill", 0)) > 0
+
+    def kill_all(self) -> None:
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.kill_all()
+        for _ in range(40):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
+class Poller(threading.Thread):
+    """Peak resident memory of a process tree, and GPU memory where nvidia-smi exists."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak_rss, self.peak_gpu = pid, interval, 0, None
+        self.stopped = threading.Event()
+        self.gpu = shutil.which("nvidia-smi")
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        ticks = 0
+        while not self.stopped.is_set():
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                break
+            total = 0
+            for process in tree:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_rss = max(self.peak_rss, total)
+            if self.gpu and ticks % 10 == 0:
+                self._gpu({process.pid for process in tree})
+            ticks += 1
+            self.stopped.wait(self.interval)
+
+    def _gpu(self, pids: set[int]) -> None:
+        try:
+            listing = subprocess.run([self.gpu, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return
+        used = sum(int(memory) for pid, memory in (line.split(",") for line in listing.splitlines() if "," in line)
+                   if int(pid) in pids) * 2 ** 20
+        self.peak_gpu = max(self.peak_gpu or 0, used)
+
+
+def run(command: list[str], layout: Layout, log_path: Path, environment: dict, time_limit: float,
+        memory_limit_gb: float | None, isolated: bool = True) -> Outcome:
+    """Run `command` inside the sandbox described by `layout` (or, not `isolated`, as a
+    plain child in `layout.code`), under the limits; its output goes to `log_path`."""
+    limit_bytes = int(memory_limit_gb * 1024 ** 3) if memory_limit_gb else None
+    group, why = MemoryCgroup.create(limit_bytes)
+    if group is not None:
+        memory_mode = (f"memory cgroup v{group.version}, {memory_limit_gb:g} GB" if limit_bytes
+                       else f"none (measured in a memory cgroup v{group.version})")
+    else:
+        memory_mode = f"RLIMIT_AS {memory_limit_gb:g} GB (address space; {why})" if limit_bytes else f"none ({why})"
+    if isolated:
+        skip = layout.root.resolve().parts[1]
+        overlays = "".join(f"{source}|{target}\n" for target, source in layout.overlays.items())
+        command = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", SETUP, "sandbox",
+                   str(layout.root), str(layout.code), str(layout.data), str(layout.submission), str(layout.scratch),
+                   layout.inside_root, layout.inside_data, layout.inside_submission, skip, overlays, *command]
+
+    def prepare():
+        os.setsid()
+        if group is not None:
+            group.join(os.getpid())
+        elif limit_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    timed_out = False
+    try:
+        with open(log_path, "ab") as log_file:
+            process = subprocess.Popen(command, cwd=layout.code, env=environment, stdout=log_file,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=prepare)
+            poller = Poller(process.pid)
+            poller.start()
+            try:
+                returncode = process.wait(timeout=time_limit)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill(process, group)
+                returncode = process.returncode
+            poller.stopped.set()
+            poller.join()
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        memory_exceeded = bool(limit_bytes) and (group.oom_killed() if group is not None else False)
+        peak = group.peak() if group is not None else None
+        return Outcome(returncode, timed_out, memory_exceeded, memory_mode, wall,
+                       (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+                       peak, poller.peak_rss, poller.peak_gpu)
+    finally:
+        if group is not None:
+            group.close()
+
+
+def _kill(process: subprocess.Popen, group: MemoryCgroup | None) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if group is not None:
+        group.kill_all()
+    process.wait()

@@ -18,6 +18,7 @@ DATA = click.option("--data", "data_dir", required=True, type=click.Path(path_ty
                     help="The platform's data folder, as unzipped (zip files inside are read too).")
 SEED = click.option("--seed", default=0, show_default=True, help="Random seed: same seed, same data, same bytes.")
 QUIET = click.option("--quiet", is_flag=True, help="No progress or log on the terminal (the run's log.txt still has it).")
+SCHEDULER = click.option("--scheduler", metavar="ADDRESS", help="A Dask scheduler (tcp://HOST:8786) for the data stages; default: this machine, nothing started.")
 
 
 def user_errors(function):
@@ -136,12 +137,13 @@ def data_download(competition, out, quiet):
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Run directory (default runs/COMP/<run-id>/).")
 @SEED
 @QUIET
+@SCHEDULER
 @user_errors
-def run(competition, data_dir, out, fast, run_dir, seed, quiet):
+def run(competition, data_dir, out, fast, run_dir, seed, quiet, scheduler):
     """Load, fit, predict and validate; print the CV score and the submission path."""
     from common import runs
     comp = _competition(competition)
-    result = runs.run(comp, data_dir, _config(seed, fast, quiet), out=out, run_dir=run_dir)
+    result = runs.run(comp, data_dir, _config(seed, fast, quiet), out=out, run_dir=run_dir, scheduler=scheduler)
     if result.cv_score is not None:
         click.echo(f"cv {result.metric}: {result.cv_score:.5f}")
     click.echo(f"run: {result.run_dir}")
@@ -155,12 +157,14 @@ def run(competition, data_dir, out, fast, run_dir, seed, quiet):
 @click.option("--fast", is_flag=True, help="A quick, smaller run.")
 @SEED
 @QUIET
+@SCHEDULER
 @user_errors
-def fit(competition, data_dir, run_dir, fast, seed, quiet):
-    """Train only: cross-validate, write the run directory and the final model."""
+def fit(competition, data_dir, run_dir, fast, seed, quiet, scheduler):
+    """Train only: cross-validate, write the run directory and the final model.
+    Under `torchrun --nproc-per-node N` the training is data-parallel over N processes."""
     from common import runs
     comp = _competition(competition)
-    _, _, run_dir = runs.fit(comp, data_dir, _config(seed, fast, quiet), run_dir)
+    _, _, run_dir = runs.fit(comp, data_dir, _config(seed, fast, quiet), run_dir, scheduler=scheduler)
     cv = runs.read_metrics(run_dir).get("cv_score")
     if cv is not None:
         click.echo(f"cv {comp.metric.name}: {cv:.5f}")
@@ -172,13 +176,14 @@ def fit(competition, data_dir, run_dir, fast, seed, quiet):
 @DATA
 @click.option("--run-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="A run directory written by `compete fit`.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Submission file to write.")
+@SCHEDULER
 @user_errors
-def predict(competition, data_dir, run_dir, out):
+def predict(competition, data_dir, run_dir, out, scheduler):
     """Predict the test set with a trained run and write a validated submission."""
     from common import runs
     comp = _competition(competition)
     with runs.logging_to(run_dir, quiet=True):
-        path = runs.predict(comp, data_dir, comp.load_model(run_dir), out)
+        path = runs.predict(comp, data_dir, comp.load_model(run_dir), out, scheduler=scheduler)
     click.echo(f"submission: {path}")
 
 

@@ -11,10 +11,17 @@ API (stable; later changes are additive only)
         into webdataset tar shards `out_dir/shard-000000.tar ...`, plus `index.json`
         (shard names and counts, metadata) and `labels.npy` (every label, shard order,
         read memory-mapped for balancing). Same samples, same bytes.
-    cached_shards(name, fingerprint, samples, **write_kwargs) -> ShardSet
-        `write_shards` into `io.cache_dir("shards", name, fingerprint)` unless a complete
-        set is already there; an interrupted prepare is never mistaken for a complete one.
-    ShardSet(directory)                   .count, .shards, .metadata, .labels (memmap)
+    pack_shard(number, samples) -> (tar bytes, labels); write_shard(out_dir, number, bytes, labels);
+    finish_shards(out_dir, [(name, labels), ...], metadata) -> ShardSet
+        The same in pieces, so shards can be packed anywhere (a Dask worker) and
+        written here: each shard is a pure function of its own samples.
+    cached_shards(name, fingerprint, samples=None, build=None, **write_kwargs) -> ShardSet
+        `write_shards` (or `build(directory)`) into `io.cache_dir("shards", name,
+        fingerprint)` unless a complete set is already there; an interrupted prepare is
+        never mistaken for a complete one. Under torchrun rank 0 packs, the others wait.
+    ShardSet(directory_or_url)            .count, .shards, .metadata, .labels (memmap)
+        A URL (https://host/set, s3://bucket/set where fsspec's backend is installed)
+        streams each shard as it is read, never downloading the set first.
     read_shards(shard_set) -> iterator of (key, array, label) in written order.
     ShardStream(shard_set, shuffle=True, buffer_size=1000, interleave=4, seed=0,
                 balance=0.0, transform=None, with_keys=False, rank=None, world_size=None,
@@ -24,8 +31,10 @@ API (stable; later changes are additive only)
         numpy Generator fixed by (seed, epoch, stream, position), so augmentation
         replays exactly after a resume. `balance` p > 0 repeats or drops samples with
         weight ~ frequency(rarest positive class) ** -p (0.5: square root, 1: inverse),
-        keeping the epoch length about the same; `equalize` (default: on under DDP)
-        cuts every stream to the shortest so ranks never wait on each other.
+        keeping the epoch length about the same; `equalize` (default: on under DDP
+        for a shuffled stream) cuts every stream to the shortest so ranks never wait
+        on each other. rank and world_size default to the process group's
+        (common.distributed), read when the stream is used.
     StreamLoader(stream, batch_size, num_workers=0, **DataLoader kwargs)
         A torch DataLoader over a ShardStream with an exact len(), set_epoch(epoch),
         state_dict() -> {"epoch", "batches"} and load_state_dict(state): the next
@@ -57,7 +66,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from common import io
+from common import distributed, io
 
 INDEX = "index.json"
 LABELS = "labels.npy"
@@ -69,53 +78,87 @@ FORMAT = "compete-shards/1"
 def write_shards(samples: Iterable[tuple[str, np.ndarray, Any]], out_dir: Path | str, samples_per_shard: int = 1000,
                  metadata: dict | None = None, progress: bool = False, total: int | None = None) -> "ShardSet":
     """Pack (key, array, label) samples into tar shards; see the module docstring."""
-    import webdataset as wds
+    from itertools import islice
+
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shards, labels = [], []
-    writer, count, number = None, 0, 0
-    for key, array, label in tqdm(samples, total=total, desc="packing shards", disable=not progress, unit="sample"):
-        if writer is None or count == samples_per_shard:
-            if writer is not None:
-                writer.close()
-                shards.append({"name": name, "count": count})
-            name = f"shard-{len(shards):06d}.tar"
-            # a fixed integer mtime: same samples, same bytes, and no pax header per member
-            # (a float mtime makes tarfile write one, tripling the parsing cost on read)
-            writer, count = wds.TarWriter(str(out_dir / name), mtime=0), 0
-        array = np.ascontiguousarray(array)
-        label_array = np.asarray(label)
-        writer.write({"__key__": f"{number:010d}", "npy": array, "label.npy": label_array, "key.txt": str(key)})
-        labels.append(label_array)
-        count += 1
-        number += 1
-    if writer is not None:
-        writer.close()
-        shards.append({"name": name, "count": count})
-    if not shards:
+    samples = iter(tqdm(samples, total=total, desc="packing shards", disable=not progress, unit="sample"))
+    packed = []
+    while group := list(islice(samples, samples_per_shard)):
+        packed.append(write_shard(out_dir, len(packed), *pack_shard(len(packed), group)))
+    return finish_shards(out_dir, packed, metadata)
+
+
+def pack_shard(number: int, samples: Iterable[tuple[str, np.ndarray, Any]]) -> tuple[bytes, list[np.ndarray]]:
+    """Shard `number` of a set, as tar bytes, and its samples' labels. A pure function
+    of its samples: packed here or on a Dask worker, the same bytes."""
+    import webdataset as wds
+
+    buffer, labels = _io.BytesIO(), []
+    # a fixed integer mtime: same samples, same bytes, and no pax header per member
+    # (a float mtime makes tarfile write one, tripling the parsing cost on read)
+    with wds.TarWriter(buffer, mtime=0) as writer:
+        for offset, (key, array, label) in enumerate(samples):
+            label_array = np.asarray(label)
+            writer.write({"__key__": f"{number:06d}{offset:06d}", "npy": np.ascontiguousarray(array),
+                          "label.npy": label_array, "key.txt": str(key)})
+            labels.append(label_array)
+    return buffer.getvalue(), labels
+
+
+def write_shard(out_dir: Path, number: int, content: bytes, labels: list[np.ndarray]) -> tuple[str, list[np.ndarray]]:
+    """Write shard `number` packed by `pack_shard` into `out_dir`; (name, labels) for
+    `finish_shards`. An empty shard (every sample of its group unreadable) is skipped."""
+    name = f"shard-{number:06d}.tar"
+    if labels:
+        io.write_bytes(Path(out_dir) / name, content)
+    return name, labels
+
+
+def finish_shards(out_dir: Path | str, packed: list[tuple[str, list[np.ndarray]]], metadata: dict | None = None) -> "ShardSet":
+    """labels.npy and, last, index.json for shards written by `write_shard`, in order."""
+    out_dir = Path(out_dir)
+    packed = [(name, labels) for name, labels in packed if labels]
+    if not packed:
         raise io.InputError(f"{out_dir}: no samples to pack")
-    stacked = np.stack(labels)
+    stacked = np.stack([label for _, labels in packed for label in labels])
     with io.atomic_path(out_dir / LABELS) as temporary:
         with open(temporary, "wb") as handle:
             np.save(handle, stacked)
-    index = {"format": FORMAT, "count": number, "shards": shards, "label_shape": list(stacked.shape[1:]),
+    shards = [{"name": name, "count": len(labels)} for name, labels in packed]
+    index = {"format": FORMAT, "count": len(stacked), "shards": shards, "label_shape": list(stacked.shape[1:]),
              "label_dtype": str(stacked.dtype), "metadata": metadata or {}}
     # index.json last: its presence marks a complete set
     io.write_text(out_dir / INDEX, json.dumps(index, indent=1) + "\n")
     return ShardSet(out_dir)
 
 
-def cached_shards(name: str, fingerprint: str, samples: Callable[[], Iterable] | Iterable, **write_kwargs) -> "ShardSet":
+def cached_shards(name: str, fingerprint: str, samples: Callable[[], Iterable] | Iterable | None = None,
+                  build: Callable[[Path], "ShardSet"] | None = None, **write_kwargs) -> "ShardSet":
     """Shards for `fingerprint` (e.g. io.hash_files of the inputs plus the resize
-    settings), packed once into the cache and reused after."""
+    settings), packed once into the cache and reused after: `write_shards(samples)`,
+    or `build(directory)` for a packer of its own (e.g. one shard a Dask task)."""
     target = io.cache_dir("shards", name) / fingerprint
+    if not distributed.is_main():
+        # under torchrun rank 0 packs and the others wait for it (a shared cache is assumed;
+        # across machines without one, serve the shards at a URL)
+        distributed.barrier()
+        return ShardSet(target)
+    try:
+        return _pack_once(target, fingerprint, build or (lambda building: write_shards(
+            samples() if callable(samples) else samples, building, **write_kwargs)))
+    finally:
+        distributed.barrier()
+
+
+def _pack_once(target: Path, fingerprint: str, build: Callable[[Path], "ShardSet"]) -> "ShardSet":
     if (target / INDEX).is_file():
         return ShardSet(target)
     building = Path(tempfile.mkdtemp(prefix=f".{fingerprint}.", dir=target.parent))
     try:
-        write_shards(samples() if callable(samples) else samples, building, **write_kwargs)
+        build(building)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(building, target)
     finally:
@@ -123,18 +166,63 @@ def cached_shards(name: str, fingerprint: str, samples: Callable[[], Iterable] |
     return ShardSet(target)
 
 
+def is_url(location) -> bool:
+    """A remote location (http://, https://, s3://, gs://, ...) rather than a local path."""
+    return "://" in str(location) and not str(location).startswith("file://")
+
+
+def _open(location: Path | str):
+    """A binary stream over a local file or a URL, read as it is consumed: never a
+    full download. http(s), sftp, scp and gs go through webdataset's gopen (curl,
+    gsutil), anything else through fsspec where its backend is installed (s3fs, ...)."""
+    if not is_url(location):
+        return open(location, "rb", buffering=1 << 20)
+    from urllib.parse import urlparse
+
+    from webdataset.gopen import gopen, gopen_schemes
+
+    if urlparse(str(location)).scheme in gopen_schemes:
+        return gopen(str(location), "rb", bufsize=1 << 20)
+    import fsspec
+    try:
+        return fsspec.open(str(location), "rb").open()
+    except (ImportError, ValueError) as error:
+        raise io.InputError(f"{location}: cannot open ({error}); install the fsspec backend for this scheme") from None
+
+
+def _read_all(location: Path | str) -> bytes:
+    try:
+        with _open(location) as handle:
+            content = handle.read()
+    except io.InputError:
+        raise
+    except Exception:  # curl's exit status (a 404, a refused connection), an object store's error
+        content = b""
+    if not content:
+        raise io.InputError(f"{location}: cannot read (absent, empty or unreachable)")
+    return content
+
+
 class ShardSet:
-    """A directory written by `write_shards`."""
+    """A directory written by `write_shards`, local or at a URL (its files served
+    as they are, e.g. by any static web server or an object store)."""
 
     def __init__(self, directory: Path | str):
-        self.directory = Path(directory)
-        path = self.directory / INDEX
-        if not path.is_file():
+        self.remote = is_url(directory)
+        self.location = str(directory).rstrip("/") if self.remote else str(Path(directory))
+        self.directory = None if self.remote else Path(directory)
+        path = f"{self.location}/{INDEX}" if self.remote else self.directory / INDEX
+        if not self.remote and not path.is_file():
             raise io.InputError(f"{self.directory}: not a shard set (no {INDEX}; was the prepare step interrupted?)")
-        index = json.loads(path.read_text())
+        content = _read_all(path) if self.remote else path.read_bytes()
+        try:
+            index = json.loads(content)
+        except ValueError:
+            raise io.InputError(f"{path}: not a shard index (unreadable JSON)") from None
         if index.get("format") != FORMAT:
             raise io.InputError(f"{path}: unknown shard format {index.get('format')!r}, expected {FORMAT}")
-        self.shards: list[Path] = [self.directory / shard["name"] for shard in index["shards"]]
+        self.shards: list[Path | str] = [f"{self.location}/{shard['name']}" if self.remote else self.directory / shard["name"]
+                                         for shard in index["shards"]]
         self.counts = np.array([shard["count"] for shard in index["shards"]], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
         self.count = int(index["count"])
@@ -145,21 +233,24 @@ class ShardSet:
     def labels(self) -> np.ndarray:
         """Every label in shard order, memory-mapped."""
         if self._labels is None:
-            self._labels = np.load(self.directory / LABELS, mmap_mode="r")
+            if self.remote:  # one small file: read whole
+                self._labels = np.load(_io.BytesIO(_read_all(f"{self.location}/{LABELS}")))
+            else:
+                self._labels = np.load(self.directory / LABELS, mmap_mode="r")
         return self._labels
 
     def __len__(self) -> int:
         return self.count
 
     def __repr__(self) -> str:
-        return f"ShardSet({str(self.directory)!r}, {self.count} samples in {len(self.shards)} shards)"
+        return f"ShardSet({self.location!r}, {self.count} samples in {len(self.shards)} shards)"
 
 
-def _shard_members(path: Path) -> Iterator[tuple[bytes, bytes, str]]:
+def _shard_members(path: Path | str) -> Iterator[tuple[bytes, bytes, str]]:
     """(array bytes, label bytes, key) of each sample of one shard, in order, undecoded."""
     from webdataset.tariterators import group_by_keys, tar_file_iterator
 
-    with open(path, "rb", buffering=1 << 20) as handle:
+    with _open(path) as handle:
         files = (dict(member, __url__=str(path)) for member in tar_file_iterator(handle))
         for sample in group_by_keys(files):
             yield sample["npy"], sample["label.npy"], sample["key.txt"].decode("utf-8")
@@ -281,15 +372,28 @@ class ShardStream(IterableDataset):
         self.buffer_size = buffer_size if shuffle else 1
         self.interleave = interleave if shuffle else 1
         self.transform, self.with_keys = transform, with_keys
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        self.rank = rank if rank is not None else (torch.distributed.get_rank() if distributed else 0)
-        self.world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if distributed else 1)
-        self.equalize = equalize if equalize is not None else self.world_size > 1
+        # None: the process group's, read when the stream is used (it may be built
+        # before the trainer joins the group)
+        self._rank, self._world_size, self._equalize = rank, world_size, equalize
         self.epoch = 0
         self.workers = 1          # set by StreamLoader to its num_workers
         self.skip: dict[int, int] = {}   # stream -> samples already consumed (resume)
         self.rotation = 0         # which stream the first worker serves (resume)
         self._weights = None
+
+    @property
+    def rank(self) -> int:
+        return self._rank if self._rank is not None else distributed.rank()
+
+    @property
+    def world_size(self) -> int:
+        return self._world_size if self._world_size is not None else distributed.world_size()
+
+    @property
+    def equalize(self) -> bool:
+        # A shuffled (training) stream drives DDP's gradient all-reduce: every rank must
+        # yield as many batches. An ordered one (validation, prediction) keeps every sample.
+        return self._equalize if self._equalize is not None else (self.world_size > 1 and self.shuffle)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

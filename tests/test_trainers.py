@@ -18,7 +18,7 @@ from common import io, trainers
 from common.loaders import ShardStream, StreamLoader, write_shards
 
 SCRIPT = textwrap.dedent('''
-    import sys, time, torch
+    import os, signal, sys, time, torch
     import numpy as np
     from torch import nn
     from fastai.callback.core import Callback
@@ -26,11 +26,18 @@ SCRIPT = textwrap.dedent('''
     from common.loaders import ShardStream, StreamLoader
 
     shards, run_dir, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    quiet, every = os.environ.get("QUIET", "1") == "1", int(os.environ.get("EVERY", "5"))
     torch.set_num_threads(1)
 
     class Slow(Callback):  # gives the test time to kill the process mid-epoch
         def after_batch(self):
             time.sleep(pause)
+
+    class KillAfterEpoch(Callback):  # SIGKILL right after the checkpoint of this epoch
+        order = 95
+        def after_epoch(self):
+            if self.epoch == int(os.environ.get("KILL_AFTER_EPOCH", "-1")):
+                os.kill(os.getpid(), signal.SIGKILL)
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
@@ -38,7 +45,7 @@ SCRIPT = textwrap.dedent('''
     train = StreamLoader(ShardStream(shards, buffer_size=40, seed=3, transform=jitter), batch_size=16, num_workers=1)
     valid = StreamLoader(ShardStream(shards, shuffle=False), batch_size=64)
     learn = trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), run_dir, epochs=3, lr=1e-2,
-                           checkpoint_every=5, quiet=True, seed=0, cbs=[Slow()])
+                           checkpoint_every=every, quiet=quiet, seed=0, cbs=[Slow(), KillAfterEpoch()])
     torch.save(learn.model.state_dict(), run_dir + "/final.pt")
 ''')
 
@@ -54,12 +61,17 @@ def shards(tmp_path_factory):
     return write_shards(samples, tmp_path_factory.mktemp("shards"), samples_per_shard=40)
 
 
-def run_script(tmp_path, shards, run_dir, pause=0.0, **popen):
+def run_script(tmp_path, shards, run_dir, pause=0.0, environment=(), **popen):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    environment = dict(os.environ, PYTHONWARNINGS="ignore")
+    environment = dict(os.environ, PYTHONWARNINGS="ignore", **dict(environment))
     return subprocess.Popen([sys.executable, str(script), str(shards.directory), str(run_dir), str(pause)],
                             env=environment, **popen)
+
+
+def same_weights(first, second):
+    first, second = torch.load(first / "final.pt"), torch.load(second / "final.pt")
+    return all(torch.equal(first[name], second[name]) for name in first)
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path, shards):
@@ -87,10 +99,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, shards):
     assert not (killed / "final.pt").exists()
 
     assert run_script(tmp_path, shards, killed).wait(timeout=120) == 0
-    final_clean = torch.load(clean / "final.pt")
-    final_resumed = torch.load(killed / "final.pt")
-    for name in final_clean:
-        assert torch.equal(final_clean[name], final_resumed[name]), name
+    assert same_weights(clean, killed)
     history = (killed / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,train_loss,valid_loss") and len(history) == 4  # header + 3 epochs, no repeats
     # the log continues across the kill: same losses as the clean run (the time column aside)
@@ -126,11 +135,90 @@ def test_device_is_cpu_without_accelerators():
 def test_backbone_loads_from_a_local_file_only(tmp_path):
     source = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
     torch.save(source.state_dict(), tmp_path / "weights.pth")
-    target = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 5))
-    with pytest.raises(RuntimeError):  # torch refuses a tensor of another shape even when not strict
-        trainers.load_backbone(target, tmp_path / "weights.pth")
     same = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
     trainers.load_backbone(same, tmp_path / "weights.pth")
-    assert torch.equal(same[0].weight, source[0].weight)
+    assert torch.equal(same[0].weight, source[0].weight) and torch.equal(same[1].bias, source[1].bias)
+    # a head for other classes keeps its fresh weights; the body loads
+    other_head = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 5))
+    fresh = other_head[1].weight.clone()
+    trainers.load_backbone(other_head, tmp_path / "weights.pth", head=("1.",))
+    assert torch.equal(other_head[0].weight, source[0].weight) and torch.equal(other_head[1].weight, fresh)
     with pytest.raises(io.InputError, match="nothing is downloaded"):
         trainers.load_backbone(same, tmp_path / "absent.pth")
+
+
+def test_a_backbone_that_loads_fewer_tensors_than_the_model_needs_is_an_error_naming_the_counts(tmp_path):
+    torch.save({"encoder.weight": torch.zeros(4, 4)}, tmp_path / "other.pth")
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    before = model[0].weight.clone()
+    with pytest.raises(io.InputError, match=r"other.pth: 0 of the 2 tensors the model needs load .*2 missing, e.g. '0.weight'"):
+        trainers.load_backbone(model, tmp_path / "other.pth", head=("1.",))
+    # a body tensor of another shape counts as not loaded, too
+    torch.save(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)).state_dict(), tmp_path / "narrow.pth")
+    with pytest.raises(io.InputError, match=r"0 of the 2 tensors .*2 of another shape"):
+        trainers.load_backbone(model, tmp_path / "narrow.pth", head=("1.",))
+    assert torch.equal(model[0].weight, before)  # nothing half-loaded
+
+
+def test_early_stopping_records_the_epochs_it_trained(tmp_path, shards):
+    model = nn.Sequential(nn.Linear(8, 3))
+    train, valid = loaders(shards)
+    learn = trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=9, lr=0.0, patience=3,
+                           quiet=True, one_cycle=False)
+    assert learn.epochs_done == 4 == len((tmp_path / "history.csv").read_text().splitlines()) - 1
+    again = trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=9, lr=0.0, patience=3,
+                           quiet=True, one_cycle=False)
+    assert again.epochs_done == 4  # the finished run, read back from its checkpoint
+
+
+def _run_on_a_terminal(command_environment, run):
+    """Run the training script with stdout and stderr on a pseudo-terminal; returns
+    (exit code, what the terminal showed)."""
+    import pty
+    import select
+    primary, secondary = pty.openpty()
+    process = run(command_environment, stdout=secondary, stderr=secondary, stdin=subprocess.DEVNULL)
+    os.close(secondary)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the child closed the terminal
+                chunk = b""
+            if not chunk:
+                break
+            shown += chunk
+        elif process.poll() is not None:
+            break
+    os.close(primary)
+    return process.wait(timeout=120), shown.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("output", ["terminal", "pipe"])
+def test_killed_after_its_first_checkpoint_resumes_with_progress_on(tmp_path, shards, output):
+    clean = tmp_path / "clean"
+    assert run_script(tmp_path, shards, clean).wait(timeout=120) == 0
+    killed = tmp_path / "killed"
+    progress = {"QUIET": "0", "EVERY": "0"}  # progress on; checkpoints at the end of each epoch only
+
+    def run(environment, **streams):
+        return run_script(tmp_path, shards, killed, environment=environment, **streams)
+
+    def launch(environment):
+        if output == "terminal":
+            return _run_on_a_terminal(environment, run)
+        process = run(environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        shown = process.communicate(timeout=120)[0]
+        return process.returncode, shown.decode("utf-8", "replace")
+
+    first = launch({**progress, "KILL_AFTER_EPOCH": "0"})
+    assert first[0] == -signal.SIGKILL, first[1][-2000:]
+    state = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)
+    assert (state["epoch"], state["batches"], state["finished"]) == (1, 0, False)
+    second = launch(progress)
+    assert second[0] == 0, second[1][-2000:]
+    assert "Epoch 2/3" in second[1] or "Epoch 3/3" in second[1]  # the bars showed, from the resumed epoch on
+    assert "Traceback" not in second[1]
+    assert same_weights(clean, killed)

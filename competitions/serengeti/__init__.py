@@ -84,7 +84,7 @@ class Serengeti(BaseCompetition):
         torch.manual_seed(config.seed)
         net = M.SerengetiNet(width=options.get("width", 24)).start_at(prior)
         if options.get("backbone"):
-            trainers.load_backbone(net, options["backbone"])
+            trainers.load_backbone(net, options["backbone"], head=("head.",))
         train_loader = loaders.StreamLoader(
             loaders.ShardStream(shard_sets["train"], buffer_size=2000, seed=config.seed, balance=options.get("balance", 0.0),
                                 transform=M.augment), batch_size=64, num_workers=workers)
@@ -96,7 +96,8 @@ class Serengeti(BaseCompetition):
         model = M.SerengetiModel(learn.model.cpu(), prior, M.IMAGE_SIZE, options.get("width", 24))
 
         # Cross-validation score: sequences of the held-out season, aggregated as at test time.
-        stream = loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=M.plain, with_keys=True)
+        # every validation image on every process (rank 0 scores; under torchrun the others' copy is discarded)
+        stream = loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=M.plain, with_keys=True, rank=0, world_size=1)
         keys = []
 
         def batches():
@@ -116,7 +117,7 @@ class Serengeti(BaseCompetition):
                cv_score_note="mean binary log loss on the validation sequences (held-out season), frames aggregated "
                              "by mean, geometric mean for empty",
                prior_baseline=round(baseline, 6), ratio_to_prior=round(cv / baseline, 4),
-               epochs=epochs, train_images=shard_sets["train"].count, valid_images=shard_sets["valid"].count,
+               epochs=learn.epochs_done, epochs_asked=epochs, stopped_early=learn.epochs_done < epochs, train_images=shard_sets["train"].count, valid_images=shard_sets["valid"].count,
                unreadable_images=unreadable, train_seconds=round(time.perf_counter() - started, 2))
         log.info("serengeti: cv %.5f, class-prior baseline %.5f (ratio %.3f)", cv, baseline, cv / baseline)
         return model

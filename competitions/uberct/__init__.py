@@ -19,6 +19,7 @@ from common.thresholds import best_threshold, expected_f1_count, fit_rate_rule, 
 from competitions.uberct import data as D
 from competitions.uberct import features as F
 from competitions.uberct import model as M
+from competitions.uberct import panel
 
 log = logging.getLogger("compete")
 
@@ -81,11 +82,11 @@ class UberCapeTown(BaseCompetition):
         parts = [context.block_rows(data.events, span, negative_rate, rng)
                  for span in tqdm(training_spans, desc="panel", disable=config.quiet)]
         rows = F.concatenate(parts)
-        features = context.features(rows)
+        features = panel.features(context, rows)
         scored = np.isin(np.arange(segments), context.position.reindex(np.unique(data.test_segments)).to_numpy())
         validation_rows = context.block_rows(data.events, validation_span, 1.0, rng)
         validation_rows = _subset(validation_rows, scored[validation_rows.segment])
-        validation_features = context.features(validation_rows)
+        validation_features = panel.features(context, validation_rows)
         categorical = context.categorical_columns(features)
         log.info("uberct: training on %d rows (%d positive) x %d features; validating on %d rows (%d positive)",
                  len(rows), int(rows.label.sum()), features.shape[1], len(validation_rows), int(validation_rows.label.sum()))
@@ -115,7 +116,7 @@ class UberCapeTown(BaseCompetition):
             # many trees as validation chose plus a tenth for the larger training set.
             with tqdm(total=1, desc="refit", disable=config.quiet) as bar:
                 rows = F.concatenate([context.block_rows(data.events, validation_span, negative_rate, rng), rows])
-                features = context.features(rows)
+                features = panel.features(context, rows)
                 params = {**params, "iterations": max(1, int(round(iterations * 1.1)))}
                 booster = M.train(features, rows.label, negative_rate, categorical, params)
                 bar.update()
@@ -143,7 +144,7 @@ class UberCapeTown(BaseCompetition):
     def predict(self, model: M.UberModel, data: D.UberData) -> pd.DataFrame:
         context = self.context(data, model.block_days)
         rows = context.test_rows(data)
-        p = model.probabilities(context.features(rows))
+        p = panel.probabilities(model, context, rows)  # on Dask under --scheduler
         flags = model.flags(p)
         figures = {"test_rows": len(p), "test_expected_positives": round(float(p.sum()), 2), "test_flags": int(flags.sum()),
                    "test_flags_by_rule": {"rate": model.rate_rule.count(p), "threshold": int((p >= model.threshold).sum()),

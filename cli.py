@@ -307,14 +307,22 @@ def host_audit(directory, seed, quiet):
 
 @main.command()
 @COMPETITION
-@click.option("--run-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="A run directory written by `compete fit`.")
+@click.option("--run-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="A run directory written by `compete fit`.")
+@click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Your own submission folder, main.py at its root: zipped as it is.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The bundle to write, e.g. submission.zip.")
-@click.option("--dockerfile", is_flag=True, help="Also write a Docker build context (OUT's name + _runtime/) following DrivenData's runtime convention.")
+@click.option("--dockerfile", is_flag=True, help="Also write a Docker build context (OUT's name + _runtime/) after the competition's runtime.")
 @user_errors
-def package(competition, run_dir, out, dockerfile):
-    """Build a code submission: a zip with main.py at its root, the weights and the code they need."""
+def package(competition, run_dir, source, out, dockerfile):
+    """Build a code submission for the competition's runtime: from a run (main.py, the
+    model and the code it needs) or from your own folder (--from)."""
     from common import packaging
-    for path in packaging.build(_competition(competition), run_dir, out, dockerfile=dockerfile):
+    if (run_dir is None) == (source is None):
+        raise io.InputError("give one of --run-dir (a trained run) or --from (your own folder with main.py)")
+    if source is not None:
+        written = packaging.build_from(source, out)
+    else:
+        written = packaging.build(_competition(competition), run_dir, out, dockerfile=dockerfile)
+    for path in written:
         click.echo(path)
 
 

@@ -162,6 +162,27 @@ def build(competition, run_dir: Path, out: Path, dockerfile: bool = False, profi
     return written
 
 
+def build_from(folder: Path, out: Path) -> list[Path]:
+    """Zip your own submission folder (main.py at its root) as DrivenData's
+    `pack-submission` does: its contents at the zip's root, hidden files left out
+    (the Makefile's `./*` glob), here also __pycache__; fixed member times, so the same
+    folder gives the same bytes (as DrivenData's repro-zipfile)."""
+    folder, out = Path(folder), Path(out)
+    if not (folder / "main.py").is_file():
+        raise io.InputError(f"{folder}: no main.py at its root; the runtime runs main.py from the zip's root")
+    resolved_out = out.resolve()
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.resolve() != resolved_out
+                   and not any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(folder).parts))
+    with io.atomic_path(out) as temporary:
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, path.read_bytes())
+    return [out]
+
+
 def run_files(competition, run_dir: Path) -> dict[str, bytes]:
     """The bytes of the competition's `bundle_files` from `run_dir`; files the run
     lacks are made by loading its model and saving it again into a scratch folder."""

@@ -159,6 +159,27 @@ def test_package_needs_a_trained_run(tmp_path):
         packaging.build(get("house-prices"), tmp_path, tmp_path / "s.zip")
 
 
+def test_package_from_your_own_folder_zips_it_as_pack_submission_does(tmp_path):
+    folder = tmp_path / "submission_src"
+    (folder / "assets").mkdir(parents=True)
+    (folder / "main.py").write_text(COPY_FORMAT)
+    (folder / "assets" / "weights.bin").write_bytes(b"w")
+    (folder / ".env").write_text("SECRET=1")
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"x")
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["package", "serengeti", "--from", str(folder), "--out", str(tmp_path / "a.zip")])
+    assert result.exit_code == 0, result.output
+    assert zipfile.ZipFile(tmp_path / "a.zip").namelist() == ["assets/weights.bin", "main.py"]
+    runner.invoke(cli.main, ["package", "serengeti", "--from", str(folder), "--out", str(tmp_path / "b.zip")])
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    (folder / "main.py").unlink()
+    missing = runner.invoke(cli.main, ["package", "serengeti", "--from", str(folder), "--out", str(tmp_path / "c.zip")])
+    assert missing.exit_code == 2 and "no main.py at its root" in missing.output and not (tmp_path / "c.zip").exists()
+    neither = runner.invoke(cli.main, ["package", "serengeti", "--out", str(tmp_path / "d.zip")])
+    assert neither.exit_code == 2 and "--run-dir" in neither.output
+
+
 # ---------------------------------------------------------------- the environment check
 
 def check_zip(tmp_path: Path, members: dict, profile="hakuna-madata") -> list[str]:
@@ -189,6 +210,7 @@ def test_environment_check_names_file_line_and_package(tmp_path):
                                                   "requirements.txt:2: requires onnxruntime"]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter, the one for old opsets
 def test_an_onnx_model_newer_than_the_runtime_is_named(tmp_path):
     import torch
 

@@ -10,7 +10,7 @@ on one machine and on a cluster.
 
     using(address)          context manager: a distributed.Client on ADDRESS
                             ("tcp://host:8786", or a Client / LocalCluster object)
-    active() -> bool        a cluster is in use
+    active() -> bool        a cluster is in use; describe() says which, for the log
     map_chunks(function, chunks, **shared) -> iterator of results, in chunk order
         function(chunk, **shared) for each chunk; `shared` objects (a feature
         context, a model) are sent to every worker once, not once per chunk. At most
@@ -49,7 +49,6 @@ def using(address):
     except (OSError, TimeoutError) as error:
         raise io.InputError(f"--scheduler {address}: cannot reach the Dask scheduler ({' '.join(str(error).split())[:160]})") from None
     previous, _client = _client, client
-    log.info("dask: %s, %d worker(s)", client.scheduler.address, len(client.scheduler_info().get("workers", {})))
     try:
         yield client
     finally:
@@ -60,6 +59,13 @@ def using(address):
 
 def active() -> bool:
     return _client is not None
+
+
+def describe() -> str:
+    """What runs the data stages, for the run's log."""
+    if _client is None:
+        return "this process (no --scheduler)"
+    return f"Dask at {_client.scheduler.address}, {len(_client.scheduler_info().get('workers', {}))} worker(s)"
 
 
 def split(length: int, size: int) -> list[slice]:

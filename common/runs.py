@@ -96,6 +96,7 @@ def _fit(competition: Competition, data_dir: Path, config: Config, run_dir: Path
         return _fit_beside_rank_zero(competition, data_dir, config, run_dir)
     with logging_to(run_dir, config.quiet):
         write_json(run_dir / "config.json", {"competition": competition.name, "data": str(Path(data_dir).resolve()), **config.to_json()})
+        log.info("data stages: %s; training on %d process(es)", parallel.describe(), distributed.world_size())
         started = time.perf_counter()
         try:
             data = competition.load(Path(data_dir))

@@ -211,3 +211,103 @@ def test_an_unreachable_shard_url_is_one_clear_error(tmp_path):
     with serving(tmp_path) as (url, _):
         with pytest.raises(io.InputError, match=r"127\.0\.0\.1.*index\.json: cannot read"):
             ShardSet(url + "/absent")
+
+
+# ---------------------------------------------------------------- Dask for the data stages
+
+@pytest.fixture
+def cluster():
+    """A Dask cluster of 2 in-process workers on 127.0.0.1, torn down after the test."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", scheduler_port=0,
+                      dashboard_address=None) as local:
+        yield local
+
+
+def _scale(chunk, scale):
+    return chunk * scale
+
+
+def test_parallel_map_chunks_keeps_the_order_and_needs_no_cluster(cluster):
+    from common import parallel
+
+    chunks = [np.arange(start, start + 10) for start in range(0, 100, 10)]
+    here = list(parallel.map_chunks(_scale, chunks, scale=3))
+    assert not parallel.active()
+    with parallel.using(cluster.scheduler_address):
+        assert parallel.active()
+        there = list(parallel.map_chunks(_scale, chunks, window=3, scale=3))
+    assert not parallel.active()
+    assert all(np.array_equal(a, b) for a, b in zip(here, there)) and len(there) == 10
+    assert np.array_equal(np.concatenate(there), np.arange(100) * 3)
+    assert "scale" in cluster.scheduler.task_prefixes
+
+
+def test_an_unreachable_scheduler_is_one_clear_error():
+    from common import io, parallel
+
+    with pytest.raises(io.InputError, match="tcp://127.0.0.1:9: cannot reach the Dask scheduler"):
+        with parallel.using("tcp://127.0.0.1:9"):
+            pass
+
+
+@pytest.fixture(scope="module")
+def uberct_small(tmp_path_factory):
+    from common.competition import get
+
+    out = tmp_path_factory.mktemp("uberct")
+    get("uberct").synth(out, seed=0, scale="small")
+    return out
+
+
+def test_uberct_features_in_chunks_on_dask_are_the_single_machine_frame(uberct_small, cluster):
+    from common import parallel
+    from competitions.uberct import data, features, panel
+
+    context = features.Context(data.load(uberct_small))
+    rows = context.block_rows(data.load(uberct_small).events, context.blocks()[0], 1.0, np.random.default_rng(0))
+    whole = panel.features(context, rows)
+    with parallel.using(cluster.scheduler_address):
+        chunked = panel.features(context, rows, chunk_rows=len(rows) // 7 + 1)
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(whole, chunked, check_exact=True)
+    assert "features_of" in cluster.scheduler.task_prefixes  # the chunks ran on the workers
+
+
+@pytest.mark.slow
+def test_uberct_on_a_local_dask_cluster_writes_the_same_bytes_as_the_default_path(uberct_small, cluster, tmp_path):
+    from tests.conftest import compete
+
+    compete("run", "uberct", "--data", uberct_small, "--fast", "--quiet", "--run-dir", tmp_path / "single",
+            "--out", tmp_path / "single.csv", cwd=tmp_path)
+    compete("run", "uberct", "--data", uberct_small, "--fast", "--quiet", "--run-dir", tmp_path / "dask",
+            "--out", tmp_path / "dask.csv", "--scheduler", cluster.scheduler_address, cwd=tmp_path)
+    assert (tmp_path / "single.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
+    assert {"features_of", "probabilities_of"} <= set(cluster.scheduler.task_prefixes)
+    assert "data stages: Dask at tcp://127.0.0.1" in (tmp_path / "dask" / "log.txt").read_text()
+
+
+def test_serengeti_shards_packed_by_dask_equal_those_packed_here(tmp_path, cluster, monkeypatch):
+    import competitions.serengeti as serengeti
+    from common import parallel
+    from common.competition import get
+    from competitions.serengeti import data
+
+    source = tmp_path / "data"
+    get("serengeti").synth(source, seed=0, scale="small")
+    loaded = data.load(source)
+    frames = loaded.train.merge(loaded.labels, on=data.ID, how="left")
+    monkeypatch.setattr(serengeti, "SHARD_IMAGES", 40)  # several shards from the small set
+    sets = {}
+    for where in ("here", "dask"):
+        monkeypatch.setenv("COMPETE_CACHE", str(tmp_path / f"cache-{where}"))
+        with parallel.using(cluster.scheduler_address if where == "dask" else None):
+            sets[where] = serengeti.prepare_shards(frames, loaded.root, "train", quiet=True)
+    here, dask = sets["here"], sets["dask"]
+    assert len(here.shards) > 3 and "pack_group" in cluster.scheduler.task_prefixes
+    names = sorted(path.name for path in here.directory.iterdir())
+    assert names == sorted(path.name for path in dask.directory.iterdir())
+    for name in names:
+        assert (here.directory / name).read_bytes() == (dask.directory / name).read_bytes(), name
+    assert here.count == len(frames) - len(here.metadata["unreadable"])

@@ -2,6 +2,7 @@
 camera-trap sequences, 54 labels, mean binary log loss, a code submission."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -151,35 +152,60 @@ def validation_split(frames: pd.DataFrame, seed: int) -> np.ndarray:
     return (hashed == 0).to_numpy()
 
 
+SHARD_IMAGES = 1000
+
+
 def _decode(job):
     root, file, size = job
     return D.read_image(Path(root) / file, size)
 
 
+def _pack_group(group, root: str, pool=None):
+    """Decode one shard's images and pack them (a Dask task under --scheduler: the
+    worker returns the tar's bytes, so no shared disk is needed)."""
+    from common import loaders
+
+    number, files, labels = group
+    jobs = [(root, file, M.IMAGE_SIZE) for file in files]
+    arrays = pool.map(_decode, jobs, chunksize=64) if pool is not None else map(_decode, jobs)
+    samples, unreadable = [], []
+    for file, label, array in zip(files, labels, arrays):
+        if array is None:
+            unreadable.append(file)
+        else:
+            samples.append((file, array, label))
+    return (*loaders.pack_shard(number, samples), unreadable)
+
+
 def prepare_shards(frames: pd.DataFrame, root: Path, part: str, quiet: bool = True):
     """Decode and resize every image once into tar shards in the cache; the key is the
-    metadata and labels themselves (hashing 6 TB of images is not an option)."""
-    from common import loaders
+    metadata and labels themselves (hashing 6 TB of images is not an option). One shard
+    per SHARD_IMAGES listed images, packed on the Dask cluster under --scheduler
+    (common.parallel) and here otherwise: the same bytes either way."""
+    from tqdm.auto import tqdm
+
+    from common import loaders, parallel
 
     columns = [D.FILE, *D.CLASSES]
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()
                                  + f"{Path(root).resolve()}|{M.IMAGE_SIZE}|{part}".encode()).hexdigest()[:16]
-    unreadable: list[str] = []
     labels = frames[list(D.CLASSES)].to_numpy(dtype=np.uint8)
     files = frames[D.FILE].tolist()
+    groups = [(number, files[chosen], labels[chosen]) for number, chosen in enumerate(parallel.split(len(files), SHARD_IMAGES))]
 
-    def samples():
-        jobs = [(str(root), file, M.IMAGE_SIZE) for file in files]
-        with ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            for file, label, array in zip(files, labels, pool.map(_decode, jobs, chunksize=64)):
-                if array is None:
-                    unreadable.append(file)
-                    continue
-                yield file, array, label
+    def build(directory: Path):
+        unreadable, packed = [], []
+        with contextlib.ExitStack() as stack:
+            if parallel.active():
+                results = parallel.map_chunks(_pack_group, groups, root=str(root))
+            else:
+                pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)))
+                results = (_pack_group(group, str(root), pool) for group in groups)
+            for number, (content, shard_labels, bad) in enumerate(tqdm(results, total=len(groups), desc="packing shards",
+                                                                     disable=quiet, unit="shard")):
+                packed.append(loaders.write_shard(directory, number, content, shard_labels))
+                unreadable += bad
+        return loaders.finish_shards(directory, packed, metadata={"classes": list(D.CLASSES), "image_size": list(M.IMAGE_SIZE),
+                                                                  "unreadable": unreadable})
 
-    shard_set = loaders.cached_shards("serengeti", fingerprint, samples,
-                                      samples_per_shard=1000, progress=not quiet, total=len(files),
-                                      metadata={"classes": list(D.CLASSES), "image_size": list(M.IMAGE_SIZE),
-                                                # filled while packing: the index is written last
-                                                "unreadable": unreadable})
-    return shard_set
+    return loaders.cached_shards("serengeti", fingerprint, build=build)

@@ -367,6 +367,15 @@ def test_bundle_cannot_write_into_the_data(data, tmp_path):
 
 
 @needs_sandbox
+def test_bundle_cannot_write_outside_its_folders(data, tmp_path):
+    planted = Path("/var/tmp") / f"compete-planted-{tmp_path.name}"
+    main = f"open({str(planted)!r}, 'w').write('x')\n" + COPY_FORMAT
+    result = packaging.run_bundle(make_bundle(tmp_path / "escape.zip", main), data, time_limit=60)
+    assert not result.ok and "Read-only file system" in result.reason
+    assert not planted.exists()
+
+
+@needs_sandbox
 def test_bundle_writing_a_bad_file_or_none_fails(data, tmp_path):
     main = COPY_FORMAT + "text = open('submission.csv').read()\nopen('submission.csv', 'w').write(text.replace('0.0', '1.5', 1))\n"
     result = packaging.run_bundle(make_bundle(tmp_path / "bad.zip", main), data, time_limit=60)

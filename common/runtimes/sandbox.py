@@ -1,7 +1,9 @@
 """Run a command the way a code-execution container would, without Docker.
 
 - Paths: a private mount namespace (`unshare --mount`) whose root is a fresh tmpfs
-  holding bind mounts of the host's top-level folders, plus the profile's own: the
+  holding read-only bind mounts of the host's top-level folders (the system and the
+  Python environment the bundle runs with; /dev, /proc, /sys and /run as they are),
+  plus the profile's own, writable where the container's are: the
   unpacked bundle at the profile's root (e.g. /inference), the data read-only at its
   data path, the submission folder at its path, a private /tmp. The command is chrooted
   there, so /inference exists for it and for nothing else on the machine, and no
@@ -44,7 +46,9 @@ for entry in /*; do
   name=${entry#/}
   [ "$name" = "$skip" ] && continue
   if [ -L "$entry" ]; then ln -s "$(readlink "$entry")" "$root/$name"
-  elif [ -d "$entry" ]; then mkdir "$root/$name" && mount --rbind "$entry" "$root/$name"
+  elif [ -d "$entry" ]; then
+    mkdir "$root/$name" && mount --rbind "$entry" "$root/$name"
+    case "$name" in dev|proc|sys|run) ;; *) mount -o remount,bind,ro "$root/$name" ;; esac
   fi
 done
 mkdir -p "$root/tmp" && mount --bind "$scratch" "$root/tmp"

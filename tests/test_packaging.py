@@ -4,6 +4,7 @@ passing good bundles and failing bad ones, each with one clear reason."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import tempfile
 import threading
@@ -278,6 +279,21 @@ def test_a_bundle_allocating_past_the_memory_limit_fails_on_memory(data, tmp_pat
     result = runtime_test(make_bundle(tmp_path / "hog.zip", hog), "--data", data, "--memory-limit", "0.5")
     assert result.exit_code == 1 and "memory limit of 0.5 GB exceeded (memory cgroup" in result.output
     assert list(scratch.iterdir()) == []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():   # the child cgroup is gone too (v1 here)
+        if ":memory:" in line:
+            parent = Path("/sys/fs/cgroup/memory") / line.split(":", 2)[2].lstrip("/")
+            assert not [child for child in parent.iterdir() if child.name.startswith(f"compete-runtime-{os.getpid()}-")]
+
+
+@needs_sandbox
+def test_without_a_cgroup_the_limit_is_rlimit_as_and_says_so(data, tmp_path, monkeypatch):
+    from common.runtimes import sandbox
+
+    monkeypatch.setattr(sandbox, "CGROUP_ROOT", tmp_path / "no-cgroups")
+    hog = "import numpy as np\nblocks = [np.ones(50 * 2 ** 20 // 8) for _ in range(40)]\n" + COPY_FORMAT
+    result = runtime_test(make_bundle(tmp_path / "hog.zip", hog), "--data", data, "--memory-limit", "1")
+    assert result.exit_code == 1
+    assert "memory limit of 1 GB exceeded (RLIMIT_AS 1 GB (address space; no memory cgroup controller is mounted))" in result.output
 
 
 @needs_sandbox
@@ -307,9 +323,17 @@ def test_a_smoke_run_sees_only_the_first_items(data, tmp_path):
 
 @needs_sandbox
 def test_the_current_runtime_has_its_own_layout(data, tmp_path):
-    current = "import shutil\nshutil.copy('/code_execution/data/submission_format.csv', 'submission.csv')\n"
-    passed = runtime_test(make_bundle(tmp_path / "current.zip", current), "--data", data, "--profile", "snomed-ct", "--smoke", "2")
+    current = ("import shutil\nshutil.copy('/code_execution/data/submission_format.csv', 'submission.csv')\n"
+               "print('predicted the notes')\n")
+    bundle = make_bundle(tmp_path / "current.zip", current)
+    passed = runtime_test(bundle, "--data", data, "--profile", "snomed-ct", "--smoke", "2")
     assert passed.exit_code == 0, passed.output
+    assert "predicted the notes" in (tmp_path / "current.runtime" / "log.txt").read_text()   # a smoke test logs
+    full = runtime_test(bundle, "--data", data, "--profile", "snomed-ct")
+    assert full.exit_code == 0, full.output
+    # a full run may not log (the entrypoint sends main.py's output to private_log.txt)
+    assert "predicted the notes" not in (tmp_path / "current.runtime" / "log.txt").read_text()
+    assert "predicted the notes" in (tmp_path / "current.runtime" / "private_log.txt").read_text()
     # a bundle written for Hakuna Ma-data's paths does not find its data there
     failed = runtime_test(make_bundle(tmp_path / "old.zip", COPY_FORMAT), "--data", data, "--profile", "snomed-ct")
     assert failed.exit_code == 1 and "/inference/data/submission_format.csv" in failed.output

@@ -225,17 +225,32 @@ def score(competition, file, answers):
 @DATA
 @click.option("-m", "--message", required=True, help="The submission's description on the platform.")
 @click.option("--dry-run", is_flag=True, help="Validate and check access and limits, but upload nothing.")
+@click.option("--wait", is_flag=True, help="Wait (up to 30 min) for the public score; record it on the run that made FILE.")
 @QUIET
 @user_errors
-def submit(competition, file, data_dir, message, dry_run, quiet):
+def submit(competition, file, data_dir, message, dry_run, wait, quiet):
     """Validate FILE against the sample in --data, then upload it to the platform.
 
     For a code competition FILE is a run directory or a built submission.zip: the bundle
-    is run here with no network, its output validated, and the upload steps printed."""
-    from common import platforms
-    receipt = platforms.submit(_competition(competition), file, data_dir, message, dry_run=dry_run, quiet=quiet)
+    is run here with no network, its output validated, and the upload steps printed.
+    With --wait, exit 1 when the platform fails to score it or it is still pending."""
+    from common import platforms, runs
+    comp = _competition(competition)
+    receipt = platforms.submit(comp, file, data_dir, message, dry_run=dry_run, quiet=quiet)
     for line in receipt.lines:
         click.echo(line)
+    if not wait or dry_run:
+        return
+    status = platforms.wait_for_score(comp, receipt)
+    if status.state != "complete":
+        verb = "is not scored yet" if status.state == "pending" else "was not scored"
+        click.echo(f"error: {file} {verb}: {status.detail}" + (
+            f"; see `compete submissions {competition}` later" if status.state == "pending" else ""), err=True)
+        sys.exit(1)
+    click.echo(f"public score ({comp.metric.name}): {status.public_score}")
+    run_dir = runs.record_leaderboard(comp, file, status.public_score, receipt.reference)
+    click.echo(f"recorded as lb_score of run {run_dir}" if run_dir else
+               f"no run of {competition} made {file}: the score is recorded nowhere")
 
 
 @main.command()
@@ -254,6 +269,22 @@ def leaderboard(competition):
     """The platform's public leaderboard, best first."""
     from common import platforms
     _echo_table(platforms.leaderboard(_competition(competition)), "the leaderboard is empty")
+
+
+@main.command("runs")
+@COMPETITION
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw CV against leaderboard score into this PNG.")
+@user_errors
+def runs_command(competition, plot):
+    """Past runs from MLflow, newest first: run, CV, leaderboard score, options changed
+    from the defaults, wall time."""
+    from common import runs
+    comp = _competition(competition)
+    table = runs.history(comp)
+    _echo_table(table.fillna(""), f"no tracked runs of {competition} in {runs.tracking_store()}")
+    if plot:
+        path, drawn = runs.plot_history(comp, table, plot)
+        click.echo(f"plot: {path} ({drawn} run(s) with both scores)")
 
 
 def _echo_table(frame, empty: str) -> None:

@@ -2,7 +2,8 @@
 
 A run directory `runs/<competition>/<run-id>/` holds everything a run decided:
 config.json, metrics.json (which always carries `cv_score`), the log, out-of-fold
-predictions, plots and the model files.
+predictions, plots and the model files. The same run is tracked in MLflow
+(common/tracking.py, called from here only): metrics.json names it (`mlflow_run_id`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from common import distributed, io, parallel
+import pandas as pd
+
+from common import distributed, io, parallel, tracking
 from common.competition import Competition, Config, write_json
 from common.submission import align_to_sample, validate, write
 
@@ -33,7 +36,7 @@ class RunResult:
     metric: str
 
 
-def new_run_dir(competition: Competition, seed: int, root: Path | str = "runs") -> Path:
+def new_run_dir(competition: Competition, seed: int, root: Path | str = tracking.ROOT) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     base = Path(root) / competition.name / f"{stamp}-seed{seed}"
     run_dir, suffix = base, 1
@@ -94,7 +97,7 @@ def _fit(competition: Competition, data_dir: Path, config: Config, run_dir: Path
     run_dir = Path(distributed.broadcast(str(run_dir)))
     if not distributed.is_main():
         return _fit_beside_rank_zero(competition, data_dir, config, run_dir)
-    with logging_to(run_dir, config.quiet):
+    with logging_to(run_dir, config.quiet), tracking.scope() as tracker:
         write_json(run_dir / "config.json", {"competition": competition.name, "data": str(Path(data_dir).resolve()), **config.to_json()})
         log.info("data stages: %s; training on %d process(es)", parallel.describe(), distributed.world_size())
         started = time.perf_counter()
@@ -107,13 +110,26 @@ def _fit(competition: Competition, data_dir: Path, config: Config, run_dir: Path
                     with contextlib.suppress(OSError):
                         folder.rmdir()
             raise
+        _track(tracker, competition, config, run_dir, data_dir)
         model = competition.fit(data, config, run_dir)
         competition.save_model(model, run_dir)
         metrics = record(run_dir, fit_seconds=round(time.perf_counter() - started, 2), world_size=distributed.world_size())
         if "cv_score" in metrics:
             log.info("cv %s = %.5f", competition.metric.name, metrics["cv_score"])
+        tracker.log_record(metrics)
+        tracker.log_artifacts(run_dir)
     distributed.barrier()
     return model, data, run_dir
+
+
+def _track(tracker: tracking.Tracker, competition: Competition, config: Config, run_dir: Path, data_dir: Path) -> None:
+    """Open the run's MLflow record: options and seed as params; metrics.json names it."""
+    params = {"seed": config.seed, "fast": config.fast, **config.options}
+    tracker.start(competition.name, run_dir, params, tags={
+        "competition": competition.name, "platform": competition.platform, "metric": competition.metric.name,
+        "data": str(Path(data_dir).resolve()), "run_dir": str(run_dir.resolve())})
+    if tracker.active:
+        record(run_dir, mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracking.shown(tracker.uri))
 
 
 def _fit_beside_rank_zero(competition: Competition, data_dir: Path, config: Config, run_dir: Path):
@@ -149,7 +165,7 @@ def predict(competition: Competition, data_dir: Path, model, out: Path, data=Non
 
 def run(competition: Competition, data_dir: Path, config: Config, out: Path | None = None, run_dir: Path | None = None,
         scheduler=None) -> RunResult:
-    with parallel.using(scheduler):  # one connection for both stages
+    with parallel.using(scheduler), tracking.scope():  # one connection, and one MLflow run, for both stages
         return _run(competition, data_dir, config, out, run_dir)
 
 
@@ -161,5 +177,83 @@ def _run(competition: Competition, data_dir: Path, config: Config, out: Path | N
     with logging_to(run_dir, config.quiet):
         path = predict(competition, data_dir, model, out, data=data)
         log.info("submission written: %s", path)
-    metrics = record(run_dir, submission=str(path))
+    metrics = record(run_dir, submission=str(Path(path).resolve()), submission_sha256=io.sha256(path))
+    with tracking.scope() as tracker:
+        tracker.log_artifacts(run_dir, extra=(Path(path),))
     return RunResult(run_dir, path, metrics.get("cv_score"), competition.metric.name)
+
+
+def find_run(competition: Competition, file: Path, root: Path | str = tracking.ROOT) -> Path | None:
+    """The run directory whose submission `file` is: by its path, else by its bytes (a
+    copy, a move), among runs/COMP/*, newest first."""
+    file = Path(file)
+    digest, where = io.sha256(file), file.resolve()
+    records = [(path.parent, read_metrics(path.parent))
+               for path in sorted((Path(root) / competition.name).glob("*/metrics.json"), reverse=True)]
+    for run_dir, metrics in records:
+        if metrics.get("submission") and Path(metrics["submission"]).resolve() == where:
+            return run_dir
+    for run_dir, metrics in records:
+        if metrics.get("submission_sha256") == digest:
+            return run_dir
+    return None
+
+
+def record_leaderboard(competition: Competition, file: Path, score: float, reference: str | None = None) -> Path | None:
+    """Write the public score of `file` as `lb_score` on the run it came from (metrics.json
+    and MLflow); returns that run directory, or None when no run made `file`."""
+    run_dir = find_run(competition, file)
+    if run_dir is None:
+        return None
+    metrics = record(run_dir, lb_score=score, lb_reference=reference,
+                     lb_scored_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    if metrics.get("mlflow_run_id"):
+        tracker = tracking.Tracker.reopen(metrics["mlflow_run_id"], metrics.get("mlflow_tracking_uri"))
+        tracker.log_metrics({"lb_score": score})
+        tracker.log_artifacts(run_dir)
+    return run_dir
+
+
+def history(competition: Competition) -> pd.DataFrame:
+    """Past tracked runs, newest first: run, CV, leaderboard score, options that differ
+    from the defaults, wall time, status."""
+    rows = []
+    for past in tracking.past_runs(competition.name):
+        params, metrics = past["params"], past["metrics"]
+        changed = {name: value for name, value in params.items() if _default_text(competition, name) != value}
+        rows.append({
+            "run": past["name"],
+            "cv": metrics.get("cv_score"),
+            "lb": metrics.get("lb_score"),
+            "options": " ".join(f"{name}={value}" for name, value in sorted(changed.items())),
+            "wall": _duration(metrics.get("wall_seconds")),
+            "status": past["status"].lower(),
+        })
+    return pd.DataFrame(rows, columns=["run", "cv", "lb", "options", "wall", "status"])
+
+
+def tracking_store() -> str:
+    """Where runs are tracked, with no secret in it."""
+    return tracking.shown(tracking.store_uri())
+
+
+def plot_history(competition: Competition, table: pd.DataFrame, path: Path) -> tuple[Path, int]:
+    """CV against leaderboard score for the runs that have both; returns (path, how many)."""
+    both = table.dropna(subset=["cv", "lb"])
+    tracking.plot_cv_against_leaderboard(both["cv"].tolist(), both["lb"].tolist(), both["run"].tolist(), path,
+                                         f"{competition.name}: CV against the leaderboard", competition.metric.name)
+    return Path(path), len(both)
+
+
+def _default_text(competition: Competition, name: str) -> str | None:
+    """An option's default as MLflow keeps params (text); seed 0 and fast off are the defaults."""
+    defaults = {"seed": "0", "fast": "False"}
+    return defaults.get(name)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:
+        return ""
+    minutes, rest = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import distributed, io
+from common import distributed, io, tracking
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # fastai's own use of deprecated torch APIs
@@ -400,6 +400,7 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
         from fastai.optimizer import Adam as opt_func
     callbacks = [EpochLoader(), DataParallel(), CSVHistory(run_dir / "history.csv"), SaveBest(monitor=monitor, fname="best"),
                  Checkpoint(checkpoints, checkpoint_every, state)]
+    callbacks += tracking.epoch_callbacks()  # each epoch's losses to MLflow while a run is tracked
     if patience:
         callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=patience))
     if target.type == "cuda":

@@ -23,6 +23,19 @@ def compete(*args, cwd=None, check=True, timeout=900) -> subprocess.CompletedPro
 
 
 @pytest.fixture(scope="session")
+def tracking_store(tmp_path_factory) -> str:
+    """One MLflow store for the session (creating one takes seconds), outside the checkout."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _tracking_outside_the_checkout(tracking_store, monkeypatch):
+    """Every run a test makes, in process or through the CLI, is tracked in tmp: never an
+    mlflow.db or mlruns/ in the checkout."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_store)
+
+
+@pytest.fixture(scope="session")
 def house_data(tmp_path_factory) -> Path:
     """The real Kaggle House Prices files, fetched offline once per session."""
     out = tmp_path_factory.mktemp("house-prices")

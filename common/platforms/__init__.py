@@ -3,12 +3,13 @@ the leaderboard, each on the platform the competition lives on.
 
 A runner is a module named for its platform, found through the competition's `platform`
 attribute in RUNNERS, so the CLI never branches on a competition or a platform; adding
-a platform is one module and one line here. Every runner offers the same four calls:
+a platform is one module and one line here. Every runner offers the same five calls:
 
     download(competition, out, quiet) -> list[Path]
     submit(competition, file, data_dir, message, dry_run, quiet) -> Receipt
     submissions(competition) -> DataFrame
     leaderboard(competition) -> DataFrame
+    status(competition, reference) -> Status      one submission, by Receipt.reference
 
 Runners that take a file (`CODE_SUBMISSION = False`) get it validated here against the
 sample submission in the data folder before any network call; a code-submission runner
@@ -17,6 +18,7 @@ validates the file its bundle writes when run.
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +28,13 @@ import pandas as pd
 
 from common import io
 from common.platforms.errors import PlatformError, UncertainSubmission
+
+# Seconds between two looks at a submission's status while `submit --wait` waits: 5 s
+# doubling to a minute, then every minute, 30 minutes in all (scoring a CSV takes
+# seconds to minutes on Kaggle and Zindi; past that, `compete submissions` tells later).
+SCORE_DELAYS = (5.0, 10.0, 20.0, 40.0) + (60.0,) * 28
+
+log = logging.getLogger("compete")
 
 RUNNERS = {
     "kaggle": "common.platforms.kaggle",
@@ -45,6 +54,17 @@ class Receipt:
     platform: str
     submitted: bool
     lines: list[str] = field(default_factory=list)
+    reference: str | None = None  # the platform's id of the submission, for `status`
+
+
+@dataclass
+class Status:
+    """Where a submission is: "pending", "complete" (scored) or "error" (the platform
+    could not score it; `detail` says why, in the platform's words)."""
+
+    state: str
+    public_score: float | None = None
+    detail: str = ""
 
 
 def settle_ambiguous_upload(platform: str, competition, file: Path, cause, find: Callable[[], str | None],
@@ -64,7 +84,7 @@ def settle_ambiguous_upload(platform: str, competition, file: Path, cause, find:
     if found is not None:
         return Receipt(platform, True, [f"submitted {file} to {slug} ({title} answered with an error, but its "
                                         f"submission list shows it, {found_as} {found}); not sent again",
-                                        f"see `compete submissions {competition.name}` for its score"])
+                                        f"see `compete submissions {competition.name}` for its score"], str(found))
     raise UncertainSubmission(f"{slug}: the upload ended in an error ({cause}) and {title}'s list does not show it yet; "
                               f"check `compete submissions {competition.name}` in a minute before submitting again "
                               f"(not retried, to avoid a double submission)")
@@ -108,3 +128,29 @@ def submissions(competition) -> pd.DataFrame:
 def leaderboard(competition) -> pd.DataFrame:
     """The public leaderboard of `competition`, best first."""
     return runner(competition).leaderboard(competition)
+
+
+def wait_for_score(competition, receipt: Receipt) -> Status:
+    """Look at the submission's status after each of SCORE_DELAYS until it is scored or
+    failed; a submission still pending after the last look comes back "pending"."""
+    module = runner(competition)
+    if not receipt.submitted or receipt.reference is None:
+        return Status("error", detail=f"nothing was uploaded to {competition.platform.title()} from here, "
+                                      f"so there is no score to wait for")
+    from common.platforms import web
+
+    def look() -> Status:
+        status = module.status(competition, receipt.reference)
+        if status.state == "pending":
+            raise web.NotYet(status.detail or "pending")
+        return status
+
+    try:
+        return web.retry(look, what="waiting for the score", retry_if=lambda error: isinstance(error, web.NotYet),
+                         delays=SCORE_DELAYS, say=lambda error, delay: log.info(
+                             "%s: submission %s not scored yet (%s); looking again in %.0f s",
+                             competition.slug, receipt.reference, error, delay))
+    except web.NotYet as still:
+        waited = sum(SCORE_DELAYS)
+        return Status("pending", detail=f"still {still} after {f'{waited / 60:.0f} min' if waited >= 120 else f'{waited:.0f} s'} "
+                                        f"of waiting")

@@ -84,3 +84,7 @@ def submissions(competition) -> pd.DataFrame:
 
 def leaderboard(competition) -> pd.DataFrame:
     raise PlatformError(f"{competition.name}: DrivenData offers no API for the leaderboard; see {page(competition, 'leaderboard')}")
+
+
+def status(competition, reference: str):
+    raise PlatformError(f"{competition.name}: DrivenData offers no API for a submission's score; see {page(competition, 'submissions')}")

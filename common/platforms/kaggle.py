@@ -23,7 +23,6 @@ import logging
 import os
 import shutil
 import socket
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from common.platforms import Receipt, settle_ambiguous_upload
+from common.platforms import Receipt, Status, settle_ambiguous_upload
 from common.platforms import web
 from common.platforms.credentials import check_private, read_json, read_secret
 from common.platforms.errors import (AccessError, CredentialsError, LimitError, NotFoundError, PlatformError,
@@ -174,7 +173,7 @@ def _server_message(error: BaseException) -> str:
 
 def _read(call, what: str, slug: str, creds: Credentials):
     """A call that changes nothing on Kaggle: retried with backoff on transient failures."""
-    return web.retrying(call, what=what, explain=lambda error: _explain(error, slug, creds))
+    return web.retry(call, what=what, explain=lambda error: _explain(error, slug, creds))
 
 
 def download(competition, out: Path, quiet: bool = False) -> list[Path]:
@@ -186,7 +185,7 @@ def download(competition, out: Path, quiet: bool = False) -> list[Path]:
     with web.client_output(quiet):
         # The client resumes a partial archive itself (Range + If-Range) and retries a
         # dropped transfer with backoff; retried here is only the request that starts it.
-        web.retrying(lambda: api.competition_download_files(slug, path=str(staging), quiet=quiet),
+        web.retry(lambda: api.competition_download_files(slug, path=str(staging), quiet=quiet),
                      what="download", explain=lambda error: _explain(error, slug, creds),
                      retry_if=lambda error: web.is_transient(error) and _is_rpc(error))
     archives = sorted(staging.glob("*.zip"))
@@ -212,33 +211,42 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
         return Receipt("kaggle", False, [f"dry run: {file} is valid and {slug} accepts it ({left}); nothing uploaded"])
 
     started = datetime.now(timezone.utc)
-    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-        try:
-            with web.client_output(quiet):
-                response = api.competition_submit(str(file), message, slug, quiet=quiet)
-        except Exception as error:
-            status = web.status_of(error)
-            if status is not None and status < 500:  # an answer that refuses: nothing was recorded
-                raise _explain(error, slug, creds) from None
-            if not _before_creation(error):
-                return settle_ambiguous_upload(
-                    "kaggle", competition, file, _explain(error, slug, creds),
-                    lambda: _find(submissions(competition, api=api, creds=creds), file.name, message, started), "dated")
-            if attempt == SUBMIT_ATTEMPTS or not web.is_transient(error):
-                raise _explain(error, slug, creds) from None
-            log.warning("kaggle: starting the upload failed (%s); nothing was submitted, trying again", web.summary(error))
-            time.sleep(web.RETRY_DELAYS[attempt - 1])
-            continue
+
+    def attempt():
+        with web.client_output(quiet):
+            response = api.competition_submit(str(file), message, slug, quiet=quiet)
         if response.message == api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
-            # The file never reached Kaggle's storage, so no submission exists yet.
-            if attempt == SUBMIT_ATTEMPTS:
-                raise PlatformError(f"{slug}: the upload of {file} failed {attempt} times; nothing was submitted; try again later")
-            time.sleep(web.RETRY_DELAYS[attempt - 1])
-            continue
-        return Receipt("kaggle", True, [f"submitted {file} to {slug}: {response.message or 'accepted'}"
-                                        + (f" (ref {response.ref})" if response.ref else ""),
-                                        f"see `compete submissions {competition.name}` for its score"])
-    raise AssertionError("unreachable")
+            raise _UploadFailed("the file did not reach Kaggle's storage")
+        return response
+
+    def before_submission_exists(error: BaseException) -> bool:
+        status = web.status_of(error)
+        return isinstance(error, _UploadFailed) or (
+            (status is None or status >= 500) and _before_creation(error) and web.is_transient(error))
+
+    try:
+        response = web.retry(attempt, what="kaggle: starting the upload", retry_if=before_submission_exists,
+                             delays=web.RETRY_DELAYS[:SUBMIT_ATTEMPTS - 1], say=lambda error, delay: log.warning(
+                                 "kaggle: starting the upload failed (%s); nothing was submitted, trying again in %.1f s",
+                                 error if isinstance(error, _UploadFailed) else web.summary(error), delay))
+    except _UploadFailed:
+        raise PlatformError(f"{slug}: the upload of {file} failed {SUBMIT_ATTEMPTS} times; nothing was submitted; "
+                            f"try again later") from None
+    except Exception as error:
+        status = web.status_of(error)
+        if (status is None or status >= 500) and not _before_creation(error):  # recorded or not, only the list says
+            return settle_ambiguous_upload(
+                "kaggle", competition, file, _explain(error, slug, creds),
+                lambda: _find(submissions(competition, api=api, creds=creds), file.name, message, started), "ref")
+        raise _explain(error, slug, creds) from None  # a refusal (4xx), or no luck before the submission existed
+    return Receipt("kaggle", True, [f"submitted {file} to {slug}: {response.message or 'accepted'}"
+                                    + (f" (ref {response.ref})" if response.ref else ""),
+                                    f"see `compete submissions {competition.name}` for its score"],
+                   str(response.ref) if response.ref else None)
+
+
+class _UploadFailed(Exception):
+    """The client's own word that the file never reached Kaggle's storage: no submission exists yet."""
 
 
 def _url(error: BaseException) -> str:
@@ -257,13 +265,13 @@ def _before_creation(error: BaseException) -> bool:
 
 
 def _find(table: pd.DataFrame, file_name: str, message: str, since: datetime):
-    """The date of a listed submission of this file and message made since `since`, or None."""
+    """The ref of a listed submission of this file and message made since `since`, or None."""
     since = since - timedelta(minutes=5)  # the two clocks may disagree a little
     for row in table.itertuples(index=False):
         date = pd.Timestamp(row.date)
         date = date.tz_localize("UTC") if date.tzinfo is None else date
         if row.file == file_name and (row.description or "") == (message or "") and date >= since:
-            return row.date
+            return row.ref
     return None
 
 
@@ -288,12 +296,13 @@ def submissions(competition, api=None, creds: Credentials | None = None) -> pd.D
         rows = _read(lambda: api.competition_submissions(slug), "listing submissions", slug, creds) or []
     return pd.DataFrame([{
         "date": row.date.isoformat(timespec="seconds") if row.date else "",
+        "ref": str(row.ref),
         "file": row.file_name or "",
         "description": row.description or "",
         "status": getattr(row.status, "name", str(row.status)).lower(),
         "public_score": row.public_score or "",
         "private_score": row.private_score or "",
-    } for row in rows if row is not None], columns=["date", "file", "description", "status", "public_score", "private_score"])
+    } for row in rows if row is not None], columns=["date", "ref", "file", "description", "status", "public_score", "private_score"])
 
 
 def leaderboard(competition) -> pd.DataFrame:
@@ -308,3 +317,22 @@ def leaderboard(competition) -> pd.DataFrame:
         "score": row.score,
         "date": row.submission_date.isoformat(timespec="seconds") if row.submission_date else "",
     } for rank, row in enumerate((r for r in rows if r is not None), start=1)], columns=["rank", "team", "score", "date"])
+
+
+def status(competition, reference: str) -> Status:
+    """Where submission `reference` (its ref) is. The states are kagglesdk's SubmissionStatus
+    (kagglesdk/competitions/types/submission_status.py: PENDING, COMPLETE, ERROR); an ERROR
+    carries Kaggle's reason in error_description."""
+    slug, creds = competition.slug, credentials()
+    api = _api(creds)
+    with web.client_output(quiet=True):
+        rows = _read(lambda: api.competition_submissions(slug), "listing submissions", slug, creds) or []
+    row = next((row for row in rows if row is not None and str(row.ref) == str(reference)), None)
+    if row is None:
+        return Status("pending", detail="not listed yet")
+    state = getattr(row.status, "name", str(row.status)).lower()
+    if state == "error":
+        return Status("error", detail=row.error_description or "Kaggle gave no reason")
+    if state == "complete" and row.public_score not in (None, ""):
+        return Status("complete", float(row.public_score))
+    return Status("pending", detail="scored, the public score not shown yet" if state == "complete" else state)

@@ -18,7 +18,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from common import io
 from common.platforms.errors import NetworkError, PlatformError, ServerError, redact
@@ -105,31 +105,56 @@ def cause(error: BaseException) -> str:
     return type(error).__name__
 
 
-def retrying(call: Callable[[], T], *, what: str, explain: Callable[[BaseException], PlatformError],
-             retry_if: Callable[[BaseException], bool] = is_transient) -> T:
-    """`call()` with up to len(RETRY_DELAYS) further tries after a transient failure,
-    waiting longer each time. Use only where repeating the call is harmless."""
-    delays = list(RETRY_DELAYS)
+def retry(call: Callable[[], T], *, what: str, retry_if: Callable[[BaseException], bool] = is_transient,
+          explain: Callable[[BaseException], BaseException] | None = None,
+          delays: Sequence[float] | None = None, progressed: Callable[[], bool] | None = None,
+          say: Callable[[BaseException, float], None] | None = None) -> T:
+    """`call()`, tried again after each failure that `retry_if` accepts, waiting each of
+    `delays` in turn (RETRY_DELAYS by default; 25% jitter is added); the last failure
+    leaves as `explain(error)` (as itself without `explain`). The one retry loop of the
+    runners: reads, resumed downloads, the upload steps before a submission exists, and
+    polls (where the "failure" is NotYet).
+
+    `progressed()`, asked after a failed try, says whether the try moved forward (a
+    download that got further): that refills the delays, up to MAX_RESUMES times.
+    `say(error, delay)` reports a retry (default: a warning naming `what`)."""
+    delays = RETRY_DELAYS if delays is None else tuple(delays)
+    pending, refills = list(delays), 0
     while True:
         try:
             return call()
         except Exception as error:  # every failure leaves as one explained, redacted line
-            if not delays or not retry_if(error):
+            if progressed is not None and refills < MAX_RESUMES and progressed():
+                pending, refills = list(delays), refills + 1
+            if not pending or not retry_if(error):
+                if explain is None:
+                    raise
                 raise explain(error) from None
-            delay = delays.pop(0) * (1 + 0.25 * random.random())
-            log.warning("%s failed (%s); retrying in %.1f s", what, summary(error), delay)
+            delay = pending.pop(0) * (1 + 0.25 * random.random())
+            if say is None:
+                log.warning("%s failed (%s); retrying in %.1f s", what, summary(error), delay)
+            else:
+                say(error, delay)
             time.sleep(delay)
+
+
+class NotYet(Exception):
+    """What a poll raises while the thing it waits for is not there yet."""
 
 
 def look_again(find: Callable[[], T | None]) -> T | None:
     """`find()` now and after each of RETRY_DELAYS until it finds something: a platform's
     list may show a new entry only a moment after it was made."""
-    for delay in (0.0, *RETRY_DELAYS):
-        time.sleep(delay)
+    def attempt() -> T:
         found = find()
-        if found is not None:
-            return found
-    return None
+        if found is None:
+            raise NotYet()
+        return found
+    try:
+        return retry(attempt, what="looking again", retry_if=lambda error: isinstance(error, NotYet),
+                     say=lambda error, delay: None)
+    except NotYet:
+        return None
 
 
 def summary(error: BaseException) -> str:
@@ -197,20 +222,15 @@ def download(session, url: str, target: Path, *, explain: Callable[[BaseExceptio
 
     # A transfer that moves forward is worth continuing: every try that added bytes
     # refills the retry budget, up to MAX_RESUMES resumes in one run.
-    delays, resumes = list(RETRY_DELAYS), 0
-    while True:
-        before = size()
-        try:
-            attempt()
-            break
-        except Exception as error:  # every failure leaves as one explained, redacted line
-            if size() > before and resumes < MAX_RESUMES:
-                delays, resumes = list(RETRY_DELAYS), resumes + 1
-            if not delays or not is_transient(error):
-                raise explain(error) from None
-            delay = delays.pop(0) * (1 + 0.25 * random.random())
-            log.warning("download of %s stopped at %d bytes (%s); resuming in %.1f s", target.name, size(), summary(error), delay)
-            time.sleep(delay)
+    sizes = [size()]
+
+    def progressed() -> bool:
+        sizes.append(size())
+        return sizes[-1] > sizes[-2]
+
+    retry(attempt, what=f"download of {target.name}", explain=explain, progressed=progressed,
+          say=lambda error, delay: log.warning("download of %s stopped at %d bytes (%s); resuming in %.1f s",
+                                               target.name, size(), summary(error), delay))
     os.replace(part, target)
     state.unlink(missing_ok=True)
     return target

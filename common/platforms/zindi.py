@@ -46,7 +46,7 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from common.platforms import Receipt, settle_ambiguous_upload
+from common.platforms import Receipt, Status, settle_ambiguous_upload
 from common.platforms import web
 from common.platforms.credentials import read_json
 from common.platforms.errors import (AccessError, CredentialsError, LimitError, NetworkError, NotFoundError, PlatformError,
@@ -152,7 +152,7 @@ class ZindiClient:
                                          data={"username": self.creds.username, "password": self.creds.password})
             return self._payload(response)
         try:
-            data = web.retrying(call, what="Zindi sign-in", explain=self.explain)
+            data = web.retry(call, what="Zindi sign-in", explain=self.explain)
         except PlatformError as error:
             if isinstance(error, (NetworkError, ServerError)):
                 raise
@@ -168,7 +168,7 @@ class ZindiClient:
     def read(self, slug: str, *parts: str, params: dict | None = None):
         """GET a JSON resource of the competition (retried: reading changes nothing)."""
         url = self._url("competitions", slug, *parts)
-        return web.retrying(lambda: self._payload(self.session.get(url, params=params, timeout=web.TIMEOUT)),
+        return web.retry(lambda: self._payload(self.session.get(url, params=params, timeout=web.TIMEOUT)),
                             what=f"Zindi {'/'.join(parts) or 'competition'}", explain=lambda e: self.explain(e, slug))
 
     def download(self, slug: str, name: str, target: Path, quiet: bool) -> Path:
@@ -259,7 +259,8 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
             _submissions_table(client.read(slug, "submissions", params={"per_page": 50})), file.name, message, started), "id")
     ident = answer.get("id") if isinstance(answer, dict) else None
     return Receipt("zindi", True, [f"submitted {file} to {slug}" + (f" (id {ident})" if ident else ""),
-                                   f"see `compete submissions {competition.name}` for its score"])
+                                   f"see `compete submissions {competition.name}` for its score"],
+                   str(ident) if ident else None)
 
 
 # The sentence `n_subimissions_per_day` in eaedk/testing-zindi-package zindi/utils.py
@@ -331,3 +332,27 @@ def leaderboard(competition) -> pd.DataFrame:
         "date": row.get("best_public_submitted_at") or "",
     } for row in rows if isinstance(row, dict)], columns=["rank", "name", "score", "submissions", "date"])
     return table.sort_values("rank", kind="stable", na_position="last").reset_index(drop=True)
+
+
+# Statuses as the `zindi` package reads them (KameniAlexNea/zindi, zindi/utils.py,
+# print_submission_board): "successful" and "initial" are valid submissions, any other is
+# not. That "initial" means not scored yet, and where a failed one's reason lies, are
+# inferred: the reason is taken from the first of these fields that the row has.
+_VALID = {"successful", "initial"}
+_REASONS = ("error", "errors", "error_message", "status_description", "message")
+
+
+def status(competition, reference: str) -> Status:
+    """Where submission `reference` (its id) is: scored, not yet, or refused by Zindi."""
+    rows = _client().read(competition.slug, "submissions", params={"per_page": 50})
+    rows = rows.get("results", rows.get("data", [])) if isinstance(rows, dict) else rows or []
+    row = next((row for row in rows if isinstance(row, dict) and str(row.get("id")) == str(reference)), None)
+    if row is None:
+        return Status("pending", detail="not listed yet")
+    state = str(row.get("status") or "").lower()
+    if state and state not in _VALID:
+        reason = next((str(row[name]) for name in _REASONS if row.get(name)), "")
+        return Status("error", detail=f"status {state!r}" + (f": {reason}" if reason else ""))
+    if state == "successful" and row.get("public_score") is not None:
+        return Status("complete", float(row["public_score"]))
+    return Status("pending", detail=state or "no status yet")

@@ -1,0 +1,345 @@
+"""Every run in MLflow, under an experiment named for the competition.
+
+Where: MLflow's own `MLFLOW_TRACKING_URI` (a server, a database), else a SQLite store
+beside the run directories, `runs/mlflow.db` with artifacts in `runs/mlartifacts/`,
+which needs no server: `mlflow ui --backend-store-uri sqlite:///runs/mlflow.db`.
+
+What: the options and seed as params; the numbers in metrics.json (`cv_score`, per-fold
+scores as a series over the folds, `fit_seconds`) and `wall_seconds` as metrics; each
+epoch's train/valid loss from the shared trainer, live, through `EpochMetrics` (a fastai
+callback `common.trainers.train` adds while a run is tracked); metrics.json, config.json,
+the log, the history, the plots and the submission as artifacts. `lb_score` is added
+when `compete submit --wait` learns the public score.
+
+Tracking never breaks a run: the first failure (no server, a refused request, a full
+disk) is one warning line, and the run goes on untracked, keeping its files. MLflow
+retries a request 7 times over about 4 minutes by default; here it retries twice, 10 s
+at most each (unless the user set MLflow's variables), and a server is first probed with
+one short request, so an unreachable one costs seconds, once.
+
+Only common/runs.py calls this module. mlflow takes 2 s to import and fastai 6 s, so both
+are imported on first use: `compete list` and `--help` load neither.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+log = logging.getLogger("compete")
+
+ROOT = Path("runs")                 # where run directories and the default store live
+STORE = "mlflow.db"
+ARTIFACTS = "mlartifacts"
+PROBE_TIMEOUT = 3.0                 # seconds for the one request that tells a server is there
+MLFLOW_LIMITS = {                   # MLflow's own variables, set only where the user did not
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+ARTIFACT_FILES = ("metrics.json", "config.json", "log.txt", "history.csv")
+_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def store_uri() -> str:
+    """`MLFLOW_TRACKING_URI`, else the SQLite store under runs/ (made absolute)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(ROOT / STORE).resolve()}"
+
+
+def shown(uri: str) -> str:
+    """The URI without a password or token in it, for messages and metrics.json."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        return urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
+    return uri
+
+
+def _is_local(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Beside a local SQLite store, its artifacts; a server decides for itself."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / ARTIFACTS).resolve().as_uri()
+    return None
+
+
+class Unreachable(Exception):
+    """The tracking store cannot be reached or used."""
+
+
+def _probe(uri: str) -> None:
+    """One short request to an HTTP server: any answer, even a refusal, means it is there."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT)
+    except requests.RequestException as error:
+        raise Unreachable(f"no answer from {shown(uri)} within {PROBE_TIMEOUT:.0f} s "
+                          f"({type(error).__name__})") from None
+
+
+@functools.cache
+def _mlflow():
+    """mlflow, imported once, with its chatter (database set-up, retries) kept off the terminal."""
+    for name, value in MLFLOW_LIMITS.items():
+        os.environ.setdefault(name, value)
+    import mlflow
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return mlflow
+
+
+def client(uri: str | None = None):
+    """An MlflowClient for `uri` (default `store_uri()`), after probing a server."""
+    uri = uri or store_uri()
+    _probe(uri)
+    return _mlflow().MlflowClient(tracking_uri=uri)
+
+
+def key(name: str) -> str:
+    """A metric or param name MLflow accepts (letters, digits, _ - . / and spaces)."""
+    return _KEY.sub("_", str(name))[:250]
+
+
+def numbers(record: dict, prefix: str = "") -> Iterator[tuple[str, float, int]]:
+    """(key, value, step) for every finite number in a metrics.json record: a list of
+    numbers becomes a series over its index (per-fold scores, fold 0 first), a dict is
+    flattened with '/'. Strings and other values stay in metrics.json, an artifact."""
+    for name, value in record.items():
+        name = f"{prefix}{name}"
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            yield key(name), float(value), 0
+        elif isinstance(value, dict):
+            yield from numbers(value, f"{name}/")
+        elif isinstance(value, (list, tuple)) and value and all(
+                isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item) for item in value):
+            for step, item in enumerate(value):
+                yield key(name), float(item), step
+
+
+@dataclass
+class Tracker:
+    """One compete run's MLflow run. After the first failure every call does nothing."""
+
+    uri: str = field(default_factory=store_uri)
+    run_id: str | None = None
+    experiment: str | None = None
+    run_dir: Path | None = None
+    failed: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    _client: object = None
+
+    @classmethod
+    def reopen(cls, run_id: str, uri: str | None = None) -> "Tracker":
+        """The tracker of a finished run, to add to it (the leaderboard score)."""
+        return cls(uri=os.environ.get("MLFLOW_TRACKING_URI") or uri or store_uri(), run_id=run_id)
+
+    def _connection(self):
+        if self._client is None:
+            self._client = client(self.uri)
+        return self._client
+
+    @property
+    def active(self) -> bool:
+        return self.run_id is not None and not self.failed
+
+    def _call(self, what: str, action) -> None:
+        if self.failed:
+            return
+        try:
+            action()
+        except Exception as error:  # tracking must never stop a run: one line, then silence
+            self.failed = True
+            said = " ".join(str(error).split())[:200] or type(error).__name__
+            log.warning("warning: tracking stopped, %s %s failed (%s); the run goes on, its files are in its run directory",
+                        shown(self.uri), what, said)
+
+    def start(self, experiment: str, run_dir: Path, params: dict, tags: dict) -> None:
+        """Open the MLflow run (once), named for `run_dir`, in `experiment` (created on first use)."""
+        if self.run_id is not None or self.failed:
+            return
+        self.run_dir = Path(run_dir).resolve()
+
+        def action():
+            from mlflow.entities import Param
+            from mlflow.tracking.context.registry import resolve_tags
+            connection = self._connection()
+            found = connection.get_experiment_by_name(experiment)
+            experiment_id = found.experiment_id if found else connection.create_experiment(
+                experiment, artifact_location=_artifact_root(self.uri))
+            run = connection.create_run(experiment_id, run_name=self.run_dir.name, tags=resolve_tags(
+                {key(name): str(value) for name, value in tags.items()}))
+            self.run_id, self.experiment = run.info.run_id, experiment
+            connection.log_batch(self.run_id, params=[Param(key(name), str(value)[:6000]) for name, value in params.items()])
+        self._call("starting a run", action)
+
+    def log_metrics(self, values, step: int | None = None) -> None:
+        """`values`: a dict of numbers, or (key, value, step) triples."""
+        if not self.active:
+            return
+        triples = [(key(name), float(value), step or 0) for name, value in values.items()] if isinstance(values, dict) \
+            else list(values)
+        if not triples:
+            return
+
+        def action():
+            from mlflow.entities import Metric
+            stamp = int(time.time() * 1000)
+            self._connection().log_batch(self.run_id, metrics=[Metric(name, value, stamp, step) for name, value, step in triples])
+        self._call("logging metrics", action)
+
+    def log_record(self, record: dict) -> None:
+        """Every number of a metrics.json record (see `numbers`)."""
+        self.log_metrics(numbers(record))
+
+    def log_artifacts(self, run_dir: Path, extra: tuple[Path, ...] = ()) -> None:
+        """metrics.json, config.json, log.txt, history.csv and every PNG of the run, and `extra`."""
+        if not self.active:
+            return
+        run_dir = Path(run_dir)
+        files = [run_dir / name for name in ARTIFACT_FILES if (run_dir / name).is_file()]
+        files += sorted(path for path in run_dir.rglob("*.png") if "checkpoints" not in path.relative_to(run_dir).parts)
+        files += [Path(path) for path in extra if Path(path).is_file()]
+
+        def action():
+            for path in files:
+                folder = path.parent.relative_to(run_dir).as_posix() if path.is_relative_to(run_dir) else "submission"
+                self._connection().log_artifact(self.run_id, str(path), None if folder == "." else folder)
+        self._call("saving artifacts", action)
+
+    def finish(self, status: str) -> None:
+        if not self.active:
+            return
+        self.log_metrics({"wall_seconds": round(time.perf_counter() - self.started, 2)})
+        self._call("closing the run", lambda: self._connection().set_terminated(self.run_id, status))
+
+
+_current: Tracker | None = None
+
+
+@contextlib.contextmanager
+def scope() -> Iterator[Tracker]:
+    """The tracker of the run being made. `compete run` opens one around fit and predict,
+    so both land in one MLflow run; a scope inside it joins it. The outermost scope closes
+    the run: FINISHED, FAILED on an error, KILLED on Ctrl-C."""
+    global _current
+    if _current is not None:
+        yield _current
+        return
+    tracker = _current = Tracker()
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        _current = None
+        tracker.finish(status)
+
+
+def epoch_callbacks() -> list:
+    """What the shared trainer adds to its callbacks: an EpochMetrics while a run is tracked."""
+    if _current is None or not _current.active:
+        return []
+    return [epoch_metrics_class()(_current)]
+
+
+@functools.cache
+def epoch_metrics_class() -> type:
+    """fastai's Callback is the base, and fastai takes 6 s to import: the class is made on
+    first use so that a run without the trainer never imports it."""
+    from fastai.callback.core import Callback
+
+    class EpochMetrics(Callback):
+        """Each epoch's losses and metrics to MLflow, step = epoch. A trainer whose folder
+        is below the run's (one network per fold) prefixes them with that path, e.g.
+        `cnn/fold1/valid_loss`."""
+        order = 56  # after the Recorder (50) has the epoch's values
+
+        def __init__(self, tracker: Tracker):
+            self.tracker = tracker
+
+        def after_epoch(self):
+            names, values = list(self.recorder.metric_names), list(self.recorder.log)
+            prefix = ""
+            if self.tracker.run_dir is not None:
+                with contextlib.suppress(ValueError):
+                    below = Path(self.learn.path).resolve().relative_to(self.tracker.run_dir)
+                    prefix = "" if str(below) == "." else below.as_posix() + "/"
+            self.tracker.log_metrics([(key(prefix + str(name)), number, int(self.epoch))
+                                      for name, number in ((n, _number(v)) for n, v in zip(names, values))
+                                      if name not in ("epoch", "time") and number is not None])
+
+    return EpochMetrics
+
+
+def _number(value) -> float | None:
+    """A finite float from a recorder value (python, numpy or a 0-d tensor), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def past_runs(experiment: str, uri: str | None = None) -> list[dict]:
+    """The experiment's runs, newest first (the 1000 newest): id, name, status, start
+    time (ms), metrics, params and tags. Empty when nothing was tracked there yet."""
+    uri = uri or store_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return []  # looking must not create an empty store
+    from common import io
+    try:
+        connection = client(uri)
+        found = connection.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        runs = connection.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"], max_results=1000)
+    except Exception as error:  # an unreachable server or a broken store: one line
+        said = " ".join(str(error).split())[:200] or type(error).__name__
+        raise io.InputError(f"{shown(uri)}: cannot read the tracked runs of {experiment} ({said})") from None
+    return [{"run_id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
+             "start_time": run.info.start_time, "metrics": dict(run.data.metrics), "params": dict(run.data.params),
+             "tags": dict(run.data.tags)} for run in runs]
+
+
+def plot_cv_against_leaderboard(cv, lb, labels, path: Path, title: str, metric: str) -> Path:
+    """A PNG of each run's leaderboard score against its CV score, with the line where
+    they agree: the gap a competitor lives by."""
+    from common import io
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axis = plt.subplots(figsize=(6, 5))
+    axis.scatter(cv, lb, color="tab:blue")
+    for x, y, label in zip(cv, lb, labels):
+        axis.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if len(cv):
+        low, high = min(min(cv), min(lb)), max(max(cv), max(lb))
+        pad = (high - low) * 0.05 or abs(high) * 0.05 or 0.05
+        axis.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", linestyle="--", linewidth=1,
+                  label="leaderboard = CV")
+        axis.legend(loc="best", fontsize=8)
+    axis.set(xlabel=f"CV {metric}", ylabel=f"public leaderboard {metric}", title=title)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    with io.atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
+    plt.close(figure)
+    return Path(path)

@@ -281,7 +281,7 @@ def runs_command(competition, plot):
     from common import runs
     comp = _competition(competition)
     table = runs.history(comp)
-    _echo_table(table.fillna(""), f"no tracked runs of {competition} in {runs.tracking_store()}")
+    _echo_table(table.astype(object).where(table.notna(), ""), f"no tracked runs of {competition} in {runs.tracking_store()}")
     if plot:
         path, drawn = runs.plot_history(comp, table, plot)
         click.echo(f"plot: {path} ({drawn} run(s) with both scores)")

@@ -67,10 +67,11 @@ def _is_local(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
-def _artifact_root(uri: str) -> str | None:
-    """Beside a local SQLite store, its artifacts; a server decides for itself."""
+def _artifact_root(uri: str, experiment: str) -> str | None:
+    """Beside a local SQLite store, its artifacts (a folder per experiment); a server
+    decides for itself."""
     if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / ARTIFACTS).resolve().as_uri()
+        return (Path(uri[len("sqlite:///"):]).parent / ARTIFACTS / key(experiment)).resolve().as_uri()
     return None
 
 
@@ -180,7 +181,7 @@ class Tracker:
             connection = self._connection()
             found = connection.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else connection.create_experiment(
-                experiment, artifact_location=_artifact_root(self.uri))
+                experiment, artifact_location=_artifact_root(self.uri, experiment))
             run = connection.create_run(experiment_id, run_name=self.run_dir.name, tags=resolve_tags(
                 {key(name): str(value) for name, value in tags.items()}))
             self.run_id, self.experiment = run.info.run_id, experiment

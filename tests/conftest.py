@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from common import runs
+from common.competition import BaseCompetition
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPETE = [sys.executable, "-c", "import cli; cli.main()"]
 
@@ -41,3 +44,33 @@ def house_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("house-prices")
     compete("data", "fetch", "house-prices", "--out", out)
     return out
+
+
+class SampleEcho(BaseCompetition):
+    """A competition whose model is its own sample submission: tests of what surrounds a
+    run (tracking it, submitting what it made) get a real run directory in a second."""
+
+    def load(self, data_dir: Path):
+        return self.sample(data_dir)
+
+    def fit(self, data, config, run_dir: Path):
+        runs.record(run_dir, cv_score=0.5)
+        return data
+
+    def predict(self, model, data):
+        return model
+
+
+def submission_of_a_run(name: str, data_dir: Path, folder: Path, monkeypatch) -> tuple[Path, Path]:
+    """`compete run NAME` in `folder` (its runs/ and submissions/ land there, and the
+    platforms' score polling is made fast): (the submission file, the run directory)."""
+    from click.testing import CliRunner
+
+    import cli
+    from common import platforms
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(platforms, "SCORE_DELAYS", (0.01,) * 3)
+    result = CliRunner().invoke(cli.main, ["run", name, "--data", str(data_dir), "--quiet"])
+    assert result.exit_code == 0, result.output
+    said = dict(line.split(": ", 1) for line in result.output.splitlines() if ": " in line)
+    return Path(said["submission"]), Path(said["run"])

@@ -20,7 +20,12 @@ import pytest
 from click.testing import CliRunner
 
 import cli
+from common import competition as registry
+from common import platforms
+from common.metrics import RMSLE
 from common.platforms import web
+from common.submission import SubmissionFormat
+from conftest import SampleEcho, submission_of_a_run
 
 SLUG = "house-prices-advanced-regression-techniques"
 TOKEN = "KGAT_0123456789abcdef0123456789abcdef"
@@ -50,6 +55,7 @@ class FakeKaggle(ThreadingHTTPServer):
         self.fail: dict[str, list[tuple[int, str]]] = {}   # RPC name -> answers to give first
         self.record_then_fail: tuple[int, str] | None = None  # CreateSubmission records, then answers this
         self.submissions: list[dict] = []
+        self.scoring: list[dict] = []  # one per listing: what the newest submission becomes then
         self.limits = {"numToday": 1, "numTotal": 7, "numAllowedNow": 4}
         self.archive = _archive()
         self.cut_first_download = False
@@ -110,6 +116,8 @@ class KaggleHandler(BaseHTTPRequestHandler):
                 return self._json(status, {"code": status, "message": message})
             return self._json(200, {"message": "Successfully submitted", "ref": 77})
         if name == "ListSubmissions":
+            if self.server.scoring and self.server.submissions:
+                self.server.submissions[-1].update(self.server.scoring.pop(0))
             return self._json(200, {"submissions": list(reversed(self.server.submissions))})
         if name == "GetLeaderboard":
             return self._json(200, {"submissions": [
@@ -439,3 +447,60 @@ def test_verbose_client_dump_is_redacted_in_a_real_process(kaggle, data_dir, goo
     assert "Authorization: Bearer ***" in done.stdout + done.stderr
     assert TOKEN not in done.stdout + done.stderr
     assert kaggle.names().count("CreateSubmission") == 1
+
+
+class DemoKaggle(SampleEcho):
+    name = "kaggle-demo"
+    platform = "kaggle"
+    slug = SLUG
+    metric = RMSLE
+    submission = SubmissionFormat("sample_submission.csv", id_column="Id", domain="positive")
+
+
+@pytest.fixture
+def made_by_a_run(kaggle, data_dir, tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A submission file from a real `compete run`, and the run directory that made it."""
+    monkeypatch.setitem(registry._REGISTRY, DemoKaggle.name, DemoKaggle)
+    return submission_of_a_run("kaggle-demo", data_dir, tmp_path, monkeypatch)
+
+
+def test_submit_wait_prints_the_public_score_and_records_it_on_the_run(kaggle, made_by_a_run, data_dir):
+    import mlflow
+    file, run_dir = made_by_a_run
+    kaggle.scoring = [{}, {"status": "COMPLETE", "publicScore": "0.13371"}]  # scored at the second look
+    result = compete("submit", "kaggle-demo", file, "--data", data_dir, "-m", "wait for it", "--wait")
+    assert result.exit_code == 0, result.output
+    assert "public score (rmsle): 0.13371" in result.output and f"recorded as lb_score of run {run_dir}" in result.output
+    assert kaggle.names().count("ListSubmissions") == 2 and kaggle.names().count("CreateSubmission") == 1
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["lb_score"] == 0.13371 and metrics["lb_reference"] == "77"
+    assert mlflow.MlflowClient().get_run(metrics["mlflow_run_id"]).data.metrics["lb_score"] == 0.13371
+
+
+def test_submit_wait_gives_up_on_a_submission_still_pending(kaggle, made_by_a_run, data_dir):
+    file, run_dir = made_by_a_run
+    result = compete("submit", "kaggle-demo", file, "--data", data_dir, "-m", "slow", "--wait")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "submitted" in result.output and "is not scored yet: still pending" in errors[0]
+    assert kaggle.names().count("ListSubmissions") == 1 + len(platforms.SCORE_DELAYS)
+    assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_submit_wait_reports_a_submission_kaggle_could_not_score(kaggle, made_by_a_run, data_dir):
+    file, run_dir = made_by_a_run
+    kaggle.scoring = [{"status": "ERROR", "errorDescription": "Submission must have 3 rows, it has 2"}]
+    result = compete("submit", "kaggle-demo", file, "--data", data_dir, "-m", "broken", "--wait")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "was not scored: Submission must have 3 rows, it has 2" in errors[0]
+    assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_submit_wait_on_a_file_no_run_made_still_prints_the_score(kaggle, data_dir, good_file, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(platforms, "SCORE_DELAYS", (0.01,) * 3)
+    kaggle.scoring = [{"status": "COMPLETE", "publicScore": "0.2"}]
+    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "by hand", "--wait")
+    assert result.exit_code == 0, result.output
+    assert "public score (rmsle): 0.2" in result.output and "recorded nowhere" in result.output

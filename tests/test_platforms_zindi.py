@@ -17,10 +17,11 @@ from click.testing import CliRunner
 
 import cli
 from common import competition as registry
-from common.competition import BaseCompetition
 from common.metrics import MULTICLASS_LOG_LOSS
+from common import platforms
 from common.platforms import web
 from common.submission import SubmissionFormat
+from conftest import SampleEcho, submission_of_a_run
 
 SLUG = "fowl-escapades"
 USER, PASSWORD = "amina", "correct-horse-battery-staple"
@@ -28,7 +29,7 @@ TOKEN = "zus.v1.AbCdEf1.9ZyXwVuTsRqPoNmLkJiHgFeDcBa"
 SAMPLE = "ID,Ring-necked Dove,Cape Batis\nA1B2C3,0.5,0.5\nD4E5F6,0.5,0.5\n"
 
 
-class DemoZindi(BaseCompetition):
+class DemoZindi(SampleEcho):
     name = "zindi-demo"
     platform = "zindi"
     slug = SLUG
@@ -61,6 +62,8 @@ class FakeZindi(ThreadingHTTPServer):
         self.earlier: list[dict] = []      # submissions already on the board
         self.echo_token = False
         self.lists_lag = 0  # how many listings still miss the newest upload
+        self.scoring: list[dict] = []  # one per listing: what the newest upload shows then (the last one stays)
+        self.newest: dict = {}
 
     @property
     def url(self) -> str:
@@ -166,10 +169,14 @@ class ZindiHandler(BaseHTTPRequestHandler):
                 self.server.lists_lag -= 1
                 uploads = uploads[:-1]
             now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-            return self._json(200, self.server.earlier + [
-                {"id": f"sub{i + 1}", "filename": u["filename"], "comment": u["comment"], "created_at": now,
-                 "status": "successful", "public_score": 1.25 + i, "private_score": None}
-                for i, u in enumerate(uploads)])
+            if self.server.scoring:
+                self.server.newest = self.server.scoring.pop(0)
+            rows = [{"id": f"sub{i + 1}", "filename": u["filename"], "comment": u["comment"], "created_at": now,
+                     "status": "successful", "public_score": 1.25 + i, "private_score": None}
+                    for i, u in enumerate(uploads)]
+            if rows:
+                rows[-1].update(self.server.newest)
+            return self._json(200, self.server.earlier + rows)
         if route == "participations":
             return self._json(200, [
                 {"public_rank": 2, "best_public_score": 1.40, "user": {"username": "kofi"}, "submission_count": 9},
@@ -499,3 +506,41 @@ def test_password_and_token_never_reach_output_logs_or_errors(zindi, tmp_path, d
     with pytest.raises(Exception) as caught:
         runner.leaderboard(DemoZindi())
     assert "token ***" in str(caught.value) and TOKEN not in str(caught.value)
+
+
+@pytest.fixture
+def made_by_a_run(zindi, data_dir, tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """A submission file from a real `compete run`, and the run directory that made it."""
+    return submission_of_a_run("zindi-demo", data_dir, tmp_path, monkeypatch)
+
+
+def test_submit_wait_prints_the_public_score_and_records_it_on_the_run(zindi, made_by_a_run, data_dir):
+    import mlflow
+    file, run_dir = made_by_a_run
+    zindi.scoring = [{"status": "initial", "public_score": None}, {}]  # scored at the second look
+    result = compete("submit", "zindi-demo", file, "--data", data_dir, "-m", "wait for it", "--wait")
+    assert result.exit_code == 0, result.output
+    assert "public score (log_loss): 1.25" in result.output and f"recorded as lb_score of run {run_dir}" in result.output
+    assert zindi.routes().count("submissions") == 2
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["lb_score"] == 1.25 and metrics["lb_reference"] == "sub1"
+    assert mlflow.MlflowClient().get_run(metrics["mlflow_run_id"]).data.metrics["lb_score"] == 1.25
+
+
+def test_submit_wait_gives_up_on_a_submission_still_pending(zindi, made_by_a_run, data_dir):
+    file, run_dir = made_by_a_run
+    zindi.scoring = [{"status": "initial", "public_score": None}]
+    result = compete("submit", "zindi-demo", file, "--data", data_dir, "-m", "slow", "--wait")
+    assert result.exit_code == 1
+    assert "submitted" in result.output and "is not scored yet: still initial" in error_lines(result)[0]
+    assert zindi.routes().count("submissions") == 1 + len(platforms.SCORE_DELAYS) and len(zindi.uploads) == 1
+    assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_submit_wait_reports_a_submission_zindi_could_not_score(zindi, made_by_a_run, data_dir):
+    file, run_dir = made_by_a_run
+    zindi.scoring = [{"status": "failed", "public_score": None, "error": "Missing ID D4E5F6"}]
+    result = compete("submit", "zindi-demo", file, "--data", data_dir, "-m", "broken", "--wait")
+    assert result.exit_code == 1
+    assert "was not scored: status 'failed': Missing ID D4E5F6" in error_lines(result)[0]
+    assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())

@@ -186,8 +186,8 @@ def download(competition, out: Path, quiet: bool = False) -> list[Path]:
         # The client resumes a partial archive itself (Range + If-Range) and retries a
         # dropped transfer with backoff; retried here is only the request that starts it.
         web.retry(lambda: api.competition_download_files(slug, path=str(staging), quiet=quiet),
-                     what="download", explain=lambda error: _explain(error, slug, creds),
-                     retry_if=lambda error: web.is_transient(error) and _is_rpc(error))
+                  what="download", explain=lambda error: _explain(error, slug, creds),
+                  retry_if=lambda error: web.is_transient(error) and _is_rpc(error))
     archives = sorted(staging.glob("*.zip"))
     if not archives:
         raise PlatformError(f"{slug}: Kaggle sent no archive into {staging}")

@@ -169,7 +169,7 @@ class ZindiClient:
         """GET a JSON resource of the competition (retried: reading changes nothing)."""
         url = self._url("competitions", slug, *parts)
         return web.retry(lambda: self._payload(self.session.get(url, params=params, timeout=web.TIMEOUT)),
-                            what=f"Zindi {'/'.join(parts) or 'competition'}", explain=lambda e: self.explain(e, slug))
+                         what=f"Zindi {'/'.join(parts) or 'competition'}", explain=lambda e: self.explain(e, slug))
 
     def download(self, slug: str, name: str, target: Path, quiet: bool) -> Path:
         return web.download(self.session, self._url("competitions", slug, "files", name), target,

@@ -1,0 +1,334 @@
+"""Every run in MLflow: params, metrics, per-epoch losses and artifacts read back through
+MLflow's own API and a real `mlflow server`; `compete runs`; and a tracking server that
+is down or silent never stops a run."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from click.testing import CliRunner
+
+import cli
+from common import competition as registry
+from common import io, runs, tracking
+from common.competition import BaseCompetition, Config
+from common.metrics import RMSLE
+from common.submission import SubmissionFormat
+
+NAME = "tracking-demo"
+FOLDS = 3
+
+
+class TrackingDemo(BaseCompetition):
+    """A competition small enough to run in a second: the model is the mean price of
+    the other folds; fit leaves per-fold scores and a plot, as real ones do."""
+
+    name = NAME
+    platform = "kaggle"
+    slug = "house-prices-advanced-regression-techniques"
+    metric = RMSLE
+    submission = SubmissionFormat("sample_submission.csv", id_column="Id", domain="positive")
+
+    def load(self, data_dir: Path) -> pd.DataFrame:
+        return io.read_csv(io.find(data_dir, "train.csv"))
+
+    def fit(self, data: pd.DataFrame, config: Config, run_dir: Path) -> float:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        prices = data["SalePrice"].to_numpy(dtype=float)
+        folds = np.arange(len(prices)) % FOLDS
+        scores = [RMSLE(prices[folds == fold], np.full((folds == fold).sum(), prices[folds != fold].mean()))
+                  for fold in range(FOLDS)]
+        figure, axis = plt.subplots()
+        axis.plot(scores)
+        figure.savefig(Path(run_dir) / "folds.png")
+        plt.close(figure)
+        runs.record(run_dir, cv_score=round(float(np.mean(scores)), 6), fold_scores=[round(s, 6) for s in scores],
+                    note="mean of the other folds")
+        return float(prices.mean())
+
+    def predict(self, model: float, data) -> pd.DataFrame:
+        return pd.DataFrame({"Id": [1461, 1462, 1463], "SalePrice": model})
+
+
+@pytest.fixture
+def demo(monkeypatch, tmp_path):
+    monkeypatch.setitem(registry._REGISTRY, NAME, TrackingDemo)
+    monkeypatch.chdir(tmp_path)  # runs/ and submissions/ land here, not in the checkout
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"Id": range(1, 31), "SalePrice": rng.integers(100_000, 300_000, 30)}).to_csv(data / "train.csv", index=False)
+    (data / "sample_submission.csv").write_text("Id,SalePrice\n1461,180000\n1462,180000\n1463,180000\n")
+    return data
+
+
+def compete(*args):
+    return CliRunner().invoke(cli.main, [str(a) for a in args])
+
+
+def run_dir_of(result) -> Path:
+    return Path(next(line for line in result.output.splitlines() if line.startswith("run: ")).split(": ", 1)[1])
+
+
+def warnings_of(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if "tracking stopped" in line]
+
+
+def test_a_run_reads_back_through_search_runs(demo, tracking_store):
+    import mlflow
+    result = compete("run", NAME, "--data", demo, "--seed", 3)
+    assert result.exit_code == 0, result.output
+    run_dir = run_dir_of(result)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+
+    found = mlflow.search_runs(experiment_names=[NAME], filter_string=f"attributes.run_name = '{run_dir.name}'")
+    assert len(found) == 1
+    row = found.iloc[0]
+    assert row["run_id"] == metrics["mlflow_run_id"] and row["status"] == "FINISHED"
+    assert row["params.seed"] == "3" and row["params.fast"] == "False"
+    assert row["metrics.cv_score"] == pytest.approx(metrics["cv_score"])
+    assert row["metrics.wall_seconds"] > 0 and row["metrics.fit_seconds"] >= 0
+    assert row["tags.run_dir"] == str(run_dir.resolve())
+
+    client = mlflow.MlflowClient()
+    history = client.get_metric_history(row["run_id"], "fold_scores")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == \
+        [(fold, pytest.approx(score)) for fold, score in enumerate(metrics["fold_scores"])]
+    artifacts = {item.path for item in client.list_artifacts(row["run_id"])}
+    assert {"metrics.json", "config.json", "log.txt", "folds.png", "submission"} <= artifacts
+    submitted = [item.path for item in client.list_artifacts(row["run_id"], "submission")]
+    assert submitted == [f"submission/{run_dir.name}.csv"]
+    stored = json.loads(Path(client.download_artifacts(row["run_id"], "metrics.json", str(demo.parent))).read_text())
+    assert stored["submission_sha256"] == io.sha256(metrics["submission"])  # the final record, not the one after fit
+    assert not list(Path.cwd().glob("**/mlflow.db")) and not list(Path.cwd().glob("**/mlruns"))
+
+
+def test_compete_runs_lists_newest_first_and_plots_cv_against_lb(demo):
+    first = compete("run", NAME, "--data", demo, "--quiet")
+    time.sleep(1.1)  # run directories are named to the second
+    second = compete("run", NAME, "--data", demo, "--seed", 7, "--quiet")
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    older, newer = run_dir_of(first), run_dir_of(second)
+    submission = Path(json.loads((older / "metrics.json").read_text())["submission"])
+    assert runs.record_leaderboard(TrackingDemo(), submission, 0.4242, "77") == older
+
+    listed = compete("runs", NAME, "--plot", "cv-lb.png")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0].split() == ["run", "cv", "lb", "options", "wall", "status"]
+    rows = {line.split()[0]: line for line in lines[1:] if line.split()[0] in (older.name, newer.name)}
+    order = [line.split()[0] for line in lines[1:]]
+    assert order.index(newer.name) < order.index(older.name)
+    assert "0.4242" in rows[older.name] and "seed=7" not in rows[older.name]
+    assert "seed=7" in rows[newer.name] and "0.4242" not in rows[newer.name]
+    assert "plot: cv-lb.png (1 run(s) with both scores)" in listed.output
+    from PIL import Image
+    with Image.open("cv-lb.png") as image:
+        assert image.format == "PNG" and image.size[0] > 300
+
+
+def test_the_leaderboard_score_is_found_from_a_copy_of_the_submission(demo, tmp_path):
+    import mlflow
+    result = compete("run", NAME, "--data", demo, "--quiet")
+    run_dir = run_dir_of(result)
+    copy = tmp_path / "elsewhere.csv"
+    copy.write_bytes(Path(json.loads((run_dir / "metrics.json").read_text())["submission"]).read_bytes())
+    assert runs.record_leaderboard(TrackingDemo(), copy, 0.5, None) == run_dir
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["lb_score"] == 0.5
+    assert mlflow.MlflowClient().get_run(metrics["mlflow_run_id"]).data.metrics["lb_score"] == 0.5
+    stranger = tmp_path / "stranger.csv"
+    stranger.write_text("Id,SalePrice\n1461,1\n1462,1\n1463,1\n")
+    assert runs.record_leaderboard(TrackingDemo(), stranger, 0.5, None) is None
+
+
+def test_epoch_losses_from_the_shared_trainer_reach_mlflow_as_they_happen(tmp_path, tracking_store):
+    import mlflow
+    import torch
+    from fastai.callback.core import Callback
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    from common import trainers
+
+    seen_live = []
+
+    class AskMlflow(Callback):  # after the tracking callback, while training still runs
+        order = 57
+
+        def after_epoch(self):
+            history = mlflow.MlflowClient().get_metric_history(tracker.run_id, "cnn/fold1/valid_loss")
+            seen_live.append(sorted(m.step for m in history))
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(64)
+    loader = DataLoader(TensorDataset(x, y[:, None]), batch_size=16)
+    run_dir = tmp_path / "20300101-000000-seed0"
+    with tracking.scope() as tracker:
+        tracker.start("trainer-demo", run_dir, {"epochs": 3}, {})
+        trainers.train(nn.Linear(4, 1), loader, loader, nn.MSELoss(), run_dir / "cnn" / "fold1", epochs=3,
+                       lr=0.05, quiet=True, cbs=[AskMlflow()])
+    assert seen_live == [[0], [0, 1], [0, 1, 2]]
+    client = mlflow.MlflowClient()
+    csv = pd.read_csv(run_dir / "cnn" / "fold1" / "history.csv")
+    for name in ("train_loss", "valid_loss"):
+        logged = sorted(client.get_metric_history(tracker.run_id, f"cnn/fold1/{name}"), key=lambda m: m.step)
+        assert [m.value for m in logged] == pytest.approx(csv[name].tolist(), rel=1e-5)
+    assert client.get_run(tracker.run_id).info.status == "FINISHED"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1, its own store in tmp; stopped after the test."""
+    port = _free_port()
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"mlflow server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_a_run_reads_back_from_a_real_mlflow_server_over_rest(demo, mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    result = compete("run", NAME, "--data", demo, "--seed", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert not warnings_of(result)
+    run_dir = run_dir_of(result)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["mlflow_tracking_uri"] == mlflow_server
+
+    api = f"{mlflow_server}/api/2.0/mlflow"
+    experiment = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": NAME}, timeout=10).json()
+    found = requests.post(f"{api}/runs/search", json={"experiment_ids": [experiment["experiment"]["experiment_id"]]},
+                          timeout=10).json()["runs"]
+    assert [run["info"]["run_id"] for run in found] == [metrics["mlflow_run_id"]]
+    data = found[0]["data"]
+    params = {item["key"]: item["value"] for item in data["params"]}
+    values = {item["key"]: item["value"] for item in data["metrics"]}
+    assert params["seed"] == "2" and values["cv_score"] == pytest.approx(metrics["cv_score"])
+    assert found[0]["info"]["status"] == "FINISHED"
+    listed = requests.get(f"{api}/artifacts/list", params={"run_id": metrics["mlflow_run_id"]}, timeout=10).json()
+    assert {"metrics.json", "folds.png"} <= {item["path"] for item in listed["files"]}
+
+    shown = compete("runs", NAME)
+    assert shown.exit_code == 0 and run_dir.name in shown.output and "seed=2" in shown.output
+
+
+class Failing(ThreadingHTTPServer):
+    """A tracking server that answers its health check, then fails every call (503)."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), FailingHandler)
+        self.calls = 0
+
+
+class FailingHandler(BaseHTTPRequestHandler):
+    server: Failing
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        self.server.calls += 1
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status = 200 if self.path.startswith("/health") else 503
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"OK" if status == 200 else b"no")
+
+    do_GET = do_POST = _answer
+
+
+@pytest.fixture
+def unreachable(request, monkeypatch):
+    """A tracking URI where nothing listens, where something listens and never answers,
+    or where a server answers only errors."""
+    if request.param == "refused":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_free_port()}")
+        yield
+    elif request.param == "silent":
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)  # connections queue and no byte ever comes back
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{silent.getsockname()[1]}")
+            yield
+    else:
+        server = Failing()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_address[1]}")
+        yield
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.timeout(240)  # MLflow's own retries, unbounded, would take minutes per call
+@pytest.mark.parametrize("unreachable", ["refused", "silent", "failing"], indirect=True)
+def test_an_unreachable_tracking_server_is_one_warning_and_the_run_goes_on(demo, unreachable):
+    result = compete("run", NAME, "--data", demo)
+    assert result.exit_code == 0, result.output
+    assert len(warnings_of(result)) == 1, result.stderr
+    assert "the run goes on" in warnings_of(result)[0] and "127.0.0.1" in warnings_of(result)[0]
+    run_dir = run_dir_of(result)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "cv_score" in metrics and "mlflow_run_id" not in metrics
+    assert Path(metrics["submission"]).is_file() and (run_dir / "folds.png").is_file()
+    listed = compete("runs", NAME)
+    assert listed.exit_code == 2 and "cannot read the tracked runs" in listed.output
+
+
+def test_listing_and_help_import_no_mlflow(tmp_path):
+    code = ("import sys, cli\n"
+            "for args in (['--help'], ['list']):\n"
+            "    try:\n"
+            "        cli.main(args)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print('mlflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr

@@ -381,13 +381,15 @@ def run_bundle(bundle: Path, data_dir: Path, out: Path | None = None, competitio
                 more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
                 result.reason = f"the {target.name} environment check failed: {result.problems[0]}{more}"
                 return result
-        view = smoke_view(competition_, data_dir, smoke, workdir / "smoke") if smoke else None
+        view = smoke_view(competition_, data_dir, smoke, workdir / "smoke") if smoke is not None else None
         if view is not None:
             layout.overlays = view.overlays
             result.notes.append(f"smoke run: the first {smoke} row(s) of {competition_.submission.sample_file} and the "
                                 f"test rows of their ids ({', '.join(sorted(view.overlays))})")
         limit = time_limit or target.time_limit or DEFAULT_TIME_LIMIT
-        outcome = _execute(layout, target, log_path, limit, memory_limit, isolated, smoke=bool(smoke))
+        if not time_limit and not target.time_limit:
+            result.notes.append(f"time limit {limit / 3600:g} h: the {target.name} repository states none")
+        outcome = _execute(layout, target, log_path, limit, memory_limit, isolated, smoke=view is not None)
         result.seconds, result.resources = outcome.wall_seconds, outcome.resources()
         io.write_text(results / "resources.json", json.dumps(result.resources, indent=1) + "\n")
         result.reason = _failure(outcome, target, layout, log_path, limit, memory_limit)

@@ -16,8 +16,8 @@ The 8 h limit is the competition's (COMPETITIONS.md).
 The repository has no lock file, so besides the pinned packages of the environment
 files, `packages` lists (version None) the Python distributions those releases bring
 as dependencies, from their own metadata: numpy, python-dateutil and pytz with pandas;
-joblib with scikit-learn; the tensorflow 1.14 stack; fastai 1.0.57's requirements;
-scikit-image and matplotlib's. Nothing else is installed and nothing can be at run time.
+joblib with scikit-learn; the tensorflow 1.14 stack; fastai 1.0.57's requirements
+(spacy among them, and through it thinc and tqdm); scikit-image and matplotlib's. Nothing else is installed and nothing can be at run time.
 """
 from common.runtimes import Profile
 
@@ -50,6 +50,8 @@ DEPENDENCIES = (
     # fastai 1.0.57
     "beautifulsoup4", "bottleneck", "fastprogress", "matplotlib", "numexpr", "nvidia-ml-py3", "packaging",
     "pyyaml", "requests", "spacy", "typing", "dataclasses",
+    # spacy 2 (for fastai.text) and thinc 7, which requires tqdm: not in the environment files, but installed
+    "thinc", "cymem", "preshed", "murmurhash", "srsly", "wasabi", "blis", "plac", "jsonschema", "tqdm",
     # scikit-image 0.15 and matplotlib
     "imageio", "networkx", "pywavelets", "cycler", "kiwisolver", "pyparsing",
     # conda's python itself

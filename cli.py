@@ -181,9 +181,7 @@ def fit(competition, data_dir, run_dir, fast, seed, quiet, scheduler):
 def predict(competition, data_dir, run_dir, out, scheduler):
     """Predict the test set with a trained run and write a validated submission."""
     from common import runs
-    comp = _competition(competition)
-    with runs.logging_to(run_dir, quiet=True):
-        path = runs.predict(comp, data_dir, comp.load_model(run_dir), out, scheduler=scheduler)
+    path = runs.predict_from(_competition(competition), data_dir, run_dir, out, scheduler=scheduler)
     click.echo(f"submission: {path}")
 
 

@@ -177,24 +177,45 @@ def _run(competition: Competition, data_dir: Path, config: Config, out: Path | N
     with logging_to(run_dir, config.quiet):
         path = predict(competition, data_dir, model, out, data=data)
         log.info("submission written: %s", path)
-    metrics = record(run_dir, submission=str(Path(path).resolve()), submission_sha256=io.sha256(path))
     with tracking.scope() as tracker:
-        tracker.log_artifacts(run_dir, extra=(Path(path),))
+        metrics = _made(run_dir, path, tracker)
     return RunResult(run_dir, path, metrics.get("cv_score"), competition.metric.name)
 
 
+def predict_from(competition: Competition, data_dir: Path, run_dir: Path, out: Path, scheduler=None) -> Path:
+    """`predict` with the model trained in `run_dir`; the run records the file it made
+    (metrics.json, and its MLflow run), so `submit --wait` finds where a score belongs."""
+    with logging_to(run_dir, quiet=True):
+        path = predict(competition, data_dir, competition.load_model(run_dir), out, scheduler=scheduler)
+    made = read_metrics(run_dir)
+    tracker = tracking.Tracker.reopen(made["mlflow_run_id"], made.get("mlflow_tracking_uri")) \
+        if made.get("mlflow_run_id") else tracking.Tracker()
+    _made(run_dir, path, tracker)
+    return path
+
+
+def _made(run_dir: Path, path: Path, tracker: tracking.Tracker) -> dict:
+    """Record a submission file the run made: the latest as `submission`, each one with
+    its checksum in `submissions` (what `find_run` looks for); an artifact in MLflow."""
+    made = {"file": str(Path(path).resolve()), "sha256": io.sha256(path)}
+    earlier = [entry for entry in read_metrics(run_dir).get("submissions", []) if entry != made]
+    metrics = record(run_dir, submission=made["file"], submissions=earlier + [made])
+    tracker.log_artifacts(run_dir, extra=(Path(path),))
+    return metrics
+
+
 def find_run(competition: Competition, file: Path, root: Path | str = tracking.ROOT) -> Path | None:
-    """The run directory whose submission `file` is: by its path, else by its bytes (a
-    copy, a move), among runs/COMP/*, newest first."""
+    """The run directory that made the submission `file`: by its path, else by its bytes
+    (a copy, a move), among runs/COMP/*, newest first."""
     file = Path(file)
     digest, where = io.sha256(file), file.resolve()
-    records = [(path.parent, read_metrics(path.parent))
-               for path in sorted((Path(root) / competition.name).glob("*/metrics.json"), reverse=True)]
-    for run_dir, metrics in records:
-        if metrics.get("submission") and Path(metrics["submission"]).resolve() == where:
+    made = [(path.parent, read_metrics(path.parent).get("submissions", []))
+            for path in sorted((Path(root) / competition.name).glob("*/metrics.json"), reverse=True)]
+    for run_dir, entries in made:
+        if any(Path(entry["file"]).resolve() == where and entry["sha256"] == digest for entry in entries):
             return run_dir
-    for run_dir, metrics in records:
-        if metrics.get("submission_sha256") == digest:
+    for run_dir, entries in made:
+        if any(entry["sha256"] == digest for entry in entries):
             return run_dir
     return None
 

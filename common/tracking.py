@@ -146,8 +146,10 @@ class Tracker:
 
     @classmethod
     def reopen(cls, run_id: str, uri: str | None = None) -> "Tracker":
-        """The tracker of a finished run, to add to it (the leaderboard score)."""
-        return cls(uri=os.environ.get("MLFLOW_TRACKING_URI") or uri or store_uri(), run_id=run_id)
+        """The tracker of a finished run in the store `uri` it was made in (as metrics.json
+        has it, without secrets: `MLFLOW_TRACKING_URI` gives them back when it is that store)."""
+        current = store_uri()
+        return cls(uri=current if uri is None or shown(current) == uri else uri, run_id=run_id)
 
     def _connection(self):
         if self._client is None:

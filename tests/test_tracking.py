@@ -112,7 +112,7 @@ def test_a_run_reads_back_through_search_runs(demo, tracking_store):
     submitted = [item.path for item in client.list_artifacts(row["run_id"], "submission")]
     assert submitted == [f"submission/{run_dir.name}.csv"]
     stored = json.loads(Path(client.download_artifacts(row["run_id"], "metrics.json", str(demo.parent))).read_text())
-    assert stored["submission_sha256"] == io.sha256(metrics["submission"])  # the final record, not the one after fit
+    assert stored["submissions"] == [{"file": metrics["submission"], "sha256": io.sha256(metrics["submission"])}]
     assert not list(Path.cwd().glob("**/mlflow.db")) and not list(Path.cwd().glob("**/mlruns"))
 
 
@@ -153,6 +153,22 @@ def test_the_leaderboard_score_is_found_from_a_copy_of_the_submission(demo, tmp_
     stranger = tmp_path / "stranger.csv"
     stranger.write_text("Id,SalePrice\n1461,1\n1462,1\n1463,1\n")
     assert runs.record_leaderboard(TrackingDemo(), stranger, 0.5, None) is None
+
+
+def test_fit_then_predict_records_the_file_on_the_run_it_came_from(demo, tmp_path):
+    import mlflow
+    fitted = compete("fit", NAME, "--data", demo, "--quiet")
+    assert fitted.exit_code == 0, fitted.output
+    run_dir = run_dir_of(fitted)
+    for name in ("first.csv", "second.csv"):
+        made = compete("predict", NAME, "--data", demo, "--run-dir", run_dir, "--out", tmp_path / name)
+        assert made.exit_code == 0, made.output
+    assert runs.record_leaderboard(TrackingDemo(), tmp_path / "first.csv", 0.3) == run_dir
+    run_id = json.loads((run_dir / "metrics.json").read_text())["mlflow_run_id"]
+    client = mlflow.MlflowClient()
+    assert client.get_run(run_id).data.metrics["lb_score"] == 0.3
+    assert {item.path for item in client.list_artifacts(run_id, "submission")} == {"submission/first.csv",
+                                                                                   "submission/second.csv"}
 
 
 def test_epoch_losses_from_the_shared_trainer_reach_mlflow_as_they_happen(tmp_path, tracking_store):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import zipfile
@@ -142,6 +144,26 @@ def test_the_serengeti_bundle_passes_the_hakuna_madata_checks(bundle, tmp_path):
     model = onnx.load(str(tmp_path / "code" / "model.onnx"))
     assert max(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")) <= 11
     assert model.ir_version <= 6   # onnxruntime 1.1 (microsoft/onnxruntime docs/Versioning.md)
+
+
+def python36() -> str | None:
+    """A Python 3.6 interpreter that runs, if the machine has one (pyenv keeps several)."""
+    candidates = [shutil.which("python3.6"), *map(str, sorted(Path.home().glob(".pyenv/versions/3.6*/bin/python3.6")))]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+PYTHON36 = python36()
+
+
+@pytest.mark.skipif(PYTHON36 is None, reason="no Python 3.6 interpreter here to cross-check the syntax check")
+def test_a_real_python_36_compiles_every_file_of_the_bundle(bundle, tmp_path):
+    zipfile.ZipFile(bundle).extractall(tmp_path / "code")
+    files = sorted(str(path) for path in (tmp_path / "code").rglob("*.py"))
+    compiled = subprocess.run([PYTHON36, "-m", "py_compile", *files], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
 
 
 def test_dockerfile_follows_the_profile(bundle):

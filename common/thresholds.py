@@ -188,7 +188,8 @@ def best_macro_f1_threshold(y_true, scores, candidates: int = 400) -> tuple[floa
 # Log-loss calibration: one temperature on the logits, fitted on out-of-fold predictions.
 # A single parameter cannot overfit the rows it is fitted on, and it fixes what blending
 # and averaging fold models do to probabilities (they come out too timid or too sure).
-def _logits(probabilities: np.ndarray) -> np.ndarray:
+def logits(probabilities: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) for one column of probabilities, log(p) for one column per class."""
     p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1 - 1e-12)
     return np.log(p) - np.log1p(-p) if p.ndim == 1 else np.log(p)
 
@@ -196,11 +197,11 @@ def _logits(probabilities: np.ndarray) -> np.ndarray:
 def calibrate(probabilities, temperature: float) -> np.ndarray:
     """Probabilities with their logits divided by `temperature` (rows renormalised when
     there is one column per class)."""
-    logits = _logits(probabilities) / temperature
-    if logits.ndim == 1:
-        return 1.0 / (1.0 + np.exp(-logits))
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
+    scaled = logits(probabilities) / temperature
+    if scaled.ndim == 1:
+        return 1.0 / (1.0 + np.exp(-scaled))
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
     return exp / exp.sum(axis=1, keepdims=True)
 
 
@@ -218,7 +219,9 @@ def fit_temperature(y_true, probabilities) -> float:
             return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
         return float(-np.mean(np.log(p[np.arange(len(p)), y_true.astype(int)])))
 
-    result = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-4})
+    # Sharpening is capped at 2x (temperature >= 0.5): predictions that separate the
+    # labelled rows would otherwise pull the temperature to zero and the test to ruin.
+    result = minimize_scalar(loss, bounds=(np.log(0.5), 3.0), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(result.x))
 
 

@@ -170,8 +170,8 @@ class Tabular(BaseCompetition):
             oof, fold_of, fold_models, seconds = M.cross_validate(linear_frame, y, makers, target.task, plan.folds,
                                                                   config.seed, bar.update)
         names = list(oof)
-        weights = M.blend_weights([oof[n] for n in names], y, M.blend_loss(target.task, metric))
-        blended = sum(w * oof[n] for w, n in zip(weights, names))
+        weights = M.blend_weights(target.task, [oof[n] for n in names], y, M.blend_loss(target.task, metric))
+        blended = M.blend(target.task, weights, [oof[n] for n in names])
         decision = M.fit_decision(target.task, metric, y, blended)
         honest = M.honest_predictions(oof, y, fold_of, target.task, metric)
         truth = self._truth(data)
@@ -183,7 +183,7 @@ class Tabular(BaseCompetition):
             for f in range(plan.folds)] for n in names}
         log.info("blend weights: %s; decision %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)), decision)
 
-        ensemble = M.Ensemble({n: fold_models[n] for n in names}, dict(zip(names, map(float, weights))), decision)
+        ensemble = M.Ensemble({n: fold_models[n] for n in names}, dict(zip(names, map(float, weights))), decision, target.task)
         model = TabularModel(ensemble, features, target, metric, log_target, list(X.columns))
         self._write_oof(data, oof, honest, fold_of, target, log_target, run_dir)
         self._plot(truth, honest, blended, y, target, metric, log_target, run_dir)

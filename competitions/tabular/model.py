@@ -28,6 +28,9 @@ SECONDS_PER_CELL_ITERATION = 1.5e-8
 SECONDS_PER_ITERATION = 2e-3  # fixed overhead of one boosting round (tree build, evaluation)
 
 
+STOPPING_SHARE = 0.15  # of a fold's training rows, held aside for CatBoost's early stopping
+
+
 @dataclass(frozen=True)
 class Plan:
     folds: int
@@ -45,10 +48,10 @@ def plan(rows: int, columns: int, task: str, outputs: int, budget: float, fast: 
     per_iteration = (rows * columns * SECONDS_PER_CELL_ITERATION * (outputs if task == "multiclass" else 1)
                      + SECONDS_PER_ITERATION)
     affordable = int(0.7 * budget / (folds * models_per_fold * per_iteration))
-    ceiling = 300 if fast else 3000
+    ceiling = 300 if fast else 2000
     iterations = int(np.clip(affordable, 100, ceiling))
-    # Fewer rounds need larger steps to reach the same fit.
-    learning_rate = float(np.clip(0.04 * np.sqrt(3000 / iterations), 0.04, 0.3))
+    # Fewer rounds need larger steps to reach the same fit; early stopping ends the rest.
+    learning_rate = float(np.clip(0.06 * np.sqrt(2000 / iterations), 0.06, 0.3))
     return Plan(folds, iterations, round(learning_rate, 4), max(50, iterations // 10))
 
 
@@ -71,7 +74,7 @@ class CatBoostModel:
     def _one(self, X, y, X_valid, y_valid, loss):
         from catboost import CatBoostClassifier, CatBoostRegressor, Pool
         kind = CatBoostRegressor if self.task == "regression" else CatBoostClassifier
-        model = kind(iterations=self.plan.iterations, learning_rate=self.plan.learning_rate, depth=self.plan.depth,
+        model = kind(iterations=self.plan.iterations, learning_rate=self.plan.learning_rate or None, depth=self.plan.depth,
                      loss_function=loss, random_seed=self.seed, verbose=False, allow_writing_files=False,
                      thread_count=-1, early_stopping_rounds=self.plan.early_stopping if X_valid is not None else None)
         train = Pool(X[self.columns], y, cat_features=self.categorical)
@@ -79,13 +82,22 @@ class CatBoostModel:
         model.fit(train, eval_set=valid, use_best_model=valid is not None)
         return model
 
-    def fit(self, X, y, X_valid=None, y_valid=None):
+    def fit(self, X, y):
+        """Early stopping watches a share of the training rows, never the fold's held-out
+        rows: stopping where those score best would make the out-of-fold predictions (and
+        the blend and calibration fitted on them) look better than the test will."""
+        from sklearn.model_selection import train_test_split
+        stratify = None
+        if self.task in ("binary", "multiclass") and np.bincount(np.asarray(y, dtype=int)).min() >= 2:
+            stratify = y
+        fit_rows, stop_rows = train_test_split(np.arange(len(X)), test_size=STOPPING_SHARE, random_state=self.seed,
+                                               stratify=stratify)
+        X_fit, X_stop = X.iloc[fit_rows], X.iloc[stop_rows]
         if self.task == "multilabel":
-            self.models_ = [self._one(X, y[:, j], X_valid, None if y_valid is None else y_valid[:, j], "Logloss")
-                            for j in range(y.shape[1])]
+            self.models_ = [self._one(X_fit, y[fit_rows, j], X_stop, y[stop_rows, j], "Logloss") for j in range(y.shape[1])]
         else:
             default = {"regression": "RMSE", "binary": "Logloss", "multiclass": "MultiClass"}[self.task]
-            self.models_ = [self._one(X, y, X_valid, y_valid, self.loss or default)]
+            self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.loss or default)]
         self.best_iterations_ = [int(m.get_best_iteration() or self.plan.iterations) for m in self.models_]
         return self
 
@@ -146,7 +158,7 @@ class LinearModel:
             X[column] = X[column].fillna("").astype(str)
         return X
 
-    def fit(self, X, y, X_valid=None, y_valid=None):
+    def fit(self, X, y):
         self.model_ = self._pipeline(len(X)).fit(self._frame(X), y)
         return self
 
@@ -180,20 +192,35 @@ def blend_loss(task: str, metric: Metric):
     return log_loss
 
 
-def blend_weights(predictions: list[np.ndarray], y: np.ndarray, loss) -> np.ndarray:
-    """Non-negative weights summing to one that minimise `loss` of the weighted mean."""
-    if len(predictions) == 1:
+def blend(task: str, weights, predictions: list[np.ndarray]) -> np.ndarray:
+    """Numbers: the weighted mean. Probabilities: the weighted mean of the families'
+    logits (a log-linear pool) through the sigmoid or softmax, which keeps the sharp
+    family's certainty where a plain mean of probabilities would dilute it; how sure the
+    result should be is the calibration's business (`fit_decision`)."""
+    if task == "regression":
+        return sum(w * p for w, p in zip(weights, predictions))
+    logits = sum(w * thresholds.logits(p) for w, p in zip(weights, predictions))
+    if task == "multiclass":
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def blend_weights(task: str, predictions: list[np.ndarray], y: np.ndarray, loss) -> np.ndarray:
+    """Non-negative weights summing to one that minimise `loss` of the blend."""
+    count = len(predictions)
+    if count == 1:
         return np.ones(1)
     from scipy.optimize import minimize
-    stacked = np.stack(predictions)
 
     def objective(weights):
-        return loss(y, np.tensordot(weights, stacked, axes=1))
-    start = np.full(len(predictions), 1.0 / len(predictions))
-    result = minimize(objective, start, method="SLSQP", bounds=[(0.0, 1.0)] * len(predictions),
+        return loss(y, blend(task, weights, predictions))
+    start = np.full(count, 1.0 / count)
+    result = minimize(objective, start, method="SLSQP", bounds=[(0.0, 1.0)] * count,
                       constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0},), options={"ftol": 1e-10})
     weights = np.clip(result.x if result.success else start, 0.0, None)
-    return weights / weights.sum()
+    return weights / weights.sum() if weights.sum() > 0 else start
 
 
 @dataclass
@@ -248,14 +275,12 @@ class Ensemble:
     weights: dict                # name -> blend weight
     decision: Decision
 
+    task: str = "regression"
+
     def blended(self, X: pd.DataFrame) -> np.ndarray:
-        total = None
-        for name, weight in self.weights.items():
-            if weight <= 0:
-                continue
-            mean = np.mean([model.predict(X) for model in self.fold_models[name]], axis=0)
-            total = weight * mean if total is None else total + weight * mean
-        return total
+        names = [name for name, weight in self.weights.items() if weight > 0]
+        means = [np.mean([model.predict(X) for model in self.fold_models[name]], axis=0) for name in names]
+        return blend(self.task, [self.weights[name] for name in names], means)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.decision.apply(self.blended(X))
@@ -271,7 +296,7 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, fo
         fold_of[valid_index] = fold
         for name, make in families.items():
             started = time.perf_counter()
-            model = make().fit(X.iloc[train_index], y[train_index], X.iloc[valid_index], y[valid_index])
+            model = make().fit(X.iloc[train_index], y[train_index])
             predicted = model.predict(X.iloc[valid_index])
             if name not in oof:
                 oof[name] = np.zeros((len(X),) + predicted.shape[1:])
@@ -293,10 +318,9 @@ def honest_predictions(oof: dict, y: np.ndarray, fold_of: np.ndarray, task: str,
     final = None
     for fold in np.unique(fold_of):
         inside, outside = fold_of == fold, fold_of != fold
-        weights = blend_weights([oof[n][outside] for n in names], y[outside], loss)
-        blended_outside = sum(w * oof[n][outside] for w, n in zip(weights, names))
-        decision = fit_decision(task, metric, y[outside], blended_outside)
-        applied = decision.apply(sum(w * oof[n][inside] for w, n in zip(weights, names)))
+        weights = blend_weights(task, [oof[n][outside] for n in names], y[outside], loss)
+        decision = fit_decision(task, metric, y[outside], blend(task, weights, [oof[n][outside] for n in names]))
+        applied = decision.apply(blend(task, weights, [oof[n][inside] for n in names]))
         if final is None:
             final = np.zeros((len(y),) + applied.shape[1:], dtype=applied.dtype)
         final[inside] = applied

@@ -218,18 +218,21 @@ def test_environment_check_names_file_line_and_package(tmp_path):
         "main.py": "import helpers.tools\nimport catboost\nfrom PIL import Image\nimport cv2, sklearn\n",
         "helpers/__init__.py": "",
         "helpers/tools.py": "import os\n\nif (n := len(os.sep)):\n    pass\n",
-        "later.py": "from __future__ import annotations\nimport dataclasses\ntry:\n    import xformers\nexcept ImportError:\n    xformers = None\n",
+        "later.py": "from __future__ import annotations\nimport dataclasses, formatter\ntry:\n    import xformers\nexcept ImportError:\n    xformers = None\n",
         "requirements.txt": "pandas>=1.0\nonnxruntime\n",
     })
     assert any(p.startswith("main.py:2: imports catboost") for p in problems)
     assert any(p.startswith("helpers/tools.py:3: not valid Python 3.6.9") for p in problems)
     assert any(p.startswith("later.py:1: `from __future__ import annotations`") for p in problems)
     assert any(p.startswith("requirements.txt:1: requires pandas>=1.0; the hakuna-madata runtime has pandas 0.25.1") for p in problems)
-    # PIL is pillow, cv2 opencv, sklearn scikit-learn; dataclasses is a 3.6 backport there; a guarded import is optional
+    # PIL is pillow, cv2 opencv, sklearn scikit-learn; dataclasses is a 3.6 backport there, formatter still
+    # in 3.6's standard library; a guarded import is optional
     assert len(problems) == 4, problems
-    # the same files on the 3.10 runtime: the syntax is fine; its lock file has no catboost, opencv or onnxruntime
+    # the same files on the 3.10 runtime: the syntax is fine; formatter left the standard library in 3.10, and
+    # its lock file has no catboost, opencv or onnxruntime
     current = environment.check(tmp_path / "unpacked", runtimes.get("snomed-ct"))
-    assert [p.split(",")[0] for p in current] == ["main.py:2: imports catboost", "main.py:4: imports cv2",
+    assert [p.split(",")[0] for p in current] == ["later.py:2: imports formatter", "main.py:2: imports catboost",
+                                                  "main.py:4: imports cv2",
                                                   "requirements.txt:2: requires onnxruntime"]
 
 

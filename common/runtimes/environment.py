@@ -48,9 +48,13 @@ ALIASES = {"torch": "pytorch", "opencv-python": "opencv", "opencv-python-headles
            "tensorflow-gpu": "tensorflow", "onnxruntime-gpu": "onnxruntime", "msgpack": "msgpack-python",
            "xgboost": "py-xgboost"}
 
-# Standard-library modules newer than some profile's Python (the docs' "Added in").
+# Standard-library modules newer than some profile's Python (the docs' "Added in"), and
+# ones this Python no longer has but an older profile's still does ("Removed in").
 STDLIB_ADDED = {"dataclasses": (3, 7), "contextvars": (3, 7), "importlib.resources": (3, 7),
                 "importlib.metadata": (3, 8), "zoneinfo": (3, 9), "graphlib": (3, 9), "tomllib": (3, 11)}
+STDLIB_REMOVED = {"macpath": (3, 8), "dummy_threading": (3, 9), "_dummy_thread": (3, 9), "formatter": (3, 10),
+                  "parser": (3, 10), "symbol": (3, 10), "binhex": (3, 11), "asynchat": (3, 12), "asyncore": (3, 12),
+                  "distutils": (3, 12), "imp": (3, 12), "smtpd": (3, 12)}
 
 # onnxruntime release -> (highest ONNX opset, highest IR version) it implements, from
 # microsoft/onnxruntime docs/Versioning.md ("Version matrix").
@@ -138,7 +142,10 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
 def _stdlib(module: str, profile: Profile) -> bool:
     """Whether `module` is in the standard library of the profile's Python (a backport
     the environment installs, like dataclasses on 3.6, counts as its package)."""
-    if module.split(".")[0] not in sys.stdlib_module_names:
+    top = module.split(".")[0]
+    if top in STDLIB_REMOVED and profile.python_version < STDLIB_REMOVED[top]:
+        return True
+    if top not in sys.stdlib_module_names:
         return False
     for name, added in STDLIB_ADDED.items():
         if (module == name or module.startswith(name + ".")) and added > profile.python_version:

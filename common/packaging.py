@@ -431,6 +431,7 @@ def unpack(bundle: Path, workdir: Path, data_dir: Path):
         raise io.InputError(f"{bundle}: cannot be unpacked ({' '.join(str(error).split())})") from None
     for folder in ("root", "submission", "scratch"):
         (workdir / folder).mkdir()
+    shutil.copyfile(bundle, workdir / "submission" / "submission.zip")  # where the runtime keeps it while main.py runs
     return Layout(root=workdir / "root", code=code, data=data_dir, submission=workdir / "submission",
                   scratch=workdir / "scratch", inside_root="", inside_data="", inside_submission="")
 

@@ -365,9 +365,13 @@ def run_bundle(bundle: Path, data_dir: Path, out: Path | None = None, competitio
         competition_ = _bundle_competition(layout.code, data_dir, competition)
         target = _profile(competition_, profile)
         results = bundle.resolve().parent / f"{bundle.stem}.runtime"
-        results.mkdir(parents=True, exist_ok=True)
         log_path = results / "log.txt"
-        log_path.write_text("")
+        try:
+            results.mkdir(parents=True, exist_ok=True)
+            log_path.write_text("")
+        except OSError as error:
+            raise io.InputError(f"{results}: cannot write the run's log there ({error.strerror}); copy the bundle "
+                                f"to a folder you can write") from None
         result = RuntimeResult(False, "", log_path, None, 0.0, isolated, profile=target.name, results=results,
                                workdir=workdir if keep else None)
         if not (layout.code / target.entry).is_file():

@@ -51,6 +51,7 @@ re-reads only the shards that still had samples in the buffer.
 """
 from __future__ import annotations
 
+import functools
 import io as _io
 import json
 import math
@@ -402,11 +403,24 @@ class ShardStream(IterableDataset):
     def _streams(self) -> int:
         return self.world_size * self.workers
 
+    def _strided(self) -> bool:
+        # Fewer shards than streams (a small set on many processes): every stream reads
+        # every shard and keeps every k-th sample, instead of some streams getting none.
+        return len(self.shard_set.shards) < self._streams()
+
     def _shards_of(self, stream: int) -> list[int]:
         order = np.arange(len(self.shard_set.shards))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch, 1]).permutation(order)
-        return [int(shard) for shard in order[stream::self._streams()]]
+        return [int(shard) for shard in (order if self._strided() else order[stream::self._streams()])]
+
+    def _stream_repeats(self, stream: int, shard: int) -> np.ndarray | None:
+        """How many times each sample of `shard` is emitted by `stream` (None: once)."""
+        repeats = self._repeats(shard)
+        if not self._strided():
+            return repeats
+        owned = (self.shard_set.starts[shard] + np.arange(self.shard_set.counts[shard])) % self._streams() == stream
+        return owned.astype(np.int64) if repeats is None else repeats * owned
 
     def _repeats(self, shard: int) -> np.ndarray | None:
         if not self.balance:
@@ -420,9 +434,9 @@ class ShardStream(IterableDataset):
 
     def _natural_length(self, stream: int) -> int:
         shards = self._shards_of(stream)
-        if not self.balance:
+        if not self.balance and not self._strided():
             return int(self.shard_set.counts[shards].sum())
-        return int(sum(self._repeats(shard).sum() for shard in shards))
+        return int(sum(self._stream_repeats(stream, shard).sum() for shard in shards))
 
     def stream_lengths(self) -> list[int]:
         """Samples each of this rank's worker streams yields this epoch."""
@@ -436,7 +450,8 @@ class ShardStream(IterableDataset):
         return sum(self.stream_lengths())
 
     def _plan(self, stream: int) -> _Plan:
-        return _Plan(self._shards_of(stream), self.shard_set.counts, self._repeats, self.buffer_size, self.interleave,
+        return _Plan(self._shards_of(stream), self.shard_set.counts, functools.partial(self._stream_repeats, stream),
+                     self.buffer_size, self.interleave,
                      seed=int(np.random.SeedSequence([self.seed, self.epoch, stream, 3]).generate_state(1)[0]))
 
     def __iter__(self):

@@ -242,13 +242,25 @@ class DataParallel(Callback):
     same early-stopping decision."""
     order = 11  # as fastai's DistributedTrainer: after TrainEvalCallback, before the Recorder (50)
 
+    wrapped = None
+
     def before_fit(self):
         if distributed.world_size() > 1:
             ids = [distributed.local_rank()] if self.dls.device.type == "cuda" else None
-            self.learn.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.wrapped = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+
+    def before_train(self):
+        if self.wrapped is not None:
+            self.learn.model = self.wrapped
+
+    def before_validate(self):
+        # The bare module: DDP's forward may broadcast buffers (BatchNorm's), a collective
+        # that would wait forever on a rank with fewer validation batches.
+        self.learn.model = _bare(self.model)
 
     def after_fit(self):
         self.learn.model = _bare(self.model)
+        self.wrapped = None
 
     def after_validate(self):
         if distributed.world_size() == 1:

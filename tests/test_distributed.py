@@ -311,3 +311,32 @@ def test_serengeti_shards_packed_by_dask_equal_those_packed_here(tmp_path, clust
     for name in names:
         assert (here.directory / name).read_bytes() == (dask.directory / name).read_bytes(), name
     assert here.count == len(frames) - len(here.metadata["unreadable"])
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_fit_serengeti_through_the_cli(tmp_path):
+    from common.competition import get
+
+    data = tmp_path / "data"
+    get("serengeti").synth(data, seed=0, scale="small")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
+           "COMPETE_CACHE": str(tmp_path / "cache"), "TMPDIR": str(scratch)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(ROOT / "cli.py"),
+               "fit", "serengeti", "--data", str(data), "--fast", "--quiet", "--run-dir", str(tmp_path / "run")]
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, stderr[-3000:]
+    assert stdout.count("run: ") == 1  # rank 0 alone speaks
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["epochs"] == 2 and metrics["cv_score"] > 0
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)["world_size"] == 2
+    assert "training on 2 process(es)" in (tmp_path / "run" / "log.txt").read_text()
+    assert not [path.name for path in scratch.iterdir() if path.name.startswith("compete-rank")]  # rank 1's scratch is gone

@@ -126,6 +126,22 @@ def test_ranks_and_workers_split_the_shards_without_overlap(shards):
     assert len(seen) >= 900
 
 
+def test_fewer_shards_than_streams_split_by_sample_so_no_rank_starves(tmp_path):
+    few = write_shards(make_samples(103), tmp_path, samples_per_shard=60)  # 2 shards, 4 streams
+    seen, lengths = [], []
+    for rank in range(2):
+        loader = StreamLoader(ShardStream(few, buffer_size=20, seed=1, with_keys=True, rank=rank, world_size=2),
+                              batch_size=8, num_workers=2)
+        keys = [key for batch in loader for key in batch[2]]
+        assert len(keys) == len(loader.dataset) and sum(1 for _ in loader) == len(loader)
+        seen += keys
+        lengths.append(len(keys))
+    assert len(seen) == len(set(seen)) == 100 and lengths == [50, 50]  # 4 streams of 25 (103 cut to the shortest)
+    everything = [key for rank in range(2) for batch in StreamLoader(
+        ShardStream(few, shuffle=False, with_keys=True, rank=rank, world_size=2), batch_size=8) for key in batch[2]]
+    assert sorted(everything) == sorted(f"dir/sample.{i}.JPG" for i in range(103))  # ordered streams keep every sample
+
+
 def test_len_is_exact_with_workers(shards):
     loader = StreamLoader(ShardStream(shards, buffer_size=64, seed=0), batch_size=32, num_workers=2)
     assert sum(1 for _ in loader) == len(loader)

@@ -417,6 +417,17 @@ def test_bundle_cannot_write_into_the_data(data, tmp_path):
 
 
 @needs_sandbox
+def test_root_in_the_bundle_cannot_remount_the_data_or_see_the_hosts_processes(data, tmp_path):
+    main = ("import os, subprocess\n"
+            "remount = subprocess.run(['mount', '-o', 'remount,rw', '/inference/data'], capture_output=True, text=True)\n"
+            "assert remount.returncode != 0, 'remounted the data read-write'\n"
+            "processes = [entry for entry in os.listdir('/proc') if entry.isdigit()]\n"
+            "assert os.getpid() == 1 and len(processes) < 5, processes\n" + COPY_FORMAT)
+    result = packaging.run_bundle(make_bundle(tmp_path / "root.zip", main), data, time_limit=60)
+    assert result.ok, result.reason
+
+
+@needs_sandbox
 def test_bundle_cannot_write_outside_its_folders(data, tmp_path):
     planted = Path("/var/tmp") / f"compete-planted-{tmp_path.name}"
     main = f"open({str(planted)!r}, 'w').write('x')\n" + COPY_FORMAT

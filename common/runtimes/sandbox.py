@@ -10,7 +10,9 @@
   environment variable is needed to find a path. As root a read-only bind mount is the
   one way to make data truly read-only (file modes do not stop root).
 - Network: a network namespace with only a loopback (`unshare --net`), as
-  `docker run --network none`.
+  `docker run --network none`. Processes: a PID namespace with its own /proc (the bundle
+  sees and can signal only its own processes), and Docker's default capabilities, so
+  root inside cannot mount, remount the data read-write or make device nodes.
 - Memory: a child memory cgroup of this process's own (v2, or the v1 memory
   controller), limited like `docker run --memory` (resident memory, page cache
   reclaimable, no swap); an OOM kill is read from the cgroup's counters. Only where no
@@ -39,16 +41,17 @@ SETUP = r"""
 set -e
 root=$1 code=$2 data=$3 submission=$4 scratch=$5 inside_root=$6 inside_data=$7 inside_submission=$8 skip=$9
 shift 9
-overlays=$1
-shift
+overlays=$1 capabilities=$2
+shift 2
 mount -t tmpfs -o mode=755 compete-runtime "$root"
 for entry in /*; do
   name=${entry#/}
   [ "$name" = "$skip" ] && continue
   if [ -L "$entry" ]; then ln -s "$(readlink "$entry")" "$root/$name"
+  elif [ "$name" = proc ]; then mkdir "$root/proc" && mount -t proc proc "$root/proc"
   elif [ -d "$entry" ]; then
     mkdir "$root/$name" && mount --rbind "$entry" "$root/$name"
-    case "$name" in dev|proc|sys|run) ;; *) mount -o remount,bind,ro "$root/$name" ;; esac
+    case "$name" in dev|sys|run) ;; *) mount -o remount,bind,ro "$root/$name" ;; esac
   fi
 done
 mkdir -p "$root/tmp" && mount --bind "$scratch" "$root/tmp"
@@ -60,8 +63,15 @@ done
 mount -o remount,bind,ro "$root$inside_data"
 mkdir -p "$root$inside_submission" && mount --bind "$submission" "$root$inside_submission"
 if command -v ip >/dev/null; then ip link set lo up; fi
-exec chroot "$root" /bin/sh -c 'cd "$1" && shift && exec "$@"' sandbox "$inside_root" "$@"
+exec chroot "$root" setpriv --bounding-set="$capabilities" --no-new-privs \
+  /bin/sh -c 'cd "$1" && shift && exec "$@"' sandbox "$inside_root" "$@"
 """
+
+# Docker's default capabilities (moby, oci/caps/defaults.go) less MKNOD, which without
+# Docker's device cgroup would let a bundle make a node for a host disk. Mounts
+# (SYS_ADMIN) are not among them: the bundle cannot remount the data read-write.
+CAPABILITIES = ("-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,"
+                "+net_raw,+sys_chroot,+audit_write,+setfcap")
 
 
 @dataclass
@@ -100,11 +110,11 @@ class Outcome:
 
 def available() -> tuple[bool, str]:
     """Whether the sandbox can be built here: unshare and chroot, and the right to use them."""
-    for tool in ("unshare", "chroot", "mount"):
+    for tool in ("unshare", "chroot", "mount", "setpriv"):
         if shutil.which(tool) is None:
             return False, f"the {tool} command is not installed"
     try:
-        probe = subprocess.run(["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
+        probe = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c",
                                 "mount -t tmpfs probe /mnt"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, str(error)
@@ -267,9 +277,11 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
     if isolated:
         skip = layout.root.resolve().parts[1]
         overlays = "".join(f"{source}|{target}\n" for target, source in layout.overlays.items())
-        command = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", SETUP, "sandbox",
+        command = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
+                   "sh", "-c", SETUP, "sandbox",
                    str(layout.root), str(layout.code), str(layout.data), str(layout.submission), str(layout.scratch),
-                   layout.inside_root, layout.inside_data, layout.inside_submission, skip, overlays, *command]
+                   layout.inside_root, layout.inside_data, layout.inside_submission, skip, overlays, CAPABILITIES,
+                   *command]
 
     def prepare():
         os.setsid()

@@ -150,7 +150,9 @@ class Tabular(BaseCompetition):
         if unknown or not families:
             raise io.InputError(f"models={options.models!r}: known families are catboost, linear")
         outputs = len(target.classes) if target.task == "multiclass" else len(target.columns)
-        plan = M.plan(len(X), X.shape[1], target.task, outputs, options.time_budget, config.fast, options.folds or None)
+        categorical = len(columns.of("categorical"))
+        plan = M.plan(len(X), X.shape[1] - categorical, categorical, target.task, outputs, options.time_budget,
+                      config.fast, options.folds or None)
         if options.iterations:
             plan = M.Plan(plan.folds, options.iterations, plan.learning_rate, max(50, options.iterations // 10))
         numeric = [c for c in X.columns if c not in columns.of("categorical")]

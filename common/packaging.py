@@ -368,6 +368,8 @@ def run_bundle(bundle: Path, data_dir: Path, out: Path | None = None, competitio
         log_path = results / "log.txt"
         try:
             results.mkdir(parents=True, exist_ok=True)
+            for stale in (target.output, "resources.json", Path(target.private_log or "log.txt").name):
+                (results / stale).unlink(missing_ok=True)   # nothing from an earlier run is taken for this one's
             log_path.write_text("")
         except OSError as error:
             raise io.InputError(f"{results}: cannot write the run's log there ({error.strerror}); copy the bundle "
@@ -489,7 +491,7 @@ def _failure(outcome, profile, layout, log_path: Path, time_limit: float, memory
     if outcome.timed_out:
         return f"time limit of {time_limit:g} s exceeded; the bundle's processes were killed"
     if outcome.memory_exceeded:
-        return f"memory limit of {memory_limit:g} GB exceeded ({outcome.memory_mode}); the kernel killed the bundle: {last}"
+        return f"memory limit of {memory_limit:g} GB exceeded ({outcome.memory_mode}); the kernel killed the bundle"
     if outcome.returncode != 0:
         if NETWORK_ERRORS.search(log_text):
             return f"the bundle tried to reach the network, which the runtime does not have: {last}"

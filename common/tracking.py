@@ -79,6 +79,14 @@ class Unreachable(Exception):
     """The tracking store cannot be reached or used."""
 
 
+def reason(error: BaseException) -> str:
+    """A failure in a few words: for MLflow's "API request to ... failed with exception
+    ... (Caused by X('why'))", the why."""
+    text = " ".join(str(error).split())
+    caused = re.search(r"Caused by \w+\((?:'|\")?(.*?)(?:'|\")?\)\)?$", text)
+    return (caused.group(1) if caused else text)[:200] or type(error).__name__
+
+
 def _probe(uri: str) -> None:
     """One short request to an HTTP server: any answer, even a refusal, means it is there."""
     if not uri.startswith(("http://", "https://")):
@@ -167,9 +175,8 @@ class Tracker:
             action()
         except Exception as error:  # tracking must never stop a run: one line, then silence
             self.failed = True
-            said = " ".join(str(error).split())[:200] or type(error).__name__
             log.warning("warning: tracking stopped, %s %s failed (%s); the run goes on, its files are in its run directory",
-                        shown(self.uri), what, said)
+                        shown(self.uri), what, reason(error))
 
     def start(self, experiment: str, run_dir: Path, params: dict, tags: dict) -> None:
         """Open the MLflow run (once), named for `run_dir`, in `experiment` (created on first use)."""
@@ -315,8 +322,7 @@ def past_runs(experiment: str, uri: str | None = None) -> list[dict]:
             return []
         runs = connection.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"], max_results=1000)
     except Exception as error:  # an unreachable server or a broken store: one line
-        said = " ".join(str(error).split())[:200] or type(error).__name__
-        raise io.InputError(f"{shown(uri)}: cannot read the tracked runs of {experiment} ({said})") from None
+        raise io.InputError(f"{shown(uri)}: cannot read the tracked runs of {experiment} ({reason(error)})") from None
     return [{"run_id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
              "start_time": run.info.start_time, "metrics": dict(run.data.metrics), "params": dict(run.data.params),
              "tags": dict(run.data.tags)} for run in runs]

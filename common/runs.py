@@ -99,7 +99,6 @@ def _fit(competition: Competition, data_dir: Path, config: Config, run_dir: Path
         return _fit_beside_rank_zero(competition, data_dir, config, run_dir)
     with logging_to(run_dir, config.quiet), tracking.scope() as tracker:
         write_json(run_dir / "config.json", {"competition": competition.name, "data": str(Path(data_dir).resolve()), **config.to_json()})
-        log.info("data stages: %s; training on %d process(es)", parallel.describe(), distributed.world_size())
         started = time.perf_counter()
         try:
             data = competition.load(Path(data_dir))
@@ -110,6 +109,8 @@ def _fit(competition: Competition, data_dir: Path, config: Config, run_dir: Path
                     with contextlib.suppress(OSError):
                         folder.rmdir()
             raise
+        # after load: bad input stays one line on the terminal
+        log.info("data stages: %s; training on %d process(es)", parallel.describe(), distributed.world_size())
         _track(tracker, competition, config, run_dir, data_dir)
         model = competition.fit(data, config, run_dir)
         competition.save_model(model, run_dir)

@@ -18,29 +18,61 @@ DATA = click.option("--data", "data_dir", required=True, type=click.Path(path_ty
                     help="The platform's data folder, as unzipped (zip files inside are read too).")
 SEED = click.option("--seed", default=0, show_default=True, help="Random seed: same seed, same data, same bytes.")
 QUIET = click.option("--quiet", is_flag=True, help="No progress or log on the terminal (the run's log.txt still has it).")
+METRIC = click.option("--metric", help="For a PLATFORM:SLUG competition: accuracy, auc, logloss, rmse, rmsle, mae, f1, "
+                                        "f1_macro (or the platform's spelling).")
 SCHEDULER = click.option("--scheduler", metavar="ADDRESS", help="A Dask scheduler (tcp://HOST:8786) for the data stages; default: this machine, nothing started.")
 
 
 def user_errors(function):
-    """Turn a user error into one line on stderr and exit 2; never a traceback."""
+    """Turn a user error (or a missing optional dependency) into one line on stderr and
+    exit 2 (1 for a failed check, io.CheckFailed); never a traceback."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except io.InputError as error:
             click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except ModuleNotFoundError as error:
+            from common.competition import missing_dependency
+            message = missing_dependency(error)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
             sys.exit(2)
     return wrapper
 
 
-def _competition(name: str):
+def _competition(name: str, metric: str | None = None):
     from common.competition import get
-    return get(name)
+    return get(name, metric)
 
 
-def _config(seed: int, fast: bool = False, quiet: bool = False):
-    from common.competition import Config
-    return Config(seed=seed, fast=fast, quiet=quiet)
+def run_options(function):
+    """The options every training command takes; they reach the command as `given`,
+    the options of the competition's dataclass the user set, in order of precedence:
+    the class defaults < --config FILE.toml < --set KEY=VALUE < --seed/--fast/--quiet."""
+    @click.option("--seed", type=int, help="Random seed: same seed, same data, same bytes.  [default: 0]")
+    @click.option("--fast", is_flag=True, default=None, help="A quick, smaller run for smoke tests and iteration.")
+    @click.option("--quiet", is_flag=True, default=None, help="No progress or log on the terminal (the run's log.txt still has it).")
+    @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                  help="Set one of the competition's options (repeatable); `compete options COMP` lists them.")
+    @click.option("--config", "config_file", type=click.Path(path_type=Path),
+                  help="A TOML file of options (KEY = VALUE lines); --set wins over it.")
+    @functools.wraps(function)
+    def wrapper(*args, seed, fast, quiet, assignments, config_file, **kwargs):
+        from common import options
+        given = options.read_toml(config_file) if config_file else {}
+        given.update(options.parse_assignments(assignments))
+        flags = {"seed": seed, "fast": fast, "quiet": quiet}
+        given.update({key: value for key, value in flags.items() if value is not None})
+        return function(*args, given=given, **kwargs)
+    return wrapper
+
+
+def _options(competition, given: dict):
+    from common import options
+    return options.build(competition.options, given, source=competition.name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,11 +93,13 @@ def main():
 @user_errors
 def list_command():
     """Competitions with their platform, metric and where their data can come from."""
-    from common.competition import get, names
+    from common.competition import PLATFORMS, get, names, serves_platform_names
     rows = [("name", "platform", "metric", "data")]
     for name in names():
         competition = get(name)
         rows.append((name, competition.platform, competition.metric.name, _data_status(competition)))
+    if serves_platform_names():
+        rows.append(("PLATFORM:SLUG", "|".join(PLATFORMS), "--metric", "yours (download)"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -74,12 +108,21 @@ def list_command():
 def _data_status(competition) -> str:
     local = Path("data") / competition.name
     present = all(io.find(local, f, required=False) for f in competition.data_files) if local.is_dir() else False
-    from common.competition import BaseCompetition
-    sources = ["fetch"] if hasattr(competition, "fetch") else []
-    if type(competition).synth is not BaseCompetition.synth:
-        sources.append("synth")
-    how = "/".join(sources + ["download"])
-    return f"{'present in ' + str(local) if present else 'absent'} ({how})"
+    return f"{'present in ' + str(local) if present else 'absent'} ({'/'.join(competition.data_sources())})"
+
+
+@main.command("options")
+@COMPETITION
+@user_errors
+def options_command(competition):
+    """The options COMP's runs take: name, type, default and doc, one line each.
+    Set them with `--set KEY=VALUE` or `--config FILE.toml` on `run` and `fit`."""
+    from common import options
+    rows = [(row.name, row.type, repr(row.default) if isinstance(row.default, str) else str(row.default), row.doc)
+            for row in options.describe(_competition(competition).options)]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[3]]).rstrip())
 
 
 @main.group()
@@ -95,11 +138,7 @@ def data():
 @user_errors
 def data_fetch(competition, out, from_zip):
     """Real competition data that can be had offline, checked against pinned hashes."""
-    comp = _competition(competition)
-    fetch = getattr(comp, "fetch", None)
-    if fetch is None:
-        raise io.InputError(f"{competition}: no offline copy of the real data; try `compete data synth {competition}`")
-    for path in fetch(out, from_zip=from_zip):
+    for path in _competition(competition).fetch(out, from_zip=from_zip):
         click.echo(path)
 
 
@@ -133,17 +172,16 @@ def data_download(competition, out, quiet):
 @COMPETITION
 @DATA
 @click.option("--out", type=click.Path(path_type=Path), help="Submission file (default submissions/COMP/<run-id>.csv).")
-@click.option("--fast", is_flag=True, help="A quick, smaller run for smoke tests and iteration.")
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Run directory (default runs/COMP/<run-id>/).")
-@SEED
-@QUIET
+@METRIC
 @SCHEDULER
 @user_errors
-def run(competition, data_dir, out, fast, run_dir, seed, quiet, scheduler):
+@run_options
+def run(competition, data_dir, out, run_dir, metric, scheduler, given):
     """Load, fit, predict and validate; print the CV score and the submission path."""
     from common import runs
-    comp = _competition(competition)
-    result = runs.run(comp, data_dir, _config(seed, fast, quiet), out=out, run_dir=run_dir, scheduler=scheduler)
+    comp = _competition(competition, metric)
+    result = runs.run(comp, data_dir, _options(comp, given), out=out, run_dir=run_dir, scheduler=scheduler)
     if result.cv_score is not None:
         click.echo(f"cv {result.metric}: {result.cv_score:.5f}")
     click.echo(f"run: {result.run_dir}")
@@ -154,17 +192,16 @@ def run(competition, data_dir, out, fast, run_dir, seed, quiet, scheduler):
 @COMPETITION
 @DATA
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Run directory (default runs/COMP/<run-id>/).")
-@click.option("--fast", is_flag=True, help="A quick, smaller run.")
-@SEED
-@QUIET
+@METRIC
 @SCHEDULER
 @user_errors
-def fit(competition, data_dir, run_dir, fast, seed, quiet, scheduler):
+@run_options
+def fit(competition, data_dir, run_dir, metric, scheduler, given):
     """Train only: cross-validate, write the run directory and the final model.
     Under `torchrun --nproc-per-node N` the training is data-parallel over N processes."""
     from common import runs
-    comp = _competition(competition)
-    _, _, run_dir = runs.fit(comp, data_dir, _config(seed, fast, quiet), run_dir, scheduler=scheduler)
+    comp = _competition(competition, metric)
+    _, _, run_dir = runs.fit(comp, data_dir, _options(comp, given), run_dir, scheduler=scheduler)
     cv = runs.read_metrics(run_dir).get("cv_score")
     if cv is not None:
         click.echo(f"cv {comp.metric.name}: {cv:.5f}")
@@ -191,10 +228,9 @@ def predict(competition, data_dir, run_dir, out, scheduler):
 @DATA
 @user_errors
 def validate(competition, file, data_dir):
-    """Check FILE against the sample submission in --data; exit 1 listing every problem."""
-    from common.submission import read_submission
-    comp = _competition(competition)
-    problems = comp.validate(read_submission(file), data_dir)
+    """Check FILE against the sample submission in --data; exit 1 listing every problem
+    (an empty file is one), 2 when FILE or --data cannot be read."""
+    problems = _competition(competition).validate_file(file, data_dir)
     if problems:
         click.echo(f"{file}: {len(problems)} problem(s)")
         for problem in problems:
@@ -208,11 +244,12 @@ def validate(competition, file, data_dir):
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--answers", required=True, type=click.Path(exists=True, path_type=Path),
               help="The truth: a folder (e.g. DATA/answers) or a CSV in submission shape.")
+@METRIC
 @user_errors
-def score(competition, file, answers):
+def score(competition, file, answers, metric):
     """Score FILE locally with the platform's metric against known answers."""
     from common.submission import read_submission
-    comp = _competition(competition)
+    comp = _competition(competition, metric)
     for name, value in comp.score(read_submission(file), answers).items():
         click.echo(f"{name}: {value:.6f}")
 

@@ -26,7 +26,7 @@ import pandas as pd
 from _command import COMMAND, ROOT, compete  # noqa: E402 (bench/ is the script's folder)
 sys.path.insert(0, str(ROOT))
 
-from common.thresholds import best_threshold, expected_f1_count, top_k  # noqa: E402
+from common.thresholds import RateRule, best_threshold, expected_f1_count, top_k  # noqa: E402
 
 WALL_TARGET, RSS_TARGET_GB, RATIO_TARGET = 600.0, 6.0, 0.85
 
@@ -54,11 +54,10 @@ def rule_figures(run_dir: Path, answers: Path) -> dict[str, float]:
     def f1(flags):
         return 2 * (labels & flags).sum() / (labels.sum() + flags.sum())
 
-    counts = metrics["test_flags_by_rule"]
     return {
-        "rate": f1(top_k(probabilities, counts["rate"])),
+        "rate": f1(RateRule(metrics["flags_per_expected"]).apply(probabilities)),
         "threshold": f1(probabilities >= metrics["validation_threshold"]),
-        "expected_f1": f1(top_k(probabilities, counts["expected_f1"])),
+        "expected_f1": f1(top_k(probabilities, expected_f1_count(probabilities * metrics["calibration"]))),
         "expected_f1_uncalibrated": f1(top_k(probabilities, expected_f1_count(probabilities))),
         "hindsight": best_threshold(labels, probabilities).f1,
     }

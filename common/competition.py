@@ -1,40 +1,70 @@
 """The one protocol every competition implements, and the registry of them.
 
 Like scikit-learn's estimators, every competition answers the same few calls, so the
-CLI, the notebooks and the tests never grow a branch per competition. Like timm, a
-decorator registers each class by name; lookup of an unknown name fails with the list
-of known ones.
+CLI, the notebooks and the tests never grow a branch per competition:
+
+    load(data_dir) -> data
+    fit(data, options, run_dir) -> (model, Report)     options: an instance of `options`
+    predict(model, data) -> submission frame
+    synth(out_dir, seed, scale)
+
+`options` is the competition's dataclass of run knobs (common/options.py); every
+optional hook is declared on BaseCompetition with its default, so nothing is found by
+getattr. `fit` returns what it learned in a Report; common/runs.py alone writes it to
+metrics.json.
+
+The registry is a leaf, like pip's command table: `competitions.ENTRIES` maps each name
+to "module:Class" and importing it imports no competition. `names()` reads the table;
+`get(name)` imports that one module, so `compete list` and `--help` load no model library.
+
+A `PLATFORM:SLUG` name (kaggle:titanic, zindi:SLUG, drivendata:SLUG; PLATFORMS below)
+is served by the entry named `competitions.PLATFORM_ENTRY` ("tabular"): `get("kaggle:x",
+metric="auc")` returns `TabularClass(platform="kaggle", slug="x", metric="auc")` (metric
+None when `--metric` was not given). That entry is not listed by
+`names()` (it needs a platform and a slug to be a competition); `example_names()` adds
+one `PLATFORM:SLUG` name for it, for the contract suite (so its `synth` must write a
+competition that `compete run NAME --fast` trains with no other flag). Its `name` is the
+PLATFORM:SLUG it was given. `--metric` (run, fit, score) reaches only that constructor: a
+built-in competition's metric is fixed, and `get("house-prices", metric="auc")` is a
+usage error. An entry the installed code cannot import (a missing optional dependency)
+is one line naming what to install.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from common import io
 from common.metrics import Metric
-from common.submission import SubmissionFormat, read_submission, validate
+from common.options import Options
+from common.submission import Problem, SubmissionFormat, read_submission, validate
+
+PLATFORMS = ("kaggle", "zindi", "drivendata")
 
 Data = Any   # what `load` returns: typed frames, a media index; each competition's own
 Model = Any  # what `fit` returns and `predict` consumes
 
 
 @dataclass
-class Config:
-    """What a run was asked to do. Everything here lands in the run's config.json."""
+class Report:
+    """What `fit` learned; common/runs.py writes it to metrics.json (flat: cv_score,
+    cv_score_note, fold_scores, then every decision under its own key)."""
 
-    seed: int = 0
-    fast: bool = False
-    quiet: bool = False
-    options: dict = field(default_factory=dict)
+    cv_score: float                     # the honest estimate of the platform's metric
+    fold_scores: list[float]            # the submitted model's score on each fold (one for a hold-out)
+    note: str = ""                      # how cv_score was measured, in a sentence
+    decisions: dict[str, Any] = field(default_factory=dict)   # thresholds, weights, counts, timings
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def metrics(self, metric: Metric) -> dict[str, Any]:
+        return {"metric": metric.name, "cv_score": round(float(self.cv_score), 6), "cv_score_note": self.note,
+                "fold_scores": [round(float(score), 6) for score in self.fold_scores], **self.decisions}
 
 
 @runtime_checkable
@@ -44,9 +74,10 @@ class Competition(Protocol):
     slug: str
     metric: Metric
     submission: SubmissionFormat
+    options: type
 
     def load(self, data_dir: Path) -> Data: ...
-    def fit(self, data: Data, config: Config, run_dir: Path) -> Model: ...
+    def fit(self, data: Data, options: Options, run_dir: Path) -> tuple[Model, Report]: ...
     def predict(self, model: Model, data: Data) -> pd.DataFrame: ...
     def synth(self, out_dir: Path, seed: int, scale: str) -> None: ...
 
@@ -54,20 +85,45 @@ class Competition(Protocol):
 class BaseCompetition:
     """Shared defaults so a competition only writes what is its own.
 
-    Subclasses set the class attributes and implement `load`, `fit`, `predict`
-    (and `synth` where the project generates data for it)."""
+    Subclasses set the class attributes and implement `load`, `fit`, `predict` (and
+    `synth` where the project generates data for it). Every optional hook is declared
+    here with its default; a competition overrides the ones that are its own."""
 
-    name: str
-    platform: str
-    slug: str
-    metric: Metric
-    submission: SubmissionFormat
-    description: str = ""
-    data_files: tuple[str, ...] = ()  # files whose presence means "data is here"
-    runtime_profile: str | None = None
+    name: ClassVar[str]
+    platform: ClassVar[str]             # one of PLATFORMS
+    slug: ClassVar[str]                 # the platform's id for the competition
+    metric: ClassVar[Metric]
+    submission: ClassVar[SubmissionFormat]
+    options: ClassVar[type] = Options   # the dataclass of run knobs; subclass Options
+    description: ClassVar[str] = ""
+    data_files: ClassVar[tuple[str, ...]] = ()  # files whose presence means "data is here"
+    url: ClassVar[str | None] = None
+    """The competition's page on its platform, where a manual upload goes; None: the
+    platform's usual address for `slug`."""
+    float_format: ClassVar[str | None] = None
+    """printf format for the submission's floats (e.g. "%.6f"); None: pandas' shortest repr."""
+    bundle_entry: ClassVar[str | None] = None
+    """A code competition's "module:function" that the bundle's main.py calls; None:
+    the submission is a file, not code (common/packaging.py)."""
+    bundle_files: ClassVar[tuple[str, ...]] = ()
+    """Files of a run directory a code bundle carries beside main.py (weights)."""
+    runtime_profile: ClassVar[str | None] = None
     """The hidden-test runtime a code submission runs in (a name of common/runtimes,
     e.g. "hakuna-madata"): `package` builds for it, `runtime test` and `submit` emulate
     it. None for a competition whose submission is a file."""
+
+    def fetch(self, out: Path, from_zip: Path | None = None) -> list[Path]:
+        """Write the real data into `out` without the platform's API (an offline copy,
+        or `from_zip` as downloaded); returns the files written. Default: there is none."""
+        raise io.InputError(f"{self.name}: no offline copy of the real data; try `compete data synth {self.name}` "
+                            f"or `compete data download {self.name}`")
+
+    def data_sources(self) -> list[str]:
+        """Where this competition's data can come from: fetch, synth, download."""
+        cls = type(self)
+        own = [hook for hook, overridden in (("fetch", cls.fetch is not BaseCompetition.fetch),
+                                             ("synth", cls.synth is not BaseCompetition.synth)) if overridden]
+        return [*own, "download"]
 
     # Model persistence: a pickle unless the competition keeps weights its own way.
     def save_model(self, model: Model, run_dir: Path) -> None:
@@ -90,6 +146,18 @@ class BaseCompetition:
     def validate(self, submission: pd.DataFrame, data_dir: Path):
         """Problems of `submission` against the sample file in `data_dir`."""
         return validate(submission, self.sample(data_dir), self.submission)
+
+    def validate_file(self, file: Path, data_dir: Path) -> list[Problem]:
+        """Problems of the submission file `file`; an empty file is a problem, not an
+        error. A file that is absent or cannot be parsed is an InputError."""
+        file = Path(file)
+        if not file.is_file():
+            raise io.InputError(f"{file}: file not found")
+        if not file.read_bytes().strip():
+            sample = self.sample(data_dir)
+            return [Problem("empty", f"the file is empty; expected the header {','.join(map(str, sample.columns[:6]))}"
+                                     f"{',...' if len(sample.columns) > 6 else ''} and {len(sample)} rows")]
+        return self.validate(read_submission(file), data_dir)
 
     # Scoring against known truth (synthetic data, hosting, a private key).
     def read_answers(self, answers: Path, columns: list[str]) -> pd.DataFrame:
@@ -127,31 +195,78 @@ class BaseCompetition:
         return {self.metric.name: self.metric(y_true, y_pred)}
 
 
-_REGISTRY: dict[str, type] = {}
-
-
-def register(cls: type) -> type:
-    """Class decorator: add a competition to the registry under its `name`."""
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"competition {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
+def _entries() -> tuple[dict[str, str], str]:
+    import competitions  # a table of strings: imports no competition
+    return competitions.ENTRIES, competitions.PLATFORM_ENTRY
 
 
 def names() -> list[str]:
-    _load_entries()
-    return sorted(_REGISTRY)
+    """The built-in competitions' names, without importing any of them."""
+    entries, generic = _entries()
+    return sorted(name for name in entries if name != generic)
 
 
-def get(name: str) -> Competition:
-    _load_entries()
-    if name not in _REGISTRY:
-        raise io.InputError(f"unknown competition {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]()
+def serves_platform_names() -> bool:
+    """Whether a generic entry serves PLATFORM:SLUG names."""
+    entries, generic = _entries()
+    return generic in entries
 
 
-def _load_entries() -> None:
-    import competitions  # noqa: F401  (importing registers every entry)
+def example_names() -> list[str]:
+    """`names()` plus one PLATFORM:SLUG name when a generic entry serves those."""
+    entries, generic = _entries()
+    return names() + ([f"{PLATFORMS[0]}:example"] if generic in entries else [])
+
+
+def get(name: str, metric: str | None = None) -> Competition:
+    """The competition called `name`: a built-in name, or PLATFORM:SLUG (scored by
+    `metric`, a --metric name, when given)."""
+    entries, generic = _entries()
+    platform, colon, slug = name.partition(":")
+    if colon:
+        if platform not in PLATFORMS:
+            raise io.InputError(f"{name!r}: unknown platform {platform!r}; known: {', '.join(PLATFORMS)}")
+        if not slug:
+            raise io.InputError(f"{name!r}: no competition slug after {platform}:")
+        if generic not in entries:
+            raise io.InputError(f"{name!r}: no generic competition is installed for PLATFORM:SLUG names")
+        return competition_class(generic)(platform=platform, slug=slug, metric=metric)
+    if name not in entries or name == generic:
+        known = ", ".join([*names(), "PLATFORM:SLUG" if generic in entries else ""]).rstrip(", ")
+        raise io.InputError(f"unknown competition {name!r}; known: {known}")
+    competition = competition_class(name)()
+    if metric is not None and metric != competition.metric.name:
+        raise io.InputError(f"--metric {metric}: {name} is scored by {competition.metric.name} only; "
+                            f"--metric is for PLATFORM:SLUG competitions")
+    return competition
+
+
+def competition_class(name: str) -> type:
+    """Import the class an entry names; a missing dependency is one line saying what to install."""
+    entries, _ = _entries()
+    module_name, _, class_name = entries[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        message = missing_dependency(error)
+        if message is None:
+            raise
+        raise io.InputError(f"{name}: {message}") from None
+    return vars(module)[class_name]
+
+
+# Import names whose package on the registry is called otherwise.
+_PACKAGE_OF = {"sklearn": "scikit-learn", "PIL": "pillow", "skimage": "scikit-image", "yaml": "pyyaml"}
+
+
+def missing_dependency(error: ModuleNotFoundError) -> str | None:
+    """"needs the 'x' package ..." for a third-party module that is not installed;
+    None when the missing module is the project's own (a bug, not an install)."""
+    top = (error.name or "").split(".")[0]
+    if not top or top in ("competitions", "common", "cli"):
+        return None
+    package = _PACKAGE_OF.get(top, top)
+    return f"needs the {package!r} package, which is not installed: `pip install {package}`"
 
 
 def write_json(path: Path, payload: dict) -> Path:

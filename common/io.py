@@ -21,7 +21,17 @@ import pandas as pd
 
 
 class InputError(ValueError):
-    """Bad user input: the message is one line naming the file and the row, id or column."""
+    """Bad user input: the message is one line naming the file and the row, id or column.
+    The command line exits with `exit_code`: 2, input that cannot be read or used."""
+
+    exit_code = 2
+
+
+class CheckFailed(InputError):
+    """Input that was read, and failed a check: an invalid submission (an empty file
+    included), a bundle that fails its runtime test. The command line exits 1."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def build(competition, run_dir: Path, out: Path, dockerfile: bool = False, profi
     `dockerfile`, a build context beside it; returns the paths written."""
     from common import runtimes
 
-    entry = getattr(competition, "bundle_entry", None)
+    entry = competition.bundle_entry
     if entry is None or competition.runtime_profile is None:
         raise io.InputError(f"{competition.name}: not a code competition; its submission is a file (`compete run`)")
     target = runtimes.get(profile or competition.runtime_profile)
@@ -186,7 +186,7 @@ def build_from(folder: Path, out: Path) -> list[Path]:
 def run_files(competition, run_dir: Path) -> dict[str, bytes]:
     """The bytes of the competition's `bundle_files` from `run_dir`; files the run
     lacks are made by loading its model and saving it again into a scratch folder."""
-    wanted = list(getattr(competition, "bundle_files", ()))
+    wanted = list(competition.bundle_files)
     missing = [name for name in wanted if not (run_dir / name).is_file()]
     with tempfile.TemporaryDirectory(prefix="compete-package-") as scratch:
         sources = {name: run_dir / name for name in wanted}

@@ -1,7 +1,9 @@
 """Run directories and the load -> fit -> predict -> validate pipeline behind the CLI.
 
 A run directory `runs/<competition>/<run-id>/` holds everything a run decided:
-config.json, metrics.json (which always carries `cv_score`), the log, out-of-fold
+config.json (the competition, the data folder and every option the run was given),
+metrics.json (the Report `fit` returned: `cv_score`, `fold_scores` and the decisions,
+then timings and the submission; this module alone writes it), the log, out-of-fold
 predictions, plots and the model files. The same run is tracked in MLflow
 (common/tracking.py, called from here only): metrics.json names it (`mlflow_run_id`).
 """
@@ -15,14 +17,15 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from common import distributed, io, parallel, tracking
-from common.competition import Competition, Config, write_json
+from common.competition import Competition, Report, write_json
+from common.options import Options, describe
 from common.submission import align_to_sample, validate, write
 
 log = logging.getLogger("compete")
@@ -47,13 +50,26 @@ def new_run_dir(competition: Competition, seed: int, root: Path | str = tracking
     return run_dir
 
 
+class ProgressAwareHandler(logging.StreamHandler):
+    """Writes each record above any progress bar instead of through it: tqdm.write
+    clears the bars, prints the line and redraws them, so on a terminal a log line and a
+    bar never share a row."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 (logging's own contract: a handler never raises)
+            self.handleError(record)
+
+
 @contextlib.contextmanager
 def logging_to(run_dir: Path, quiet: bool):
     """Log to `run_dir/log.txt` always and to stderr unless quiet."""
     log.setLevel(logging.INFO)
     handlers = [logging.FileHandler(Path(run_dir) / "log.txt")]
     if not quiet:
-        handlers.append(logging.StreamHandler(sys.stderr))
+        handlers.append(ProgressAwareHandler(sys.stderr))
     for handler in handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         log.addHandler(handler)
@@ -79,26 +95,32 @@ def read_metrics(run_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def fit(competition: Competition, data_dir: Path, config: Config, run_dir: Path | None = None, scheduler=None):
-    """Load and train; returns (model, data, run_dir). The model is saved in run_dir.
+def fit(competition: Competition, data_dir: Path, options: Options | None = None, run_dir: Path | None = None,
+        scheduler=None):
+    """Load and train; returns (model, data, run_dir). The model is saved in run_dir,
+    the options in config.json and the Report `fit` returned in metrics.json.
 
     Under torchrun every process runs this; rank 0 alone writes the run directory.
     `scheduler`: a Dask scheduler address for the data stages (common.parallel)."""
+    options = competition.options() if options is None else options
+    if not isinstance(options, competition.options):
+        raise TypeError(f"{competition.name} takes {competition.options.__name__}, not {type(options).__name__}")
     with parallel.using(scheduler):
-        return _fit(competition, data_dir, config, run_dir)
+        return _fit(competition, data_dir, options, run_dir)
 
 
-def _fit(competition: Competition, data_dir: Path, config: Config, run_dir: Path | None):
+def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Path | None):
     distributed.start()
     chosen = run_dir is not None
     if distributed.is_main():
-        run_dir = Path(run_dir) if chosen else new_run_dir(competition, config.seed)
+        run_dir = Path(run_dir) if chosen else new_run_dir(competition, options.seed)
         run_dir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(distributed.broadcast(str(run_dir)))
     if not distributed.is_main():
-        return _fit_beside_rank_zero(competition, data_dir, config, run_dir)
-    with logging_to(run_dir, config.quiet), tracking.scope() as tracker:
-        write_json(run_dir / "config.json", {"competition": competition.name, "data": str(Path(data_dir).resolve()), **config.to_json()})
+        return _fit_beside_rank_zero(competition, data_dir, options, run_dir)
+    with logging_to(run_dir, options.quiet), tracking.scope() as tracker:
+        write_json(run_dir / "config.json", {"competition": competition.name, "data": str(Path(data_dir).resolve()),
+                                             "options": asdict(options)})
         started = time.perf_counter()
         try:
             data = competition.load(Path(data_dir))
@@ -111,21 +133,23 @@ def _fit(competition: Competition, data_dir: Path, config: Config, run_dir: Path
             raise
         # after load: bad input stays one line on the terminal
         log.info("data stages: %s; training on %d process(es)", parallel.describe(), distributed.world_size())
-        _track(tracker, competition, config, run_dir, data_dir)
-        model = competition.fit(data, config, run_dir)
+        _track(tracker, competition, options, run_dir, data_dir)
+        model, report = competition.fit(data, options, run_dir)
+        if not isinstance(report, Report):
+            raise TypeError(f"{competition.name}.fit must return (model, Report), not {type(report).__name__}")
         competition.save_model(model, run_dir)
-        metrics = record(run_dir, fit_seconds=round(time.perf_counter() - started, 2), world_size=distributed.world_size())
-        if "cv_score" in metrics:
-            log.info("cv %s = %.5f", competition.metric.name, metrics["cv_score"])
+        metrics = record(run_dir, **report.metrics(competition.metric), fit_seconds=round(time.perf_counter() - started, 2),
+                         world_size=distributed.world_size())
+        log.info("cv %s = %.5f", competition.metric.name, metrics["cv_score"])
         tracker.log_record(metrics)
         tracker.log_artifacts(run_dir)
     distributed.barrier()
     return model, data, run_dir
 
 
-def _track(tracker: tracking.Tracker, competition: Competition, config: Config, run_dir: Path, data_dir: Path) -> None:
-    """Open the run's MLflow record: options and seed as params; metrics.json names it."""
-    params = {"seed": config.seed, "fast": config.fast, **config.options}
+def _track(tracker: tracking.Tracker, competition: Competition, options: Options, run_dir: Path, data_dir: Path) -> None:
+    """Open the run's MLflow record: the options (quiet aside) as params; metrics.json names it."""
+    params = {name: value for name, value in asdict(options).items() if name != "quiet"}
     tracker.start(competition.name, run_dir, params, tags={
         "competition": competition.name, "platform": competition.platform, "metric": competition.metric.name,
         "data": str(Path(data_dir).resolve()), "run_dir": str(run_dir.resolve())})
@@ -133,7 +157,7 @@ def _track(tracker: tracking.Tracker, competition: Competition, config: Config, 
         record(run_dir, mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracking.shown(tracker.uri))
 
 
-def _fit_beside_rank_zero(competition: Competition, data_dir: Path, config: Config, run_dir: Path):
+def _fit_beside_rank_zero(competition: Competition, data_dir: Path, options: Options, run_dir: Path):
     """A rank > 0 under torchrun trains alongside rank 0 (the trainer's collectives) and
     writes nothing of the run: what the competition writes lands in a scratch folder,
     removed after; no progress, no log on the terminal."""
@@ -141,7 +165,7 @@ def _fit_beside_rank_zero(competition: Competition, data_dir: Path, config: Conf
     try:
         with logging_to(scratch, quiet=True):
             data = competition.load(Path(data_dir))
-            model = competition.fit(data, dataclasses.replace(config, quiet=True), scratch)
+            model, _ = competition.fit(data, dataclasses.replace(options, quiet=True), scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     distributed.barrier()
@@ -160,22 +184,22 @@ def predict(competition: Competition, data_dir: Path, model, out: Path, data=Non
     problems = validate(frame, sample, competition.submission)
     if problems:
         raise io.InputError(f"{competition.name}: the predictions do not make a valid submission: {problems[0]}")
-    float_format = getattr(competition, "float_format", None)
-    return write(frame, out, float_format=float_format)
+    return write(frame, out, float_format=competition.float_format)
 
 
-def run(competition: Competition, data_dir: Path, config: Config, out: Path | None = None, run_dir: Path | None = None,
-        scheduler=None) -> RunResult:
+def run(competition: Competition, data_dir: Path, options: Options | None = None, out: Path | None = None,
+        run_dir: Path | None = None, scheduler=None) -> RunResult:
+    options = competition.options() if options is None else options
     with parallel.using(scheduler), tracking.scope():  # one connection, and one MLflow run, for both stages
-        return _run(competition, data_dir, config, out, run_dir)
+        return _run(competition, data_dir, options, out, run_dir)
 
 
-def _run(competition: Competition, data_dir: Path, config: Config, out: Path | None, run_dir: Path | None) -> RunResult:
-    model, data, run_dir = fit(competition, data_dir, config, run_dir)
+def _run(competition: Competition, data_dir: Path, options: Options, out: Path | None, run_dir: Path | None) -> RunResult:
+    model, data, run_dir = fit(competition, data_dir, options, run_dir)
     if not distributed.is_main():  # rank 0 predicts and writes the submission
         return RunResult(run_dir, None, None, competition.metric.name)
     out = Path(out) if out else Path("submissions") / competition.name / f"{run_dir.name}.csv"
-    with logging_to(run_dir, config.quiet):
+    with logging_to(run_dir, options.quiet):
         path = predict(competition, data_dir, model, out, data=data)
         log.info("submission written: %s", path)
     with tracking.scope() as tracker:
@@ -268,8 +292,8 @@ def plot_history(competition: Competition, table: pd.DataFrame, path: Path) -> t
 
 
 def _default_text(competition: Competition, name: str) -> str | None:
-    """An option's default as MLflow keeps params (text); seed 0 and fast off are the defaults."""
-    defaults = {"seed": "0", "fast": "False"}
+    """An option's declared default as MLflow keeps params (text)."""
+    defaults = {row.name: str(row.default) for row in describe(competition.options)}
     return defaults.get(name)
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from common import runs
-from common.competition import BaseCompetition
+from common.competition import BaseCompetition, Report
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPETE = [sys.executable, "-c", "import cli; cli.main()"]
@@ -53,12 +52,17 @@ class SampleEcho(BaseCompetition):
     def load(self, data_dir: Path):
         return self.sample(data_dir)
 
-    def fit(self, data, config, run_dir: Path):
-        runs.record(run_dir, cv_score=0.5)
-        return data
+    def fit(self, data, options, run_dir: Path):
+        return data, Report(cv_score=0.5, fold_scores=[0.5], note="the sample itself")
 
     def predict(self, model, data):
         return model
+
+
+def register(competition: type, monkeypatch) -> None:
+    """Put a test's competition class in the registry (in this process) for the test."""
+    import competitions
+    monkeypatch.setitem(competitions.ENTRIES, competition.name, f"{competition.__module__}:{competition.__qualname__}")
 
 
 def submission_of_a_run(name: str, data_dir: Path, folder: Path, monkeypatch) -> tuple[Path, Path]:

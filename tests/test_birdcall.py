@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from common import media
-from common.competition import Config, get
+from common.competition import get
 from competitions.birdcall import data as D
 from competitions.birdcall.synth import synth
 from conftest import compete
@@ -105,7 +105,7 @@ def test_compete_run_fast_writes_a_valid_41_column_submission_and_scores(small, 
 def test_cnn_trains_through_the_shared_trainer_and_blends(small, tmp_path):
     from common import runs
     competition = get("birdcall")
-    config = Config(seed=0, quiet=True, options={"folds": 2, "network": {"epochs": 1, "width": 8, "crop_frames": 64}})
+    config = competition.options(seed=0, quiet=True, folds=2, epochs=1, width=8, crop_frames=64)
     result = runs.run(competition, small, config, out=tmp_path / "sub.csv", run_dir=tmp_path / "run")
     metrics = runs.read_metrics(tmp_path / "run")
     assert metrics["model"] == "cnn+baseline" and "cv_cnn_log_loss" in metrics
@@ -122,7 +122,7 @@ def test_cnn_path_is_reproducible_whatever_state_torch_starts_in(small, tmp_path
 
     from common import runs
     competition = get("birdcall")
-    config = Config(seed=0, quiet=True, options={"folds": 2, "network": {"epochs": 1, "width": 8, "crop_frames": 64}})
+    config = competition.options(seed=0, quiet=True, folds=2, epochs=1, width=8, crop_frames=64)
     submissions = []
     for attempt in (1, 2):
         torch.manual_seed(attempt)

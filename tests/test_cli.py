@@ -39,3 +39,61 @@ def test_help_of_each_command_says_what_it_does():
                             ("fit", "Train only"), ("predict", "validated submission"),
                             ("score", "platform's metric")):
         assert phrase in " ".join(compete(command, "--help").stdout.split())
+
+
+HEAVY = ("torch", "sklearn", "catboost", "fastai", "librosa", "geopandas")
+
+
+def test_list_and_help_load_no_model_library():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    probe = ("import sys\nfrom click.testing import CliRunner\nimport cli\n"
+             "for args in (['list'], ['--help'], ['options', 'serengeti'], ['run', '--help']):\n"
+             "    assert CliRunner().invoke(cli.main, args).exit_code == 0, args\n"
+             f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+def test_options_prints_name_type_default_and_doc():
+    lines = compete("options", "serengeti").stdout.splitlines()
+    rows = {line.split()[0]: line for line in lines}
+    assert {"seed", "fast", "quiet", "epochs", "backbone", "image_width"} <= set(rows)
+    assert rows["backbone"].split()[1:4] == ["Path", "|", "None"] and "weights" in rows["backbone"]
+    assert rows["seed"].split()[1:3] == ["int", "0"]
+
+
+def test_an_unknown_option_exits_2_naming_the_known_ones(tmp_path):
+    result = compete("fit", "house-prices", "--data", tmp_path, "--set", "fold=3", check=False, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: house-prices: unknown option 'fold'; known: seed, fast, quiet, folds"
+    result = compete("run", "serengeti", "--data", tmp_path, "--set", "epochs=two", check=False, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == "error: serengeti: epochs: 'two' is not an integer"
+    config = tmp_path / "bad.toml"
+    config.write_text("epochs = [\n")
+    result = compete("run", "serengeti", "--data", tmp_path, "--config", config, check=False, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {config}: not readable as TOML")
+    result = compete("run", "house-prices", "--data", tmp_path, "--metric", "auc", check=False, cwd=tmp_path)
+    assert result.returncode == 2 and "house-prices is scored by rmsle only" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_platform_names_are_checked():
+    result = compete("options", "kaggel:titanic", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: 'kaggel:titanic': unknown platform 'kaggel'; known: kaggle, zindi, drivendata"
+
+
+def test_validate_exits_1_for_an_empty_file(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sample_submission.csv").write_text("Id,SalePrice\n1461,1\n1462,1\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = compete("validate", "house-prices", empty, "--data", data, check=False)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [f"{empty}: 1 problem(s)",
+                                          "  empty: the file is empty; expected the header Id,SalePrice and 2 rows"]

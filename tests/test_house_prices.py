@@ -99,8 +99,9 @@ def test_run_end_to_end_scores_and_validates(fast_run, house_data):
     assert metrics["cv_score"] == pytest.approx(cv, abs=1e-5)
     assert set(metrics["blend_weights"]) == {"lasso", "elastic_net", "svr", "kernel_ridge", "catboost"}
     assert sum(metrics["blend_weights"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert all(len(scores) == 5 for scores in metrics["fold_scores"].values())
-    assert json.loads((run_dir / "config.json").read_text())["fast"] is True
+    assert len(metrics["fold_scores"]) == 5
+    assert all(len(scores) == 5 for scores in metrics["fold_scores_by_model"].values())
+    assert json.loads((run_dir / "config.json").read_text())["options"]["fast"] is True
     assert (run_dir / "predicted_vs_actual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     oof = pd.read_csv(run_dir / "oof.csv")
     assert len(oof) == 1460 and oof["fold"].nunique() == 5

@@ -67,7 +67,7 @@ def test_submit_builds_proves_and_says_where_to_upload(data, run_dir, tmp_path, 
 def test_a_bundle_writing_an_invalid_file_is_refused(data, tmp_path):
     bad = bundle_writing(tmp_path / "bad.zip", "seq_id,empty\nSER_S99#X#1#1,2.0\n")
     result = compete("submit", "serengeti", bad, "--data", data, "-m", "x")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "not ready to upload" in result.output and "submission.csv is invalid" in result.output
 
 

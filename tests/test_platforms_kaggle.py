@@ -20,12 +20,11 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from common import competition as registry
 from common import platforms
 from common.metrics import RMSLE
 from common.platforms import web
 from common.submission import SubmissionFormat
-from conftest import SampleEcho, submission_of_a_run
+from conftest import SampleEcho, register, submission_of_a_run
 
 SLUG = "house-prices-advanced-regression-techniques"
 TOKEN = "KGAT_0123456789abcdef0123456789abcdef"
@@ -260,7 +259,7 @@ def test_invalid_file_is_refused_before_any_request(kaggle, data_dir, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("Id,SalePrice\n1461,-5\n1461,3\n")
     result = compete("submit", "house-prices", bad, "--data", data_dir, "-m", "oops")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "not submitted" in result.output and "duplicate_ids" in result.output
     assert kaggle.calls == []
 
@@ -460,7 +459,7 @@ class DemoKaggle(SampleEcho):
 @pytest.fixture
 def made_by_a_run(kaggle, data_dir, tmp_path, monkeypatch) -> tuple[Path, Path]:
     """A submission file from a real `compete run`, and the run directory that made it."""
-    monkeypatch.setitem(registry._REGISTRY, DemoKaggle.name, DemoKaggle)
+    register(DemoKaggle, monkeypatch)
     return submission_of_a_run("kaggle-demo", data_dir, tmp_path, monkeypatch)
 
 

@@ -21,7 +21,7 @@ from common.metrics import MULTICLASS_LOG_LOSS
 from common import platforms
 from common.platforms import web
 from common.submission import SubmissionFormat
-from conftest import SampleEcho, submission_of_a_run
+from conftest import SampleEcho, register, submission_of_a_run
 
 SLUG = "fowl-escapades"
 USER, PASSWORD = "amina", "correct-horse-battery-staple"
@@ -220,7 +220,7 @@ def zindi(tmp_path, monkeypatch):
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(web, "RETRY_DELAYS", (0.01, 0.01, 0.01))
-    monkeypatch.setitem(registry._REGISTRY, DemoZindi.name, DemoZindi)
+    register(DemoZindi, monkeypatch)
     yield server
     server.shutdown()
     server.server_close()
@@ -332,7 +332,7 @@ def test_invalid_file_is_refused_before_any_request(zindi, data_dir, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("ID,Cape Batis,Ring-necked Dove\nA1B2C3,1.5,0\n")
     result = compete("submit", "zindi-demo", bad, "--data", data_dir, "-m", "x")
-    assert result.exit_code == 2 and "not submitted" in result.output and "header" in result.output
+    assert result.exit_code == 1 and "not submitted" in result.output and "header" in result.output
     assert zindi.calls == []
 
 

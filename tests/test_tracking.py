@@ -20,11 +20,11 @@ import requests
 from click.testing import CliRunner
 
 import cli
-from common import competition as registry
 from common import io, runs, tracking
-from common.competition import BaseCompetition, Config
+from common.competition import BaseCompetition, Report
 from common.metrics import RMSLE
 from common.submission import SubmissionFormat
+from conftest import register
 
 NAME = "tracking-demo"
 FOLDS = 3
@@ -43,7 +43,7 @@ class TrackingDemo(BaseCompetition):
     def load(self, data_dir: Path) -> pd.DataFrame:
         return io.read_csv(io.find(data_dir, "train.csv"))
 
-    def fit(self, data: pd.DataFrame, config: Config, run_dir: Path) -> float:
+    def fit(self, data: pd.DataFrame, options, run_dir: Path):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -55,9 +55,7 @@ class TrackingDemo(BaseCompetition):
         axis.plot(scores)
         figure.savefig(Path(run_dir) / "folds.png")
         plt.close(figure)
-        runs.record(run_dir, cv_score=round(float(np.mean(scores)), 6), fold_scores=[round(s, 6) for s in scores],
-                    note="mean of the other folds")
-        return float(prices.mean())
+        return float(prices.mean()), Report(cv_score=float(np.mean(scores)), fold_scores=scores, note="mean of the other folds")
 
     def predict(self, model: float, data) -> pd.DataFrame:
         return pd.DataFrame({"Id": [1461, 1462, 1463], "SalePrice": model})
@@ -65,7 +63,7 @@ class TrackingDemo(BaseCompetition):
 
 @pytest.fixture
 def demo(monkeypatch, tmp_path):
-    monkeypatch.setitem(registry._REGISTRY, NAME, TrackingDemo)
+    register(TrackingDemo, monkeypatch)
     monkeypatch.chdir(tmp_path)  # runs/ and submissions/ land here, not in the checkout
     data = tmp_path / "data"
     data.mkdir()

@@ -16,7 +16,7 @@ import pytest
 from shapely import LineString
 
 from common import io
-from common.competition import Config, get
+from common.competition import get
 from competitions.uberct import data as D
 from competitions.uberct import features as F
 
@@ -197,7 +197,7 @@ def test_runs_without_the_extra_sources(small, tmp_path):
     competition = get("uberct")
     data = competition.load(bare)
     assert data.weather is None and data.traffic is None and data.congestion is None
-    model = competition.fit(data, Config(seed=0, fast=True, quiet=True), tmp_path)
+    model, report = competition.fit(data, competition.options(seed=0, fast=True, quiet=True), tmp_path)
     assert not any(c.startswith(("weather_", "traffic_", "zone_")) for c in model.columns)
     frame = competition.predict(model, data)
     assert len(frame) == len(data.test_ids) and set(frame[D.TARGET].unique()) <= {0, 1}

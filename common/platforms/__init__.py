@@ -43,7 +43,7 @@ RUNNERS = {
 }
 
 
-class InvalidSubmission(io.InputError):
+class InvalidSubmission(io.CheckFailed):
     """The file differs from the sample submission: nothing was sent."""
 
 
@@ -92,7 +92,7 @@ def settle_ambiguous_upload(platform: str, competition, file: Path, cause, find:
 
 def runner(competition) -> ModuleType:
     """The runner module for the competition's platform."""
-    platform = getattr(competition, "platform", None)
+    platform = competition.platform
     if platform not in RUNNERS:
         raise PlatformError(f"{competition.name}: no runner for platform {platform!r}; known: {', '.join(sorted(RUNNERS))}")
     return importlib.import_module(RUNNERS[platform])
@@ -100,8 +100,7 @@ def runner(competition) -> ModuleType:
 
 def check_submission(competition, file: Path, data_dir: Path) -> None:
     """Refuse `file` unless it matches the sample submission in `data_dir`."""
-    from common.submission import read_submission
-    problems = competition.validate(read_submission(file), data_dir)
+    problems = competition.validate_file(file, data_dir)
     if problems:
         listed = "; ".join(str(problem) for problem in problems)
         raise InvalidSubmission(f"{file}: not submitted, {len(problems)} problem(s) against the sample in {data_dir}: {listed}")

@@ -20,7 +20,7 @@ import pandas as pd
 
 from common import io
 from common.platforms import Receipt
-from common.platforms.errors import PlatformError
+from common.platforms.errors import PlatformError, RuntimeTestFailed
 
 log = logging.getLogger("compete")
 
@@ -30,7 +30,7 @@ SITE = "https://www.drivendata.org/competitions/"
 
 def page(competition, section: str = "") -> str:
     """The competition's page (or one of its tabs); without `url`, where to find it."""
-    url = getattr(competition, "url", None)
+    url = competition.url
     if url:
         return url.rstrip("/") + (f"/{section}/" if section else "/")
     return f"{SITE} (competition {competition.slug!r}" + (f", tab {section!r})" if section else ")")
@@ -64,8 +64,8 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
                             f"on a machine that can")
     result = packaging.run_bundle(bundle, data_dir, competition=competition.name, profile=competition.runtime_profile)
     if not result.ok:
-        raise PlatformError(f"{bundle}: not ready to upload, the {result.profile} runtime test on {data_dir} failed: "
-                            f"{result.reason} (log: {result.log})")
+        raise RuntimeTestFailed(f"{bundle}: not ready to upload, the {result.profile} runtime test on {data_dir} failed: "
+                                f"{result.reason} (log: {result.log})")
     lines = [
         f"{bundle}: {bundle.stat().st_size / 1e6:.1f} MB, sha256 {io.sha256(bundle)[:16]}; ran as the {result.profile} "
         f"runtime would (no network) on {data_dir} in {result.seconds:.0f} s and wrote a valid submission (log: {result.log})",

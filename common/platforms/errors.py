@@ -52,6 +52,10 @@ class PlatformError(io.InputError):
         super().__init__(redact(" ".join(str(message).split())))
 
 
+class RuntimeTestFailed(PlatformError, io.CheckFailed):
+    """A code submission failed its local runtime test: a failed check (exit 1), not bad input."""
+
+
 class CredentialsError(PlatformError):
     """Credentials missing, unreadable, exposed to other users, expired or refused."""
 

@@ -4,156 +4,154 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from common import io
-from common.competition import BaseCompetition, Config, register
+from common.competition import BaseCompetition, Report
 from common.metrics import MULTICLASS_LOG_LOSS
-from common.runs import record
+from common.options import Options, option
 from common.submission import SubmissionFormat
-from competitions.birdcall import data as D
-from competitions.birdcall import features as F
-from competitions.birdcall import model as M
+from competitions.birdcall import data as bird_data
+from competitions.birdcall import features as mel_features
+from competitions.birdcall import model as bird_model
 from competitions.birdcall.audio import Quarantine
+from competitions.birdcall.data import ID, LABEL, BirdData
 
 log = logging.getLogger("compete")
+_NETWORK = bird_model.NetworkSettings()
 
 
-@register
+@dataclass
+class BirdOptions(Options):
+    folds: int | None = option(None, "stratified folds; None: 5 with --fast (baseline only), 3 for the CNN, "
+                                     "never more than the rarest species' clips")
+    epochs: int = option(_NETWORK.epochs, "CNN epochs per fold (--fast trains no CNN)")
+    width: int = option(_NETWORK.width, "channels of the CNN's first block; doubled per block")
+    crop_frames: int = option(_NETWORK.crop_frames, "log-mel frames per training crop (50 a second)")
+    batch_size: int = option(_NETWORK.batch_size, "CNN batch size")
+    lr: float = option(_NETWORK.lr, "CNN peak learning rate (one-cycle)")
+    mixup: float = option(_NETWORK.mixup, "Beta(a, a) of fastai's MixUp; 0 turns it off")
+    dropout: float = option(_NETWORK.dropout, "dropout before the CNN's classifier")
+    weight_decay: float = option(_NETWORK.weight_decay, "CNN weight decay")
+
+    def network(self) -> bird_model.NetworkSettings:
+        return bird_model.NetworkSettings(crop_frames=self.crop_frames, width=self.width, epochs=self.epochs,
+                                          batch_size=self.batch_size, lr=self.lr, mixup=self.mixup,
+                                          dropout=self.dropout, weight_decay=self.weight_decay)
+
+
+@dataclass
+class Clips:
+    """The training clips that decoded: their rows, labels, cache keys and log-mels."""
+    train: pd.DataFrame
+    y: np.ndarray
+    keys: list[str]
+    arrays: list            # normalised log-mels, float16, for the CNN
+    pooled: np.ndarray      # pooled statistics, for the baseline
+    quarantined: int
+
+
 class Birdcall(BaseCompetition):
     name = "birdcall"
     platform = "zindi"
     slug = "fowl-escapades"
     metric = MULTICLASS_LOG_LOSS
-    submission = SubmissionFormat("SampleSubmission.csv", id_column=D.ID, domain="probability")
+    submission = SubmissionFormat("SampleSubmission.csv", id_column=ID, domain="probability")
+    options = BirdOptions
     description = "Zindi, bird species from field recordings (audio, 40 classes)"
     data_files = ("Train.csv", "SampleSubmission.csv")
     float_format = "%.6f"
 
-    def load(self, data_dir: Path) -> D.BirdData:
-        return D.load(data_dir)
+    def load(self, data_dir: Path) -> BirdData:
+        return bird_data.load(data_dir)
 
     def synth(self, out_dir: Path, seed: int, scale: str) -> None:
         from competitions.birdcall.synth import synth
         synth(out_dir, seed=seed, scale=scale)
 
-    def fit(self, data: D.BirdData, config: Config, run_dir: Path) -> M.BirdModel:
+    def fit(self, data: BirdData, options: BirdOptions, run_dir: Path):
         started = time.perf_counter()
-        options = config.options
         classes = len(data.species)
-        mels = F.compute(list(data.train["path"]), quiet=config.quiet, desc="log-mel train")
-        quarantine = Quarantine()
-        usable = []
-        for row, mel in zip(data.train.itertuples(), mels):
-            if isinstance(mel, str):
-                quarantine.add("train", row.ID, row.path, mel)
-            else:
-                usable.append(row.Index)
-        quarantine.report(run_dir)
-        train = data.train.loc[usable].reset_index(drop=True)
-        arrays = [F.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in usable]
-        y = train["label"].to_numpy()
-        keys = [F.file_hash(p) for p in train["path"]]
+        clips = usable_clips(data, run_dir, options.quiet)
+        y = clips.y
         prior = (np.bincount(y, minlength=classes) + 1.0) / (len(y) + classes)
-        log.info("birdcall: %d training clips usable, %d quarantined; %d species", len(y), len(quarantine), classes)
+        log.info("birdcall: %d training clips usable, %d quarantined; %d species", len(y), clips.quarantined, classes)
 
-        from sklearn.model_selection import StratifiedKFold
-        smallest = int(np.bincount(y, minlength=classes)[np.bincount(y, minlength=classes) > 0].min())
+        counts = np.bincount(y, minlength=classes)
         # Three folds for the CNN (one network per fold, averaged at test time); five for
         # the baseline alone, which costs seconds.
-        folds = int(options.get("folds", max(2, min(5 if config.fast else 3, smallest))))
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-        split = list(splitter.split(np.zeros(len(y)), y))
-        fold_of = np.zeros(len(y), dtype=int)
-        for fold, (_, valid) in enumerate(split):
-            fold_of[valid] = fold
+        folds = options.folds or max(2, min(5 if options.fast else 3, int(counts[counts > 0].min())))
+        split, fold_of = stratified_folds(y, folds, options.seed)
 
-        pooled = np.stack([F.pooled(mels[i]) for i in usable])
-        oof_baseline = np.zeros((len(y), classes))
-        for fold, (fit_rows, valid) in enumerate(split):
-            fitted = M.fit_baseline(pooled[fit_rows], y[fit_rows], config.seed)
-            oof_baseline[valid] = M.class_probabilities(fitted, pooled[valid], classes)
+        oof_baseline = baseline_oof(clips.pooled, y, split, classes, options.seed)
         baseline_score = MULTICLASS_LOG_LOSS(y, np.clip(oof_baseline, 1e-15, 1))
         log.info("baseline (pooled log-mel + logistic regression): oof log loss %.4f, accuracy %.3f",
                  baseline_score, float((oof_baseline.argmax(1) == y).mean()))
-        final_baseline = M.fit_baseline(pooled, y, config.seed)
+        final_baseline = bird_model.fit_baseline(clips.pooled, y, options.seed)
 
         networks, oof_cnn, settings = [], None, None
-        if not config.fast:
-            settings = M.NetworkSettings(**options.get("network", {}))
-            oof_cnn = np.zeros((len(y), classes))
-            for fold, (fit_rows, valid) in enumerate(split):
-                fold_started = time.perf_counter()
-                module = M.train_network(
-                    [arrays[i] for i in fit_rows], y[fit_rows], [keys[i] for i in fit_rows],
-                    [arrays[i] for i in valid], y[valid], [keys[i] for i in valid],
-                    classes, settings, Path(run_dir) / "cnn" / f"fold{fold + 1}", config.seed + fold, config.quiet)
-                oof_cnn[valid] = M.predict_network(module, [arrays[i] for i in valid], settings.crop_frames)
-                networks.append(M.state_dict(module))
-                log.info("cnn fold %d/%d: log loss %.4f, accuracy %.3f (%.0f s)", fold + 1, folds,
-                         MULTICLASS_LOG_LOSS(y[valid], np.clip(oof_cnn[valid], 1e-15, 1)),
-                         float((oof_cnn[valid].argmax(1) == y[valid]).mean()), time.perf_counter() - fold_started)
+        if not options.fast:
+            settings = options.network()
+            oof_cnn, networks = cnn_oof(clips, split, classes, settings, run_dir, options.seed, options.quiet)
 
-        calibration = M.fit_calibration(oof_baseline, oof_cnn, y)
+        calibration = bird_model.fit_calibration(oof_baseline, oof_cnn, y)
         calibrated = calibration.apply(oof_baseline, oof_cnn)
-        cv_score = M.nested_score(oof_baseline, oof_cnn, y, fold_of)
+        nested = bird_model.nested_calibrated(oof_baseline, oof_cnn, y, fold_of)
         log.info("calibration: cnn weight %.2f, temperature %.3f, floor %g", calibration.blend, calibration.temperature, calibration.floor)
+        write_oof(Path(run_dir) / "oof.csv", clips, fold_of, data.species, oof_baseline, oof_cnn, calibrated)
 
-        oof = pd.DataFrame({D.ID: train[D.ID], "fold": fold_of + 1, D.LABEL: train[D.LABEL]})
-        oof["baseline_p_true"] = oof_baseline[np.arange(len(y)), y]
-        if oof_cnn is not None:
-            oof["cnn_p_true"] = oof_cnn[np.arange(len(y)), y]
-        oof["p_true"] = calibrated[np.arange(len(y)), y]
-        oof["predicted"] = [data.species[i] for i in calibrated.argmax(1)]
-        io.write_csv(oof, Path(run_dir) / "oof.csv", float_format="%.6f")
-        figures = {
-            "metric": self.metric.name,
-            "cv_score": round(cv_score, 6),
-            "cv_score_note": "nested: blend weight, temperature and floor for each fold fitted on the other folds' OOF",
+        decisions = {
             "cv_accuracy": round(float((calibrated.argmax(1) == y).mean()), 6),
             "cv_baseline_log_loss": round(baseline_score, 6),
             "cv_baseline_accuracy": round(float((oof_baseline.argmax(1) == y).mean()), 6),
             "calibration": {"cnn_weight": calibration.blend, "temperature": round(calibration.temperature, 6), "floor": calibration.floor},
-            "folds": folds, "train_clips": len(data.train), "usable_clips": len(y), "quarantined_train": len(quarantine),
-            "model": "baseline" if config.fast else "cnn+baseline",
+            "folds": folds, "train_clips": len(data.train), "usable_clips": len(y), "quarantined_train": clips.quarantined,
+            "model": "baseline" if options.fast else "cnn+baseline",
             "train_seconds": round(time.perf_counter() - started, 2),
         }
         if oof_cnn is not None:
-            figures["cv_baseline_calibrated_log_loss"] = round(M.nested_score(oof_baseline, None, y, fold_of), 6)
-            figures["cv_cnn_log_loss"] = round(MULTICLASS_LOG_LOSS(y, np.clip(oof_cnn, 1e-15, 1)), 6)
-            figures["cv_cnn_accuracy"] = round(float((oof_cnn.argmax(1) == y).mean()), 6)
-            figures["network"] = M.settings_dict(settings)
-        record(run_dir, **figures)
-        return M.BirdModel(species=list(data.species), prior=prior, mel_settings=M.asdict(F.SETTINGS),
-                           baseline=final_baseline, calibration=calibration,
-                           network_settings=M.settings_dict(settings) if settings else None, networks=networks)
+            decisions["cv_baseline_calibrated_log_loss"] = round(bird_model.nested_score(oof_baseline, None, y, fold_of), 6)
+            decisions["cv_cnn_log_loss"] = round(MULTICLASS_LOG_LOSS(y, np.clip(oof_cnn, 1e-15, 1)), 6)
+            decisions["cv_cnn_accuracy"] = round(float((oof_cnn.argmax(1) == y).mean()), 6)
+            decisions["network"] = bird_model.settings_dict(settings)
+        report = Report(
+            cv_score=MULTICLASS_LOG_LOSS(y, nested),
+            fold_scores=[MULTICLASS_LOG_LOSS(y[fold_of == fold], nested[fold_of == fold]) for fold in range(folds)],
+            note="nested: blend weight, temperature and floor for each fold fitted on the other folds' OOF",
+            decisions=decisions)
+        fitted = bird_model.BirdModel(species=list(data.species), prior=prior, mel_settings=asdict(mel_features.SETTINGS),
+                                      baseline=final_baseline, calibration=calibration,
+                                      network_settings=bird_model.settings_dict(settings) if settings else None,
+                                      networks=networks)
+        return fitted, report
 
-    def predict(self, model: M.BirdModel, data: D.BirdData) -> pd.DataFrame:
+    def predict(self, model: bird_model.BirdModel, data: BirdData) -> pd.DataFrame:
         if list(data.species) != list(model.species):
             raise io.InputError(f"{data.source}: SampleSubmission.csv lists other species than the model was trained on")
-        settings = F.MelSettings(**model.mel_settings)
-        mels = F.compute(list(data.test["path"]), settings, quiet=None, desc="log-mel test")
+        settings = mel_features.MelSettings(**model.mel_settings)
+        mels = mel_features.compute(list(data.test["path"]), settings, quiet=None, desc="log-mel test")
         readable = [i for i, mel in enumerate(mels) if not isinstance(mel, str)]
         quarantine = Quarantine()
         for i, mel in enumerate(mels):
             if isinstance(mel, str):
-                quarantine.add("test", data.test[D.ID].iloc[i], data.test["path"].iloc[i], mel + "; predicted with the class prior")
+                quarantine.add("test", data.test[ID].iloc[i], data.test["path"].iloc[i], mel + "; predicted with the class prior")
         quarantine.report()
         probabilities = np.tile(model.prior, (len(mels), 1))
         if readable:
-            pooled = np.stack([F.pooled(mels[i]) for i in readable])
-            base = M.class_probabilities(model.baseline, pooled, len(model.species))
+            pooled = np.stack([mel_features.pooled(mels[i]) for i in readable])
+            base = bird_model.class_probabilities(model.baseline, pooled, len(model.species))
             cnn = None
             if model.networks:
-                arrays = [F.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
+                arrays = [mel_features.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
                 modules, network_settings = model.network_modules()
-                cnn = np.mean([M.predict_network(m, arrays, network_settings.crop_frames) for m in modules], axis=0)
+                cnn = np.mean([bird_model.predict_network(m, arrays, network_settings.crop_frames) for m in modules], axis=0)
             probabilities[readable] = model.calibration.apply(base, cnn)
         frame = pd.DataFrame(probabilities, columns=model.species)
-        frame.insert(0, D.ID, data.test[D.ID].to_numpy())
+        frame.insert(0, ID, data.test[ID].to_numpy())
         return frame
 
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
@@ -166,3 +164,71 @@ class Birdcall(BaseCompetition):
         correct = truth.loc[predicted.index.astype(str), columns].to_numpy(dtype=float)
         scores["accuracy"] = float((correct.argmax(1) == values.argmax(1)).mean())
         return scores
+
+
+def usable_clips(data: BirdData, run_dir: Path, quiet: bool) -> Clips:
+    """Log-mels of every training clip; an undecodable clip is quarantined (reported in
+    the run's quarantine.csv), never silently dropped."""
+    mels = mel_features.compute(list(data.train["path"]), quiet=quiet, desc="log-mel train")
+    quarantine = Quarantine()
+    usable = []
+    for row, spectrogram in zip(data.train.itertuples(), mels):
+        if isinstance(spectrogram, str):
+            quarantine.add("train", row.ID, row.path, spectrogram)
+        else:
+            usable.append(row.Index)
+    quarantine.report(run_dir)
+    train = data.train.loc[usable].reset_index(drop=True)
+    return Clips(train=train, y=train["label"].to_numpy(), keys=[mel_features.file_hash(p) for p in train["path"]],
+                 arrays=[mel_features.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in usable],
+                 pooled=np.stack([mel_features.pooled(mels[i]) for i in usable]), quarantined=len(quarantine))
+
+
+def stratified_folds(y: np.ndarray, folds: int, seed: int) -> tuple[list, np.ndarray]:
+    """The (fit, valid) index pairs and each clip's fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    split = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    fold_of = np.zeros(len(y), dtype=int)
+    for fold, (_, valid) in enumerate(split):
+        fold_of[valid] = fold
+    return split, fold_of
+
+
+def baseline_oof(pooled: np.ndarray, y: np.ndarray, split: list, classes: int, seed: int) -> np.ndarray:
+    oof = np.zeros((len(y), classes))
+    for fit_rows, valid in split:
+        fitted = bird_model.fit_baseline(pooled[fit_rows], y[fit_rows], seed)
+        oof[valid] = bird_model.class_probabilities(fitted, pooled[valid], classes)
+    return oof
+
+
+def cnn_oof(clips: Clips, split: list, classes: int, settings, run_dir: Path, seed: int, quiet: bool):
+    """One CNN per fold: its out-of-fold probabilities, and the state dicts averaged at test time."""
+    arrays, y, keys = clips.arrays, clips.y, clips.keys
+    oof, networks = np.zeros((len(y), classes)), []
+    for fold, (fit_rows, valid) in enumerate(split):
+        fold_started = time.perf_counter()
+        module = bird_model.train_network(
+            [arrays[i] for i in fit_rows], y[fit_rows], [keys[i] for i in fit_rows],
+            [arrays[i] for i in valid], y[valid], [keys[i] for i in valid],
+            classes, settings, Path(run_dir) / "cnn" / f"fold{fold + 1}", seed + fold, quiet)
+        oof[valid] = bird_model.predict_network(module, [arrays[i] for i in valid], settings.crop_frames)
+        networks.append(bird_model.state_dict(module))
+        log.info("cnn fold %d/%d: log loss %.4f, accuracy %.3f (%.0f s)", fold + 1, len(split),
+                 MULTICLASS_LOG_LOSS(y[valid], np.clip(oof[valid], 1e-15, 1)),
+                 float((oof[valid].argmax(1) == y[valid]).mean()), time.perf_counter() - fold_started)
+    return oof, networks
+
+
+def write_oof(path: Path, clips: Clips, fold_of: np.ndarray, species: list, oof_baseline: np.ndarray,
+              oof_cnn: np.ndarray | None, calibrated: np.ndarray) -> None:
+    """Each clip's fold and the probability every model gave its true species."""
+    y, rows = clips.y, np.arange(len(clips.y))
+    oof = pd.DataFrame({ID: clips.train[ID], "fold": fold_of + 1, LABEL: clips.train[LABEL]})
+    oof["baseline_p_true"] = oof_baseline[rows, y]
+    if oof_cnn is not None:
+        oof["cnn_p_true"] = oof_cnn[rows, y]
+    oof["p_true"] = calibrated[rows, y]
+    oof["predicted"] = [species[i] for i in calibrated.argmax(1)]
+    io.write_csv(oof, path, float_format="%.6f")

@@ -233,14 +233,18 @@ def fit_calibration(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray)
     return Calibration(blend, temperature, floor)
 
 
-def nested_score(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray) -> float:
-    """Honest score of the calibrated blend: each fold's calibration fitted on the others."""
+def nested_calibrated(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray) -> np.ndarray:
+    """Honest calibrated blend of the OOF: each fold's calibration fitted on the others."""
     calibrated = np.zeros_like(baseline)
     for fold in np.unique(fold_of):
         inside, outside = fold_of == fold, fold_of != fold
         calibration = fit_calibration(baseline[outside], None if cnn is None else cnn[outside], y[outside])
         calibrated[inside] = calibration.apply(baseline[inside], None if cnn is None else cnn[inside])
-    return multiclass_log_loss(y, calibrated)
+    return calibrated
+
+
+def nested_score(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray) -> float:
+    return multiclass_log_loss(y, nested_calibrated(baseline, cnn, y, fold_of))
 
 
 @dataclass

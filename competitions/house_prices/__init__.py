@@ -3,87 +3,99 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from common import io
-from common.competition import BaseCompetition, Config, register
+from common.competition import BaseCompetition, Report
 from common.metrics import RMSLE
-from common.runs import record
+from common.options import Options, option
 from common.submission import SubmissionFormat
-from competitions.house_prices import data as D
-from competitions.house_prices import features as F
-from competitions.house_prices import model as M
+from competitions.house_prices import data as house_data
+from competitions.house_prices.data import ID, TARGET, HouseData
 
 log = logging.getLogger("compete")
 
 
-@register
+@dataclass
+class HouseOptions(Options):
+    folds: int = option(5, "cross-validation folds; the blend weights of each are fitted on the others")
+
+
 class HousePrices(BaseCompetition):
     name = "house-prices"
     platform = "kaggle"
     slug = "house-prices-advanced-regression-techniques"
     metric = RMSLE
-    submission = SubmissionFormat("sample_submission.csv", id_column=D.ID, domain="positive")
+    submission = SubmissionFormat("sample_submission.csv", id_column=ID, domain="positive")
+    options = HouseOptions
     description = "Kaggle, tabular regression of sale prices"
     data_files = ("train.csv", "test.csv", "sample_submission.csv")
     float_format = "%.2f"
 
     def fetch(self, out: Path, from_zip: Path | None = None) -> list[Path]:
-        return D.fetch(out, from_zip)
+        return house_data.fetch(out, from_zip)
 
-    def load(self, data_dir: Path) -> D.HouseData:
-        return D.load(data_dir)
+    def load(self, data_dir: Path) -> HouseData:
+        return house_data.load(data_dir)
 
-    def fit(self, data: D.HouseData, config: Config, run_dir: Path) -> M.HouseModel:
-        started = time.perf_counter()
-        folds = config.options.get("folds", 5)
-        X = F.features(data.train)
-        y = np.log(data.train[D.TARGET].to_numpy(dtype=float))
-        keep = ~F.is_outlier(data.train)
-        models = M.candidates(X, config.fast, config.seed)
-        log.info("house-prices: %d rows (%d outliers left out of training), %d features, %d models x %d folds",
-                 len(X), int((~keep).sum()), X.shape[1], len(models), folds)
-
+    def fit(self, data: HouseData, options: HouseOptions, run_dir: Path):
         from tqdm.auto import tqdm
-        names = list(models)
-        with tqdm(total=(folds + 1) * len(models), desc="house-prices", disable=config.quiet) as bar:
-            oof, fold_of, fold_scores = M.cross_validate(X, y, keep, models, folds, config.seed, bar.update)
-            weights = M.blend_weights(oof[keep], y[keep])
+
+        # scikit-learn and catboost load here, not at import: `compete list` stays light.
+        from competitions.house_prices import features, model as models
+
+        started = time.perf_counter()
+        folds = options.folds
+        X = features.features(data.train)
+        y = np.log(data.train[TARGET].to_numpy(dtype=float))
+        keep = ~features.is_outlier(data.train)
+        candidates = models.candidates(X, options.fast, options.seed)
+        log.info("house-prices: %d rows (%d outliers left out of training), %d features, %d models x %d folds",
+                 len(X), int((~keep).sum()), X.shape[1], len(candidates), folds)
+
+        names = list(candidates)
+        with tqdm(total=(folds + 1) * len(candidates), desc="house-prices", disable=options.quiet) as bar:
+            oof, fold_of, fold_scores = models.cross_validate(X, y, keep, candidates, folds, options.seed, bar.update)
+            weights = models.blend_weights(oof[keep], y[keep])
             log.info("blend weights: %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)))
             final = {}
             for name, weight in zip(names, weights):
                 if weight > 0:  # final models on every kept row; zero-weight models are not refitted
-                    final[name] = M.clone(models[name]).fit(X[keep], y[keep])
+                    final[name] = models.clone(candidates[name]).fit(X[keep], y[keep])
                 bar.update()
         blended = oof @ weights
-        cv_score = M.nested_blend_score(oof, y, fold_of, keep)
-        model = M.HouseModel(models=final, weights=dict(zip(names, map(float, weights))), feature_columns=list(X.columns))
+        nested = models.nested_blend(oof, y, fold_of, keep)
+        nested_by_fold = [models.rmse(nested[(fold_of == fold) & keep], y[(fold_of == fold) & keep]) for fold in range(folds)]
+        fitted = models.HouseModel(models=final, weights=dict(zip(names, map(float, weights))), feature_columns=list(X.columns))
 
-        oof_frame = pd.DataFrame({D.ID: data.train[D.ID], "fold": fold_of + 1, "outlier": ~keep,
-                                  D.TARGET: data.train[D.TARGET],
+        oof_frame = pd.DataFrame({ID: data.train[ID], "fold": fold_of + 1, "outlier": ~keep, TARGET: data.train[TARGET],
                                   **{f"oof_{n}": np.exp(oof[:, i]) for i, n in enumerate(names)},
                                   "oof_blend": np.exp(blended)})
         io.write_csv(oof_frame, run_dir / "oof.csv", float_format="%.2f")
         plot_predictions(y[keep], blended[keep], run_dir / "predicted_vs_actual.png")
-        record(run_dir,
-               metric=self.metric.name,
-               cv_score=round(cv_score, 6),
-               cv_score_note="nested: blend weights for each fold fitted on the other folds; "
-                             f"{int((~keep).sum())} documented outliers (GrLivArea>4000, price<300k) excluded",
-               cv_score_all_rows=round(M.rmse(blended, y), 6),
-               cv_by_model={n: round(M.rmse(oof[keep, i], y[keep]), 6) for i, n in enumerate(names)},
-               fold_scores={n: [round(s, 6) for s in fold_scores[n]] for n in names},
-               blend_weights={n: round(float(w), 6) for n, w in zip(names, weights)},
-               folds=folds, rows=len(X), outliers_excluded=int((~keep).sum()),
-               train_seconds=round(time.perf_counter() - started, 2))
-        return model
+        report = Report(
+            cv_score=models.rmse(nested[keep], y[keep]),
+            fold_scores=nested_by_fold,
+            note="nested: blend weights for each fold fitted on the other folds; "
+                 f"{int((~keep).sum())} documented outliers (GrLivArea>4000, price<300k) excluded",
+            decisions={
+                "cv_score_all_rows": round(models.rmse(blended, y), 6),
+                "cv_by_model": {n: round(models.rmse(oof[keep, i], y[keep]), 6) for i, n in enumerate(names)},
+                "fold_scores_by_model": {n: [round(s, 6) for s in fold_scores[n]] for n in names},
+                "blend_weights": {n: round(float(w), 6) for n, w in zip(names, weights)},
+                "folds": folds, "rows": len(X), "outliers_excluded": int((~keep).sum()),
+                "train_seconds": round(time.perf_counter() - started, 2)})
+        return fitted, report
 
-    def predict(self, model: M.HouseModel, data: D.HouseData) -> pd.DataFrame:
-        prices = np.exp(model.predict_log(F.features(data.test)))
-        return pd.DataFrame({D.ID: data.test[D.ID].astype(str), D.TARGET: prices})
+    def predict(self, model, data: HouseData) -> pd.DataFrame:
+        from competitions.house_prices import features
+
+        prices = np.exp(model.predict_log(features.features(data.test)))
+        return pd.DataFrame({ID: data.test[ID].astype(str), TARGET: prices})
 
 
 def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path) -> None:
@@ -97,7 +109,7 @@ def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path) -
     low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
     axis.plot([low, high], [low, high], color="black", linewidth=1)
     axis.set(xscale="log", yscale="log", xlabel="actual SalePrice", ylabel="out-of-fold prediction",
-             title=f"house-prices OOF, RMSLE {M.rmse(y_log, predicted_log):.4f}")
+             title=f"house-prices OOF, RMSLE {np.sqrt(np.mean((y_log - predicted_log) ** 2)):.4f}")
     figure.tight_layout()
     with io.atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100, format="png")

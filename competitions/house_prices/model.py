@@ -113,10 +113,14 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, keep: np.ndarray, models: dic
     return oof, fold_of, fold_scores
 
 
-def nested_blend_score(oof: np.ndarray, y: np.ndarray, fold_of: np.ndarray, keep: np.ndarray) -> float:
-    """Honest blend score: the weights for each fold are fitted on the other folds' OOF."""
+def nested_blend(oof: np.ndarray, y: np.ndarray, fold_of: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Honest blended OOF: the weights for each fold are fitted on the other folds' OOF."""
     blended = np.zeros(len(y))
     for fold in np.unique(fold_of):
         inside, outside = fold_of == fold, (fold_of != fold) & keep
         blended[inside] = oof[inside] @ blend_weights(oof[outside], y[outside])
-    return rmse(blended[keep], y[keep])
+    return blended
+
+
+def nested_blend_score(oof: np.ndarray, y: np.ndarray, fold_of: np.ndarray, keep: np.ndarray) -> float:
+    return rmse(nested_blend(oof, y, fold_of, keep)[keep], y[keep])

@@ -8,97 +8,117 @@ import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from common import io
-from common.competition import BaseCompetition, Config, register
+from common.competition import BaseCompetition, Report
 from common.metrics import MEAN_BINARY_LOG_LOSS
-from common.runs import record
+from common.options import Options, option
 from common.submission import SubmissionFormat
-from competitions.serengeti import data as D
+from competitions.serengeti import data as camera_data
 from competitions.serengeti import inference
-from competitions.serengeti import model as M
+from competitions.serengeti.data import CLASSES, FILE, ID, SUBMISSION_FORMAT, TEST_METADATA, WEIGHTS, SerengetiData
 
 log = logging.getLogger("compete")
 
 
-@register
+@dataclass
+class SerengetiOptions(Options):
+    epochs: int | None = option(None, "training epochs at most (early stopping may end sooner); None: 2 with --fast, 6")
+    backbone: Path | None = option(None, "a state dict (.pth) of weights to start from, e.g. weights/resnet50.pth "
+                                         "(the head is trained anew)")
+    width: int = option(24, "channels of the network's first block")
+    image_width: int = option(camera_data.IMAGE_SIZE[0], "pixels across that each image is resized to")
+    image_height: int = option(camera_data.IMAGE_SIZE[1], "pixels down that each image is resized to")
+    lr: float = option(2e-3, "peak learning rate (one-cycle)")
+    balance: float = option(0.0, "0: sample images as they come; 1: every class as often (shard stream balancing)")
+    patience: int = option(3, "epochs without a better validation loss before stopping")
+    checkpoint_every: int = option(200, "batches between checkpoints (a killed run resumes from the last)")
+    workers: int | None = option(None, "data loader processes; None: up to 2")
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return (self.image_width, self.image_height)
+
+
 class Serengeti(BaseCompetition):
     name = "serengeti"
     platform = "drivendata"
     slug = "camera-trap-serengeti"
     url = "https://www.drivendata.org/competitions/59/camera-trap-serengeti"
     metric = MEAN_BINARY_LOG_LOSS
-    submission = SubmissionFormat(D.SUBMISSION_FORMAT, id_column=D.ID, domain="probability")
+    submission = SubmissionFormat(SUBMISSION_FORMAT, id_column=ID, domain="probability")
     description = "DrivenData, camera-trap multi-label images, code submission"
-    data_files = (D.TRAIN_METADATA, D.TRAIN_LABELS)
+    data_files = (camera_data.TRAIN_METADATA, camera_data.TRAIN_LABELS)
     float_format = "%.6f"
     # The code submission (common/packaging.py): the function main.py calls and the
     # run files it needs beside it, for the runtime the competition's bundles run in.
     bundle_entry = "competitions.serengeti.inference:run"
     bundle_files = (inference.MODEL, inference.META)
     runtime_profile = "hakuna-madata"
+    options = SerengetiOptions
 
     def synth(self, out_dir: Path, seed: int, scale: str) -> None:
         from competitions.serengeti.synth import synth
         synth(out_dir, seed, scale)
 
-    def load(self, data_dir: Path) -> D.SerengetiData:
-        return D.load(data_dir)
+    def load(self, data_dir: Path) -> camera_data.SerengetiData:
+        return camera_data.load(data_dir)
 
     def sample(self, data_dir: Path) -> pd.DataFrame:
-        if io.find(data_dir, D.SUBMISSION_FORMAT, required=False) is None:
+        if io.find(data_dir, SUBMISSION_FORMAT, required=False) is None:
             raise io.InputError(
-                f"{data_dir}: no {D.SUBMISSION_FORMAT}. On the real competition it and {D.TEST_METADATA} exist only "
+                f"{data_dir}: no {SUBMISSION_FORMAT}. On the real competition it and {TEST_METADATA} exist only "
                 f"inside DrivenData's hidden runtime: build the code submission with `compete package serengeti "
                 f"--run-dir RUN --out submission.zip` and prove it with `compete runtime test submission.zip --data DIR`")
         return super().sample(data_dir)
 
-    def fit(self, data: D.SerengetiData, config: Config, run_dir: Path) -> M.SerengetiModel:
+    def fit(self, data: SerengetiData, options: SerengetiOptions, run_dir: Path):
         import torch
 
         from common import loaders, trainers
+        from competitions.serengeti import model as camera_model
 
         started = time.perf_counter()
         if data.test is None:
-            log.warning("serengeti: no %s here (the real one exists only in the hidden runtime); training only", D.TEST_METADATA)
-        options = config.options
-        epochs = options.get("epochs", 2 if config.fast else 6)
-        workers = options.get("workers", min(2, os.cpu_count() or 1))
-        frames = data.train.merge(data.labels, on=D.ID, how="left")
-        valid_mask = validation_split(frames, config.seed)
-        log.info("serengeti: %d images in %d sequences; validation: %d sequences (%s)", len(frames), frames[D.ID].nunique(),
-                 frames.loc[valid_mask, D.ID].nunique(), "last training season" if frames["season"].nunique() > 1 else "20% of sequences")
+            log.warning("serengeti: no %s here (the real one exists only in the hidden runtime); training only", TEST_METADATA)
+        epochs = options.epochs or (2 if options.fast else 6)
+        workers = min(2, os.cpu_count() or 1) if options.workers is None else options.workers
+        frames = data.train.merge(data.labels, on=ID, how="left")
+        valid_mask = validation_split(frames, options.seed)
+        log.info("serengeti: %d images in %d sequences; validation: %d sequences (%s)", len(frames), frames[ID].nunique(),
+                 frames.loc[valid_mask, ID].nunique(), "last training season" if frames["season"].nunique() > 1 else "20% of sequences")
         shard_sets, unreadable = {}, []
         for part, mask in (("train", ~valid_mask), ("valid", valid_mask)):
-            shard_sets[part] = prepare_shards(frames[mask], data.root, part, quiet=config.quiet)
+            shard_sets[part] = prepare_shards(frames[mask], data.root, part, options.image_size, quiet=options.quiet)
             unreadable += shard_sets[part].metadata["unreadable"]
         if unreadable:
             log.warning("serengeti: %d training image(s) unreadable or missing, left out of the shards: %s",
                         len(unreadable), ", ".join(unreadable[:5]))
 
-        train_sequences = data.labels[D.ID].isin(frames.loc[~valid_mask, D.ID])
-        prior = data.labels.loc[train_sequences, list(D.CLASSES)].to_numpy(dtype=float).mean(axis=0)
-        torch.manual_seed(config.seed)
-        net = M.SerengetiNet(width=options.get("width", 24)).start_at(prior)
-        if options.get("backbone"):
-            trainers.load_backbone(net, options["backbone"], head=("head.",))
+        train_sequences = data.labels[ID].isin(frames.loc[~valid_mask, ID])
+        prior = data.labels.loc[train_sequences, list(CLASSES)].to_numpy(dtype=float).mean(axis=0)
+        torch.manual_seed(options.seed)
+        net = camera_model.SerengetiNet(width=options.width).start_at(prior)
+        if options.backbone:
+            trainers.load_backbone(net, options.backbone, head=("head.",))
         train_loader = loaders.StreamLoader(
-            loaders.ShardStream(shard_sets["train"], buffer_size=2000, seed=config.seed, balance=options.get("balance", 0.0),
-                                transform=M.augment), batch_size=64, num_workers=workers)
-        valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=M.plain),
+            loaders.ShardStream(shard_sets["train"], buffer_size=2000, seed=options.seed, balance=options.balance,
+                                transform=camera_model.augment), batch_size=64, num_workers=workers)
+        valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=camera_model.plain),
                                             batch_size=128, num_workers=workers)
-        learn = trainers.train(net, train_loader, valid_loader, M.loss, run_dir, epochs=epochs,
-                               lr=options.get("lr", 2e-3), checkpoint_every=options.get("checkpoint_every", 200),
-                               patience=options.get("patience", 3), seed=config.seed, quiet=config.quiet, wd=1e-4)
-        model = M.SerengetiModel(learn.model.cpu(), prior, M.IMAGE_SIZE, options.get("width", 24))
+        learn = trainers.train(net, train_loader, valid_loader, camera_model.loss, run_dir, epochs=epochs,
+                               lr=options.lr, checkpoint_every=options.checkpoint_every,
+                               patience=options.patience, seed=options.seed, quiet=options.quiet, wd=1e-4)
+        model = camera_model.SerengetiModel(learn.model.cpu(), prior, options.image_size, options.width)
 
         # Cross-validation score: sequences of the held-out season, aggregated as at test time.
         # every validation image on every process (rank 0 scores; under torchrun the others' copy is discarded)
-        stream = loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=M.plain, with_keys=True, rank=0, world_size=1)
+        stream = loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=camera_model.plain, with_keys=True, rank=0, world_size=1)
         keys = []
 
         def batches():
@@ -106,39 +126,45 @@ class Serengeti(BaseCompetition):
                 keys.extend(batch_keys)
                 yield (images,)
 
-        probabilities = M.frame_probabilities(model, batches(), quiet=config.quiet)
-        seq_of = dict(zip(frames[D.FILE], frames[D.ID]))
-        valid_sequences = pd.unique(frames.loc[valid_mask, D.ID])
-        predicted = M.aggregate([seq_of[k] for k in keys], probabilities, np.ones(len(keys), bool), prior, valid_sequences)
-        truth = data.labels.set_index(D.ID).loc[valid_sequences, list(D.CLASSES)].to_numpy(dtype=float)
-        cv = self.metric(truth, predicted[list(D.CLASSES)].to_numpy())
-        baseline = self.metric(truth, np.tile(np.clip(prior, M.CLIP, 1 - M.CLIP), (len(truth), 1)))
+        probabilities = camera_model.frame_probabilities(model, batches(), quiet=options.quiet)
+        seq_of = dict(zip(frames[FILE], frames[ID]))
+        valid_sequences = pd.unique(frames.loc[valid_mask, ID])
+        predicted = camera_model.aggregate([seq_of[k] for k in keys], probabilities, np.ones(len(keys), bool), prior, valid_sequences)
+        truth = data.labels.set_index(ID).loc[valid_sequences, list(CLASSES)].to_numpy(dtype=float)
+        cv = self.metric(truth, predicted[list(CLASSES)].to_numpy())
+        baseline = self.metric(truth, np.tile(np.clip(prior, camera_model.CLIP, 1 - camera_model.CLIP), (len(truth), 1)))
         io.write_csv(predicted, run_dir / "oof.csv", float_format="%.6f")
-        record(run_dir, metric=self.metric.name, cv_score=round(cv, 6),
-               cv_score_note="mean binary log loss on the validation sequences (held-out season), frames aggregated "
-                             "by mean, geometric mean for empty",
-               prior_baseline=round(baseline, 6), ratio_to_prior=round(cv / baseline, 4),
-               epochs=learn.epochs_done, epochs_asked=epochs, stopped_early=learn.epochs_done < epochs, train_images=shard_sets["train"].count, valid_images=shard_sets["valid"].count,
-               unreadable_images=unreadable, train_seconds=round(time.perf_counter() - started, 2))
         log.info("serengeti: cv %.5f, class-prior baseline %.5f (ratio %.3f)", cv, baseline, cv / baseline)
-        return model
+        report = Report(
+            cv_score=cv, fold_scores=[cv],
+            note="mean binary log loss on the validation sequences (held-out season), frames aggregated "
+                 "by mean, geometric mean for empty",
+            decisions=dict(prior_baseline=round(baseline, 6), ratio_to_prior=round(cv / baseline, 4),
+                           epochs=learn.epochs_done, epochs_asked=epochs, stopped_early=learn.epochs_done < epochs,
+                           train_images=shard_sets["train"].count, valid_images=shard_sets["valid"].count,
+                           unreadable_images=unreadable, train_seconds=round(time.perf_counter() - started, 2)))
+        return model, report
 
-    def save_model(self, model: M.SerengetiModel, run_dir: Path) -> None:
-        model.save(Path(run_dir) / M.WEIGHTS)
+    def save_model(self, model, run_dir: Path) -> None:
+        model.save(Path(run_dir) / WEIGHTS)
         model.export(run_dir)
 
-    def load_model(self, run_dir: Path) -> M.SerengetiModel:
-        return M.SerengetiModel.load(Path(run_dir) / M.WEIGHTS)
+    def load_model(self, run_dir: Path):
+        # torch loads here, not at import: `compete list` stays light.
+        from competitions.serengeti import model as camera_model
+        return camera_model.SerengetiModel.load(Path(run_dir) / WEIGHTS)
 
-    def predict(self, model: M.SerengetiModel, data: D.SerengetiData) -> pd.DataFrame:
+    def predict(self, model, data: SerengetiData) -> pd.DataFrame:
+        from competitions.serengeti import model as camera_model
+
         if data.test is None:
             raise io.InputError(
-                f"{data.root}: no {D.TEST_METADATA}. On the real competition the test images, {D.TEST_METADATA} and "
-                f"{D.SUBMISSION_FORMAT} exist only inside DrivenData's hidden runtime: train with `compete fit serengeti` "
+                f"{data.root}: no {TEST_METADATA}. On the real competition the test images, {TEST_METADATA} and "
+                f"{SUBMISSION_FORMAT} exist only inside DrivenData's hidden runtime: train with `compete fit serengeti` "
                 f"(a model already trained lies in its run directory), then `compete package serengeti --run-dir RUN "
                 f"--out submission.zip` and `compete runtime test submission.zip --data DIR`")
-        root = D.image_root(data.root, data.test[D.FILE].iloc[0])
-        predictions, bad = M.predict_folder(model, data.test, root)
+        root = camera_data.image_root(data.root, data.test[FILE].iloc[0])
+        predictions, bad = camera_model.predict_folder(model, data.test, root)
         return predictions
 
 
@@ -148,7 +174,7 @@ def validation_split(frames: pd.DataFrame, seed: int) -> np.ndarray:
     seasons = sorted(frames["season"].unique(), key=lambda s: (len(s), s))
     if len(seasons) > 1:
         return (frames["season"] == seasons[-1]).to_numpy()
-    hashed = frames[D.ID].map(lambda s: int(hashlib.md5(f"{seed}:{s}".encode()).hexdigest()[:8], 16) % 5)
+    hashed = frames[ID].map(lambda s: int(hashlib.md5(f"{seed}:{s}".encode()).hexdigest()[:8], 16) % 5)
     return (hashed == 0).to_numpy()
 
 
@@ -157,16 +183,16 @@ SHARD_IMAGES = 1000
 
 def _decode(job):
     root, file, size = job
-    return D.read_image(Path(root) / file, size)
+    return camera_data.read_image(Path(root) / file, size)
 
 
-def _pack_group(group, root: str, pool=None):
+def _pack_group(group, root: str, size: tuple[int, int], pool=None):
     """Decode one shard's images and pack them (a Dask task under --scheduler: the
     worker returns the tar's bytes, so no shared disk is needed)."""
     from common import loaders
 
     number, files, labels = group
-    jobs = [(root, file, M.IMAGE_SIZE) for file in files]
+    jobs = [(root, file, size) for file in files]
     arrays = pool.map(_decode, jobs, chunksize=64) if pool is not None else map(_decode, jobs)
     samples, unreadable = [], []
     for file, label, array in zip(files, labels, arrays):
@@ -177,7 +203,8 @@ def _pack_group(group, root: str, pool=None):
     return (*loaders.pack_shard(number, samples), unreadable)
 
 
-def prepare_shards(frames: pd.DataFrame, root: Path, part: str, quiet: bool = True):
+def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int, int] = camera_data.IMAGE_SIZE,
+                   quiet: bool = True):
     """Decode and resize every image once into tar shards in the cache; the key is the
     metadata and labels themselves (hashing 6 TB of images is not an option). One shard
     per SHARD_IMAGES listed images, packed on the Dask cluster under --scheduler
@@ -186,26 +213,26 @@ def prepare_shards(frames: pd.DataFrame, root: Path, part: str, quiet: bool = Tr
 
     from common import loaders, parallel
 
-    columns = [D.FILE, *D.CLASSES]
+    columns = [FILE, *CLASSES]
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()
-                                 + f"{Path(root).resolve()}|{M.IMAGE_SIZE}|{part}".encode()).hexdigest()[:16]
-    labels = frames[list(D.CLASSES)].to_numpy(dtype=np.uint8)
-    files = frames[D.FILE].tolist()
+                                 + f"{Path(root).resolve()}|{tuple(size)}|{part}".encode()).hexdigest()[:16]
+    labels = frames[list(CLASSES)].to_numpy(dtype=np.uint8)
+    files = frames[FILE].tolist()
     groups = [(number, files[chosen], labels[chosen]) for number, chosen in enumerate(parallel.split(len(files), SHARD_IMAGES))]
 
     def build(directory: Path):
         unreadable, packed = [], []
         with contextlib.ExitStack() as stack:
             if parallel.active():
-                results = parallel.map_chunks(_pack_group, groups, root=str(root))
+                results = parallel.map_chunks(_pack_group, groups, root=str(root), size=tuple(size))
             else:
                 pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)))
-                results = (_pack_group(group, str(root), pool) for group in groups)
+                results = (_pack_group(group, str(root), tuple(size), pool) for group in groups)
             for number, (content, shard_labels, bad) in enumerate(tqdm(results, total=len(groups), desc="packing shards",
                                                                      disable=quiet, unit="shard")):
                 packed.append(loaders.write_shard(directory, number, content, shard_labels))
                 unreadable += bad
-        return loaders.finish_shards(directory, packed, metadata={"classes": list(D.CLASSES), "image_size": list(M.IMAGE_SIZE),
+        return loaders.finish_shards(directory, packed, metadata={"classes": list(CLASSES), "image_size": list(size),
                                                                   "unreadable": unreadable})
 
     return loaders.cached_shards("serengeti", fingerprint, build=build)

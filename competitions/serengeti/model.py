@@ -15,13 +15,11 @@ from torch import nn
 
 from common import io
 from competitions.serengeti import inference
-from competitions.serengeti.data import CLASSES, EMPTY, FILE, ID, read_image
+from competitions.serengeti.data import CLASSES, EMPTY, FILE, ID, IMAGE_SIZE, WEIGHTS, read_image
 
 log = logging.getLogger("compete")
 
-IMAGE_SIZE = (64, 48)        # (width, height) the network sees; 4:3 as the cameras
 CLIP = inference.CLIP
-WEIGHTS = "model.pt"
 
 
 class SerengetiNet(nn.Module):

@@ -18,9 +18,9 @@ import pandas as pd
 
 from common import io
 from common import metrics as metric_table
-from common.competition import BaseCompetition, Config
+from common.competition import BaseCompetition, Report
 from common.metrics import Metric
-from common.runs import record
+from common.options import Options, option
 from common.submission import DOMAIN_OF_OUTPUT, SubmissionFormat
 from competitions.tabular import data as D
 from competitions.tabular import features as F
@@ -30,11 +30,11 @@ log = logging.getLogger("compete")
 
 
 @dataclass
-class TabularOptions:
-    folds: int = 0               # K of the K-fold CV; 0: 3 with --fast, else 5
-    time_budget: float = 600.0   # seconds for the whole fit; sizes CatBoost from the data's shape
-    models: str = "catboost,linear"  # the families to cross-validate and blend
-    iterations: int = 0          # CatBoost's maximum rounds; 0: as many as the budget affords
+class TabularOptions(Options):
+    folds: int = option(0, "K of the K-fold CV; 0: 3 with --fast, else 5")
+    time_budget: float = option(600.0, "seconds for the whole fit; sizes CatBoost from the data's shape")
+    models: str = option("catboost,linear", "the families to cross-validate and blend")
+    iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords")
 
 
 @dataclass
@@ -135,14 +135,13 @@ class Tabular(BaseCompetition):
         metric = metric_table.resolve(self.metric_name, task)
         return {metric.name: metric(y_true, y_pred)}
 
-    def fit(self, data: D.TabularData, config: Config, run_dir: Path) -> TabularModel:
+    def fit(self, data: D.TabularData, options: TabularOptions, run_dir: Path):
         from tqdm.auto import tqdm
 
         started = time.perf_counter()
-        options = TabularOptions(**config.options) if isinstance(config.options, dict) else config.options
         target, metric = data.target, self.metric
         columns = F.describe(data.train, data.test, data.features)
-        features = F.Features(columns, seed=config.seed).fit(data.train, data.test)
+        features = F.Features(columns, seed=options.seed).fit(data.train, data.test)
         X = features.trees(data.train)
         y, log_target = self._encode(data)
         families = [name.strip() for name in options.models.split(",") if name.strip()]
@@ -152,14 +151,14 @@ class Tabular(BaseCompetition):
         outputs = len(target.classes) if target.task == "multiclass" else len(target.columns)
         categorical = len(columns.of("categorical"))
         plan = M.plan(len(X), X.shape[1] - categorical, categorical, target.task, outputs, options.time_budget,
-                      config.fast, options.folds or None)
+                      options.fast, options.folds or None)
         if options.iterations:
             plan = M.Plan(plan.folds, options.iterations, plan.learning_rate, max(50, options.iterations // 10))
         numeric = [c for c in X.columns if c not in columns.of("categorical")]
         loss = {"mae": "MAE"}.get(metric.name) if target.task == "regression" else None
         makers = {
-            "catboost": lambda: M.CatBoostModel(target.task, list(X.columns), columns.of("categorical"), plan, config.seed, loss),
-            "linear": lambda: M.LinearModel(target.task, numeric, columns.of("categorical"), columns.of("text"), config.seed),
+            "catboost": lambda: M.CatBoostModel(target.task, list(X.columns), columns.of("categorical"), plan, options.seed, loss),
+            "linear": lambda: M.LinearModel(target.task, numeric, columns.of("categorical"), columns.of("text"), options.seed),
         }
         makers = {name: makers[name] for name in families}
         linear_frame = pd.concat([X, data.train[columns.of("text")]], axis=1)
@@ -168,9 +167,9 @@ class Tabular(BaseCompetition):
                  self.name, target.task, len(X), data.train.attrs.get("unlabelled_rows", 0), len(data.features),
                  ", ".join(f"{n} {k}" for k, n in kinds.items() if n), metric.name, plan.folds, plan.iterations, plan.learning_rate)
 
-        with tqdm(total=plan.folds * len(makers), desc=self.name, disable=config.quiet) as bar:
+        with tqdm(total=plan.folds * len(makers), desc=self.name, disable=options.quiet) as bar:
             oof, fold_of, fold_models, seconds = M.cross_validate(linear_frame, y, makers, target.task, plan.folds,
-                                                                  config.seed, bar.update)
+                                                                  options.seed, bar.update)
         names = list(oof)
         weights = M.blend_weights(target.task, [oof[n] for n in names], y, M.blend_loss(target.task, metric))
         blended = M.blend(target.task, weights, [oof[n] for n in names])
@@ -189,10 +188,14 @@ class Tabular(BaseCompetition):
         model = TabularModel(ensemble, features, target, metric, log_target, list(X.columns))
         self._write_oof(data, oof, honest, fold_of, target, log_target, run_dir)
         self._plot(truth, honest, blended, y, target, metric, log_target, run_dir)
-        record(run_dir, metric=metric.name, task=target.task, cv_score=round(float(cv_score), 6),
-               cv_score_note="out-of-fold; blend weights and the decision for each fold fitted on the other folds",
+        honest_by_fold = [float(metric(truth[fold_of == f], self._values(honest[fold_of == f], target, log_target,
+                                                                          as_indices=True))) for f in range(plan.folds)]
+        report = Report(cv_score=cv_score, fold_scores=honest_by_fold,
+                        note="out-of-fold; blend weights and the decision for each fold fitted on the other folds",
+                        decisions=dict(
+               task=target.task,
                cv_by_model={n: round(float(s), 6) for n, s in by_family.items()},
-               fold_scores={n: [round(s, 6) for s in scores] for n, scores in fold_scores.items()},
+               fold_scores_by_model={n: [round(s, 6) for s in scores] for n, scores in fold_scores.items()},
                blend_weights={n: round(float(w), 6) for n, w in zip(names, weights)},
                decision={"kind": decision.kind, "temperature": round(decision.temperature, 6),
                          "threshold": round(float(decision.threshold), 6),
@@ -202,8 +205,8 @@ class Tabular(BaseCompetition):
                id_column=data.id_column, targets=target.columns, sample=data.layout.source.name,
                sample_shape=data.layout.shape, test=data.layout.test.name, train=data.train_source.name,
                column_kinds=columns.kinds, family_seconds={n: round(s, 2) for n, s in seconds.items()},
-               train_seconds=round(time.perf_counter() - started, 2))
-        return model
+               train_seconds=round(time.perf_counter() - started, 2)))
+        return model, report
 
     def _encode(self, data: D.TabularData) -> tuple[np.ndarray, bool]:
         target = data.target

@@ -1,0 +1,164 @@
+"""Run options: each competition declares a dataclass of every knob a run takes.
+
+A field is typed, has a default, and carries a one-line doc in its metadata, written
+with `option(default, "doc")`. `compete options COMP` prints them; `--set KEY=VALUE`
+and `--config FILE.toml` set them, parsed to the declared type; the resolved options
+land in the run's config.json.
+
+Every competition's options subclass `Options`, so `seed`, `fast` and `quiet` (the
+`--seed`, `--fast` and `--quiet` flags) reach `fit` the same way as the competition's
+own knobs. A knob whose default depends on `--fast` is `X | None = None`, with the
+doc saying what None means.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from common import io
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NONE = {"none", "null", ""}
+
+
+def option(default: Any, doc: str) -> Any:
+    """A dataclass field with its default and its one-line doc."""
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+@dataclasses.dataclass
+class Options:
+    """What every run takes; a competition's options add its own knobs."""
+
+    seed: int = option(0, "random seed: same seed, same data, same submission bytes")
+    fast: bool = option(False, "a quick, smaller run for smoke tests and iteration")
+    quiet: bool = option(False, "no progress or log on the terminal (the run's log.txt still has it)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Described:
+    name: str
+    type: str
+    default: Any
+    doc: str
+
+
+def describe(options: type) -> list[Described]:
+    """Name, type, default and doc of every field of an options class."""
+    hints = typing.get_type_hints(options)
+    rows = []
+    for item in dataclasses.fields(options):
+        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
+        rows.append(Described(item.name, type_name(hints[item.name]), default, item.metadata.get("doc", "")))
+    return rows
+
+
+def type_name(annotation) -> str:
+    if typing.get_origin(annotation) is Literal:
+        return " | ".join(repr(choice) for choice in typing.get_args(annotation))
+    if _is_union(annotation):
+        return " | ".join(type_name(arm) for arm in typing.get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)
+
+
+def build(options: type, given: dict[str, Any] | None = None, source: str = "--set") -> Any:
+    """An instance of `options` with `given` applied (strings are parsed to each field's
+    type); an unknown key or a value of the wrong type is an InputError naming it."""
+    given = dict(given or {})
+    hints = typing.get_type_hints(options)
+    known = [item.name for item in dataclasses.fields(options)]
+    unknown = [key for key in given if key not in known]
+    if unknown:
+        raise io.InputError(f"{source}: unknown option {unknown[0]!r}; known: {', '.join(known)}")
+    values = {key: convert(value, hints[key], f"{source}: {key}") for key, value in given.items()}
+    return options(**values)
+
+
+def parse_assignments(assignments: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`["epochs=1", "backbone=weights.pth"]` -> {"epochs": "1", "backbone": "weights.pth"}."""
+    values = {}
+    for assignment in assignments:
+        key, equals, value = assignment.partition("=")
+        if not equals or not key.strip():
+            raise io.InputError(f"--set {assignment!r}: expected KEY=VALUE")
+        values[key.strip()] = value
+    return values
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The options in a TOML file: its top-level keys, e.g. `epochs = 1`."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            loaded = tomllib.load(handle)
+    except FileNotFoundError:
+        raise io.InputError(f"{path}: file not found") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise io.InputError(f"{path}: not readable as TOML ({error})") from None
+    return loaded
+
+
+def convert(value: Any, annotation, name: str) -> Any:
+    """`value` as the declared type: strings are parsed, TOML's own types are checked."""
+    if _is_union(annotation):
+        arms = typing.get_args(annotation)
+        if type(None) in arms and (value is None or (isinstance(value, str) and value.strip().lower() in _NONE)):
+            return None
+        errors = []
+        for arm in (arm for arm in arms if arm is not type(None)):
+            try:
+                return convert(value, arm, name)
+            except io.InputError as error:
+                errors.append(error)
+        raise errors[0]
+    if typing.get_origin(annotation) is Literal:
+        choices = typing.get_args(annotation)
+        if value in choices:
+            return value
+        raise io.InputError(f"{name}: {value!r} is not one of {', '.join(map(repr, choices))}")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise io.InputError(f"{name}: {value!r} is not a boolean (true or false)")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise io.InputError(f"{name}: {value!r} is not an integer")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise io.InputError(f"{name}: {value!r} is not a number")
+    if annotation is Path:
+        if isinstance(value, (str, Path)) and str(value):
+            return Path(value).expanduser()
+        raise io.InputError(f"{name}: {value!r} is not a path")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise io.InputError(f"{name}: {value!r} is not a string")
+    raise TypeError(f"{name}: options of type {type_name(annotation)} are not supported")
+
+
+def _is_union(annotation) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)

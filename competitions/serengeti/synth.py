@@ -2,28 +2,43 @@
 
 What is real: paths (`S1/B04/B04_R1/S1_B04_R1_PICT0001.JPG`), ids (`SER_S1#B04#1#1`),
 the CSV files and their columns, the 54 labels in the platform's order, JPEGs with an
-EXIF DateTimeOriginal, bursts of 1-3 frames, `empty` in ~70% of sequences (71% in the
-real test season), a long tail of species, a few sequences with two species, test
-sequences from a season not in train, and the dirt of a real crawl (truncated JPEGs,
-a file listed but absent).
+EXIF DateTimeOriginal, bursts of 1-3 frames, `empty` in 75% of sequences (Snapshot
+Serengeti: about three quarters of the capture events hold no animal, Swanson et al.
+2015, Scientific Data 2:150026; Norouzzadeh et al. 2018, PNAS), a long tail of species,
+some sequences with two species, test sequences from a season not in train, and the
+dirt of a real crawl (truncated JPEGs, a file listed but absent).
 
-What is not: the images. Each site is a procedural savanna (sky, horizon, ground
-colour, acacias) seen by day or as a grey infrared night shot; each species is a body
-shape, leg and neck length, colour pair and coat pattern of its own. Some frames of an
-animal sequence show nothing (the animal walked out), as in real bursts.
+The statistics the model has to cope with follow the real frames (COMPETITIONS.md):
+the cameras take 2048x1536 frames, by day in colour and by night as grey infrared lit
+by the flash; an animal's body is from about 2.5% of the frame's height (far away: a
+few pixels-wide speck covering a tenth of a percent of the frame) to half of it and
+more (frame-filling, legs and head beyond the edges), log-uniform in between, so most
+animals are small. Within a burst the animals walk: each moves between shots and may
+leave the frame by the second or third, while the site's background stays put (the
+camera is fixed), as frame differencing expects.
+
+What is not real: the images. Each site is a procedural savanna (sky, horizon, ground
+colour, grain, acacias); each species is a body shape, leg and neck length, colour
+pair and coat pattern of its own, drawn in proportion to its size.
 
 Scales. The real data (6.7 M images, ~6 TB, 10 seasons + a hidden one) cannot be made
-here. `small` (~250 sequences, a few seconds) is for tests. `full` keeps the
-structure - 4 training seasons and a held-out fifth, 12 sites, 128x96 JPEGs - at
-6,000 sequences (~15,500 images, ~100 MB), the size this shared 2-core machine trains
-a small CNN on in minutes: the common species appear hundreds of times and the
-tail a handful, as in the real long tail, without a run taking an hour.
+here. Frames are a proportional scale-down of 2048x1536 (every size above is a share
+of the frame, so the animal-to-frame ratios are the real ones): `full` draws them at
+1024x768 (half the real side: at full size the ~15,500 images would take ~10 GB and
+far longer to write on this shared machine), `small` at 256x192 for the tests
+(~250 sequences, seconds). `full` keeps the structure - 4 training seasons and a
+held-out fifth, 12 sites - at 6,000 sequences (~15,500 images, ~2.5 GB), written by
+two processes in minutes: the common species appear hundreds of times and the tail a
+handful, as in the real long tail.
 """
 from __future__ import annotations
 
 import io as _io
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +47,7 @@ import pandas as pd
 from common import io
 from competitions.serengeti.data import CLASSES, EMPTY, FILE, ID, SUBMISSION_FORMAT, TEST_METADATA, TIME, TRAIN_LABELS, TRAIN_METADATA
 
-WIDTH, HEIGHT = 128, 96
+REAL_FRAME = (2048, 1536)   # (width, height) of the real cameras' frames
 
 # Common to rare, roughly as in Snapshot Serengeti; the frequency falls as 1/rank.
 BY_FREQUENCY = (
@@ -44,10 +59,13 @@ BY_FREQUENCY = (
     "civet", "wildcat", "caracal", "rhinoceros", "bat", "zorilla",
 )
 SCALES = {
-    "small": dict(train_seasons=2, sites=4, sequences=80, test_sequences=90),
-    "full": dict(train_seasons=4, sites=12, sequences=1200, test_sequences=1200),
+    "small": dict(train_seasons=2, sites=4, sequences=80, test_sequences=90, frame=(256, 192), workers=1),
+    "full": dict(train_seasons=4, sites=12, sequences=1200, test_sequences=1200, frame=(1024, 768), workers=2),
 }
-EMPTY_SHARE, SECOND_SPECIES_SHARE = 0.70, 0.06
+EMPTY_SHARE, SECOND_SPECIES_SHARE = 0.75, 0.06
+# An animal's body height as a share of the frame's height, log-uniform between these
+# (a species' own size multiplies it): far away to frame-filling.
+FARTHEST, NEAREST = 0.025, 0.5
 
 
 @dataclass(frozen=True)
@@ -57,13 +75,14 @@ class Look:
     color: np.ndarray
     second: np.ndarray
     pattern: int          # 0 solid, 1 vertical stripes, 2 spots, 3 bands, 4 two-tone, 5 checks
-    frequency: float
+    frequency: float      # coat pattern cycles per body height (over 2 pi)
     aspect: float         # body width / height
     size: float
     legs: float
     neck: float
 
 
+@lru_cache(maxsize=1)
 def species_looks() -> dict[int, Look]:
     looks = {}
     for index, name in enumerate(CLASSES):
@@ -74,74 +93,106 @@ def species_looks() -> dict[int, Look]:
         looks[index] = Look(
             color=(60 + 170 * hue).astype(np.float32),
             second=(20 + 200 * rng.random(3)).astype(np.float32),
-            pattern=index % 6, frequency=float(rng.uniform(0.25, 0.8)),
-            aspect=float(rng.uniform(1.0, 2.6)), size=float(rng.uniform(0.55, 1.5)),
+            pattern=index % 6, frequency=float(rng.uniform(7, 24)),
+            aspect=float(rng.uniform(1.0, 2.6)), size=float(rng.uniform(0.7, 1.3)),
             legs=float(rng.uniform(0.2, 1.3)), neck=float(rng.uniform(0.0, 1.6)) if index % 4 == 0 else 0.0)
     return looks
 
 
-def site_background(site: int, seed: int) -> np.ndarray:
-    """A daylight savanna of one camera site: (HEIGHT, WIDTH, 3) float32."""
+def site_horizon(site: int, seed: int) -> float:
+    """Where the horizon of a site lies, as a share of the frame's height."""
+    return float(np.random.default_rng([seed, 78, site]).uniform(0.25, 0.5))
+
+
+@lru_cache(maxsize=16)
+def site_background(site: int, seed: int, frame: tuple[int, int]) -> np.ndarray:
+    """A daylight savanna of one camera site: (height, width, 3) float32. Every length
+    is a share of the frame, so a site looks the same at every scale."""
+    width, height = frame
     rng = np.random.default_rng([seed, 77, site])
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    horizon = HEIGHT * rng.uniform(0.25, 0.5) + 4 * np.sin(x / WIDTH * rng.uniform(2, 6) + rng.uniform(0, 6))
-    sky = np.stack([150 + 0.5 * y, 180 + 0.4 * y, 235 - 0.2 * y], axis=-1)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    y, x = y / height, x / width
+    horizon = site_horizon(site, seed) + 0.04 * np.sin(x * rng.uniform(2, 6) + rng.uniform(0, 6))
+    sky = np.stack([150 + 48 * y, 180 + 38 * y, 235 - 19 * y], axis=-1)
     ground_color = np.array([rng.uniform(140, 200), rng.uniform(120, 170), rng.uniform(60, 100)], np.float32)
-    grain = rng.normal(0, 12, (HEIGHT, WIDTH, 1)).astype(np.float32)
+    # grass grain a few real pixels across, the same at every scale
+    coarse = rng.normal(0, 12, (192, 256, 1)).astype(np.float32)
+    grain = np.kron(coarse, np.ones((-(-height // 192), -(-width // 256), 1), np.float32))[:height, :width]
     ground = ground_color + grain * np.array([1.0, 1.0, 0.6], np.float32)
     image = np.where((y < horizon)[..., None], sky, ground)
     for _ in range(rng.integers(1, 4)):  # acacias: trunk and a flat crown
-        tx, ty = rng.uniform(0, WIDTH), horizon.mean() + rng.uniform(-2, 10)
-        width = rng.uniform(10, 30)
-        trunk = (np.abs(x - tx) < 1.5) & (y < ty) & (y > ty - width * 0.6)
-        crown = (((x - tx) / width) ** 2 + ((y - (ty - width * 0.6)) / (width * 0.18)) ** 2) < 1
+        tx, ty = rng.uniform(0, 1), float(horizon.mean()) + rng.uniform(-0.02, 0.1)
+        crown_width = rng.uniform(0.08, 0.24)
+        aspect = width / height
+        trunk = (np.abs(x - tx) < 0.012) & (y < ty) & (y > ty - crown_width * 0.6 * aspect)
+        crown = (((x - tx) / crown_width) ** 2 + ((y - (ty - crown_width * 0.6 * aspect)) / (crown_width * 0.18 * aspect)) ** 2) < 1
         image[trunk] = (70, 55, 40)
         image[crown] = (60 + rng.uniform(0, 30), 90 + rng.uniform(0, 30), 40)
     return image.astype(np.float32)
 
 
-def draw_animal(image: np.ndarray, look: Look, cx: float, cy: float, scale: float, facing: int) -> None:
-    height = 12.0 * look.size * scale
+@lru_cache(maxsize=4)
+def flash(frame: tuple[int, int]) -> np.ndarray:
+    """The infrared flash: bright in the middle, dark at the edges."""
+    width, height = frame
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    return np.exp(-(((x - width / 2) / width) ** 2 + ((y - height * 0.6) / height) ** 2) * 3)
+
+
+def draw_animal(image: np.ndarray, look: Look, cx: float, cy: float, height: float, facing: int) -> None:
+    """Draw one animal whose body is `height` pixels high, centred at (cx, cy); only
+    the pixels of its bounding box are computed."""
+    frame_height, frame_width = image.shape[:2]
     width = height * look.aspect
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    head_x, head_y = cx + facing * width * 1.05, cy - height * (0.4 + look.neck)
+    top, bottom = int(np.floor(head_y - 0.5 * height)) - 1, int(np.ceil(cy + height * (1 + look.legs))) + 2
+    left, right = int(np.floor(cx - 1.6 * width)) - 1, int(np.ceil(cx + 1.6 * width)) + 2
+    top, bottom, left, right = max(top, 0), min(bottom, frame_height), max(left, 0), min(right, frame_width)
+    if top >= bottom or left >= right:
+        return
+    y, x = np.mgrid[top:bottom, left:right].astype(np.float32)
     u, v = (x - cx) / width, (y - cy) / height
     body = u ** 2 + v ** 2 < 1
     legs = np.zeros_like(body)
     for offset in (-0.6, -0.25, 0.25, 0.6):
-        legs |= (np.abs(x - (cx + offset * width)) < max(1.0, 0.12 * height)) & (y > cy) & (y < cy + height * (1 + look.legs))
-    head_x, head_y = cx + facing * width * 1.05, cy - height * (0.4 + look.neck)
+        legs |= (np.abs(x - (cx + offset * width)) < max(0.6, 0.12 * height)) & (y > cy) & (y < cy + height * (1 + look.legs))
     neck = (np.abs(x - (cx + facing * width * 0.8)) < 0.25 * height) & (y > head_y) & (y < cy) if look.neck else np.zeros_like(body)
     head = ((x - head_x) / (0.45 * height)) ** 2 + ((y - head_y) / (0.4 * height)) ** 2 < 1
     f = look.frequency
+    along, down = (x - cx) / height, (y - cy) / height   # the coat scales with the animal
     if look.pattern == 1:
-        second = np.sin(x * f * 2.5) > 0.3
+        second = np.sin(along * f) > 0.3
     elif look.pattern == 2:
-        second = (np.sin(x * f * 2) * np.sin(y * f * 2)) > 0.45
+        second = (np.sin(along * f) * np.sin(down * f)) > 0.45
     elif look.pattern == 3:
-        second = np.sin(y * f * 2.5) > 0.3
+        second = np.sin(down * f) > 0.3
     elif look.pattern == 4:
         second = v > 0.1
     elif look.pattern == 5:
-        second = (np.sin(x * f * 1.5) > 0) ^ (np.sin(y * f * 1.5) > 0)
+        second = (np.sin(along * f * 0.6) > 0) ^ (np.sin(down * f * 0.6) > 0)
     else:
         second = np.zeros_like(body)
     coat = np.where(second[..., None], look.second, look.color)
     shape = body | legs | neck | head
-    image[shape] = coat[shape]
-    image[legs | neck] = image[legs | neck] * 0.8
+    patch = image[top:bottom, left:right]
+    patch[shape] = coat[shape]
+    patch[legs | neck] = patch[legs | neck] * 0.8
 
 
-def render(background: np.ndarray, animals: list[tuple[Look, float, float, float, int]], night: bool,
-           rng: np.random.Generator) -> np.ndarray:
-    image = background * rng.uniform(0.85, 1.1)
-    for look, cx, cy, scale, facing in animals:
-        draw_animal(image, look, cx, cy, scale, facing)
-    image = image + rng.normal(0, 5, image.shape)
-    if night:  # infrared: grey, lit by the flash in the middle, dark at the edges
-        y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-        flash = np.exp(-(((x - WIDTH / 2) / WIDTH) ** 2 + ((y - HEIGHT * 0.6) / HEIGHT) ** 2) * 3)
-        grey = image @ np.array([0.3, 0.59, 0.11], np.float32) * (0.25 + 0.6 * flash)
-        image = np.repeat(grey[..., None], 3, axis=-1) + rng.normal(0, 6, (HEIGHT, WIDTH, 1))
+def render(background: np.ndarray, animals, night: bool, light: float, rng: np.random.Generator) -> np.ndarray:
+    """One frame: the site's background under this burst's light (a slight flicker
+    between shots), the animals where they are in this shot, sensor noise; a night
+    shot is grey infrared lit by the flash."""
+    height, width = background.shape[:2]
+    image = background * np.float32(light * rng.uniform(0.985, 1.015))
+    for look, cx, cy, body_height, facing in animals:
+        draw_animal(image, look, cx, cy, body_height, facing)
+    if night:
+        grey = image @ np.array([0.3, 0.59, 0.11], np.float32) * (0.25 + 0.6 * flash((width, height)))
+        image = grey[..., None] + rng.standard_normal((height, width, 1), dtype=np.float32) * 6
+        image = np.repeat(image, 3, axis=-1)
+    else:
+        image = image + rng.standard_normal((height, width, 1), dtype=np.float32) * 4
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
@@ -179,17 +230,50 @@ def _draw_labels(count: int, rng: np.random.Generator) -> np.ndarray:
     return labels
 
 
+def plan_animals(label: np.ndarray, horizon: float, frame: tuple[int, int], rng: np.random.Generator):
+    """The animals of one burst: (species, x at the first shot, y, body height, facing,
+    pixels walked per shot), in frame pixels. Far animals stand near the horizon, near
+    ones low in the frame; every one is in view at the first shot (it triggered the
+    camera), and walks about its own body height or so between shots."""
+    width, height = frame
+    animals = []
+    for species in np.flatnonzero(label):
+        if species == EMPTY:
+            continue
+        look = species_looks()[species]
+        for _ in range(int(rng.choice([1, 1, 1, 2, 3]))):
+            nearness = rng.random()
+            body = height * look.size * FARTHEST * (NEAREST / FARTHEST) ** nearness
+            ground = height * (horizon + (1 - horizon) * (0.05 + 0.85 * nearness))
+            cy = ground - body * (1 + look.legs) + rng.uniform(-0.02, 0.02) * height
+            facing = int(rng.choice([-1, 1]))
+            animals.append((int(species), rng.uniform(0.05, 0.95) * width, cy, body, facing, facing * body * rng.uniform(0.3, 1.5)))
+    return animals
+
+
+def _write_picture(job) -> None:
+    """Render, encode and write one image (a pure function of its job: the same bytes
+    in any process)."""
+    path, site, seed, frame, animals, night, light, moment, picture_seed, corrupt = job
+    looks = species_looks()
+    picture_rng = np.random.default_rng(picture_seed)
+    drawn = [(looks[species], cx, cy, body, facing) for species, cx, cy, body, facing in animals]
+    data = jpeg(render(site_background(site, seed, frame), drawn, night, light, picture_rng), moment)
+    if corrupt:
+        data = data[: len(data) * 2 // 5]
+    io.write_bytes(path, data)
+
+
 def synth(out_dir: Path, seed: int = 0, scale: str = "small") -> None:
     from tqdm.auto import tqdm
 
     if scale not in SCALES:
         raise io.InputError(f"serengeti: unknown scale {scale!r}; known: {', '.join(SCALES)}")
     settings = SCALES[scale]
+    frame_size = tuple(settings["frame"])
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
-    looks = species_looks()
     sites = _site_codes(settings["sites"], rng)
-    backgrounds = {site: site_background(index, seed) for index, site in enumerate(sites)}
     seasons = [f"S{number}" for number in range(1, settings["train_seasons"] + 2)]
 
     rows, labels, pictures = [], [], []
@@ -207,12 +291,17 @@ def synth(out_dir: Path, seed: int = 0, scale: str = "small") -> None:
                     roll, picture = roll + 1, 0
                 seq_id = f"SER_{season}#{site}#{roll}#{number}"
                 frames = int(rng.choice([1, 2, 3], p=[0.15, 0.10, 0.75]))
+                burst_rng = np.random.default_rng([seed, 13, len(labels)])
+                animals = plan_animals(season_labels[row], site_horizon(site_index, seed), frame_size, burst_rng)
+                light = float(burst_rng.uniform(0.85, 1.1))
+                night = taken.hour < 6 or taken.hour >= 19
                 for frame in range(frames):
                     picture += 1
                     path = f"{season}/{site}/{site}_R{roll}/{season}_{site}_R{roll}_PICT{picture:04d}.JPG"
                     moment = taken + timedelta(seconds=frame)
                     rows.append({ID: seq_id, FILE: path, TIME: moment.strftime("%Y-%m-%d %H:%M:%S"), "season": season})
-                    pictures.append((site, season_labels[row], frame, frames, moment))
+                    shot = [(species, x + step * frame, cy, body, facing) for species, x, cy, body, facing, step in animals]
+                    pictures.append((site_index, shot, night, light, moment))
                 labels.append((seq_id, season, season_labels[row]))
 
     metadata = pd.DataFrame(rows)
@@ -227,27 +316,18 @@ def synth(out_dir: Path, seed: int = 0, scale: str = "small") -> None:
     missing = {int(dirt_rng.choice(np.flatnonzero(~is_test))), int(lone_test[0] if len(lone_test) else np.flatnonzero(is_test)[0])}
     corrupt -= missing
 
-    for index in tqdm(range(len(metadata)), desc="serengeti images", unit="image", leave=False):
-        site, label, frame, frames, moment = pictures[index]
-        if index in missing:
-            continue
-        picture_rng = np.random.default_rng([seed, 11, index])
-        animals = []
-        # the animal may have left the frame by the second or third shot
-        visible = frame == 0 or picture_rng.random() > 0.3
-        if visible:
-            for species in np.flatnonzero(label):
-                if species == EMPTY:
-                    continue
-                for _ in range(int(picture_rng.choice([1, 1, 1, 2, 3]))):
-                    depth = picture_rng.uniform(0.6, 1.4)
-                    cy = HEIGHT * (0.45 + 0.35 * (depth - 0.6) / 0.8) + picture_rng.uniform(-4, 4)
-                    animals.append((looks[species], picture_rng.uniform(10, WIDTH - 10), cy, depth, int(picture_rng.choice([-1, 1]))))
-        night = moment.hour < 6 or moment.hour >= 19
-        data = jpeg(render(backgrounds[site], animals, night, picture_rng), moment)
-        if index in corrupt:
-            data = data[: len(data) * 2 // 5]
-        io.write_bytes(out_dir / metadata[FILE].iloc[index], data)
+    jobs = [(out_dir / metadata[FILE].iloc[index], site, seed, frame_size, shot, night, light, moment, [seed, 11, index],
+             index in corrupt)
+            for index, (site, shot, night, light, moment) in enumerate(pictures) if index not in missing]
+    workers = min(settings["workers"], os.cpu_count() or 1)
+    progress = dict(total=len(jobs), desc="serengeti images", unit="image", leave=False)
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for _ in tqdm(pool.map(_write_picture, jobs, chunksize=32), **progress):
+                pass
+    else:
+        for job in tqdm(jobs, **progress):
+            _write_picture(job)
 
     columns = [ID, FILE, TIME]
     io.write_csv(metadata.loc[~is_test, columns], out_dir / TRAIN_METADATA)

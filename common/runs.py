@@ -263,10 +263,11 @@ def record_leaderboard(competition: Competition, file: Path, score: float, refer
 def history(competition: Competition) -> pd.DataFrame:
     """Past tracked runs, newest first: run, CV, leaderboard score, options that differ
     from the defaults, wall time, status."""
+    defaults = {row.name: str(row.default) for row in describe(competition.options)}  # as MLflow keeps params: text
     rows = []
     for past in tracking.past_runs(competition.name):
         params, metrics = past["params"], past["metrics"]
-        changed = {name: value for name, value in params.items() if _default_text(competition, name) != value}
+        changed = {name: value for name, value in params.items() if defaults.get(name) != value}
         rows.append({
             "run": past["name"],
             "cv": metrics.get("cv_score"),
@@ -289,12 +290,6 @@ def plot_history(competition: Competition, table: pd.DataFrame, path: Path) -> t
     tracking.plot_cv_against_leaderboard(both["cv"].tolist(), both["lb"].tolist(), both["run"].tolist(), path,
                                          f"{competition.name}: CV against the leaderboard", competition.metric.name)
     return Path(path), len(both)
-
-
-def _default_text(competition: Competition, name: str) -> str | None:
-    """An option's declared default as MLflow keeps params (text)."""
-    defaults = {row.name: str(row.default) for row in describe(competition.options)}
-    return defaults.get(name)
 
 
 def _duration(seconds: float | None) -> str:

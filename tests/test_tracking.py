@@ -3,6 +3,7 @@ MLflow's own API and a real `mlflow server`; `compete runs`; and a tracking serv
 is down or silent never stops a run."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -23,11 +24,16 @@ import cli
 from common import io, runs, tracking
 from common.competition import BaseCompetition, Report
 from common.metrics import RMSLE
+from common.options import Options, option
 from common.submission import SubmissionFormat
 from conftest import register
 
 NAME = "tracking-demo"
-FOLDS = 3
+
+
+@dataclasses.dataclass
+class DemoOptions(Options):
+    folds: int = option(3, "folds of the mean-price model")
 
 
 class TrackingDemo(BaseCompetition):
@@ -39,18 +45,19 @@ class TrackingDemo(BaseCompetition):
     slug = "house-prices-advanced-regression-techniques"
     metric = RMSLE
     submission = SubmissionFormat("sample_submission.csv", id_column="Id", domain="positive")
+    options = DemoOptions
 
     def load(self, data_dir: Path) -> pd.DataFrame:
         return io.read_csv(io.find(data_dir, "train.csv"))
 
-    def fit(self, data: pd.DataFrame, options, run_dir: Path):
+    def fit(self, data: pd.DataFrame, options: DemoOptions, run_dir: Path):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         prices = data["SalePrice"].to_numpy(dtype=float)
-        folds = np.arange(len(prices)) % FOLDS
+        folds = np.arange(len(prices)) % options.folds
         scores = [RMSLE(prices[folds == fold], np.full((folds == fold).sum(), prices[folds != fold].mean()))
-                  for fold in range(FOLDS)]
+                  for fold in range(options.folds)]
         figure, axis = plt.subplots()
         axis.plot(scores)
         figure.savefig(Path(run_dir) / "folds.png")
@@ -96,7 +103,8 @@ def test_a_run_reads_back_through_search_runs(demo, tracking_store):
     assert len(found) == 1
     row = found.iloc[0]
     assert row["run_id"] == metrics["mlflow_run_id"] and row["status"] == "FINISHED"
-    assert row["params.seed"] == "3" and row["params.fast"] == "False"
+    assert row["params.seed"] == "3" and row["params.fast"] == "False" and row["params.folds"] == "3"
+    assert "params.quiet" not in found.columns  # how a run talks, not what it computes
     assert row["metrics.cv_score"] == pytest.approx(metrics["cv_score"])
     assert row["metrics.wall_seconds"] > 0 and row["metrics.fit_seconds"] >= 0
     assert row["tags.run_dir"] == str(run_dir.resolve())
@@ -117,7 +125,7 @@ def test_a_run_reads_back_through_search_runs(demo, tracking_store):
 def test_compete_runs_lists_newest_first_and_plots_cv_against_lb(demo):
     first = compete("run", NAME, "--data", demo, "--quiet")
     time.sleep(1.1)  # run directories are named to the second
-    second = compete("run", NAME, "--data", demo, "--seed", 7, "--quiet")
+    second = compete("run", NAME, "--data", demo, "--seed", 7, "--set", "folds=4", "--quiet")
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     older, newer = run_dir_of(first), run_dir_of(second)
     submission = Path(json.loads((older / "metrics.json").read_text())["submission"])
@@ -130,8 +138,8 @@ def test_compete_runs_lists_newest_first_and_plots_cv_against_lb(demo):
     rows = {line.split()[0]: line for line in lines[1:] if line.split()[0] in (older.name, newer.name)}
     order = [line.split()[0] for line in lines[1:]]
     assert order.index(newer.name) < order.index(older.name)
-    assert "0.4242" in rows[older.name] and "seed=7" not in rows[older.name]
-    assert "seed=7" in rows[newer.name] and "0.4242" not in rows[newer.name]
+    assert "0.4242" in rows[older.name] and "seed=" not in rows[older.name] and "folds=" not in rows[older.name]
+    assert "folds=4 seed=7" in rows[newer.name] and "0.4242" not in rows[newer.name]
     assert "plot: cv-lb.png (1 run(s) with both scores)" in listed.output
     from PIL import Image
     with Image.open("cv-lb.png") as image:

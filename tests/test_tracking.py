@@ -122,6 +122,23 @@ def test_a_run_reads_back_through_search_runs(demo, tracking_store):
     assert not list(Path.cwd().glob("**/mlflow.db")) and not list(Path.cwd().glob("**/mlruns"))
 
 
+def test_without_a_tracking_uri_runs_are_kept_in_a_store_beside_the_run_directories(demo, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    before = compete("runs", NAME)
+    assert before.exit_code == 0 and "no tracked runs of tracking-demo" in before.output
+    assert not Path("runs").exists()  # looking creates no store
+    result = compete("run", NAME, "--data", demo, "--quiet")
+    assert result.exit_code == 0, result.output
+    run_dir = run_dir_of(result)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["mlflow_tracking_uri"] == f"sqlite:///{Path('runs/mlflow.db').resolve()}"
+    stored = Path("runs/mlartifacts") / NAME
+    assert (next(stored.glob("*/artifacts/metrics.json"))).is_file()
+    assert sorted(path.name for path in Path.cwd().iterdir()) == ["data", "runs", "submissions"]  # no mlruns/, no mlflow.db
+    after = compete("runs", NAME)
+    assert after.exit_code == 0 and run_dir.name in after.output
+
+
 def test_compete_runs_lists_newest_first_and_plots_cv_against_lb(demo):
     first = compete("run", NAME, "--data", demo, "--quiet")
     time.sleep(1.1)  # run directories are named to the second

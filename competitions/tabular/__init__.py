@@ -80,8 +80,9 @@ class Tabular(BaseCompetition):
             log.info("%s: no --metric given; %s guessed from the sample (pass --metric to choose)", self.name, name)
         return metric_table.resolve(name, target.task)
 
-    def _settle(self, data: D.TabularData) -> None:
-        self.metric = self._metric_for(data.target, data.sample)
+    def _settle(self, data: D.TabularData, metric: Metric | None = None) -> None:
+        """The metric and the submission format of this folder: the domain follows the metric."""
+        self.metric = metric or self._metric_for(data.target, data.sample)
         target = data.target
         domain = DOMAIN_OF_OUTPUT[self.metric.output]
         labels = ()
@@ -184,7 +185,15 @@ class Tabular(BaseCompetition):
             for f in range(plan.folds)] for n in names}
         log.info("blend weights: %s; decision %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)), decision)
 
-        ensemble = M.Ensemble({n: fold_models[n] for n in names}, dict(zip(names, map(float, weights))), decision, target.task)
+        final = {}
+        for name, weight in zip(names, weights):
+            if weight > 0:  # a family the blend gives nothing is not refitted
+                refit_started = time.perf_counter()
+                final[name] = fold_models[name][0].refit(linear_frame, y, fold_models[name])
+                seconds[name] += time.perf_counter() - refit_started
+                log.info("final %-8s on all %d rows %.1fs %s", name, len(y), time.perf_counter() - refit_started,
+                         final[name].summary())
+        ensemble = M.Ensemble(final, dict(zip(names, map(float, weights))), decision, target.task)
         model = TabularModel(ensemble, features, target, metric, log_target, list(X.columns))
         self._write_oof(data, oof, honest, fold_of, target, log_target, run_dir)
         self._plot(truth, honest, blended, y, target, metric, log_target, run_dir)
@@ -240,7 +249,7 @@ class Tabular(BaseCompetition):
         return predictions
 
     def predict(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame:
-        self.metric = model.metric
+        self._settle(data, model.metric)  # what the model was fitted to score, whatever --metric says now
         X = model.features.trees(data.test)
         X = pd.concat([X, data.test[model.features.columns.of("text")]], axis=1)
         decided = model.ensemble.predict(X)

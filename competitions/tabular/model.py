@@ -30,6 +30,9 @@ SECONDS_PER_CELL_ITERATION = 3.5e-8
 CATEGORICAL_COST = 6
 SECONDS_PER_ITERATION = 2e-3  # fixed overhead of one boosting round (tree build, evaluation)
 STOPPING_SHARE = 0.15  # of a fold's training rows, held aside for CatBoost's early stopping
+# Rounds of the final model on every row, per round the folds stopped at: it learns from
+# 1 / ((1 - 1/K) (1 - STOPPING_SHARE)) ~ 1.5x the rows at K=5; a little more, not 1.5x more.
+REFIT_ROUNDS = 1.2
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     models_per_fold = outputs if task == "multilabel" else 1
     cells = rows * (numeric + CATEGORICAL_COST * categorical)
     per_iteration = cells * SECONDS_PER_CELL_ITERATION * (outputs if task == "multiclass" else 1) + SECONDS_PER_ITERATION
-    affordable = int(0.7 * budget / (folds * models_per_fold * per_iteration))
+    # K folds and the final model on every row (about 1.5 folds' worth of rows).
+    affordable = int(0.7 * budget / ((folds + 1.5) * models_per_fold * per_iteration))
     ceiling = 300 if fast else 2000
     iterations = int(np.clip(affordable, 100, ceiling))
     # Fewer rounds need larger steps to reach the same fit; early stopping ends the rest.
@@ -73,12 +77,13 @@ class CatBoostModel:
     def __init__(self, task: str, columns: list[str], categorical: list[str], plan: Plan, seed: int, loss: str | None = None):
         self.task, self.columns, self.categorical, self.plan, self.seed, self.loss = task, columns, categorical, plan, seed, loss
 
-    def _one(self, X, y, X_valid, y_valid, loss):
+    def _one(self, X, y, X_valid, y_valid, loss, rounds: int | None = None):
         from catboost import CatBoostClassifier, CatBoostRegressor, Pool
         kind = CatBoostRegressor if self.task == "regression" else CatBoostClassifier
-        model = kind(iterations=self.plan.iterations, learning_rate=self.plan.learning_rate or None, depth=self.plan.depth,
-                     loss_function=loss, random_seed=self.seed, verbose=False, allow_writing_files=False,
-                     thread_count=-1, early_stopping_rounds=self.plan.early_stopping,
+        model = kind(iterations=rounds or self.plan.iterations, learning_rate=self.plan.learning_rate or None,
+                     depth=self.plan.depth, loss_function=loss, random_seed=self.seed, verbose=False,
+                     allow_writing_files=False, thread_count=-1,
+                     early_stopping_rounds=self.plan.early_stopping if X_valid is not None else None,
                      # no combinations of categories: 2.7x faster on House Prices, and the
                      # trees still split on each one (competitions/house_prices/model.py agrees)
                      max_ctr_complexity=1)
@@ -105,6 +110,19 @@ class CatBoostModel:
             self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.loss or default)]
         self.best_iterations_ = [int(m.get_best_iteration() or self.plan.iterations) for m in self.models_]
         return self
+
+    def refit(self, X, y, folds: list["CatBoostModel"]) -> "CatBoostModel":
+        """The final model on every row, with no rows held aside: as many rounds as the
+        folds stopped at on average, plus a share for the larger training set."""
+        rounds = np.mean([fold.best_iterations_ for fold in folds], axis=0) * REFIT_ROUNDS
+        final = CatBoostModel(self.task, self.columns, self.categorical, self.plan, self.seed, self.loss)
+        if self.task == "multilabel":
+            final.models_ = [final._one(X, y[:, j], None, None, "Logloss", max(1, int(r))) for j, r in enumerate(rounds)]
+        else:
+            default = {"regression": "RMSE", "binary": "Logloss", "multiclass": "MultiClass"}[self.task]
+            final.models_ = [final._one(X, y, None, None, self.loss or default, max(1, int(rounds[0])))]
+        final.best_iterations_ = [int(r) for r in rounds]
+        return final
 
     def summary(self) -> str:
         return f"best iteration {', '.join(map(str, self.best_iterations_))} of {self.plan.iterations}"
@@ -165,7 +183,13 @@ class LinearModel:
 
     def fit(self, X, y):
         self.model_ = self._pipeline(len(X)).fit(self._frame(X), y)
+        # A linear model extrapolates without bound (a house of twice the largest area
+        # priced at twice the largest price); trees never leave the range they saw.
+        self.range_ = (float(np.min(y)), float(np.max(y))) if self.task == "regression" else None
         return self
+
+    def refit(self, X, y, folds: list["LinearModel"]) -> "LinearModel":
+        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed).fit(X, y)
 
     def summary(self) -> str:
         alpha = getattr(self.model_[-1], "alpha_", None)  # RidgeCV's choice; logistic regression has none
@@ -174,7 +198,7 @@ class LinearModel:
     def predict(self, X) -> np.ndarray:
         X = self._frame(X)
         if self.task == "regression":
-            return self.model_.predict(X)
+            return np.clip(self.model_.predict(X), *self.range_)
         probabilities = self.model_.predict_proba(X)
         if self.task == "multilabel":
             return np.column_stack([p[:, 1] for p in probabilities])
@@ -274,18 +298,16 @@ def fit_decision(task: str, metric: Metric, y: np.ndarray, predictions: np.ndarr
 
 @dataclass
 class Ensemble:
-    """Fold models of each family, their blend weights, and the decision."""
+    """Each family's final model (trained on every row), their blend weights and the decision."""
 
-    fold_models: dict            # name -> list of fitted models (one per fold)
+    models: dict                 # name -> the family's final model
     weights: dict                # name -> blend weight
     decision: Decision
-
     task: str = "regression"
 
     def blended(self, X: pd.DataFrame) -> np.ndarray:
         names = [name for name, weight in self.weights.items() if weight > 0]
-        means = [np.mean([model.predict(X) for model in self.fold_models[name]], axis=0) for name in names]
-        return blend(self.task, [self.weights[name] for name in names], means)
+        return blend(self.task, [self.weights[name] for name in names], [self.models[name].predict(X) for name in names])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.decision.apply(self.blended(X))

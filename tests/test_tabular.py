@@ -1,0 +1,148 @@
+"""Any PLATFORM:SLUG tabular competition through the real CLI: run on small data for
+regression, binary and multi-class; validate, score and submit --dry-run against the
+local platform servers."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import cli
+from competitions.tabular.synth import make
+from conftest import compete
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tabular")
+    return {task: make(root / task, task, rows=400, seed=1) for task in ("regression", "binary", "multiclass")}
+
+
+def _run(name: str, data: Path, metric: str, work: Path, *extra) -> tuple[str, Path, Path]:
+    out, run_dir = work / f"{metric}.csv", work / f"run-{metric}"
+    result = compete("run", name, "--data", data, "--metric", metric, "--fast", "--quiet", "--out", out,
+                     "--run-dir", run_dir, *extra, cwd=work)
+    return result.stdout, out, run_dir
+
+
+def _score(name: str, file: Path, answers: Path, metric: str) -> float:
+    printed = compete("score", name, file, "--answers", answers, "--metric", metric).stdout
+    return float(printed.split(":")[-1])
+
+
+@pytest.mark.slow
+def test_regression_with_rmsle_trains_on_the_log_and_beats_the_median(folders, tmp_path):
+    data = folders["regression"]
+    printed, out, run_dir = _run("kaggle:demo-prices", data, "rmsle", tmp_path)
+    assert "cv rmsle:" in printed and f"submission: {out}" in printed
+    submission = pd.read_csv(out)
+    assert list(submission.columns) == ["row_id", "price"] and (submission["price"] >= 0).all()
+    assert compete("validate", "kaggle:demo-prices", out, "--data", data).returncode == 0
+    truth = pd.read_csv(data / "answers" / "solution.csv").set_index("row_id").loc[submission["row_id"], "price"]
+    median = float(np.sqrt(np.mean((np.log1p(truth) - np.log1p(truth.median())) ** 2)))
+    score = _score("kaggle:demo-prices", out, data / "answers", "rmsle")
+    assert score < 0.6 * median
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["metric"] == "rmsle" and metrics["task"] == "regression"
+    assert metrics["column_kinds"] == {"amount": "numeric", "level": "numeric", "city": "categorical",
+                                       "visited": "date", "review": "text"}
+    assert set(metrics["blend_weights"]) == {"catboost", "linear"}
+    assert (run_dir / "predicted_vs_actual.png").stat().st_size > 1000 and (run_dir / "oof.csv").is_file()
+
+
+@pytest.mark.slow
+def test_binary_accuracy_gives_labels_from_an_oof_threshold_and_same_seed_same_bytes(folders, tmp_path):
+    data = folders["binary"]
+    printed, out, run_dir = _run("kaggle:demo-outcome", data, "accuracy", tmp_path)
+    submission = pd.read_csv(out)
+    assert set(submission["outcome"].unique()) <= {0, 1}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["decision"]["kind"] == "threshold" and 0 < metrics["decision"]["threshold"] < 1
+    truth = pd.read_csv(data / "answers" / "solution.csv")["outcome"]
+    majority = max(truth.mean(), 1 - truth.mean())
+    assert _score("kaggle:demo-outcome", out, data / "answers", "accuracy") > majority + 0.1
+    again = tmp_path / "again"
+    again.mkdir()
+    _, second, _ = _run("kaggle:demo-outcome", data, "accuracy", again)
+    assert second.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.slow
+def test_multiclass_log_loss_writes_calibrated_probabilities_per_class(folders, tmp_path):
+    data = folders["multiclass"]
+    printed, out, run_dir = _run("zindi:demo-grades", data, "LogLoss", tmp_path)
+    assert "cv log_loss:" in printed
+    submission = pd.read_csv(out)
+    assert list(submission.columns) == ["row_id", "high", "low", "mid", "top"]
+    assert np.allclose(submission[["high", "low", "mid", "top"]].sum(axis=1), 1.0, atol=1e-6)
+    score = _score("zindi:demo-grades", out, data / "answers", "logloss")
+    assert score < 0.75 * np.log(4)  # well under the uniform guess
+    assert json.loads((run_dir / "metrics.json").read_text())["decision"]["kind"] == "temperature"
+
+
+def test_bad_metric_and_bad_sample_are_one_line_and_leave_no_run(folders, tmp_path):
+    data = folders["binary"]
+    result = compete("run", "kaggle:demo", "--data", data, "--metric", "kappa", "--fast", check=False, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "unknown metric 'kappa'" in result.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("train.csv", "test.csv"):
+        (broken / name).write_bytes((data / name).read_bytes())
+    sample = pd.read_csv(data / "sample_submission.csv")
+    sample.loc[0, "row_id"] = "NOT-A-TEST-ID"
+    sample.to_csv(broken / "sample_submission.csv", index=False)
+    result = compete("run", "kaggle:demo", "--data", broken, "--metric", "auc", "--fast", check=False, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "sample_submission.csv" in result.stderr and "'NOT-A-TEST-ID'" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+# validate / submit --dry-run for PLATFORM:SLUG against the local platform servers.
+from test_platforms_kaggle import kaggle  # noqa: E402,F401  (the fixture: a local Kaggle)
+from test_platforms_zindi import zindi  # noqa: E402,F401  (the fixture: a local Zindi)
+
+
+def _invoke(*args):
+    return CliRunner().invoke(cli.main, [str(a) for a in args])
+
+
+def _labels_file(data: Path, tmp_path: Path) -> Path:
+    sample = pd.read_csv(data / "sample_submission.csv")
+    path = tmp_path / "labels.csv"
+    sample.assign(outcome=np.arange(len(sample)) % 2).to_csv(path, index=False)
+    return path
+
+
+def test_validate_follows_the_metric_domain(folders, tmp_path):
+    data = folders["binary"]
+    good = _labels_file(data, tmp_path)
+    assert _invoke("validate", "kaggle:demo-outcome", good, "--data", data).exit_code == 0
+    probabilities = tmp_path / "probabilities.csv"
+    pd.read_csv(good).assign(outcome=0.7).to_csv(probabilities, index=False)
+    result = _invoke("validate", "kaggle:demo-outcome", probabilities, "--data", data)
+    assert result.exit_code == 1 and "not one of the labels (0, 1)" in result.output
+
+
+def test_submit_dry_run_to_a_kaggle_slug(kaggle, folders, tmp_path):
+    data = folders["binary"]
+    result = _invoke("submit", "kaggle:demo-outcome", _labels_file(data, tmp_path), "--data", data, "-m", "try", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run" in result.output and "4 submission(s) left" in result.output
+    assert kaggle.names() == ["GetSubmissionLimits"]
+
+
+def test_submit_dry_run_to_a_zindi_slug_and_a_refused_invalid_file(zindi, folders, tmp_path, monkeypatch):
+    from test_platforms_zindi import SLUG
+    data = folders["binary"]
+    result = _invoke("submit", f"zindi:{SLUG}", _labels_file(data, tmp_path), "--data", data, "-m", "x", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run" in result.output and "submission(s) left today" in result.output
+    assert zindi.routes() == ["signin", "competition", "submissions"] and zindi.uploads == []
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(data / "sample_submission.csv").iloc[:-1].to_csv(bad, index=False)
+    result = _invoke("submit", f"zindi:{SLUG}", bad, "--data", data, "-m", "x")
+    assert result.exit_code != 0 and "row_count" in result.output and zindi.uploads == []

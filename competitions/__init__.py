@@ -13,6 +13,7 @@ ENTRIES: dict[str, str] = {
     "uberct": "competitions.uberct:UberCapeTown",
     "birdcall": "competitions.birdcall:Birdcall",
     "serengeti": "competitions.serengeti:Serengeti",
+    "tabular": "competitions.tabular:Tabular",
 }
 
 PLATFORM_ENTRY = "tabular"

@@ -15,7 +15,8 @@ def test_list_shows_every_competition_with_platform_and_metric():
     assert lines[0].split()[:3] == ["name", "platform", "metric"]
     listed = {line.split()[0]: line.split()[1:3] for line in lines[1:]}
     assert listed["house-prices"] == ["kaggle", "rmsle"]
-    assert set(listed) == set(names())
+    assert set(listed) == set(names()) | {"PLATFORM:SLUG"}  # the generic entry serves any slug
+    assert listed["PLATFORM:SLUG"] == ["kaggle|zindi|drivendata", "--metric"]
 
 
 def test_unknown_competition_lists_known_ones():

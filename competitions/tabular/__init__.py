@@ -69,7 +69,10 @@ class Tabular(BaseCompetition):
     def __init__(self, platform: str = "kaggle", slug: str = "tabular", metric: str | None = None):
         self.platform, self.slug = platform, slug
         self.name = f"{platform}:{slug}"
-        self.metric_name = metric_table.canonical(metric) if metric else None
+        try:
+            self.metric_name = metric_table.canonical(metric) if metric else None
+        except ValueError as error:
+            raise io.InputError(f"--metric: {error}") from None
         self.metric = metric_table.resolve(metric) if metric else metric_table.RMSE
         self.submission = None
 
@@ -97,6 +100,11 @@ class Tabular(BaseCompetition):
         data = D.load(Path(data_dir), provisional)
         self._settle(data)
         return data
+
+    def synth(self, out_dir: Path, seed: int = 0, scale: str = "small") -> None:
+        """A binary competition with numeric, categorical, date and free-text columns."""
+        from competitions.tabular.synth import synth
+        synth(Path(out_dir), seed=seed, scale=scale)
 
     def sample(self, data_dir: Path) -> pd.DataFrame:
         layout = D.infer_sample(Path(data_dir))

@@ -80,7 +80,8 @@ def map_chunks(function: Callable, chunks: Iterable, window: int | None = None, 
             yield function(chunk, **shared)
         return
     client = _client
-    scattered = {name: client.scatter(value, broadcast=True, hash=False) for name, value in shared.items()}
+    # one future a value: scatter([value]), as scatter(a tuple) would give a tuple of futures
+    scattered = {name: client.scatter([value], broadcast=True, hash=False)[0] for name, value in shared.items()}
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     window = window or 2 * workers
     pending: deque = deque()

@@ -229,6 +229,10 @@ def _scale(chunk, scale):
     return chunk * scale
 
 
+def _shared(chunk, value):
+    return value
+
+
 def test_parallel_map_chunks_keeps_the_order_and_needs_no_cluster(cluster):
     from common import parallel
 
@@ -238,6 +242,8 @@ def test_parallel_map_chunks_keeps_the_order_and_needs_no_cluster(cluster):
     with parallel.using(cluster.scheduler_address):
         assert parallel.active()
         there = list(parallel.map_chunks(_scale, chunks, window=3, scale=3))
+        shared = list(parallel.map_chunks(_shared, chunks[:2], value=(64, 48)))
+    assert shared == [(64, 48), (64, 48)]  # a tuple reaches the workers as one value
     assert not parallel.active()
     assert all(np.array_equal(a, b) for a, b in zip(here, there)) and len(there) == 10
     assert np.array_equal(np.concatenate(there), np.arange(100) * 3)

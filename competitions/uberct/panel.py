@@ -45,4 +45,10 @@ def probabilities(model, context: F.Context, rows: F.Rows, chunk_rows: int = CHU
     features of its chunk, predicts and returns only the probabilities."""
     if not parallel.active():
         return model.probabilities(context.features(rows))
-    return np.concatenate(list(parallel.map_chunks(_probabilities_of, _chunks(rows, chunk_rows), context=context, model=model)))
+    parts = parallel.split(len(rows), chunk_rows)
+    result = None  # filled in place: one float a row, no list of parts to concatenate
+    for part, p in zip(parts, parallel.map_chunks(_probabilities_of, (take(rows, part) for part in parts),
+                                                  context=context, model=model)):
+        result = np.empty(len(rows), dtype=p.dtype) if result is None else result
+        result[part] = p
+    return result

@@ -147,3 +147,47 @@ def test_submit_dry_run_to_a_zindi_slug_and_a_refused_invalid_file(zindi, folder
     pd.read_csv(data / "sample_submission.csv").iloc[:-1].to_csv(bad, index=False)
     result = _invoke("submit", f"zindi:{SLUG}", bad, "--data", data, "-m", "x")
     assert result.exit_code != 0 and "row_count" in result.output and zindi.uploads == []
+
+
+def test_package_from_a_folder_and_runtime_test_for_a_drivendata_slug(tmp_path):
+    """A code competition of any slug: your folder zipped as pack-submission does, then run
+    as the runtime would, its output checked against the hidden-test folder's format."""
+    from common import packaging
+    if not packaging.sandbox_available()[0]:
+        pytest.skip("no mount/network namespaces here")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "main.py").write_text(
+        "import csv\n"
+        "rows = list(csv.reader(open('data/submission_format.csv')))\n"
+        "with open('submission.csv', 'w', newline='') as out:\n"
+        "    writer = csv.writer(out)\n"
+        "    writer.writerow(rows[0])\n"
+        "    writer.writerows([row[0], '0.25'] for row in rows[1:])\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test_features.csv").write_text("uid,size\na1,3\nb2,4\n")
+    (data / "submission_format.csv").write_text("uid,score\na1,0\nb2,0\n")
+    bundle = tmp_path / "submission.zip"
+    packaged = compete("package", "drivendata:any-challenge", "--from", code, "--out", bundle)
+    assert packaged.stdout.strip() == str(bundle)
+    result = compete("runtime", "test", bundle, "--data", data, "--competition", "drivendata:any-challenge",
+                     "--profile", "snomed-ct", "--out", tmp_path / "out.csv", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "out.csv").read_text().splitlines() == ["uid,score", "a1,0.25", "b2,0.25"]
+    (code / "main.py").write_text("open('submission.csv', 'w').write('uid,score\\na1,0.25\\n')\n")
+    compete("package", "drivendata:any-challenge", "--from", code, "--out", bundle)
+    failed = compete("runtime", "test", bundle, "--data", data, "--competition", "drivendata:any-challenge",
+                     "--profile", "snomed-ct", check=False)
+    assert failed.returncode == 1 and "row_count" in failed.stdout + failed.stderr
+
+
+def test_download_then_validate_a_kaggle_slug(kaggle, tmp_path):
+    out = tmp_path / "downloaded"
+    result = _invoke("data", "download", "kaggle:house-prices-advanced-regression-techniques", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert {"train.csv", "test.csv", "sample_submission.csv"} <= {path.name for path in out.iterdir()}
+    assert "DownloadDataFiles" in kaggle.names()
+    checked = _invoke("validate", "kaggle:house-prices-advanced-regression-techniques", out / "sample_submission.csv",
+                      "--data", out)
+    assert checked.exit_code == 0, checked.output

@@ -113,7 +113,15 @@ class Tabular(BaseCompetition):
     def validate(self, submission: pd.DataFrame, data_dir: Path):
         from common.submission import validate
         if self.submission is None:
-            self.load(data_dir)
+            try:
+                self.load(data_dir)
+            except D.NoTrainFile:
+                # Only the sample to go by: its ids and header, and the metric's domain
+                # when that needs no train labels.
+                layout = D.infer_sample(Path(data_dir))
+                output = metric_table.resolve(self.metric_name).output if self.metric_name else "value"
+                domain = DOMAIN_OF_OUTPUT[output] if output != "label" else "any"
+                self.submission = SubmissionFormat(layout.source.name, id_column=layout.id_column, domain=domain)
         return validate(submission, self.sample(data_dir), self.submission)
 
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:

@@ -59,6 +59,11 @@ def _read(source: io.Source) -> pd.DataFrame:
     return io.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
 
 
+class NoTrainFile(io.InputError):
+    """The folder has the sample and the test but nothing to learn from (a code
+    competition's hidden-test folder, or a folder of the sample alone)."""
+
+
 def find_train(sources: list[io.Source], layout: SampleLayout, test_columns: list[str]) -> io.Source:
     """The CSV holding most of the test file's columns and more (the targets): named
     train* first; neither the sample nor the test."""
@@ -76,7 +81,7 @@ def find_train(sources: list[io.Source], layout: SampleLayout, test_columns: lis
         if best_key is None or key > best_key:
             best, best_key = source, key
     if best is None:
-        raise io.InputError(f"{layout.test.path.parent}: no train file: no CSV besides {layout.source.name} and "
+        raise NoTrainFile(f"{layout.test.path.parent}: no train file: no CSV besides {layout.source.name} and "
                             f"{layout.test.name} holds most of {layout.test.name}'s columns plus the target(s)")
     return best
 

@@ -14,7 +14,7 @@ less the peak before the panel (imports, model, the row indices).
 Target: the Dask client's memory stays flat (bytes per row ~24: the row indices and
 probabilities), against ~200 for the baseline; a baseline case whose estimate exceeds
 --max-gb is skipped and said so.
-Usage: python bench/uberct_panel_dask.py [--factors 1 10 50] [--base-rows 1174496] [--max-gb 6]
+Usage: python bench/uberct_panel_dask.py [--factors 1 10 50] [--base-rows 1174496] [--max-gb 6] [--engines single dask]
 """
 from __future__ import annotations
 
@@ -78,6 +78,7 @@ def main():
     parser.add_argument("--factors", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--base-rows", type=int, default=REAL_ROWS, help="rows at 1x (default: the real test grid)")
     parser.add_argument("--max-gb", type=float, default=6.0, help="skip a baseline case estimated above this")
+    parser.add_argument("--engines", nargs="+", choices=["single", "dask"], default=["single", "dask"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-uberct-panel-") as work:
         work = Path(work)
@@ -88,7 +89,7 @@ def main():
         results, per_row = {}, None
         for factor in args.factors:
             rows = args.base_rows * factor
-            for engine in ("single", "dask"):
+            for engine in args.engines:
                 if engine == "single" and per_row and per_row * rows / 1e9 > args.max_gb:
                     print(f"{factor:>4} {rows:>11,} {engine:>7}  skipped: estimated {per_row * rows / 1e9:.1f} GB > --max-gb")
                     continue

@@ -15,11 +15,13 @@ import textwrap
 import threading
 
 import numpy as np
+import pandas.testing
 import pytest
 import torch
 
 from common.loaders import ShardSet, ShardStream, StreamLoader, read_shards, write_shards
 from tests.conftest import ROOT
+from tests.test_trainers import vector_samples
 
 SCRIPT = textwrap.dedent('''
     import json, os, sys, torch
@@ -61,12 +63,7 @@ SCRIPT = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    samples = []
-    for index in range(240):
-        label = rng.integers(0, 2, 3).astype(np.float32)
-        samples.append((f"s{index}", (rng.normal(size=8) + np.repeat(label, 3)[:8]).astype(np.float32), label))
-    return write_shards(samples, tmp_path_factory.mktemp("shards"), samples_per_shard=30)
+    return write_shards(vector_samples(240), tmp_path_factory.mktemp("shards"), samples_per_shard=30)
 
 
 def train(tmp_path, shards, run_dir, processes: int, batch: int, epochs: int = 4, **environment):
@@ -276,8 +273,7 @@ def test_uberct_features_in_chunks_on_dask_are_the_single_machine_frame(uberct_s
     whole = panel.features(context, rows)
     with parallel.using(cluster.scheduler_address):
         chunked = panel.features(context, rows, chunk_rows=len(rows) // 7 + 1)
-    pd_testing = pytest.importorskip("pandas.testing")
-    pd_testing.assert_frame_equal(whole, chunked, check_exact=True)
+    pandas.testing.assert_frame_equal(whole, chunked, check_exact=True)
     assert "features_of" in cluster.scheduler.task_prefixes  # the chunks ran on the workers
 
 

@@ -50,15 +50,21 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
+def vector_samples(count: int) -> list:
+    """(key, 8 features, 3 labels) samples a small network can learn: the features lean
+    towards the labels."""
     rng = np.random.default_rng(0)
     samples = []
-    for index in range(480):
+    for index in range(count):
         label = rng.integers(0, 2, 3).astype(np.float32)
         features = (rng.normal(size=8) + np.repeat(label, 3)[:8]).astype(np.float32)
         samples.append((f"s{index}", features, label))
-    return write_shards(samples, tmp_path_factory.mktemp("shards"), samples_per_shard=40)
+    return samples
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return write_shards(vector_samples(480), tmp_path_factory.mktemp("shards"), samples_per_shard=40)
 
 
 def run_script(tmp_path, shards, run_dir, pause=0.0, environment=(), **popen):

@@ -1,13 +1,23 @@
-"""serengeti on synthetic --scale full: mean binary log loss of `compete run` against
-the named baseline measured in the same run, the class prior (every test sequence
-predicted with the training label frequencies), on the held-out test season's answers.
+"""serengeti on synthetic --scale full: mean binary log loss on the held-out test
+season's answers of the default `compete fit` + `compete package` + `compete runtime
+test` (the code bundle's own predictions are scored), against two baselines measured
+in the same script on the same data:
 
-Target: model / prior <= 0.5.
-Usage: python bench/serengeti_full.py [DATA_DIR]   (synthesises --scale full when absent; ~20 min on 2 cores)
+- the class prior (every test sequence predicted with the training label frequencies);
+- a small CNN trained from scratch: four conv blocks on single 64x48 frames (the
+  project's model before issue 10), trained for BASELINE_MINUTES on every training
+  frame with its sequence's labels, frames aggregated per sequence by the mean
+  (geometric mean for `empty`), as the competition's winners aggregated.
+
+Targets: model / prior <= 0.45, and clearly below the baseline CNN; fit + package +
+runtime test within 35 minutes on 2 cores. The machine's load average is printed
+with each stage (this machine is shared).
+Usage: python bench/serengeti_full.py [DATA_DIR]   (synthesises --scale full when absent)
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -19,6 +29,89 @@ import pandas as pd
 from _command import ROOT, compete  # noqa: E402 (bench/ is the script's folder)
 sys.path.insert(0, str(ROOT))
 
+BASELINE_MINUTES = 8.0
+BASELINE_SIZE = (64, 48)
+
+
+def load() -> str:
+    return "load average %.1f %.1f %.1f" % os.getloadavg()
+
+
+def baseline_cnn(data: Path, minutes: float, seed: int = 0) -> pd.DataFrame:
+    """The from-scratch frame CNN: train on every readable training frame, predict every
+    test sequence (mean of its frames, geometric mean for empty; the prior where no
+    frame is readable)."""
+    import torch
+    from torch import nn
+
+    from competitions.serengeti import inference
+    from competitions.serengeti.data import CLASSES, EMPTY, FILE, ID
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1 if os.getloadavg()[0] > (os.cpu_count() or 1) else torch.get_num_threads())
+    train = pd.read_csv(data / "train_metadata.csv").merge(pd.read_csv(data / "train_labels.csv"), on=ID)
+    test = pd.read_csv(data / "test_metadata.csv")
+
+    def frames(files):
+        arrays = [inference.read_image(data / name, BASELINE_SIZE) for name in files]
+        ok = np.array([a is not None for a in arrays])
+        stacked = np.stack([a if a is not None else np.zeros((BASELINE_SIZE[1], BASELINE_SIZE[0], 3), np.uint8) for a in arrays])
+        return torch.from_numpy(stacked.transpose(0, 3, 1, 2).copy()).float() / 255, ok
+
+    images, ok = frames(train[FILE])
+    images, labels = images[ok], torch.from_numpy(train[list(CLASSES)].to_numpy(np.float32)[ok])
+    prior = pd.read_csv(data / "train_labels.csv")[list(CLASSES)].mean().to_numpy()
+
+    def block(a, b):
+        return nn.Sequential(nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+
+    width = 24
+    net = nn.Sequential(block(3, width), block(width, 2 * width), block(2 * width, 4 * width), block(4 * width, 5 * width),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(5 * width, len(CLASSES)))
+    with torch.no_grad():
+        clipped = np.clip(prior, 1e-4, 1 - 1e-4)
+        net[-1].bias.copy_(torch.from_numpy(np.log(clipped / (1 - clipped))).float())
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    deadline, steps, epochs = time.perf_counter() + minutes * 60, 0, 0
+    net.train()
+    while time.perf_counter() < deadline:
+        order = torch.randperm(len(images), generator=generator)
+        for start in range(0, len(order), 64):
+            chosen = order[start:start + 64]
+            batch = images[chosen]
+            if torch.rand(1, generator=generator).item() < 0.5:
+                batch = batch.flip(-1)
+            loss = nn.functional.binary_cross_entropy_with_logits(net(batch), labels[chosen])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            steps += 1
+            if time.perf_counter() >= deadline:
+                break
+        epochs += 1
+    net.eval()
+    test_images, test_ok = frames(test[FILE])
+    with torch.no_grad():
+        probabilities = torch.cat([torch.sigmoid(net(test_images[i:i + 256])) for i in range(0, len(test_images), 256)]).numpy()
+    print(f"baseline CNN: {steps} steps ({epochs} pass(es) over {len(images)} frames) in {minutes:g} min, {load()}")
+    sequences = pd.read_csv(data / "submission_format.csv")[ID].tolist()
+    probabilities = np.clip(probabilities.astype(np.float64), inference.CLIP, 1 - inference.CLIP)
+    rows = {}
+    for index, (seq_id, ok) in enumerate(zip(test[ID], test_ok)):
+        if ok:
+            rows.setdefault(seq_id, []).append(index)
+    predicted = {}
+    for seq_id, indices in rows.items():
+        chosen = probabilities[indices]
+        row = chosen.mean(axis=0)
+        row[EMPTY] = np.exp(np.log(chosen[:, EMPTY]).mean())
+        predicted[seq_id] = row
+    values = inference.assemble(sequences, predicted, prior)
+    frame = pd.DataFrame(values, columns=list(CLASSES))
+    frame.insert(0, ID, sequences)
+    return frame
+
 
 def main():
     from common.metrics import MEAN_BINARY_LOG_LOSS
@@ -26,23 +119,41 @@ def main():
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-serengeti-"))
     data = Path(sys.argv[1]) if len(sys.argv) > 1 else scratch / "data"
+    print(f"start, {load()}", flush=True)
     if not (data / "train_metadata.csv").exists():
-        started = time.perf_counter()
-        compete("data", "synth", "serengeti", "--out", data, "--scale", "full", "--seed", "0")
-        print(f"synth --scale full: {time.perf_counter() - started:.0f} s")
-    started = time.perf_counter()
-    run_dir, submission = scratch / "run", scratch / "submission.csv"
-    compete("run", "serengeti", "--data", data, "--run-dir", run_dir, "--out", submission, "--quiet")
-    seconds = time.perf_counter() - started
+        seconds, _ = compete("data", "synth", "serengeti", "--out", data, "--scale", "full", "--seed", "0")
+        print(f"synth --scale full: {seconds:.0f} s, {load()}", flush=True)
+    env = {**os.environ, "COMPETE_CACHE": str(scratch / "cache")}   # shards packed anew: their time is counted
+    run_dir, submission, bundle = scratch / "run", scratch / "submission.csv", scratch / "submission.zip"
+    fit_seconds, _ = compete("run", "serengeti", "--data", data, "--run-dir", run_dir, "--out", submission, "--quiet", env=env)
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    print(f"compete run (fit + predict): {fit_seconds:.0f} s; {metrics['epochs']} epoch(s) of {metrics['epochs_asked']} fitted "
+          f"to the {metrics['minutes_budget']:g}-minute budget ({metrics['seconds_per_batch']} s a batch, {metrics['threads']} "
+          f"thread(s)), training {metrics['train_seconds']:.0f} s, shards {metrics['prepare_seconds']:.0f} s, "
+          f"{metrics['train_sequences']} training sequences; {load()}", flush=True)
+    package_seconds, _ = compete("package", "serengeti", "--run-dir", run_dir, "--out", bundle, env=env)
+    runtime_seconds, _ = compete("runtime", "test", bundle, "--data", data, "--out", scratch / "runtime.csv", env=env)
+    total = fit_seconds + package_seconds + runtime_seconds
+    print(f"package {package_seconds:.0f} s, runtime test {runtime_seconds:.0f} s; run + package + runtime test "
+          f"{total / 60:.1f} min (target <= 35); {load()}", flush=True)
+
     truth = pd.read_csv(data / "answers" / "solution.csv").set_index(ID)
-    predicted = pd.read_csv(submission).set_index(ID).loc[truth.index]
+    y = truth[list(CLASSES)].to_numpy()
+    bundled = pd.read_csv(scratch / "runtime.csv").set_index(ID).loc[truth.index]
+    local = pd.read_csv(submission).set_index(ID).loc[truth.index]
     prior = pd.read_csv(data / "train_labels.csv")[list(CLASSES)].mean().to_numpy()
-    model = MEAN_BINARY_LOG_LOSS(truth[list(CLASSES)].to_numpy(), predicted[list(CLASSES)].to_numpy())
-    baseline = MEAN_BINARY_LOG_LOSS(truth[list(CLASSES)].to_numpy(), np.tile(prior, (len(truth), 1)))
-    print(f"compete run: {seconds:.0f} s, {metrics['epochs']} epochs max, {metrics['train_images']} training images")
-    print(f"validation season: model {metrics['cv_score']:.5f}, prior {metrics['prior_baseline']:.5f}, ratio {metrics['ratio_to_prior']:.3f}")
-    print(f"test season:       model {model:.5f}, prior {baseline:.5f}, ratio {model / baseline:.3f} (target <= 0.5)")
+    model = MEAN_BINARY_LOG_LOSS(y, bundled[list(CLASSES)].to_numpy())
+    baseline = MEAN_BINARY_LOG_LOSS(y, np.tile(prior, (len(truth), 1)))
+    print(f"bundle vs compete predict: max difference {np.abs(bundled.to_numpy() - local.to_numpy()).max():.2e}")
+    print(f"validation season: model {metrics['cv_score']:.5f}, prior {metrics['prior_baseline']:.5f}, "
+          f"ratio {metrics['ratio_to_prior']:.3f}", flush=True)
+
+    cnn = baseline_cnn(data, BASELINE_MINUTES).set_index(ID).loc[truth.index]
+    small = MEAN_BINARY_LOG_LOSS(y, cnn[list(CLASSES)].to_numpy())
+    print(f"test season, model (the bundle's predictions): {model:.5f}, ratio to prior {model / baseline:.3f} (target <= 0.45)")
+    print(f"test season, baseline CNN (64x48 frames, {BASELINE_MINUTES:g} min): {small:.5f}, ratio to prior "
+          f"{small / baseline:.3f}; model / baseline CNN {model / small:.3f}")
+    print(f"test season, class prior: {baseline:.5f}; {load()}")
 
 
 if __name__ == "__main__":

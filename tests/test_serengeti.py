@@ -93,17 +93,32 @@ def test_load_types_and_rejects_bad_labels(small, tmp_path):
         D.load(broken)
 
 
-def test_aggregation_mean_for_animals_geometric_mean_for_empty():
-    probabilities = np.full((4, 54), 0.5)
-    zebra = D.CLASSES.index("zebra")
-    probabilities[:3, D.EMPTY] = [0.9, 0.9, 0.01]
-    probabilities[:3, zebra] = [0.1, 0.2, 0.9]
+def test_a_sequence_is_read_whole_its_frames_and_their_motion():
+    from competitions.serengeti import inference
+
+    background = np.full((4, 6, 3), 100, np.uint8)
+    walked = [background.copy() for _ in range(3)]
+    for shot, column in enumerate((0, 2, 4)):   # an animal walking across a fixed background
+        walked[shot][1, column] = 250
+    channels = inference.sequence_input(inference.stack_frames(walked))
+    assert channels.shape == (12, 4, 6) and channels.dtype == np.float32
+    motion = channels[9:] * 255
+    assert np.allclose(motion[:, 1, [0, 2, 4]], 150) and motion.sum() == pytest.approx(150 * 3 * 3)
+    assert np.allclose(channels[3:6] * 255, walked[1].transpose(2, 0, 1))   # every frame's colours, in order
+    # a single frame: repeated, no motion; two frames: a b a, the motion is b against a
+    assert not inference.sequence_input(inference.stack_frames(walked[:1]))[9:].any()
+    pair = inference.sequence_input(inference.stack_frames(walked[:2]))
+    assert np.allclose(pair[:3], pair[6:9]) and np.allclose(pair[9:, 1, [0, 2]] * 255, 150)
+
+
+def test_a_sequence_with_no_readable_frame_gets_the_prior():
     prior = np.full(54, 0.03)
-    frame = M.aggregate(["a", "a", "a", "b"], probabilities, [True, True, True, False], prior, ["a", "b"])
-    a = frame.set_index("seq_id").loc["a"]
-    assert a["zebra"] == pytest.approx(0.4)
-    assert a["empty"] == pytest.approx((0.9 * 0.9 * 0.01) ** (1 / 3))
-    assert frame.set_index("seq_id").loc["b"].to_numpy(dtype=float) == pytest.approx(prior)  # no readable frame
+    zebra = D.CLASSES.index("zebra")
+    seen = np.full(54, 0.5)
+    seen[zebra] = 1.0                       # clipped: log loss punishes a confident miss without bound
+    frame = M.assemble(["a", "b"], {"a": seen}, prior).set_index("seq_id")
+    assert frame.loc["a", "zebra"] == pytest.approx(1 - M.CLIP) and frame.loc["a", "empty"] == pytest.approx(0.5)
+    assert frame.loc["b"].to_numpy(dtype=float) == pytest.approx(prior)
 
 
 def test_predict_without_hidden_test_files_explains_the_code_submission(small, tmp_path):

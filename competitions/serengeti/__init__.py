@@ -28,17 +28,23 @@ log = logging.getLogger("compete")
 
 @dataclass
 class SerengetiOptions(Options):
-    epochs: int | None = option(None, "training epochs at most (early stopping may end sooner); None: 2 with --fast, 6")
+    minutes: float | None = option(None, "training time budget in minutes: the number of epochs is fitted to it from the "
+                                         "measured speed of the first batches; None: 20 (0.3 with --fast)")
+    epochs: int | None = option(None, "training epochs at most (the time budget and early stopping may end sooner); "
+                                      "None: 40 (2 with --fast)")
     backbone: Path | None = option(None, "a state dict (.pth) of weights to start from, e.g. weights/resnet50.pth "
                                          "(the head is trained anew)")
-    width: int = option(24, "channels of the network's first block")
-    image_width: int = option(camera_data.IMAGE_SIZE[0], "pixels across that each image is resized to")
-    image_height: int = option(camera_data.IMAGE_SIZE[1], "pixels down that each image is resized to")
-    lr: float = option(2e-3, "peak learning rate (one-cycle)")
-    balance: float = option(0.0, "0: sample images as they come; 1: every class as often (shard stream balancing)")
-    patience: int = option(3, "epochs without a better validation loss before stopping")
+    width: int = option(32, "channels of the network's first block")
+    image_width: int = option(camera_data.IMAGE_SIZE[0], "pixels across that each frame is resized to")
+    image_height: int = option(camera_data.IMAGE_SIZE[1], "pixels down that each frame is resized to")
+    lr: float = option(3e-3, "peak learning rate (one-cycle)")
+    batch_size: int = option(32, "sequences per training batch")
+    balance: float = option(0.0, "0: sample sequences as they come; 1: every class as often (shard stream balancing)")
+    patience: int = option(4, "epochs without a better validation loss before stopping")
     checkpoint_every: int = option(200, "batches between checkpoints (a killed run resumes from the last)")
     workers: int | None = option(None, "data loader processes; None: up to 2")
+    threads: int | None = option(None, "torch threads while training; None: 1 when the load average exceeds the cores "
+                                       "(a shared machine: one thread then trains ~3x faster than two), else torch's own")
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -86,7 +92,8 @@ class Serengeti(BaseCompetition):
         started = time.perf_counter()
         if data.test is None:
             log.warning("serengeti: no %s here (the real one exists only in the hidden runtime); training only", TEST_METADATA)
-        epochs = options.epochs or (2 if options.fast else 6)
+        most = options.epochs or (2 if options.fast else 40)
+        minutes = options.minutes if options.minutes is not None else (0.3 if options.fast else 20.0)
         workers = min(2, os.cpu_count() or 1) if options.workers is None else options.workers
         frames = data.train.merge(data.labels, on=ID, how="left")
         valid_mask = validation_split(frames, options.seed)
@@ -97,8 +104,9 @@ class Serengeti(BaseCompetition):
             shard_sets[part] = prepare_shards(frames[mask], data.root, part, options.image_size, quiet=options.quiet)
             unreadable += shard_sets[part].metadata["unreadable"]
         if unreadable:
-            log.warning("serengeti: %d training image(s) unreadable or missing, left out of the shards: %s",
+            log.warning("serengeti: %d training image(s) unreadable or missing, left out of their sequences: %s",
                         len(unreadable), ", ".join(unreadable[:5]))
+        prepared = time.perf_counter()
 
         train_sequences = data.labels[ID].isin(frames.loc[~valid_mask, ID])
         prior = data.labels.loc[train_sequences, list(CLASSES)].to_numpy(dtype=float).mean(axis=0)
@@ -106,30 +114,43 @@ class Serengeti(BaseCompetition):
         net = camera_model.SerengetiNet(width=options.width).start_at(prior)
         if options.backbone:
             trainers.load_backbone(net, options.backbone, head=("head.",))
-        train_loader = loaders.StreamLoader(
-            loaders.ShardStream(shard_sets["train"], buffer_size=2000, seed=options.seed, balance=options.balance,
-                                transform=camera_model.augment), batch_size=64, num_workers=workers)
+
+        def train_loader():
+            # ~450 KB a sequence at 256x192: the shuffle buffer holds a few hundred
+            return loaders.StreamLoader(
+                loaders.ShardStream(shard_sets["train"], buffer_size=400, seed=options.seed, balance=options.balance,
+                                    transform=camera_model.augment), batch_size=options.batch_size, num_workers=workers)
+
         valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=camera_model.plain),
-                                            batch_size=128, num_workers=workers)
-        learn = trainers.train(net, train_loader, valid_loader, camera_model.loss, run_dir, epochs=epochs,
-                               lr=options.lr, checkpoint_every=options.checkpoint_every,
-                               patience=options.patience, seed=options.seed, quiet=options.quiet, wd=1e-4)
+                                            batch_size=64, num_workers=workers)
+        threads_before = torch.get_num_threads()
+        threads = options.threads or (1 if os.getloadavg()[0] > (os.cpu_count() or 1) else threads_before)
+        torch.set_num_threads(threads)
+        try:
+            budget = fit_budget(net, train_loader, camera_model.loss, run_dir, minutes * 60, most,
+                                valid_loader.batch_size * len(valid_loader) / options.batch_size)
+            learn = trainers.train(net, train_loader(), valid_loader, camera_model.loss, run_dir, epochs=budget["epochs"],
+                                   lr=options.lr, checkpoint_every=options.checkpoint_every,
+                                   patience=options.patience, seed=options.seed, quiet=options.quiet, wd=1e-4)
+        finally:
+            torch.set_num_threads(threads_before)
+        trained = time.perf_counter()
         model = camera_model.SerengetiModel(learn.model.cpu(), prior, options.image_size, options.width)
 
-        # Cross-validation score: sequences of the held-out season, aggregated as at test time.
-        # every validation image on every process (rank 0 scores; under torchrun the others' copy is discarded)
+        # Cross-validation score: sequences of the held-out season, as at test time
+        # (a sequence with no readable frame gets the prior there too).
+        # every validation sequence on every process (rank 0 scores; under torchrun the others' copy is discarded)
         stream = loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=camera_model.plain, with_keys=True, rank=0, world_size=1)
         keys = []
 
         def batches():
-            for images, _, batch_keys in loaders.StreamLoader(stream, batch_size=128, num_workers=0):
+            for inputs, _, batch_keys in loaders.StreamLoader(stream, batch_size=64, num_workers=0):
                 keys.extend(batch_keys)
-                yield (images,)
+                yield (inputs,)
 
-        probabilities = camera_model.frame_probabilities(model, batches(), quiet=options.quiet)
-        seq_of = dict(zip(frames[FILE], frames[ID]))
+        probabilities = camera_model.sequence_probabilities(model, batches(), quiet=options.quiet)
         valid_sequences = pd.unique(frames.loc[valid_mask, ID])
-        predicted = camera_model.aggregate([seq_of[k] for k in keys], probabilities, np.ones(len(keys), bool), prior, valid_sequences)
+        predicted = camera_model.assemble(valid_sequences, dict(zip(keys, probabilities)), prior)
         truth = data.labels.set_index(ID).loc[valid_sequences, list(CLASSES)].to_numpy(dtype=float)
         cv = self.metric(truth, predicted[list(CLASSES)].to_numpy())
         baseline = self.metric(truth, np.tile(np.clip(prior, camera_model.CLIP, 1 - camera_model.CLIP), (len(truth), 1)))
@@ -137,12 +158,15 @@ class Serengeti(BaseCompetition):
         log.info("serengeti: cv %.5f, class-prior baseline %.5f (ratio %.3f)", cv, baseline, cv / baseline)
         report = Report(
             cv_score=cv, fold_scores=[cv],
-            note="mean binary log loss on the validation sequences (held-out season), frames aggregated "
-                 "by mean, geometric mean for empty",
+            note="mean binary log loss on the validation sequences (held-out season), each sequence read whole "
+                 "(its frames and their motion)",
             decisions=dict(prior_baseline=round(baseline, 6), ratio_to_prior=round(cv / baseline, 4),
-                           epochs=learn.epochs_done, epochs_asked=epochs, stopped_early=learn.epochs_done < epochs,
-                           train_images=shard_sets["train"].count, valid_images=shard_sets["valid"].count,
-                           unreadable_images=unreadable, train_seconds=round(time.perf_counter() - started, 2)))
+                           epochs=learn.epochs_done, epochs_asked=budget["epochs"], epochs_most=most,
+                           minutes_budget=minutes, threads=threads, seconds_per_batch=budget["seconds_per_batch"],
+                           stopped_early=learn.epochs_done < budget["epochs"],
+                           train_sequences=shard_sets["train"].count, valid_sequences=shard_sets["valid"].count,
+                           unreadable_images=unreadable, prepare_seconds=round(prepared - started, 2),
+                           train_seconds=round(trained - prepared, 2)))
         return model, report
 
     def save_model(self, model, run_dir: Path) -> None:
@@ -178,47 +202,96 @@ def validation_split(frames: pd.DataFrame, seed: int) -> np.ndarray:
     return (hashed == 0).to_numpy()
 
 
-SHARD_IMAGES = 1000
+def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int, valid_batches: int) -> dict:
+    """How many epochs fit in `seconds`: time a few training steps of a copy of `net`
+    on the real loader (decoding and augmenting included), then count an epoch as its
+    batches plus a validation pass (`valid_batches` in training batches' worth of
+    sequences, each ~a third of a training step: no backward pass). One-cycle
+    needs the length up front, so the budget picks it rather than cutting a schedule
+    short. The decision is kept in the run directory: a resumed run keeps its epochs,
+    and every process of a torchrun uses rank 0's."""
+    import copy
+    import json
+
+    import torch
+
+    from common import distributed
+
+    path = Path(run_dir) / "budget.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    distributed.start()
+    decision = None
+    if distributed.is_main():
+        trial = copy.deepcopy(net).train()
+        optimiser = torch.optim.Adam(trial.parameters(), lr=1e-4)
+        loader = make_loader()
+        timings, mark = [], time.perf_counter()
+        for step, (inputs, target) in enumerate(loader):
+            optimiser.zero_grad()
+            loss(trial(inputs), target).backward()
+            optimiser.step()
+            now = time.perf_counter()
+            if step:  # the first batch also starts the loader's workers
+                timings.append(now - mark)
+            mark = now
+            if len(timings) == 3:
+                break
+        per_batch = float(np.median(timings)) if timings else 0.0
+        per_epoch = per_batch * (len(loader) + valid_batches / 3)
+        epochs = int(max(1, min(most, seconds // per_epoch if per_epoch else most)))
+        decision = {"epochs": epochs, "seconds_per_batch": round(per_batch, 4), "seconds": seconds}
+        log.info("serengeti: %.2f s a batch, %d batches an epoch: %d epoch(s) in the %.0f-minute budget (at most %d)",
+                 per_batch, len(loader), epochs, seconds / 60, most)
+        io.write_text(path, json.dumps(decision) + "\n")
+    return distributed.broadcast(decision)
+
+
+SHARD_SEQUENCES = 300   # ~130 MB of 256x192 frame stacks a shard
 
 
 def _decode(job):
-    root, file, size = job
-    return camera_data.read_image(Path(root) / file, size)
+    root, files, size = job
+    return inference.read_frames(root, files, size)
 
 
 def _pack_group(group, root: str, size: tuple[int, int], pool=None):
-    """Decode one shard's images and pack them (a Dask task under --scheduler: the
-    worker returns the tar's bytes, so no shared disk is needed)."""
+    """Decode one shard's sequences and pack them, a sequence's frames as one stack
+    (a Dask task under --scheduler: the worker returns the tar's bytes, so no shared
+    disk is needed)."""
     from common import loaders
 
-    number, files, labels = group
-    jobs = [(root, file, size) for file in files]
-    arrays = pool.map(_decode, jobs, chunksize=64) if pool is not None else map(_decode, jobs)
+    number, sequences, labels = group
+    jobs = [(root, files, size) for _, files in sequences]
+    stacks = pool.map(_decode, jobs, chunksize=16) if pool is not None else map(_decode, jobs)
     samples, unreadable = [], []
-    for file, label, array in zip(files, labels, arrays):
-        if array is None:
-            unreadable.append(file)
-        else:
-            samples.append((file, array, label))
+    for (seq_id, _), label, (stack, bad) in zip(sequences, labels, stacks):
+        unreadable += bad
+        if stack is not None:
+            samples.append((seq_id, stack, label))
     return (*loaders.pack_shard(number, samples), unreadable)
 
 
 def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int, int] = camera_data.IMAGE_SIZE,
                    quiet: bool = True):
-    """Decode and resize every image once into tar shards in the cache; the key is the
-    metadata and labels themselves (hashing 6 TB of images is not an option). One shard
-    per SHARD_IMAGES listed images, packed on the Dask cluster under --scheduler
+    """Decode and resize every sequence's frames once into tar shards in the cache,
+    one sample a sequence (its frame stack, inference.stack_frames; its label); a
+    sequence with no readable frame is left out. The key is the metadata and labels
+    themselves (hashing 6 TB of images is not an option). One shard per
+    SHARD_SEQUENCES sequences, packed on the Dask cluster under --scheduler
     (common.parallel) and here otherwise: the same bytes either way."""
     from tqdm.auto import tqdm
 
     from common import loaders, parallel
 
-    columns = [FILE, *CLASSES]
+    columns = [ID, FILE, *CLASSES]
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()
-                                 + f"{Path(root).resolve()}|{tuple(size)}|{part}".encode()).hexdigest()[:16]
-    labels = frames[list(CLASSES)].to_numpy(dtype=np.uint8)
-    files = frames[FILE].tolist()
-    groups = [(number, files[chosen], labels[chosen]) for number, chosen in enumerate(parallel.split(len(files), SHARD_IMAGES))]
+                                 + f"{Path(root).resolve()}|{tuple(size)}|{part}|stacks".encode()).hexdigest()[:16]
+    sequences = inference.group_sequences(frames[ID], frames[FILE])
+    first = frames.drop_duplicates(ID).set_index(ID)
+    labels = first.loc[[seq_id for seq_id, _ in sequences], list(CLASSES)].to_numpy(dtype=np.uint8)
+    groups = [(number, sequences[chosen], labels[chosen])
+              for number, chosen in enumerate(parallel.split(len(sequences), SHARD_SEQUENCES))]
 
     def build(directory: Path):
         unreadable, packed = [], []

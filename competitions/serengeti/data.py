@@ -26,7 +26,7 @@ CLASSES = (
     "topi", "vulture", "warthog", "waterbuck", "wildcat", "wildebeest", "zebra", "zorilla",
 )
 EMPTY = CLASSES.index("empty")
-IMAGE_SIZE = (64, 48)        # (width, height) the network sees by default; 4:3 as the cameras
+IMAGE_SIZE = (256, 192)      # (width, height) the network reads each frame at: the real 2048x1536 at 1/8 (JPEG draft scale)
 WEIGHTS = "model.pt"         # the trained network in a run directory and in a code bundle
 TRAIN_METADATA, TRAIN_LABELS = "train_metadata.csv", "train_labels.csv"
 TEST_METADATA, SUBMISSION_FORMAT = "test_metadata.csv", "submission_format.csv"

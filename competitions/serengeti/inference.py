@@ -1,6 +1,7 @@
 """Serengeti inference as the hidden-test runtime runs it: ONNX model, JPEGs, one row per
-sequence. The code submission's main.py calls `run`; `compete predict` shares
-`read_image` and `aggregate`, so the bundle and a local prediction agree.
+sequence. The code submission's main.py calls `run`; `compete predict` and training
+share `read_sequence` (`read_image`, `stack_frames`, `sequence_input`) and `assemble`,
+so the bundle, a local prediction and the training inputs agree.
 
 Written for the Hakuna Ma-data runtime (drivendataorg/ai4earth-serengeti-runtime,
 runtime/py-cpu.yml): Python 3.6 syntax, and only numpy, pandas, Pillow and onnxruntime
@@ -21,7 +22,8 @@ ID, FILE = "seq_id", "file_name"
 TEST_METADATA, SUBMISSION_FORMAT = "test_metadata.csv", "submission_format.csv"
 CLIP = 1e-4                   # log loss punishes a confident miss without bound
 MODEL, META = "model.onnx", "model.json"
-BATCH = 64
+BATCH = 16                    # sequences per ONNX call
+FRAMES = 3                    # a burst is 1-3 shots
 
 
 def read_image(path, size):
@@ -42,31 +44,65 @@ def read_image(path, size):
         return None
 
 
-def to_input(array):
-    """uint8 (H, W, 3) -> float32 (3, H, W) in [0, 1], the network's input."""
-    return np.ascontiguousarray(array, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+def stack_frames(frames):
+    """The 1-3 readable frames of a sequence (uint8 (H, W, 3) each) as the fixed stack
+    of FRAMES the network reads, uint8 (FRAMES, H, W, 3): a shorter burst repeats its
+    frames in turn (1 frame: a a a; 2 frames: a b a)."""
+    return np.stack([frames[index % len(frames)] for index in range(FRAMES)])
 
 
-def aggregate(seq_ids, probabilities, readable, prior, sequences, empty):
-    """Frame probabilities -> one row per sequence of `sequences` (an array of shape
-    (len(sequences), classes)), as the winners did: the mean for each animal, the
-    geometric mean for `empty` (the column index `empty`), since one frame with an animal
-    is enough to make a sequence not empty. A sequence with no readable frame gets the
-    training prior."""
-    probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), CLIP, 1 - CLIP)
+def sequence_input(stack):
+    """uint8 (FRAMES, H, W, 3) -> float32 (3 * FRAMES + 3, H, W) in [0, 1], the
+    network's input: every frame's colours, then the motion of the burst, the largest
+    difference of any frame from the per-pixel median of the frames. The camera does
+    not move, so the median is the background where an animal walked, and the motion
+    lights up animals too small or too dark to see in one frame (a single frame, or a
+    burst whose animal stood still, has none)."""
+    first, second, third = (stack[index].astype(np.int16) for index in range(FRAMES))
+    background = np.maximum(np.minimum(first, second), np.minimum(np.maximum(first, second), third))
+    motion = np.maximum(np.maximum(np.abs(first - background), np.abs(second - background)), np.abs(third - background))
+    channels = np.concatenate([stack[index] for index in range(FRAMES)] + [motion.astype(np.uint8)], axis=-1)
+    return np.ascontiguousarray(channels.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+
+
+def assemble(sequences, predicted, prior):
+    """One row per sequence of `sequences` (an array of shape (len(sequences),
+    classes)): its predicted probabilities (`predicted`: seq_id -> row), or the
+    training prior for a sequence with no readable frame; clipped to [CLIP, 1 - CLIP]."""
     prior = np.clip(np.asarray(prior, dtype=np.float64), CLIP, 1 - CLIP)
-    rows = {}
-    for index, (seq_id, ok) in enumerate(zip(seq_ids, readable)):
-        if ok:
-            rows.setdefault(seq_id, []).append(index)
     result = np.tile(prior, (len(sequences), 1))
     for position, seq_id in enumerate(sequences):
-        if seq_id in rows:
-            frames = probabilities[rows[seq_id]]
-            result[position] = frames.mean(axis=0)
-            result[position, empty] = np.exp(np.log(frames[:, empty]).mean())
+        if seq_id in predicted:
+            result[position] = np.clip(np.asarray(predicted[seq_id], dtype=np.float64), CLIP, 1 - CLIP)
     return result
 
+
+def group_sequences(seq_ids, files):
+    """[(seq_id, [file, ...]), ...] in the order each sequence first appears."""
+    groups = {}
+    for seq_id, name in zip(seq_ids, files):
+        groups.setdefault(seq_id, []).append(name)
+    return list(groups.items())
+
+
+def read_frames(root, files, size):
+    """The frame stack of one sequence (stack_frames of its readable frames, or None
+    when none could be read) and the files of it that could not be read."""
+    frames, bad = [], []
+    for name in files:
+        array = read_image(Path(root) / name, size)
+        if array is None:
+            bad.append(name)
+        else:
+            frames.append(array)
+    return (stack_frames(frames) if frames else None), bad
+
+
+def read_sequence(root, files, size):
+    """The network's input for one sequence (None when no frame could be read) and
+    the files of it that could not be read."""
+    stack, bad = read_frames(root, files, size)
+    return (sequence_input(stack) if stack is not None else None), bad
 
 
 def find(data_dir, name):
@@ -111,21 +147,23 @@ class Model(object):
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
 
 
-def predict(model, files, root):
-    """Sigmoid outputs for every file (zeros where unreadable) and which were readable."""
+def predict(model, groups, root):
+    """Sigmoid outputs for every sequence of `groups` (seq_id, files) with a readable
+    frame (seq_id -> row), and the files that could not be read."""
     width, height = model.image_size
-    outputs, readable = [], []
-    for start in range(0, len(files), BATCH):
-        batch = np.zeros((min(BATCH, len(files) - start), 3, height, width), dtype=np.float32)
-        for offset, name in enumerate(files[start:start + BATCH]):
-            array = read_image(Path(root) / name, model.image_size)
-            readable.append(array is not None)
+    predicted, bad = {}, []
+    for start in range(0, len(groups), BATCH):
+        inputs, names = [], []
+        for seq_id, files in groups[start:start + BATCH]:
+            array, unreadable = read_sequence(root, files, (width, height))
+            bad.extend(unreadable)
             if array is not None:
-                batch[offset] = to_input(array)
-        outputs.append(model.probabilities(batch))
-    if not outputs:
-        return np.zeros((0, len(model.classes))), np.zeros(0, bool)
-    return np.concatenate(outputs), np.array(readable, dtype=bool)
+                inputs.append(array)
+                names.append(seq_id)
+        if inputs:
+            for seq_id, row in zip(names, model.probabilities(np.stack(inputs))):
+                predicted[seq_id] = row
+    return predicted, bad
 
 
 def run(bundle_dir, data_dir, out):
@@ -138,14 +176,12 @@ def run(bundle_dir, data_dir, out):
     columns = [column for column in sample[0].keys() if column != ID] if sample else list(model.classes)
     if columns != list(model.classes):
         raise SystemExit("{}: its columns differ from the model's {} classes".format(SUBMISSION_FORMAT, len(model.classes)))
-    files = [row[FILE] for row in metadata]
-    root = image_root(data_dir, files[0]) if files else Path(data_dir)
-    probabilities, readable = predict(model, files, root)
+    groups = group_sequences([row[ID] for row in metadata], [row[FILE] for row in metadata])
+    root = image_root(data_dir, groups[0][1][0]) if groups else Path(data_dir)
+    predicted, bad = predict(model, groups, root)
     sequences = [row[ID] for row in sample]
-    result = aggregate([row[ID] for row in metadata], probabilities, readable, model.prior, sequences,
-                       list(model.classes).index("empty"))
-    unreadable = int((~readable).sum())
-    log.info("%d sequences predicted from %d images, %d unreadable", len(sequences), len(files), unreadable)
+    result = assemble(sequences, predicted, model.prior)
+    log.info("%d sequences predicted from %d images, %d unreadable", len(sequences), len(metadata), len(bad))
     with open(str(out), "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow([ID] + columns)

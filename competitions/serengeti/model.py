@@ -1,6 +1,15 @@
-"""The Serengeti image model: a small multi-label CNN (one sigmoid per class), frame
--> sequence aggregation, and its export for the code submission (ONNX, run by
-competitions/serengeti/inference.py in the hidden-test runtime)."""
+"""The Serengeti sequence model: a small multi-label CNN (one sigmoid per class) that
+reads a whole burst at once, and its export for the code submission (ONNX, run by
+competitions/serengeti/inference.py in the hidden-test runtime).
+
+Chosen for the real frames, where many animals are far away: the network reads each
+burst at 256x192 (the real 2048x1536 frame decoded at 1/8 scale, so a far animal of
+2.5% of the frame's height is still ~5 pixels high), all its frames stacked as
+channels with their motion (inference.sequence_input: the difference from the
+burst's per-pixel median, which finds what moved against the fixed camera's
+background), and pools its last features by max as well as mean, so one small
+animal anywhere in the frame can decide. A 4x4 stride-4 first layer keeps that
+resolution affordable on a CPU (~85 M multiply-adds a burst)."""
 from __future__ import annotations
 
 import json
@@ -15,26 +24,33 @@ from torch import nn
 
 from common import io
 from competitions.serengeti import inference
-from competitions.serengeti.data import CLASSES, EMPTY, FILE, ID, IMAGE_SIZE, WEIGHTS, read_image
+from competitions.serengeti.data import CLASSES, FILE, ID, IMAGE_SIZE, WEIGHTS
 
 log = logging.getLogger("compete")
 
 CLIP = inference.CLIP
+FRAMES = inference.FRAMES
+CHANNELS = 3 * FRAMES + 3   # every frame's colours and the burst's motion
 
 
 class SerengetiNet(nn.Module):
-    """Four conv blocks and a linear head: ~25 M multiply-adds a frame, small enough to
-    train from scratch on a CPU."""
+    """A stride-4 stem, four conv blocks and a head on mean- and max-pooled features;
+    plain conv/batch-norm/relu/pool/linear, exported at ONNX opset 11."""
 
-    def __init__(self, classes: int = len(CLASSES), width: int = 24, dropout: float = 0.2):
+    def __init__(self, classes: int = len(CLASSES), width: int = 32, dropout: float = 0.2, channels: int = CHANNELS):
         super().__init__()
-        channels = [3, width, width * 2, width * 4, width * 5]
 
-        def block(a, b):
-            return nn.Sequential(nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        def block(a, b, kernel=3, stride=1):
+            return [nn.Conv2d(a, b, kernel, stride=stride, padding=kernel // 2 if stride == 1 else 0, bias=False),
+                    nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
 
-        self.features = nn.Sequential(*[block(a, b) for a, b in zip(channels, channels[1:])])
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels[-1], classes))
+        widths = [width, width, width * 2, width * 4, width * 5]
+        layers = block(channels, widths[0], kernel=4, stride=4)
+        for index, (a, b) in enumerate(zip(widths, widths[1:])):
+            layers += block(a, b) + ([nn.MaxPool2d(2)] if index < len(widths) - 2 else [])
+        self.features = nn.Sequential(*layers)
+        self.mean, self.max = nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * widths[-1], classes))
 
     def start_at(self, prior: np.ndarray) -> "SerengetiNet":
         """Set the output bias to the logit of the class prior: training starts at the
@@ -45,7 +61,8 @@ class SerengetiNet(nn.Module):
         return self
 
     def forward(self, x):
-        return self.head(self.features(x))
+        features = self.features(x)
+        return self.head(torch.cat([self.mean(features), self.max(features)], dim=1))
 
 
 def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -53,29 +70,24 @@ def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits, target.float())
 
 
-def to_tensor(array: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (3, H, W) in [0, 1]; with `rng`, a random mirror and
-    brightness change (training augmentation)."""
-    if rng is not None:
-        if rng.random() < 0.5:
-            array = array[:, ::-1]
-        array = np.clip(array.astype(np.float32) * rng.uniform(0.8, 1.2), 0, 255)
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+def augment(stack: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """A sequence's uint8 frame stack (FRAMES, H, W, 3) -> the network's input, with a
+    random mirror and brightness change applied to every frame alike (training)."""
+    if rng.random() < 0.5:
+        stack = stack[:, :, ::-1]
+    stack = np.clip(stack.astype(np.float32) * rng.uniform(0.75, 1.25), 0, 255).astype(np.uint8)
+    return torch.from_numpy(inference.sequence_input(stack))
 
 
-def augment(array: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-    return to_tensor(array, rng)
-
-
-def plain(array: np.ndarray, rng=None) -> torch.Tensor:
-    return to_tensor(array)
+def plain(stack: np.ndarray, rng=None) -> torch.Tensor:
+    return torch.from_numpy(inference.sequence_input(stack))
 
 
 class SerengetiModel:
     """The trained network with what inference needs beside it: the input size, the
     class prior (the answer for a sequence whose every frame is unreadable)."""
 
-    def __init__(self, net: SerengetiNet, prior: np.ndarray, image_size=IMAGE_SIZE, width: int = 24):
+    def __init__(self, net: SerengetiNet, prior: np.ndarray, image_size=IMAGE_SIZE, width: int = 32):
         self.net, self.prior, self.image_size, self.width = net, np.asarray(prior, dtype=np.float64), tuple(image_size), width
 
     def export(self, folder: Path) -> list[Path]:
@@ -84,8 +96,9 @@ class SerengetiModel:
         from common.packaging import export_onnx
 
         folder = Path(folder)
-        example = torch.zeros(1, 3, self.image_size[1], self.image_size[0])
-        meta = {"classes": list(CLASSES), "prior": self.prior.tolist(), "image_size": list(self.image_size)}
+        example = torch.zeros(1, CHANNELS, self.image_size[1], self.image_size[0])
+        meta = {"classes": list(CLASSES), "prior": self.prior.tolist(), "image_size": list(self.image_size),
+                "frames": FRAMES}
         return [export_onnx(self.net, example, folder / inference.MODEL, profile="hakuna-madata"),
                 io.write_text(folder / inference.META, json.dumps(meta, indent=1) + "\n")]
 
@@ -105,29 +118,33 @@ class SerengetiModel:
         if list(payload["classes"]) != list(CLASSES):
             raise io.InputError(f"{path}: the model's classes differ from the competition's 54")
         net = SerengetiNet(width=payload["width"])
-        net.load_state_dict(payload["state_dict"])
+        try:
+            net.load_state_dict(payload["state_dict"])
+        except RuntimeError:
+            raise io.InputError(f"{path}: a network of another shape (an older serengeti model?); train it again") from None
         return cls(net, np.array(payload["prior"]), payload["image_size"], payload["width"])
 
 
-class ImageFiles(torch.utils.data.Dataset):
-    """Map-style: decode each listed JPEG on demand. Unreadable files give a blank
-    image and readable=False, so one bad file never stops a prediction run."""
+class SequenceFiles(torch.utils.data.Dataset):
+    """Map-style: decode each sequence's JPEGs on demand (inference.read_sequence, as
+    the code submission does). A sequence with no readable frame gives a blank input
+    and readable=False, so bad files never stop a prediction run."""
 
-    def __init__(self, root: Path, files, size=IMAGE_SIZE):
-        self.root, self.files, self.size = Path(root), list(files), tuple(size)
+    def __init__(self, root: Path, groups, size=IMAGE_SIZE):
+        self.root, self.groups, self.size = Path(root), list(groups), tuple(size)
 
     def __len__(self):
-        return len(self.files)
+        return len(self.groups)
 
     def __getitem__(self, index):
-        array = read_image(self.root / self.files[index], self.size)
+        array, bad = inference.read_sequence(self.root, self.groups[index][1], self.size)
         if array is None:
-            return torch.zeros(3, self.size[1], self.size[0]), False
-        return to_tensor(array), True
+            return torch.zeros(CHANNELS, self.size[1], self.size[0]), False, "\n".join(bad)
+        return torch.from_numpy(array), True, "\n".join(bad)
 
 
-def frame_probabilities(model: SerengetiModel, batches, quiet: bool = True, total: int | None = None) -> np.ndarray:
-    """Sigmoid outputs for every image of an iterable of (images, ...) batches."""
+def sequence_probabilities(model: SerengetiModel, batches, quiet: bool = True, total: int | None = None) -> np.ndarray:
+    """Sigmoid outputs for every sequence of an iterable of (inputs, ...) batches."""
     from tqdm.auto import tqdm
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -139,12 +156,11 @@ def frame_probabilities(model: SerengetiModel, batches, quiet: bool = True, tota
     return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASSES)))
 
 
-def aggregate(seq_ids, probabilities: np.ndarray, readable: np.ndarray, prior: np.ndarray, sequences) -> pd.DataFrame:
-    """Frame probabilities -> one row per sequence of `sequences`, by the rule the code
-    submission applies (competitions/serengeti/inference.py `aggregate`)."""
+def assemble(sequences, predicted: dict, prior: np.ndarray) -> pd.DataFrame:
+    """seq_id -> probabilities into one row per sequence of `sequences`, by the rule the
+    code submission applies (competitions/serengeti/inference.py `assemble`)."""
     sequences = list(sequences)
-    values = inference.aggregate(list(seq_ids), probabilities, readable, prior, sequences, EMPTY)
-    result = pd.DataFrame(values, columns=list(CLASSES))
+    result = pd.DataFrame(inference.assemble(sequences, predicted, prior), columns=list(CLASSES))
     result.insert(0, ID, np.asarray(sequences, dtype=object))
     return result
 
@@ -153,21 +169,22 @@ def predict_folder(model: SerengetiModel, metadata: pd.DataFrame, root: Path, qu
                    workers: int | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Predict every sequence of `metadata` from the JPEGs under `root`; returns the
     sequence frame and the files that could not be read."""
-    dataset = ImageFiles(root, metadata[FILE], model.image_size)
-    workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    loader = torch.utils.data.DataLoader(dataset, batch_size=64, num_workers=workers)
-    readable, probabilities = [], []
+    groups = inference.group_sequences(metadata[ID], metadata[FILE])
+    dataset = SequenceFiles(root, groups, model.image_size)
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    loader = torch.utils.data.DataLoader(dataset, batch_size=inference.BATCH, num_workers=workers)
+    readable, bad = [], []
 
     def batches():
-        for images, ok in loader:
+        for inputs, ok, unreadable in loader:
             readable.append(ok.numpy())
-            yield (images,)
+            bad.extend(name for names in unreadable for name in names.split("\n") if name)
+            yield (inputs,)
 
-    probabilities = frame_probabilities(model, batches(), quiet=quiet, total=len(loader))
+    probabilities = sequence_probabilities(model, batches(), quiet=quiet, total=len(loader))
     readable = np.concatenate(readable) if readable else np.zeros(0, bool)
-    bad = metadata[FILE][~readable].tolist()
     if bad:
         log.warning("%d image(s) unreadable or missing, predicted from the other frames of their sequence "
                     "or the prior: %s%s", len(bad), ", ".join(bad[:5]), " ..." if len(bad) > 5 else "")
-    sequences = pd.unique(metadata[ID])
-    return aggregate(metadata[ID], probabilities, readable, model.prior, sequences), bad
+    predicted = {seq_id: row for (seq_id, _), row, ok in zip(groups, probabilities, readable) if ok}
+    return assemble(pd.unique(metadata[ID]), predicted, model.prior), bad

@@ -24,12 +24,14 @@ pair and coat pattern of its own, drawn in proportion to its size.
 Scales. The real data (6.7 M images, ~6 TB, 10 seasons + a hidden one) cannot be made
 here. Frames are a proportional scale-down of 2048x1536 (every size above is a share
 of the frame, so the animal-to-frame ratios are the real ones): `full` draws them at
-1024x768 (half the real side: at full size the ~15,500 images would take ~10 GB and
-far longer to write on this shared machine), `small` at 256x192 for the tests
-(~250 sequences, seconds). `full` keeps the structure - 4 training seasons and a
-held-out fifth, 12 sites - at 6,000 sequences (~15,500 images, ~2.5 GB), written by
-two processes in minutes: the common species appear hundreds of times and the tail a
-handful, as in the real long tail.
+512x384, a quarter of the real side and still twice the side the model reads them at
+(its 256x192 input is the real frame decoded at 1/8 scale); at 1024x768 the ~15,500
+images took ~25 minutes to write on this shared 2-core machine, at 2048x1536 they
+would need ~10 GB. `small` draws 256x192 frames for the tests (~250 sequences,
+seconds). `full` keeps the structure - 4 training seasons and a held-out fifth, 12
+sites - at 6,000 sequences (~15,500 images, ~0.7 GB), written by two processes in
+minutes: the common species appear hundreds of times and the tail a handful, as in
+the real long tail.
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ BY_FREQUENCY = (
 )
 SCALES = {
     "small": dict(train_seasons=2, sites=4, sequences=80, test_sequences=90, frame=(256, 192), workers=1),
-    "full": dict(train_seasons=4, sites=12, sequences=1200, test_sequences=1200, frame=(1024, 768), workers=2),
+    "full": dict(train_seasons=4, sites=12, sequences=1200, test_sequences=1200, frame=(512, 384), workers=2),
 }
 EMPTY_SHARE, SECOND_SPECIES_SHARE = 0.75, 0.06
 # An animal's body height as a share of the frame's height, log-uniform between these

@@ -171,3 +171,25 @@ def test_end_to_end_run_score_package_and_runtime(small, tmp_path, monkeypatch):
     ours, theirs = (pd.read_csv(path).set_index("seq_id") for path in (tmp_path / "runtime.csv", submission))
     assert list(ours.index) == list(theirs.index) and list(ours.columns) == list(theirs.columns)
     assert np.abs(ours.to_numpy() - theirs.to_numpy()).max() <= 1e-5
+
+
+def test_the_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tmp_path):
+    import torch
+
+    from competitions.serengeti import fit_budget
+
+    def slow_loss(logits, target):
+        import time
+        time.sleep(0.05)                   # every training step takes at least 50 ms
+        return M.loss(logits, target)
+
+    torch.manual_seed(0)
+    net = M.SerengetiNet(width=4)
+    batches = [(torch.rand(2, M.CHANNELS, 48, 64), torch.zeros(2, 54, dtype=torch.uint8)) for _ in range(10)]
+    tight = fit_budget(net, lambda: batches, slow_loss, tmp_path / "tight", seconds=0.2, most=40, valid_batches=3)
+    assert tight["epochs"] == 1 and tight["seconds_per_batch"] >= 0.05     # at least one epoch, even over budget
+    roomy = fit_budget(net, lambda: batches, slow_loss, tmp_path / "roomy", seconds=3600, most=7, valid_batches=3)
+    assert roomy["epochs"] == 7                                           # capped by `most`
+    (tmp_path / "tight").mkdir(exist_ok=True)
+    again = fit_budget(net, lambda: batches, slow_loss, tmp_path / "tight", seconds=3600, most=40, valid_batches=3)
+    assert again == tight                                                 # the decision of the run being resumed

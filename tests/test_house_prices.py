@@ -97,13 +97,18 @@ def test_run_end_to_end_scores_and_validates(fast_run, house_data):
     run_dir = work / "run"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["cv_score"] == pytest.approx(cv, abs=1e-5)
-    assert set(metrics["blend_weights"]) == {"lasso", "elastic_net", "svr", "kernel_ridge", "catboost"}
+    oof = pd.read_csv(run_dir / "oof.csv")
+    error = np.log(oof["oof_blend"]) - np.log(oof["SalePrice"])
+    # The headline is every row out of fold; the figure without the outliers says so.
+    assert cv == pytest.approx(np.sqrt(np.mean(error ** 2)), abs=2e-4)
+    assert metrics["cv_score_without_outliers"] == pytest.approx(np.sqrt(np.mean(error[~oof["outlier"]] ** 2)), abs=2e-4)
+    assert metrics["cv_score_without_outliers"] < cv and "left out" in metrics["cv_score_without_outliers_note"]
+    assert set(metrics["blend_weights"]) == {"lasso", "elastic_net", "svr", "catboost"}
     assert sum(metrics["blend_weights"].values()) == pytest.approx(1.0, abs=1e-5)
     assert len(metrics["fold_scores"]) == 5
     assert all(len(scores) == 5 for scores in metrics["fold_scores_by_model"].values())
     assert json.loads((run_dir / "config.json").read_text())["options"]["fast"] is True
     assert (run_dir / "predicted_vs_actual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    oof = pd.read_csv(run_dir / "oof.csv")
     assert len(oof) == 1460 and oof["fold"].nunique() == 5
     assert "cv rmsle" in (run_dir / "log.txt").read_text()
 
@@ -142,3 +147,23 @@ def test_score_against_known_answers(fast_run, tmp_path):
     truth.to_csv(answers / "solution.csv", index=False)
     result = compete("score", "house-prices", out, "--answers", answers)
     assert result.stdout.strip() == "rmsle: 0.100000"
+
+
+def test_trimmed_refits_without_the_rows_it_cannot_explain():
+    from sklearn.linear_model import LinearRegression
+    from competitions.house_prices import model as M
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.1, size=300)
+    y[:3] += 25  # three sales far from any market price
+    trimmed = M.Trimmed(LinearRegression()).fit(X, y)
+    assert not trimmed.inliers_[:3].any() and trimmed.inliers_[3:].mean() > 0.97
+    assert np.allclose(trimmed.model_.coef_, [1.0, -2.0, 0.5], atol=0.03)
+    assert not np.allclose(LinearRegression().fit(X, y).coef_, [1.0, -2.0, 0.5], atol=0.03)
+
+
+def test_winsorize_bounds_extrapolation_to_the_training_tails():
+    train = np.arange(1000, dtype=float).reshape(-1, 1)
+    clip = F.Winsorize(0.99).fit(train)
+    assert clip.transform(np.array([[-50.0], [500.0], [10_000.0]]))[:, 0].tolist() == pytest.approx(
+        [np.quantile(train, 0.01), 500.0, np.quantile(train, 0.99)])

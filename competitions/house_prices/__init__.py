@@ -52,42 +52,47 @@ class HousePrices(BaseCompetition):
         folds = options.folds
         X = features.features(data.train)
         y = np.log(data.train[TARGET].to_numpy(dtype=float))
-        keep = ~features.is_outlier(data.train)
+        outlier = features.is_outlier(data.train)
         candidates = models.candidates(X, options.fast, options.seed)
-        log.info("house-prices: %d rows (%d outliers left out of training), %d features, %d models x %d folds",
-                 len(X), int((~keep).sum()), X.shape[1], len(candidates), folds)
+        log.info("house-prices: %d rows, all trained on and scored, %d features, %d models x %d folds",
+                 len(X), X.shape[1], len(candidates), folds)
 
         names = list(candidates)
         with tqdm(total=(folds + 1) * len(candidates), desc="house-prices", disable=options.quiet) as bar:
-            oof, fold_of, fold_scores = models.cross_validate(X, y, keep, candidates, folds, options.seed, bar.update)
-            weights = models.blend_weights(oof[keep], y[keep])
+            oof, fold_of, fold_scores = models.cross_validate(X, y, candidates, folds, options.seed, bar.update)
+            weights = models.blend_weights(oof, y)
             log.info("blend weights: %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)))
             final = {}
             for name, weight in zip(names, weights):
-                if weight > 0:  # final models on every kept row; zero-weight models are not refitted
-                    final[name] = models.clone(candidates[name]).fit(X[keep], y[keep])
+                if weight > 0:  # final models on every row; zero-weight models are not refitted
+                    final[name] = models.clone(candidates[name]).fit(X, y)
                 bar.update()
-        blended = oof @ weights
-        nested = models.nested_blend(oof, y, fold_of, keep)
-        nested_by_fold = [models.rmse(nested[(fold_of == fold) & keep], y[(fold_of == fold) & keep]) for fold in range(folds)]
+        nested = models.nested_blend(oof, y, fold_of)
+        cv_score = models.rmse(nested, y)
+        without_outliers = models.rmse(nested[~outlier], y[~outlier])
+        log.info("cv rmsle %.5f on all %d rows out of fold; %.5f with the %d De Cock outliers left out of the score only",
+                 cv_score, len(y), without_outliers, int(outlier.sum()))
+        nested_by_fold = [models.rmse(nested[fold_of == fold], y[fold_of == fold]) for fold in range(folds)]
         fitted = models.HouseModel(models=final, weights=dict(zip(names, map(float, weights))), feature_columns=list(X.columns))
 
-        oof_frame = pd.DataFrame({ID: data.train[ID], "fold": fold_of + 1, "outlier": ~keep, TARGET: data.train[TARGET],
+        oof_frame = pd.DataFrame({ID: data.train[ID], "fold": fold_of + 1, "outlier": outlier, TARGET: data.train[TARGET],
                                   **{f"oof_{n}": np.exp(oof[:, i]) for i, n in enumerate(names)},
-                                  "oof_blend": np.exp(blended)})
+                                  "oof_blend": np.exp(nested)})
         io.write_csv(oof_frame, run_dir / "oof.csv", float_format="%.2f")
-        plot_predictions(y[keep], blended[keep], run_dir / "predicted_vs_actual.png")
+        plot_predictions(y, nested, run_dir / "predicted_vs_actual.png")
         report = Report(
-            cv_score=models.rmse(nested[keep], y[keep]),
+            cv_score=cv_score,
             fold_scores=nested_by_fold,
-            note="nested: blend weights for each fold fitted on the other folds; "
-                 f"{int((~keep).sum())} documented outliers (GrLivArea>4000, price<300k) excluded",
+            note=f"all {len(y)} rows, out of fold; nested: blend weights for each fold fitted on the other folds",
             decisions={
-                "cv_score_all_rows": round(models.rmse(blended, y), 6),
-                "cv_by_model": {n: round(models.rmse(oof[keep, i], y[keep]), 6) for i, n in enumerate(names)},
+                "cv_score_without_outliers": round(without_outliers, 6),
+                "cv_score_without_outliers_note": f"rows left out of the score: the {int(outlier.sum())} De Cock outliers "
+                                                  f"(GrLivArea>{features.OUTLIER_AREA}, price<{features.OUTLIER_PRICE}); "
+                                                  "they are still trained on",
+                "cv_by_model": {n: round(models.rmse(oof[:, i], y), 6) for i, n in enumerate(names)},
                 "fold_scores_by_model": {n: [round(s, 6) for s in fold_scores[n]] for n in names},
                 "blend_weights": {n: round(float(w), 6) for n, w in zip(names, weights)},
-                "folds": folds, "rows": len(X), "outliers_excluded": int((~keep).sum()),
+                "folds": folds, "rows": len(X),
                 "train_seconds": round(time.perf_counter() - started, 2)})
         return fitted, report
 

@@ -106,7 +106,7 @@ def main():
                 print(f"{factor}x: dask/single rows/s {single['seconds'] / dask['seconds']:.2f}, "
                       f"client memory dask/single {dask['client_mb'] / max(single['client_mb'], 1):.3f}")
         first, last = min(args.factors), max(args.factors)
-        if (first, "dask") in results and (last, "dask") in results:
+        if first != last and (first, "dask") in results and (last, "dask") in results:
             print(f"dask client memory {last}x/{first}x: {results[last, 'dask']['client_mb'] / max(results[first, 'dask']['client_mb'], 1):.2f} "
                   f"(rows grew {last // first}x)")
 

@@ -2,7 +2,7 @@
 segments, three years, ~54,000 incidents, 1,174,496 submission rows), run
 `compete run uberct` under /usr/bin/time -v, and score the submission.
 
-Targets: F1 >= 0.85 x the oracle F1 (the true probabilities with the best threshold in
+Targets: F1 >= 0.90 x the oracle F1 (the true probabilities with the best threshold in
 hindsight, the named baseline), <= 600 s wall and <= 6 GB peak RSS on 2 cores. Also
 prints the test F1 every decision rule would have given (the run applies one,
 `expected_f1` by default), from the run's saved test
@@ -13,6 +13,7 @@ Usage: python bench/uberct_full.py [--seeds 0 1 2] [--work DIR]
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from common.thresholds import RateRule, best_threshold, expected_f1_count, top_k  # noqa: E402
 
-WALL_TARGET, RSS_TARGET_GB, RATIO_TARGET = 600.0, 6.0, 0.85
+WALL_TARGET, RSS_TARGET_GB, RATIO_TARGET = 600.0, 6.0, 0.90
 
 
 def timed_run(*args) -> tuple[float, float, str]:
@@ -83,7 +84,8 @@ def main() -> None:
             rules = rule_figures(run_dir, data / "answers")
             rows.append((seed, cv, f1, oracle, f1 / oracle, wall, rss))
             print(f"seed {seed}: cv F1 {cv:.4f}  test F1 {f1:.4f}  oracle F1 {oracle:.4f}  ratio {f1 / oracle:.3f}  "
-                  f"wall {wall:.0f} s  peak RSS {rss:.2f} GB", flush=True)
+                  f"wall {wall:.0f} s  peak RSS {rss:.2f} GB  (load average {os.getloadavg()[1]:.1f} over 5 min: "
+                  "the wall target is for an otherwise idle 2-core machine)", flush=True)
             print("         test F1 by rule: " + "  ".join(f"{k} {v:.4f}" for k, v in rules.items()), flush=True)
         ratios = np.array([r[4] for r in rows])
         walls, peaks = np.array([r[5] for r in rows]), np.array([r[6] for r in rows])

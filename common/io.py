@@ -8,16 +8,23 @@ inside a zip.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import csv
 import hashlib
 import io
+import logging
 import os
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
+import numpy as np
 import pandas as pd
+
+log = logging.getLogger("compete")
 
 
 class InputError(ValueError):
@@ -108,7 +115,8 @@ def csv_sources(data_dir: Path | str) -> list[Source]:
 def read_csv(source: Source | Path | str, **kwargs) -> pd.DataFrame:
     """Read a CSV tolerant of a UTF-8 BOM, CRLF line ends and quoted fields.
 
-    Errors name the file and the line."""
+    Errors name the file and the line: a byte that is not UTF-8 is located by row,
+    with the encoding the line looks like."""
     source = source if isinstance(source, Source) else Source(Path(source))
     kwargs.setdefault("encoding", "utf-8-sig")
     try:
@@ -116,18 +124,268 @@ def read_csv(source: Source | Path | str, **kwargs) -> pd.DataFrame:
             return pd.read_csv(handle, **kwargs)
     except FileNotFoundError:
         raise InputError(f"{source}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{source}: is a folder, not a CSV file") from None
     except pd.errors.EmptyDataError:
         raise InputError(f"{source}: file is empty") from None
     except pd.errors.ParserError as error:
-        raise InputError(f"{source}: cannot parse CSV: {_one_line(error)}") from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"{source}: not UTF-8 text at byte {error.start}") from None
+        raise InputError(f"{source}: cannot parse CSV: {_parser_message(error)}") from None
+    except UnicodeDecodeError:
+        raise InputError(_encoding_message(source)) from None
+
+
+def _parser_message(error: Exception) -> str:
+    text = _one_line(error)
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if fields:
+        expected, line, found = fields.groups()
+        return f"row {line} has {found} fields, the header {expected} (an unquoted separator inside a value?)"
+    if "EOF inside string" in text:
+        return f"{text}: a quoted value never ends, the file looks cut short"
+    return text
+
+
+def _encoding_message(source: Source) -> str:
+    """Where a file stops being UTF-8, by row, and what the line looks like instead."""
+    with source.open() as handle:
+        if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            return f"{source}: is UTF-16 text, not UTF-8; save it as UTF-8 (\"CSV UTF-8\" in Excel)"
+    with source.open() as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                byte = line[error.start:error.start + 1].hex()
+                shown = line.decode("cp1252", errors="replace").strip()[:60]
+                return (f"{source}: row {number} is not UTF-8 (byte 0x{byte}); it reads as latin-1/Windows-1252: "
+                        f"{shown!r}; save the file as UTF-8")
+    return f"{source}: not UTF-8 text"
+
+
+# --- checked reading of a platform's input files --------------------------------------
+# Every competition's `load` reads its files through these, so every file of every
+# command gets the same checks, and the same one-line messages, before any training.
+
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars"}
+
+
+def _as_source(source) -> Source:
+    return source if isinstance(source, Source) else Source(Path(source))
+
+
+def header_line(source: Source | Path | str) -> str:
+    source = _as_source(source)
+    with source.open() as handle:
+        first = handle.readline()
+    return first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+
+
+def header_names(source: Source | Path | str, separator: str = ",") -> list[str]:
+    """The column names of the first line, as written (no de-duplication)."""
+    return next(csv.reader([header_line(source)], delimiter=separator), [])
+
+
+def _last_line(source: Source) -> bytes:
+    """The file's last line including its line end (if it has one)."""
+    with source.open() as handle:
+        if source.member is None:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - (1 << 16)))
+            tail = handle.read()
+        else:  # a zip member cannot seek: stream it, keeping the end
+            tail = b""
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                tail = (tail + block)[-(1 << 16):]
+    body = tail[:-1] if tail.endswith(b"\n") else tail
+    return tail[body.rfind(b"\n") + 1:]
+
+
+def check_separator(source: Source, header: str, columns=(), separator: str = ",") -> None:
+    """A file separated by something else than `separator` fails naming what it uses."""
+    fields = header.split(separator)
+    if columns and all(column in [f.strip().strip('"') for f in fields] for column in columns):
+        return
+    for other, name in SEPARATORS.items():
+        if other != separator and header.count(other) >= max(1, header.count(separator) + 1):
+            raise InputError(f"{source}: fields are separated by {name} ({other!r}), not {separator!r} "
+                             f"(header {header[:60]!r}); save it comma-separated")
+
+
+def read_table(source: Source | Path | str, columns=(), min_rows: int = 1, complete: bool = True,
+               **kwargs) -> pd.DataFrame:
+    """A platform file read and checked before anything uses it: present, UTF-8 (else the
+    row that is not), comma-separated (else the separator it uses), a header with
+    `columns` and no duplicate names, at least `min_rows` rows, and a last row that is
+    whole. `complete`: the file must end with a line end, as the platforms ship them; a
+    last line without one is a cut download."""
+    source = _as_source(source)
+    try:
+        header = header_line(source)
+    except FileNotFoundError:
+        raise InputError(f"{source}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{source}: is a folder, not a CSV file") from None
+    if not header.strip():
+        raise InputError(f"{source}: file is empty" + ("" if not header else " (its first line is blank)"))
+    check_separator(source, header, columns, kwargs.get("sep", ","))
+    separator = kwargs.get("sep", ",")
+    frame = read_csv(source, **kwargs)
+    names = next(csv.reader([header], delimiter=separator), [])
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise InputError(f"{source}: column(s) {', '.join(map(repr, duplicated))} appear more than once in the header")
+    missing = [column for column in columns if column not in names]
+    if missing:
+        raise InputError(f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(names[:12])}"
+                         + ("..." if len(names) > 12 else ""))
+    if len(frame) < min_rows:
+        raise InputError(f"{source}: no data rows, only a header" if len(frame) == 0 else
+                         f"{source}: {len(frame)} row(s); need at least {min_rows}")
+    last = _last_line(source)
+    if len(frame) and not last.endswith(b"\n"):
+        line = len(frame) + 1  # the header is line 1 (values spanning lines aside)
+        found = len(next(csv.reader([last.decode("utf-8", errors="replace")], delimiter=separator), []))
+        if found < len(names):
+            raise InputError(f"{source}: row {line} (the last) has {found} of {len(names)} fields: "
+                             f"the file is cut short; download it again")
+        if complete:
+            raise InputError(f"{source}: row {line} (the last) has no line end: the file looks cut short; "
+                             f"download it again (or end it with a newline if it is whole)")
+    return frame
 
 
 def require_columns(frame: pd.DataFrame, columns, source) -> None:
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise InputError(f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns[:12]))}")
+
+
+def _row(position: int) -> int:
+    """The file line of a frame's row `position` (line 1 is the header)."""
+    return int(position) + 2
+
+
+def _where(frame: pd.DataFrame, position: int, id_column: str | None) -> str:
+    named = f" ({id_column} {frame[id_column].iloc[position]})" if id_column and id_column in frame else ""
+    return f"row {_row(position)}{named}"
+
+
+def _text(column: pd.Series) -> pd.Series:
+    return column.astype("string").str.strip()
+
+
+def integer_ids(frame: pd.DataFrame, column: str, source) -> pd.Series:
+    """`column` as int64: a blank or a value that is not a whole number ("10.5", "7a")
+    fails naming its row, so an id is never rounded into another one."""
+    text = _text(frame[column])
+    blank = text.isna() | (text == "")
+    if blank.any():
+        position = int(np.flatnonzero(blank.to_numpy())[0])
+        raise InputError(f"{source}: row {_row(position)}: {column} is blank ({int(blank.sum())} row(s))")
+    whole = text.str.fullmatch(r"[+-]?\d+").fillna(False).to_numpy(dtype=bool)
+    if not whole.all():
+        position = int(np.flatnonzero(~whole)[0])
+        raise InputError(f"{source}: row {_row(position)}: {column}={text.iloc[position]!r} is not an integer id "
+                         f"({int((~whole).sum())} row(s))")
+    return text.astype("int64")
+
+
+def unique(frame: pd.DataFrame, column: str, source) -> None:
+    duplicated = frame[column].duplicated()
+    if duplicated.any():
+        position = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise InputError(f"{source}: row {_row(position)}: {column} {frame[column].iloc[position]} appears more than once "
+                         f"({int(duplicated.sum())} repeat(s))")
+
+
+def numbers(frame: pd.DataFrame, column: str, source, id_column: str | None = None, missing=(),
+            required: bool = False, positive: bool = False) -> pd.Series:
+    """`column` as float. Blank cells and the `missing` tokens (e.g. "NA") are NaN unless
+    `required`; anything else that is not a finite number fails naming row, id and value."""
+    text = _text(frame[column])
+    absent = text.isna() | (text == "") | text.isin(list(missing))
+    values = pd.to_numeric(text.mask(absent), errors="coerce").astype(float)
+    checks = [(~absent & values.isna(), "is not a number"),
+              (~absent & values.notna() & ~np.isfinite(values), "is not a finite number")]
+    if required:
+        checks.insert(0, (absent, "is missing"))
+    if positive:
+        checks.append((values.notna() & np.isfinite(values) & (values <= 0), "must be a positive number"))
+    for bad, says in checks:
+        if bad.any():
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            shown = "" if says == "is missing" else f"={frame[column].iloc[position]!r}"
+            more = f" ({int(bad.sum())} rows)" if bad.sum() > 1 else ""
+            raise InputError(f"{source}: {_where(frame, position, id_column)}: {column}{shown} {says}{more}")
+    return values
+
+
+_DAY_MONTH_SWAP = str.maketrans({"d": "m", "m": "d"})
+
+
+def day_month_times(text: pd.Series, platform_format: str, source, column: str) -> tuple[pd.Series, str, np.ndarray]:
+    """Parse dates whose day/month order is decided from the data, not guessed per row.
+
+    Rows that only fit `platform_format` (a day above 12 where it wants the day) and rows
+    that only fit the swapped order decide it; a file holding both kinds fails naming a
+    row of each. Returns (times, order, unparsed): order is "platform" or "swapped";
+    `unparsed` marks rows that fit neither (the caller counts them)."""
+    swapped_format = re.sub(r"%([dm])", lambda m: "%" + m.group(1).translate(_DAY_MONTH_SWAP), platform_format)
+    text = text.astype("string").str.strip()
+    as_platform = pd.to_datetime(text, format=platform_format, errors="coerce")
+    as_swapped = pd.to_datetime(text, format=swapped_format, errors="coerce")
+    only_platform = (as_platform.notna() & as_swapped.isna()).to_numpy()
+    only_swapped = (as_swapped.notna() & as_platform.isna()).to_numpy()
+    if only_platform.any() and only_swapped.any():
+        a, b = int(np.flatnonzero(only_platform)[0]), int(np.flatnonzero(only_swapped)[0])
+        raise InputError(f"{source}: {column} mixes day/month orders: row {_row(a)} {text.iloc[a]!r} reads only as "
+                         f"{platform_format}, row {_row(b)} {text.iloc[b]!r} only as {swapped_format} "
+                         f"({int(only_platform.sum())} vs {int(only_swapped.sum())} rows)")
+    if only_swapped.any():
+        first = int(np.flatnonzero(only_swapped)[0])
+        log.warning("%s: %s is in %s order, not the platform's %s (row %d: %r and %d more): read as such",
+                    source, column, swapped_format, platform_format, _row(first), text.iloc[first], int(only_swapped.sum()) - 1)
+        return as_swapped, "swapped", as_swapped.isna().to_numpy()
+    return as_platform, "platform", as_platform.isna().to_numpy()
+
+
+# --- rows that cannot be used ---------------------------------------------------------
+
+_unusable: contextvars.ContextVar[dict | None] = contextvars.ContextVar("unusable", default=None)
+MOST = 0.5  # a file where more than this share of rows is unusable fails
+
+
+@contextlib.contextmanager
+def counting_unusable() -> Iterator[dict]:
+    """Collect, file by file and kind by kind, the rows `unusable_rows` reports while
+    the block runs (runs.py records them in metrics.json)."""
+    tally: dict = {}
+    token = _unusable.set(tally)
+    try:
+        yield tally
+    finally:
+        _unusable.reset(token)
+
+
+def unusable_rows(source, total: int, kinds: dict[str, np.ndarray], examples: pd.Series | None = None) -> dict[str, int]:
+    """Count the rows of `source` that cannot be used, by kind; log them with their first
+    row, and fail when they are most of the file. Returns the counts of the kinds found."""
+    masks = {kind: np.asarray(mask, dtype=bool) for kind, mask in kinds.items()}
+    counts = {kind: int(mask.sum()) for kind, mask in masks.items() if mask.any()}
+    if not counts:
+        return {}
+    any_bad = np.logical_or.reduce(list(masks.values()))
+    described = ", ".join(f"{kind} {counts[kind]} (first row {_row(np.flatnonzero(masks[kind])[0])}"
+                          + (f" {examples.iloc[np.flatnonzero(masks[kind])[0]]!r}" if examples is not None else "") + ")"
+                          for kind in counts)
+    tally = _unusable.get()
+    if tally is not None:
+        tally.setdefault(Source(Path(str(source))).name if not isinstance(source, Source) else source.name, {}).update(counts)
+    bad = int(any_bad.sum())
+    if total and bad > MOST * total:
+        raise InputError(f"{source}: {bad} of {total} rows cannot be used: {described}; too few are left to train on")
+    log.warning("%s: %d of %d rows cannot be used and are left out: %s", source, bad, total, described)
+    return counts
 
 
 def _one_line(error: Exception) -> str:

@@ -40,6 +40,7 @@ class SubmissionFormat:
     id_column: str
     domain: str = "any"
     labels: tuple[str, ...] = ()  # the accepted values when domain is "label"
+    columns: tuple[str, ...] = ()  # the prediction columns in the platform's order; () = whatever the sample has
 
     def __post_init__(self):
         if self.domain not in DOMAINS:
@@ -67,6 +68,31 @@ def _problem(kind: str, message: str, examples) -> Problem:
 def read_submission(path: Path | str) -> pd.DataFrame:
     """Read a submission with every cell as text, so validation sees what was written."""
     return io.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def read_sample(source, format: SubmissionFormat) -> pd.DataFrame:
+    """The platform's sample submission, checked against the competition's own columns
+    before anything trains: a sample that lost a column (or gained one) would silently
+    change what the model predicts."""
+    frame = io.read_table(source, [format.id_column], dtype=str, keep_default_na=False)
+    found = [str(c) for c in frame.columns if c != format.id_column]
+    if format.columns and found != list(format.columns):
+        missing = [c for c in format.columns if c not in found]
+        unexpected = [c for c in found if c not in format.columns]
+        detail = "; ".join(part for part in (
+            f"missing {', '.join(missing[:5])}" + ("..." if len(missing) > 5 else "") if missing else "",
+            f"unexpected {', '.join(unexpected[:5])}" if unexpected else "",
+            "the columns are in another order" if not missing and not unexpected else "") if part)
+        raise io.InputError(f"{source}: its columns are not the competition's {len(format.columns)} "
+                            f"({', '.join(format.columns[:3])}{', ...' if len(format.columns) > 3 else ''}): {detail}")
+    if list(frame.columns).index(format.id_column) != 0:
+        raise io.InputError(f"{source}: {format.id_column} must be the first column")
+    ids = frame[format.id_column].str.strip()
+    blank = ids == ""
+    if blank.any():
+        raise io.InputError(f"{source}: row {int(blank.to_numpy().nonzero()[0][0]) + 2}: {format.id_column} is blank")
+    io.unique(frame, format.id_column, source)
+    return frame
 
 
 def validate(submission: pd.DataFrame, sample: pd.DataFrame, format: SubmissionFormat) -> list[Problem]:

@@ -14,7 +14,6 @@ from common import io
 from common.competition import BaseCompetition, Report
 from common.metrics import MULTICLASS_LOG_LOSS
 from common.options import Options, option
-from common.submission import SubmissionFormat
 from competitions.birdcall import data as bird_data
 from competitions.birdcall import features as mel_features
 from competitions.birdcall import model as bird_model
@@ -60,7 +59,7 @@ class Birdcall(BaseCompetition):
     platform = "zindi"
     slug = "fowl-escapades"
     metric = MULTICLASS_LOG_LOSS
-    submission = SubmissionFormat("SampleSubmission.csv", id_column=ID, domain="probability")
+    submission = bird_data.SUBMISSION
     options = BirdOptions
     description = "Zindi, bird species from field recordings (audio, 40 classes)"
     data_files = ("Train.csv", "SampleSubmission.csv")

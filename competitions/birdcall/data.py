@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from common import io
+from common.submission import SubmissionFormat, read_sample
 
 log = logging.getLogger("compete")
 
@@ -34,6 +35,7 @@ SPECIES = [
     "African Rock Pipit", "Cape Bunting",
 ]
 AUDIO_SUFFIXES = (".mp3", ".wav", ".flac", ".ogg")
+SUBMISSION = SubmissionFormat("SampleSubmission.csv", id_column=ID, domain="probability", columns=tuple(SPECIES))
 
 
 @dataclass
@@ -52,21 +54,18 @@ def load(data_dir: Path) -> BirdData:
     prediction)."""
     data_dir = Path(data_dir)
     train_source = io.find(data_dir, "Train.csv")
-    sample_source = io.find(data_dir, "SampleSubmission.csv")
-    train = io.read_csv(train_source, dtype=str, keep_default_na=False)
-    sample = io.read_csv(sample_source, nrows=0)
-    io.require_columns(train, [ID, LABEL], train_source)
-    if ID not in sample.columns:
-        raise io.InputError(f"{sample_source}: no {ID} column")
-    species = [c for c in sample.columns if c != ID]
-    test_ids = io.read_csv(sample_source, usecols=[ID], dtype=str, keep_default_na=False)[ID]
+    sample_source = io.find(data_dir, SUBMISSION.sample_file)
+    train = io.read_table(train_source, [ID, LABEL], dtype=str, keep_default_na=False)
+    sample = read_sample(sample_source, SUBMISSION)
+    species = list(SUBMISSION.columns)
+    test_ids = sample[ID]
 
     train[ID] = train[ID].str.strip()
     train[LABEL] = train[LABEL].str.strip()
-    for frame, source in ((train, train_source), (test_ids.to_frame(), sample_source)):
-        duplicated = frame[ID][frame[ID].duplicated()]
-        if len(duplicated):
-            raise io.InputError(f"{source}: ID {duplicated.iloc[0]} appears more than once ({len(duplicated)} duplicates)")
+    blank = train[ID] == ""
+    if blank.any():
+        raise io.InputError(f"{train_source}: row {int(blank.to_numpy().nonzero()[0][0]) + 2}: {ID} is blank ({int(blank.sum())} rows)")
+    io.unique(train, ID, train_source)
     index = {name: position for position, name in enumerate(species)}
     unknown = ~train[LABEL].isin(index)
     if unknown.any():
@@ -78,11 +77,10 @@ def load(data_dir: Path) -> BirdData:
     train["path"] = _paths(data_dir, "Train", train[ID])
     test = pd.DataFrame({ID: test_ids.str.strip()})
     test["path"] = _paths(data_dir, "Test", test[ID])
-    for name, frame in (("Train", train), ("Test", test)):
-        missing = frame["path"].isna()
-        if missing.any():
-            log.warning("%s: %d of %d clips not found (e.g. %s)", name, int(missing.sum()), len(frame),
-                        ", ".join(frame.loc[missing, ID].head(3)))
+    # A row without its clip cannot be heard: counted (and fatal when most are missing,
+    # e.g. a Test.zip never unzipped); a test row still gets the class prior.
+    for source, frame in ((train_source, train), (sample_source, test)):
+        io.unusable_rows(source, len(frame), {"clip_missing": frame["path"].isna().to_numpy()}, examples=frame[ID])
     return BirdData(train=train, test=test, species=species, source=data_dir)
 
 

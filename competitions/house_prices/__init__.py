@@ -13,7 +13,6 @@ from common import io
 from common.competition import BaseCompetition, Report
 from common.metrics import RMSLE
 from common.options import Options, option
-from common.submission import SubmissionFormat
 from competitions.house_prices import data as house_data
 from competitions.house_prices.data import ID, TARGET, HouseData
 
@@ -30,7 +29,7 @@ class HousePrices(BaseCompetition):
     platform = "kaggle"
     slug = "house-prices-advanced-regression-techniques"
     metric = RMSLE
-    submission = SubmissionFormat("sample_submission.csv", id_column=ID, domain="positive")
+    submission = house_data.SUBMISSION
     options = HouseOptions
     description = "Kaggle, tabular regression of sale prices"
     data_files = ("train.csv", "test.csv", "sample_submission.csv")

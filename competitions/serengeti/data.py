@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from common import io
+from common.submission import SubmissionFormat, read_sample
 from competitions.serengeti.inference import read_image  # noqa: F401  (shared with the code submission)
 
 log = logging.getLogger("compete")
@@ -30,6 +31,7 @@ IMAGE_SIZE = (256, 192)      # (width, height) the network reads each frame at: 
 WEIGHTS = "model.pt"         # the trained network in a run directory and in a code bundle
 TRAIN_METADATA, TRAIN_LABELS = "train_metadata.csv", "train_labels.csv"
 TEST_METADATA, SUBMISSION_FORMAT = "test_metadata.csv", "submission_format.csv"
+SUBMISSION = SubmissionFormat(SUBMISSION_FORMAT, id_column=ID, domain="probability", columns=CLASSES)
 
 
 @dataclass
@@ -44,8 +46,7 @@ class SerengetiData:
 
 
 def read_metadata(source, name: str) -> pd.DataFrame:
-    frame = io.read_csv(source, dtype={ID: str, FILE: str, TIME: str}, keep_default_na=False)
-    io.require_columns(frame, [ID, FILE], source)
+    frame = io.read_table(source, [ID, FILE], dtype=str, keep_default_na=False)
     blank = frame[(frame[ID].str.strip() == "") | (frame[FILE].str.strip() == "")]
     if len(blank):
         raise io.InputError(f"{source}: {len(blank)} row(s) without {ID} or {FILE}, first at line {blank.index[0] + 2}")
@@ -60,17 +61,15 @@ def season_of(seq_id: str) -> str:
 
 
 def read_labels(source) -> pd.DataFrame:
-    frame = io.read_csv(source, dtype={ID: str})
-    io.require_columns(frame, [ID, *CLASSES], source)
-    values = frame[list(CLASSES)].apply(pd.to_numeric, errors="coerce")
+    frame = io.read_table(source, [ID, *CLASSES], dtype=str, keep_default_na=False)
+    values = frame[list(CLASSES)].apply(lambda column: pd.to_numeric(column.str.strip(), errors="coerce"))
     bad = values.isna() | ~values.isin([0, 1])
     if bad.to_numpy().any():
         row, column = np.argwhere(bad.to_numpy())[0]
-        raise io.InputError(f"{source}: {int(bad.to_numpy().any(axis=1).sum())} row(s) with a label that is not 0 or 1, "
-                            f"first {frame[ID].iloc[row]} column {CLASSES[column]}={frame[CLASSES[column]].iloc[row]!r}")
-    duplicated = frame[ID][frame[ID].duplicated()]
-    if len(duplicated):
-        raise io.InputError(f"{source}: {len(duplicated)} duplicated {ID}, first {duplicated.iloc[0]}")
+        # the value as written in the file (text), never a numpy repr
+        raise io.InputError(f"{source}: row {row + 2} ({ID} {frame[ID].iloc[row]}): {CLASSES[column]}="
+                            f"{frame[CLASSES[column]].iloc[row]!r} is not 0 or 1 ({int(bad.to_numpy().any(axis=1).sum())} row(s))")
+    io.unique(frame, ID, source)
     return pd.concat([frame[[ID]], values.astype(np.uint8)], axis=1)
 
 
@@ -84,6 +83,13 @@ def load(data_dir: Path) -> SerengetiData:
         raise io.InputError(f"{labels_source}: {len(unlabelled)} sequence(s) of {TRAIN_METADATA} have no label, first {unlabelled[0]}")
     test_source = io.find(data_dir, TEST_METADATA, required=False)
     test = read_metadata(test_source, TEST_METADATA) if test_source else None
+    sample_source = io.find(data_dir, SUBMISSION_FORMAT, required=False)
+    if sample_source is not None:  # only where the hidden runtime (or synthetic data) has it
+        sample = read_sample(sample_source, SUBMISSION)
+        if test is not None:
+            absent = sorted(set(test[ID]) - set(sample[ID]))
+            if absent:
+                raise io.InputError(f"{test_source}: {len(absent)} sequence(s) are not in {SUBMISSION_FORMAT}, first {absent[0]}")
     return SerengetiData(root=image_root(data_dir, train[FILE].iloc[0]), train=train, labels=labels, test=test)
 
 

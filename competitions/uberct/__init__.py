@@ -16,7 +16,6 @@ from common import io
 from common.competition import BaseCompetition, Report
 from common.metrics import F1
 from common.options import Options, option
-from common.submission import SubmissionFormat
 from common.thresholds import best_threshold, expected_f1_count, fit_rate_rule, plot_f1
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
@@ -44,7 +43,7 @@ class UberCapeTown(BaseCompetition):
     platform = "zindi"
     slug = "uber-movement-sanral-cape-town-challenge"
     metric = F1
-    submission = SubmissionFormat(uber_data.SAMPLE_FILE, id_column=uber_data.ID, domain="binary")
+    submission = uber_data.SUBMISSION
     description = "Zindi, road incidents per segment and hour in Cape Town, F1"
     data_files = (uber_data.TRAIN_FILE, uber_data.SEGMENTS_ZIP, uber_data.SAMPLE_FILE)
     options = UberOptions

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from common import io
+from common.submission import SubmissionFormat, read_sample as read_sample_file
 
 log = logging.getLogger("compete")
 
@@ -31,6 +32,7 @@ ID = "datetime x segment_id"
 TARGET = "prediction"
 ID_SEPARATOR = " x "
 ID_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+SUBMISSION = SubmissionFormat(SAMPLE_FILE, id_column=ID, domain="binary", columns=(TARGET,))
 
 EVENT_ID = "EventId"
 EVENT_TIME = "Occurrence Local Date Time"
@@ -94,10 +96,8 @@ def _optional(reader, data_dir: Path):
 def read_events(source) -> pd.DataFrame:
     """train.csv as text, one row per line. A row with a tenth field (an unquoted comma
     in a free-text field) is kept, with the surplus in an `extra` column."""
-    header = io.read_csv(source, nrows=0)
-    io.require_columns(header, EVENT_COLUMNS, source)
-    names = list(header.columns) + ["extra"]
-    frame = io.read_csv(source, header=None, skiprows=1, names=names, dtype=str, keep_default_na=False)
+    names = io.header_names(source) + ["extra"]
+    frame = io.read_table(source, EVENT_COLUMNS, header=None, skiprows=1, names=names, dtype=str, keep_default_na=False)
     frame.attrs["source"] = str(source)
     return frame
 
@@ -132,13 +132,11 @@ def clean_events(raw: pd.DataFrame, segments) -> tuple[pd.DataFrame, dict[str, i
     dirt["missing_agency"] = int((agency == "").sum())
     frame[AGENCY] = agency.mask(agency == "", UNKNOWN_AGENCY)
 
-    times = pd.to_datetime(frame[EVENT_TIME].str.strip(), format=EVENT_TIME_FORMAT, errors="coerce")
-    bad_time = times.isna().to_numpy()
+    # Day-first as Zindi ships it; a file re-saved month-first is read as such, a file
+    # mixing both orders fails (common/io.py decides the order from the data).
+    times, order, bad_time = io.day_month_times(frame[EVENT_TIME], EVENT_TIME_FORMAT, source, EVENT_TIME)
+    dirt["month_first_dates"] = int(order == "swapped")
     dirt["excluded_bad_date"] = int(bad_time.sum())
-    if bad_time.any():
-        position = int(np.flatnonzero(bad_time)[0])
-        log.warning("%s: row %d: %s=%r is not a day-first date like 01/01/16 00:53 (%d rows left out)",
-                    source, position + 2, EVENT_TIME, frame[EVENT_TIME].iloc[position], int(bad_time.sum()))
 
     duplicate = frame[EVENT_ID].duplicated().to_numpy() & ~bad_time
     dirt["excluded_duplicate_event"] = int(duplicate.sum())
@@ -162,6 +160,8 @@ def clean_events(raw: pd.DataFrame, segments) -> tuple[pd.DataFrame, dict[str, i
     dirt["excluded_no_segment"] = int(unplaced.sum())
     keep = ~bad_time & ~duplicate & ~unplaced
     dirt["kept"] = int(keep.sum())
+    io.unusable_rows(source, len(frame), {"bad_date": bad_time, "duplicate_event": duplicate, "no_segment": unplaced},
+                     examples=frame[EVENT_ID])
 
     events = pd.DataFrame({
         EVENT_ID: frame[EVENT_ID].to_numpy()[keep],
@@ -247,8 +247,7 @@ def read_segments(data_dir: Path):
 
 def read_sample(source) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The sample's ids split into hour and segment: (ids, times, segment ids)."""
-    frame = io.read_csv(source, dtype=str, keep_default_na=False)
-    io.require_columns(frame, [ID, TARGET], source)
+    frame = read_sample_file(source, SUBMISSION)
     ids = frame[ID]
     parts = ids.str.split(ID_SEPARATOR, n=1, expand=True, regex=False)
     if parts.shape[1] < 2:

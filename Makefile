@@ -24,5 +24,6 @@ test: $(STAMP)
 bench: $(STAMP)
 	for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# Also the cache and temp folders README's "Where compete writes" lists (no venv needed).
 clean:
-	rm -rf runs submissions/*/ .pytest_cache
+	rm -rf runs submissions/*/ .pytest_cache "$${COMPETE_CACHE:-$$HOME/.cache/compete}" "$${TMPDIR:-/tmp}"/compete-*

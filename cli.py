@@ -6,12 +6,14 @@ common/competition.py, so no command branches on a competition's name.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from common import io
+from common.submission import InvalidSubmission
 
 COMPETITION = click.argument("competition", metavar="COMP")
 DATA = click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
@@ -30,6 +32,10 @@ def user_errors(function):
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
+        except InvalidSubmission as invalid:
+            for line in invalid.lines():
+                click.echo(line)
+            sys.exit(1)
         except io.InputError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
@@ -40,7 +46,23 @@ def user_errors(function):
                 raise
             click.echo(f"error: {message}", err=True)
             sys.exit(2)
+        except click.ClickException:
+            raise
+        except Exception as error:  # a bug, not the user's input: one line, the traceback kept
+            if os.environ.get("COMPETE_DEBUG"):
+                raise
+            click.echo(f"error: {unexpected(function.__name__, error)}", err=True)
+            sys.exit(2)
     return wrapper
+
+
+def unexpected(command: str, error: Exception) -> str:
+    """Keep the traceback of an unexpected error in a log file and say where it is."""
+    import traceback
+    log_file = io.cache_dir("logs") / "last-error.txt"
+    io.write_text(log_file, "".join(traceback.format_exception(error)))
+    return (f"{command.replace('_', ' ')} failed unexpectedly: {type(error).__name__}: {' '.join(str(error).split())[:200]} "
+            f"(traceback in {log_file})")
 
 
 def _competition(name: str, metric: str | None = None):
@@ -232,10 +254,7 @@ def validate(competition, file, data_dir):
     (an empty file is one), 2 when FILE or --data cannot be read."""
     problems = _competition(competition).validate_file(file, data_dir)
     if problems:
-        click.echo(f"{file}: {len(problems)} problem(s)")
-        for problem in problems:
-            click.echo(f"  {problem}")
-        sys.exit(1)
+        raise InvalidSubmission(file, problems)
     click.echo(f"{file}: valid")
 
 
@@ -248,9 +267,7 @@ def validate(competition, file, data_dir):
 @user_errors
 def score(competition, file, answers, metric):
     """Score FILE locally with the platform's metric against known answers."""
-    from common.submission import read_submission
-    comp = _competition(competition, metric)
-    for name, value in comp.score(read_submission(file), answers).items():
+    for name, value in _competition(competition, metric).score_file(file, answers).items():
         click.echo(f"{name}: {value:.6f}")
 
 
@@ -450,6 +467,21 @@ def runtime_test(bundle, data_dir, competition_name, profile, out, time_limit, m
         click.echo(f"FAILED: {result.reason}", err=True)
         sys.exit(1)
     click.echo(f"passed on {result.profile} in {result.seconds:.1f} s: {result.submission} is valid")
+
+
+@main.group()
+def cache():
+    """The feature and shard caches ($COMPETE_CACHE, default ~/.cache/compete) and temp folders."""
+
+
+@cache.command("clear")
+@user_errors
+def cache_clear():
+    """Remove the cache and compete's temp folders; print what went and the space freed."""
+    removed = io.clear_cache()
+    for path, size in removed:
+        click.echo(f"removed {path} ({size / 1e6:.1f} MB)")
+    click.echo(f"{len(removed)} item(s), {sum(size for _, size in removed) / 1e6:.1f} MB freed")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ import pandas as pd
 from common import io
 from common.metrics import Metric
 from common.options import Options
-from common.submission import Problem, SubmissionFormat, read_submission, validate
+from common.submission import InvalidSubmission, Problem, SubmissionFormat, read_sample, read_submission, validate
 
 PLATFORMS = ("kaggle", "zindi", "drivendata")
 
@@ -140,8 +140,7 @@ class BaseCompetition:
         raise io.InputError(f"{self.name}: no synthetic data generator; use the platform's files")
 
     def sample(self, data_dir: Path) -> pd.DataFrame:
-        source = io.find(data_dir, self.submission.sample_file)
-        return read_submission(source)
+        return read_sample(io.find(data_dir, self.submission.sample_file), self.submission)
 
     def validate(self, submission: pd.DataFrame, data_dir: Path):
         """Problems of `submission` against the sample file in `data_dir`."""
@@ -162,34 +161,54 @@ class BaseCompetition:
     # Scoring against known truth (synthetic data, hosting, a private key).
     def read_answers(self, answers: Path, columns: list[str]) -> pd.DataFrame:
         """The truth in submission shape: the CSV in `answers` (or `answers` itself) that
-        holds the id column and every one of `columns`; solution.csv is looked at first."""
+        holds the id column and every one of `columns`; solution.csv is looked at first.
+
+        The competition's own data files (train.csv, the sample) are never the truth:
+        scoring test predictions against training labels would print a meaningless number."""
         answers = Path(answers)
         candidates = [answers] if answers.is_file() else sorted(
             answers.glob("*.csv"), key=lambda p: (p.stem.lower() not in ("solution", "answers"), p.name))
+        own = {name.lower() for name in (*self.data_files, self.submission.sample_file)}
         wanted = [self.submission.id_column, *columns]
+        refused = []
         for candidate in candidates:
-            if candidate.name.lower() == self.submission.sample_file.lower() and not answers.is_file():
-                continue
-            header = io.read_csv(candidate, nrows=0)
-            if all(column in header.columns for column in wanted):
-                return io.read_csv(candidate, dtype={self.submission.id_column: str})
+            if all(column in io.header_names(candidate) for column in wanted):
+                if candidate.name.lower() in own:
+                    refused.append(candidate.name)
+                    continue
+                return io.read_table(candidate, wanted, dtype=str, keep_default_na=False)
+        if refused:
+            raise io.InputError(f"{answers}: {', '.join(refused)} is the competition's own data, not the answers to the test set; "
+                                f"point --answers at the host's answer key (e.g. DATA/answers/solution.csv)")
         raise io.InputError(f"{answers}: no CSV with the columns {', '.join(wanted[:6])}{'...' if len(wanted) > 6 else ''}")
 
+    def score_file(self, file: Path, answers: Path) -> dict[str, float]:
+        """`compete score`: read `file`, validate it against the truth as `validate` does
+        against the sample (a partial file, a blank or a text value is a list of problems,
+        exit 1, never a score), then `score` it."""
+        submission = read_submission(file)
+        # A competition whose format is read from its data has none before it loads: the
+        # submission's first column is then its id, as on every platform, and a value is
+        # only checked to be there (a label domain with no labels listed).
+        format = self.submission or SubmissionFormat(
+            "", id_column=str(submission.columns[0]) if len(submission.columns) else "id", domain="label")
+        columns = list(format.columns) or [str(c) for c in submission.columns if c != format.id_column]
+        truth = self.read_answers(answers, columns)
+        problems = validate(submission, truth[[format.id_column, *columns]], format)
+        if problems:
+            raise InvalidSubmission(file, problems)
+        return self.score(submission, answers)
+
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
-        """Score a submission with the platform's metric against the truth in `answers`."""
+        """Score a valid submission with the platform's metric against the truth in `answers`."""
         id_column = self.submission.id_column
-        if id_column not in submission.columns:
-            raise io.InputError(f"submission has no {id_column!r} column")
-        value_columns = [c for c in submission.columns if c != id_column]
-        truth = self.read_answers(answers, value_columns)
-        truth = truth.assign(**{id_column: truth[id_column].astype(str)}).set_index(id_column)
-        predicted = submission.assign(**{id_column: submission[id_column].astype(str)}).set_index(id_column)
-        absent = predicted.index.difference(truth.index)
-        if len(absent):
-            raise io.InputError(f"{answers}: no answer for id {absent[0]} ({len(absent)} ids in all)")
-        truth = truth.loc[predicted.index, value_columns]
-        y_true = truth.to_numpy(dtype=float)
-        y_pred = predicted[value_columns].apply(pd.to_numeric).to_numpy(dtype=float)
+        columns = list(self.submission.columns) or [c for c in submission.columns if c != id_column]
+        truth = self.read_answers(answers, columns)
+        truth = truth.set_index(truth[id_column].astype(str))
+        predicted = submission.set_index(submission[id_column].astype(str))
+        truth = truth.loc[predicted.index, columns]
+        y_true = truth.apply(pd.to_numeric, errors="raise").to_numpy(dtype=float)
+        y_pred = predicted[columns].apply(pd.to_numeric).to_numpy(dtype=float)
         if y_true.shape[1] == 1:
             y_true, y_pred = y_true[:, 0], y_pred[:, 0]
         return {self.metric.name: self.metric(y_true, y_pred)}

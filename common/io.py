@@ -173,6 +173,14 @@ def _as_source(source) -> Source:
     return source if isinstance(source, Source) else Source(Path(source))
 
 
+def find_file(path: Source | Path | str) -> Source:
+    """`path` as a Source, failing in one line when it is absent or a folder."""
+    source = _as_source(path)
+    if source.member is None and not source.path.is_file():
+        raise InputError(f"{source}: {'is a folder, not a CSV file' if source.path.is_dir() else 'file not found'}")
+    return source
+
+
 def header_line(source: Source | Path | str) -> str:
     source = _as_source(source)
     with source.open() as handle:
@@ -200,6 +208,25 @@ def _last_line(source: Source) -> bytes:
     return tail[body.rfind(b"\n") + 1:]
 
 
+def _short_row(source: Source, expected: int, separator: str) -> tuple[int, int] | None:
+    """The first row with fewer fields than the header, as (line, fields), else None.
+    pandas pads such a row with blanks, so a lost value would pass unseen."""
+    mark = separator.encode()
+    with source.open() as handle:
+        # A quick count first: a separator inside quotes can only add to it, so only a
+        # line that looks short needs the real CSV reader (quotes, values over lines).
+        suspect = any(0 < len(line.strip()) and line.count(mark) + 1 < expected for line in handle)
+    if not suspect:
+        return None
+    with source.open() as handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, delimiter=separator)
+        for fields in reader:
+            if fields and len(fields) < expected:
+                return reader.line_num, len(fields)
+    return None
+
+
 def check_separator(source: Source, header: str, columns=(), separator: str = ",") -> None:
     """A file separated by something else than `separator` fails naming what it uses."""
     fields = header.split(separator)
@@ -218,13 +245,8 @@ def read_table(source: Source | Path | str, columns=(), min_rows: int = 1, compl
     `columns` and no duplicate names, at least `min_rows` rows, and a last row that is
     whole. `complete`: the file must end with a line end, as the platforms ship them; a
     last line without one is a cut download."""
-    source = _as_source(source)
-    try:
-        header = header_line(source)
-    except FileNotFoundError:
-        raise InputError(f"{source}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{source}: is a folder, not a CSV file") from None
+    source = find_file(source)
+    header = header_line(source)
     if not header.strip():
         raise InputError(f"{source}: file is empty" + ("" if not header else " (its first line is blank)"))
     check_separator(source, header, columns, kwargs.get("sep", ","))
@@ -241,7 +263,11 @@ def read_table(source: Source | Path | str, columns=(), min_rows: int = 1, compl
     if len(frame) < min_rows:
         raise InputError(f"{source}: no data rows, only a header" if len(frame) == 0 else
                          f"{source}: {len(frame)} row(s); need at least {min_rows}")
+    short = _short_row(source, len(names), separator) if len(names) > 1 else None
     last = _last_line(source)
+    if short and not (short[0] == len(frame) + 1 and not last.endswith(b"\n")):  # a cut last row is said below
+        raise InputError(f"{source}: row {short[0]} has {short[1]} of {len(names)} fields: a value is lost "
+                         f"(or the line was broken); fix the row or download the file again")
     if len(frame) and not last.endswith(b"\n"):
         line = len(frame) + 1  # the header is line 1 (values spanning lines aside)
         found = len(next(csv.reader([last.decode("utf-8", errors="replace")], delimiter=separator), []))
@@ -270,6 +296,15 @@ def _where(frame: pd.DataFrame, position: int, id_column: str | None) -> str:
     return f"row {_row(position)}{named}"
 
 
+def _shown(value) -> str:
+    """A cell as the file holds it: quoted text, never a numpy repr like np.int64(2)."""
+    return repr(value if isinstance(value, str) else str(value))
+
+
+def _rows(count: int) -> str:
+    return f" ({count} rows)" if count > 1 else ""
+
+
 def _text(column: pd.Series) -> pd.Series:
     return column.astype("string").str.strip()
 
@@ -281,12 +316,12 @@ def integer_ids(frame: pd.DataFrame, column: str, source) -> pd.Series:
     blank = text.isna() | (text == "")
     if blank.any():
         position = int(np.flatnonzero(blank.to_numpy())[0])
-        raise InputError(f"{source}: row {_row(position)}: {column} is blank ({int(blank.sum())} row(s))")
+        raise InputError(f"{source}: row {_row(position)}: {column} is blank{_rows(int(blank.sum()))}")
     whole = text.str.fullmatch(r"[+-]?\d+").fillna(False).to_numpy(dtype=bool)
     if not whole.all():
         position = int(np.flatnonzero(~whole)[0])
-        raise InputError(f"{source}: row {_row(position)}: {column}={text.iloc[position]!r} is not an integer id "
-                         f"({int((~whole).sum())} row(s))")
+        raise InputError(f"{source}: row {_row(position)}: {column}={_shown(text.iloc[position])} is not an integer id"
+                         f"{_rows(int((~whole).sum()))}")
     return text.astype("int64")
 
 
@@ -314,9 +349,8 @@ def numbers(frame: pd.DataFrame, column: str, source, id_column: str | None = No
     for bad, says in checks:
         if bad.any():
             position = int(np.flatnonzero(bad.to_numpy())[0])
-            shown = "" if says == "is missing" else f"={frame[column].iloc[position]!r}"
-            more = f" ({int(bad.sum())} rows)" if bad.sum() > 1 else ""
-            raise InputError(f"{source}: {_where(frame, position, id_column)}: {column}{shown} {says}{more}")
+            shown = "" if says == "is missing" else f"={_shown(frame[column].iloc[position])}"
+            raise InputError(f"{source}: {_where(frame, position, id_column)}: {column}{shown} {says}{_rows(int(bad.sum()))}")
     return values
 
 
@@ -369,21 +403,24 @@ def counting_unusable() -> Iterator[dict]:
 
 def unusable_rows(source, total: int, kinds: dict[str, np.ndarray], examples: pd.Series | None = None) -> dict[str, int]:
     """Count the rows of `source` that cannot be used, by kind; log them with their first
-    row, and fail when they are most of the file. Returns the counts of the kinds found."""
+    row (and its value in `examples`, an id column), and fail when they are most of the
+    file. Returns the counts of the kinds found."""
     masks = {kind: np.asarray(mask, dtype=bool) for kind, mask in kinds.items()}
     counts = {kind: int(mask.sum()) for kind, mask in masks.items() if mask.any()}
     if not counts:
         return {}
     any_bad = np.logical_or.reduce(list(masks.values()))
-    described = ", ".join(f"{kind} {counts[kind]} (first row {_row(np.flatnonzero(masks[kind])[0])}"
-                          + (f" {examples.iloc[np.flatnonzero(masks[kind])[0]]!r}" if examples is not None else "") + ")"
-                          for kind in counts)
+    def first(kind: str) -> str:
+        position = int(np.flatnonzero(masks[kind])[0])
+        named = f", {examples.name} {examples.iloc[position]}" if examples is not None else ""
+        return f"{kind} {counts[kind]} (first row {_row(position)}{named})"
+    described = ", ".join(first(kind) for kind in counts)
     tally = _unusable.get()
     if tally is not None:
         tally.setdefault(Source(Path(str(source))).name if not isinstance(source, Source) else source.name, {}).update(counts)
     bad = int(any_bad.sum())
     if total and bad > MOST * total:
-        raise InputError(f"{source}: {bad} of {total} rows cannot be used: {described}; too few are left to train on")
+        raise InputError(f"{source}: {bad} of {total} rows cannot be used: {described}: most of the file is unusable")
     log.warning("%s: %d of %d rows cannot be used and are left out: %s", source, bad, total, described)
     return counts
 
@@ -449,12 +486,33 @@ def sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
+def cache_root() -> Path:
+    """`$COMPETE_CACHE`, default ~/.cache/compete (README: "Where compete writes")."""
+    return Path(os.environ.get("COMPETE_CACHE", Path.home() / ".cache" / "compete"))
+
+
 def cache_dir(*parts: str) -> Path:
     """`$COMPETE_CACHE/<parts>` (default ~/.cache/compete), created on demand."""
-    root = Path(os.environ.get("COMPETE_CACHE", Path.home() / ".cache" / "compete"))
-    path = root.joinpath(*parts)
+    path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+TEMP_PREFIX = "compete-"  # every temp folder compete makes starts so (compete-runtime-* from `runtime test --keep`)
+
+
+def clear_cache() -> list[tuple[Path, int]]:
+    """Remove the cache (features, shards, unzipped clips, wheels, error logs) and the
+    temp folders compete left in the temp dir; returns what went, with its size in bytes."""
+    import shutil
+    removed = []
+    candidates = sorted(cache_root().iterdir()) if cache_root().is_dir() else []
+    candidates += sorted(Path(tempfile.gettempdir()).glob(TEMP_PREFIX + "*"))
+    for path in candidates:
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        removed.append((path, size))
+    return removed
 
 
 def safe_extract(archive: Path | str, destination: Path | str) -> list[Path]:

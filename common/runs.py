@@ -101,7 +101,9 @@ def fit(competition: Competition, data_dir: Path, options: Options | None = None
     the options in config.json and the Report `fit` returned in metrics.json.
 
     Under torchrun every process runs this; rank 0 alone writes the run directory.
-    `scheduler`: a Dask scheduler address for the data stages (common.parallel)."""
+    `scheduler`: a Dask scheduler address for the data stages (common.parallel).
+    A run directory this call creates is removed again when the call fails, so a failed
+    command leaves no run behind; a reused one is resumed (same settings) or refused."""
     options = competition.options() if options is None else options
     if not isinstance(options, competition.options):
         raise TypeError(f"{competition.name} takes {competition.options.__name__}, not {type(options).__name__}")
@@ -111,40 +113,117 @@ def fit(competition: Competition, data_dir: Path, options: Options | None = None
 
 def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Path | None):
     distributed.start()
-    chosen = run_dir is not None
+    settings = {"competition": competition.name, "data": str(Path(data_dir).resolve()), "options": asdict(options)}
+    created = True
     if distributed.is_main():
-        run_dir = Path(run_dir) if chosen else new_run_dir(competition, options.seed)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if run_dir is None:
+            run_dir = new_run_dir(competition, options.seed)
+        else:
+            run_dir = Path(run_dir)
+            created = open_run_dir(run_dir, settings)
     run_dir = Path(distributed.broadcast(str(run_dir)))
     if not distributed.is_main():
         return _fit_beside_rank_zero(competition, data_dir, options, run_dir)
-    with logging_to(run_dir, options.quiet), tracking.scope() as tracker:
-        write_json(run_dir / "config.json", {"competition": competition.name, "data": str(Path(data_dir).resolve()),
-                                             "options": asdict(options)})
-        started = time.perf_counter()
-        try:
-            data = competition.load(Path(data_dir))
-        except io.InputError:
-            if not chosen:  # bad input trained nothing: leave no empty run behind
-                shutil.rmtree(run_dir, ignore_errors=True)
-                for folder in (run_dir.parent, run_dir.parent.parent):  # runs/COMP, runs, when empty
-                    with contextlib.suppress(OSError):
-                        folder.rmdir()
-            raise
-        # after load: bad input stays one line on the terminal
-        log.info("data stages: %s; training on %d process(es)", parallel.describe(), distributed.world_size())
-        _track(tracker, competition, options, run_dir, data_dir)
-        model, report = competition.fit(data, options, run_dir)
-        if not isinstance(report, Report):
-            raise TypeError(f"{competition.name}.fit must return (model, Report), not {type(report).__name__}")
-        competition.save_model(model, run_dir)
-        metrics = record(run_dir, **report.metrics(competition.metric), fit_seconds=round(time.perf_counter() - started, 2),
-                         world_size=distributed.world_size())
-        log.info("cv %s = %.5f", competition.metric.name, metrics["cv_score"])
-        tracker.log_record(metrics)
-        tracker.log_artifacts(run_dir)
+    try:
+        with logging_to(run_dir, options.quiet), tracking.scope() as tracker, io.counting_unusable() as unusable:
+            write_json(run_dir / "config.json", settings)
+            started = time.perf_counter()
+            data = stage("load", data_dir, run_dir, competition.load, Path(data_dir))
+            # after load: bad input stays one line on the terminal
+            log.info("data stages: %s; training on %d process(es)", parallel.describe(), distributed.world_size())
+            _track(tracker, competition, options, run_dir, data_dir)
+            model, report = stage("fit", run_dir, run_dir, competition.fit, data, options, run_dir)
+            if not isinstance(report, Report):
+                raise TypeError(f"{competition.name}.fit must return (model, Report), not {type(report).__name__}")
+            stage("save", run_dir, run_dir, competition.save_model, model, run_dir)
+            # rows the checks left out, by file and kind (common/io.py), beside what fit learned
+            found = {"unusable_rows": unusable} if unusable else {}
+            metrics = record(run_dir, **report.metrics(competition.metric), **found,
+                             fit_seconds=round(time.perf_counter() - started, 2), world_size=distributed.world_size())
+            log.info("cv %s = %.5f", competition.metric.name, metrics["cv_score"])
+            tracker.log_record(metrics)
+            tracker.log_artifacts(run_dir)
+    except Exception as error:
+        if created:
+            discard(run_dir, competition, error)
+        raise
     distributed.barrier()
     return model, data, run_dir
+
+
+def open_run_dir(run_dir: Path, settings: dict) -> bool:
+    """Make `run_dir`, or reuse it for the same run: True when this call created it.
+
+    A folder holding a run with other settings is refused (mixing two runs' metrics,
+    checkpoints and submission in one folder would make both unreadable); with the same
+    settings the run resumes from its checkpoints and its old metrics are dropped."""
+    if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+        existed = run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return not existed
+    config = run_dir / "config.json"
+    if not run_dir.is_dir() or not config.is_file():
+        raise io.InputError(f"{run_dir}: exists and is not a run directory (no config.json); pass a new or empty --run-dir")
+    try:
+        previous = json.loads(config.read_text())
+    except json.JSONDecodeError:
+        raise io.InputError(f"{config}: not a run's config (unreadable JSON); pass a new --run-dir") from None
+    changed = _differences(previous, settings)
+    if changed:
+        raise io.InputError(f"{run_dir}: holds a run with other settings ({'; '.join(changed[:3])}); "
+                            f"rerun with the same ones to resume it, or pass a new --run-dir")
+    (run_dir / "metrics.json").unlink(missing_ok=True)  # the resumed run writes its own record
+    log.info("resuming the run in %s", run_dir)
+    return False
+
+
+def _differences(before: dict, after: dict, prefix: str = "") -> list[str]:
+    """What differs between two settings records, ignoring how loudly they ran."""
+    changed = []
+    for key in sorted(set(before) | set(after)):
+        if key == "quiet":
+            continue
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changed.append(f"{prefix}{key} {old!r} -> {new!r}")
+    return changed
+
+
+def stage(name: str, subject, run_dir: Path, function, *args):
+    """Call one stage; an unexpected error becomes a StageFailed naming the stage and
+    `subject` (the data folder, the run), with the traceback written to the run's log.txt
+    only (the terminal gets one line)."""
+    try:
+        return function(*args)
+    except io.InputError:
+        raise
+    except Exception as error:
+        import traceback
+        with open(Path(run_dir) / "log.txt", "a") as handle:
+            handle.write(f"{name} failed on {subject}:\n{''.join(traceback.format_exception(error))}")
+        raise StageFailed(f"{name} failed on {subject}: {type(error).__name__}: {' '.join(str(error).split())[:200]}; "
+                          f"traceback in {Path(run_dir) / 'log.txt'}") from error
+
+
+def discard(run_dir: Path, competition: Competition, error: Exception) -> None:
+    """Remove a run directory a failed call created; an unexpected error's log is kept
+    in the cache (logs/) first, and its message points there."""
+    log_file = Path(run_dir) / "log.txt"
+    if isinstance(error, StageFailed) and log_file.is_file():
+        kept = io.cache_dir("logs") / f"{competition.name}-{Path(run_dir).name}.log.txt"
+        shutil.copyfile(log_file, kept)
+        error.args = (str(error).replace(str(log_file), str(kept)),)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for folder in (run_dir.parent, run_dir.parent.parent):  # runs/COMP and runs, when they are empty
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+class StageFailed(io.InputError):
+    """An unexpected error inside a stage (load, fit, predict): one line naming the
+    stage and its file, the traceback kept in a log the message points at."""
 
 
 def _track(tracker: tracking.Tracker, competition: Competition, options: Options, run_dir: Path, data_dir: Path) -> None:
@@ -172,6 +251,22 @@ def _fit_beside_rank_zero(competition: Competition, data_dir: Path, options: Opt
     return model, data, run_dir
 
 
+def check_run(competition: Competition, run_dir: Path) -> Path:
+    """`run_dir` is a finished run of `competition`, or one line saying what it is."""
+    run_dir = Path(run_dir)
+    config = run_dir / "config.json"
+    if not config.is_file():
+        raise io.InputError(f"{run_dir}: not a run directory (no config.json); train one with `compete fit {competition.name}`")
+    try:
+        trained = json.loads(config.read_text()).get("competition")
+    except (json.JSONDecodeError, AttributeError):
+        raise io.InputError(f"{config}: not a run's config (unreadable JSON)") from None
+    if trained != competition.name:
+        raise io.InputError(f"{run_dir}: a run of {trained}, not {competition.name}; pass a run directory of "
+                            f"`compete fit {competition.name}`")
+    return run_dir
+
+
 def predict(competition: Competition, data_dir: Path, model, out: Path, data=None, scheduler=None) -> Path:
     """Predict, align to the sample, validate, and write `out` atomically.
 
@@ -195,13 +290,20 @@ def run(competition: Competition, data_dir: Path, options: Options | None = None
 
 
 def _run(competition: Competition, data_dir: Path, options: Options, out: Path | None, run_dir: Path | None) -> RunResult:
+    competition.sample(Path(data_dir))  # checked before training: a run that cannot end in a submission never starts
+    fresh = run_dir is None or not Path(run_dir).exists() or not any(Path(run_dir).iterdir())
     model, data, run_dir = fit(competition, data_dir, options, run_dir)
     if not distributed.is_main():  # rank 0 predicts and writes the submission
         return RunResult(run_dir, None, None, competition.metric.name)
     out = Path(out) if out else Path("submissions") / competition.name / f"{run_dir.name}.csv"
-    with logging_to(run_dir, options.quiet):
-        path = predict(competition, data_dir, model, out, data=data)
-        log.info("submission written: %s", path)
+    try:
+        with logging_to(run_dir, options.quiet):
+            path = stage("predict", data_dir, run_dir, predict, competition, data_dir, model, out, data)
+            log.info("submission written: %s", path)
+    except Exception as error:
+        if fresh:
+            discard(run_dir, competition, error)
+        raise
     with tracking.scope() as tracker:
         metrics = _made(run_dir, path, tracker)
     return RunResult(run_dir, path, metrics.get("cv_score"), competition.metric.name)
@@ -210,8 +312,10 @@ def _run(competition: Competition, data_dir: Path, options: Options, out: Path |
 def predict_from(competition: Competition, data_dir: Path, run_dir: Path, out: Path, scheduler=None) -> Path:
     """`predict` with the model trained in `run_dir`; the run records the file it made
     (metrics.json, and its MLflow run), so `submit --wait` finds where a score belongs."""
+    check_run(competition, run_dir)
     with logging_to(run_dir, quiet=True):
-        path = predict(competition, data_dir, competition.load_model(run_dir), out, scheduler=scheduler)
+        model = stage("load model", run_dir, run_dir, competition.load_model, run_dir)
+        path = stage("predict", data_dir, run_dir, predict, competition, data_dir, model, out, None, scheduler)
     made = read_metrics(run_dir)
     tracker = tracking.Tracker.reopen(made["mlflow_run_id"], made.get("mlflow_tracking_uri")) \
         if made.get("mlflow_run_id") else tracking.Tracker()

@@ -60,14 +60,32 @@ class Problem:
         return f"{self.kind}: {self.message}" + (f" [{shown}{more}]" if shown else "")
 
 
+class InvalidSubmission(io.CheckFailed):
+    """A submission that fails validation: the CLI lists every problem and exits 1."""
+
+    def __init__(self, file, problems: list[Problem], context: str = ""):
+        self.file, self.problems, self.context = file, problems, context
+        super().__init__(f"{self.lines()[0]}: {problems[0]}")
+
+    def lines(self) -> list[str]:
+        head = f"{self.file}: {self.context + ', ' if self.context else ''}{len(self.problems)} problem(s)"
+        return [head, *(f"  {problem}" for problem in self.problems)]
+
+
 def _problem(kind: str, message: str, examples) -> Problem:
     examples = list(examples)
     return Problem(kind, message, examples[:MAX_EXAMPLES], len(examples))
 
 
 def read_submission(path: Path | str) -> pd.DataFrame:
-    """Read a submission with every cell as text, so validation sees what was written."""
-    return io.read_csv(path, dtype=str, keep_default_na=False)
+    """Read a submission with every cell as text, so validation sees what was written.
+
+    Unreadable files (not UTF-8, another separator, a last row cut short) fail here,
+    naming the row; a file the platform would parse is left to `validate`."""
+    source = io.find_file(path)
+    if not io.header_line(source).strip():  # an empty file is an invalid submission (exit 1), not unreadable input
+        return pd.DataFrame()
+    return io.read_table(source, min_rows=0, complete=False, dtype=str, keep_default_na=False)
 
 
 def read_sample(source, format: SubmissionFormat) -> pd.DataFrame:

@@ -155,4 +155,4 @@ def test_an_unknown_species_is_one_line_naming_the_row(small, tmp_path):
     result = compete("run", "birdcall", "--data", data, "--fast", check=False, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"error: {data / 'Train.csv'}: row 7 (ID {train.loc[5, 'ID']}): common_name 'Dodo' is not a column of SampleSubmission.csv (1 rows)"]
+        f"error: {data / 'Train.csv'}: row 7 (ID {train.loc[5, 'ID']}): common_name 'Dodo' is not a column of SampleSubmission.csv"]

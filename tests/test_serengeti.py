@@ -89,7 +89,7 @@ def test_load_types_and_rejects_bad_labels(small, tmp_path):
     labels = pd.read_csv(broken / "train_labels.csv")
     labels.loc[3, "zebra"] = 2
     labels.to_csv(broken / "train_labels.csv", index=False)
-    with pytest.raises(io.InputError, match=r"train_labels.csv: row 5 \(seq_id SER_.*\): zebra='2' is not 0 or 1 \(1 row\(s\)\)"):
+    with pytest.raises(io.InputError, match=r"train_labels.csv: row 5 \(seq_id SER_.*\): zebra='2' is not 0 or 1 \(1 row\(s\) in all\)"):
         D.load(broken)
 
 

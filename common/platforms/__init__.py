@@ -28,6 +28,7 @@ import pandas as pd
 
 from common import io
 from common.platforms.errors import PlatformError, UncertainSubmission
+from common.submission import InvalidSubmission
 
 # Seconds between two looks at a submission's status while `submit --wait` waits: 5 s
 # doubling to a minute, then every minute, 30 minutes in all (scoring a CSV takes
@@ -41,10 +42,6 @@ RUNNERS = {
     "zindi": "common.platforms.zindi",
     "drivendata": "common.platforms.drivendata",
 }
-
-
-class InvalidSubmission(io.CheckFailed):
-    """The file differs from the sample submission: nothing was sent."""
 
 
 @dataclass
@@ -102,8 +99,7 @@ def check_submission(competition, file: Path, data_dir: Path) -> None:
     """Refuse `file` unless it matches the sample submission in `data_dir`."""
     problems = competition.validate_file(file, data_dir)
     if problems:
-        listed = "; ".join(str(problem) for problem in problems)
-        raise InvalidSubmission(f"{file}: not submitted, {len(problems)} problem(s) against the sample in {data_dir}: {listed}")
+        raise InvalidSubmission(file, problems, context=f"not submitted, against the sample in {data_dir}")
 
 
 def download(competition, out: Path, quiet: bool = False) -> list[Path]:

@@ -21,7 +21,7 @@ _secrets: set[str] = set()
 _PATTERNS = [
     re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer\s+|basic\s+|token\s+)?)[^\s\"',;})\]]+|(\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"(?i)(\b(?:auth[-_]?token|access[-_]?token|api[-_]?key|password|passwd|client[-_]?secret)"
-               r"[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,;}]+"),
+               r"[\"']?\s*[:=]\s*[\"']?)(?!\.\.\.)[^\"'&\s,;}]+"),  # "..." is a help text's placeholder, not a secret
 ]
 
 

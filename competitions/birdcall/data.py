@@ -64,14 +64,15 @@ def load(data_dir: Path) -> BirdData:
     train[LABEL] = train[LABEL].str.strip()
     blank = train[ID] == ""
     if blank.any():
-        raise io.InputError(f"{train_source}: row {int(blank.to_numpy().nonzero()[0][0]) + 2}: {ID} is blank ({int(blank.sum())} rows)")
+        raise io.InputError(f"{train_source}: row {int(blank.to_numpy().nonzero()[0][0]) + 2}: {ID} is blank"
+                            + (f" ({int(blank.sum())} rows)" if blank.sum() > 1 else ""))
     io.unique(train, ID, train_source)
     index = {name: position for position, name in enumerate(species)}
     unknown = ~train[LABEL].isin(index)
     if unknown.any():
         row = int(unknown.to_numpy().nonzero()[0][0])
         raise io.InputError(f"{train_source}: row {row + 2} (ID {train[ID].iloc[row]}): common_name "
-                            f"{train[LABEL].iloc[row]!r} is not a column of {sample_source.name} ({int(unknown.sum())} rows)")
+                            f"{train[LABEL].iloc[row]!r} is not a column of {sample_source.name}" + (f" ({int(unknown.sum())} rows)" if unknown.sum() > 1 else ""))
     train["label"] = train[LABEL].map(index).astype(int)
 
     train["path"] = _paths(data_dir, "Train", train[ID])

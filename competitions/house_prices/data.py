@@ -118,7 +118,6 @@ def load(data_dir: Path) -> HouseData:
     if unknown:
         raise io.InputError(f"{test_source}: column(s) {', '.join(unknown[:5])} are not in train.csv, so no model "
                             f"could use them; remove them or add them to train.csv")
-    train[TARGET] = io.numbers(train, TARGET, train_source, ID, required=True, positive=True)
     sample_source = io.find(data_dir, "sample_submission.csv", required=False)
     if sample_source is not None:
         sample = read_sample(sample_source, SUBMISSION)
@@ -131,11 +130,13 @@ def load(data_dir: Path) -> HouseData:
     return HouseData(train=train, test=test[[ID] + features], source=Path(data_dir))
 
 
-def _read(source, columns) -> pd.DataFrame:
+def _read(source, columns: list[str]) -> pd.DataFrame:
     from competitions.house_prices.features import NUMERIC
     frame = io.read_table(source, columns, keep_default_na=False, na_values=[""], dtype=str)
     frame[ID] = io.integer_ids(frame, ID, source)
     io.unique(frame, ID, source)
-    for column in [c for c in frame.columns if c in NUMERIC or c == TARGET]:
+    for column in [c for c in frame.columns if c in NUMERIC]:
         frame[column] = io.numbers(frame, column, source, ID, missing=("NA",))
+    if TARGET in frame:
+        frame[TARGET] = io.numbers(frame, TARGET, source, ID, required=True, positive=True)
     return frame

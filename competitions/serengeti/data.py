@@ -68,7 +68,7 @@ def read_labels(source) -> pd.DataFrame:
         row, column = np.argwhere(bad.to_numpy())[0]
         # the value as written in the file (text), never a numpy repr
         raise io.InputError(f"{source}: row {row + 2} ({ID} {frame[ID].iloc[row]}): {CLASSES[column]}="
-                            f"{frame[CLASSES[column]].iloc[row]!r} is not 0 or 1 ({int(bad.to_numpy().any(axis=1).sum())} row(s))")
+                            f"{frame[CLASSES[column]].iloc[row]!r} is not 0 or 1 ({int(bad.to_numpy().any(axis=1).sum())} row(s) in all)")
     io.unique(frame, ID, source)
     return pd.concat([frame[[ID]], values.astype(np.uint8)], axis=1)
 

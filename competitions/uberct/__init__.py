@@ -179,7 +179,7 @@ class UberCapeTown(BaseCompetition):
             truth = self.read_answers(answers, [uber_data.TARGET])
             p = io.read_csv(probabilities, dtype={uber_data.ID: str})
             merged = truth.merge(p, on=uber_data.ID, how="inner", validate="one_to_one")
-            oracle = best_threshold(merged[uber_data.TARGET].to_numpy(), merged["probability"].to_numpy()).f1
+            oracle = best_threshold(merged[uber_data.TARGET].astype(int).to_numpy(), merged["probability"].to_numpy()).f1
             scores["oracle_f1"] = oracle
             scores["ratio_to_oracle"] = scores[self.metric.name] / oracle if oracle else float("nan")
         return scores

@@ -296,7 +296,7 @@ def _where(frame: pd.DataFrame, position: int, id_column: str | None) -> str:
     return f"row {_row(position)}{named}"
 
 
-def _shown(value) -> str:
+def shown(value) -> str:
     """A cell as the file holds it: quoted text, never a numpy repr like np.int64(2)."""
     return repr(value if isinstance(value, str) else str(value))
 
@@ -320,7 +320,7 @@ def integer_ids(frame: pd.DataFrame, column: str, source) -> pd.Series:
     whole = text.str.fullmatch(r"[+-]?\d+").fillna(False).to_numpy(dtype=bool)
     if not whole.all():
         position = int(np.flatnonzero(~whole)[0])
-        raise InputError(f"{source}: row {_row(position)}: {column}={_shown(text.iloc[position])} is not an integer id"
+        raise InputError(f"{source}: row {_row(position)}: {column}={shown(text.iloc[position])} is not an integer id"
                          f"{_rows(int((~whole).sum()))}")
     return text.astype("int64")
 
@@ -349,8 +349,8 @@ def numbers(frame: pd.DataFrame, column: str, source, id_column: str | None = No
     for bad, says in checks:
         if bad.any():
             position = int(np.flatnonzero(bad.to_numpy())[0])
-            shown = "" if says == "is missing" else f"={_shown(frame[column].iloc[position])}"
-            raise InputError(f"{source}: {_where(frame, position, id_column)}: {column}{shown} {says}{_rows(int(bad.sum()))}")
+            value = "" if says == "is missing" else f"={shown(frame[column].iloc[position])}"
+            raise InputError(f"{source}: {_where(frame, position, id_column)}: {column}{value} {says}{_rows(int(bad.sum()))}")
     return values
 
 

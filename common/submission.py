@@ -175,7 +175,7 @@ def _label_problems(submission: pd.DataFrame, columns, ids: pd.Series, labels: t
         else:
             bad = ~raw.astype(str).isin(labels) if labels else raw.astype(str).str.strip().eq("")
         for position in np.flatnonzero(bad.to_numpy()):
-            outside.append(f"{ids.iloc[position]}/{column}={raw.iloc[position]!r}")
+            outside.append(f"{ids.iloc[position]}/{column}={io.shown(raw.iloc[position])}")
     if not outside:
         return []
     accepted = ", ".join(labels[:MAX_EXAMPLES]) + (", ..." if len(labels) > MAX_EXAMPLES else "") if labels else "a label"
@@ -193,7 +193,7 @@ def _value_problems(submission: pd.DataFrame, columns, ids: pd.Series, domain: s
         nonfinite = ~np.isfinite(values) & ~unparsed
         for mask, sink in ((unparsed, not_numbers), (nonfinite, not_finite)):
             for position in np.flatnonzero(mask):
-                sink.append(f"{ids.iloc[position]}/{column}={raw.iloc[position]!r}")
+                sink.append(f"{ids.iloc[position]}/{column}={io.shown(raw.iloc[position])}")
         finite = np.isfinite(values)
         if domain == "positive":
             bad = finite & (values <= 0)

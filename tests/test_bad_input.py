@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -620,3 +621,37 @@ def test_the_zindi_credentials_help_is_not_redacted(monkeypatch, tmp_path):
     with pytest.raises(CredentialsError) as raised:
         zindi.credentials()
     assert '{"username": ..., "password": ...}' in str(raised.value) and "***" not in str(raised.value)
+
+
+def test_a_failed_fetch_from_a_bad_zip_leaves_no_folder(sandbox):
+    bad = sandbox / "house-prices.zip"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    out = sandbox / "data" / "house-prices"
+    result = invoke(["data", "fetch", "house-prices", "--out", str(out), "--from", str(bad)])
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {bad}: not a zip file"
+    assert not out.exists() and not out.parent.exists()
+
+
+def test_a_blank_month_in_test_csv_is_missing_not_a_crash(house_data):
+    from competitions.house_prices import data as D
+    from competitions.house_prices import features as F
+    data = D.load(house_data)
+    test = data.test.copy()
+    test.loc[3, "MoSold"] = np.nan
+    features = F.features(test)
+    assert features["MonthSold"].isna().tolist()[:5] == [False, False, False, True, False]
+    assert features.loc[0, "MonthSold"] == f"M{int(data.test.loc[0, 'MoSold'])}"
+
+
+def test_problems_with_typed_values_print_them_as_written():
+    import pandas as pd
+
+    from common.submission import SubmissionFormat, validate
+    sample = pd.DataFrame({"Id": ["1", "2"], "label": ["0", "1"]})
+    labels = SubmissionFormat("s.csv", "Id", domain="label", labels=("0", "1"))
+    typed = pd.DataFrame({"Id": ["1", "2"], "label": np.array([2, 1], dtype=np.int64)})
+    text = " ".join(map(str, validate(typed, sample, labels)))
+    assert "1/label='2'" in text and "np." not in text
+    numbers = SubmissionFormat("s.csv", "Id", domain="probability")
+    text = " ".join(map(str, validate(pd.DataFrame({"Id": ["1", "2"], "label": [np.float64("nan"), 1.5]}), sample, numbers)))
+    assert "1/label='nan'" in text and "2/label=1.5" in text and "np." not in text

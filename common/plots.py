@@ -15,8 +15,9 @@ from common import io
 
 
 def cv_title(what: str, metric: str, cv_score: float) -> str:
-    """`what: cv METRIC 0.12345`, as `compete run` prints the recorded cv_score (cli.py)."""
-    return f"{what}: cv {metric} {cv_score:.5f}"
+    """`what: cv METRIC 0.12345`, as `compete run` prints the cv_score metrics.json
+    records (rounded to 6 places, then shown to 5: cli.py, common.competition.Report)."""
+    return f"{what}: cv {metric} {round(float(cv_score), 6):.5f}"
 
 
 def _pyplot():

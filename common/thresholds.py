@@ -232,7 +232,7 @@ def plot_f1(y_true, scores, path: Path | str, marks: dict[str, float] | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from common import io
+    from common import plots
 
     curve = f1_curve(y_true, scores)
     step = max(1, len(curve.thresholds) // 4000)
@@ -249,8 +249,4 @@ def plot_f1(y_true, scores, path: Path | str, marks: dict[str, float] | None = N
     axis.set(xlabel="threshold (flag when score >= threshold)", ylim=(0, 1),
              title=title or f"best F1 {best.f1:.4f} at {best.threshold:.4g} ({best.predicted_positives} flags, {best.positives} positives)")
     axis.legend(loc="upper right")
-    figure.tight_layout()
-    with io.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    return Path(path)
+    return plots.save(figure, path)

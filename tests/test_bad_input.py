@@ -11,6 +11,7 @@ torch per case; a few cases at the end run it as a real process too.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import zipfile
@@ -354,7 +355,7 @@ CASES = [
          ("submission.csv", "row 2", "54 of 55 fields"),
          submission_from_sample("submission_format.csv", lambda ls: [ls[0], ls[1].rsplit(",", 1)[0]])),
     Case("validate an empty submission", "house-prices", lambda d: None, ("validate", "house-prices", "FILE", "--data", "DATA"), 1,
-         ("submission.csv", "header", "row_count"), lambda data: _empty(data.parent / "submission.csv")),
+         ("submission.csv", "empty", "the header Id,SalePrice"), lambda data: _empty(data.parent / "submission.csv")),
     Case("validate a text value", "serengeti-test", lambda d: None, ("validate", "serengeti", "FILE", "--data", "DATA"), 1,
          ("submission.csv", "not_a_number", "SER_S9#A01#1#1/zebra='high'"),
          submission_from_sample("submission_format.csv", lambda ls: cell(ls, 1, 1 + CLASSES.index("zebra"), "high"))),
@@ -523,14 +524,17 @@ def test_a_run_directory_of_other_settings_is_refused_untouched(sandbox, segment
     data, run_dir = sandbox / "data", sandbox / "run"
     build("house-prices", data, segments_zip)
     run_dir.mkdir()
-    (run_dir / "config.json").write_text(
-        '{"competition": "house-prices", "data": "%s", "seed": 0, "fast": false, "quiet": true, "options": {}}\n' % data.resolve())
+    from dataclasses import asdict
+
+    from common.competition import get
+    settings = {"competition": "house-prices", "data": str(data.resolve()), "options": asdict(get("house-prices").options(quiet=True))}
+    (run_dir / "config.json").write_text(json.dumps(settings))
     (run_dir / "metrics.json").write_text('{"cv_score": 0.12}\n')
     before = snapshot(sandbox)
     result = invoke(["fit", "house-prices", "--data", str(data), "--run-dir", str(run_dir), "--seed", "1", "--quiet"])
     assert result.exit_code == 2
     message = result.stderr.strip()
-    assert message.startswith(f"error: {run_dir}: holds a run with other settings (seed 0 -> 1)") and "new --run-dir" in message
+    assert message.startswith(f"error: {run_dir}: holds a run with other settings (options.seed 0 -> 1)") and "new --run-dir" in message
     assert snapshot(sandbox) == before
 
 
@@ -546,13 +550,13 @@ def test_a_folder_that_is_not_a_run_is_refused(sandbox, segments_zip):
 
 def test_the_same_settings_resume_and_drop_the_old_record(tmp_path):
     from common import runs
-    settings = {"competition": "house-prices", "data": "/d", "seed": 0, "fast": True, "quiet": False, "options": {}}
+    settings = {"competition": "house-prices", "data": "/d", "options": {"seed": 0, "fast": True, "quiet": False}}
     run_dir = tmp_path / "run"
     assert runs.open_run_dir(run_dir, settings) is True
-    (run_dir / "config.json").write_text(__import__("json").dumps(settings))
+    (run_dir / "config.json").write_text(json.dumps(settings))
     (run_dir / "metrics.json").write_text('{"cv_score": 0.5, "submission": "old.csv"}')
     (run_dir / "checkpoint.pth").write_bytes(b"weights")
-    assert runs.open_run_dir(run_dir, {**settings, "quiet": True}) is False  # quiet or not: the same run
+    assert runs.open_run_dir(run_dir, {**settings, "options": {**settings["options"], "quiet": True}}) is False  # quiet or not: the same run
     assert not (run_dir / "metrics.json").exists() and (run_dir / "checkpoint.pth").exists()
 
 

@@ -76,6 +76,10 @@ def test_compete_run_fast_writes_a_valid_41_column_submission_and_scores(small, 
     out = tmp_path / "submission.csv"
     result = compete("run", "birdcall", "--data", small, "--fast", "--out", out, "--run-dir", tmp_path / "run", "--quiet")
     assert "cv log_loss:" in result.stdout and str(out) in result.stdout
+    printed = result.stdout.split("cv log_loss: ")[1].split()[0]
+    from PIL import Image
+    with Image.open(tmp_path / "run" / "confusion_matrix.png") as plot:  # the plot claims the score the run printed
+        assert f"cv log_loss {printed}" in plot.text["Title"]
     submission = pd.read_csv(out)
     assert list(submission.columns) == ["ID"] + D.SPECIES
     values = submission[D.SPECIES].to_numpy()
@@ -110,6 +114,9 @@ def test_cnn_trains_through_the_shared_trainer_and_blends(small, tmp_path):
     metrics = runs.read_metrics(tmp_path / "run")
     assert metrics["model"] == "cnn+baseline" and "cv_cnn_log_loss" in metrics
     assert (tmp_path / "run" / "cnn" / "fold1" / "history.csv").is_file()
+    from PIL import Image
+    with Image.open(tmp_path / "run" / "training_curves.png") as plot:  # curves of both folds, titled with the cv
+        assert f"cv log_loss {metrics['cv_score']:.5f}" in plot.text["Title"]
     assert (tmp_path / "run" / "cnn" / "fold2" / "checkpoints" / "best.pth").is_file()
     model = competition.load_model(tmp_path / "run")
     assert len(model.networks) == 2

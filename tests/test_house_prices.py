@@ -109,6 +109,9 @@ def test_run_end_to_end_scores_and_validates(fast_run, house_data):
     assert all(len(scores) == 5 for scores in metrics["fold_scores_by_model"].values())
     assert json.loads((run_dir / "config.json").read_text())["options"]["fast"] is True
     assert (run_dir / "predicted_vs_actual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+    with Image.open(run_dir / "predicted_vs_actual.png") as plot:  # the plot claims the score the run printed
+        assert f"cv rmsle {cv:.5f}" in plot.text["Title"]
     assert len(oof) == 1460 and oof["fold"].nunique() == 5
     assert "cv rmsle" in (run_dir / "log.txt").read_text()
 

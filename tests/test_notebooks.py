@@ -1,4 +1,6 @@
-"""Every starter notebook runs top to bottom on data it makes or fetches itself."""
+"""Every starter notebook runs top to bottom on data it makes or fetches itself, from
+any folder: it works in the workspace (COMPETE_HOME, else the checkout), reads the
+README's data folder, and writes nothing into notebooks/ or the folder it started in."""
 from pathlib import Path
 
 import nbformat
@@ -6,15 +8,28 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+DATA_FOLDERS = {"house-prices": "house-prices", "uberct": "uberct", "birdcall": "birdcall", "serengeti": "serengeti"}
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
+    workspace, elsewhere = tmp_path / "workspace", tmp_path / "elsewhere"
+    workspace.mkdir()
+    elsewhere.mkdir()
     monkeypatch.delenv("COMPETE_DATA", raising=False)
+    monkeypatch.setenv("COMPETE_HOME", str(workspace))
     monkeypatch.setenv("PYTHONPATH", str(path.parents[1]))
+    before = snapshot(path.parent)
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(elsewhere)}}).execute()
     errors = [output for cell in notebook.cells if cell.cell_type == "code"
               for output in cell.get("outputs", []) if output.get("output_type") == "error"]
     assert not errors
     assert any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+    assert (workspace / "data" / DATA_FOLDERS[path.stem]).is_dir()       # the README's data folder
+    assert {p.name for p in workspace.iterdir()} <= {"data", "runs", "submissions"}
+    assert list(elsewhere.iterdir()) == [] and snapshot(path.parent) == before

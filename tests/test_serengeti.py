@@ -148,6 +148,11 @@ def test_end_to_end_run_score_package_and_runtime(small, tmp_path, monkeypatch):
     recorded = json.loads((run_dir / "metrics.json").read_text())
     assert recorded["cv_score"] == pytest.approx(cv, abs=1e-5)
     assert len(recorded["unreadable_images"]) == 4   # the 3 corrupt and 1 missing training images: reported
+    assert recorded["unusable_rows"] == {"train_metadata.csv": {"image_unreadable": 4}}  # and counted by kind
+    from PIL import Image
+    for plot in ("label_scores.png", "training_curves.png"):  # each plot claims the score the run printed
+        with Image.open(run_dir / plot) as image:
+            assert f"cv mean_binary_log_loss {cv:.5f}" in image.text["Title"]
     assert cv < 0.2                                  # started at the prior: never the 0.69 of an untrained sigmoid
 
     validate = compete("validate", "serengeti", submission, "--data", small, cwd=project)

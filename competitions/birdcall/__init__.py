@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import io
+from common import io, plots
 from common.competition import BaseCompetition, Report
 from common.metrics import MULTICLASS_LOG_LOSS
 from common.options import Options, option
@@ -122,6 +122,12 @@ class Birdcall(BaseCompetition):
             fold_scores=[MULTICLASS_LOG_LOSS(y[fold_of == fold], nested[fold_of == fold]) for fold in range(folds)],
             note="nested: blend weight, temperature and floor for each fold fitted on the other folds' OOF",
             decisions=decisions)
+        title = plots.cv_title("birdcall", self.metric.name, report.cv_score)
+        plots.confusion_matrix(y, nested.argmax(1), list(data.species), Path(run_dir) / "confusion_matrix.png",
+                               f"{title} (nested OOF, top species)")
+        if oof_cnn is not None:
+            plots.training_curves({f"fold {k + 1}": Path(run_dir) / "cnn" / f"fold{k + 1}" / "history.csv" for k in range(folds)},
+                                  Path(run_dir) / "training_curves.png", f"{title}: CNN loss by epoch")
         fitted = bird_model.BirdModel(species=list(data.species), prior=prior, mel_settings=asdict(mel_features.SETTINGS),
                                       baseline=final_baseline, calibration=calibration,
                                       network_settings=bird_model.settings_dict(settings) if settings else None,

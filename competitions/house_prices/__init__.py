@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import io
+from common import io, plots
 from common.competition import BaseCompetition, Report
 from common.metrics import RMSLE
 from common.options import Options, option
@@ -78,7 +78,8 @@ class HousePrices(BaseCompetition):
                                   **{f"oof_{n}": np.exp(oof[:, i]) for i, n in enumerate(names)},
                                   "oof_blend": np.exp(nested)})
         io.write_csv(oof_frame, run_dir / "oof.csv", float_format="%.2f")
-        plot_predictions(y, nested, run_dir / "predicted_vs_actual.png")
+        plot_predictions(y, nested, run_dir / "predicted_vs_actual.png",
+                         plots.cv_title("house-prices nested OOF, every row", self.metric.name, cv_score))
         report = Report(
             cv_score=cv_score,
             fold_scores=nested_by_fold,
@@ -102,7 +103,8 @@ class HousePrices(BaseCompetition):
         return pd.DataFrame({ID: data.test[ID].astype(str), TARGET: prices})
 
 
-def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path) -> None:
+def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path, title: str) -> None:
+    """The out-of-fold predictions the CV score is measured on, against the truth."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -113,8 +115,5 @@ def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path) -
     low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
     axis.plot([low, high], [low, high], color="black", linewidth=1)
     axis.set(xscale="log", yscale="log", xlabel="actual SalePrice", ylabel="out-of-fold prediction",
-             title=f"house-prices OOF, RMSLE {np.sqrt(np.mean((y_log - predicted_log) ** 2)):.4f}")
-    figure.tight_layout()
-    with io.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
+             title=title)
+    plots.save(figure, path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import io
+from common import io, plots
 from common.competition import BaseCompetition, Report
 from common.metrics import MEAN_BINARY_LOG_LOSS
 from common.options import Options, option
@@ -102,9 +102,9 @@ class Serengeti(BaseCompetition):
         for part, mask in (("train", ~valid_mask), ("valid", valid_mask)):
             shard_sets[part] = prepare_shards(frames[mask], data.root, part, options.image_size, quiet=options.quiet)
             unreadable += shard_sets[part].metadata["unreadable"]
-        if unreadable:
-            log.warning("serengeti: %d training image(s) unreadable or missing, left out of their sequences: %s",
-                        len(unreadable), ", ".join(unreadable[:5]))
+        # counted (metrics.json's unusable_rows) and fatal when they are most of the images
+        io.unusable_rows(camera_data.TRAIN_METADATA, len(frames), {"image_unreadable": frames[FILE].isin(unreadable).to_numpy()},
+                         examples=frames[FILE])
         prepared = time.perf_counter()
 
         train_sequences = data.labels[ID].isin(frames.loc[~valid_mask, ID])
@@ -155,6 +155,10 @@ class Serengeti(BaseCompetition):
         baseline = self.metric(truth, np.tile(np.clip(prior, camera_model.CLIP, 1 - camera_model.CLIP), (len(truth), 1)))
         io.write_csv(predicted, run_dir / "oof.csv", float_format="%.6f")
         log.info("serengeti: cv %.5f, class-prior baseline %.5f (ratio %.3f)", cv, baseline, cv / baseline)
+        title = plots.cv_title("serengeti", self.metric.name, cv)
+        plots.per_label_scores(label_log_losses(truth, predicted[list(CLASSES)].to_numpy()), run_dir / "label_scores.png",
+                               f"{title}: by label", "binary log loss on the validation sequences")
+        plots.training_curves({"network": run_dir / "history.csv"}, run_dir / "training_curves.png", f"{title}: loss by epoch")
         report = Report(
             cv_score=cv, fold_scores=[cv],
             note="mean binary log loss on the validation sequences (held-out season), each sequence read whole "
@@ -189,6 +193,11 @@ class Serengeti(BaseCompetition):
         root = camera_data.image_root(data.root, data.test[FILE].iloc[0])
         predictions, bad = camera_model.predict_folder(model, data.test, root)
         return predictions
+
+
+def label_log_losses(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Each label's binary log loss, by the metric itself (their mean is the cv score)."""
+    return {label: MEAN_BINARY_LOG_LOSS(truth[:, [i]], predicted[:, [i]]) for i, label in enumerate(CLASSES)}
 
 
 def validation_split(frames: pd.DataFrame, seed: int) -> np.ndarray:

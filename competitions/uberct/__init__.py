@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from common import io
+from common import io, plots
 from common.competition import BaseCompetition, Report
 from common.metrics import F1
 from common.options import Options, option
@@ -118,7 +118,8 @@ class UberCapeTown(BaseCompetition):
                  validation_p.sum(), rate_rule.flags_per_expected, calibration, ", ".join(f"{k} {v:.4f}" for k, v in crossed.items()))
         plot_f1(labels, validation_p, Path(run_dir) / "f1_threshold.png",
                 marks={"validation optimum": best.threshold},
-                title=f"uberct validation ({validation_span[1] - validation_span[0]} days): best F1 {best.f1:.4f}")
+                title=f"{plots.cv_title('uberct', self.metric.name, crossed[rule])} ({rule} rule); "
+                      f"best in hindsight {best.f1:.4f} over {validation_span[1] - validation_span[0]} days")
         importance = pd.Series(booster.get_feature_importance(), index=features.columns).sort_values(ascending=False)
         _save_validation(run_dir, context, validation_rows, validation_p)
         fit_seconds = time.perf_counter() - fit_started

@@ -248,11 +248,12 @@ def predict(competition, data_dir, run_dir, out, scheduler):
 @COMPETITION
 @click.argument("file", type=click.Path(path_type=Path))
 @DATA
+@METRIC
 @user_errors
-def validate(competition, file, data_dir):
+def validate(competition, file, data_dir, metric):
     """Check FILE against the sample submission in --data; exit 1 listing every problem
     (an empty file is one), 2 when FILE or --data cannot be read."""
-    problems = _competition(competition).validate_file(file, data_dir)
+    problems = _competition(competition, metric).validate_file(file, data_dir)
     if problems:
         raise InvalidSubmission(file, problems)
     click.echo(f"{file}: valid")
@@ -278,16 +279,17 @@ def score(competition, file, answers, metric):
 @click.option("-m", "--message", required=True, help="The submission's description on the platform.")
 @click.option("--dry-run", is_flag=True, help="Validate and check access and limits, but upload nothing.")
 @click.option("--wait", is_flag=True, help="Wait (up to 30 min) for the public score; record it on the run that made FILE.")
+@METRIC
 @QUIET
 @user_errors
-def submit(competition, file, data_dir, message, dry_run, wait, quiet):
+def submit(competition, file, data_dir, message, dry_run, wait, metric, quiet):
     """Validate FILE against the sample in --data, then upload it to the platform.
 
     For a code competition FILE is a run directory or a built submission.zip: the bundle
     is run here with no network, its output validated, and the upload steps printed.
     With --wait, exit 1 when the platform fails to score it or it is still pending."""
     from common import platforms, runs
-    comp = _competition(competition)
+    comp = _competition(competition, metric)
     receipt = platforms.submit(comp, file, data_dir, message, dry_run=dry_run, quiet=quiet)
     for line in receipt.lines:
         click.echo(line)

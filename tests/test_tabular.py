@@ -125,6 +125,11 @@ def test_validate_follows_the_metric_domain(folders, tmp_path):
     pd.read_csv(good).assign(outcome=0.7).to_csv(probabilities, index=False)
     result = _invoke("validate", "kaggle:demo-outcome", probabilities, "--data", data)
     assert result.exit_code == 1 and "not one of the labels (0, 1)" in result.output
+    # Scored by AUC, the same probabilities are what the platform wants.
+    assert _invoke("validate", "kaggle:demo-outcome", probabilities, "--data", data, "--metric", "auc").exit_code == 0
+    pd.read_csv(good).assign(outcome=1.5).to_csv(probabilities, index=False)
+    result = _invoke("validate", "kaggle:demo-outcome", probabilities, "--data", data, "--metric", "LogLoss")
+    assert result.exit_code == 1 and "not a probability in [0, 1]" in result.output
 
 
 def test_submit_dry_run_to_a_kaggle_slug(kaggle, folders, tmp_path):

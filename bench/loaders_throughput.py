@@ -3,9 +3,10 @@ named baseline, a map-style torch Dataset that opens, decodes and resizes the or
 JPEGs (shuffled DataLoader), measured in the same run on the same images, same batch
 size and worker count.
 
-The synthetic JPEGs are 128x96; the real camera frames are 2048x1536 (~1 MB), where
-decoding costs ~100x more. --upscale 8 re-encodes every image at 1024x768 to show the
-ratio closer to the real data.
+A sample is a sequence (its 1-3 frames and their motion, as serengeti trains on).
+The small synthetic JPEGs are 256x192; the real camera frames are 2048x1536 (~1 MB),
+where decoding costs ~60x more. --upscale 4 re-encodes every image at 1024x768 to show
+the ratio closer to the real data.
 
 Usage: python bench/loaders_throughput.py [--data DIR] [--upscale N] [--epochs N] [--workers N]
 """
@@ -55,6 +56,7 @@ def main():
 def measure(arguments, scratch: Path):
     from common import loaders
     from competitions.serengeti import data as D
+    from competitions.serengeti import inference
     from competitions.serengeti import model as M
     from competitions.serengeti import prepare_shards
     from competitions.serengeti.synth import synth
@@ -71,17 +73,20 @@ def measure(arguments, scratch: Path):
     shard_set = prepare_shards(frames, loaded.root, f"bench-{arguments.upscale}", quiet=True)
     prepare_seconds = time.perf_counter() - started
 
+    groups = inference.group_sequences(frames[D.ID], frames[D.FILE])
+    first = frames.drop_duplicates(D.ID).set_index(D.ID)
+
     class Jpegs(torch.utils.data.Dataset):
         def __init__(self):
-            self.files = frames[D.FILE].tolist()
-            self.labels = torch.from_numpy(frames[list(D.CLASSES)].to_numpy(dtype="uint8").copy())
+            chosen = [seq_id for seq_id, _ in groups]
+            self.labels = torch.from_numpy(first.loc[chosen, list(D.CLASSES)].to_numpy(dtype="uint8").copy())
 
         def __len__(self):
-            return len(self.files)
+            return len(groups)
 
         def __getitem__(self, index):
-            array = D.read_image(loaded.root / self.files[index], M.IMAGE_SIZE)
-            image = M.to_tensor(array) if array is not None else torch.zeros(3, M.IMAGE_SIZE[1], M.IMAGE_SIZE[0])
+            array, _ = inference.read_sequence(loaded.root, groups[index][1], D.IMAGE_SIZE)
+            image = torch.from_numpy(array) if array is not None else torch.zeros(M.CHANNELS, D.IMAGE_SIZE[1], D.IMAGE_SIZE[0])
             return image, self.labels[index]
 
     def rate(loader) -> float:
@@ -96,7 +101,7 @@ def measure(arguments, scratch: Path):
     baseline = rate(torch.utils.data.DataLoader(Jpegs(), batch_size=64, shuffle=True, num_workers=arguments.workers))
     stream = rate(loaders.StreamLoader(loaders.ShardStream(shard_set, buffer_size=1000, transform=M.plain),
                                        batch_size=64, num_workers=arguments.workers))
-    print(f"images: {len(frames)} ({'x'.join(map(str, (128 * arguments.upscale, 96 * arguments.upscale)))} JPEGs), "
+    print(f"sequences: {len(groups)} of {len(frames)} images ({'x'.join(map(str, (256 * arguments.upscale, 192 * arguments.upscale)))} JPEGs), "
           f"{arguments.epochs} epochs, batch 64, {arguments.workers} workers; one-off prepare {prepare_seconds:.1f} s")
     print(f"baseline map-style JPEG decode: {baseline:8.0f} samples/s")
     print(f"shard stream:                   {stream:8.0f} samples/s")

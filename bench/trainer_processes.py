@@ -1,5 +1,5 @@
 """The shared trainer's samples/s on 1 process (the named baseline) against 2 processes
-under torchrun (DDP, gloo on the CPU), on the serengeti network and 64x48 images
+under torchrun (DDP, gloo on the CPU), on the serengeti network and 64x48 3-frame sequences
 streamed from shards: the same epoch of images either way, 32 a batch per process,
 1 thread per process (OMP_NUM_THREADS=1), so the ratio is what a second process (a
 second core, or GPU) adds, with DDP's gradient all-reduce paid.
@@ -57,7 +57,8 @@ def make(directory: Path, images: int) -> None:
     from common.loaders import write_shards
     from competitions.serengeti.data import CLASSES
     rng = np.random.default_rng(0)
-    samples = ((f"image{i}", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8),
+    # one sample a sequence, as serengeti's shards hold: a stack of its 3 frames
+    samples = ((f"image{i}", rng.integers(0, 255, (3, 48, 64, 3), dtype=np.uint8),
                 (rng.random(len(CLASSES)) < 0.05).astype(np.uint8)) for i in range(images))
     write_shards(samples, directory, samples_per_shard=128)
 

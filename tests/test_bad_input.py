@@ -1,5 +1,6 @@
 """Bad input never passes silently: a matrix of the ways a platform file, a submission or
-an answer key goes wrong, across the four competitions and validate/score/submit.
+an answer key goes wrong, across the four competitions and validate/score/submit/
+runtime test/package.
 
 Each case builds a tiny valid data folder by hand, breaks one thing, runs the real CLI
 and asserts the contract of DESIGN.md: the exit code (2 unreadable input or usage, 1 a
@@ -378,9 +379,21 @@ CASES = [
          submission_from_sample("sample_submission.csv", lambda ls: [ls[0], ls[1], ls[1]])),
     Case("submit a semicolon file", "birdcall", lambda d: None, ("submit", "birdcall", "FILE", "--data", "DATA", "-m", "x", "--dry-run"), 2,
          ("submission.csv", "semicolons"), submission_from_sample("SampleSubmission.csv", lambda ls: [l.replace(",", ";") for l in ls])),
+    Case("runtime test a bundle that is not there", "serengeti-test", lambda d: None,
+         ("runtime", "test", "FILE", "--data", "DATA"), 2, ("missing.zip", "not found"), lambda data: data.parent / "missing.zip"),
+    Case("runtime test a file that is not a zip", "serengeti-test", lambda d: None,
+         ("runtime", "test", "FILE", "--data", "DATA"), 2, ("submission.zip", "not a zip file"),
+         lambda data: _write(data.parent / "submission.zip", b"<html>502 Bad Gateway</html>")),
+    Case("package a folder that is not a run", "serengeti", lambda d: None,
+         ("package", "serengeti", "--run-dir", "DATA", "--out", "OUT"), 2, ("model", "compete fit serengeti")),
     Case("predict with another competition's run", "house-prices", lambda d: _foreign_run(d.parent / "run"),
          ("predict", "house-prices", "--data", "DATA", "--run-dir", "RUN", "--out", "OUT"), 2, ("run", "uberct", "house-prices")),
 ]
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
 
 
 def _empty(path: Path) -> Path:
@@ -397,7 +410,7 @@ def _foreign_run(run_dir: Path) -> None:
 def test_the_matrix_covers_at_least_forty_kinds_across_every_competition_and_command():
     assert len({case.kind for case in CASES}) == len(CASES) >= 40
     assert {case.data.split("-test")[0] for case in CASES} == {"house-prices", "uberct", "birdcall", "serengeti"}
-    assert {case.command[0] for case in CASES} >= {"fit", "run", "validate", "score", "submit", "predict"}
+    assert {case.command[0] for case in CASES} >= {"fit", "run", "validate", "score", "submit", "predict", "runtime", "package"}
 
 
 def snapshot(root: Path) -> dict[str, int]:

@@ -3,6 +3,7 @@ end to end on small data; the CNN path through the shared trainer; input errors.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import zipfile
@@ -98,6 +99,8 @@ def test_compete_run_fast_writes_a_valid_41_column_submission_and_scores(small, 
         assert np.allclose(row, prior.to_numpy(), atol=1e-5)
     bad_train = clips[(clips["split"] == "train") & clips["dirt"].isin(["html", "empty", "random_bytes", "truncated_empty"])]
     assert set(quarantine["ID"]) == set(bad_train["ID"]) and quarantine["reason"].str.len().min() > 5
+    unusable = json.loads((tmp_path / "run" / "metrics.json").read_text())["unusable_rows"]["Train.csv"]
+    assert unusable["clip_unreadable"] == len(bad_train)  # counted by kind in metrics.json too
 
     scored = compete("score", "birdcall", out, "--answers", small / "answers").stdout
     figures = dict(line.split(": ") for line in scored.strip().splitlines())

@@ -183,6 +183,9 @@ def usable_clips(data: BirdData, run_dir: Path, quiet: bool) -> Clips:
         else:
             usable.append(row.Index)
     quarantine.report(run_dir)
+    # counted by kind beside the missing clips load found (metrics.json's unusable_rows); fatal when most
+    unreadable = np.array([isinstance(m, str) for m in mels], dtype=bool) & data.train["path"].notna().to_numpy()
+    io.unusable_rows("Train.csv", len(data.train), {"clip_unreadable": unreadable}, examples=data.train[ID])
     train = data.train.loc[usable].reset_index(drop=True)
     return Clips(train=train, y=train["label"].to_numpy(), keys=[mel_features.file_hash(p) for p in train["path"]],
                  arrays=[mel_features.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in usable],

@@ -124,6 +124,15 @@ class Tabular(BaseCompetition):
                 self.submission = SubmissionFormat(layout.source.name, id_column=layout.id_column, domain=domain)
         return validate(submission, self.sample(data_dir), self.submission)
 
+    def score_file(self, file: Path, answers: Path) -> dict[str, float]:
+        # No data folder to read the format from: the file's first column is its id, as on
+        # every platform, and a value is only checked to be there.
+        if self.submission is None:
+            from common.submission import read_submission
+            header = read_submission(file).columns
+            self.submission = SubmissionFormat("", id_column=str(header[0]) if len(header) else "id", domain="label")
+        return super().score_file(file, answers)
+
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
         """The metric against the truth in submission shape; labels compare as text."""
         id_column, value_columns = str(submission.columns[0]), [str(c) for c in submission.columns[1:]]

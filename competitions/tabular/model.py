@@ -21,8 +21,9 @@ from common.metrics import Metric
 
 log = logging.getLogger("compete")
 
-# CatBoost's cost on 2 idle cores, measured once on House Prices (1,065 rows, 34 numeric
-# and 45 categorical columns: 11 ms a round): seconds per round per row and column, a
+# CatBoost's cost on 2 cores, estimated once on House Prices (1,065 rows, 34 numeric and
+# 45 categorical columns: 77 ms a round at load average 14, so ~11 ms on idle cores):
+# seconds per round per row and column, a
 # categorical column counting as CATEGORICAL_COST numeric ones (its target statistics).
 # The run is sized to its time budget from the data's shape alone, so the same data and
 # budget give the same plan (and bytes) on any machine.

@@ -55,9 +55,9 @@ def main():
 
 def measure(arguments, scratch: Path):
     from common import loaders
-    from competitions.serengeti import data as D
+    from competitions.serengeti import data as serengeti_data
     from competitions.serengeti import inference
-    from competitions.serengeti import model as M
+    from competitions.serengeti import model as serengeti_model
     from competitions.serengeti import prepare_shards
     from competitions.serengeti.synth import synth
 
@@ -67,26 +67,26 @@ def measure(arguments, scratch: Path):
         synth(data, seed=0, scale="small")
     if arguments.upscale > 1:
         data = upscale(data, arguments.upscale, scratch / "upscaled")
-    loaded = D.load(data)
-    frames = loaded.train.merge(loaded.labels, on=D.ID)
+    loaded = serengeti_data.load(data)
+    frames = loaded.train.merge(loaded.labels, on=serengeti_data.ID)
     started = time.perf_counter()
     shard_set = prepare_shards(frames, loaded.root, f"bench-{arguments.upscale}", quiet=True)
     prepare_seconds = time.perf_counter() - started
 
-    groups = inference.group_sequences(frames[D.ID], frames[D.FILE])
-    first = frames.drop_duplicates(D.ID).set_index(D.ID)
+    groups = inference.group_sequences(frames[serengeti_data.ID], frames[serengeti_data.FILE])
+    first = frames.drop_duplicates(serengeti_data.ID).set_index(serengeti_data.ID)
 
     class Jpegs(torch.utils.data.Dataset):
         def __init__(self):
             chosen = [seq_id for seq_id, _ in groups]
-            self.labels = torch.from_numpy(first.loc[chosen, list(D.CLASSES)].to_numpy(dtype="uint8").copy())
+            self.labels = torch.from_numpy(first.loc[chosen, list(serengeti_data.CLASSES)].to_numpy(dtype="uint8").copy())
 
         def __len__(self):
             return len(groups)
 
         def __getitem__(self, index):
-            array, _ = inference.read_sequence(loaded.root, groups[index][1], D.IMAGE_SIZE)
-            image = torch.from_numpy(array) if array is not None else torch.zeros(M.CHANNELS, D.IMAGE_SIZE[1], D.IMAGE_SIZE[0])
+            array, _ = inference.read_sequence(loaded.root, groups[index][1], serengeti_data.IMAGE_SIZE)
+            image = torch.from_numpy(array) if array is not None else torch.zeros(serengeti_model.CHANNELS, serengeti_data.IMAGE_SIZE[1], serengeti_data.IMAGE_SIZE[0])
             return image, self.labels[index]
 
     def rate(loader) -> float:
@@ -99,7 +99,7 @@ def measure(arguments, scratch: Path):
         return count / (time.perf_counter() - started)
 
     baseline = rate(torch.utils.data.DataLoader(Jpegs(), batch_size=64, shuffle=True, num_workers=arguments.workers))
-    stream = rate(loaders.StreamLoader(loaders.ShardStream(shard_set, buffer_size=1000, transform=M.plain),
+    stream = rate(loaders.StreamLoader(loaders.ShardStream(shard_set, buffer_size=1000, transform=serengeti_model.plain),
                                        batch_size=64, num_workers=arguments.workers))
     print(f"sequences: {len(groups)} of {len(frames)} images ({'x'.join(map(str, (256 * arguments.upscale, 192 * arguments.upscale)))} JPEGs), "
           f"{arguments.epochs} epochs, batch 64, {arguments.workers} workers; one-off prepare {prepare_seconds:.1f} s")

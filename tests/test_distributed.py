@@ -256,12 +256,8 @@ def test_an_unreachable_scheduler_is_one_clear_error():
 
 
 @pytest.fixture(scope="module")
-def uberct_small(tmp_path_factory):
-    from common.competition import get
-
-    out = tmp_path_factory.mktemp("uberct")
-    get("uberct").synth(out, seed=0, scale="small")
-    return out
+def uberct_small(competition_data):
+    return competition_data("uberct")
 
 
 def test_uberct_features_in_chunks_on_dask_are_the_single_machine_frame(uberct_small, cluster):
@@ -278,9 +274,7 @@ def test_uberct_features_in_chunks_on_dask_are_the_single_machine_frame(uberct_s
 
 
 @pytest.mark.slow
-def test_uberct_on_a_local_dask_cluster_writes_the_same_bytes_as_the_default_path(uberct_small, cluster, tmp_path):
-    from tests.conftest import compete
-
+def test_uberct_on_a_local_dask_cluster_writes_the_same_bytes_as_the_default_path(compete, uberct_small, cluster, tmp_path):
     compete("run", "uberct", "--data", uberct_small, "--fast", "--quiet", "--run-dir", tmp_path / "single",
             "--out", tmp_path / "single.csv", cwd=tmp_path)
     compete("run", "uberct", "--data", uberct_small, "--fast", "--quiet", "--run-dir", tmp_path / "dask",

@@ -13,7 +13,6 @@ from mutagen.id3 import ID3, TIT2
 
 from common import media
 from common.masking import FIXED_TIME, labelled_files, random_ids
-from conftest import compete
 
 CLASSES = ["Cape Batis", "Cape Bunting", "Cape Robin-Chat", "Karoo Prinia", "Sabota Lark", "Sombre Greenbul"]
 PER_CLASS = 12
@@ -77,7 +76,7 @@ def verdicts(stdout: str) -> dict:
     return found
 
 
-def test_audit_flags_a_naively_built_competition(source, tmp_path):
+def test_audit_flags_a_naively_built_competition(compete, source, tmp_path):
     naive = naive_competition(source, tmp_path / "naive")
     result = compete("host", "audit", naive, "--quiet", check=False)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -88,7 +87,7 @@ def test_audit_flags_a_naively_built_competition(source, tmp_path):
     assert "leak(s):" in result.stdout
 
 
-def test_mask_then_audit_passes(source, tmp_path):
+def test_mask_then_audit_passes(compete, source, tmp_path):
     out = tmp_path / "masked"
     result = compete("host", "mask", source, "--out", out, "--top", 5, "--test-size", 0.33, "--seed", 3,
                      "--label-column", "common_name", "--quiet")
@@ -122,7 +121,7 @@ def test_mask_then_audit_passes(source, tmp_path):
     assert "LEAK" not in audited.stdout and "no leak found" in audited.stdout
 
 
-def test_mask_reads_a_csv_of_file_label_and_keeps_the_split_for_a_seed(source, tmp_path):
+def test_mask_reads_a_csv_of_file_label_and_keeps_the_split_for_a_seed(compete, source, tmp_path):
     rows = labelled_files(source)
     rows = rows[~rows["file"].str.endswith("broken-download.mp3")]
     listing = tmp_path / "labels.csv"
@@ -138,7 +137,7 @@ def test_mask_reads_a_csv_of_file_label_and_keeps_the_split_for_a_seed(source, t
     assert ids.isdisjoint(pd.read_csv(tmp_path / "masked0" / "answers" / "mapping.csv")["ID"])  # ids never repeat
 
 
-def test_mask_refuses_a_folder_that_is_not_empty_and_bad_sizes(source, tmp_path):
+def test_mask_refuses_a_folder_that_is_not_empty_and_bad_sizes(compete, source, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
     result = compete("host", "mask", source, "--out", tmp_path / "out", "--top", 2, check=False)

@@ -8,14 +8,13 @@ import pandas as pd
 import pytest
 
 from common import io
-from competitions.house_prices import data as D
-from competitions.house_prices import features as F
-from conftest import compete
+from competitions.house_prices import data as house_prices_data
+from competitions.house_prices import features as house_prices_features
 
 
 def test_fetch_writes_the_real_files(house_data):
-    assert io.sha256(house_data / "train.csv") == D.MEMBERS["train.csv"][1]
-    assert io.sha256(house_data / "test.csv") == D.MEMBERS["test.csv"][1]
+    assert io.sha256(house_data / "train.csv") == house_prices_data.MEMBERS["train.csv"][1]
+    assert io.sha256(house_data / "test.csv") == house_prices_data.MEMBERS["test.csv"][1]
     train = pd.read_csv(house_data / "train.csv")
     test = pd.read_csv(house_data / "test.csv")
     sample = pd.read_csv(house_data / "sample_submission.csv")
@@ -25,7 +24,7 @@ def test_fetch_writes_the_real_files(house_data):
     assert sample["Id"].tolist() == test["Id"].tolist() and (sample["SalePrice"] > 0).all()
 
 
-def test_fetch_from_a_kaggle_zip(house_data, tmp_path):
+def test_fetch_from_a_kaggle_zip(compete, house_data, tmp_path):
     archive = tmp_path / "house-prices-advanced-regression-techniques.zip"
     with zipfile.ZipFile(archive, "w") as opened:
         for name in ("train.csv", "test.csv", "sample_submission.csv"):
@@ -40,27 +39,27 @@ def test_fetch_from_a_kaggle_zip(house_data, tmp_path):
     zipped_only = tmp_path / "zipped"
     zipped_only.mkdir()
     archive.rename(zipped_only / archive.name)
-    loaded = D.load(zipped_only)
+    loaded = house_prices_data.load(zipped_only)
     assert len(loaded.train) == 1460 and len(loaded.test) == 1459
 
 
 def test_load_keeps_na_as_none_and_types_numbers(house_data):
-    data = D.load(house_data)
-    clean = F.clean(data.train)
+    data = house_prices_data.load(house_data)
+    clean = house_prices_features.clean(data.train)
     assert (clean["PoolQC"] == "None").sum() == 1453         # "NA" = no pool, not missing
     assert clean["PoolQC"].isna().sum() == 0
     assert data.train["LotFrontage"].isna().sum() == 259     # truly missing stays missing
-    engineered = F.engineer(clean)
+    engineered = house_prices_features.engineer(clean)
     row = engineered.iloc[0]
     assert row["TotalSF"] == row["TotalBsmtSF"] + row["1stFlrSF"] + row["2ndFlrSF"]
     assert row["ExterQualScore"] == 4                        # "Gd" on the ordinal scale
-    assert data.train.loc[F.is_outlier(data.train), "Id"].tolist() == [524, 1299]
-    test_clean = F.clean(data.test)
+    assert data.train.loc[house_prices_features.is_outlier(data.train), "Id"].tolist() == [524, 1299]
+    test_clean = house_prices_features.clean(data.test)
     assert test_clean.loc[test_clean["Id"] == 2121, "TotalBsmtSF"].item() == 0  # NA: no basement
     assert test_clean["MSZoning"].isna().sum() == 4                              # NA: truly missing
 
 
-def test_bad_cell_names_file_row_and_column(house_data, tmp_path):
+def test_bad_cell_names_file_row_and_column(compete, house_data, tmp_path):
     lines = (house_data / "train.csv").read_text().splitlines()
     fields = lines[5].split(",")
     fields[4] = "lots"  # LotArea
@@ -76,27 +75,16 @@ def test_bad_cell_names_file_row_and_column(house_data, tmp_path):
     assert result.stderr.strip() == f"error: {tmp_path / 'train.csv'}: row 6 (Id 5): LotArea='lots' is not a number"
 
 
-@pytest.fixture(scope="module")
-def fast_run(house_data, tmp_path_factory):
-    work = tmp_path_factory.mktemp("run")
-    out = work / "submission.csv"
-    result = compete("run", "house-prices", "--data", house_data, "--fast", "--out", out,
-                     "--run-dir", work / "run", "--quiet", cwd=work)
-    return work, out, result
-
-
-def test_run_end_to_end_scores_and_validates(fast_run, house_data):
-    work, out, result = fast_run
-    cv = float(re.search(r"cv rmsle: ([0-9.]+)", result.stdout).group(1))
+@pytest.mark.slow
+def test_fast_run_blends_its_models_and_keeps_its_figures(fast_run):
+    run = fast_run("house-prices")   # run, validate and same bytes are the contract suite's (tests/test_contract.py)
+    run_dir = run.run_dir
+    cv = float(re.search(r"cv rmsle: ([0-9.]+)", run.stdout).group(1))
     assert cv < 0.14
-    assert f"submission: {out}" in result.stdout
-    assert compete("validate", "house-prices", out, "--data", house_data).stdout.strip().endswith("valid")
-    submission = pd.read_csv(out)
+    submission = pd.read_csv(run.submission)
     assert len(submission) == 1459 and submission["SalePrice"].between(20_000, 1_000_000).all()
 
-    run_dir = work / "run"
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["cv_score"] == pytest.approx(cv, abs=1e-5)
     oof = pd.read_csv(run_dir / "oof.csv")
     error = np.log(oof["oof_blend"]) - np.log(oof["SalePrice"])
     # The headline is every row out of fold; the figure without the outliers says so.
@@ -107,7 +95,6 @@ def test_run_end_to_end_scores_and_validates(fast_run, house_data):
     assert sum(metrics["blend_weights"].values()) == pytest.approx(1.0, abs=1e-5)
     assert len(metrics["fold_scores"]) == 5
     assert all(len(scores) == 5 for scores in metrics["fold_scores_by_model"].values())
-    assert json.loads((run_dir / "config.json").read_text())["options"]["fast"] is True
     assert (run_dir / "predicted_vs_actual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
     with Image.open(run_dir / "predicted_vs_actual.png") as plot:  # the plot claims the score the run printed
@@ -116,33 +103,9 @@ def test_run_end_to_end_scores_and_validates(fast_run, house_data):
     assert "cv rmsle" in (run_dir / "log.txt").read_text()
 
 
-def test_same_seed_same_bytes_through_fit_then_predict(fast_run, house_data):
-    work, out, _ = fast_run
-    run_dir = work / "fit-only"
-    compete("fit", "house-prices", "--data", house_data, "--fast", "--run-dir", run_dir, "--quiet")
-    again = work / "again.csv"
-    result = compete("predict", "house-prices", "--data", house_data, "--run-dir", run_dir, "--out", again)
-    assert f"submission: {again}" in result.stdout
-    assert again.read_bytes() == out.read_bytes()
-
-
-def test_validate_lists_every_problem(fast_run, house_data, tmp_path):
-    _, out, _ = fast_run
-    frame = pd.read_csv(out)
-    frame.loc[0, "SalePrice"] = -1
-    frame.loc[1, "SalePrice"] = np.nan
-    frame.loc[2, "Id"] = 9999
-    broken = tmp_path / "broken.csv"
-    frame.iloc[:-1].to_csv(broken, index=False)
-    result = compete("validate", "house-prices", broken, "--data", house_data, check=False)
-    assert result.returncode == 1
-    for kind in ("row_count", "missing_ids", "unknown_ids", "non_finite", "out_of_domain"):
-        assert kind in result.stdout
-    assert "9999" in result.stdout and "1463" in result.stdout
-
-
-def test_score_against_known_answers(fast_run, tmp_path):
-    _, out, _ = fast_run
+@pytest.mark.slow
+def test_score_against_known_answers(compete, fast_run, tmp_path):
+    out = fast_run("house-prices").submission
     truth = pd.read_csv(out)
     truth["SalePrice"] = truth["SalePrice"] * np.exp(0.1)  # every price off by exactly 0.1 in log
     answers = tmp_path / "answers"
@@ -154,12 +117,12 @@ def test_score_against_known_answers(fast_run, tmp_path):
 
 def test_trimmed_refits_without_the_rows_it_cannot_explain():
     from sklearn.linear_model import LinearRegression
-    from competitions.house_prices import model as M
+    from competitions.house_prices import model as house_prices_model
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3))
     y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.1, size=300)
     y[:3] += 25  # three sales far from any market price
-    trimmed = M.Trimmed(LinearRegression()).fit(X, y)
+    trimmed = house_prices_model.Trimmed(LinearRegression()).fit(X, y)
     assert not trimmed.inliers_[:3].any() and trimmed.inliers_[3:].mean() > 0.97
     assert np.allclose(trimmed.model_.coef_, [1.0, -2.0, 0.5], atol=0.03)
     assert not np.allclose(LinearRegression().fit(X, y).coef_, [1.0, -2.0, 0.5], atol=0.03)
@@ -167,6 +130,6 @@ def test_trimmed_refits_without_the_rows_it_cannot_explain():
 
 def test_winsorize_bounds_extrapolation_to_the_training_tails():
     train = np.arange(1000, dtype=float).reshape(-1, 1)
-    clip = F.Winsorize(0.99).fit(train)
+    clip = house_prices_features.Winsorize(0.99).fit(train)
     assert clip.transform(np.array([[-50.0], [500.0], [10_000.0]]))[:, 0].tolist() == pytest.approx(
         [np.quantile(train, 0.01), 500.0, np.quantile(train, 0.99)])

@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 import cli
 from common import io, packaging, runtimes
 from common.competition import get
 from common.runtimes import environment
-from competitions.serengeti import model as M
+from competitions.serengeti import model as serengeti_model
 
 needs_sandbox = pytest.mark.skipif(not packaging.sandbox_available()[0], reason="no mount/network namespaces here")
 
@@ -40,9 +39,9 @@ def run_dir(tmp_path_factory):
     export (model.pt only): enough to make a real bundle fast."""
     import torch
     torch.manual_seed(0)
-    prior = np.full(len(M.CLASSES), 0.02)
+    prior = np.full(len(serengeti_model.CLASSES), 0.02)
     path = tmp_path_factory.mktemp("run")
-    M.SerengetiModel(M.SerengetiNet().start_at(prior), prior).save(path / M.WEIGHTS)
+    serengeti_model.SerengetiModel(serengeti_model.SerengetiNet().start_at(prior), prior).save(path / serengeti_model.WEIGHTS)
     return path
 
 
@@ -60,10 +59,6 @@ def scratch(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
-
-
-def runtime_test(*args):
-    return CliRunner().invoke(cli.main, ["runtime", "test", *map(str, args)])
 
 
 def make_bundle(path: Path, main: str, members: dict | None = None, manifest: bool = True) -> Path:
@@ -105,7 +100,7 @@ shutil.copy("/inference/data/submission_format.csv", "submission.csv")
 
 # ---------------------------------------------------------------- profiles
 
-def test_profiles_are_data_citing_their_repository():
+def test_profiles_are_data_citing_their_repository(compete):
     assert {"hakuna-madata", "snomed-ct"} <= set(runtimes.names())
     hakuna = runtimes.get("hakuna-madata")
     assert "drivendataorg/ai4earth-serengeti-runtime" in hakuna.source and "runtime/entrypoint.sh" in hakuna.source
@@ -115,7 +110,7 @@ def test_profiles_are_data_citing_their_repository():
     current = runtimes.get("snomed-ct")
     assert current.data == "/code_execution/data" and "conda-lock" in current.source
     assert current.version_of("numpy") == (True, "1.25.2")
-    result = CliRunner().invoke(cli.main, ["runtime", "profiles"])
+    result = compete.in_process("runtime", "profiles")
     assert result.exit_code == 0 and "hakuna-madata" in result.output and "/code_execution" in result.output
     with pytest.raises(io.InputError, match="known: hakuna-madata"):
         runtimes.get("nope")
@@ -183,7 +178,7 @@ def test_package_needs_a_trained_run(tmp_path):
         packaging.build(get("house-prices"), tmp_path, tmp_path / "s.zip")
 
 
-def test_package_from_your_own_folder_zips_it_as_pack_submission_does(tmp_path):
+def test_package_from_your_own_folder_zips_it_as_pack_submission_does(compete, tmp_path):
     folder = tmp_path / "submission_src"
     (folder / "assets").mkdir(parents=True)
     (folder / "main.py").write_text(COPY_FORMAT)
@@ -191,16 +186,14 @@ def test_package_from_your_own_folder_zips_it_as_pack_submission_does(tmp_path):
     (folder / ".env").write_text("SECRET=1")
     (folder / "__pycache__").mkdir()
     (folder / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"x")
-    runner = CliRunner()
-    result = runner.invoke(cli.main, ["package", "serengeti", "--from", str(folder), "--out", str(tmp_path / "a.zip")])
-    assert result.exit_code == 0, result.output
+    compete.in_process("package", "serengeti", "--from", folder, "--out", tmp_path / "a.zip", check=True)
     assert zipfile.ZipFile(tmp_path / "a.zip").namelist() == ["assets/weights.bin", "main.py"]
-    runner.invoke(cli.main, ["package", "serengeti", "--from", str(folder), "--out", str(tmp_path / "b.zip")])
+    compete.in_process("package", "serengeti", "--from", folder, "--out", tmp_path / "b.zip", check=True)
     assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
     (folder / "main.py").unlink()
-    missing = runner.invoke(cli.main, ["package", "serengeti", "--from", str(folder), "--out", str(tmp_path / "c.zip")])
+    missing = compete.in_process("package", "serengeti", "--from", folder, "--out", tmp_path / "c.zip")
     assert missing.exit_code == 2 and "no main.py at its root" in missing.output and not (tmp_path / "c.zip").exists()
-    neither = runner.invoke(cli.main, ["package", "serengeti", "--out", str(tmp_path / "d.zip")])
+    neither = compete.in_process("package", "serengeti", "--out", tmp_path / "d.zip")
     assert neither.exit_code == 2 and "--run-dir" in neither.output
 
 
@@ -252,9 +245,9 @@ def test_an_onnx_model_newer_than_the_runtime_is_named(tmp_path):
 # ---------------------------------------------------------------- running as the runtime does
 
 @needs_sandbox
-def test_a_bundle_in_drivendatas_benchmark_style_passes(data, tmp_path, scratch):
+def test_a_bundle_in_drivendatas_benchmark_style_passes(compete, data, tmp_path, scratch):
     bundle = make_bundle(tmp_path / "benchmark.zip", BENCHMARK, manifest=False)
-    result = runtime_test(bundle, "--data", data, "--competition", "serengeti", "--out", tmp_path / "out.csv")
+    result = compete.in_process("runtime", "test", bundle, "--data", data, "--competition", "serengeti", "--out", tmp_path / "out.csv")
     assert result.exit_code == 0, result.output
     assert "passed on hakuna-madata" in result.output
     frame = pd.read_csv(tmp_path / "out.csv")
@@ -266,12 +259,10 @@ def test_a_bundle_in_drivendatas_benchmark_style_passes(data, tmp_path, scratch)
 
 
 @needs_sandbox
-def test_the_serengeti_bundle_runs_on_hakuna_madata_and_matches_compete_predict(bundle, run_dir, data, tmp_path):
-    result = runtime_test(bundle, "--data", data, "--out", tmp_path / "runtime.csv")
+def test_the_serengeti_bundle_runs_on_hakuna_madata_and_matches_compete_predict(compete, bundle, run_dir, data, tmp_path):
+    result = compete.in_process("runtime", "test", bundle, "--data", data, "--out", tmp_path / "runtime.csv")
     assert result.exit_code == 0, result.output
-    predicted = CliRunner().invoke(cli.main, ["predict", "serengeti", "--data", str(data), "--run-dir", str(run_dir),
-                                              "--out", str(tmp_path / "predict.csv")])
-    assert predicted.exit_code == 0, predicted.output
+    compete.in_process("predict", "serengeti", "--data", data, "--run-dir", run_dir, "--out", tmp_path / "predict.csv", check=True)
     ours = pd.read_csv(tmp_path / "runtime.csv").set_index("seq_id")
     theirs = pd.read_csv(tmp_path / "predict.csv").set_index("seq_id")
     assert list(ours.index) == list(theirs.index) and list(ours.columns) == list(theirs.columns)
@@ -281,28 +272,28 @@ def test_the_serengeti_bundle_runs_on_hakuna_madata_and_matches_compete_predict(
 
 
 @needs_sandbox
-def test_a_bundle_importing_what_the_runtime_lacks_fails_before_running(data, tmp_path):
+def test_a_bundle_importing_what_the_runtime_lacks_fails_before_running(compete, data, tmp_path):
     bundle = make_bundle(tmp_path / "catboost.zip", "import catboost\n" + COPY_FORMAT)
-    result = runtime_test(bundle, "--data", data)
+    result = compete.in_process("runtime", "test", bundle, "--data", data)
     assert result.exit_code == 1
     assert "main.py:1: imports catboost, which the hakuna-madata runtime does not have" in result.output
     assert "Running submission" not in (tmp_path / "catboost.runtime" / "log.txt").read_text()
-    skipped = runtime_test(bundle, "--data", data, "--skip-env-check")   # here catboost is installed: it runs
+    skipped = compete.in_process("runtime", "test", bundle, "--data", data, "--skip-env-check")   # here catboost is installed: it runs
     assert skipped.exit_code == 0 and "environment check against hakuna-madata skipped" in skipped.output
 
 
 @needs_sandbox
-def test_python_38_syntax_in_a_helper_module_fails_naming_file_and_line(data, tmp_path):
+def test_python_38_syntax_in_a_helper_module_fails_naming_file_and_line(compete, data, tmp_path):
     bundle = make_bundle(tmp_path / "walrus.zip", "import helper\n" + COPY_FORMAT,
                          {"helper.py": "import os\n\n\ndef size():\n    if (n := len(os.sep)):\n        return n\n"})
-    result = runtime_test(bundle, "--data", data)
+    result = compete.in_process("runtime", "test", bundle, "--data", data)
     assert result.exit_code == 1 and "helper.py:5: not valid Python 3.6.9" in result.output
 
 
 @needs_sandbox
-def test_a_bundle_allocating_past_the_memory_limit_fails_on_memory(data, tmp_path, scratch):
+def test_a_bundle_allocating_past_the_memory_limit_fails_on_memory(compete, data, tmp_path, scratch):
     hog = "import numpy as np\nblocks = [np.ones(50 * 2 ** 20 // 8) for _ in range(30)]\n" + COPY_FORMAT
-    result = runtime_test(make_bundle(tmp_path / "hog.zip", hog), "--data", data, "--memory-limit", "0.5")
+    result = compete.in_process("runtime", "test", make_bundle(tmp_path / "hog.zip", hog), "--data", data, "--memory-limit", "0.5")
     assert result.exit_code == 1 and "memory limit of 0.5 GB exceeded (memory cgroup" in result.output
     assert list(scratch.iterdir()) == []
     for line in Path("/proc/self/cgroup").read_text().splitlines():   # the child cgroup is gone too (v1 here)
@@ -312,20 +303,20 @@ def test_a_bundle_allocating_past_the_memory_limit_fails_on_memory(data, tmp_pat
 
 
 @needs_sandbox
-def test_without_a_cgroup_the_limit_is_rlimit_as_and_says_so(data, tmp_path, monkeypatch):
+def test_without_a_cgroup_the_limit_is_rlimit_as_and_says_so(compete, data, tmp_path, monkeypatch):
     from common.runtimes import sandbox
 
     monkeypatch.setattr(sandbox, "CGROUP_ROOT", tmp_path / "no-cgroups")
     hog = "import numpy as np\nblocks = [np.ones(50 * 2 ** 20 // 8) for _ in range(40)]\n" + COPY_FORMAT
-    result = runtime_test(make_bundle(tmp_path / "hog.zip", hog), "--data", data, "--memory-limit", "1")
+    result = compete.in_process("runtime", "test", make_bundle(tmp_path / "hog.zip", hog), "--data", data, "--memory-limit", "1")
     assert result.exit_code == 1
     assert "memory limit of 1 GB exceeded (RLIMIT_AS 1 GB (address space; no memory cgroup controller is mounted))" in result.output
 
 
 @needs_sandbox
-def test_a_torch_bundle_allocating_100_mb_passes_under_2_gb_with_a_plausible_report(data, tmp_path):
+def test_a_torch_bundle_allocating_100_mb_passes_under_2_gb_with_a_plausible_report(compete, data, tmp_path):
     main = "import torch\nx = torch.ones(100 * 2 ** 20 // 4)\nassert x.sum() > 0\n" + COPY_FORMAT
-    result = runtime_test(make_bundle(tmp_path / "torch.zip", main), "--data", data, "--memory-limit", "2")
+    result = compete.in_process("runtime", "test", make_bundle(tmp_path / "torch.zip", main), "--data", data, "--memory-limit", "2")
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "torch.runtime" / "resources.json").read_text())
     assert report["memory_limit"].startswith("memory cgroup") and "2 GB" in report["memory_limit"]
@@ -336,10 +327,10 @@ def test_a_torch_bundle_allocating_100_mb_passes_under_2_gb_with_a_plausible_rep
 
 
 @needs_sandbox
-def test_a_smoke_run_sees_only_the_first_items(data, tmp_path):
+def test_a_smoke_run_sees_only_the_first_items(compete, data, tmp_path):
     main = BENCHMARK + "\nassert len(submission_format) == 3, len(submission_format)\n" \
                        "assert set(test_metadata.seq_id) <= set(submission_format.index)\n"
-    result = runtime_test(make_bundle(tmp_path / "smoke.zip", main), "--data", data, "--smoke", "3",
+    result = compete.in_process("runtime", "test", make_bundle(tmp_path / "smoke.zip", main), "--data", data, "--smoke", "3",
                           "--out", tmp_path / "smoke.csv")
     assert result.exit_code == 0, result.output
     assert "smoke run: the first 3 row(s) of submission_format.csv" in result.output
@@ -348,20 +339,20 @@ def test_a_smoke_run_sees_only_the_first_items(data, tmp_path):
 
 
 @needs_sandbox
-def test_the_current_runtime_has_its_own_layout(data, tmp_path):
+def test_the_current_runtime_has_its_own_layout(compete, data, tmp_path):
     current = ("import shutil\nshutil.copy('/code_execution/data/submission_format.csv', 'submission.csv')\n"
                "print('predicted the notes')\n")
     bundle = make_bundle(tmp_path / "current.zip", current)
-    passed = runtime_test(bundle, "--data", data, "--profile", "snomed-ct", "--smoke", "2")
+    passed = compete.in_process("runtime", "test", bundle, "--data", data, "--profile", "snomed-ct", "--smoke", "2")
     assert passed.exit_code == 0, passed.output
     assert "predicted the notes" in (tmp_path / "current.runtime" / "log.txt").read_text()   # a smoke test logs
-    full = runtime_test(bundle, "--data", data, "--profile", "snomed-ct")
+    full = compete.in_process("runtime", "test", bundle, "--data", data, "--profile", "snomed-ct")
     assert full.exit_code == 0, full.output
     # a full run may not log (the entrypoint sends main.py's output to private_log.txt)
     assert "predicted the notes" not in (tmp_path / "current.runtime" / "log.txt").read_text()
     assert "predicted the notes" in (tmp_path / "current.runtime" / "private_log.txt").read_text()
     # a bundle written for Hakuna Ma-data's paths does not find its data there
-    failed = runtime_test(make_bundle(tmp_path / "old.zip", COPY_FORMAT), "--data", data, "--profile", "snomed-ct")
+    failed = compete.in_process("runtime", "test", make_bundle(tmp_path / "old.zip", COPY_FORMAT), "--data", data, "--profile", "snomed-ct")
     assert failed.exit_code == 1 and "/inference/data/submission_format.csv" in failed.output
 
 
@@ -455,28 +446,28 @@ def test_bundle_missing_a_module_fails_here_as_on_the_platform(data, tmp_path):
     assert not result.ok and "ModuleNotFoundError" in result.reason
 
 
-def test_zip_path_escape_is_refused_leaving_nothing(data, tmp_path, scratch):
+def test_zip_path_escape_is_refused_leaving_nothing(compete, data, tmp_path, scratch):
     evil = make_bundle(tmp_path / "evil.zip", COPY_FORMAT, {"../../x.py": ""})
-    result = runtime_test(evil, "--data", data)
+    result = compete.in_process("runtime", "test", evil, "--data", data)
     assert result.exit_code == 2 and "escapes the extraction folder" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x.py").exists() and list(scratch.iterdir()) == []
 
 
-def test_a_zip_with_a_bad_crc_is_one_line_and_leaves_nothing(data, tmp_path, scratch):
+def test_a_zip_with_a_bad_crc_is_one_line_and_leaves_nothing(compete, data, tmp_path, scratch):
     bundle = make_bundle(tmp_path / "damaged.zip", COPY_FORMAT, {"weights.bin": "w" * 5000})
     raw = bytearray(bundle.read_bytes())
     offset = raw.index(b"w" * 100)
     raw[offset:offset + 4] = b"XXXX"                     # the stored bytes no longer match their CRC
     bundle.write_bytes(bytes(raw))
-    result = runtime_test(bundle, "--data", data)
+    result = compete.in_process("runtime", "test", bundle, "--data", data)
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {bundle}: member 'weights.bin' fails its CRC check; the zip is damaged, build it again"
     assert list(scratch.iterdir()) == [] and not (tmp_path / "damaged.runtime").exists()
 
 
 @needs_sandbox
-def test_keep_keeps_the_scratch_folder(data, tmp_path, scratch):
-    result = runtime_test(make_bundle(tmp_path / "kept.zip", COPY_FORMAT), "--data", data, "--keep")
+def test_keep_keeps_the_scratch_folder(compete, data, tmp_path, scratch):
+    result = compete.in_process("runtime", "test", make_bundle(tmp_path / "kept.zip", COPY_FORMAT), "--data", data, "--keep")
     assert result.exit_code == 0, result.output
     kept = [path for path in scratch.iterdir() if path.name.startswith("compete-runtime-")]
     assert len(kept) == 1 and f"kept: {kept[0]}" in result.output and (kept[0] / "code" / "main.py").is_file()

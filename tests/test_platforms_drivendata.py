@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-import cli
 from common import packaging
 from common.competition import get
 
@@ -29,17 +27,13 @@ def run_dir(tmp_path_factory) -> Path:
     """An untrained network starting at a prior: a real bundle, built fast."""
     import torch
 
-    from competitions.serengeti import model as M
+    from competitions.serengeti import model as serengeti_model
     torch.manual_seed(0)
-    prior = np.full(len(M.CLASSES), 0.02)
+    prior = np.full(len(serengeti_model.CLASSES), 0.02)
     path = tmp_path_factory.mktemp("run") / "20300101-seed0"
     path.mkdir()
-    M.SerengetiModel(M.SerengetiNet().start_at(prior), prior).save(path / M.WEIGHTS)
+    serengeti_model.SerengetiModel(serengeti_model.SerengetiNet().start_at(prior), prior).save(path / serengeti_model.WEIGHTS)
     return path
-
-
-def compete(*args):
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
 
 
 def bundle_writing(path: Path, body: str) -> Path:
@@ -52,9 +46,9 @@ def bundle_writing(path: Path, body: str) -> Path:
 
 
 @needs_sandbox
-def test_submit_builds_proves_and_says_where_to_upload(data, run_dir, tmp_path, monkeypatch):
+def test_submit_builds_proves_and_says_where_to_upload(compete, data, run_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = compete("submit", "serengeti", run_dir, "--data", data, "-m", "prior net")
+    result = compete.in_process("submit", "serengeti", run_dir, "--data", data, "-m", "prior net")
     assert result.exit_code == 0, result.output
     bundle = tmp_path / "submissions" / "serengeti" / "20300101-seed0.zip"
     assert bundle.is_file() and "main.py" in zipfile.ZipFile(bundle).namelist()
@@ -64,32 +58,32 @@ def test_submit_builds_proves_and_says_where_to_upload(data, run_dir, tmp_path, 
 
 
 @needs_sandbox
-def test_a_bundle_writing_an_invalid_file_is_refused(data, tmp_path):
+def test_a_bundle_writing_an_invalid_file_is_refused(compete, data, tmp_path):
     bad = bundle_writing(tmp_path / "bad.zip", "seq_id,empty\nSER_S99#X#1#1,2.0\n")
-    result = compete("submit", "serengeti", bad, "--data", data, "-m", "x")
+    result = compete.in_process("submit", "serengeti", bad, "--data", data, "-m", "x")
     assert result.exit_code == 1
     assert "not ready to upload" in result.output and "submission.csv is invalid" in result.output
 
 
 @needs_sandbox
-def test_dry_run_of_a_built_bundle(data, tmp_path):
+def test_dry_run_of_a_built_bundle(compete, data, tmp_path):
     good = bundle_writing(tmp_path / "copy.zip", (data / "submission_format.csv").read_text())
-    result = compete("submit", "serengeti", good, "--data", data, "-m", "format as is", "--dry-run")
+    result = compete.in_process("submit", "serengeti", good, "--data", data, "-m", "format as is", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dry run" in result.output and "copy.zip" in result.output
 
 
-def test_submit_refuses_what_is_neither_a_run_nor_a_bundle(data, tmp_path):
+def test_submit_refuses_what_is_neither_a_run_nor_a_bundle(compete, data, tmp_path):
     stray = tmp_path / "predictions.csv"
     stray.write_text("seq_id\n")
-    result = compete("submit", "serengeti", stray, "--data", data, "-m", "x")
+    result = compete.in_process("submit", "serengeti", stray, "--data", data, "-m", "x")
     assert result.exit_code == 2 and "run directory" in result.output and "submission.zip" in result.output
 
 
 @pytest.mark.parametrize("command", [("data", "download", "serengeti", "--out", "somewhere"),
                                      ("submissions", "serengeti"), ("leaderboard", "serengeti")])
-def test_the_verbs_without_an_api_say_where_to_go(command):
-    result = compete(*command)
+def test_the_verbs_without_an_api_say_where_to_go(compete, command):
+    result = compete.in_process(*command)
     assert result.exit_code == 2
     assert "DrivenData offers no" in result.output and "drivendata.org/competitions" in result.output
     assert len(result.output.strip().splitlines()) == 1

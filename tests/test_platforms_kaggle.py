@@ -17,9 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from click.testing import CliRunner
 
-import cli
 from common import platforms
 from common.metrics import RMSLE
 from common.platforms import web
@@ -190,20 +188,16 @@ def good_file(tmp_path) -> Path:
     return path
 
 
-def compete(*args):
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
-
-
-def test_download_lands_unzipped_where_run_reads(kaggle, tmp_path):
+def test_download_lands_unzipped_where_run_reads(compete, kaggle, tmp_path):
     out = tmp_path / "house"
-    result = compete("data", "download", "house-prices", "--out", out, "--quiet")
+    result = compete.in_process("data", "download", "house-prices", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["data_description.txt", "sample_submission.csv", "test.csv", "train.csv"]
     assert (out / "sample_submission.csv").read_text() == SAMPLE
     assert "DownloadDataFiles" in kaggle.names()
 
 
-def test_real_files_downloaded_load_as_compete_run_reads_them(kaggle, house_data, tmp_path):
+def test_real_files_downloaded_load_as_compete_run_reads_them(compete, kaggle, house_data, tmp_path):
     """Kaggle's real House Prices files served as Kaggle zips them: the folder `data
     download` leaves is one the competition's loader reads unchanged."""
     from common.competition import get
@@ -214,16 +208,16 @@ def test_real_files_downloaded_load_as_compete_run_reads_them(kaggle, house_data
                 archive.write(path, path.name)
     kaggle.archive = buffer.getvalue()
     out = tmp_path / "house"
-    assert compete("data", "download", "house-prices", "--out", out, "--quiet").exit_code == 0
+    assert compete.in_process("data", "download", "house-prices", "--out", out, "--quiet").exit_code == 0
     loaded = get("house-prices").load(out)
     assert len(loaded.train) == 1460 and len(loaded.test) == 1459
-    assert compete("validate", "house-prices", out / "sample_submission.csv", "--data", out).exit_code == 0
+    assert compete.in_process("validate", "house-prices", out / "sample_submission.csv", "--data", out).exit_code == 0
 
 
-def test_download_interrupted_half_way_resumes_with_range(kaggle, tmp_path):
+def test_download_interrupted_half_way_resumes_with_range(compete, kaggle, tmp_path):
     kaggle.cut_first_download = True
     out = tmp_path / "house"
-    result = compete("data", "download", "house-prices", "--out", out, "--quiet")
+    result = compete.in_process("data", "download", "house-prices", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     ranges = [headers.get("Range") for method, _, headers in kaggle.calls if method == "GET"]
     assert ranges[0] is None and ranges[1] is not None
@@ -232,22 +226,22 @@ def test_download_interrupted_half_way_resumes_with_range(kaggle, tmp_path):
     assert (out / "train.csv").read_text().count("\n") == 150_001
 
 
-def test_download_request_failing_on_the_server_is_retried(kaggle, tmp_path):
+def test_download_request_failing_on_the_server_is_retried(compete, kaggle, tmp_path):
     kaggle.fail["DownloadDataFiles"] = [(503, "unavailable")]
-    result = compete("data", "download", "house-prices", "--out", tmp_path / "house", "--quiet")
+    result = compete.in_process("data", "download", "house-prices", "--out", tmp_path / "house", "--quiet")
     assert result.exit_code == 0, result.output
     assert kaggle.names().count("DownloadDataFiles") == 2
 
 
-def test_wrong_slug_on_download(kaggle, tmp_path):
+def test_wrong_slug_on_download(compete, kaggle, tmp_path):
     kaggle.fail["DownloadDataFiles"] = [(403, "Required permission 'competitions.get' was not satisfied")]
-    result = compete("data", "download", "house-prices", "--out", tmp_path / "house")
+    result = compete.in_process("data", "download", "house-prices", "--out", tmp_path / "house")
     assert result.exit_code == 2 and "no competition by this slug" in result.output
     assert kaggle.names().count("DownloadDataFiles") == 1
 
 
-def test_submit_uploads_once_with_the_message(kaggle, data_dir, good_file):
-    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "blend v3")
+def test_submit_uploads_once_with_the_message(compete, kaggle, data_dir, good_file):
+    result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "blend v3")
     assert result.exit_code == 0, result.output
     assert "submitted" in result.output
     assert kaggle.names().count("CreateSubmission") == 1
@@ -255,17 +249,17 @@ def test_submit_uploads_once_with_the_message(kaggle, data_dir, good_file):
     assert any(method == "PUT" for method, _, _ in kaggle.calls)
 
 
-def test_invalid_file_is_refused_before_any_request(kaggle, data_dir, tmp_path):
+def test_invalid_file_is_refused_before_any_request(compete, kaggle, data_dir, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("Id,SalePrice\n1461,-5\n1461,3\n")
-    result = compete("submit", "house-prices", bad, "--data", data_dir, "-m", "oops")
+    result = compete.in_process("submit", "house-prices", bad, "--data", data_dir, "-m", "oops")
     assert result.exit_code == 1
     assert "not submitted" in result.output and "duplicate_ids" in result.output
     assert kaggle.calls == []
 
 
-def test_dry_run_checks_access_but_uploads_nothing(kaggle, data_dir, good_file):
-    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "try", "--dry-run")
+def test_dry_run_checks_access_but_uploads_nothing(compete, kaggle, data_dir, good_file):
+    result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "try", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dry run" in result.output and "4 submission(s) left" in result.output
     assert kaggle.names() == ["GetSubmissionLimits"]
@@ -279,9 +273,9 @@ def test_dry_run_checks_access_but_uploads_nothing(kaggle, data_dir, good_file):
     ("CreateSubmission", 400, "Submission not allowed: Your team has used its daily Submission allowance (5) today",
      "daily submission limit reached"),
 ])
-def test_known_refusals_are_one_line(kaggle, data_dir, good_file, rpc, status, message, expected):
+def test_known_refusals_are_one_line(compete, kaggle, data_dir, good_file, rpc, status, message, expected):
     kaggle.fail[rpc] = [(status, message)]
-    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "x")
+    result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "x")
     assert result.exit_code == 2
     assert expected in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
@@ -289,77 +283,77 @@ def test_known_refusals_are_one_line(kaggle, data_dir, good_file, rpc, status, m
     assert kaggle.names().count("CreateSubmission") <= 1
 
 
-def test_limit_reached_is_refused_before_uploading(kaggle, data_dir, good_file):
+def test_limit_reached_is_refused_before_uploading(compete, kaggle, data_dir, good_file):
     kaggle.limits = {"numToday": 5, "numTotal": 40, "numAllowedNow": 0}
-    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "x")
+    result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "x")
     assert result.exit_code == 2 and "daily submission limit reached" in result.output
     assert "StartSubmissionUpload" not in kaggle.names()
 
 
-def test_not_joined_shows_as_no_team(kaggle, data_dir, good_file):
+def test_not_joined_shows_as_no_team(compete, kaggle, data_dir, good_file):
     kaggle.limits = {}
-    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "x")
+    result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "x")
     assert result.exit_code == 2 and "join and accept the rules" in result.output
 
 
-def test_network_down(kaggle, data_dir, good_file, monkeypatch):
+def test_network_down(compete, kaggle, data_dir, good_file, monkeypatch):
     closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     port = closed.server_address[1]
     closed.server_close()
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
-    result = compete("submissions", "house-prices")
+    result = compete.in_process("submissions", "house-prices")
     assert result.exit_code == 2
     assert "cannot reach Kaggle" in result.output and "connection refused" in result.output
 
 
-def test_server_errors_on_reads_are_retried_then_reported(kaggle):
+def test_server_errors_on_reads_are_retried_then_reported(compete, kaggle):
     kaggle.fail["ListSubmissions"] = [(503, "unavailable")] * 2
-    result = compete("submissions", "house-prices")
+    result = compete.in_process("submissions", "house-prices")
     assert result.exit_code == 0, result.output
     assert kaggle.names().count("ListSubmissions") == 3
     kaggle.fail["ListSubmissions"] = [(500, "boom")] * 10
-    result = compete("submissions", "house-prices")
+    result = compete.in_process("submissions", "house-prices")
     assert result.exit_code == 2 and "server error" in result.output
     assert kaggle.names().count("ListSubmissions") == 3 + len(web.RETRY_DELAYS) + 1
 
 
-def test_failure_after_kaggle_recorded_it_is_not_resubmitted(kaggle, data_dir, good_file):
+def test_failure_after_kaggle_recorded_it_is_not_resubmitted(compete, kaggle, data_dir, good_file):
     kaggle.record_then_fail = (502, "Bad gateway")
-    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "only once")
+    result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "only once")
     assert result.exit_code == 0, result.output
     assert "not sent again" in result.output
     assert kaggle.names().count("CreateSubmission") == 1
     assert len(kaggle.submissions) == 1
 
 
-def test_ambiguous_failure_not_listed_is_reported_not_retried(kaggle, data_dir, good_file):
+def test_ambiguous_failure_not_listed_is_reported_not_retried(compete, kaggle, data_dir, good_file):
     kaggle.fail["CreateSubmission"] = [(503, "unavailable")] * 5
-    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "maybe")
+    result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "maybe")
     assert result.exit_code == 2
     assert "before submitting again" in result.output and "double submission" in result.output
     assert kaggle.names().count("CreateSubmission") == 1
 
 
-def test_failure_before_the_submission_exists_is_retried(kaggle, data_dir, good_file):
+def test_failure_before_the_submission_exists_is_retried(compete, kaggle, data_dir, good_file):
     kaggle.fail["StartSubmissionUpload"] = [(503, "unavailable")]
-    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "second try")
+    result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "second try")
     assert result.exit_code == 0, result.output
     assert kaggle.names().count("StartSubmissionUpload") == 2
     assert kaggle.names().count("CreateSubmission") == 1
 
 
-def test_submissions_and_leaderboard_tables(kaggle, data_dir, good_file):
-    assert compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "blend v3").exit_code == 0
-    listed = compete("submissions", "house-prices")
+def test_submissions_and_leaderboard_tables(compete, kaggle, data_dir, good_file):
+    assert compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "blend v3").exit_code == 0
+    listed = compete.in_process("submissions", "house-prices")
     assert listed.exit_code == 0 and "blend v3" in listed.output and "pending" in listed.output
-    board = compete("leaderboard", "house-prices")
+    board = compete.in_process("leaderboard", "house-prices")
     assert board.exit_code == 0
     lines = board.output.splitlines()
     assert "stackers" in lines[1] and "0.11420" in lines[1] and "automl" in lines[2]
 
 
-def test_legacy_key_in_config_dir_is_sent_as_basic_auth(kaggle, tmp_path, monkeypatch):
+def test_legacy_key_in_config_dir_is_sent_as_basic_auth(compete, kaggle, tmp_path, monkeypatch):
     monkeypatch.delenv("KAGGLE_API_TOKEN")
     folder = tmp_path / "elsewhere"
     folder.mkdir()
@@ -367,42 +361,42 @@ def test_legacy_key_in_config_dir_is_sent_as_basic_auth(kaggle, tmp_path, monkey
     (folder / "kaggle.json").chmod(0o600)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(folder))
     kaggle.accepted = {"Basic " + base64.b64encode(b"alice:legacykey0123456789").decode()}
-    result = compete("leaderboard", "house-prices")
+    result = compete.in_process("leaderboard", "house-prices")
     assert result.exit_code == 0, result.output
     assert "stackers" in result.output
 
 
-def test_token_file_in_config_dir(kaggle, tmp_path, monkeypatch):
+def test_token_file_in_config_dir(compete, kaggle, tmp_path, monkeypatch):
     monkeypatch.delenv("KAGGLE_API_TOKEN")
     folder = tmp_path / "elsewhere"
     folder.mkdir()
     (folder / "access_token").write_text(TOKEN + "\n")
     (folder / "access_token").chmod(0o600)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(folder))
-    assert compete("leaderboard", "house-prices").exit_code == 0
+    assert compete.in_process("leaderboard", "house-prices").exit_code == 0
 
 
-def test_credentials_readable_by_others_are_refused(kaggle, tmp_path, monkeypatch):
+def test_credentials_readable_by_others_are_refused(compete, kaggle, tmp_path, monkeypatch):
     monkeypatch.delenv("KAGGLE_API_TOKEN")
     folder = Path.home() / ".kaggle"
     folder.mkdir()
     (folder / "kaggle.json").write_text(json.dumps({"username": "alice", "key": "legacykey0123456789"}))
     (folder / "kaggle.json").chmod(0o644)
-    result = compete("submissions", "house-prices")
+    result = compete.in_process("submissions", "house-prices")
     assert result.exit_code == 2
     assert f"chmod 600 {folder / 'kaggle.json'}" in result.output
     assert "legacykey" not in result.output
     assert kaggle.calls == []
 
 
-def test_missing_credentials_say_where_to_put_them(kaggle, monkeypatch):
+def test_missing_credentials_say_where_to_put_them(compete, kaggle, monkeypatch):
     monkeypatch.delenv("KAGGLE_API_TOKEN")
-    result = compete("leaderboard", "house-prices")
+    result = compete.in_process("leaderboard", "house-prices")
     assert result.exit_code == 2 and "no Kaggle credentials" in result.output and "access_token" in result.output
     assert kaggle.calls == []
 
 
-def test_secrets_never_reach_output_logs_or_errors(kaggle, tmp_path):
+def test_secrets_never_reach_output_logs_or_errors(compete, kaggle, tmp_path):
     """A server that echoes the Authorization header into its error: the token must show
     nowhere, neither in the CLI's output, nor in a debug log of every logger, nor in the
     exception a notebook would see."""
@@ -416,7 +410,7 @@ def test_secrets_never_reach_output_logs_or_errors(kaggle, tmp_path):
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        result = compete("submissions", "house-prices")
+        result = compete.in_process("submissions", "house-prices")
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
@@ -463,11 +457,11 @@ def made_by_a_run(kaggle, data_dir, tmp_path, monkeypatch) -> tuple[Path, Path]:
     return submission_of_a_run("kaggle-demo", data_dir, tmp_path, monkeypatch)
 
 
-def test_submit_wait_prints_the_public_score_and_records_it_on_the_run(kaggle, made_by_a_run, data_dir):
+def test_submit_wait_prints_the_public_score_and_records_it_on_the_run(compete, kaggle, made_by_a_run, data_dir):
     import mlflow
     file, run_dir = made_by_a_run
     kaggle.scoring = [{}, {"status": "COMPLETE", "publicScore": "0.13371"}]  # scored at the second look
-    result = compete("submit", "kaggle-demo", file, "--data", data_dir, "-m", "wait for it", "--wait")
+    result = compete.in_process("submit", "kaggle-demo", file, "--data", data_dir, "-m", "wait for it", "--wait")
     assert result.exit_code == 0, result.output
     assert "public score (rmsle): 0.13371" in result.output and f"recorded as lb_score of run {run_dir}" in result.output
     assert kaggle.names().count("ListSubmissions") == 2 and kaggle.names().count("CreateSubmission") == 1
@@ -476,9 +470,9 @@ def test_submit_wait_prints_the_public_score_and_records_it_on_the_run(kaggle, m
     assert mlflow.MlflowClient().get_run(metrics["mlflow_run_id"]).data.metrics["lb_score"] == 0.13371
 
 
-def test_submit_wait_gives_up_on_a_submission_still_pending(kaggle, made_by_a_run, data_dir):
+def test_submit_wait_gives_up_on_a_submission_still_pending(compete, kaggle, made_by_a_run, data_dir):
     file, run_dir = made_by_a_run
-    result = compete("submit", "kaggle-demo", file, "--data", data_dir, "-m", "slow", "--wait")
+    result = compete.in_process("submit", "kaggle-demo", file, "--data", data_dir, "-m", "slow", "--wait")
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert "submitted" in result.output and "is not scored yet: still pending" in errors[0]
@@ -486,20 +480,20 @@ def test_submit_wait_gives_up_on_a_submission_still_pending(kaggle, made_by_a_ru
     assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_submit_wait_reports_a_submission_kaggle_could_not_score(kaggle, made_by_a_run, data_dir):
+def test_submit_wait_reports_a_submission_kaggle_could_not_score(compete, kaggle, made_by_a_run, data_dir):
     file, run_dir = made_by_a_run
     kaggle.scoring = [{"status": "ERROR", "errorDescription": "Submission must have 3 rows, it has 2"}]
-    result = compete("submit", "kaggle-demo", file, "--data", data_dir, "-m", "broken", "--wait")
+    result = compete.in_process("submit", "kaggle-demo", file, "--data", data_dir, "-m", "broken", "--wait")
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert "was not scored: Submission must have 3 rows, it has 2" in errors[0]
     assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_submit_wait_on_a_file_no_run_made_still_prints_the_score(kaggle, data_dir, good_file, monkeypatch, tmp_path):
+def test_submit_wait_on_a_file_no_run_made_still_prints_the_score(compete, kaggle, data_dir, good_file, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(platforms, "SCORE_DELAYS", (0.01,) * 3)
     kaggle.scoring = [{"status": "COMPLETE", "publicScore": "0.2"}]
-    result = compete("submit", "house-prices", good_file, "--data", data_dir, "-m", "by hand", "--wait")
+    result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "by hand", "--wait")
     assert result.exit_code == 0, result.output
     assert "public score (rmsle): 0.2" in result.output and "recorded nowhere" in result.output

@@ -13,9 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from click.testing import CliRunner
 
-import cli
 from common import competition as registry
 from common.metrics import MULTICLASS_LOG_LOSS
 from common import platforms
@@ -241,17 +239,13 @@ def good_file(tmp_path) -> Path:
     return path
 
 
-def compete(*args):
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
-
-
 def error_lines(result) -> list[str]:
     return [line for line in result.output.splitlines() if line.startswith("error:")]
 
 
-def test_download_lands_every_file_and_unpacks_zips(zindi, tmp_path):
+def test_download_lands_every_file_and_unpacks_zips(compete, zindi, tmp_path):
     out = tmp_path / "birds"
-    result = compete("data", "download", "zindi-demo", "--out", out, "--quiet")
+    result = compete.in_process("data", "download", "zindi-demo", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     assert (out / "Train.csv").read_bytes() == zindi.files["Train.csv"]
     assert (out / "SampleSubmission.csv").read_text() == SAMPLE
@@ -268,25 +262,25 @@ def uberct_files(tmp_path_factory) -> Path:
     return out
 
 
-def test_downloaded_files_load_as_compete_run_reads_them(zindi, uberct_files, tmp_path, monkeypatch):
+def test_downloaded_files_load_as_compete_run_reads_them(compete, zindi, uberct_files, tmp_path, monkeypatch):
     """A real competition's files served as Zindi lists them (the shapefile zipped): the
     folder `data download` leaves is one the competition's loader reads unchanged."""
     uberct = registry.get("uberct")
     zindi.files = {path.name: path.read_bytes() for path in sorted(uberct_files.iterdir()) if path.is_file()}
     monkeypatch.setattr(type(uberct), "slug", SLUG)
     out = tmp_path / "uberct"
-    result = compete("data", "download", "uberct", "--out", out, "--quiet")
+    result = compete.in_process("data", "download", "uberct", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     assert (out / "road_segments.zip").is_file() and list(out.glob("*.shp"))
     loaded = uberct.load(out)
     assert loaded is not None
-    assert compete("validate", "uberct", out / "SampleSubmission.csv", "--data", out).exit_code == 0
+    assert compete.in_process("validate", "uberct", out / "SampleSubmission.csv", "--data", out).exit_code == 0
 
 
-def test_download_interrupted_half_way_resumes(zindi, tmp_path):
+def test_download_interrupted_half_way_resumes(compete, zindi, tmp_path):
     zindi.cut_every_transfer = 1
     out = tmp_path / "birds"
-    assert compete("data", "download", "zindi-demo", "--out", out, "--quiet").exit_code == 0
+    assert compete.in_process("data", "download", "zindi-demo", "--out", out, "--quiet").exit_code == 0
     transfers = [headers for method, route, headers, _ in zindi.calls if route == "files"]
     assert "Range" not in transfers[0]
     resumed = int(transfers[1]["Range"].split("=")[1].rstrip("-"))
@@ -294,33 +288,33 @@ def test_download_interrupted_half_way_resumes(zindi, tmp_path):
     assert (out / "Train.csv").read_bytes() == zindi.files["Train.csv"]
 
 
-def test_a_flaky_transfer_that_moves_forward_is_continued(zindi, tmp_path):
+def test_a_flaky_transfer_that_moves_forward_is_continued(compete, zindi, tmp_path):
     zindi.cut_every_transfer = len(web.RETRY_DELAYS) + 1  # more cuts than retries, each one further along
     out = tmp_path / "birds"
-    assert compete("data", "download", "zindi-demo", "--out", out, "--quiet").exit_code == 0
+    assert compete.in_process("data", "download", "zindi-demo", "--out", out, "--quiet").exit_code == 0
     assert (out / "Train.csv").read_bytes() == zindi.files["Train.csv"]
 
 
-def test_download_resumes_across_runs(zindi, tmp_path):
+def test_download_resumes_across_runs(compete, zindi, tmp_path):
     """Every try of the first run is cut: it gives up, keeping the bytes it got; the next
     run continues from there instead of starting over."""
     zindi.cut_every_transfer = web.MAX_RESUMES + len(web.RETRY_DELAYS) + 1
     out = tmp_path / "birds"
-    first = compete("data", "download", "zindi-demo", "--out", out, "--quiet")
+    first = compete.in_process("data", "download", "zindi-demo", "--out", out, "--quiet")
     assert first.exit_code == 2
     assert "run the same command again to resume" in error_lines(first)[0]
     kept = (out / "Train.csv.part").stat().st_size
     assert kept > len(zindi.files["Train.csv"]) // 2
     zindi.cut_every_transfer = 0
-    second = compete("data", "download", "zindi-demo", "--out", out, "--quiet")
+    second = compete.in_process("data", "download", "zindi-demo", "--out", out, "--quiet")
     assert second.exit_code == 0, second.output
     last = [headers for method, route, headers, _ in zindi.calls if route == "files"][-3]
     assert last["Range"] == f"bytes={kept}-"
     assert (out / "Train.csv").read_bytes() == zindi.files["Train.csv"]
 
 
-def test_submit_sends_the_file_and_comment_once(zindi, data_dir, good_file):
-    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "cnn + mixup")
+def test_submit_sends_the_file_and_comment_once(compete, zindi, data_dir, good_file):
+    result = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "cnn + mixup")
     assert result.exit_code == 0, result.output
     assert "submitted" in result.output and "sub1" in result.output
     assert len(zindi.uploads) == 1
@@ -328,10 +322,10 @@ def test_submit_sends_the_file_and_comment_once(zindi, data_dir, good_file):
     assert zindi.uploads[0]["content"] == good_file.read_bytes()
 
 
-def test_invalid_file_is_refused_before_any_request(zindi, data_dir, tmp_path):
+def test_invalid_file_is_refused_before_any_request(compete, zindi, data_dir, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("ID,Cape Batis,Ring-necked Dove\nA1B2C3,1.5,0\n")
-    result = compete("submit", "zindi-demo", bad, "--data", data_dir, "-m", "x")
+    result = compete.in_process("submit", "zindi-demo", bad, "--data", data_dir, "-m", "x")
     assert result.exit_code == 1 and "not submitted" in result.output and "header" in result.output
     assert zindi.calls == []
 
@@ -342,23 +336,23 @@ def _board_entry(hours_ago: float, status: str = "successful") -> dict:
             "public_score": 2.0, "private_score": None}
 
 
-def test_dry_run_reads_the_allowance_from_the_rules_page_and_the_board(zindi, data_dir, good_file):
+def test_dry_run_reads_the_allowance_from_the_rules_page_and_the_board(compete, zindi, data_dir, good_file):
     """The allowance as the public client reads it: the Rules page's daily maximum less
     the board's counted submissions of the last 24 hours; no "limits" endpoint is asked."""
     zindi.earlier = [_board_entry(1), _board_entry(3, "initial"), _board_entry(5, "failed"), _board_entry(30)]
-    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x", "--dry-run")
+    result = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dry run" in result.output and "3 submission(s) left today (5 a day)" in result.output
     assert zindi.routes() == ["signin", "competition", "submissions"] and zindi.uploads == []
 
 
-def test_rules_page_without_a_daily_maximum_means_allowance_unknown(zindi, data_dir, good_file):
+def test_rules_page_without_a_daily_maximum_means_allowance_unknown(compete, zindi, data_dir, good_file):
     zindi.rules = "<p>Submissions are scored on 30% of the test set.</p>"
-    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x", "--dry-run")
+    result = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "allowance unknown" in result.output
     assert zindi.routes() == ["signin", "competition"]
-    assert compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x").exit_code == 0
+    assert compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x").exit_code == 0
     assert len(zindi.uploads) == 1
 
 
@@ -369,94 +363,94 @@ def test_rules_page_without_a_daily_maximum_means_allowance_unknown(zindi, data_
     ("signin", 401, "Invalid username or password", "refused the sign-in"),
     ("competition", 401, "Token expired", "refused the session"),
 ])
-def test_known_refusals_are_one_line(zindi, data_dir, good_file, route, status, message, expected):
+def test_known_refusals_are_one_line(compete, zindi, data_dir, good_file, route, status, message, expected):
     zindi.fail[route] = [(status, message)]
-    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x")
+    result = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x")
     assert result.exit_code == 2
     assert len(error_lines(result)) == 1 and expected in error_lines(result)[0]
     assert "Traceback" not in result.output
 
 
-def test_refusal_inside_a_200_answer(zindi, data_dir, good_file):
+def test_refusal_inside_a_200_answer(compete, zindi, data_dir, good_file):
     zindi.fail["submit"] = [(200, "You must accept the rules of this competition")]
-    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x")
+    result = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x")
     assert result.exit_code == 2 and "rules not accepted" in error_lines(result)[0]
 
 
-def test_no_allowance_left_is_refused_before_uploading(zindi, data_dir, good_file):
+def test_no_allowance_left_is_refused_before_uploading(compete, zindi, data_dir, good_file):
     zindi.per_day = 2
     zindi.earlier = [_board_entry(2), _board_entry(20)]
-    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x")
+    result = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x")
     assert result.exit_code == 2 and "daily submission limit" in result.output and "2 of 2" in result.output
     assert "submit" not in zindi.routes()
 
 
-def test_wrong_slug_on_download(zindi, tmp_path, monkeypatch):
+def test_wrong_slug_on_download(compete, zindi, tmp_path, monkeypatch):
     monkeypatch.setattr(DemoZindi, "slug", "fowl-escapade")
-    result = compete("data", "download", "zindi-demo", "--out", tmp_path / "x")
+    result = compete.in_process("data", "download", "zindi-demo", "--out", tmp_path / "x")
     assert result.exit_code == 2 and "knows no competition" in result.output and "fowl-escapade" in result.output
 
 
-def test_not_joined_on_download(zindi, tmp_path):
+def test_not_joined_on_download(compete, zindi, tmp_path):
     zindi.fail["files"] = [(403, "You must join the competition to download its data")]
-    result = compete("data", "download", "zindi-demo", "--out", tmp_path / "x")
+    result = compete.in_process("data", "download", "zindi-demo", "--out", tmp_path / "x")
     assert result.exit_code == 2
     assert error_lines(result) == [f"error: {SLUG}: competition not joined or rules not accepted (You must join the "
                                    f"competition to download its data); join it at https://zindi.africa/competitions/"
                                    f"{SLUG} (this accepts its rules), then try again"]
 
 
-def test_network_down(zindi, monkeypatch):
+def test_network_down(compete, zindi, monkeypatch):
     closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     monkeypatch.setenv("ZINDI_API_URL", f"http://127.0.0.1:{closed.server_address[1]}")
     closed.server_close()
-    result = compete("leaderboard", "zindi-demo")
+    result = compete.in_process("leaderboard", "zindi-demo")
     assert result.exit_code == 2 and "cannot reach Zindi" in result.output and "connection refused" in result.output
 
 
-def test_server_errors_on_reads_are_retried(zindi):
+def test_server_errors_on_reads_are_retried(compete, zindi):
     zindi.fail["participations"] = [(503, "busy")] * 2
-    assert compete("leaderboard", "zindi-demo").exit_code == 0
+    assert compete.in_process("leaderboard", "zindi-demo").exit_code == 0
     assert zindi.routes().count("participations") == 3
     zindi.fail["participations"] = [(500, "boom")] * 10
-    result = compete("leaderboard", "zindi-demo")
+    result = compete.in_process("leaderboard", "zindi-demo")
     assert result.exit_code == 2 and "server error" in result.output
 
 
 @pytest.mark.parametrize("failure", ["502", "drop"])
-def test_failed_answer_after_recording_is_not_resubmitted(zindi, data_dir, good_file, failure):
+def test_failed_answer_after_recording_is_not_resubmitted(compete, zindi, data_dir, good_file, failure):
     zindi.record_then = failure
-    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "only once")
+    result = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "only once")
     assert result.exit_code == 0, result.output
     assert "not sent again" in result.output
     assert zindi.routes().count("submit") == 1 and len(zindi.uploads) == 1
 
 
-def test_a_submission_listed_only_a_moment_later_is_found(zindi, data_dir, good_file):
+def test_a_submission_listed_only_a_moment_later_is_found(compete, zindi, data_dir, good_file):
     zindi.record_then, zindi.lists_lag = "502", 2
-    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "slow list")
+    result = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "slow list")
     assert result.exit_code == 0, result.output
     assert "not sent again" in result.output
     assert zindi.routes().count("submissions") == 3 and len(zindi.uploads) == 1
 
 
-def test_ambiguous_failure_not_listed_is_reported_not_retried(zindi, data_dir, good_file):
+def test_ambiguous_failure_not_listed_is_reported_not_retried(compete, zindi, data_dir, good_file):
     zindi.fail["submit"] = [(502, "Bad gateway")] * 3
-    result = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "maybe")
+    result = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "maybe")
     assert result.exit_code == 2
     assert "double submission" in error_lines(result)[0]
     assert zindi.routes().count("submit") == 1
 
 
-def test_submissions_and_leaderboard_tables(zindi, data_dir, good_file):
-    assert compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "first").exit_code == 0
-    listed = compete("submissions", "zindi-demo")
+def test_submissions_and_leaderboard_tables(compete, zindi, data_dir, good_file):
+    assert compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "first").exit_code == 0
+    listed = compete.in_process("submissions", "zindi-demo")
     assert listed.exit_code == 0 and "first" in listed.output and "birds.csv" in listed.output and "1.25" in listed.output
-    board = compete("leaderboard", "zindi-demo").output.splitlines()
+    board = compete.in_process("leaderboard", "zindi-demo").output.splitlines()
     assert "birders" in board[1] and "1.006" in board[1] and "kofi" in board[2]
 
 
-def test_credentials_file_must_be_private(zindi, tmp_path, monkeypatch):
+def test_credentials_file_must_be_private(compete, zindi, tmp_path, monkeypatch):
     for name in ("ZINDI_USERNAME", "ZINDI_PASSWORD"):
         monkeypatch.delenv(name)
     folder = tmp_path / "home" / ".zindi"
@@ -464,20 +458,20 @@ def test_credentials_file_must_be_private(zindi, tmp_path, monkeypatch):
     path = folder / "zindi.json"
     path.write_text(json.dumps({"username": USER, "password": PASSWORD}))
     path.chmod(0o640)
-    refused = compete("leaderboard", "zindi-demo")
+    refused = compete.in_process("leaderboard", "zindi-demo")
     assert refused.exit_code == 2 and f"chmod 600 {path}" in refused.output and PASSWORD not in refused.output
     assert zindi.calls == []
     path.chmod(0o600)
-    assert compete("leaderboard", "zindi-demo").exit_code == 0
+    assert compete.in_process("leaderboard", "zindi-demo").exit_code == 0
 
 
-def test_missing_credentials(zindi, monkeypatch):
+def test_missing_credentials(compete, zindi, monkeypatch):
     monkeypatch.delenv("ZINDI_PASSWORD")
-    result = compete("submissions", "zindi-demo")
+    result = compete.in_process("submissions", "zindi-demo")
     assert result.exit_code == 2 and "ZINDI_USERNAME and ZINDI_PASSWORD" in result.output
 
 
-def test_password_and_token_never_reach_output_logs_or_errors(zindi, tmp_path, data_dir, good_file):
+def test_password_and_token_never_reach_output_logs_or_errors(compete, zindi, tmp_path, data_dir, good_file):
     """The server echoes the session token into its refusals, the token rides in the
     transfer URLs, and every logger writes at DEBUG: neither secret may show anywhere."""
     zindi.echo_token = True
@@ -489,8 +483,8 @@ def test_password_and_token_never_reach_output_logs_or_errors(zindi, tmp_path, d
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        downloaded = compete("data", "download", "zindi-demo", "--out", tmp_path / "birds")
-        refused = compete("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x")
+        downloaded = compete.in_process("data", "download", "zindi-demo", "--out", tmp_path / "birds")
+        refused = compete.in_process("submit", "zindi-demo", good_file, "--data", data_dir, "-m", "x")
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
@@ -519,11 +513,11 @@ def looks_after_the_upload(zindi) -> int:
     return routes[routes.index("submit"):].count("submissions")
 
 
-def test_submit_wait_prints_the_public_score_and_records_it_on_the_run(zindi, made_by_a_run, data_dir):
+def test_submit_wait_prints_the_public_score_and_records_it_on_the_run(compete, zindi, made_by_a_run, data_dir):
     import mlflow
     file, run_dir = made_by_a_run
     zindi.scoring = [{"status": "initial", "public_score": None}, {}]  # scored at the second look
-    result = compete("submit", "zindi-demo", file, "--data", data_dir, "-m", "wait for it", "--wait")
+    result = compete.in_process("submit", "zindi-demo", file, "--data", data_dir, "-m", "wait for it", "--wait")
     assert result.exit_code == 0, result.output
     assert "public score (log_loss): 1.25" in result.output and f"recorded as lb_score of run {run_dir}" in result.output
     assert looks_after_the_upload(zindi) == 2
@@ -532,20 +526,20 @@ def test_submit_wait_prints_the_public_score_and_records_it_on_the_run(zindi, ma
     assert mlflow.MlflowClient().get_run(metrics["mlflow_run_id"]).data.metrics["lb_score"] == 1.25
 
 
-def test_submit_wait_gives_up_on_a_submission_still_pending(zindi, made_by_a_run, data_dir):
+def test_submit_wait_gives_up_on_a_submission_still_pending(compete, zindi, made_by_a_run, data_dir):
     file, run_dir = made_by_a_run
     zindi.scoring = [{"status": "initial", "public_score": None}]
-    result = compete("submit", "zindi-demo", file, "--data", data_dir, "-m", "slow", "--wait")
+    result = compete.in_process("submit", "zindi-demo", file, "--data", data_dir, "-m", "slow", "--wait")
     assert result.exit_code == 1
     assert "submitted" in result.output and "is not scored yet: still initial" in error_lines(result)[0]
     assert looks_after_the_upload(zindi) == 1 + len(platforms.SCORE_DELAYS) and len(zindi.uploads) == 1
     assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_submit_wait_reports_a_submission_zindi_could_not_score(zindi, made_by_a_run, data_dir):
+def test_submit_wait_reports_a_submission_zindi_could_not_score(compete, zindi, made_by_a_run, data_dir):
     file, run_dir = made_by_a_run
     zindi.scoring = [{"status": "failed", "public_score": None, "error": "Missing ID D4E5F6"}]
-    result = compete("submit", "zindi-demo", file, "--data", data_dir, "-m", "broken", "--wait")
+    result = compete.in_process("submit", "zindi-demo", file, "--data", data_dir, "-m", "broken", "--wait")
     assert result.exit_code == 1
     assert "was not scored: status 'failed': Missing ID D4E5F6" in error_lines(result)[0]
     assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())

@@ -9,11 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-import cli
 from competitions.tabular.synth import make
-from conftest import compete
 
 
 @pytest.fixture(scope="module")
@@ -22,29 +19,29 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     return {task: make(root / task, task, rows=400, seed=1) for task in ("regression", "binary", "multiclass")}
 
 
-def _run(name: str, data: Path, metric: str, work: Path, *extra) -> tuple[str, Path, Path]:
+def _run(compete, name: str, data: Path, metric: str, work: Path, *extra) -> tuple[str, Path, Path]:
     out, run_dir = work / f"{metric}.csv", work / f"run-{metric}"
     result = compete("run", name, "--data", data, "--metric", metric, "--fast", "--quiet", "--out", out,
                      "--run-dir", run_dir, *extra, cwd=work)
     return result.stdout, out, run_dir
 
 
-def _score(name: str, file: Path, answers: Path, metric: str) -> float:
+def _score(compete, name: str, file: Path, answers: Path, metric: str) -> float:
     printed = compete("score", name, file, "--answers", answers, "--metric", metric).stdout
     return float(printed.split(":")[-1])
 
 
 @pytest.mark.slow
-def test_regression_with_rmsle_trains_on_the_log_and_beats_the_median(folders, tmp_path):
+def test_regression_with_rmsle_trains_on_the_log_and_beats_the_median(compete, folders, tmp_path):
     data = folders["regression"]
-    printed, out, run_dir = _run("kaggle:demo-prices", data, "rmsle", tmp_path)
+    printed, out, run_dir = _run(compete, "kaggle:demo-prices", data, "rmsle", tmp_path)
     assert "cv rmsle:" in printed and f"submission: {out}" in printed
     submission = pd.read_csv(out)
     assert list(submission.columns) == ["row_id", "price"] and (submission["price"] >= 0).all()
     assert compete("validate", "kaggle:demo-prices", out, "--data", data).returncode == 0
     truth = pd.read_csv(data / "answers" / "solution.csv").set_index("row_id").loc[submission["row_id"], "price"]
     median = float(np.sqrt(np.mean((np.log1p(truth) - np.log1p(truth.median())) ** 2)))
-    score = _score("kaggle:demo-prices", out, data / "answers", "rmsle")
+    score = _score(compete, "kaggle:demo-prices", out, data / "answers", "rmsle")
     assert score < 0.6 * median
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["metric"] == "rmsle" and metrics["task"] == "regression"
@@ -55,36 +52,36 @@ def test_regression_with_rmsle_trains_on_the_log_and_beats_the_median(folders, t
 
 
 @pytest.mark.slow
-def test_binary_accuracy_gives_labels_from_an_oof_threshold_and_same_seed_same_bytes(folders, tmp_path):
+def test_binary_accuracy_gives_labels_from_an_oof_threshold_and_same_seed_same_bytes(compete, folders, tmp_path):
     data = folders["binary"]
-    printed, out, run_dir = _run("kaggle:demo-outcome", data, "accuracy", tmp_path)
+    printed, out, run_dir = _run(compete, "kaggle:demo-outcome", data, "accuracy", tmp_path)
     submission = pd.read_csv(out)
     assert set(submission["outcome"].unique()) <= {0, 1}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["decision"]["kind"] == "threshold" and 0 < metrics["decision"]["threshold"] < 1
     truth = pd.read_csv(data / "answers" / "solution.csv")["outcome"]
     majority = max(truth.mean(), 1 - truth.mean())
-    assert _score("kaggle:demo-outcome", out, data / "answers", "accuracy") > majority + 0.1
+    assert _score(compete, "kaggle:demo-outcome", out, data / "answers", "accuracy") > majority + 0.1
     again = tmp_path / "again"
     again.mkdir()
-    _, second, _ = _run("kaggle:demo-outcome", data, "accuracy", again)
+    _, second, _ = _run(compete, "kaggle:demo-outcome", data, "accuracy", again)
     assert second.read_bytes() == out.read_bytes()
 
 
 @pytest.mark.slow
-def test_multiclass_log_loss_writes_calibrated_probabilities_per_class(folders, tmp_path):
+def test_multiclass_log_loss_writes_calibrated_probabilities_per_class(compete, folders, tmp_path):
     data = folders["multiclass"]
-    printed, out, run_dir = _run("zindi:demo-grades", data, "LogLoss", tmp_path)
+    printed, out, run_dir = _run(compete, "zindi:demo-grades", data, "LogLoss", tmp_path)
     assert "cv log_loss:" in printed
     submission = pd.read_csv(out)
     assert list(submission.columns) == ["row_id", "high", "low", "mid", "top"]
     assert np.allclose(submission[["high", "low", "mid", "top"]].sum(axis=1), 1.0, atol=1e-6)
-    score = _score("zindi:demo-grades", out, data / "answers", "logloss")
+    score = _score(compete, "zindi:demo-grades", out, data / "answers", "logloss")
     assert score < 0.75 * np.log(4)  # well under the uniform guess
     assert json.loads((run_dir / "metrics.json").read_text())["decision"]["kind"] == "temperature"
 
 
-def test_bad_metric_and_bad_sample_are_one_line_and_leave_no_run(folders, tmp_path):
+def test_bad_metric_and_bad_sample_are_one_line_and_leave_no_run(compete, folders, tmp_path):
     data = folders["binary"]
     result = compete("run", "kaggle:demo", "--data", data, "--metric", "kappa", "--fast", check=False, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "unknown metric 'kappa'" in result.stderr
@@ -106,10 +103,6 @@ from test_platforms_kaggle import kaggle  # noqa: E402,F401  (the fixture: a loc
 from test_platforms_zindi import zindi  # noqa: E402,F401  (the fixture: a local Zindi)
 
 
-def _invoke(*args):
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
-
-
 def _labels_file(data: Path, tmp_path: Path) -> Path:
     sample = pd.read_csv(data / "sample_submission.csv")
     path = tmp_path / "labels.csv"
@@ -117,13 +110,13 @@ def _labels_file(data: Path, tmp_path: Path) -> Path:
     return path
 
 
-def test_validate_follows_the_metric_domain(folders, tmp_path):
+def test_validate_follows_the_metric_domain(compete, folders, tmp_path):
     data = folders["binary"]
     good = _labels_file(data, tmp_path)
-    assert _invoke("validate", "kaggle:demo-outcome", good, "--data", data).exit_code == 0
+    assert compete.in_process("validate", "kaggle:demo-outcome", good, "--data", data).exit_code == 0
     probabilities = tmp_path / "probabilities.csv"
     pd.read_csv(good).assign(outcome=0.7).to_csv(probabilities, index=False)
-    result = _invoke("validate", "kaggle:demo-outcome", probabilities, "--data", data)
+    result = compete.in_process("validate", "kaggle:demo-outcome", probabilities, "--data", data)
     assert result.exit_code == 1 and "not one of the labels (0, 1)" in result.output
     # Scored by AUC, the same probabilities are what the platform wants.
     assert _invoke("validate", "kaggle:demo-outcome", probabilities, "--data", data, "--metric", "auc").exit_code == 0
@@ -132,29 +125,29 @@ def test_validate_follows_the_metric_domain(folders, tmp_path):
     assert result.exit_code == 1 and "not a probability in [0, 1]" in result.output
 
 
-def test_submit_dry_run_to_a_kaggle_slug(kaggle, folders, tmp_path):
+def test_submit_dry_run_to_a_kaggle_slug(compete, kaggle, folders, tmp_path):
     data = folders["binary"]
-    result = _invoke("submit", "kaggle:demo-outcome", _labels_file(data, tmp_path), "--data", data, "-m", "try", "--dry-run")
+    result = compete.in_process("submit", "kaggle:demo-outcome", _labels_file(data, tmp_path), "--data", data, "-m", "try", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dry run" in result.output and "4 submission(s) left" in result.output
     assert "GetSubmissionLimits" in kaggle.names()
     assert not {"StartSubmissionUpload", "CreateSubmission"} & set(kaggle.names())
 
 
-def test_submit_dry_run_to_a_zindi_slug_and_a_refused_invalid_file(zindi, folders, tmp_path, monkeypatch):
+def test_submit_dry_run_to_a_zindi_slug_and_a_refused_invalid_file(compete, zindi, folders, tmp_path, monkeypatch):
     from test_platforms_zindi import SLUG
     data = folders["binary"]
-    result = _invoke("submit", f"zindi:{SLUG}", _labels_file(data, tmp_path), "--data", data, "-m", "x", "--dry-run")
+    result = compete.in_process("submit", f"zindi:{SLUG}", _labels_file(data, tmp_path), "--data", data, "-m", "x", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dry run" in result.output and "submission(s) left today" in result.output
     assert zindi.routes() == ["signin", "competition", "submissions"] and zindi.uploads == []
     bad = tmp_path / "bad.csv"
     pd.read_csv(data / "sample_submission.csv").iloc[:-1].to_csv(bad, index=False)
-    result = _invoke("submit", f"zindi:{SLUG}", bad, "--data", data, "-m", "x")
+    result = compete.in_process("submit", f"zindi:{SLUG}", bad, "--data", data, "-m", "x")
     assert result.exit_code != 0 and "row_count" in result.output and zindi.uploads == []
 
 
-def test_package_from_a_folder_and_runtime_test_for_a_drivendata_slug(tmp_path):
+def test_package_from_a_folder_and_runtime_test_for_a_drivendata_slug(compete, tmp_path):
     """A code competition of any slug: your folder zipped as pack-submission does, then run
     as the runtime would, its output checked against the hidden-test folder's format."""
     from common import packaging
@@ -187,12 +180,12 @@ def test_package_from_a_folder_and_runtime_test_for_a_drivendata_slug(tmp_path):
     assert failed.returncode == 1 and "row_count" in failed.stdout + failed.stderr
 
 
-def test_download_then_validate_a_kaggle_slug(kaggle, tmp_path):
+def test_download_then_validate_a_kaggle_slug(compete, kaggle, tmp_path):
     out = tmp_path / "downloaded"
-    result = _invoke("data", "download", "kaggle:house-prices-advanced-regression-techniques", "--out", out, "--quiet")
+    result = compete.in_process("data", "download", "kaggle:house-prices-advanced-regression-techniques", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     assert {"train.csv", "test.csv", "sample_submission.csv"} <= {path.name for path in out.iterdir()}
     assert "DownloadDataFiles" in kaggle.names()
-    checked = _invoke("validate", "kaggle:house-prices-advanced-regression-techniques", out / "sample_submission.csv",
+    checked = compete.in_process("validate", "kaggle:house-prices-advanced-regression-techniques", out / "sample_submission.csv",
                       "--data", out)
     assert checked.exit_code == 0, checked.output

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from click.testing import CliRunner
 
 import cli
 from common import io, runs, tracking
@@ -80,10 +79,6 @@ def demo(monkeypatch, tmp_path):
     return data
 
 
-def compete(*args):
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
-
-
 def run_dir_of(result) -> Path:
     return Path(next(line for line in result.output.splitlines() if line.startswith("run: ")).split(": ", 1)[1])
 
@@ -92,9 +87,9 @@ def warnings_of(result) -> list[str]:
     return [line for line in result.stderr.splitlines() if "tracking stopped" in line]
 
 
-def test_a_run_reads_back_through_search_runs(demo, tracking_store):
+def test_a_run_reads_back_through_search_runs(compete, demo, tracking_store):
     import mlflow
-    result = compete("run", NAME, "--data", demo, "--seed", 3)
+    result = compete.in_process("run", NAME, "--data", demo, "--seed", 3)
     assert result.exit_code == 0, result.output
     run_dir = run_dir_of(result)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -122,12 +117,12 @@ def test_a_run_reads_back_through_search_runs(demo, tracking_store):
     assert not list(Path.cwd().glob("**/mlflow.db")) and not list(Path.cwd().glob("**/mlruns"))
 
 
-def test_without_a_tracking_uri_runs_are_kept_in_a_store_beside_the_run_directories(demo, monkeypatch):
+def test_without_a_tracking_uri_runs_are_kept_in_a_store_beside_the_run_directories(compete, demo, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    before = compete("runs", NAME)
+    before = compete.in_process("runs", NAME)
     assert before.exit_code == 0 and "no tracked runs of tracking-demo" in before.output
     assert not Path("runs").exists()  # looking creates no store
-    result = compete("run", NAME, "--data", demo, "--quiet")
+    result = compete.in_process("run", NAME, "--data", demo, "--quiet")
     assert result.exit_code == 0, result.output
     run_dir = run_dir_of(result)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -135,20 +130,20 @@ def test_without_a_tracking_uri_runs_are_kept_in_a_store_beside_the_run_director
     stored = Path("runs/mlartifacts") / NAME
     assert (next(stored.glob("*/artifacts/metrics.json"))).is_file()
     assert sorted(path.name for path in Path.cwd().iterdir()) == ["data", "runs", "submissions"]  # no mlruns/, no mlflow.db
-    after = compete("runs", NAME)
+    after = compete.in_process("runs", NAME)
     assert after.exit_code == 0 and run_dir.name in after.output
 
 
-def test_compete_runs_lists_newest_first_and_plots_cv_against_lb(demo):
-    first = compete("run", NAME, "--data", demo, "--quiet")
+def test_compete_runs_lists_newest_first_and_plots_cv_against_lb(compete, demo):
+    first = compete.in_process("run", NAME, "--data", demo, "--quiet")
     time.sleep(1.1)  # run directories are named to the second
-    second = compete("run", NAME, "--data", demo, "--seed", 7, "--set", "folds=4", "--quiet")
+    second = compete.in_process("run", NAME, "--data", demo, "--seed", 7, "--set", "folds=4", "--quiet")
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     older, newer = run_dir_of(first), run_dir_of(second)
     submission = Path(json.loads((older / "metrics.json").read_text())["submission"])
     assert runs.record_leaderboard(TrackingDemo(), submission, 0.4242, "77") == older
 
-    listed = compete("runs", NAME, "--plot", "cv-lb.png")
+    listed = compete.in_process("runs", NAME, "--plot", "cv-lb.png")
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
     assert lines[0].split() == ["run", "cv", "lb", "options", "wall", "status"]
@@ -163,9 +158,9 @@ def test_compete_runs_lists_newest_first_and_plots_cv_against_lb(demo):
         assert image.format == "PNG" and image.size[0] > 300
 
 
-def test_the_leaderboard_score_is_found_from_a_copy_of_the_submission(demo, tmp_path):
+def test_the_leaderboard_score_is_found_from_a_copy_of_the_submission(compete, demo, tmp_path):
     import mlflow
-    result = compete("run", NAME, "--data", demo, "--quiet")
+    result = compete.in_process("run", NAME, "--data", demo, "--quiet")
     run_dir = run_dir_of(result)
     copy = tmp_path / "elsewhere.csv"
     copy.write_bytes(Path(json.loads((run_dir / "metrics.json").read_text())["submission"]).read_bytes())
@@ -178,13 +173,13 @@ def test_the_leaderboard_score_is_found_from_a_copy_of_the_submission(demo, tmp_
     assert runs.record_leaderboard(TrackingDemo(), stranger, 0.5, None) is None
 
 
-def test_fit_then_predict_records_the_file_on_the_run_it_came_from(demo, tmp_path):
+def test_fit_then_predict_records_the_file_on_the_run_it_came_from(compete, demo, tmp_path):
     import mlflow
-    fitted = compete("fit", NAME, "--data", demo, "--quiet")
+    fitted = compete.in_process("fit", NAME, "--data", demo, "--quiet")
     assert fitted.exit_code == 0, fitted.output
     run_dir = run_dir_of(fitted)
     for name in ("first.csv", "second.csv"):
-        made = compete("predict", NAME, "--data", demo, "--run-dir", run_dir, "--out", tmp_path / name)
+        made = compete.in_process("predict", NAME, "--data", demo, "--run-dir", run_dir, "--out", tmp_path / name)
         assert made.exit_code == 0, made.output
     assert runs.record_leaderboard(TrackingDemo(), tmp_path / "first.csv", 0.3) == run_dir
     run_id = json.loads((run_dir / "metrics.json").read_text())["mlflow_run_id"]
@@ -269,9 +264,9 @@ def mlflow_server(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_run_reads_back_from_a_real_mlflow_server_over_rest(demo, mlflow_server, monkeypatch):
+def test_a_run_reads_back_from_a_real_mlflow_server_over_rest(compete, demo, mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    result = compete("run", NAME, "--data", demo, "--seed", 2, "--quiet")
+    result = compete.in_process("run", NAME, "--data", demo, "--seed", 2, "--quiet")
     assert result.exit_code == 0, result.output
     assert not warnings_of(result)
     run_dir = run_dir_of(result)
@@ -291,7 +286,7 @@ def test_a_run_reads_back_from_a_real_mlflow_server_over_rest(demo, mlflow_serve
     listed = requests.get(f"{api}/artifacts/list", params={"run_id": metrics["mlflow_run_id"]}, timeout=10).json()
     assert {"metrics.json", "folds.png"} <= {item["path"] for item in listed["files"]}
 
-    shown = compete("runs", NAME)
+    shown = compete.in_process("runs", NAME)
     assert shown.exit_code == 0 and run_dir.name in shown.output and "seed=2" in shown.output
 
 
@@ -347,8 +342,8 @@ def unreachable(request, monkeypatch):
 
 @pytest.mark.timeout(240)  # MLflow's own retries, unbounded, would take minutes per call
 @pytest.mark.parametrize("unreachable", ["refused", "silent", "failing"], indirect=True)
-def test_an_unreachable_tracking_server_is_one_warning_and_the_run_goes_on(demo, unreachable):
-    result = compete("run", NAME, "--data", demo)
+def test_an_unreachable_tracking_server_is_one_warning_and_the_run_goes_on(compete, demo, unreachable):
+    result = compete.in_process("run", NAME, "--data", demo)
     assert result.exit_code == 0, result.output
     assert len(warnings_of(result)) == 1, result.stderr
     assert "the run goes on" in warnings_of(result)[0] and "127.0.0.1" in warnings_of(result)[0]
@@ -356,7 +351,7 @@ def test_an_unreachable_tracking_server_is_one_warning_and_the_run_goes_on(demo,
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert "cv_score" in metrics and "mlflow_run_id" not in metrics
     assert Path(metrics["submission"]).is_file() and (run_dir / "folds.png").is_file()
-    listed = compete("runs", NAME)
+    listed = compete.in_process("runs", NAME)
     assert listed.exit_code == 2 and "cannot read the tracked runs" in listed.output
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -17,22 +15,12 @@ from shapely import LineString
 
 from common import io
 from common.competition import get
-from competitions.uberct import data as D
-from competitions.uberct import features as F
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def compete(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *map(str, args)],
-                          cwd=cwd or ROOT, capture_output=True, text=True)
-
+from competitions.uberct import data as uber_data
+from competitions.uberct import features as uber_features
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("uberct") / "data"
-    get("uberct").synth(out, seed=0, scale="small")
-    return out
+def small(competition_data) -> Path:
+    return competition_data("uberct")
 
 
 def hand_segments() -> gpd.GeoDataFrame:
@@ -40,15 +28,15 @@ def hand_segments() -> gpd.GeoDataFrame:
     lines = [LineString([(18.600, -33.930), (18.605, -33.930)]),
              LineString([(18.611, -33.930), (18.616, -33.930)]),
              LineString([(18.700, -33.930), (18.705, -33.930)])]
-    frame = gpd.GeoDataFrame({"ROADNO": ["N1", "N1", "M5"], "LANES": [3, 3, 2], D.SEGMENT_ID: ["SAAAAAA", "SBBBBBB", "SCCCCCC"]},
-                             geometry=lines, crs=D.GEOGRAPHIC_CRS)
-    return frame.to_crs(D.METRIC_CRS)
+    frame = gpd.GeoDataFrame({"ROADNO": ["N1", "N1", "M5"], "LANES": [3, 3, 2], uber_data.SEGMENT_ID: ["SAAAAAA", "SBBBBBB", "SCCCCCC"]},
+                             geometry=lines, crs=uber_data.GEOGRAPHIC_CRS)
+    return frame.to_crs(uber_data.METRIC_CRS)
 
 
 # --- cleaning ---------------------------------------------------------------------------
 
 def test_cleaning_counts_and_repairs_every_dirt_kind(tmp_path):
-    header = ",".join(D.EVENT_COLUMNS)
+    header = ",".join(uber_data.EVENT_COLUMNS)
     lines = [
         "1,01/01/16 00:53,Cameras,Stationary Vehicle,Breakdown,Closed,18.6010,-33.9300,SAAAAAA",
         "2,01/01/16 01:10,,Accident,Minor,Closed,18.6120,-33.9300,SBBBBBB",            # no agency
@@ -59,9 +47,9 @@ def test_cleaning_counts_and_repairs_every_dirt_kind(tmp_path):
         "7,2016-13-45 14:00,Other,Crash,Rollover,Closed,18.6030,-33.9300,SAAAAAA",       # not a day-first date
         "1,04/01/16 15:00,Other,Crash,Rollover,Closed,18.6030,-33.9300,SAAAAAA",         # EventId 1 again
     ]
-    path = tmp_path / D.TRAIN_FILE
+    path = tmp_path / uber_data.TRAIN_FILE
     path.write_text("\n".join([header, *lines]) + "\n")
-    events, dirt = D.clean_events(D.read_events(io.Source(path)), hand_segments())
+    events, dirt = uber_data.clean_events(uber_data.read_events(io.Source(path)), hand_segments())
 
     assert dirt["rows"] == 8
     assert dirt["missing_agency"] == 1
@@ -70,19 +58,19 @@ def test_cleaning_counts_and_repairs_every_dirt_kind(tmp_path):
     assert dirt["excluded_no_segment"] == 1 and dirt["excluded_bad_date"] == 1 and dirt["excluded_duplicate_event"] == 1
     assert dirt["kept"] == 5 == len(events)
     assert dirt["kept"] + sum(v for k, v in dirt.items() if k.startswith("excluded_")) == dirt["rows"]
-    by_id = events.set_index(D.EVENT_ID)
-    assert by_id.loc["2", "agency"] == D.UNKNOWN_AGENCY
-    assert by_id.loc["3", D.SEGMENT_ID] == "SAAAAAA"       # placed by its coordinates
+    by_id = events.set_index(uber_data.EVENT_ID)
+    assert by_id.loc["2", "agency"] == uber_data.UNKNOWN_AGENCY
+    assert by_id.loc["3", uber_data.SEGMENT_ID] == "SAAAAAA"       # placed by its coordinates
     assert by_id.loc["3", "longitude"] == pytest.approx(18.6025)
-    assert by_id.loc["4", D.SEGMENT_ID] == "SCCCCCC"       # its id was in the tenth field
-    assert by_id.loc["5", D.SEGMENT_ID] == "SAAAAAA"       # snapped to the segment it lies on
+    assert by_id.loc["4", uber_data.SEGMENT_ID] == "SCCCCCC"       # its id was in the tenth field
+    assert by_id.loc["5", uber_data.SEGMENT_ID] == "SAAAAAA"       # snapped to the segment it lies on
     assert by_id.loc["1", "time"] == np.datetime64("2016-01-01T00:53")
     assert set(by_id.index) == {"1", "2", "3", "4", "5"}
 
 
 def test_synthetic_train_csv_carries_the_real_dirt(small):
-    text = (small / D.TRAIN_FILE).read_text().splitlines()
-    assert text[0] == ",".join(D.EVENT_COLUMNS)
+    text = (small / uber_data.TRAIN_FILE).read_text().splitlines()
+    assert text[0] == ",".join(uber_data.EVENT_COLUMNS)
     assert re.fullmatch(r"\d{2}/\d{2}/\d{2} \d{2}:\d{2}", text[1].split(",")[1])
     data = get("uberct").load(small)
     assert data.dirt["shifted_columns"] == 2 and data.dirt["missing_agency"] == 40
@@ -93,42 +81,42 @@ def test_synthetic_train_csv_carries_the_real_dirt(small):
 # --- the shapefile ----------------------------------------------------------------------
 
 def test_shapefile_reads_from_the_zip_and_from_a_folder(small, tmp_path):
-    zipped = D.read_segments(small)
-    with zipfile.ZipFile(small / D.SEGMENTS_ZIP) as archive:
+    zipped = uber_data.read_segments(small)
+    with zipfile.ZipFile(small / uber_data.SEGMENTS_ZIP) as archive:
         members = sorted(archive.namelist())
     assert members == sorted(f"road_segments.{suffix}" for suffix in ("cpg", "dbf", "prj", "shp", "shx"))
     folder = tmp_path / "unzipped"
-    io.safe_extract(small / D.SEGMENTS_ZIP, folder / "road_segments")
-    loose = D.read_segments(folder)
-    assert list(loose[D.SEGMENT_ID]) == list(zipped[D.SEGMENT_ID])
+    io.safe_extract(small / uber_data.SEGMENTS_ZIP, folder / "road_segments")
+    loose = uber_data.read_segments(folder)
+    assert list(loose[uber_data.SEGMENT_ID]) == list(zipped[uber_data.SEGMENT_ID])
     for column in ("ROADNO", "CLASS", "REGION", "LANES", "SURFTYPE", "PAVETYPE", "CONDITION", "WIDTH", "LENGTH"):
         assert column in loose.columns
-    assert str(loose.crs) == D.METRIC_CRS
+    assert str(loose.crs) == uber_data.METRIC_CRS
     assert loose.geometry.length.between(300, 700).all()  # ~500 m segments, in metres
 
 
 def test_missing_shapefile_is_one_clear_error(tmp_path):
     with pytest.raises(io.InputError, match="no road segment shapefile"):
-        D.read_segments(tmp_path)
+        uber_data.read_segments(tmp_path)
 
 
 # --- the panel --------------------------------------------------------------------------
 
-def hand_data() -> D.UberData:
+def hand_data() -> uber_data.UberData:
     times = ["2020-01-01 08:10", "2020-01-01 08:40", "2020-01-02 17:05", "2020-01-04 07:30", "2020-01-04 23:59"]
-    events = pd.DataFrame({D.EVENT_ID: ["1", "2", "3", "4", "5"],
+    events = pd.DataFrame({uber_data.EVENT_ID: ["1", "2", "3", "4", "5"],
                            "time": pd.to_datetime(times).to_numpy().astype("datetime64[s]"),
-                           D.SEGMENT_ID: ["SAAAAAA", "SAAAAAA", "SBBBBBB", "SAAAAAA", "SCCCCCC"]})
+                           uber_data.SEGMENT_ID: ["SAAAAAA", "SAAAAAA", "SBBBBBB", "SAAAAAA", "SCCCCCC"]})
     hours = pd.date_range("2020-01-05 01:00", "2020-01-05 23:00", freq="h")
     segments = np.array(["SAAAAAA", "SBBBBBB", "SCCCCCC"], dtype=object)
     test_times = np.repeat(hours.to_numpy().astype("datetime64[s]"), 3)
     test_segments = np.tile(segments, len(hours))
     ids = np.array([f"{t:%Y-%m-%d %H:%M:%S} x {s}" for t, s in zip(pd.DatetimeIndex(test_times), test_segments)], dtype=object)
-    return D.UberData(events, hand_segments(), ids, test_times, test_segments, dirt={})
+    return uber_data.UberData(events, hand_segments(), ids, test_times, test_segments, dirt={})
 
 
 def test_panel_matches_a_hand_built_case():
-    context = F.Context(hand_data())
+    context = uber_features.Context(hand_data())
     assert context.block_days == 1 and context.test_day == 4
     assert context.blocks() == [(3, 4), (2, 3), (1, 2)]
 
@@ -170,32 +158,27 @@ def test_synth_is_deterministic(small, tmp_path):
         assert (again / path.relative_to(small)).read_bytes() == path.read_bytes(), path.name
 
 
-def test_cli_run_validate_and_score_on_small_data(small, tmp_path):
-    out = tmp_path / "submission.csv"
-    run = compete("run", "uberct", "--data", small, "--fast", "--quiet", "--out", out, "--run-dir", tmp_path / "run", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert re.search(r"cv f1: [0-9.]+", run.stdout)
+@pytest.mark.slow
+def test_fast_run_flags_rows_and_beats_flagging_everything(compete, fast_run):
+    run = fast_run("uberct")   # run, validate and same bytes are the contract suite's (tests/test_contract.py)
+    submission = pd.read_csv(run.submission, dtype=str)
+    sample = pd.read_csv(run.data / uber_data.SAMPLE_FILE, dtype=str)
+    assert list(submission.columns) == [uber_data.ID, uber_data.TARGET] and len(submission) == len(sample)
+    assert set(submission[uber_data.TARGET]) <= {"0", "1"} and (submission[uber_data.TARGET] == "1").any()
 
-    assert compete("validate", "uberct", out, "--data", small).returncode == 0
-    submission = pd.read_csv(out, dtype=str)
-    sample = pd.read_csv(small / D.SAMPLE_FILE, dtype=str)
-    assert list(submission.columns) == [D.ID, D.TARGET] and len(submission) == len(sample)
-    assert set(submission[D.TARGET]) <= {"0", "1"} and (submission[D.TARGET] == "1").any()
-
-    scored = compete("score", "uberct", out, "--answers", small / "answers")
-    assert scored.returncode == 0, scored.stderr
+    scored = compete("score", "uberct", run.submission, "--answers", run.data / "answers")
     scores = {k: float(v) for k, v in re.findall(r"(\w+): ([0-9.]+)", scored.stdout)}
-    truth = pd.read_csv(small / "answers" / "solution.csv")[D.TARGET]
+    truth = pd.read_csv(run.data / "answers" / "solution.csv")[uber_data.TARGET]
     flag_everything = 2 * truth.sum() / (len(truth) + truth.sum())
     assert scores["f1"] > 2 * flag_everything
     assert 0 < scores["oracle_f1"] <= 1 and scores["ratio_to_oracle"] == pytest.approx(scores["f1"] / scores["oracle_f1"], rel=1e-4)
-    assert (tmp_path / "run" / "f1_threshold.png").is_file()
+    assert (run.run_dir / "f1_threshold.png").is_file()
 
 
 def test_runs_without_the_extra_sources(small, tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
-    for name in (D.TRAIN_FILE, D.SEGMENTS_ZIP, D.SAMPLE_FILE):
+    for name in (uber_data.TRAIN_FILE, uber_data.SEGMENTS_ZIP, uber_data.SAMPLE_FILE):
         shutil.copy(small / name, bare / name)
     competition = get("uberct")
     data = competition.load(bare)
@@ -203,15 +186,15 @@ def test_runs_without_the_extra_sources(small, tmp_path):
     model, report = competition.fit(data, competition.options(seed=0, fast=True, quiet=True), tmp_path)
     assert not any(c.startswith(("weather_", "traffic_", "zone_")) for c in model.columns)
     frame = competition.predict(model, data)
-    assert len(frame) == len(data.test_ids) and set(frame[D.TARGET].unique()) <= {0, 1}
+    assert len(frame) == len(data.test_ids) and set(frame[uber_data.TARGET].unique()) <= {0, 1}
 
 
-def test_a_malformed_sample_id_is_one_line_naming_the_row(small, tmp_path):
+def test_a_malformed_sample_id_is_one_line_naming_the_row(compete, small, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(small, broken, ignore=shutil.ignore_patterns("answers"))
-    lines = (broken / D.SAMPLE_FILE).read_text().splitlines()
+    lines = (broken / uber_data.SAMPLE_FILE).read_text().splitlines()
     lines[3] = "2019-01-01 01:00:00 S0B3CGQ,0"
-    (broken / D.SAMPLE_FILE).write_text("\n".join(lines) + "\n")
-    run = compete("run", "uberct", "--data", broken, "--fast", "--quiet", "--run-dir", tmp_path / "run", cwd=tmp_path)
+    (broken / uber_data.SAMPLE_FILE).write_text("\n".join(lines) + "\n")
+    run = compete("run", "uberct", "--data", broken, "--fast", "--quiet", "--run-dir", tmp_path / "run", cwd=tmp_path, check=False)
     assert run.returncode == 2
-    assert run.stderr.strip().count("\n") == 0 and "row 4" in run.stderr and D.SAMPLE_FILE in run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "row 4" in run.stderr and uber_data.SAMPLE_FILE in run.stderr

@@ -1,0 +1,139 @@
+"""The contract every registered competition keeps, like scikit-learn's check_estimator:
+small data -> load -> fit --fast -> predict -> the file validates -> same seed, same
+bytes -> score -> broken input is one line naming the file and the row.
+
+Everything goes through the real command line on data the project makes (`compete
+data synth`, or the offline `fetch` where a competition has no generator), so a fifth
+competition is checked by adding its registry entry and nothing here.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from common import io
+from common.competition import Competition, example_names, get
+
+pytestmark = pytest.mark.slow  # a --fast run of every competition (shared with its own tests), and a second fit
+
+
+@dataclass
+class Case:
+    name: str
+    competition: Competition
+    data: Path
+    work: Path
+    submission: Path
+    run_dir: Path
+    stdout: str
+    loaded: object      # what `load` returned, in this process
+
+
+@pytest.fixture(scope="module", params=example_names())
+def case(request, fast_run) -> Case:
+    """One competition's small data and its `compete run --fast --seed 0` (conftest's
+    fast_run, shared with the competition's own tests: each trains once per session)."""
+    run = fast_run(request.param)
+    competition = get(run.name)
+    loaded = competition.load(run.data)  # the format of a PLATFORM:SLUG competition is known from here on
+    return Case(run.name, competition, run.data, run.work, run.submission, run.run_dir, run.stdout, loaded)
+
+
+def test_it_declares_the_protocol(case):
+    competition = case.competition
+    assert isinstance(competition, Competition)
+    assert competition.platform in {"kaggle", "zindi", "drivendata"} and competition.slug
+    options = competition.options()
+    assert (options.seed, options.fast, options.quiet) == (0, False, False)
+
+
+def test_load_reads_the_data_and_the_sample(case):
+    assert case.loaded is not None
+    sample = case.competition.sample(case.data)
+    assert sample.columns[0] == case.competition.submission.id_column and len(sample) > 0
+
+
+def test_run_reports_what_fit_learned_and_what_it_was_given(case):
+    metric = case.competition.metric.name
+    cv = float(re.search(rf"^cv {re.escape(metric)}: (-?[0-9.]+)$", case.stdout, re.M).group(1))
+    assert f"submission: {case.submission}" in case.stdout
+    metrics = json.loads((case.run_dir / "metrics.json").read_text())
+    assert metrics["metric"] == metric and metrics["cv_score"] == pytest.approx(cv, abs=1e-5)
+    assert metrics["fold_scores"] and all(math.isfinite(score) for score in metrics["fold_scores"])
+    assert metrics["cv_score_note"] and metrics["submission"] == str(case.submission)
+    config = json.loads((case.run_dir / "config.json").read_text())
+    assert config["competition"] == case.name
+    assert config["options"]["fast"] is True and config["options"]["seed"] == 0
+    assert set(config["options"]) == {row.name for row in _fields(case.competition.options)}
+
+
+def test_the_submission_validates(case, compete):
+    result = compete("validate", case.name, case.submission, "--data", case.data)
+    assert result.stdout.strip() == f"{case.submission}: valid"
+
+
+def test_same_seed_same_bytes_through_fit_then_predict(case, compete):
+    run_dir, again = case.work / "fit-only", case.work / "again.csv"
+    compete("fit", case.name, "--data", case.data, "--fast", "--seed", 0, "--quiet", "--run-dir", run_dir, cwd=case.work)
+    compete("predict", case.name, "--data", case.data, "--run-dir", run_dir, "--out", again, cwd=case.work)
+    assert again.read_bytes() == case.submission.read_bytes()
+
+
+def test_score_with_the_platform_metric(case, compete, tmp_path):
+    answers = case.data / "answers"
+    if not answers.is_dir():  # real data without a key: the submission as its own truth scores perfectly
+        answers = tmp_path / "answers"
+        answers.mkdir()
+        shutil.copy(case.submission, answers / "solution.csv")
+    metric = json.loads((case.run_dir / "metrics.json").read_text())["metric"]  # what the run was scored by
+    result = compete("score", case.name, case.submission, "--answers", answers, "--metric", metric)
+    scores = dict(line.split(": ") for line in result.stdout.splitlines())
+    assert math.isfinite(float(scores[metric]))
+    if answers.parent == tmp_path:
+        frame = pd.read_csv(case.submission).iloc[:, 1:].to_numpy(dtype=float)
+        values = frame if frame.shape[1] > 1 else frame[:, 0]
+        assert float(scores[metric]) == pytest.approx(case.competition.metric(values, values), abs=1e-6)
+
+
+def test_a_broken_submission_exits_1_listing_every_problem(case, compete, tmp_path):
+    frame = pd.read_csv(case.submission, dtype=str, keep_default_na=False)
+    id_column = case.competition.submission.id_column
+    broken = pd.concat([frame.iloc[:-1], frame.iloc[:1]])   # the last id missing, the first twice
+    broken.iloc[1, 1] = "not-a-number"
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    result = compete("validate", case.name, path, "--data", case.data, check=False)
+    assert result.returncode == 1
+    for kind in ("missing_ids", "duplicate_ids"):
+        assert kind in result.stdout, result.stdout
+    assert "not_a_number" in result.stdout or "out_of_domain" in result.stdout, result.stdout  # labels are not numbers
+    assert str(frame[id_column].iloc[-1]) in result.stdout
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = compete("validate", case.name, empty, "--data", case.data, check=False)
+    assert result.returncode == 1 and "empty: the file is empty" in result.stdout
+
+
+def test_a_corrupted_sample_row_is_one_line_naming_it(case, compete, tmp_path):
+    broken = tmp_path / "data"
+    shutil.copytree(case.data, broken, ignore=shutil.ignore_patterns("answers"), symlinks=True)
+    sample = io.find(broken, case.competition.submission.sample_file)
+    lines = sample.path.read_text().splitlines()
+    lines[3] += ",extra"   # data row 3, line 4 of the file: one field too many
+    sample.path.write_text("\n".join(lines) + "\n")
+    result = compete("validate", case.name, case.submission, "--data", broken, check=False)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sample.path.name in result.stderr and re.search(r"\b(line|row) [34]\b", result.stderr), result.stderr
+
+
+def _fields(options: type):
+    from common.options import describe
+    return describe(options)

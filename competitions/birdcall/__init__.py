@@ -15,7 +15,7 @@ from common.competition import BaseCompetition, Report
 from common.metrics import MULTICLASS_LOG_LOSS
 from common.options import Options, option
 from competitions.birdcall import data as bird_data
-from competitions.birdcall import features as mel_features
+from competitions.birdcall import features as bird_features
 from competitions.birdcall import model as bird_model
 from competitions.birdcall.audio import Quarantine
 from competitions.birdcall.data import ID, LABEL, BirdData
@@ -128,7 +128,7 @@ class Birdcall(BaseCompetition):
         if oof_cnn is not None:
             plots.training_curves({f"fold {k + 1}": Path(run_dir) / "cnn" / f"fold{k + 1}" / "history.csv" for k in range(folds)},
                                   Path(run_dir) / "training_curves.png", f"{title}: CNN loss by epoch")
-        fitted = bird_model.BirdModel(species=list(data.species), prior=prior, mel_settings=asdict(mel_features.SETTINGS),
+        fitted = bird_model.BirdModel(species=list(data.species), prior=prior, mel_settings=asdict(bird_features.SETTINGS),
                                       baseline=final_baseline, calibration=calibration,
                                       network_settings=bird_model.settings_dict(settings) if settings else None,
                                       networks=networks)
@@ -137,8 +137,8 @@ class Birdcall(BaseCompetition):
     def predict(self, model: bird_model.BirdModel, data: BirdData) -> pd.DataFrame:
         if list(data.species) != list(model.species):
             raise io.InputError(f"{data.source}: SampleSubmission.csv lists other species than the model was trained on")
-        settings = mel_features.MelSettings(**model.mel_settings)
-        mels = mel_features.compute(list(data.test["path"]), settings, quiet=None, desc="log-mel test")
+        settings = bird_features.MelSettings(**model.mel_settings)
+        mels = bird_features.compute(list(data.test["path"]), settings, quiet=None, desc="log-mel test")
         readable = [i for i, mel in enumerate(mels) if not isinstance(mel, str)]
         quarantine = Quarantine()
         for i, mel in enumerate(mels):
@@ -147,11 +147,11 @@ class Birdcall(BaseCompetition):
         quarantine.report()
         probabilities = np.tile(model.prior, (len(mels), 1))
         if readable:
-            pooled = np.stack([mel_features.pooled(mels[i]) for i in readable])
+            pooled = np.stack([bird_features.pooled(mels[i]) for i in readable])
             base = bird_model.class_probabilities(model.baseline, pooled, len(model.species))
             cnn = None
             if model.networks:
-                arrays = [mel_features.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
+                arrays = [bird_features.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
                 modules, network_settings = model.network_modules()
                 cnn = np.mean([bird_model.predict_network(m, arrays, network_settings.crop_frames) for m in modules], axis=0)
             probabilities[readable] = model.calibration.apply(base, cnn)
@@ -174,7 +174,7 @@ class Birdcall(BaseCompetition):
 def usable_clips(data: BirdData, run_dir: Path, quiet: bool) -> Clips:
     """Log-mels of every training clip; an undecodable clip is quarantined (reported in
     the run's quarantine.csv), never silently dropped."""
-    mels = mel_features.compute(list(data.train["path"]), quiet=quiet, desc="log-mel train")
+    mels = bird_features.compute(list(data.train["path"]), quiet=quiet, desc="log-mel train")
     quarantine = Quarantine()
     usable = []
     for row, spectrogram in zip(data.train.itertuples(), mels):
@@ -187,9 +187,9 @@ def usable_clips(data: BirdData, run_dir: Path, quiet: bool) -> Clips:
     unreadable = np.array([isinstance(m, str) for m in mels], dtype=bool) & data.train["path"].notna().to_numpy()
     io.unusable_rows("Train.csv", len(data.train), {"clip_unreadable": unreadable}, examples=data.train[ID])
     train = data.train.loc[usable].reset_index(drop=True)
-    return Clips(train=train, y=train["label"].to_numpy(), keys=[mel_features.file_hash(p) for p in train["path"]],
-                 arrays=[mel_features.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in usable],
-                 pooled=np.stack([mel_features.pooled(mels[i]) for i in usable]), quarantined=len(quarantine))
+    return Clips(train=train, y=train["label"].to_numpy(), keys=[bird_features.file_hash(p) for p in train["path"]],
+                 arrays=[bird_features.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in usable],
+                 pooled=np.stack([bird_features.pooled(mels[i]) for i in usable]), quarantined=len(quarantine))
 
 
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> tuple[list, np.ndarray]:

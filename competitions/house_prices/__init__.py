@@ -45,34 +45,35 @@ class HousePrices(BaseCompetition):
         from tqdm.auto import tqdm
 
         # scikit-learn and catboost load here, not at import: `compete list` stays light.
-        from competitions.house_prices import features, model as models
+        from competitions.house_prices import features as house_features
+        from competitions.house_prices import model as house_model
 
         started = time.perf_counter()
         folds = options.folds
-        X = features.features(data.train)
+        X = house_features.features(data.train)
         y = np.log(data.train[TARGET].to_numpy(dtype=float))
-        outlier = features.is_outlier(data.train)
-        candidates = models.candidates(X, options.fast, options.seed)
+        outlier = house_features.is_outlier(data.train)
+        candidates = house_model.candidates(X, options.fast, options.seed)
         log.info("house-prices: %d rows, all trained on and scored, %d features, %d models x %d folds",
                  len(X), X.shape[1], len(candidates), folds)
 
         names = list(candidates)
         with tqdm(total=(folds + 1) * len(candidates), desc="house-prices", disable=options.quiet) as bar:
-            oof, fold_of, fold_scores = models.cross_validate(X, y, candidates, folds, options.seed, bar.update)
-            weights = models.blend_weights(oof, y)
+            oof, fold_of, fold_scores = house_model.cross_validate(X, y, candidates, folds, options.seed, bar.update)
+            weights = house_model.blend_weights(oof, y)
             log.info("blend weights: %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)))
             final = {}
             for name, weight in zip(names, weights):
                 if weight > 0:  # final models on every row; zero-weight models are not refitted
-                    final[name] = models.clone(candidates[name]).fit(X, y)
+                    final[name] = house_model.clone(candidates[name]).fit(X, y)
                 bar.update()
-        nested = models.nested_blend(oof, y, fold_of)
-        cv_score = models.rmse(nested, y)
-        without_outliers = models.rmse(nested[~outlier], y[~outlier])
+        nested = house_model.nested_blend(oof, y, fold_of)
+        cv_score = house_model.rmse(nested, y)
+        without_outliers = house_model.rmse(nested[~outlier], y[~outlier])
         log.info("cv rmsle %.5f on all %d rows out of fold; %.5f with the %d De Cock outliers left out of the score only",
                  cv_score, len(y), without_outliers, int(outlier.sum()))
-        nested_by_fold = [models.rmse(nested[fold_of == fold], y[fold_of == fold]) for fold in range(folds)]
-        fitted = models.HouseModel(models=final, weights=dict(zip(names, map(float, weights))), feature_columns=list(X.columns))
+        nested_by_fold = [house_model.rmse(nested[fold_of == fold], y[fold_of == fold]) for fold in range(folds)]
+        fitted = house_model.HouseModel(models=final, weights=dict(zip(names, map(float, weights))), feature_columns=list(X.columns))
 
         oof_frame = pd.DataFrame({ID: data.train[ID], "fold": fold_of + 1, "outlier": outlier, TARGET: data.train[TARGET],
                                   **{f"oof_{n}": np.exp(oof[:, i]) for i, n in enumerate(names)},
@@ -89,7 +90,7 @@ class HousePrices(BaseCompetition):
                 "cv_score_without_outliers_note": f"rows left out of the score: the {int(outlier.sum())} De Cock outliers "
                                                   f"(GrLivArea>{features.OUTLIER_AREA}, price<{features.OUTLIER_PRICE}); "
                                                   "they are still trained on",
-                "cv_by_model": {n: round(models.rmse(oof[:, i], y), 6) for i, n in enumerate(names)},
+                "cv_by_model": {n: round(house_model.rmse(oof[:, i], y), 6) for i, n in enumerate(names)},
                 "fold_scores_by_model": {n: [round(s, 6) for s in fold_scores[n]] for n in names},
                 "blend_weights": {n: round(float(w), 6) for n, w in zip(names, weights)},
                 "folds": folds, "rows": len(X),
@@ -97,9 +98,9 @@ class HousePrices(BaseCompetition):
         return fitted, report
 
     def predict(self, model, data: HouseData) -> pd.DataFrame:
-        from competitions.house_prices import features
+        from competitions.house_prices import features as house_features
 
-        prices = np.exp(model.predict_log(features.features(data.test)))
+        prices = np.exp(model.predict_log(house_features.features(data.test)))
         return pd.DataFrame({ID: data.test[ID].astype(str), TARGET: prices})
 
 

@@ -20,7 +20,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVR
 
-from competitions.house_prices import features as F
+from competitions.house_prices import features as house_features
 
 log = logging.getLogger("compete")
 
@@ -36,7 +36,7 @@ class CatBoostNative(BaseEstimator, RegressorMixin):
 
     def fit(self, X: pd.DataFrame, y):
         from catboost import CatBoostRegressor
-        self.categorical_ = F.categorical_columns(X)
+        self.categorical_ = house_features.categorical_columns(X)
         self.model_ = CatBoostRegressor(
             iterations=self.iterations, learning_rate=self.learning_rate, depth=self.depth,
             l2_leaf_reg=3, loss_function="RMSE", random_seed=self.seed, verbose=False,
@@ -87,7 +87,7 @@ def candidates(frame: pd.DataFrame, fast: bool, seed: int) -> dict:
     CatBoost trains on every row: a tree can learn from one huge partial sale what the
     next one sells for, where a linear model can only extrapolate. (Kernel ridge was
     dropped: with every row scored its blend weight was 0.)"""
-    linear = lambda model: Trimmed(make_pipeline(F.linear_preprocessor(frame), model))  # noqa: E731
+    linear = lambda model: Trimmed(make_pipeline(house_features.linear_preprocessor(frame), model))  # noqa: E731
     models = {
         "lasso": linear(Lasso(alpha=0.0005, max_iter=50_000, random_state=seed)),
         "elastic_net": linear(ElasticNet(alpha=0.0008, l1_ratio=0.5, max_iter=50_000, random_state=seed)),

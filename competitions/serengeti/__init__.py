@@ -18,7 +18,7 @@ from common import io, plots
 from common.competition import BaseCompetition, Report
 from common.metrics import MEAN_BINARY_LOG_LOSS
 from common.options import Options, option
-from competitions.serengeti import data as camera_data
+from competitions.serengeti import data as serengeti_data
 from competitions.serengeti import inference
 from competitions.serengeti.data import CLASSES, FILE, ID, SUBMISSION_FORMAT, TEST_METADATA, WEIGHTS, SerengetiData
 
@@ -34,8 +34,8 @@ class SerengetiOptions(Options):
     backbone: Path | None = option(None, "a state dict (.pth) of weights to start from, e.g. weights/resnet50.pth "
                                          "(the head is trained anew)")
     width: int = option(32, "channels of the network's first block")
-    image_width: int = option(camera_data.IMAGE_SIZE[0], "pixels across that each frame is resized to")
-    image_height: int = option(camera_data.IMAGE_SIZE[1], "pixels down that each frame is resized to")
+    image_width: int = option(serengeti_data.IMAGE_SIZE[0], "pixels across that each frame is resized to")
+    image_height: int = option(serengeti_data.IMAGE_SIZE[1], "pixels down that each frame is resized to")
     lr: float = option(3e-3, "peak learning rate (one-cycle)")
     batch_size: int = option(32, "sequences per training batch")
     balance: float = option(0.0, "0: sample sequences as they come; 1: every class as often (shard stream balancing)")
@@ -56,9 +56,9 @@ class Serengeti(BaseCompetition):
     slug = "camera-trap-serengeti"
     url = "https://www.drivendata.org/competitions/59/camera-trap-serengeti"
     metric = MEAN_BINARY_LOG_LOSS
-    submission = camera_data.SUBMISSION
+    submission = serengeti_data.SUBMISSION
     description = "DrivenData, camera-trap multi-label images, code submission"
-    data_files = (camera_data.TRAIN_METADATA, camera_data.TRAIN_LABELS)
+    data_files = (serengeti_data.TRAIN_METADATA, serengeti_data.TRAIN_LABELS)
     float_format = "%.6f"
     # The code submission (common/packaging.py): the function main.py calls and the
     # run files it needs beside it, for the runtime the competition's bundles run in.
@@ -71,8 +71,8 @@ class Serengeti(BaseCompetition):
         from competitions.serengeti.synth import synth
         synth(out_dir, seed, scale)
 
-    def load(self, data_dir: Path) -> camera_data.SerengetiData:
-        return camera_data.load(data_dir)
+    def load(self, data_dir: Path) -> serengeti_data.SerengetiData:
+        return serengeti_data.load(data_dir)
 
     def sample(self, data_dir: Path) -> pd.DataFrame:
         if io.find(data_dir, SUBMISSION_FORMAT, required=False) is None:
@@ -86,7 +86,7 @@ class Serengeti(BaseCompetition):
         import torch
 
         from common import loaders, trainers
-        from competitions.serengeti import model as camera_model
+        from competitions.serengeti import model as serengeti_model
 
         started = time.perf_counter()
         if data.test is None:
@@ -103,14 +103,14 @@ class Serengeti(BaseCompetition):
             shard_sets[part] = prepare_shards(frames[mask], data.root, part, options.image_size, quiet=options.quiet)
             unreadable += shard_sets[part].metadata["unreadable"]
         # counted (metrics.json's unusable_rows) and fatal when they are most of the images
-        io.unusable_rows(camera_data.TRAIN_METADATA, len(frames), {"image_unreadable": frames[FILE].isin(unreadable).to_numpy()},
+        io.unusable_rows(serengeti_data.TRAIN_METADATA, len(frames), {"image_unreadable": frames[FILE].isin(unreadable).to_numpy()},
                          examples=frames[FILE])
         prepared = time.perf_counter()
 
         train_sequences = data.labels[ID].isin(frames.loc[~valid_mask, ID])
         prior = data.labels.loc[train_sequences, list(CLASSES)].to_numpy(dtype=float).mean(axis=0)
         torch.manual_seed(options.seed)
-        net = camera_model.SerengetiNet(width=options.width).start_at(prior)
+        net = serengeti_model.SerengetiNet(width=options.width).start_at(prior)
         if options.backbone:
             trainers.load_backbone(net, options.backbone, head=("head.",))
 
@@ -118,28 +118,28 @@ class Serengeti(BaseCompetition):
             # ~450 KB a sequence at 256x192: the shuffle buffer holds a few hundred
             return loaders.StreamLoader(
                 loaders.ShardStream(shard_sets["train"], buffer_size=400, seed=options.seed, balance=options.balance,
-                                    transform=camera_model.augment), batch_size=options.batch_size, num_workers=workers)
+                                    transform=serengeti_model.augment), batch_size=options.batch_size, num_workers=workers)
 
-        valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=camera_model.plain),
+        valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=serengeti_model.plain),
                                             batch_size=64, num_workers=workers)
         threads_before = torch.get_num_threads()
         threads = options.threads or (1 if os.getloadavg()[0] > (os.cpu_count() or 1) else threads_before)
         torch.set_num_threads(threads)
         try:
-            budget = fit_budget(net, train_loader, camera_model.loss, run_dir, minutes * 60, most,
+            budget = fit_budget(net, train_loader, serengeti_model.loss, run_dir, minutes * 60, most,
                                 valid_loader.batch_size * len(valid_loader) / options.batch_size)
-            learn = trainers.train(net, train_loader(), valid_loader, camera_model.loss, run_dir, epochs=budget["epochs"],
+            learn = trainers.train(net, train_loader(), valid_loader, serengeti_model.loss, run_dir, epochs=budget["epochs"],
                                    lr=options.lr, checkpoint_every=options.checkpoint_every,
                                    patience=options.patience, seed=options.seed, quiet=options.quiet, wd=1e-4)
         finally:
             torch.set_num_threads(threads_before)
         trained = time.perf_counter()
-        model = camera_model.SerengetiModel(learn.model.cpu(), prior, options.image_size, options.width)
+        model = serengeti_model.SerengetiModel(learn.model.cpu(), prior, options.image_size, options.width)
 
         # Cross-validation score: sequences of the held-out season, as at test time
         # (a sequence with no readable frame gets the prior there too).
         # every validation sequence on every process (rank 0 scores; under torchrun the others' copy is discarded)
-        stream = loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=camera_model.plain, with_keys=True, rank=0, world_size=1)
+        stream = loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=serengeti_model.plain, with_keys=True, rank=0, world_size=1)
         keys = []
 
         def batches():
@@ -147,12 +147,12 @@ class Serengeti(BaseCompetition):
                 keys.extend(batch_keys)
                 yield (inputs,)
 
-        probabilities = camera_model.sequence_probabilities(model, batches(), quiet=options.quiet)
+        probabilities = serengeti_model.sequence_probabilities(model, batches(), quiet=options.quiet)
         valid_sequences = pd.unique(frames.loc[valid_mask, ID])
-        predicted = camera_model.assemble(valid_sequences, dict(zip(keys, probabilities)), prior)
+        predicted = serengeti_model.assemble(valid_sequences, dict(zip(keys, probabilities)), prior)
         truth = data.labels.set_index(ID).loc[valid_sequences, list(CLASSES)].to_numpy(dtype=float)
         cv = self.metric(truth, predicted[list(CLASSES)].to_numpy())
-        baseline = self.metric(truth, np.tile(np.clip(prior, camera_model.CLIP, 1 - camera_model.CLIP), (len(truth), 1)))
+        baseline = self.metric(truth, np.tile(np.clip(prior, serengeti_model.CLIP, 1 - serengeti_model.CLIP), (len(truth), 1)))
         io.write_csv(predicted, run_dir / "oof.csv", float_format="%.6f")
         log.info("serengeti: cv %.5f, class-prior baseline %.5f (ratio %.3f)", cv, baseline, cv / baseline)
         title = plots.cv_title("serengeti", self.metric.name, cv)
@@ -178,11 +178,11 @@ class Serengeti(BaseCompetition):
 
     def load_model(self, run_dir: Path):
         # torch loads here, not at import: `compete list` stays light.
-        from competitions.serengeti import model as camera_model
-        return camera_model.SerengetiModel.load(Path(run_dir) / WEIGHTS)
+        from competitions.serengeti import model as serengeti_model
+        return serengeti_model.SerengetiModel.load(Path(run_dir) / WEIGHTS)
 
     def predict(self, model, data: SerengetiData) -> pd.DataFrame:
-        from competitions.serengeti import model as camera_model
+        from competitions.serengeti import model as serengeti_model
 
         if data.test is None:
             raise io.InputError(
@@ -190,8 +190,8 @@ class Serengeti(BaseCompetition):
                 f"{SUBMISSION_FORMAT} exist only inside DrivenData's hidden runtime: train with `compete fit serengeti` "
                 f"(a model already trained lies in its run directory), then `compete package serengeti --run-dir RUN "
                 f"--out submission.zip` and `compete runtime test submission.zip --data DIR`")
-        root = camera_data.image_root(data.root, data.test[FILE].iloc[0])
-        predictions, bad = camera_model.predict_folder(model, data.test, root)
+        root = serengeti_data.image_root(data.root, data.test[FILE].iloc[0])
+        predictions, bad = serengeti_model.predict_folder(model, data.test, root)
         return predictions
 
 
@@ -280,7 +280,7 @@ def _pack_group(group, root: str, size: tuple[int, int], pool=None):
     return (*loaders.pack_shard(number, samples), unreadable)
 
 
-def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int, int] = camera_data.IMAGE_SIZE,
+def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int, int] = serengeti_data.IMAGE_SIZE,
                    quiet: bool = True):
     """Decode and resize every sequence's frames once into tar shards in the cache,
     one sample a sequence (its frame stack, inference.stack_frames; its label); a

@@ -24,7 +24,7 @@ from torch import nn
 
 from common import io
 from competitions.serengeti import inference
-from competitions.serengeti.data import CLASSES, FILE, ID, IMAGE_SIZE, WEIGHTS
+from competitions.serengeti.data import CLASSES, FILE, ID, IMAGE_SIZE, WEIGHTS  # noqa: F401  (WEIGHTS: tests save models under it)
 
 log = logging.getLogger("compete")
 

@@ -16,7 +16,7 @@ from common import io, plots
 from common.competition import BaseCompetition, Report
 from common.metrics import F1
 from common.options import Options, option
-from common.thresholds import best_threshold, expected_f1_count, fit_rate_rule, plot_f1
+from common.thresholds import RateRule, Threshold, best_threshold, expected_f1_count, fit_rate_rule, plot_f1
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
 from competitions.uberct import model as uber_model
@@ -58,103 +58,62 @@ class UberCapeTown(BaseCompetition):
     @staticmethod
     def context(data: uber_data.UberData, block_days: int | None = None) -> uber_features.Context:
         """The feature context of `data`, built once per loaded data set."""
-        cached = getattr(data, "_context", None)
+        cached = data.context
         if cached is None or (block_days and cached.block_days != block_days):
-            cached = uber_features.Context(data, block_days)
-            data._context = cached
+            cached = data.context = uber_features.Context(data, block_days)
         return cached
 
     def fit(self, data: uber_data.UberData, options: UberOptions, run_dir: Path):
         from tqdm.auto import tqdm
 
         started = time.perf_counter()
-        rule = options.rule
-        negatives_per_positive = options.negatives_per_positive if options.negatives_per_positive is not None else (5 if options.fast else 15)
-        refit = (not options.fast) if options.refit is None else options.refit
-        params = uber_model.parameters(options.fast, options.seed, options.threads)
-        params.update({key: value for key, value in (("iterations", options.iterations), ("learning_rate", options.learning_rate),
-                                                     ("depth", options.depth)) if value is not None})
-
         context = self.context(data)
-        blocks = context.blocks()
-        if len(blocks) < 2:
-            raise io.InputError(f"{uber_data.TRAIN_FILE}: incidents cover {context.test_day} days before the test period; "
-                                f"need at least {3 * context.block_days} (history, training and validation blocks)")
-        validation_span, training_spans = blocks[0], blocks[1:(options.max_blocks or len(blocks)) + 1]
-        segments, block_hours = len(context.ids), context.block_days * 24
-        positive_segment, positive_offset = context.positive_cells(data.events)
-        in_training = (positive_offset >= training_spans[-1][0] * 24) & (positive_offset < training_spans[0][1] * 24)
-        positives = int(in_training.sum())
-        cells = segments * block_hours * len(training_spans)
-        negative_rate = float(min(1.0, negatives_per_positive * max(positives, 1) / max(cells - positives, 1)))
-        log.info("uberct: %d segments, blocks of %d days: %d for training, 1 for validation; %d positive cells of %d; "
-                 "negatives sampled at %.4f", segments, context.block_days, len(training_spans), positives, cells, negative_rate)
-
+        plan = plan_blocks(context, data, options)
         rng = np.random.default_rng(options.seed)
-        parts = [context.block_rows(data.events, span, negative_rate, rng)
-                 for span in tqdm(training_spans, desc="panel", disable=options.quiet)]
-        rows = uber_features.concatenate(parts)
+        rows = uber_features.concatenate([context.block_rows(data.events, span, plan.negative_rate, rng)
+                                          for span in tqdm(plan.training_spans, desc="panel", disable=options.quiet)])
         features = panel.features(context, rows)
-        scored = np.isin(np.arange(segments), context.position.reindex(np.unique(data.test_segments)).to_numpy())
-        validation_rows = context.block_rows(data.events, validation_span, 1.0, rng)
-        validation_rows = _subset(validation_rows, scored[validation_rows.segment])
+        validation_rows = validation_panel(context, data, plan, rng)
         validation_features = panel.features(context, validation_rows)
         categorical = context.categorical_columns(features)
         log.info("uberct: training on %d rows (%d positive) x %d features; validating on %d rows (%d positive)",
                  len(rows), int(rows.label.sum()), features.shape[1], len(validation_rows), int(validation_rows.label.sum()))
 
         fit_started = time.perf_counter()
-        booster = uber_model.train(features, rows.label, negative_rate, categorical, params, (validation_features, validation_rows.label))
+        params = catboost_parameters(options)
+        booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params,
+                                   (validation_features, validation_rows.label))
         iterations = booster.get_best_iteration() + 1
-        validation_p = uber_model.probabilities(booster, validation_features)
-        labels = validation_rows.label
-        best = best_threshold(labels, validation_p)
-        rate_rule = fit_rate_rule(labels, validation_p)
-        calibration = uber_model.calibration(labels, validation_p)
-        first_half = validation_rows.hour < validation_rows.hour.min() + (block_hours // 2) * uber_features.HOUR
-        crossed = uber_model.cross_fitted_f1(labels, validation_p, first_half)
-        log.info("validation: best F1 %.4f at p >= %.4g (%d flags, %d positives, %.1f expected); %.3f flags per expected incident; "
-                 "calibration %.3f; cross-fitted F1 by rule: %s", best.f1, best.threshold, best.predicted_positives, best.positives,
-                 validation_p.sum(), rate_rule.flags_per_expected, calibration, ", ".join(f"{k} {v:.4f}" for k, v in crossed.items()))
-        plot_f1(labels, validation_p, Path(run_dir) / "f1_threshold.png",
-                marks={"validation optimum": best.threshold},
-                title=f"{plots.cv_title('uberct', self.metric.name, crossed[rule])} ({rule} rule); "
-                      f"best in hindsight {best.f1:.4f} over {validation_span[1] - validation_span[0]} days")
+        checked = check_on_validation(uber_model.probabilities(booster, validation_features), validation_rows, context, plan,
+                                      options.rule, run_dir)
         importance = pd.Series(booster.get_feature_importance(), index=features.columns).sort_values(ascending=False)
-        _save_validation(run_dir, context, validation_rows, validation_p)
         fit_seconds = time.perf_counter() - fit_started
+        del features, validation_features
 
+        refit = (not options.fast) if options.refit is None else options.refit
         if refit:
             # The validation block is the most recent data: train again with it, as
             # many trees as validation chose plus a tenth for the larger training set.
             with tqdm(total=1, desc="refit", disable=options.quiet) as bar:
-                rows = uber_features.concatenate([context.block_rows(data.events, validation_span, negative_rate, rng), rows])
-                features = panel.features(context, rows)
+                rows = uber_features.concatenate([context.block_rows(data.events, plan.validation_span, plan.negative_rate, rng), rows])
                 params = {**params, "iterations": max(1, int(round(iterations * 1.1)))}
-                booster = uber_model.train(features, rows.label, negative_rate, categorical, params)
+                booster = uber_model.train(panel.features(context, rows), rows.label, plan.negative_rate, categorical, params)
                 bar.update()
-        del features, validation_features
 
-        model = uber_model.UberModel(booster, list(booster.feature_names_),
-                            categorical, context.block_days, rule, rate_rule, best.threshold, calibration, str(run_dir))
-        report = Report(
-            cv_score=crossed[rule],
-            fold_scores=[crossed[rule]],
-            note=f"F1 on the last {context.block_days} days before the test period (out of time), "
-                 f"with the '{rule}' rule fitted on the other half of that period",
-            decisions=dict(
-                validation_f1_best=round(best.f1, 6), validation_threshold=best.threshold,
-                validation_flags=best.predicted_positives, validation_positives=best.positives,
-                validation_expected_positives=round(float(validation_p.sum()), 2),
-                flags_per_expected=round(rate_rule.flags_per_expected, 6), calibration=round(calibration, 6),
-                cross_fitted_f1={k: round(v, 6) for k, v in crossed.items()},
-                rule=rule, dirt=data.dirt, extras={k: v for k, v in data.sources.items() if k not in ("train", "segments")},
-                features_used=list(booster.feature_names_),
-                feature_importance={k: round(float(v), 3) for k, v in importance.head(20).items()},
-                block_days=context.block_days, training_blocks=len(training_spans), negative_rate=negative_rate,
-                training_rows=len(rows), best_iteration=iterations, refit=bool(refit),
-                model_seconds=round(fit_seconds, 2), train_seconds=round(time.perf_counter() - started, 2)))
-        return model, report
+        model = uber_model.UberModel(booster, list(booster.feature_names_), categorical, context.block_days, options.rule,
+                                     checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir))
+        decisions = dict(
+            **checked.figures(), rule=options.rule, dirt=data.dirt,
+            extras={k: v for k, v in data.sources.items() if k not in ("train", "segments")},
+            features_used=list(booster.feature_names_),
+            feature_importance={k: round(float(v), 3) for k, v in importance.head(20).items()},
+            block_days=context.block_days, training_blocks=len(plan.training_spans), negative_rate=plan.negative_rate,
+            training_rows=len(rows), best_iteration=iterations, refit=bool(refit),
+            model_seconds=round(fit_seconds, 2), train_seconds=round(time.perf_counter() - started, 2))
+        cv = checked.crossed[options.rule]
+        return model, Report(cv_score=cv, fold_scores=[cv], decisions=decisions,
+                             note=f"F1 on the last {context.block_days} days before the test period (out of time), "
+                                  f"with the '{options.rule}' rule fitted on the other half of that period")
 
     def predict(self, model: uber_model.UberModel, data: uber_data.UberData) -> pd.DataFrame:
         context = self.context(data, model.block_days)
@@ -184,6 +143,83 @@ class UberCapeTown(BaseCompetition):
             scores["oracle_f1"] = oracle
             scores["ratio_to_oracle"] = scores[self.metric.name] / oracle if oracle else float("nan")
         return scores
+
+
+@dataclass
+class BlockPlan:
+    """Which days train and which validate, and how densely negatives are sampled."""
+    validation_span: tuple[int, int]        # the last block before the test period
+    training_spans: list[tuple[int, int]]   # the blocks before it, most recent first
+    negative_rate: float                    # share of the negative cells sampled into the panel
+
+
+def plan_blocks(context: uber_features.Context, data: uber_data.UberData, options: UberOptions) -> BlockPlan:
+    blocks = context.blocks()
+    if len(blocks) < 2:
+        raise io.InputError(f"{uber_data.TRAIN_FILE}: incidents cover {context.test_day} days before the test period; "
+                            f"need at least {3 * context.block_days} (history, training and validation blocks)")
+    validation_span, training_spans = blocks[0], blocks[1:(options.max_blocks or len(blocks)) + 1]
+    per_positive = options.negatives_per_positive
+    per_positive = (5 if options.fast else 15) if per_positive is None else per_positive
+    segments, block_hours = len(context.ids), context.block_days * 24
+    _, positive_offset = context.positive_cells(data.events)
+    in_training = (positive_offset >= training_spans[-1][0] * 24) & (positive_offset < training_spans[0][1] * 24)
+    positives = int(in_training.sum())
+    cells = segments * block_hours * len(training_spans)
+    negative_rate = float(min(1.0, per_positive * max(positives, 1) / max(cells - positives, 1)))
+    log.info("uberct: %d segments, blocks of %d days: %d for training, 1 for validation; %d positive cells of %d; "
+             "negatives sampled at %.4f", segments, context.block_days, len(training_spans), positives, cells, negative_rate)
+    return BlockPlan(validation_span, training_spans, negative_rate)
+
+
+def validation_panel(context: uber_features.Context, data: uber_data.UberData, plan: BlockPlan, rng) -> uber_features.Rows:
+    """Every cell of the validation block (no sampling) on the segments the test scores."""
+    scored = np.isin(np.arange(len(context.ids)), context.position.reindex(np.unique(data.test_segments)).to_numpy())
+    rows = context.block_rows(data.events, plan.validation_span, 1.0, rng)
+    return _subset(rows, scored[rows.segment])
+
+
+def catboost_parameters(options: UberOptions) -> dict:
+    params = uber_model.parameters(options.fast, options.seed, options.threads)
+    chosen = {"iterations": options.iterations, "learning_rate": options.learning_rate, "depth": options.depth}
+    return {**params, **{key: value for key, value in chosen.items() if value is not None}}
+
+
+@dataclass
+class ValidationCheck:
+    """What the validation block decided: the F1-optimal threshold, the rate rule, the
+    calibration, and each rule's F1 fitted on one half of the block, scored on the other."""
+    p: np.ndarray
+    best: Threshold
+    rate_rule: RateRule
+    calibration: float
+    crossed: dict[str, float]
+
+    def figures(self) -> dict:
+        return dict(validation_f1_best=round(self.best.f1, 6), validation_threshold=self.best.threshold,
+                    validation_flags=self.best.predicted_positives, validation_positives=self.best.positives,
+                    validation_expected_positives=round(float(self.p.sum()), 2),
+                    flags_per_expected=round(self.rate_rule.flags_per_expected, 6), calibration=round(self.calibration, 6),
+                    cross_fitted_f1={k: round(v, 6) for k, v in self.crossed.items()})
+
+
+def check_on_validation(p: np.ndarray, rows: uber_features.Rows, context: uber_features.Context, plan: BlockPlan,
+                        rule: str, run_dir: Path) -> ValidationCheck:
+    labels, block_hours = rows.label, context.block_days * 24
+    best = best_threshold(labels, p)
+    rate_rule = fit_rate_rule(labels, p)
+    calibration = uber_model.calibration(labels, p)
+    first_half = rows.hour < rows.hour.min() + (block_hours // 2) * uber_features.HOUR
+    crossed = uber_model.cross_fitted_f1(labels, p, first_half)
+    log.info("validation: best F1 %.4f at p >= %.4g (%d flags, %d positives, %.1f expected); %.3f flags per expected incident; "
+             "calibration %.3f; cross-fitted F1 by rule: %s", best.f1, best.threshold, best.predicted_positives, best.positives,
+             p.sum(), rate_rule.flags_per_expected, calibration, ", ".join(f"{k} {v:.4f}" for k, v in crossed.items()))
+    span = plan.validation_span
+    plot_f1(labels, p, Path(run_dir) / "f1_threshold.png", marks={"validation optimum": best.threshold},
+            title=f"{plots.cv_title('uberct', F1.name, crossed[rule])} ({rule} rule); "
+                  f"best in hindsight {best.f1:.4f} over {span[1] - span[0]} days")
+    _save_validation(run_dir, context, rows, p)
+    return ValidationCheck(p, best, rate_rule, calibration, crossed)
 
 
 def _subset(rows: uber_features.Rows, keep: np.ndarray) -> uber_features.Rows:

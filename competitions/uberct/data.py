@@ -60,6 +60,7 @@ class UberData:
     congestion: pd.DataFrame | None = None  # zone, hod, congestion (Uber Movement)
     zones: "geopandas.GeoDataFrame | None" = None
     sources: dict[str, str] = field(default_factory=dict)
+    context: object = field(default=None, repr=False, compare=False)  # features.Context, built once (UberCapeTown.context)
 
 
 def load(data_dir: Path) -> UberData:

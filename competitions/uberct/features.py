@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from competitions.uberct import data as D
+from competitions.uberct import data as uber_data
 
 log = logging.getLogger("compete")
 
@@ -74,9 +74,9 @@ class Context:
     """What the features need, built once from the loaded data: the segment table,
     neighbour weights, daily event counts and the hourly extras."""
 
-    def __init__(self, data: D.UberData, block_days: int | None = None):
+    def __init__(self, data: uber_data.UberData, block_days: int | None = None):
         segments = data.segments
-        ids = list(segments[D.SEGMENT_ID])
+        ids = list(segments[uber_data.SEGMENT_ID])
         extra_ids = sorted(set(np.unique(data.test_segments)) - set(ids))
         self.ids = np.array(ids + extra_ids, dtype=object)
         self.position = pd.Series(np.arange(len(self.ids), dtype=np.int32), index=self.ids)
@@ -102,9 +102,9 @@ class Context:
     # --- history -------------------------------------------------------------------
     def counts_by_day(self, events: pd.DataFrame) -> None:
         """Cumulative event counts per segment by day and by part of the day."""
-        known = events[D.SEGMENT_ID].isin(self.position.index).to_numpy()
+        known = events[uber_data.SEGMENT_ID].isin(self.position.index).to_numpy()
         times = events["time"].to_numpy()[known]
-        segment = self.position.reindex(events[D.SEGMENT_ID].to_numpy()[known]).to_numpy()
+        segment = self.position.reindex(events[uber_data.SEGMENT_ID].to_numpy()[known]).to_numpy()
         day = ((times.astype("datetime64[D]") - self.origin) / DAY).astype(np.int64)
         inside = (day >= 0) & (day < self.test_day)
         segment, day = segment[inside], day[inside]
@@ -172,7 +172,7 @@ class Context:
 
         frame = pd.DataFrame(index=range(len(self.ids)))
         for column in segments.columns:
-            if column in (D.SEGMENT_ID, "geometry"):
+            if column in (uber_data.SEGMENT_ID, "geometry"):
                 continue
             values = segments[column]
             if pd.api.types.is_numeric_dtype(values):
@@ -226,7 +226,7 @@ class Context:
         return csr_matrix((weight.ravel(), (rows, index.ravel())), shape=(n, n))
 
     # --- extras --------------------------------------------------------------------
-    def hourly_extras(self, data: D.UberData) -> dict:
+    def hourly_extras(self, data: uber_data.UberData) -> dict:
         """Hourly arrays from origin to the end of the test period: weather columns and
         each road's traffic. A source that does not cover the test hours is dropped."""
         hours = pd.date_range(pd.Timestamp(self.hour_origin), pd.Timestamp(self.test_end), freq="h")
@@ -267,7 +267,7 @@ class Context:
                 extras["traffic"] = arrays
         return extras
 
-    def zone_congestion(self, data: D.UberData, segments) -> np.ndarray | None:
+    def zone_congestion(self, data: uber_data.UberData, segments) -> np.ndarray | None:
         """Congestion of each segment's Uber Movement zone by hour of day [segments, 24]."""
         if data.congestion is None or data.zones is None:
             return None
@@ -344,14 +344,14 @@ class Context:
         target statistics on them cost 2x the training time for no gain here."""
         return []
 
-    def test_rows(self, data: D.UberData) -> Rows:
+    def test_rows(self, data: uber_data.UberData) -> Rows:
         segment = self.position.reindex(data.test_segments).to_numpy().astype(np.int32)
         return Rows(segment, data.test_times.astype("datetime64[h]"), np.full(len(segment), self.test_day, dtype=np.int32))
 
     def positive_cells(self, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(segment, hour offset from origin) of each segment-hour with an incident."""
-        known = events[D.SEGMENT_ID].isin(self.position.index).to_numpy()
-        segment = self.position.reindex(events[D.SEGMENT_ID].to_numpy()[known]).to_numpy().astype(np.int64)
+        known = events[uber_data.SEGMENT_ID].isin(self.position.index).to_numpy()
+        segment = self.position.reindex(events[uber_data.SEGMENT_ID].to_numpy()[known]).to_numpy().astype(np.int64)
         offset = ((events["time"].to_numpy()[known].astype("datetime64[h]") - self.hour_origin) / HOUR).astype(np.int64)
         cells = np.unique(segment * (1 << 32) + offset)
         return (cells >> 32).astype(np.int32), cells & 0xFFFFFFFF

@@ -12,35 +12,35 @@ import numpy as np
 import pandas as pd
 
 from common import parallel
-from competitions.uberct import features as F
+from competitions.uberct import features as uber_features
 
 CHUNK_ROWS = 250_000  # ~50 MB of features a task
 
 
-def take(rows: F.Rows, part: slice) -> F.Rows:
-    return F.Rows(rows.segment[part], rows.hour[part], rows.as_of[part], None if rows.label is None else rows.label[part])
+def take(rows: uber_features.Rows, part: slice) -> uber_features.Rows:
+    return uber_features.Rows(rows.segment[part], rows.hour[part], rows.as_of[part], None if rows.label is None else rows.label[part])
 
 
-def _chunks(rows: F.Rows, size: int):
+def _chunks(rows: uber_features.Rows, size: int):
     return (take(rows, part) for part in parallel.split(len(rows), size))
 
 
-def _features_of(rows: F.Rows, context: F.Context) -> pd.DataFrame:
+def _features_of(rows: uber_features.Rows, context: uber_features.Context) -> pd.DataFrame:
     return context.features(rows)
 
 
-def _probabilities_of(rows: F.Rows, context: F.Context, model) -> np.ndarray:
+def _probabilities_of(rows: uber_features.Rows, context: uber_features.Context, model) -> np.ndarray:
     return model.probabilities(context.features(rows))
 
 
-def features(context: F.Context, rows: F.Rows, chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
+def features(context: uber_features.Context, rows: uber_features.Rows, chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
     """context.features(rows), built on the cluster in chunks when one is in use."""
     if not parallel.active():
         return context.features(rows)
     return pd.concat(list(parallel.map_chunks(_features_of, _chunks(rows, chunk_rows), context=context)), ignore_index=True)
 
 
-def probabilities(model, context: F.Context, rows: F.Rows, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+def probabilities(model, context: uber_features.Context, rows: uber_features.Rows, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
     """model.probabilities of every row's features; on a cluster each task builds the
     features of its chunk, predicts and returns only the probabilities."""
     if not parallel.active():

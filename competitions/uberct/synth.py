@@ -27,7 +27,7 @@ import pandas as pd
 
 from common import io
 from common.thresholds import best_threshold, expected_f1_count, top_k
-from competitions.uberct import data as D
+from competitions.uberct import data as uber_data
 from competitions.uberct.features import public_holidays
 
 
@@ -262,8 +262,8 @@ class Generator:
         rates = self.rates(log_risk)
         counts = self.rng.poisson(rates)
         events = self.events(counts)
-        self.write_segments(out / D.SEGMENTS_ZIP)
-        io.write_csv(self.incident_log(events[events["time"] < TEST_START]), out / D.TRAIN_FILE)
+        self.write_segments(out / uber_data.SEGMENTS_ZIP)
+        io.write_csv(self.incident_log(events[events["time"] < TEST_START]), out / uber_data.TRAIN_FILE)
         self.write_sample_and_answers(out, rates, counts, events)
         io.write_csv(weather, out / "weather_hourly.csv")
         self.write_uber(out)
@@ -291,9 +291,9 @@ class Generator:
         cause = np.array(names)[cause_index]
         subcause = np.array([CAUSES[names[i]][1][j % len(CAUSES[names[i]][1])] for i, j in zip(cause_index, rng.integers(0, 12, n))])
         frame = pd.DataFrame({
-            D.EVENT_ID: (60_000 + np.cumsum(rng.integers(1, 4, n))).astype(str),
-            D.EVENT_TIME: events["time"].dt.strftime(D.EVENT_TIME_FORMAT),
-            D.AGENCY: rng.choice(AGENCIES[0], n, p=AGENCIES[1]),
+            uber_data.EVENT_ID: (60_000 + np.cumsum(rng.integers(1, 4, n))).astype(str),
+            uber_data.EVENT_TIME: events["time"].dt.strftime(uber_data.EVENT_TIME_FORMAT),
+            uber_data.AGENCY: rng.choice(AGENCIES[0], n, p=AGENCIES[1]),
             "Cause": cause, "Subcause": subcause, "Status": "Closed",
             "longitude": events["longitude"].map("{:.6f}".format),
             "latitude": events["latitude"].map("{:.6f}".format),
@@ -301,7 +301,7 @@ class Generator:
         })
         on_map = np.flatnonzero(events["segment"].to_numpy() < self.known)
         missing = rng.choice(n, min(s.missing_agency, n), replace=False)
-        frame.loc[missing, D.AGENCY] = ""
+        frame.loc[missing, uber_data.AGENCY] = ""
         # A comma inside Subcause shifted these rows right; the segment id fell off.
         shifted = rng.choice(on_map, min(s.shifted_rows, len(on_map)), replace=False)
         frame.loc[shifted, "road_segment_id"] = frame.loc[shifted, "latitude"]
@@ -326,9 +326,9 @@ class Generator:
             "ROADNO": self.road_of[:k], "CLASS": self.class_of[:k], "REGION": region, "LANES": self.lanes[:k].astype(np.int32),
             "SURFTYPE": self.surface[:k], "PAVETYPE": self.pavement[:k], "CONDITION": self.condition[:k],
             "WIDTH": self.width[:k], "LENGTH": lengths.round(1), "segment_id": self.ids[:k],
-        }, geometry=[LineString(np.column_stack([x, y])) for x, y in zip(lon, lat)], crs=D.GEOGRAPHIC_CRS)
+        }, geometry=[LineString(np.column_stack([x, y])) for x, y in zip(lon, lat)], crs=uber_data.GEOGRAPHIC_CRS)
         with tempfile.TemporaryDirectory() as folder:
-            shapefile = Path(folder) / D.SHAPEFILE
+            shapefile = Path(folder) / uber_data.SHAPEFILE
             frame.to_file(shapefile, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")
             dbf = shapefile.with_suffix(".dbf")
             header = bytearray(dbf.read_bytes())
@@ -343,17 +343,17 @@ class Generator:
     def write_sample_and_answers(self, out: Path, rates: np.ndarray, counts: np.ndarray, events: pd.DataFrame) -> None:
         test = np.flatnonzero(self.hours > TEST_START)
         k = self.known
-        stamps = self.hours[test].strftime(D.ID_TIME_FORMAT).to_numpy()
-        ids = pd.Series(np.repeat(stamps, k)) + D.ID_SEPARATOR + pd.Series(np.tile(self.ids[:k], len(test)))
+        stamps = self.hours[test].strftime(uber_data.ID_TIME_FORMAT).to_numpy()
+        ids = pd.Series(np.repeat(stamps, k)) + uber_data.ID_SEPARATOR + pd.Series(np.tile(self.ids[:k], len(test)))
         labels = (counts[:k, test].T.ravel() > 0).astype(np.int8)
         probabilities = 1 - np.exp(-rates[:k, test].T.ravel().astype(np.float64))
-        io.write_csv(pd.DataFrame({D.ID: ids, D.TARGET: np.zeros(len(ids), dtype=np.int8)}), out / D.SAMPLE_FILE)
+        io.write_csv(pd.DataFrame({uber_data.ID: ids, uber_data.TARGET: np.zeros(len(ids), dtype=np.int8)}), out / uber_data.SAMPLE_FILE)
         answers = out / "answers"
-        io.write_csv(pd.DataFrame({D.ID: ids, D.TARGET: labels}), answers / "solution.csv")
-        io.write_csv(pd.DataFrame({D.ID: ids, "probability": probabilities}), answers / "probabilities.csv", float_format="%.6g")
+        io.write_csv(pd.DataFrame({uber_data.ID: ids, uber_data.TARGET: labels}), answers / "solution.csv")
+        io.write_csv(pd.DataFrame({uber_data.ID: ids, "probability": probabilities}), answers / "probabilities.csv", float_format="%.6g")
         test_events = events[(events["time"] >= self.test_hours[0]) & (events["segment"] < k)]
-        io.write_csv(pd.DataFrame({"time": test_events["time"].dt.strftime(D.ID_TIME_FORMAT[:-3]),
-                                   D.SEGMENT_ID: self.ids[test_events["segment"].to_numpy()]}), answers / "test_events.csv")
+        io.write_csv(pd.DataFrame({"time": test_events["time"].dt.strftime(uber_data.ID_TIME_FORMAT[:-3]),
+                                   uber_data.SEGMENT_ID: self.ids[test_events["segment"].to_numpy()]}), answers / "test_events.csv")
         oracle = best_threshold(labels, probabilities)
         expected = top_k(probabilities, expected_f1_count(probabilities))
         summary = {
@@ -377,7 +377,7 @@ class Generator:
             lon, lat = self._degrees(corners)
             features.append({"type": "Feature", "properties": {"MOVEMENT_ID": str(zone + 1), "DISPLAY_NAME": f"Zone {zone + 1}"},
                              "geometry": {"type": "Polygon", "coordinates": [np.column_stack([lon, lat]).tolist()]}})
-        io.write_text(out / D.ZONES_FILE, json.dumps({"type": "FeatureCollection", "features": features}) + "\n")
+        io.write_text(out / uber_data.ZONES_FILE, json.dumps({"type": "FeatureCollection", "features": features}) + "\n")
         sources = np.unique(self.zone_of[: self.known])
         destinations = {z: rng.choice(columns * rows, 4, replace=False) for z in sources}
         distance = {z: rng.uniform(300, 1500, 4) for z in sources}

@@ -27,7 +27,6 @@ from click.testing import CliRunner
 import cli
 from competitions.birdcall.data import SPECIES
 from competitions.serengeti.data import CLASSES
-from tests.conftest import compete
 
 # --- tiny valid data folders, made by hand --------------------------------------------
 
@@ -482,7 +481,7 @@ def _sample_name(data: Path) -> str:
 # --- the same contract from a real process ----------------------------------------------
 
 @pytest.mark.parametrize("kind", ["house latin-1 train", "serengeti label 2 prints as written"])
-def test_a_real_process_prints_one_line_and_leaves_nothing(kind, tmp_path, segments_zip):
+def test_a_real_process_prints_one_line_and_leaves_nothing(compete, kind, tmp_path, segments_zip):
     case = next(case for case in CASES if case.kind == kind)
     data, work = tmp_path / "data", tmp_path / "work"
     build(case.data, data, segments_zip)

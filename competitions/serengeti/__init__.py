@@ -28,7 +28,8 @@ log = logging.getLogger("compete")
 @dataclass
 class SerengetiOptions(Options):
     minutes: float | None = option(None, "training time budget in minutes: the number of epochs is fitted to it from the "
-                                         "measured speed of the first batches; None: 20 (0.3 with --fast)")
+                                         "measured speed of the first batches; None: 20 (with --fast: no budget, the "
+                                         "epoch cap alone, so a quick run's bytes never depend on the machine's speed)")
     epochs: int | None = option(None, "training epochs at most (the time budget and early stopping may end sooner); "
                                       "None: 40 (2 with --fast)")
     backbone: Path | None = option(None, "a state dict (.pth) of weights to start from, e.g. weights/resnet50.pth "
@@ -42,8 +43,9 @@ class SerengetiOptions(Options):
     patience: int = option(4, "epochs without a better validation loss before stopping")
     checkpoint_every: int = option(200, "batches between checkpoints (a killed run resumes from the last)")
     workers: int | None = option(None, "data loader processes; None: up to 2")
-    threads: int | None = option(None, "torch threads while training; None: 1 when the load average exceeds the cores "
-                                       "(a shared machine: one thread then trains ~3x faster than two), else torch's own")
+    threads: int | None = option(None, "torch threads while training; None: torch's own (on a shared, loaded machine "
+                                       "1 can train ~3x faster than 2); fixed by the option, never by the load, so the "
+                                       "same seed gives the same bytes")
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -92,7 +94,7 @@ class Serengeti(BaseCompetition):
         if data.test is None:
             log.warning("serengeti: no %s here (the real one exists only in the hidden runtime); training only", TEST_METADATA)
         most = options.epochs or (2 if options.fast else 40)
-        minutes = options.minutes if options.minutes is not None else (0.3 if options.fast else 20.0)
+        minutes = options.minutes if options.minutes is not None else (None if options.fast else 20.0)
         workers = min(2, os.cpu_count() or 1) if options.workers is None else options.workers
         frames = data.train.merge(data.labels, on=ID, how="left")
         valid_mask = validation_split(frames, options.seed)
@@ -123,11 +125,12 @@ class Serengeti(BaseCompetition):
         valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=serengeti_model.plain),
                                             batch_size=64, num_workers=workers)
         threads_before = torch.get_num_threads()
-        threads = options.threads or (1 if os.getloadavg()[0] > (os.cpu_count() or 1) else threads_before)
+        threads = options.threads or threads_before
         torch.set_num_threads(threads)
         try:
-            budget = fit_budget(net, train_loader, serengeti_model.loss, run_dir, minutes * 60, most,
-                                valid_loader.batch_size * len(valid_loader) / options.batch_size)
+            budget = {"epochs": most, "seconds_per_batch": None, "seconds": None} if minutes is None else fit_budget(
+                net, train_loader, serengeti_model.loss, run_dir, minutes * 60, most,
+                valid_loader.batch_size * len(valid_loader) / options.batch_size)
             learn = trainers.train(net, train_loader(), valid_loader, serengeti_model.loss, run_dir, epochs=budget["epochs"],
                                    lr=options.lr, checkpoint_every=options.checkpoint_every,
                                    patience=options.patience, seed=options.seed, quiet=options.quiet, wd=1e-4)

@@ -259,6 +259,25 @@ def test_a_bundle_in_drivendatas_benchmark_style_passes(compete, data, tmp_path,
 
 
 @needs_sandbox
+def test_a_python_environment_under_the_temp_folder_still_runs_the_bundle(data, tmp_path):
+    """A checkout and its .venv under /tmp (as a CI clone may be) stay visible inside
+    the sandbox, whose own /tmp is private: the bundle's interpreter must still start."""
+    import site
+    import sys
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    packages = next((venv / "lib").glob("python3*/site-packages"))
+    (packages / "host.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    bundle = make_bundle(tmp_path / "benchmark.zip", BENCHMARK, manifest=False)
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", "import cli; cli.main()", "runtime", "test", str(bundle),
+                           "--data", str(data), "--competition", "serengeti"],
+                          env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).parent)}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "passed on hakuna-madata" in done.stdout
+
+
+@needs_sandbox
 def test_the_serengeti_bundle_runs_on_hakuna_madata_and_matches_compete_predict(compete, bundle, run_dir, data, tmp_path):
     result = compete.in_process("runtime", "test", bundle, "--data", data, "--out", tmp_path / "runtime.csv")
     assert result.exit_code == 0, result.output

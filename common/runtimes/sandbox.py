@@ -30,6 +30,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,8 +42,8 @@ SETUP = r"""
 set -e
 root=$1 code=$2 data=$3 submission=$4 scratch=$5 inside_root=$6 inside_data=$7 inside_submission=$8 skip=$9
 shift 9
-overlays=$1 capabilities=$2
-shift 2
+overlays=$1 capabilities=$2 keeps=$3
+shift 3
 mount -t tmpfs -o mode=755 compete-runtime "$root"
 for entry in /*; do
   name=${entry#/}
@@ -55,6 +56,9 @@ for entry in /*; do
   fi
 done
 mkdir -p "$root/tmp" && mount --bind "$scratch" "$root/tmp"
+printf '%s' "$keeps" | while IFS= read -r keep; do
+  [ -n "$keep" ] && mkdir -p "$root$keep" && mount --rbind "$keep" "$root$keep" && mount -o remount,bind,ro "$root$keep"
+done
 mkdir -p "$root$inside_root" && mount --bind "$code" "$root$inside_root"
 mkdir -p "$root$inside_data" && mount --bind "$data" "$root$inside_data"
 printf '%s' "$overlays" | while IFS='|' read -r source target; do
@@ -277,10 +281,11 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
     if isolated:
         skip = layout.root.resolve().parts[1]
         overlays = "".join(f"{source}|{target}\n" for target, source in layout.overlays.items())
+        keeps = "".join(f"{path}\n" for path in hidden_environment(skip))
         command = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
                    "sh", "-c", SETUP, "sandbox",
                    str(layout.root), str(layout.code), str(layout.data), str(layout.submission), str(layout.scratch),
-                   layout.inside_root, layout.inside_data, layout.inside_submission, skip, overlays, CAPABILITIES,
+                   layout.inside_root, layout.inside_data, layout.inside_submission, skip, overlays, CAPABILITIES, keeps,
                    *command]
 
     def prepare():
@@ -317,6 +322,15 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
     finally:
         if group is not None:
             group.close()
+
+
+def hidden_environment(skip: str) -> list[str]:
+    """The Python environment's folders that the sandbox's private /tmp (or the skipped
+    top-level folder holding its root) would hide, shown read-only at their own paths:
+    a checkout and its .venv under /tmp must still run the bundle's interpreter."""
+    candidates = {Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent}
+    hidden = sorted(str(path) for path in candidates if len(path.parts) > 2 and path.parts[1] in ("tmp", skip))
+    return [path for path in hidden if not any(path.startswith(other + "/") for other in hidden)]
 
 
 def _kill(process: subprocess.Popen, group: MemoryCgroup | None) -> None:

@@ -42,6 +42,7 @@ def run_dir(tmp_path_factory):
     prior = np.full(len(serengeti_model.CLASSES), 0.02)
     path = tmp_path_factory.mktemp("run")
     serengeti_model.SerengetiModel(serengeti_model.SerengetiNet().start_at(prior), prior).save(path / serengeti_model.WEIGHTS)
+    (path / "config.json").write_text(json.dumps({"competition": "serengeti"}))  # what `compete predict` checks a run by
     return path
 
 

@@ -134,9 +134,6 @@ def test_panel_matches_a_hand_built_case():
     assert a["history_days"] == 3
     assert a["neighbour_rate_all"] == pytest.approx(1 / 72)  # only B is within 3 km of A
     assert c["neighbour_rate_all"] == 0
-    # Shrunk towards the neighbours' rate (A: B's 1/72), or the city's mean (C has no neighbour: 1/72).
-    assert a["shrunk_rate_all"] == pytest.approx((2 + 10) / (72 + 10 * 72))
-    assert c["shrunk_rate_all"] == pytest.approx((0 + 10) / (72 + 10 * 72)) and c["shrunk_rate_all"] > c["rate_all"]
     morning = frame[(frame["segment"] == "SAAAAAA") & (frame["hour"] == 8)].iloc[0]
     assert morning["rate_part_of_day"] == pytest.approx(2 / (3 * 4))  # two 08:xx incidents, 4 morning hours a day
     assert morning["weekday"] == 5 and morning["resting"] == 1  # 2020-01-04 was a Saturday

@@ -32,9 +32,6 @@ DAY = np.timedelta64(1, "D")
 BUCKET_OF_HOUR = np.array([0] * 6 + [1] * 4 + [2] * 5 + [3] * 5 + [4] * 4)
 HOURS_IN_BUCKET = np.bincount(BUCKET_OF_HOUR)
 WINDOWS = (30, 90, 365)  # days of recent history
-# Prior strength, in incidents, of the shrunk rates: a segment's own count outweighs its
-# neighbourhood's rate once it has seen more than this many incidents.
-SHRINKAGE_EVENTS = 10.0
 NEIGHBOURS = 10
 NEIGHBOUR_KM = 3.0
 MIN_COVERAGE = 0.9  # an extra source is used only when it covers this share of the test hours
@@ -135,35 +132,13 @@ class Context:
             road = np.concatenate([road, np.full(len(self.ids) - self.mapped, np.nan)])
         else:
             road = np.full(len(self.ids), np.nan)
-        shrunk = self.shrunk_rates(as_of, total, exposure, neighbours[:, 0], rates[: self.mapped, 0])
-        table = np.column_stack([rates, neighbours, road, np.full(len(self.ids), as_of, dtype=float), shrunk]).astype(np.float32)
+        table = np.column_stack([rates, neighbours, road, np.full(len(self.ids), as_of, dtype=float)]).astype(np.float32)
         buckets = (self.cumulative_bucket[:, :, as_of].T / (max(as_of, 1) * HOURS_IN_BUCKET[None, :])).astype(np.float32)
         self._history_cache[as_of] = (table, buckets)
         return table, buckets
 
-    def shrunk_rates(self, as_of: int, total: np.ndarray, exposure: float, neighbour: np.ndarray, mapped_rates: np.ndarray) -> np.ndarray:
-        """Gamma-Poisson posterior means of each segment's rate [segments, 3]: all history
-        shrunk towards the neighbours' rate (the city's mean where a segment has none),
-        then the last year towards that, then the last 90 days towards the year.
-
-        Raw counts are noisy in a way that depends on how much history a row has (a
-        training block early in the data has months, the test years); the posterior mean
-        is on one scale for both, which a tree cannot work out from splits alone."""
-        city = float(np.mean(mapped_rates)) if len(mapped_rates) else 0.0
-        prior = np.where(neighbour > 0, neighbour, city)
-        prior = np.maximum(prior, 1e-9)
-        overall = (total + SHRINKAGE_EVENTS) / (exposure + SHRINKAGE_EVENTS / prior)
-        columns, previous = [overall], overall
-        for window in (365, 90):
-            start = max(as_of - window, 0)
-            count = total - self.cumulative[:, start]
-            hours = max(as_of - start, 1) * 24.0
-            previous = (count + SHRINKAGE_EVENTS) / (hours + SHRINKAGE_EVENTS / previous)
-            columns.append(previous)
-        return np.column_stack(columns)
-
     HISTORY_COLUMNS = ["rate_all", *(f"rate_{w}d" for w in WINDOWS), "neighbour_rate_all", "neighbour_rate_90d",
-                       "road_rate_all", "history_days", "shrunk_rate_all", "shrunk_rate_365d", "shrunk_rate_90d"]
+                       "road_rate_all", "history_days"]
 
     # --- the segments --------------------------------------------------------------
     def static_features(self, segments) -> pd.DataFrame:

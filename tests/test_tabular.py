@@ -119,9 +119,9 @@ def test_validate_follows_the_metric_domain(compete, folders, tmp_path):
     result = compete.in_process("validate", "kaggle:demo-outcome", probabilities, "--data", data)
     assert result.exit_code == 1 and "not one of the labels (0, 1)" in result.output
     # Scored by AUC, the same probabilities are what the platform wants.
-    assert _invoke("validate", "kaggle:demo-outcome", probabilities, "--data", data, "--metric", "auc").exit_code == 0
+    assert compete.in_process("validate", "kaggle:demo-outcome", probabilities, "--data", data, "--metric", "auc").exit_code == 0
     pd.read_csv(good).assign(outcome=1.5).to_csv(probabilities, index=False)
-    result = _invoke("validate", "kaggle:demo-outcome", probabilities, "--data", data, "--metric", "LogLoss")
+    result = compete.in_process("validate", "kaggle:demo-outcome", probabilities, "--data", data, "--metric", "LogLoss")
     assert result.exit_code == 1 and "not a probability in [0, 1]" in result.output
 
 

@@ -131,24 +131,16 @@ def convert(value: Any, annotation, name: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise io.InputError(f"{name}: {value!r} is not a boolean (true or false)")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    if annotation in (int, float):
+        taken = (int,) if annotation is int else (int, float)
+        if isinstance(value, taken) and not isinstance(value, bool):
+            return annotation(value)
         if isinstance(value, str):
             try:
-                return int(value.strip())
+                return annotation(value.strip())
             except ValueError:
                 pass
-        raise io.InputError(f"{name}: {value!r} is not an integer")
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-        raise io.InputError(f"{name}: {value!r} is not a number")
+        raise io.InputError(f"{name}: {value!r} is not {'an integer' if annotation is int else 'a number'}")
     if annotation is Path:
         if isinstance(value, (str, Path)) and str(value):
             return Path(value).expanduser()

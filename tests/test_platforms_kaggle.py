@@ -262,7 +262,10 @@ def test_dry_run_checks_access_but_uploads_nothing(compete, kaggle, data_dir, go
     result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "try", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dry run" in result.output and "4 submission(s) left" in result.output
-    assert kaggle.names() == ["GetSubmissionLimits"]
+    # The official client signs a KGAT_ token in with IntrospectToken on its first call in a
+    # process (kaggle/api/kaggle_api_extended.py, _authenticate_with_access_token); whether
+    # that happens here depends on which test ran first, so it is left out of the check.
+    assert [name for name in kaggle.names() if name != "IntrospectToken"] == ["GetSubmissionLimits"]
 
 
 @pytest.mark.parametrize("rpc, status, message, expected", [

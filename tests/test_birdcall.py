@@ -162,3 +162,31 @@ def test_an_unknown_species_is_one_line_naming_the_row(compete, small, tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {data / 'Train.csv'}: row 7 (ID {train.loc[5, 'ID']}): common_name 'Dodo' is not a column of SampleSubmission.csv"]
+
+
+def test_pooled_time_statistics_tell_sweep_direction_and_pulse_rate_apart():
+    # What a clip-averaged spectrum cannot: an up-sweep from its mirror, 6.25 Hz pulses from 12.5 Hz
+    from competitions.birdcall import features
+    rate = features.SETTINGS.sample_rate
+    t = np.arange(int(4 * rate)) / rate
+    noise = 0.003 * np.random.default_rng(0).standard_normal(len(t))
+    heard = lambda wave: features.normalise(features.log_mel((wave + noise).astype(np.float32)).astype(np.float32))  # noqa: E731
+
+    within = t % 0.4  # a 0.3 s call every 0.4 s
+    def calls(start, end):
+        frequency = np.where(within < 0.3, start + (end - start) * within / 0.3, 0)
+        return np.sin(2 * np.pi * np.cumsum(frequency) / rate) * (within < 0.3)
+    up, down = heard(calls(1500, 3000)), heard(calls(3000, 1500))
+    assert np.abs(features.spectrum(up) - features.spectrum(down)).max() < 0.2  # the spectrum barely differs
+    overall = features.SETTINGS.n_mels - 1   # the structure-tensor term of all bands, after one per band pair
+    first_lag = overall + 1 + features.SWEEP_GROUPS   # the first lag's rising-against-falling share, all bands
+    up, down = features.sweep(up), features.sweep(down)
+    assert up[overall] < 0 < down[overall]
+    assert up[first_lag] > 0 > down[first_lag]
+
+    def pulses(hz):  # a 2.5 kHz trill, 0.8 s on and 0.8 s off
+        return features.rhythm(heard(np.sin(2 * np.pi * 2500 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * hz * t)) ** 2 * (t % 1.6 < 0.8)))
+    slow, fast = pulses(6.25), pulses(12.5)
+    bins = features.RHYTHM_BINS
+    assert np.argmax(slow[:bins]) < np.argmax(fast[:bins])   # the modulation spectrum peaks at the pulse rate
+    assert np.abs(slow[bins:] - fast[bins:]).max() > 0.3       # and the autocorrelations differ

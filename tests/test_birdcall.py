@@ -112,6 +112,7 @@ def test_cnn_trains_through_the_shared_trainer_and_blends(small, tmp_path):
     result = runs.run(competition, small, config, out=tmp_path / "sub.csv", run_dir=tmp_path / "run")
     metrics = runs.read_metrics(tmp_path / "run")
     assert metrics["model"] == "cnn+baseline" and "cv_cnn_log_loss" in metrics
+    assert "not nested: each fold's CNN keeps its epoch" in metrics["cv_score_note"]  # what the CV leaves unnested is said
     assert (tmp_path / "run" / "cnn" / "fold1" / "history.csv").is_file()
     from PIL import Image
     with Image.open(tmp_path / "run" / "training_curves.png") as plot:  # curves of both folds, titled with the cv

@@ -120,7 +120,10 @@ class Birdcall(BaseCompetition):
         report = Report(
             cv_score=MULTICLASS_LOG_LOSS(y, nested),
             fold_scores=[MULTICLASS_LOG_LOSS(y[fold_of == fold], nested[fold_of == fold]) for fold in range(folds)],
-            note="nested: blend weight, temperature and floor for each fold fitted on the other folds' OOF",
+            note=("nested: blend weight, temperature and floor for each fold fitted on the other folds' OOF; "
+                  "not nested: each fold's CNN keeps its epoch of lowest loss on that fold's own held-out clips"
+                  if oof_cnn is not None else
+                  "nested: temperature and floor for each fold fitted on the other folds' OOF"),
             decisions=decisions)
         title = plots.cv_title("birdcall", self.metric.name, report.cv_score)
         plots.confusion_matrix(y, nested.argmax(1), list(data.species), Path(run_dir) / "confusion_matrix.png",

@@ -145,8 +145,8 @@ def main():
     model = MEAN_BINARY_LOG_LOSS(y, bundled[list(CLASSES)].to_numpy())
     baseline = MEAN_BINARY_LOG_LOSS(y, np.tile(prior, (len(truth), 1)))
     print(f"bundle vs compete predict: max difference {np.abs(bundled.to_numpy() - local.to_numpy()).max():.2e}")
-    print(f"validation season: model {metrics['cv_score']:.5f}, prior {metrics['prior_baseline']:.5f}, "
-          f"ratio {metrics['ratio_to_prior']:.3f}", flush=True)
+    print(f"validation ({metrics['valid_sequences']} sequences of the last training season): model {metrics['cv_score']:.5f}, "
+          f"prior {metrics['prior_baseline']:.5f}, ratio {metrics['ratio_to_prior']:.3f}", flush=True)
 
     cnn = baseline_cnn(data, BASELINE_MINUTES).set_index(ID).loc[truth.index]
     small = MEAN_BINARY_LOG_LOSS(y, cnn[list(CLASSES)].to_numpy())

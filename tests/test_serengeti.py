@@ -182,3 +182,39 @@ def test_the_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tmp_path):
     (tmp_path / "tight").mkdir(exist_ok=True)
     again = fit_budget(net, lambda: batches, slow_loss, tmp_path / "tight", seconds=3600, most=40, valid_batches=3)
     assert again == tight                                                 # the decision of the run being resumed
+
+
+def test_a_saved_model_keeps_its_stem_and_predicts_the_same(tmp_path):
+    import torch
+
+    prior = np.full(54, 0.02)
+    torch.manual_seed(0)
+    net = serengeti_model.SerengetiNet(width=4, stem=3).start_at(prior).eval()
+    path = serengeti_model.SerengetiModel(net, prior, (96, 72), width=4).save(tmp_path / "model.pt")
+    loaded = serengeti_model.SerengetiModel.load(path)
+    assert loaded.net.stem == 3 and loaded.image_size == (96, 72)
+    example = torch.rand(2, serengeti_model.CHANNELS, 72, 96)
+    with torch.no_grad():
+        assert torch.allclose(loaded.net.eval()(example), net(example))
+
+
+def test_validation_holds_out_a_share_of_the_last_season_and_trains_on_the_rest():
+    from competitions.serengeti import validation_split
+
+    seq_ids = [f"SER_S{season}#B01#1#{number}" for season in (1, 2, 3) for number in range(400)]
+    frames = pd.DataFrame({"seq_id": seq_ids, "season": [s.split("#")[0].removeprefix("SER_") for s in seq_ids]})
+    whole = validation_split(frames, seed=0, share=1.0)
+    assert set(frames.loc[whole, "season"]) == {"S3"} and whole.sum() == 400
+    half = validation_split(frames, seed=0, share=0.5)
+    assert not (half & ~whole).any() and 150 < half.sum() < 250           # only the last season, about half of it
+    assert (half == validation_split(frames, seed=0, share=0.5)).all()    # the same sequences every run
+
+
+def test_the_budget_is_spent_its_epochs_rounded_up():
+    from competitions.serengeti import budget_epochs
+
+    # 90 training batches of 1 s and 30 batches' worth of validation (a third of a step each): 100 s an epoch
+    assert budget_epochs(1000, 1.0, 90, 30, most=40) == 10
+    assert budget_epochs(1050, 1.0, 90, 30, most=40) == 11    # half an epoch more trains too, not left unused
+    assert budget_epochs(30, 1.0, 90, 30, most=40) == 1       # at least one epoch, even over budget
+    assert budget_epochs(10 ** 6, 1.0, 90, 30, most=40) == 40

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -35,17 +36,22 @@ class SerengetiOptions(Options):
     backbone: Path | None = option(None, "a state dict (.pth) of weights to start from, e.g. weights/resnet50.pth "
                                          "(the head is trained anew)")
     width: int = option(32, "channels of the network's first block")
+    stem: int = option(serengeti_data.STEM, "stride of the network's first layer (its features are the frame's size / stem)")
     image_width: int = option(serengeti_data.IMAGE_SIZE[0], "pixels across that each frame is resized to")
     image_height: int = option(serengeti_data.IMAGE_SIZE[1], "pixels down that each frame is resized to")
     lr: float = option(3e-3, "peak learning rate (one-cycle)")
     batch_size: int = option(32, "sequences per training batch")
     balance: float = option(0.0, "0: sample sequences as they come; 1: every class as often (shard stream balancing)")
+    valid_share: float = option(0.5, "share of the last training season held out for validation, the rest of it trains "
+                                     "(1: the whole season, the strictest stand-in for the hidden test season; 0.5 trains "
+                                     "on ~17% more sequences at full scale for a validation set half the size)")
     patience: int = option(4, "epochs without a better validation loss before stopping")
     checkpoint_every: int = option(200, "batches between checkpoints (a killed run resumes from the last)")
     workers: int | None = option(None, "data loader processes; None: up to 2")
-    threads: int | None = option(None, "torch threads while training; None: torch's own (on a shared, loaded machine "
-                                       "1 can train ~3x faster than 2); fixed by the option, never by the load, so the "
-                                       "same seed gives the same bytes")
+    threads: int | None = option(None, "torch threads while training; None: the cores the loader's worker processes "
+                                       "leave (1 on 2 cores: measured 0.46 s a step with 1 thread vs 0.87 s with 2 at load "
+                                       "~4); fixed by the option and the core count, never by the load, so the same seed "
+                                       "gives the same bytes")
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -96,10 +102,13 @@ class Serengeti(BaseCompetition):
         most = options.epochs or (2 if options.fast else 40)
         minutes = options.minutes if options.minutes is not None else (None if options.fast else 20.0)
         workers = min(2, os.cpu_count() or 1) if options.workers is None else options.workers
+        if not 0 < options.valid_share <= 1:
+            raise io.InputError(f"valid_share: {options.valid_share!r} is not a share in (0, 1]")
         frames = data.train.merge(data.labels, on=ID, how="left")
-        valid_mask = validation_split(frames, options.seed)
+        valid_mask = validation_split(frames, options.seed, options.valid_share)
         log.info("serengeti: %d images in %d sequences; validation: %d sequences (%s)", len(frames), frames[ID].nunique(),
-                 frames.loc[valid_mask, ID].nunique(), "last training season" if frames["season"].nunique() > 1 else "20% of sequences")
+                 frames.loc[valid_mask, ID].nunique(),
+                 f"{options.valid_share:.0%} of the last training season" if frames["season"].nunique() > 1 else "20% of sequences")
         shard_sets, unreadable = {}, []
         for part, mask in (("train", ~valid_mask), ("valid", valid_mask)):
             shard_sets[part] = prepare_shards(frames[mask], data.root, part, options.image_size, quiet=options.quiet)
@@ -112,12 +121,12 @@ class Serengeti(BaseCompetition):
         train_sequences = data.labels[ID].isin(frames.loc[~valid_mask, ID])
         prior = data.labels.loc[train_sequences, list(CLASSES)].to_numpy(dtype=float).mean(axis=0)
         torch.manual_seed(options.seed)
-        net = serengeti_model.SerengetiNet(width=options.width).start_at(prior)
+        net = serengeti_model.SerengetiNet(width=options.width, stem=options.stem).start_at(prior)
         if options.backbone:
             trainers.load_backbone(net, options.backbone, head=("head.",))
 
         def train_loader():
-            # ~450 KB a sequence at 256x192: the shuffle buffer holds a few hundred
+            # ~110 KB a sequence at 128x96: the shuffle buffer holds a few hundred
             return loaders.StreamLoader(
                 loaders.ShardStream(shard_sets["train"], buffer_size=400, seed=options.seed, balance=options.balance,
                                     transform=serengeti_model.augment), batch_size=options.batch_size, num_workers=workers)
@@ -125,7 +134,7 @@ class Serengeti(BaseCompetition):
         valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=serengeti_model.plain),
                                             batch_size=64, num_workers=workers)
         threads_before = torch.get_num_threads()
-        threads = options.threads or threads_before
+        threads = options.threads or max(1, (os.cpu_count() or 1) - workers)
         torch.set_num_threads(threads)
         try:
             budget = {"epochs": most, "seconds_per_batch": None, "seconds": None} if minutes is None else fit_budget(
@@ -139,7 +148,7 @@ class Serengeti(BaseCompetition):
         trained = time.perf_counter()
         model = serengeti_model.SerengetiModel(learn.model.cpu(), prior, options.image_size, options.width)
 
-        # Cross-validation score: sequences of the held-out season, as at test time
+        # Cross-validation score: the held-out sequences of the last season, as at test time
         # (a sequence with no readable frame gets the prior there too).
         # every validation sequence on every process (rank 0 scores; under torchrun the others' copy is discarded)
         stream = loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=serengeti_model.plain, with_keys=True, rank=0, world_size=1)
@@ -164,8 +173,8 @@ class Serengeti(BaseCompetition):
         plots.training_curves({"network": run_dir / "history.csv"}, run_dir / "training_curves.png", f"{title}: loss by epoch")
         report = Report(
             cv_score=cv, fold_scores=[cv],
-            note="mean binary log loss on the validation sequences (held-out season), each sequence read whole "
-                 "(its frames and their motion)",
+            note=f"mean binary log loss on the validation sequences ({options.valid_share:.0%} of the last season, held out), "
+                 "each sequence read whole (its frames and their motion)",
             decisions=dict(prior_baseline=round(baseline, 6), ratio_to_prior=round(cv / baseline, 4),
                            epochs=learn.epochs_done, epochs_asked=budget["epochs"], epochs_most=most,
                            minutes_budget=minutes, threads=threads, seconds_per_batch=budget["seconds_per_batch"],
@@ -203,14 +212,17 @@ def label_log_losses(truth: np.ndarray, predicted: np.ndarray) -> dict[str, floa
     return {label: MEAN_BINARY_LOG_LOSS(truth[:, [i]], predicted[:, [i]]) for i, label in enumerate(CLASSES)}
 
 
-def validation_split(frames: pd.DataFrame, seed: int) -> np.ndarray:
-    """The last training season is the validation set, like the hidden test season is
-    a season of its own; with a single season, a fifth of the sequences by hash."""
+def validation_split(frames: pd.DataFrame, seed: int, share: float = 1.0) -> np.ndarray:
+    """The validation set: `share` of the last training season's sequences (by hash),
+    like the hidden test season is a season of its own; the rest of that season
+    trains with the others. With a single season, a fifth of the sequences by hash."""
+    def hashed(modulo):
+        return frames[ID].map(lambda s: int(hashlib.md5(f"{seed}:{s}".encode()).hexdigest()[:8], 16) % modulo)
+
     seasons = sorted(frames["season"].unique(), key=lambda s: (len(s), s))
     if len(seasons) > 1:
-        return (frames["season"] == seasons[-1]).to_numpy()
-    hashed = frames[ID].map(lambda s: int(hashlib.md5(f"{seed}:{s}".encode()).hexdigest()[:8], 16) % 5)
-    return (hashed == 0).to_numpy()
+        return ((frames["season"] == seasons[-1]) & (hashed(1000) < share * 1000)).to_numpy()
+    return (hashed(5) == 0).to_numpy()
 
 
 def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int, valid_batches: int) -> dict:
@@ -249,8 +261,7 @@ def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int,
             if len(timings) == 3:
                 break
         per_batch = float(np.median(timings)) if timings else 0.0
-        per_epoch = per_batch * (len(loader) + valid_batches / 3)
-        epochs = int(max(1, min(most, seconds // per_epoch if per_epoch else most)))
+        epochs = budget_epochs(seconds, per_batch, len(loader), valid_batches, most)
         decision = {"epochs": epochs, "seconds_per_batch": round(per_batch, 4), "seconds": seconds}
         log.info("serengeti: %.2f s a batch, %d batches an epoch: %d epoch(s) in the %.0f-minute budget (at most %d)",
                  per_batch, len(loader), epochs, seconds / 60, most)
@@ -258,7 +269,16 @@ def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int,
     return distributed.broadcast(decision)
 
 
-SHARD_SEQUENCES = 300   # ~130 MB of 256x192 frame stacks a shard
+def budget_epochs(seconds: float, per_batch: float, batches: int, valid_batches: float, most: int) -> int:
+    """The epochs of `batches` training steps and a validation pass (`valid_batches`
+    in training batches' worth, each ~a third of a step) that fill `seconds`, rounded
+    up so the whole budget trains (one epoch over rather than most of one unused);
+    at least 1, at most `most`."""
+    per_epoch = per_batch * (batches + valid_batches / 3)
+    return int(max(1, min(most, math.ceil(seconds / per_epoch) if per_epoch else most)))
+
+
+SHARD_SEQUENCES = 300   # ~33 MB of 128x96 frame stacks a shard
 
 
 def _decode(job):

@@ -27,7 +27,8 @@ CLASSES = (
     "topi", "vulture", "warthog", "waterbuck", "wildcat", "wildebeest", "zebra", "zorilla",
 )
 EMPTY = CLASSES.index("empty")
-IMAGE_SIZE = (256, 192)      # (width, height) the network reads each frame at: the real 2048x1536 at 1/8 (JPEG draft scale)
+IMAGE_SIZE = (128, 96)       # (width, height) the network reads each frame at: the real 2048x1536 at 1/8 (JPEG draft scale), halved
+STEM = 2                     # the network's first stride: IMAGE_SIZE / STEM is the size of its first features
 WEIGHTS = "model.pt"         # the trained network in a run directory and in a code bundle
 TRAIN_METADATA, TRAIN_LABELS = "train_metadata.csv", "train_labels.csv"
 TEST_METADATA, SUBMISSION_FORMAT = "test_metadata.csv", "submission_format.csv"

@@ -24,8 +24,8 @@ pair and coat pattern of its own, drawn in proportion to its size.
 Scales. The real data (6.7 M images, ~6 TB, 10 seasons + a hidden one) cannot be made
 here. Frames are a proportional scale-down of 2048x1536 (every size above is a share
 of the frame, so the animal-to-frame ratios are the real ones): `full` draws them at
-512x384, a quarter of the real side and still twice the side the model reads them at
-(its 256x192 input is the real frame decoded at 1/8 scale); at 1024x768 the ~15,500
+512x384, a quarter of the real side and four times the side the model reads them at
+(its 128x96 input is the real frame decoded at 1/8 scale, halved); at 1024x768 the ~15,500
 images took ~25 minutes to write on this shared 2-core machine, at 2048x1536 they
 would need ~10 GB. `small` draws 256x192 frames for the tests (~250 sequences,
 seconds). `full` keeps the structure - 4 training seasons and a held-out fifth, 12

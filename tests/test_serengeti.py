@@ -173,6 +173,8 @@ def test_the_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tmp_path):
         return serengeti_model.loss(logits, target)
 
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)               # a tiny net: 2 threads only spin against other processes on a shared machine
     net = serengeti_model.SerengetiNet(width=4)
     batches = [(torch.rand(2, serengeti_model.CHANNELS, 48, 64), torch.zeros(2, 54, dtype=torch.uint8)) for _ in range(10)]
     tight = fit_budget(net, lambda: batches, slow_loss, tmp_path / "tight", seconds=0.2, most=40, valid_batches=3)
@@ -182,6 +184,7 @@ def test_the_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tmp_path):
     (tmp_path / "tight").mkdir(exist_ok=True)
     again = fit_budget(net, lambda: batches, slow_loss, tmp_path / "tight", seconds=3600, most=40, valid_batches=3)
     assert again == tight                                                 # the decision of the run being resumed
+    torch.set_num_threads(threads)
 
 
 def test_a_saved_model_keeps_its_stem_and_predicts_the_same(tmp_path):

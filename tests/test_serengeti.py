@@ -221,3 +221,24 @@ def test_the_budget_is_spent_its_epochs_rounded_up():
     assert budget_epochs(1050, 1.0, 90, 30, most=40) == 11    # half an epoch more trains too, not left unused
     assert budget_epochs(30, 1.0, 90, 30, most=40) == 1       # at least one epoch, even over budget
     assert budget_epochs(10 ** 6, 1.0, 90, 30, most=40) == 40
+
+
+def test_both_predictors_average_a_sequence_and_its_mirror(tmp_path):
+    import torch
+
+    from competitions.serengeti import inference
+
+    prior = np.full(54, 0.02)
+    torch.manual_seed(0)
+    net = serengeti_model.SerengetiNet(width=4).eval()      # no prior bias: the outputs spread
+    model = serengeti_model.SerengetiModel(net, prior, (64, 48), width=4)
+    example = torch.rand(2, serengeti_model.CHANNELS, 48, 64)
+    ours = serengeti_model.sequence_probabilities(model, [(example,)])
+    mirrored = serengeti_model.sequence_probabilities(model, [(torch.flip(example, dims=[3]),)])
+    assert np.abs(ours - mirrored).max() <= 1e-6             # one answer for a sequence and its mirror image
+    with torch.no_grad():
+        one_view = torch.sigmoid(net(example)).numpy()
+    assert np.abs(ours - one_view).max() > 1e-4              # a random net is not symmetric: this is an average
+    model.export(tmp_path)
+    bundle = inference.Model(tmp_path)                        # the code submission's ONNX path averages the same views
+    assert np.abs(bundle.probabilities(example.numpy()) - ours).max() <= 1e-5

@@ -150,7 +150,9 @@ class SequenceFiles(torch.utils.data.Dataset):
 
 
 def sequence_probabilities(model: SerengetiModel, batches, quiet: bool = True, total: int | None = None) -> np.ndarray:
-    """Sigmoid outputs for every sequence of an iterable of (inputs, ...) batches."""
+    """Sigmoid outputs for every sequence of an iterable of (inputs, ...) batches,
+    averaged over each input and its mirror, as the code submission does
+    (inference.Model.probabilities)."""
     from tqdm.auto import tqdm
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -158,7 +160,9 @@ def sequence_probabilities(model: SerengetiModel, batches, quiet: bool = True, t
     outputs = []
     with torch.no_grad():
         for batch in tqdm(batches, total=total, desc="predicting", disable=quiet, unit="batch"):
-            outputs.append(torch.sigmoid(net(batch[0].to(device)).float()).cpu().numpy())
+            inputs = batch[0].to(device)
+            views = [torch.sigmoid(net(view).float()) for view in (inputs, torch.flip(inputs, dims=[3]))]
+            outputs.append(torch.stack(views).mean(dim=0).cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASSES)))
 
 

@@ -242,3 +242,18 @@ def test_both_predictors_average_a_sequence_and_its_mirror(tmp_path):
     model.export(tmp_path)
     bundle = inference.Model(tmp_path)                        # the code submission's ONNX path averages the same views
     assert np.abs(bundle.probabilities(example.numpy()) - ours).max() <= 1e-5
+
+
+def test_training_shifts_every_frame_alike_within_a_sixteenth_of_the_width():
+    stack = np.zeros((3, 48, 64, 3), dtype=np.uint8)
+    stack[:, 24, 32] = 200                         # one bright pixel, still in every frame: no motion
+    seen = set()
+    for seed in range(40):
+        sample = serengeti_model.augment(stack, np.random.default_rng(seed)).numpy()
+        assert sample.shape == (serengeti_model.CHANNELS, 48, 64)
+        places = {tuple(np.argwhere(sample[channel] > 0)[0]) for channel in range(0, 9, 3)}
+        assert len(places) == 1                    # the three frames moved together
+        row, column = places.pop()
+        assert abs(row - 24) <= 4 and min(abs(column - 32), abs(column - 31)) <= 4   # 64 / 16 = 4 pixels at most
+        seen.add((row, column))
+    assert len(seen) > 10                          # and it does move

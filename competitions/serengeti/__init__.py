@@ -45,7 +45,8 @@ class SerengetiOptions(Options):
     valid_share: float = option(0.5, "share of the last training season held out for validation, the rest of it trains "
                                      "(1: the whole season, the strictest stand-in for the hidden test season; 0.5 trains "
                                      "on ~17% more sequences at full scale for a validation set half the size)")
-    patience: int = option(4, "epochs without a better validation loss before stopping")
+    patience: int = option(8, "epochs without a better validation loss before stopping (the one-cycle peak makes a few "
+                              "early epochs noisy: 4 stopped a 22-epoch full-scale run at epoch 5)")
     checkpoint_every: int = option(200, "batches between checkpoints (a killed run resumes from the last)")
     workers: int | None = option(None, "data loader processes; None: up to 2")
     threads: int | None = option(None, "torch threads while training; None: the cores the loader's worker processes "

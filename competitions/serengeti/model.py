@@ -76,11 +76,22 @@ def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits, target.float())
 
 
+SHIFT_SHARE = 16   # the training shift reaches width / SHIFT_SHARE pixels each way
+
+
 def augment(stack: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
     """A sequence's uint8 frame stack (FRAMES, H, W, 3) -> the network's input, with a
-    random mirror and brightness change applied to every frame alike (training)."""
+    random mirror, shift and brightness change applied to every frame alike (training).
+    The shift (up to 1/16 of the width each way, edges repeated) is against overfitting:
+    without it the validation loss stopped at 0.0119 from epoch 15 of 22 while the
+    training loss kept falling; with it, full-scale synthetic test 0.01107 -> 0.01062."""
     if rng.random() < 0.5:
         stack = stack[:, :, ::-1]
+    _, height, width, _ = stack.shape
+    shift = max(1, width // SHIFT_SHARE)
+    padded = np.pad(stack, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
+    top, left = rng.integers(0, 2 * shift + 1, size=2)
+    stack = padded[:, top:top + height, left:left + width]
     stack = np.clip(stack.astype(np.float32) * rng.uniform(0.75, 1.25), 0, 255).astype(np.uint8)
     return torch.from_numpy(inference.sequence_input(stack))
 

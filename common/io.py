@@ -249,8 +249,8 @@ def read_table(source: Source | Path | str, columns=(), min_rows: int = 1, compl
     header = header_line(source)
     if not header.strip():
         raise InputError(f"{source}: file is empty" + ("" if not header else " (its first line is blank)"))
-    check_separator(source, header, columns, kwargs.get("sep", ","))
     separator = kwargs.get("sep", ",")
+    check_separator(source, header, columns, separator)
     frame = read_csv(source, **kwargs)
     names = next(csv.reader([header], delimiter=separator), [])
     duplicated = sorted({name for name in names if names.count(name) > 1})
@@ -417,7 +417,7 @@ def unusable_rows(source, total: int, kinds: dict[str, np.ndarray], examples: pd
     described = ", ".join(first(kind) for kind in counts)
     tally = _unusable.get()
     if tally is not None:
-        tally.setdefault(Source(Path(str(source))).name if not isinstance(source, Source) else source.name, {}).update(counts)
+        tally.setdefault(_as_source(source).name, {}).update(counts)
     bad = int(any_bad.sum())
     if total and bad > MOST * total:
         raise InputError(f"{source}: {bad} of {total} rows cannot be used: {described}: most of the file is unusable")

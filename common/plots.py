@@ -27,20 +27,15 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path) -> Path:
-    """Write the PNG; its title also goes in the file's Title text chunk, so a test (or
-    a script) can read which score the picture claims."""
+def save(figure, path: Path) -> Path:
+    """Write the PNG (these plots' and a competition's own); its title also goes in the
+    file's Title text chunk, so a test (or a script) can read which score the picture claims."""
     figure.tight_layout()
     title = figure.axes[0].get_title() if figure.axes else ""
     with io.atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100, format="png", metadata={"Title": title})
     _pyplot().close(figure)
     return Path(path)
-
-
-def save(figure, path: Path) -> Path:
-    """Save a figure made elsewhere (a competition's own plot) the same way."""
-    return _save(figure, path)
 
 
 def training_curves(histories: dict[str, Path], path: Path, title: str) -> Path | None:
@@ -66,7 +61,7 @@ def training_curves(histories: dict[str, Path], path: Path, title: str) -> Path 
     axis.set(xlabel="epoch", ylabel="loss", title=title)
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.legend(fontsize=7, ncol=2)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def confusion_matrix(y_true: np.ndarray, y_predicted: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
@@ -83,7 +78,7 @@ def confusion_matrix(y_true: np.ndarray, y_predicted: np.ndarray, labels: list[s
     axis.set_yticks(range(classes), labels, fontsize=6)
     axis.set(xlabel="predicted", ylabel="true", title=title)
     figure.colorbar(image, ax=axis, fraction=0.04, label="share of the true class")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def per_label_scores(scores: dict[str, float], path: Path, title: str, xlabel: str) -> Path:
@@ -94,4 +89,4 @@ def per_label_scores(scores: dict[str, float], path: Path, title: str, xlabel: s
     axis.barh(range(len(ordered)), [value for _, value in ordered])
     axis.set_yticks(range(len(ordered)), [name for name, _ in ordered], fontsize=6)
     axis.set(xlabel=xlabel, title=title)
-    return _save(figure, path)
+    return save(figure, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,6 +18,7 @@ from common import io
 from common.competition import get
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
+from competitions.uberct import synth as uber_synth
 
 @pytest.fixture(scope="module")
 def small(competition_data) -> Path:
@@ -153,6 +155,35 @@ def test_synth_is_deterministic(small, tmp_path):
     get("uberct").synth(again, seed=0, scale="small")
     for path in sorted(p for p in small.rglob("*") if p.is_file()):
         assert (again / path.relative_to(small)).read_bytes() == path.read_bytes(), path.name
+
+
+def test_synth_keeps_the_factors_that_recompose_its_rates(small):
+    """The factors the generator keeps give its rates bit for bit; each of them counts;
+    multiplied in logs from the fields alone they give the rate the module docstring
+    describes; and the answers written for the same seed are 1 - exp(-rate)."""
+    generator = uber_synth.Generator(uber_synth.SCALES["small"], seed=0)
+    _, rates, _ = generator.simulate()
+    f = generator.factors
+    assert np.array_equal(f.rates(), rates)
+
+    days, hod = f.day_of_hour, f.hour_of_day
+    log_rate = (f.log_risk[:, None] + f.drift[:, f.month_of_hour] + f.peakiness[:, None] * np.log(f.day_profile)[None, :]
+                + np.log(f.season_weather * f.city_day[days])[None, :] + 1.5 * np.log(f.road_day[f.road_of_segment][:, days])
+                + 1.2 * np.log(f.congestion[f.zone_of_segment][:, hod]) + np.log(f.roadworks[:, days]) + np.log(f.normaliser))
+    np.testing.assert_allclose(np.log(rates), log_rate, rtol=0, atol=1e-6)
+    assert rates[:, generator.train_mask].sum(dtype=np.float64) == pytest.approx(generator.scale.events, rel=1e-6)
+    assert f.roadworks.max() >= 3.0 and len(f.roadwork_episodes) == generator.scale.roadworks
+    segment, start, stop = f.roadwork_episodes[0]
+    assert (f.roadworks[segment, start:stop] >= 3.0).all() and (f.roadworks[segment, stop:] == 1.0).all()
+    for name in ["log_risk", "drift", "peakiness"]:
+        assert not np.allclose(replace(f, **{name: np.zeros_like(getattr(f, name))}).rates(), rates), name
+    for name in ["day_profile", "season_weather", "city_day", "road_day", "congestion", "roadworks"]:
+        assert not np.allclose(replace(f, **{name: np.ones_like(getattr(f, name))}).rates(), rates), name
+
+    test, ids = generator.test_cells()
+    written = pd.read_csv(small / "answers" / "probabilities.csv")
+    assert (written[uber_data.ID] == ids).all()
+    np.testing.assert_allclose(written["probability"], 1 - np.exp(-rates[:generator.known, test].T.ravel().astype(np.float64)), rtol=1e-5)
 
 
 @pytest.mark.slow

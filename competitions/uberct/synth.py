@@ -19,7 +19,7 @@ import json
 import string
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,11 @@ CAUSES = {
 }
 AGENCIES = (["Cameras", "Law Enforcement", "Other", "Freeway Management Centre"], [0.6, 0.15, 0.2, 0.05])
 VEHICLE_CLASSES = (["Light", "Short", "Medium", "Long"], [0.82, 0.10, 0.05, 0.03])
+# The parts of the process no input shows (bench/uberct_ceiling.py forms their expectations from these).
+RISK_NOISE_SD = 0.35             # a segment's own log risk, beyond its attributes and place
+CITY_DAY_SD = 0.08               # the city's day, log, independent by day
+ROAD_DAY_AR, ROAD_DAY_SD = 0.4, 0.18  # a road's day, log: AR(1) by day (observed on national roads via SANRAL)
+DRIFT_AR, DRIFT_SD = 0.85, 0.1   # a segment's drift, log: AR(1) by month from 0
 SITE_PLACES = ["Plattekloof", "Airport", "Potsdam", "Durbanville", "Somerset West", "Koeberg", "Borcherds Quarry", "Sable"]
 
 
@@ -75,6 +80,53 @@ def synth(out_dir: Path, seed: int = 0, scale: str = "small") -> None:
     if scale not in SCALES:
         raise io.InputError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
     Generator(SCALES[scale], seed).write(Path(out_dir))
+
+
+@dataclass(frozen=True)
+class Factors:
+    """The factors of `Generator.rates`, kept so an analysis can swap one for what a
+    model could know (its expectation, a forecast) and recompose the rate with
+    `rates()`. Per-hour arrays run over `Generator.hours`, per-day over `Generator.days`."""
+
+    log_risk: np.ndarray          # segment: attributes, junctions, hotspots, noise
+    drift: np.ndarray             # segment x month, log: AR(1) with DRIFT_AR and innovation sd DRIFT_SD, 0 in month 0
+    month_of_hour: np.ndarray     # hour -> column of `drift`
+    day_of_hour: np.ndarray       # hour -> day
+    hour_of_day: np.ndarray       # hour -> 0..23
+    day_profile: np.ndarray       # hour: working-day or resting-day profile, raised to `peakiness`
+    peakiness: np.ndarray         # segment: by road class
+    season_weather: np.ndarray    # hour: season x yearly growth x weather
+    city_day: np.ndarray          # day: the city's day, exp(N(0, CITY_DAY_SD^2)), unobserved
+    road_day: np.ndarray          # road x day: the road's traffic level (raised to 1.5), seen in SANRAL counts on national roads
+    road_of_segment: np.ndarray   # segment -> row of `road_day`
+    zone_of_segment: np.ndarray   # segment -> row of `congestion`
+    congestion: np.ndarray        # zone x hour of day, mean 1 per zone (raised to 1.2)
+    roadwork_episodes: np.ndarray  # (segment, first day, stop day) rows, in drawing order
+    roadworks: np.ndarray         # segment x day: 3 on the segment, 1.8 on its road neighbours, per episode
+    normaliser: np.float64        # scales the training period to `Scale.events`
+
+    def rates(self) -> np.ndarray:
+        """The rate of every segment x hour (float32), in the generator's own order of
+        operations, so the true factors give its rates bit for bit."""
+        other = self.season_weather * self.city_day[self.day_of_hour]
+        months, days, hod = self.month_of_hour, self.day_of_hour, self.hour_of_day
+        rates = np.empty((len(self.log_risk), len(months)), dtype=np.float32)
+        for i in range(len(rates)):
+            rates[i] = (np.exp(self.log_risk[i] + self.drift[i, months]) * self.day_profile ** self.peakiness[i] * other
+                        * self.road_day[self.road_of_segment[i], days] ** 1.5 * self.congestion[self.zone_of_segment[i], hod] ** 1.2
+                        * self.roadworks[i, days])
+        rates *= np.float64(self.normaliser)  # a float64 scalar: a float32 product rounded once, as the generator did
+        return rates
+
+
+def roadworks_multiplier(episodes, segments: int, days: int, neighbours_along_road: list[np.ndarray]) -> np.ndarray:
+    """Segment x day multiplier of roadwork episodes (segment, first day, stop day):
+    x3 on the segment and x1.8 on its neighbours along the road, applied in order."""
+    roadworks = np.ones((segments, days), dtype=np.float32)
+    for segment, start, stop in episodes:
+        roadworks[segment, start:stop] *= 3.0
+        roadworks[neighbours_along_road[segment], start:stop] *= 1.8
+    return roadworks
 
 
 def _bump(x, centre, width):
@@ -161,7 +213,8 @@ class Generator:
         for centre in self.centroids[rng.choice(self.known, max(3, self.known // 18), replace=False)]:
             radius = rng.uniform(0.8, 2.5)
             log_risk += rng.normal(0.8, 0.3) * np.exp(-0.5 * np.sum((self.centroids - centre) ** 2, axis=1) / radius ** 2)
-        log_risk += rng.normal(0, 0.35, n)
+        self.risk_noise = rng.normal(0, RISK_NOISE_SD, n)  # kept: the part of the risk no attribute or place explains
+        log_risk += self.risk_noise
         self.neighbours_along_road = [np.flatnonzero((self.road_of == self.road_of[i]) & (np.abs(np.arange(n) - i) == 1)) for i in range(n)]
         return log_risk
 
@@ -193,10 +246,10 @@ class Generator:
     def road_days(self) -> np.ndarray:
         """Each road's traffic that day, relative to usual: an AR(1) in log."""
         roads = np.unique(self.road_of)
-        shocks = self.rng.normal(0, 0.18, (len(roads), len(self.days)))
+        shocks = self.rng.normal(0, ROAD_DAY_SD, (len(roads), len(self.days)))
         level = np.zeros_like(shocks)
         for d in range(len(self.days)):
-            level[:, d] = (0.4 * level[:, d - 1] if d else 0) + shocks[:, d]
+            level[:, d] = (ROAD_DAY_AR * level[:, d - 1] if d else 0) + shocks[:, d]
         self.road_names = roads
         self.road_day_levels = np.exp(level)
         return self.road_day_levels
@@ -216,7 +269,7 @@ class Generator:
 
     def rates(self, log_risk: np.ndarray) -> np.ndarray:
         """The incident rate of every segment x hour (float32), scaled so the training
-        period expects `scale.events` incidents."""
+        period expects `scale.events` incidents. Its factors stay on `self.factors`."""
         rng, hours = self.rng, self.hours
         n = len(self.vertices)
         holidays = public_holidays(range(hours[0].year, hours[-1].year + 1))
@@ -225,42 +278,49 @@ class Generator:
         hod = hours.hour.to_numpy()
         base = day_profile(hod, resting)
         years = (hours - hours[0]).days.to_numpy() / 365.25
-        other = (1 + 0.12 * np.cos(2 * np.pi * (hours.day_of_year.to_numpy() - 190) / 365.25)) * 1.05 ** years
-        other *= self.weather_factor
+        season_weather = (1 + 0.12 * np.cos(2 * np.pi * (hours.day_of_year.to_numpy() - 190) / 365.25)) * 1.05 ** years
+        season_weather *= self.weather_factor
         day_index = ((dates - dates[0]).days).to_numpy()
-        other *= np.exp(rng.normal(0, 0.08, len(self.days)))[day_index]  # the city's day, unobserved
+        city_day = np.exp(rng.normal(0, CITY_DAY_SD, len(self.days)))  # the city's day, unobserved
         road_day = self.road_days()
-        road_index = np.searchsorted(self.road_names, self.road_of)
-        congestion = self.congestion / self.congestion.mean(axis=1, keepdims=True)
         months = (hours.year.to_numpy() - hours[0].year) * 12 + hours.month.to_numpy() - 1
         drift = np.zeros((n, months.max() + 1))
         for m in range(1, drift.shape[1]):
-            drift[:, m] = 0.85 * drift[:, m - 1] + rng.normal(0, 0.1, n)
-        roadworks = np.ones((n, len(self.days)), dtype=np.float32)
+            drift[:, m] = DRIFT_AR * drift[:, m - 1] + rng.normal(0, DRIFT_SD, n)
+        episodes = []
         for _ in range(self.scale.roadworks):
             segment = rng.integers(self.known)
             start = rng.integers(len(self.days))
-            stop = start + rng.integers(30, 100)
-            roadworks[segment, start:stop] *= 3.0
-            roadworks[self.neighbours_along_road[segment], start:stop] *= 1.8
-        peakiness = np.array([CLASS_PEAKINESS[c] for c in self.class_of])
-        rates = np.empty((n, len(hours)), dtype=np.float32)
-        for i in range(n):
-            rates[i] = (np.exp(log_risk[i] + drift[i, months]) * base ** peakiness[i] * other
-                        * road_day[road_index[i], day_index] ** 1.5 * congestion[self.zone_of[i], hod] ** 1.2
-                        * roadworks[i, day_index])
-        rates *= self.scale.events / rates[:, self.train_mask].sum(dtype=np.float64)
+            episodes.append((segment, start, start + rng.integers(30, 100)))
+        unscaled = Factors(
+            log_risk=log_risk, drift=drift, month_of_hour=months, day_of_hour=day_index, hour_of_day=hod,
+            day_profile=base, peakiness=np.array([CLASS_PEAKINESS[c] for c in self.class_of]),
+            season_weather=season_weather, city_day=city_day, road_day=road_day,
+            road_of_segment=np.searchsorted(self.road_names, self.road_of), zone_of_segment=self.zone_of,
+            congestion=self.congestion / self.congestion.mean(axis=1, keepdims=True),
+            roadwork_episodes=np.array(episodes, dtype=np.int64).reshape(-1, 3),
+            roadworks=roadworks_multiplier(episodes, n, len(self.days), self.neighbours_along_road),
+            normaliser=np.float64(1.0))
+        rates = unscaled.rates()
+        normaliser = self.scale.events / rates[:, self.train_mask].sum(dtype=np.float64)
+        self.factors = replace(unscaled, normaliser=normaliser)
+        rates *= normaliser
         return rates
 
     # --- writing ---------------------------------------------------------------------
-    def write(self, out: Path) -> None:
-        out.mkdir(parents=True, exist_ok=True)
+    def simulate(self) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Draw the network, the weather, the rates and the incident counts: the hourly
+        weather table, and the rates and counts of every segment x hour."""
         self.network()
         log_risk = self.risk()
         weather = self.weather()
         self.zones()
         rates = self.rates(log_risk)
-        counts = self.rng.poisson(rates)
+        return weather, rates, self.rng.poisson(rates)
+
+    def write(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        weather, rates, counts = self.simulate()
         events = self.events(counts)
         self.write_segments(out / uber_data.SEGMENTS_ZIP)
         io.write_csv(self.incident_log(events[events["time"] < TEST_START]), out / uber_data.TRAIN_FILE)
@@ -340,11 +400,22 @@ class Generator:
                     info.compress_type = zipfile.ZIP_DEFLATED
                     archive.writestr(info, member.read_bytes())
 
-    def write_sample_and_answers(self, out: Path, rates: np.ndarray, counts: np.ndarray, events: pd.DataFrame) -> None:
+    def test_cells(self) -> tuple[np.ndarray, pd.Series]:
+        """The test hours (indices into `hours`) and the sample's ids in its row order:
+        hour by hour, each hour over the shapefile's segments. A segment x hour array
+        `a` gives the rows' values as `a[:known, test].T.ravel()`."""
         test = np.flatnonzero(self.hours > TEST_START)
         k = self.known
         stamps = self.hours[test].strftime(uber_data.ID_TIME_FORMAT).to_numpy()
-        ids = pd.Series(np.repeat(stamps, k)) + uber_data.ID_SEPARATOR + pd.Series(np.tile(self.ids[:k], len(test)))
+        return test, pd.Series(np.repeat(stamps, k)) + uber_data.ID_SEPARATOR + pd.Series(np.tile(self.ids[:k], len(test)))
+
+    def national_roads(self) -> list[str]:
+        """The roads with SANRAL counting sites (their traffic each day is observed)."""
+        return [r for r in self.road_names if r.startswith("N")]
+
+    def write_sample_and_answers(self, out: Path, rates: np.ndarray, counts: np.ndarray, events: pd.DataFrame) -> None:
+        test, ids = self.test_cells()
+        k = self.known
         labels = (counts[:k, test].T.ravel() > 0).astype(np.int8)
         probabilities = 1 - np.exp(-rates[:k, test].T.ravel().astype(np.float64))
         io.write_csv(pd.DataFrame({uber_data.ID: ids, uber_data.TARGET: np.zeros(len(ids), dtype=np.int8)}), out / uber_data.SAMPLE_FILE)
@@ -399,7 +470,7 @@ class Generator:
     def write_sanral(self, out: Path) -> None:
         """Hourly counts at two sites on each national road; the header changed in 2018."""
         rng = self.rng
-        national = [r for r in self.road_names if r.startswith("N")]
+        national = self.national_roads()
         if not national:
             return
         hours = self.hours

@@ -326,7 +326,7 @@ def main() -> None:
     parser.add_argument("--scale", default="full", choices=list(synth.SCALES), help="small: a quick check of the script")
     arguments = parser.parse_args()
     print(f"uptime: {uptime()}", flush=True)
-    summary = []
+    summary, chances = [], []  # chances: P(ratio >= 0.90) over the label redraws, best (c) and model
     for seed in arguments.seeds:
         started = time.perf_counter()
         g, rates, counts = simulate(seed, arguments.scale)
@@ -380,6 +380,8 @@ def main() -> None:
                   f"    label redraws ({arguments.draws}) of F1 / oracle hindsight F1: {interval(redrawn[:, names.index(name)])}", flush=True)
         ratios = {name: (scores[name][0] / oracle.f1, scores[name][1] / oracle.f1, expected[name]) for name in names}
         summary.append((seed, ratios[names[0]], ratios[names[1]], ratios[names[2]], best, ratios[best], ratios[names[-1]] if model is not None else None))
+        reaching = {name: float(np.mean(redrawn[:, names.index(name)] >= 0.90)) for name in noisy}
+        chances.append((reaching[best], reaching.get(noisy[-1]) if model is not None else None))
         print(f"  ({time.perf_counter() - started:.0f} s; load average {os.getloadavg()[1]:.1f} over 5 min)", flush=True)
 
     print("\nF1 / oracle F1 as hindsight / label-free / label-free expected")
@@ -387,6 +389,10 @@ def main() -> None:
     for seed, oracle_row, a, b, best, c, model_row in summary:
         cells = [f"{h:.3f}/{lf:.3f}/{e:.3f}" for h, lf, e in [oracle_row, a, b, c] + ([model_row] if model_row else [])]
         print(f"{seed:>4}  " + "  ".join(f"{cell:<19}" for cell in cells) + ("" if model_row else "  -") + f"   [(c): {best[4:]}]")
+    best_chance = np.prod([c for c, _ in chances])
+    model_chance = np.prod([m for _, m in chances]) if all(m is not None for _, m in chances) else None
+    print(f"P(>= 0.90 on every seed above) over the label redraws, seeds independent: best (c) {best_chance:.2f}"
+          + (f", model {model_chance:.2f}" if model_chance is not None else ""))
     print(f"uptime: {uptime()}")
 
 

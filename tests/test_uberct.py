@@ -18,6 +18,7 @@ from common import io
 from common.competition import get
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
+from competitions.uberct import model as uber_model
 from competitions.uberct import synth as uber_synth
 
 @pytest.fixture(scope="module")
@@ -136,6 +137,10 @@ def test_panel_matches_a_hand_built_case():
     assert a["history_days"] == 3
     assert a["neighbour_rate_all"] == pytest.approx(1 / 72)  # only B is within 3 km of A
     assert c["neighbour_rate_all"] == 0
+    # The offset: the log of the all-history rate shrunk towards the city's (3 incidents in 3 x 72 hours), so C's is finite.
+    city, prior = 3 / (3 * 72), uber_features.PRIOR_INCIDENTS
+    for row, count in ((a, 2), (b, 1), (c, 0)):
+        assert row[uber_features.OFFSET] == pytest.approx(np.log((count + prior) / (72 + prior / city)), rel=1e-5)
     morning = frame[(frame["segment"] == "SAAAAAA") & (frame["hour"] == 8)].iloc[0]
     assert morning["rate_part_of_day"] == pytest.approx(2 / (3 * 4))  # two 08:xx incidents, 4 morning hours a day
     assert morning["weekday"] == 5 and morning["resting"] == 1  # 2020-01-04 was a Saturday
@@ -146,6 +151,22 @@ def test_panel_matches_a_hand_built_case():
 
     test = context.test_rows(hand_data())
     assert (test.as_of == 4).all() and len(test) == 3 * 23
+
+
+def test_the_model_starts_from_the_segment_rate_and_stays_calibrated():
+    """Rows of two segments, one ten times riskier, with their log rate as the offset and
+    negatives sampled at a quarter: the probabilities must come back at each segment's rate."""
+    rng = np.random.default_rng(0)
+    rate = rng.choice([0.004, 0.04], 100_000)
+    labels = (rng.random(len(rate)) < rate).astype(np.int8)
+    frame = pd.DataFrame({uber_features.OFFSET: np.log(rate).astype(np.float32), "noise": rng.normal(size=len(rate))})
+    sampled = (labels == 1) | (rng.random(len(rate)) < 0.25)
+    params = {**uber_model.parameters(True, 0, 1), "iterations": 20, "depth": 2}
+    booster = uber_model.train(frame[sampled], labels[sampled], 0.25, [], params)
+    p = uber_model.probabilities(booster, frame)
+    for level in (0.004, 0.04):
+        chosen = rate == level
+        assert p[chosen].mean() == pytest.approx(labels[chosen].mean(), rel=0.2)
 
 
 # --- end to end -------------------------------------------------------------------------

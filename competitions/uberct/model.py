@@ -13,6 +13,12 @@ a constant baseline of log(1/r) on the training pool absorbs that, so the model'
 output is the log-odds of the full panel and its probabilities are calibrated. That
 matters for the rule: it flags a number of rows proportional to the expected number
 of incidents, the sum of those probabilities.
+
+Each row also starts from its segment's incident rate over all of its history: the
+log of that rate, shrunk towards the city's (features.OFFSET), is added to the
+baseline in training and to the raw output in prediction. The trees then learn how
+the hour, the weather and the rest multiply that rate, instead of rebuilding a
+continuous rate from splits.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from common.thresholds import RateRule, best_threshold, expected_f1_count, fit_rate_rule, top_k
+from competitions.uberct.features import OFFSET
 
 log = logging.getLogger("compete")
 
@@ -59,19 +66,24 @@ def train(features: pd.DataFrame, labels: np.ndarray, negative_rate: float, cate
           validation: tuple[pd.DataFrame, np.ndarray] | None = None, early_stopping: int = 80):
     from catboost import CatBoostClassifier, Pool
 
-    baseline = np.full(len(labels), -np.log(negative_rate))
+    baseline = offset(features) - np.log(negative_rate)
     pool = Pool(features, labels, cat_features=categorical, baseline=baseline)
     booster = CatBoostClassifier(**params)
     if validation is None:
         return booster.fit(pool)
-    # Validation rows are not sampled: a zero baseline scores them at full-panel odds.
-    evaluation = Pool(validation[0], validation[1], cat_features=categorical, baseline=np.zeros(len(validation[1])))
+    # Validation rows are not sampled: the offset alone scores them at full-panel odds.
+    evaluation = Pool(validation[0], validation[1], cat_features=categorical, baseline=offset(validation[0]))
     return booster.fit(pool, eval_set=evaluation, early_stopping_rounds=early_stopping, use_best_model=True)
+
+
+def offset(features: pd.DataFrame) -> np.ndarray:
+    """The log-odds each row starts from: its segment's shrunk log rate."""
+    return features[OFFSET].to_numpy(dtype=np.float64)
 
 
 def probabilities(booster, features: pd.DataFrame) -> np.ndarray:
     raw = booster.predict(features, prediction_type="RawFormulaVal", thread_count=booster.get_params().get("thread_count", -1))
-    return 1.0 / (1.0 + np.exp(-raw))
+    return 1.0 / (1.0 + np.exp(-(raw + offset(features))))
 
 
 def calibration(labels: np.ndarray, p: np.ndarray) -> float:

@@ -59,12 +59,13 @@ def baseline_cnn(data: Path, passes: int, seed: int = 0) -> pd.DataFrame:
 
     torch.manual_seed(seed)
     torch.set_num_threads(1 if os.getloadavg()[0] > (os.cpu_count() or 1) else torch.get_num_threads())
-    labelled = pd.read_csv(data / "train_metadata.csv").merge(pd.read_csv(data / "train_labels.csv"), on=ID)
+    sequence_labels = pd.read_csv(data / "train_labels.csv")
+    labelled = pd.read_csv(data / "train_metadata.csv").merge(sequence_labels, on=ID)
     labelled["season"] = labelled[ID].map(season_of)
     held_out = validation_split(labelled, seed, share=0.5)  # the sequences the default run validates on
     train, valid = labelled[~held_out].reset_index(drop=True), labelled[held_out].reset_index(drop=True)
     test = pd.read_csv(data / "test_metadata.csv")
-    prior = pd.read_csv(data / "train_labels.csv")[list(CLASSES)].mean().to_numpy()
+    prior = sequence_labels[list(CLASSES)].mean().to_numpy()
 
     def frames(files):
         arrays = [inference.read_image(data / name, BASELINE_SIZE) for name in files]

@@ -429,26 +429,30 @@ def runtime_profiles():
 
 
 @runtime.command("test")
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("submission", type=click.Path(path_type=Path))
 @DATA
-@click.option("--competition", "competition_name", metavar="COMP", help="The competition whose format the output must have (for a zip not built by compete).")
+@click.option("--hidden", type=click.Path(path_type=Path), help="A folder of hidden test files (and their sample) shown over --data's, as the platform's rerun swaps them in.")
+@click.option("--competition", "competition_name", metavar="COMP", help="The competition whose format the output must have (for a submission not built by compete).")
 @click.option("--profile", help="The runtime to emulate (`compete runtime profiles`); default: the competition's.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Keep the submission.csv the bundle wrote here.")
-@click.option("--time-limit", type=float, help="Seconds before the bundle is killed; default: the profile's.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Keep the output the submission wrote here.")
+@click.option("--time-limit", type=float, help="Seconds before the run is killed; default: the profile's.")
 @click.option("--memory-limit", type=float, help="Resident memory limit in GB, enforced like docker --memory (a memory cgroup).")
 @click.option("--smoke", type=int, metavar="N", help="Run on the first N test items only, as a smoke test does.")
-@click.option("--keep", is_flag=True, help="Keep the scratch folder (unpacked bundle, outputs) and print where it is.")
-@click.option("--skip-env-check", is_flag=True, help="Run even when the bundle fails the profile's environment check.")
+@click.option("--keep", is_flag=True, help="Keep the scratch folder (unpacked submission, outputs) and print where it is.")
+@click.option("--skip-env-check", is_flag=True, help="Run even when the submission fails the profile's environment check.")
 @click.option("--unisolated", is_flag=True, hidden=True, help="Where no sandbox can be built: run WITHOUT isolation or the runtime's paths.")
 @user_errors
-def runtime_test(bundle, data_dir, competition_name, profile, out, time_limit, memory_limit, smoke, keep, skip_env_check, unisolated):
-    """Run BUNDLE as the platform's hidden-test runtime would: the profile's paths, data
+def runtime_test(submission, data_dir, hidden, competition_name, profile, out, time_limit, memory_limit, smoke, keep,
+                 skip_env_check, unisolated):
+    """Run SUBMISSION (a DrivenData bundle, or a Kaggle package folder) as the platform's
+    hidden-test runtime would: the profile's paths, only the files its container holds,
     read-only, no network, the time and memory limits; validate the output it writes.
     Prints wall time, CPU seconds and peak memory; exit 1 with the reason if it fails."""
-    from common import packaging
-    result = packaging.run_bundle(bundle, data_dir, out=out, competition=competition_name, profile=profile,
-                                  time_limit=time_limit, memory_limit=memory_limit, smoke=smoke, keep=keep,
-                                  skip_env_check=skip_env_check, unisolated=unisolated)
+    from common.runtimes import runner
+    competition = runner.resolve(submission, data_dir, competition_name)
+    result = runner.run_test(submission, competition, data_dir, hidden=hidden, profile=profile, out=out,
+                             time_limit=time_limit, memory_limit=memory_limit, smoke=smoke, keep=keep,
+                             skip_env_check=skip_env_check, unisolated=unisolated)
     if not result.isolated:
         click.echo("warning: ran WITHOUT network isolation, the runtime's paths or a read-only data mount (--unisolated)", err=True)
     for note in result.notes:
@@ -466,7 +470,7 @@ def runtime_test(bundle, data_dir, competition_name, profile, out, time_limit, m
     if result.workdir is not None:
         click.echo(f"kept: {result.workdir}")
     if not result.ok:
-        click.echo(f"FAILED: {result.reason}", err=True)
+        click.echo(f"FAILED: {result.failure + ': ' if result.failure else ''}{result.reason}", err=True)
         sys.exit(1)
     click.echo(f"passed on {result.profile} in {result.seconds:.1f} s: {result.submission} is valid")
 

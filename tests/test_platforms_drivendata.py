@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.runtimes import runner
 from common import packaging
 from common.competition import get
 
-needs_sandbox = pytest.mark.skipif(not packaging.sandbox_available()[0], reason="unshare --net --mount unavailable here")
+needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="unshare --net --mount unavailable here")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ leaderboard. `submit` does what can be done locally and says exactly what is lef
 1. build the bundle from a run directory (or take a built `submission.zip`), with the
    packager every code submission uses (common/packaging.py);
 2. run it as the competition's hidden-test runtime would (its `runtime_profile`, e.g.
-   hakuna-madata; common.packaging.run_bundle), on the data folder given, with no
+   hakuna-madata; common.runtimes.runner.run_test), on the data folder given, with no
    network, and validate the `submission.csv` it wrote against the submission format there;
 3. print the bundle's path, size and checksum, and where to upload it.
 
@@ -57,12 +57,13 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
     else:
         raise PlatformError(f"{file}: give a run directory (from `compete fit {competition.name}`) or a built "
                             f"submission.zip (from `compete package {competition.name}`)")
-    isolated, why = packaging.sandbox_available()
+    from common.runtimes import runner
+    isolated, why = runner.sandbox_available()
     if not isolated:
         raise PlatformError(f"{bundle}: cannot run it as the {competition.runtime_profile} runtime would here ({why}); "
                             f"upload it by hand at {page(competition, 'submissions')} once `compete runtime test` passes "
                             f"on a machine that can")
-    result = packaging.run_bundle(bundle, data_dir, competition=competition.name, profile=competition.runtime_profile)
+    result = runner.run_test(bundle, competition, data_dir)
     if not result.ok:
         raise RuntimeTestFailed(f"{bundle}: not ready to upload, the {result.profile} runtime test on {data_dir} failed: "
                                 f"{result.reason} (log: {result.log})")

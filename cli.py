@@ -356,15 +356,20 @@ def host():
 @click.option("--top", required=True, type=int, help="Keep the N classes with the most files.")
 @click.option("--test-size", default=0.33, show_default=True, help="Share of each class that goes to the test set.")
 @click.option("--label-column", default="label", show_default=True, help="Name of the label column in Train.csv.")
+@click.option("--hidden-test", type=float, is_flag=False, flag_value=0.5, metavar="[SHARE]",
+              help="A code competition's pair: SHARE (default 0.5) of each class's test files form the hidden test, "
+                   "kept in answers/hidden/ for `compete runtime test --hidden`.")
 @SEED
 @QUIET
 @user_errors
-def host_mask(source, out, top, test_size, label_column, seed, quiet):
+def host_mask(source, out, top, test_size, label_column, hidden_test, seed, quiet):
     """Build a competition from SOURCE (one sub-folder per class, or a CSV of file,label):
     random ids, per-class split, files re-encoded with nothing of their origin left."""
     from common.masking import mask
-    result = mask(source, out, top=top, test_size=test_size, seed=seed, label_column=label_column, quiet=quiet)
+    result = mask(source, out, top=top, test_size=test_size, seed=seed, label_column=label_column, quiet=quiet,
+                  hidden_test=hidden_test)
     click.echo(f"{len(result.classes)} classes, {result.train} train and {result.test} test files"
+               + (f", {result.hidden} hidden test files ({result.out / 'answers' / 'hidden'})" if hidden_test else "")
                + (f", {result.rejected} unreadable file(s) left out (answers/rejected.csv)" if result.rejected else ""))
     click.echo(f"competition: {result.out}")
 

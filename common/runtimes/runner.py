@@ -163,21 +163,26 @@ class DataView:
 
 def data_view(profile, data_dir: Path, hidden: Path | None = None) -> DataView:
     """What of `data_dir` the profile's container holds (its `holds` patterns and the
-    files listed in its `holds_listed` CSVs; never answers/), with every file of
-    `hidden` shown over (or beside) the public file of the same path."""
+    files listed in its `holds_listed` CSVs; never answers/). With `hidden`, the rerun's
+    swap: each top-level file or folder of `hidden` replaces the public one of that name
+    whole (a hidden Test/ folder shows instead of the public Test/, not beside it)."""
     import pandas as pd
 
     data_dir = Path(data_dir)
-    every = sorted(path.relative_to(data_dir).as_posix() for path in data_dir.rglob("*")
-                   if path.is_file() and path.relative_to(data_dir).parts[0] != NEVER_HELD)
-    held = {name for name in every if any(fnmatch.fnmatch(name, pattern) for pattern in profile.holds)}
-    files = {name: data_dir / name for name in sorted(held)}
+
+    def listing(folder: Path) -> list[str]:
+        return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*")
+                      if path.is_file() and path.relative_to(folder).parts[0] != NEVER_HELD)
+
+    held = [name for name in listing(data_dir) if any(fnmatch.fnmatch(name, pattern) for pattern in profile.holds)]
+    files = {name: data_dir / name for name in held}
     notes = []
     if hidden is not None:
-        replaced = sorted(path.relative_to(hidden).as_posix() for path in Path(hidden).rglob("*")
-                          if path.is_file() and path.relative_to(hidden).parts[0] != NEVER_HELD)
+        replaced = listing(Path(hidden))
+        swapped = {Path(name).parts[0] for name in replaced}
+        files = {name: path for name, path in files.items() if Path(name).parts[0] not in swapped}
         files.update({name: Path(hidden) / name for name in replaced})
-        notes.append(f"hidden test: {len(replaced)} file(s) of {hidden} shown over the public ones")
+        notes.append(f"hidden test: {', '.join(sorted(swapped))} of {hidden} shown instead of the public one(s)")
     for listing, column in profile.holds_listed.items():
         if listing not in files:
             continue

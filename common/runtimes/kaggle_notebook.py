@@ -159,7 +159,7 @@ COLAB_BASE = """
     vega-datasets wadllib wandb wasabi watchdog watchfiles wcwidth weasel webcolors webencodings
     websocket-client websockets Werkzeug wheel widgetsnbextension wordcloud wrapt wurlitzer xarray
     xarray-einstats xgboost xlrd xxhash xyzservices yarl ydf yellowbrick yfinance zict zipp zstandard
-""".split()
+""".split()  # noqa: SIM905  (a block of 724 names reads better than 724 literals)
 
 UNINSTALLED = ("google-cloud-bigquery-storage",)  # Dockerfile.tmpl: `uv pip uninstall --system`
 
@@ -176,21 +176,21 @@ def _packages(gpu: bool) -> dict[str, str | None]:
     return {**{name: None for name in (*names, *KAGGLE, *extra)}, **PINNED}
 
 
-COMMON = dict(
-    source="Kaggle/docker-python: Dockerfile.tmpl @b4fdbdad, kaggle_requirements.txt @01d659bb; "
-           "googlecolab/backend-info: pip-freeze.gpu.txt @4647a1df, os-info-gpu.txt @66982a15; "
-           "kaggle_evaluation (core/templates.py, core/base_gateway.py) in competitions' data folders",
-    platform="kaggle",
-    kind="notebook",
-    root="/kaggle/working",
-    data=("/kaggle/input/competitions/{slug}", "/kaggle/input/{slug}"),
-    datasets="/kaggle/input/{dataset}",
-    writable=("/kaggle/working", "/kaggle/temp", "/tmp"),
-    output="submission.csv",
-    python="3.12.12",
-    environment={"KAGGLE_IS_COMPETITION_RERUN": "True", "KAGGLE_KERNEL_RUN_TYPE": "Batch"},
-    holds=("**",),  # a Kaggle notebook sees all the competition's public files (answers/ is never public)
-)
+COMMON = {
+    "source": "Kaggle/docker-python: Dockerfile.tmpl @b4fdbdad, kaggle_requirements.txt @01d659bb; "
+              "googlecolab/backend-info: pip-freeze.gpu.txt @4647a1df, os-info-gpu.txt @66982a15; "
+              "kaggle_evaluation (core/templates.py, core/base_gateway.py) in competitions' data folders",
+    "platform": "kaggle",
+    "kind": "notebook",
+    "root": "/kaggle/working",
+    "data": ("/kaggle/input/competitions/{slug}", "/kaggle/input/{slug}"),
+    "datasets": "/kaggle/input/{dataset}",
+    "writable": ("/kaggle/working", "/kaggle/temp", "/tmp"),
+    "output": "submission.csv",
+    "python": "3.12.12",
+    "environment": {"KAGGLE_IS_COMPETITION_RERUN": "True", "KAGGLE_KERNEL_RUN_TYPE": "Batch"},
+    "holds": ("**",),  # a Kaggle notebook sees all the competition's public files (answers/ is never public)
+}
 
 PROFILE = Profile(
     name="kaggle-notebook",

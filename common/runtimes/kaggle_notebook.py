@@ -183,9 +183,10 @@ COMMON = {
     "platform": "kaggle",
     "kind": "notebook",
     "root": "/kaggle/working",
-    "data": ("/kaggle/input/competitions/{slug}", "/kaggle/input/{slug}"),
+    "data": "/kaggle/input/competitions/{slug}",
+    "data_aliases": ("/kaggle/input/{slug}",),  # the official templates' path; both are served
     "datasets": "/kaggle/input/{dataset}",
-    "writable": ("/kaggle/working", "/kaggle/temp", "/tmp"),
+    "writable": ("/kaggle/temp", "/tmp"),  # besides root, /kaggle/working
     "output": "submission.csv",
     "python": "3.12.12",
     "environment": {"KAGGLE_IS_COMPETITION_RERUN": "True", "KAGGLE_KERNEL_RUN_TYPE": "Batch"},

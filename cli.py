@@ -426,11 +426,13 @@ def runtime():
 def runtime_profiles():
     """The hidden-test runtimes compete can emulate: name, Python, layout, source."""
     from common import runtimes
+    width = max(map(len, runtimes.names())) + 1
     for name in runtimes.names():
         profile = runtimes.get(name)
-        click.echo(f"{name:15} Python {profile.python:8} root {profile.root:16} data {profile.data} (read-only)")
-        click.echo(f"{'':15} {profile.description}; {len(profile.packages)} packages")
-        click.echo(f"{'':15} from {profile.source}")
+        data = " and ".join((profile.data, *profile.data_aliases))
+        click.echo(f"{name:{width}} Python {profile.python:8} root {profile.root:16} data {data} (read-only)")
+        click.echo(f"{'':{width}} {profile.description}; {len(profile.packages)} packages")
+        click.echo(f"{'':{width}} from {profile.source}")
 
 
 @runtime.command("test")

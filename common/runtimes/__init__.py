@@ -24,6 +24,8 @@ from common import io
 
 PROFILES = {
     "hakuna-madata": "common.runtimes.hakuna_madata:PROFILE",
+    "kaggle-notebook": "common.runtimes.kaggle_notebook:PROFILE",
+    "kaggle-notebook-gpu": "common.runtimes.kaggle_notebook:GPU_PROFILE",
     "snomed-ct": "common.runtimes.snomed_ct:PROFILE",
 }
 

@@ -1,6 +1,6 @@
 """Kaggle notebooks (CPU and GPU), as a code competition's rerun runs them.
 
-Read from (see /work/notes/kaggle_facts.md for each fact with its source):
+Read from (each fact with the repository, path and commit it came from):
 - Kaggle/docker-python Dockerfile.tmpl (stored versions b4fdbdad165297e970081efaceae97cfe0ee43f2
   and 00192f2d02aeb5f9afa6356e6a9f561e2a622e31; the 2026-08 commit 78aaa43 is not stored in
   the index): FROM ${BASE_IMAGE}:${BASE_IMAGE_TAG}, Colab's runtime image (PR #1444 "Use

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
 import sys
 import threading
 import types
@@ -58,7 +59,7 @@ facts = {
     'rerun': os.environ.get('KAGGLE_IS_COMPETITION_RERUN'),
     'host': {path: os.path.exists(path) for path in %(host)r},
     'home': sorted(os.listdir(%(home)r)) if os.path.isdir(%(home)r) else [],
-    'writes': {folder: writable(folder) for folder in ['/kaggle/working', '/tmp', '/kaggle', '/kaggle/input',
+    'writes': {folder: writable(folder) for folder in ['/kaggle/working', '/tmp', '/kaggle/temp', '/kaggle', '/kaggle/input',
                '%(input)s', '/kaggle/input/%(slug)s', '/kaggle/input/%(dataset)s']},
 }
 print('FACTS ' + json.dumps(facts))
@@ -75,7 +76,7 @@ def profile(monkeypatch):
         name="kaggle-notebook", description="Kaggle notebook rerun (scratch entry of the tests)",
         source="Kaggle/docker-python: Dockerfile.tmpl, kaggle_requirements.txt", root="/kaggle/working",
         data="/kaggle/input/competitions/{slug}", data_aliases=("/kaggle/input/{slug}",),
-        datasets="/kaggle/input/{dataset}", output="submission.csv", python="3.12",
+        datasets="/kaggle/input/{dataset}", writable=("/kaggle/temp", "/tmp"), output="submission.csv", python="3.12",
         packages={"pandas": None, "numpy": None, "scikit-learn": None}, time_limit=9 * 3600, platform="kaggle",
         kind="notebook", environment={"KAGGLE_IS_COMPETITION_RERUN": "True", "KAGGLE_KERNEL_RUN_TYPE": "Batch"})
     module = types.ModuleType("scratch_kaggle_profile")
@@ -176,8 +177,7 @@ def test_a_notebook_written_as_kaggles_templates_passes_and_is_scored(compete, p
     assert not any(seen["host"].values()), seen["host"]                       # the test's folder, the checkout
     interpreter = sandbox.python_environment()       # of home, only what leads to the interpreter may be there
     assert all(any(path.startswith(f"{Path.home()}/{entry}/") for path in interpreter) for entry in seen["home"]), seen["home"]
-    assert {folder: outcome for folder, outcome in seen["writes"].items() if outcome == "written"} == {
-        "/kaggle/working": "written", "/tmp": "written"}
+    assert {folder for folder, outcome in seen["writes"].items() if outcome == "written"} == {"/kaggle/working", *profile.writable}
     assert set(seen["writes"].values()) == {"written", "EROFS"}
     executed = nbformat.read(package.with_name("package.runtime") / "__notebook__.ipynb", as_version=4)
     assert "FACTS " in executed.cells[0].outputs[0]["text"]                   # the executed notebook, with its outputs
@@ -302,10 +302,19 @@ def test_a_notebook_with_internet_on_is_refused(compete, profile, data, tmp_path
 
 
 def test_a_notebook_importing_what_the_image_lacks_fails_the_environment_check(compete, profile, data, tmp_path):
-    package = make_package(tmp_path / "package", ["!pip install nothing-offline", "import os\nimport compete_missing_library"])
-    result = rerun(compete, package, data[0], "--unisolated")
+    """What the image lacks is named by cell and line; the dataset's modules and a
+    package shipped in the competition's files (kaggle_evaluation) are the notebook's own."""
+    public = tmp_path / "data"
+    shutil.copytree(data[0], public)
+    (public / "kaggle_evaluation").mkdir()
+    (public / "kaggle_evaluation" / "__init__.py").write_text("")
+    package = make_package(tmp_path / "package", ["import helper\nimport kaggle_evaluation",
+                                                  "import os\nimport compete_missing_library"])
+    result = rerun(compete, package, public, "--unisolated")
     assert result.exit_code == 1
-    assert "notebook.ipynb cell 2:2: imports compete_missing_library, which the kaggle-notebook runtime does not have" in result.output
+    assert "environment check failed: notebook.ipynb cell 2:2: imports compete_missing_library, which the kaggle-notebook " \
+           "runtime does not have" in result.output
+    assert "(and " not in result.output                    # helper and kaggle_evaluation are not reported
     assert "Running notebook.ipynb" not in (tmp_path / "package.runtime" / "log.txt").read_text()
 
 

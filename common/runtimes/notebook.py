@@ -11,7 +11,8 @@ What the rerun is (issue 20; the layout and environment are the profile's):
   (/kaggle/input/competitions/SLUG and /kaggle/input/SLUG), the hidden test files shown
   over the public ones, never answers/; the package's dataset read-only at
   /kaggle/input/DATASET-SLUG as the kaggle client uploads it (without its metadata
-  files); /kaggle/working and /tmp the only writable folders; no network; the time cap;
+  files); /kaggle/working and the profile's scratch folders (/kaggle/temp, /tmp) the only
+  writable ones; no network; the time cap;
   the profile's environment variables (KAGGLE_IS_COMPETITION_RERUN);
 - the output read from /kaggle/working, validated against the sample of the data the
   notebook was given, scored where the answers are known.
@@ -155,11 +156,11 @@ def run(package_dir: Path, competition, profile, data_dir: Path, hidden: Path | 
         if refusal:
             result.reason = refusal
             return result
+        view = runner.data_view(profile, data_dir, hidden)
         if skip_env_check:
             result.notes.append(f"environment check against {profile.name} skipped (--skip-env-check)")
-        elif runner.refuse_on_problems(result, check_environment(package, profile, workdir / "check"), profile):
+        elif runner.refuse_on_problems(result, check_environment(package, profile, view, workdir / "check"), profile):
             return result
-        view = runner.data_view(profile, data_dir, hidden)
         result.notes += view.notes
         given = link_view(view, workdir / "given")   # the data as the notebook sees it: its sample is the one to fit
         limit = runner.time_limit(profile, time_limit, result.notes)
@@ -292,18 +293,20 @@ def nbformat_write(notebook, path: Path) -> None:
     nbformat.write(notebook, str(path))
 
 
-def check_environment(package: Package, profile, folder: Path) -> list[str]:
+def check_environment(package: Package, profile, view: runner.DataView, folder: Path) -> list[str]:
     """The environment check on the dataset's code and on the notebook's cells (each
-    turned into plain Python as IPython runs it: `!pip ...` is a call), the dataset's
-    modules counting as the notebook's own."""
+    turned into plain Python as IPython runs it: `!pip ...` is a call), the modules of
+    the dataset and of the competition's files (kaggle_evaluation ships there) counting
+    as the notebook's own."""
     from IPython.core.inputtransformer2 import TransformerManager
 
     from common.runtimes import environment
 
-    problems, local = [], set()
+    problems = []
+    local = {Path(name).parts[0].removesuffix(".py") for name in view.files if name.endswith(".py")}
     if package.dataset is not None:
         problems += environment.check(package.dataset, profile)
-        local = {path.relative_to(package.dataset).parts[0].removesuffix(".py") for path in package.dataset.rglob("*.py")}
+        local |= {path.relative_to(package.dataset).parts[0].removesuffix(".py") for path in package.dataset.rglob("*.py")}
     folder.mkdir(parents=True, exist_ok=True)
     transform = TransformerManager().transform_cell
     for number, cell in enumerate(notebook_of(package).cells, start=1):
@@ -336,8 +339,9 @@ def layout(package: Package | None, view: runner.DataView, profile, slug: str, w
         (workdir / folder).mkdir(parents=True, exist_ok=True)
     if top != "/":
         skeleton = workdir / "skeleton"
-        for path in inside:
-            (skeleton / Path(path).relative_to(top)).mkdir(parents=True, exist_ok=True)
+        for path in [*inside, *writable]:
+            if Path(path).is_relative_to(top):   # the mount points under it (e.g. /kaggle/temp) are made here
+                (skeleton / Path(path).relative_to(top)).mkdir(parents=True, exist_ok=True)
         box.add(skeleton, top)
     for target in data_targets:
         box.mounts += runner.view_mounts(view, target, workdir / "data")

@@ -87,7 +87,10 @@ class Client(NotebookClient):
 
 
 def save(**_):
-    nbformat.write(notebook, NOTEBOOK)
+    try:
+        nbformat.write(notebook, NOTEBOOK)
+    except OSError:   # the notebook emptied its working directory: the log still has every output
+        pass
 
 
 def finish(code, **fields):

@@ -11,8 +11,6 @@ runtime/entrypoint.sh): `cd` to the root, unzip ./submission/submission.zip ther
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import sys
 import tempfile
@@ -22,23 +20,13 @@ from pathlib import Path
 from common import io
 from common.runtimes import runner
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-# Run inside the sandbox: hide this project's editable install from the bundle, so a
-# module missing from the zip fails here as it would on the platform.
+# Run inside the sandbox after runner.hide_project(): main.py as `python main.py` runs it.
 LAUNCHER = """\
-import runpy, sys
-sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
-sys.path_hooks[:] = [h for h in sys.path_hooks if not getattr(h, "__module__", "").startswith("__editable__")]
-sys.path_importer_cache.clear()
-sys.path[:] = [p for p in sys.path if p.rstrip("/") != {root!r}]
+import runpy
 sys.argv = [{entry!r}]
 sys.path.insert(0, "")
 runpy.run_path({entry!r}, run_name="__main__")
 """
-
-NETWORK_ERRORS = re.compile(r"Network is unreachable|Connection refused|Name or service not known|Temporary failure in name "
-                            r"resolution|No address associated|getaddrinfo failed|nodename nor servname|ConnectionError|URLError")
 
 
 def run(bundle: Path, competition, profile, data_dir: Path, hidden: Path | None = None, out: Path | None = None,
@@ -47,10 +35,7 @@ def run(bundle: Path, competition, profile, data_dir: Path, hidden: Path | None 
     from common.runtimes import environment
 
     check_inputs(bundle)
-    isolated, why = runner.sandbox_available()
-    if not isolated and not unisolated:
-        raise io.InputError(f"cannot isolate the bundle: the sandbox cannot be built here ({why}); run as root, or pass "
-                            f"--unisolated to run it WITHOUT network isolation, the runtime's paths or a read-only data mount")
+    isolated = runner.require_sandbox(unisolated, "bundle")
     workdir = Path(tempfile.mkdtemp(prefix="compete-runtime-"))
     try:
         code = unpack(bundle, workdir)
@@ -63,12 +48,8 @@ def run(bundle: Path, competition, profile, data_dir: Path, hidden: Path | None 
             return result
         if skip_env_check:
             result.notes.append(f"environment check against {profile.name} skipped (--skip-env-check)")
-        else:
-            result.problems = environment.check(code, profile)
-            if result.problems:
-                more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
-                result.reason = f"the {profile.name} environment check failed: {result.problems[0]}{more}"
-                return result
+        elif runner.refuse_on_problems(result, environment.check(code, profile), profile):
+            return result
         view = runner.data_view(profile, data_dir, hidden)
         result.notes += view.notes
         if smoke is not None:
@@ -77,9 +58,7 @@ def run(bundle: Path, competition, profile, data_dir: Path, hidden: Path | None 
             view.truth = cut.directory
             result.notes.append(f"smoke run: the first {smoke} row(s) of {competition.submission.sample_file} and the "
                                 f"test rows of their ids ({', '.join(sorted(cut.overlays))})")
-        limit = time_limit or profile.time_limit or runner.DEFAULT_TIME_LIMIT
-        if not time_limit and not profile.time_limit:
-            result.notes.append(f"time limit {limit / 3600:g} h: the {profile.name} repository states none")
+        limit = runner.time_limit(profile, time_limit, result.notes)
         outcome = execute(bundle, code, workdir, view, profile, log_path, limit, memory_limit, isolated, smoke=smoke is not None)
         result.seconds, result.resources = outcome.wall_seconds, outcome.resources()
         io.write_text(results / "resources.json", json.dumps(result.resources, indent=1) + "\n")
@@ -148,10 +127,8 @@ def execute(bundle: Path, code: Path, workdir: Path, view, profile, log_path: Pa
     if profile.private_log and not smoke:  # the runtime keeps a full run's own output out of the log
         output_log = log_path.with_name(Path(profile.private_log).name)
         output_log.write_text("")
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", "LANG": "C.UTF-8",
-                   "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
-                   **profile.environment}
-    command = [sys.executable, "-I", "-c", LAUNCHER.format(root=str(PROJECT_ROOT), entry=profile.entry)]
+    environment = runner.sandbox_environment(profile)
+    command = [sys.executable, "-I", "-c", runner.hide_project() + LAUNCHER.format(entry=profile.entry)]
     if not isolated:   # --unisolated: no runtime paths; the bundle runs where it was unpacked
         layout = sandbox.Layout(root=code, mounts=[sandbox.Mount(code, profile.root, True)], workdir=profile.root)
     outcome = sandbox.run(command, layout, output_log, environment, time_limit, memory_limit, isolated=isolated)
@@ -173,7 +150,7 @@ def failure(outcome, profile, code: Path, log_path: Path, time_limit: float, mem
     if outcome.memory_exceeded:
         return f"memory limit of {memory_limit:g} GB exceeded ({outcome.memory_mode}); the kernel killed the bundle"
     if outcome.returncode != 0:
-        if NETWORK_ERRORS.search(log_text):
+        if runner.NETWORK_ERRORS.search(log_text):
             return f"the bundle tried to reach the network, which the runtime does not have: {last}"
         if memory_limit and outcome.memory_mode.startswith("RLIMIT_AS") and (
                 "MemoryError" in log_text or "Cannot allocate memory" in log_text or outcome.returncode == -9):

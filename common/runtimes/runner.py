@@ -12,12 +12,16 @@ here:
   as the folder's layout allows;
 - the result (`RuntimeResult`), written beside the submission as `<name>.runtime/`
   (log.txt, resources.json);
-- validating the output against the sample of the data the code was given, and keeping it.
+- validating the output against the sample of the data the code was given, and keeping it;
+- what a run inside the sandbox is started with: the isolation required, the time limit,
+  the environment variables, the preamble hiding this project's own code from it.
 """
 from __future__ import annotations
 
 import fnmatch
 import json
+import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +32,20 @@ MANIFEST = "bundle.json"        # what a bundle built by `compete package` is (c
 PACKAGE_MANIFEST = "compete-package.json"   # the same, for a Kaggle package folder
 DEFAULT_TIME_LIMIT = 8 * 3600   # where a profile states none: DrivenData's usual limit
 NEVER_HELD = "answers"          # a data folder's answer key: held by no runtime
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# First lines of whatever Python runs inside the sandbox: hide this project's editable
+# install, so a module the submission lacks fails there as it would on the platform.
+HIDE_PROJECT = """\
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+sys.path_hooks[:] = [h for h in sys.path_hooks if not getattr(h, "__module__", "").startswith("__editable__")]
+sys.path_importer_cache.clear()
+sys.path[:] = [p for p in sys.path if p.rstrip("/") != {root!r}]
+"""
+
+NETWORK_ERRORS = re.compile(r"Network is unreachable|Connection refused|Name or service not known|Temporary failure in name "
+                            r"resolution|No address associated|getaddrinfo failed|nodename nor servname|ConnectionError|URLError")
 
 
 @dataclass
@@ -55,6 +73,43 @@ def sandbox_available() -> tuple[bool, str]:
 
 # ---------------------------------------------------------------- what is run, and where
 
+def require_sandbox(unisolated: bool, what: str) -> bool:
+    """Whether the run is isolated; without a sandbox, an InputError unless the user
+    asked for an unisolated run."""
+    isolated, why = sandbox_available()
+    if not isolated and not unisolated:
+        raise io.InputError(f"cannot isolate the {what}: the sandbox cannot be built here ({why}); run as root, or pass "
+                            f"--unisolated to run it WITHOUT network isolation, the runtime's paths or a read-only data mount")
+    return isolated
+
+
+def hide_project() -> str:
+    return HIDE_PROJECT.format(root=str(PROJECT_ROOT))
+
+
+def sandbox_environment(profile) -> dict[str, str]:
+    """The variables a run starts with: a minimal set, then the profile's own."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), **profile.environment}
+
+
+def time_limit(profile, given: float | None, notes: list[str]) -> float:
+    """--time-limit, else the profile's, else DrivenData's usual limit (said in `notes`)."""
+    limit = given or profile.time_limit or DEFAULT_TIME_LIMIT
+    if not given and not profile.time_limit:
+        notes.append(f"time limit {limit / 3600:g} h: the {profile.name} repository states none")
+    return limit
+
+
+def refuse_on_problems(result: RuntimeResult, problems: list[str], profile) -> bool:
+    """Record the environment check's problems on `result`; True when there are any."""
+    result.problems = problems
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        result.reason = f"the {profile.name} environment check failed: {problems[0]}{more}"
+    return bool(problems)
+
+
 def resolve(submission: Path, data_dir: Path, name: str | None = None):
     """The competition a submission is for: `name` (--competition), the manifest
     `compete package` wrote into it, or the code competition whose sample file the data
@@ -65,9 +120,9 @@ def resolve(submission: Path, data_dir: Path, name: str | None = None):
         return get(name)
     manifest = read_manifest(Path(submission))
     if manifest is not None:
-        try:
-            return get(manifest["competition"])
-        except (KeyError, TypeError):
+        try:   # a PLATFORM:SLUG package names the metric its run was fitted for
+            return get(manifest["competition"], manifest.get("metric"))
+        except (KeyError, TypeError, AttributeError):
             raise io.InputError(f"{submission}: its manifest names no competition; pass --competition") from None
     for candidate in names():
         competition = get(candidate)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import shutil
-import sys
 import threading
-import types
 from pathlib import Path
 
 import nbformat
@@ -67,23 +65,8 @@ print('FACTS ' + json.dumps(facts))
 
 
 @pytest.fixture
-def profile(monkeypatch):
-    """The kaggle-notebook profile; until the registry holds it, the same fields in a
-    scratch entry of this test's own."""
-    if "kaggle-notebook" in runtimes.PROFILES:
-        return runtimes.get("kaggle-notebook")
-    scratch = runtimes.Profile(
-        name="kaggle-notebook", description="Kaggle notebook rerun (scratch entry of the tests)",
-        source="Kaggle/docker-python: Dockerfile.tmpl, kaggle_requirements.txt", root="/kaggle/working",
-        data="/kaggle/input/competitions/{slug}", data_aliases=("/kaggle/input/{slug}",),
-        datasets="/kaggle/input/{dataset}", writable=("/kaggle/temp", "/tmp"), output="submission.csv", python="3.12",
-        packages={"pandas": None, "numpy": None, "scikit-learn": None}, time_limit=9 * 3600, platform="kaggle",
-        kind="notebook", environment={"KAGGLE_IS_COMPETITION_RERUN": "True", "KAGGLE_KERNEL_RUN_TYPE": "Batch"})
-    module = types.ModuleType("scratch_kaggle_profile")
-    module.PROFILE = scratch
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(runtimes.PROFILES, "kaggle-notebook", f"{module.__name__}:PROFILE")
-    return scratch
+def profile():
+    return runtimes.get("kaggle-notebook")
 
 
 def write_test(folder: Path, ids, x, answers: bool = True) -> None:
@@ -159,7 +142,7 @@ def probe(host: list[str]) -> str:
 @needs_sandbox
 def test_a_notebook_written_as_kaggles_templates_passes_and_is_scored(compete, profile, data, tmp_path):
     public, _ = data
-    package = make_package(tmp_path / "package", [probe([str(tmp_path), str(runner.PROJECT_ROOT)]),
+    package = make_package(tmp_path / "package", [probe([str(tmp_path), str(runner.PROJECT_ROOT / "cli.py"), str(runner.PROJECT_ROOT / ".git")]),
                                                   *TEMPLATE])
     result = rerun(compete, package, public, "--out", tmp_path / "out.csv")
     assert result.exit_code == 0, result.output

@@ -279,18 +279,22 @@ def score(competition, file, answers, metric):
 @click.option("-m", "--message", required=True, help="The submission's description on the platform.")
 @click.option("--dry-run", is_flag=True, help="Validate and check access and limits, but upload nothing.")
 @click.option("--wait", is_flag=True, help="Wait (up to 30 min) for the public score; record it on the run that made FILE.")
+@click.option("--profile", help="For code: the runtime to prove it on (`compete runtime profiles`); default: the package's or the competition's.")
 @METRIC
 @QUIET
 @user_errors
-def submit(competition, file, data_dir, message, dry_run, wait, metric, quiet):
+def submit(competition, file, data_dir, message, dry_run, wait, profile, metric, quiet):
     """Validate FILE against the sample in --data, then upload it to the platform.
 
     For a code competition FILE is a run directory or a built submission.zip: the bundle
     is run here with no network, its output validated, and the upload steps printed.
+    A Kaggle package folder (`compete package ... --profile kaggle-notebook`) is proven in
+    the rerun emulation, then its dataset, kernel and submission go up, a line per step.
     With --wait, exit 1 when the platform fails to score it or it is still pending."""
     from common import platforms, runs
     comp = _competition(competition, metric)
-    receipt = platforms.submit(comp, file, data_dir, message, dry_run=dry_run, quiet=quiet)
+    receipt = platforms.submit(comp, file, data_dir, message, dry_run=dry_run, quiet=quiet, profile=profile,
+                               progress=click.echo)
     for line in receipt.lines:
         click.echo(line)
     if not wait or dry_run:
@@ -302,7 +306,7 @@ def submit(competition, file, data_dir, message, dry_run, wait, metric, quiet):
             f"; see `compete submissions {competition}` later" if status.state == "pending" else ""), err=True)
         sys.exit(1)
     click.echo(f"public score ({comp.metric.name}): {status.public_score}")
-    run_dir = runs.record_leaderboard(comp, file, status.public_score, receipt.reference)
+    run_dir = runs.record_leaderboard(comp, file, status.public_score, receipt.reference, run_dir=receipt.run_dir)
     click.echo(f"recorded as lb_score of run {run_dir}" if run_dir else
                f"no run of {competition} made {file}: the score is recorded nowhere")
 

@@ -103,13 +103,27 @@ def read_package(root: Path, competition) -> Package:
     if not (kernel / KERNEL_METADATA).is_file():
         raise io.InputError(f"{kernel / KERNEL_METADATA}: not found; a Kaggle package holds its kernel folder there "
                             f"(`compete package {competition.name} ... --profile kaggle-notebook` writes one)")
-    dataset = Path(root) / manifest.get("dataset", "dataset")
-    if dataset.exists() and not (dataset / DATASET_METADATA).is_file():
+    name = manifest.get("dataset", "dataset")   # null: the package has no dataset
+    dataset = Path(root) / name if name else None
+    if dataset is not None and not dataset.exists():
+        dataset = None
+    if dataset is not None and not (dataset / DATASET_METADATA).is_file():
         raise io.InputError(f"{dataset / DATASET_METADATA}: not found; the dataset folder needs it for `datasets create`")
-    run_dir = manifest.get("run_dir")
-    return Package(Path(root), slug, kernel, dataset if dataset.exists() else None,
-                   str(manifest.get("output") or "submission.csv"), manifest.get("profile"),
-                   Path(run_dir) if run_dir else None)
+    return Package(Path(root), slug, kernel, dataset, str(manifest.get("output") or "submission.csv"),
+                   manifest.get("profile"), built_from(manifest, competition))
+
+
+def built_from(manifest: dict, competition) -> Path | None:
+    """The run the package was built from: `run_dir` (absolute), else `run` (its name)
+    among the competition's runs where `compete run` keeps them; None when unknown."""
+    from common import tracking
+
+    if manifest.get("run_dir"):
+        return Path(manifest["run_dir"])
+    if manifest.get("run"):
+        candidate = Path(tracking.ROOT) / competition.name / str(manifest["run"])
+        return candidate.resolve() if candidate.is_dir() else None
+    return None
 
 
 def _read_json(path: Path) -> dict:

@@ -884,3 +884,74 @@ def test_a_package_kaggle_would_refuse_is_refused_before_uploading(compete, kagg
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and expected in errors[0] and "kernel-metadata.json" in errors[0]
     assert "SaveKernel" not in kaggle.names()
+
+
+REAL_SLUG = "demo-rerun"
+REAL_NOTEBOOK = [
+    # `compete package --from` puts the folder's other files in the dataset, which Kaggle
+    # mounts at /kaggle/input/<dataset slug>/ (the slug compete names it: <competition>-compete-model)
+    "import os, sys\nimport pandas as pd\nsys.path.insert(0, '/kaggle/input/" + REAL_SLUG + "-compete-model')\nimport helper",
+    "folder = '/kaggle/input/competitions/" + REAL_SLUG + "'\n"
+    "if not os.path.isdir(folder):\n    folder = '/kaggle/input/" + REAL_SLUG + "'\n"
+    "test = pd.read_csv(os.path.join(folder, 'test.csv'))\n"
+    "test[['id']].assign(y=helper.predict(test.x)).to_csv('/kaggle/working/submission.csv', index=False)",
+]
+
+
+@pytest.fixture
+def real_rerun(kaggle, monkeypatch, tmp_path):
+    """The real rerun emulation (common/runtimes/notebook.py, in the sandbox) on a
+    competition of the test's own: its public files, and a folder `compete package
+    --from` takes (a notebook, the helper module it imports)."""
+    from common import runtimes
+    from common.platforms import kaggle_code
+    from common.runtimes import runner
+    pytest.importorskip("common.runtimes.notebook", reason="the rerun emulation has not landed on this branch")
+    import nbformat
+    if not runner.sandbox_available()[0]:
+        pytest.skip("no sandbox here: the rerun emulation cannot run")
+    if "kaggle-notebook" not in runtimes.PROFILES:   # the profile module is there before its registry line
+        monkeypatch.setitem(runtimes.PROFILES, "kaggle-notebook", "common.runtimes.kaggle_notebook:PROFILE")
+    for name, value in (("RUN_FIRST_POLL", 0.01), ("RUN_POLL", 0.01), ("READY_DELAYS", (0.01,) * 5)):
+        monkeypatch.setattr(kaggle_code, name, value)
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "train.csv").write_text("id,x,y\n" + "".join(f"{i},{i},{2 * i}\n" for i in range(1, 21)))
+    (public / "test.csv").write_text("id,x\n101,1.5\n102,2.5\n103,3.5\n")
+    (public / "sample_submission.csv").write_text("id,y\n101,0\n102,0\n103,0\n")
+    source = tmp_path / "mine"
+    source.mkdir()
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(cell) for cell in REAL_NOTEBOOK]
+    nbformat.write(notebook, str(source / "inference.ipynb"))
+    (source / "helper.py").write_text("def predict(x):\n    return 2 * x\n")
+    kaggle.run["files"] = {"submission.csv": "id,y\n101,3.0\n102,5.0\n103,7.0\n"}
+    return public, source
+
+
+def test_a_package_built_by_compete_is_proven_in_the_real_rerun_then_submitted(compete, kaggle, real_rerun, tmp_path):
+    """`compete package --from` writes the folders, the real emulation runs the notebook
+    offline in the sandbox, and the folders pass the kaggle client's own checks on their
+    way to the fake; a notebook that raises in the emulation uploads nothing."""
+    public, source = real_rerun
+    name, package = f"kaggle:{REAL_SLUG}", tmp_path / "package"
+    built = compete.in_process("package", name, "--from", source, "--profile", "kaggle-notebook", "--out", package)
+    assert built.exit_code == 0, built.output
+    result = compete.in_process("submit", name, package, "--data", public, "-m", "the real rerun", "--metric", "rmse")
+    assert result.exit_code == 0, result.output
+    assert "rerun emulation: passed on kaggle-notebook" in result.output
+    emulated = package.parent / "package.runtime" / "submission.csv"
+    assert emulated.read_text().splitlines()[1:] == ["101,3.0", "102,5.0", "103,7.0"]
+    assert [kaggle.names().count(rpc) for rpc in CREATING] == [1, 0, 1, 1]
+    pushed = kaggle.body("SaveKernel")
+    assert pushed["enableInternet"] is False and pushed["competitionDataSources"] == [REAL_SLUG]
+    assert kaggle.datasets[pushed["datasetDataSources"][0]]["files"] == ["helper.py"]
+
+    kaggle.calls.clear()
+    (source / "helper.py").write_text("def predict(x):\n    raise ValueError('no model here')\n")
+    broken = tmp_path / "broken"
+    assert compete.in_process("package", name, "--from", source, "--profile", "kaggle-notebook", "--out", broken).exit_code == 0
+    failed = compete.in_process("submit", name, broken, "--data", public, "-m", "broken", "--metric", "rmse")
+    assert failed.exit_code == 1
+    assert "not uploaded" in failed.output and "Notebook Threw Exception" in failed.output and "no model here" in failed.output
+    assert kaggle.calls == []

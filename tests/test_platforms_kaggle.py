@@ -811,6 +811,18 @@ def test_a_kernel_run_that_errors_reports_its_log_and_submits_nothing(compete, k
     assert "CreateCodeSubmission" not in kaggle.names()
 
 
+def test_a_run_still_going_when_the_wait_ends_is_left_unsubmitted_with_the_command(compete, kaggle, rerun, data_dir,
+                                                                                  tmp_path, monkeypatch):
+    from common.platforms import kaggle_code
+    monkeypatch.setattr(kaggle_code, "RUN_WAIT_SECONDS", 0.2)
+    kaggle.run["statuses"] = ["RUNNING"]
+    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "slow")
+    assert result.exit_code == 2
+    assert ("is still running after 0.2 s; nothing submitted; once it completes: kaggle competitions submit "
+            f"{SLUG} -f submission.csv -k alice/kaggle-demo-inference -v 1 -m MESSAGE") in result.output
+    assert kaggle.names().count("GetKernelSessionStatus") >= 2 and "CreateCodeSubmission" not in kaggle.names()
+
+
 def test_an_ambiguous_failure_of_the_submit_call_is_not_repeated(compete, kaggle, rerun, data_dir, tmp_path):
     kaggle.applied_then_fail["CreateCodeSubmission"] = (502, "Bad gateway")
     result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "only once")
@@ -854,6 +866,7 @@ def test_dry_run_runs_the_emulation_and_uploads_nothing(compete, kaggle, rerun, 
     assert result.exit_code == 0, result.output
     assert "rerun emulation: passed" in result.output and "signed in as alice" in result.output
     assert "would fill in OWNER with alice" in result.output
+    assert "the kaggle client's own checks accept kernel/kernel-metadata.json and dataset/dataset-metadata.json" in result.output
     assert "dry run: would create dataset alice/kaggle-demo-model, push kernel alice/kaggle-demo-inference" in result.output
     assert not set(kaggle.names()) & {*CREATING, "StartBlobUpload"} and not any(m == "PUT" for m, _, _ in kaggle.calls)
     assert {path: path.read_bytes() for path in package.rglob("*") if path.is_file()} == before
@@ -872,18 +885,28 @@ def test_wait_records_the_score_on_the_run_the_package_was_built_from(compete, k
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"title": "knl"}, "the kaggle client refuses it: Title must be at least five characters"),
-    ({"enable_internet": True}, "Kaggle scores no notebook with internet on"),
+    ({"title": "knl"}, "kernel-metadata.json: the kaggle client refuses it: Title must be at least five characters"),
+    ({"language": "julia"}, "kernel-metadata.json: the kaggle client refuses it: A valid language must be specified"),
+    ({"dataset_title": "model"}, "dataset-metadata.json: the kaggle client refuses it: The dataset title must be between "
+                                 "6 and 50 characters"),
+    ({"enable_internet": True}, "kernel-metadata.json: enable_internet is true"),
     ({"id": "bob/kaggle-demo-inference"}, "is bob's, but the credentials from KAGGLE_API_TOKEN are alice's"),
     ({"dataset_sources": []}, "the notebook would not see the model files"),
 ])
 def test_a_package_kaggle_would_refuse_is_refused_before_uploading(compete, kaggle, rerun, data_dir, tmp_path, change,
                                                                   expected):
-    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path, **change), "--data", data_dir, "-m", "x")
+    """What the client's own checks refuse (run on the folders, with no request) or what
+    Kaggle would: one line naming the file, and nothing uploaded, not even the dataset."""
+    change = dict(change)
+    package = make_package(tmp_path, **{key: value for key, value in change.items() if key != "dataset_title"})
+    if "dataset_title" in change:
+        metadata = package / "dataset" / "dataset-metadata.json"
+        metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "title": change["dataset_title"]}))
+    result = compete.in_process("submit", "kaggle-demo", package, "--data", data_dir, "-m", "x")
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and expected in errors[0] and "kernel-metadata.json" in errors[0]
-    assert "SaveKernel" not in kaggle.names()
+    assert len(errors) == 1 and expected in errors[0]
+    assert not set(kaggle.names()) & {*CREATING, "StartBlobUpload"}
 
 
 REAL_SLUG = "demo-rerun"

@@ -153,11 +153,50 @@ def check_metadata(package: Package) -> tuple[dict, dict | None]:
     if dataset is not None and dataset.get("id") not in (kernel.get("dataset_sources") or []):
         raise io.InputError(f"{where}: dataset_sources does not hold the package's dataset {dataset.get('id')!r} "
                             f"({package.dataset_metadata}); the notebook would not see the model files")
-    for key, metadata in (("id", kernel), ("id", dataset or {"id": "x/x"})):
-        if not isinstance(metadata.get(key), str) or metadata[key].count("/") != 1:
-            path = where if metadata is kernel else package.dataset_metadata
-            raise io.InputError(f"{path}: id {metadata.get(key)!r} is not OWNER/SLUG")
+    for path, metadata in ((where, kernel), (package.dataset_metadata, dataset)):
+        if metadata is not None and (not isinstance(metadata.get("id"), str) or metadata["id"].count("/") != 1):
+            raise io.InputError(f"{path}: id {metadata.get('id')!r} is not OWNER/SLUG")
     return kernel, dataset
+
+
+class _Checked(Exception):
+    """Raised where the client would open its connection: its checks are all behind it."""
+
+
+class _NoConnection:
+    def __enter__(self):
+        raise _Checked
+
+    def __exit__(self, *exc):
+        return False
+
+
+def client_checks(api, package: Package, dataset_exists: bool, quiet: bool) -> None:
+    """The client's own checks of the folders, with no request: `kernels_push` and
+    `dataset_create_new` / `dataset_create_version` check their metadata file and then
+    open their connection (kaggle_api_extended.py, kaggle 2.2.5), which here stops them.
+    So a folder the client refuses costs no upload, and a dry run proves them."""
+    calls = [(package.kernel_metadata, lambda: api.kernels_push(str(package.kernel)))]
+    if package.dataset is not None:
+        folder = str(package.dataset)
+        calls.append((package.dataset_metadata,
+                      (lambda: api.dataset_create_version(folder, "", quiet=True, dir_mode="zip")) if dataset_exists
+                      else (lambda: api.dataset_create_new(folder, quiet=True, dir_mode="zip"))))
+    connect = api.build_kaggle_client
+    api.build_kaggle_client = _NoConnection
+    try:
+        for metadata, call in calls:
+            try:
+                with web.client_output(quiet):
+                    call()
+            except _Checked:
+                continue
+            except (ValueError, KeyError, TypeError) as error:
+                raise io.InputError(f"{metadata}: the kaggle client refuses it: {' '.join(str(error).split())}") from None
+            raise PlatformError(f"{metadata}: the kaggle client went past its checks without connecting (a client "
+                                f"other than 2.2.5?); nothing uploaded")
+    finally:
+        api.build_kaggle_client = connect
 
 
 def fill_owner(package: Package, kernel: dict, dataset: dict | None, user: str, creds, write: bool) -> list[str]:
@@ -396,6 +435,10 @@ def submit(competition, root: Path, data_dir: Path, message: str, dry_run: bool 
     kernel_ref = kernel_metadata["id"]
     dataset_ref = dataset_metadata["id"] if dataset_metadata is not None else None
     before = dataset_state(api, dataset_ref, creds) if dataset_ref else None
+    client_checks(api, package, before is not None, quiet)
+    checked = [path.relative_to(package.root).as_posix() for path in (package.kernel_metadata, package.dataset_metadata)
+               if path is not None]
+    steps.say(f"the kaggle client's own checks accept {' and '.join(checked)}")
     if dry_run:
         dataset = ("" if dataset_ref is None else f"{'version' if before else 'create'} dataset {dataset_ref}"
                    + (f" (now at version {before[1]})" if before else "") + ", ")
@@ -406,7 +449,7 @@ def submit(competition, root: Path, data_dir: Path, message: str, dry_run: bool 
     if dataset_ref is not None:
         upload_dataset(api, package, dataset_ref, before, message, creds, quiet, steps)
     version = push_kernel(api, package, kernel_ref, creds, quiet, steps)
-    follow_run(api, kernel_ref, version, creds, steps)
+    follow_run(api, package, kernel_ref, version, creds, steps)
     output = fetch_output(api, package, competition, kernel_ref, version, data_dir, creds, steps)
     reference = submit_version(api, competition, package, kernel_ref, version, output, message, creds, quiet, steps)
     steps.say(f"see `compete submissions {competition.name}` for its score")
@@ -511,15 +554,24 @@ def push_kernel(api, package: Package, ref: str, creds, quiet: bool, steps: _Ste
     return version
 
 
-def follow_run(api, ref: str, version: int, creds, steps: _Steps) -> None:
+def follow_run(api, package: Package, ref: str, version: int, creds, steps: _Steps) -> None:
     """Look at the version's run until it ends, saying each new state; a failure ends
     with the last lines of its log."""
     target = f"{ref}/{version}"
     deadline = time.monotonic() + RUN_WAIT_SECONDS
     delay, said = RUN_FIRST_POLL, None
+
+    def look():
+        try:
+            return api.kernels_status(target)
+        except Exception as error:
+            if web.status_of(error) == 404:   # a version just pushed may take a moment to be listed
+                return None
+            raise
+
     while True:
-        answer = _read(lambda: api.kernels_status(target), f"kernel {ref} version {version} status", creds)
-        state = getattr(answer.status, "name", str(answer.status)).lower()
+        answer = _read(look, f"kernel {ref} version {version} status", creds)
+        state = "not listed yet" if answer is None else getattr(answer.status, "name", str(answer.status)).lower()
         if state != said:
             steps.say(f"kernel {ref} version {version}: {state}")
             said = state
@@ -534,9 +586,10 @@ def follow_run(api, ref: str, version: int, creds, steps: _Steps) -> None:
             raise KernelFailed(f"kernel {ref} version {version} ended in {state} on Kaggle{why}; nothing submitted; the "
                                f"log ends: {last}")
         if time.monotonic() + delay > deadline:
-            raise PlatformError(f"kernel {ref} version {version} is still {state} after {RUN_WAIT_SECONDS / 3600:.0f} h; "
-                                f"nothing submitted; once it completes: kaggle competitions submit SLUG -f FILE "
-                                f"-k {ref} -v {version} -m MESSAGE")
+            waited = f"{RUN_WAIT_SECONDS / 3600:.0f} h" if RUN_WAIT_SECONDS >= 3600 else f"{RUN_WAIT_SECONDS:.1f} s"
+            raise PlatformError(f"kernel {ref} version {version} is still {state} after {waited}; "
+                                f"nothing submitted; once it completes: kaggle competitions submit {package.slug} "
+                                f"-f {package.output} -k {ref} -v {version} -m MESSAGE")
         time.sleep(delay)
         delay = min(delay * 2, RUN_POLL)
 

@@ -203,7 +203,7 @@ class KaggleHandler(BaseHTTPRequestHandler):
         if body["ownerSlug"] != self.server.user:
             return self._json(403, {"code": 403, "message": f"Permission denied: {body['ownerSlug']} is not you"})
         if ref in self.server.datasets:
-            return self._json(200, {"status": "error", "error": f"The requested slug is already in use"})
+            return self._json(200, {"status": "error", "error": "The requested slug is already in use"})
         files = self._files(body)
         if not files:
             return self._json(400, {"code": 400, "message": "A dataset needs uploaded files"})
@@ -681,8 +681,8 @@ def test_submit_wait_on_a_file_no_run_made_still_prints_the_score(compete, kaggl
 # ---------------------------------------------------------------- code submissions: a package folder
 
 NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-                       "source": ["import pandas as pd\n", "pd.read_csv('/kaggle/input/x/sample_submission.csv')"
-                                  ".to_csv('/kaggle/working/submission.csv', index=False)\n"]}],
+                       "source": ["import pandas as pd\n", ("pd.read_csv('/kaggle/input/x/sample_submission.csv')"
+                                                             ".to_csv('/kaggle/working/submission.csv', index=False)\n")]}],
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
             "nbformat": 4, "nbformat_minor": 5}
 
@@ -887,8 +887,8 @@ def test_wait_records_the_score_on_the_run_the_package_was_built_from(compete, k
 @pytest.mark.parametrize("change, expected", [
     ({"title": "knl"}, "kernel-metadata.json: the kaggle client refuses it: Title must be at least five characters"),
     ({"language": "julia"}, "kernel-metadata.json: the kaggle client refuses it: A valid language must be specified"),
-    ({"dataset_title": "model"}, "dataset-metadata.json: the kaggle client refuses it: The dataset title must be between "
-                                 "6 and 50 characters"),
+    ({"dataset_title": "model"}, ("dataset-metadata.json: the kaggle client refuses it: The dataset title must be "
+                                  "between 6 and 50 characters")),
     ({"enable_internet": True}, "kernel-metadata.json: enable_internet is true"),
     ({"id": "bob/kaggle-demo-inference"}, "is bob's, but the credentials from KAGGLE_API_TOKEN are alice's"),
     ({"dataset_sources": []}, "the notebook would not see the model files"),

@@ -47,7 +47,8 @@ from typing import Any, Callable
 
 from common import io
 from common.platforms import Receipt, kaggle, web
-from common.platforms.errors import AccessError, CredentialsError, PlatformError, RuntimeTestFailed, UncertainSubmission
+from common.platforms.errors import (AccessError, CredentialsError, PlatformError, RuntimeTestFailed,
+                                     UncertainSubmission)
 
 log = logging.getLogger("compete")
 

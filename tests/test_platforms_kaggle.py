@@ -687,9 +687,10 @@ NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata":
             "nbformat": 4, "nbformat_minor": 5}
 
 
-def make_package(folder: Path, owner: str = "OWNER", run_dir: Path | None = None, **kernel) -> Path:
+def make_package(folder: Path, owner: str = "OWNER", run_dir: Path | None = None, notebook: dict = NOTEBOOK,
+                 helper: str = "", **kernel) -> Path:
     """A package folder laid out as `compete package ... --profile kaggle-notebook` writes
-    it (the spec both follow: the notes of issue 20)."""
+    it (the spec both follow: the notes of issue 20), its dataset holding `helper.py`."""
     root = folder / "package"
     (root / "kernel").mkdir(parents=True)
     (root / "dataset" / "common").mkdir(parents=True)
@@ -704,11 +705,12 @@ def make_package(folder: Path, owner: str = "OWNER", run_dir: Path | None = None
                 "dataset_sources": [f"{owner}/kaggle-demo-model"], "kernel_sources": [], "model_sources": []}
     metadata.update(kernel)
     (root / "kernel" / "kernel-metadata.json").write_text(json.dumps(metadata, indent=2))
-    (root / "kernel" / "notebook.ipynb").write_text(json.dumps(NOTEBOOK))
+    (root / "kernel" / "notebook.ipynb").write_text(json.dumps(notebook))
     (root / "dataset" / "dataset-metadata.json").write_text(json.dumps(
         {"title": "kaggle-demo model", "id": f"{owner}/kaggle-demo-model", "licenses": [{"name": "CC0-1.0"}]}))
     (root / "dataset" / "model.json").write_text('{"SalePrice": 180000}')
     (root / "dataset" / "common" / "__init__.py").write_text("")
+    (root / "dataset" / "helper.py").write_text(helper or "def predict(ids):\n    return [180000.0] * len(ids)\n")
     return root
 
 
@@ -750,7 +752,7 @@ def test_a_package_goes_through_every_step_once_in_order(compete, kaggle, rerun,
     assert [names.index(step) for step in steps] == sorted(names.index(step) for step in steps)
     assert [kaggle.names().count(name) for name in CREATING] == [1, 0, 1, 1]
     # The dataset: its files, folders zipped as `-r zip` does, and private.
-    assert kaggle.datasets["alice/kaggle-demo-model"]["files"] == ["common.zip", "model.json"]
+    assert kaggle.datasets["alice/kaggle-demo-model"]["files"] == ["common.zip", "helper.py", "model.json"]
     assert kaggle.datasets["alice/kaggle-demo-model"]["private"] is True
     # The kernel as the client sent it: the owner filled in, internet off, the sources
     # attached, each cell's source joined into one string (the client's own processing).
@@ -765,7 +767,7 @@ def test_a_package_goes_through_every_step_once_in_order(compete, kaggle, rerun,
     assert json.loads((package / "kernel" / "kernel-metadata.json").read_text())["id"] == "alice/kaggle-demo-inference"
     assert json.loads((package / "dataset" / "dataset-metadata.json").read_text())["id"] == "alice/kaggle-demo-model"
     for said in ("rerun emulation: passed on kaggle-notebook", "signed in as alice", "filled in OWNER with alice",
-                 "dataset alice/kaggle-demo-model: created with common.zip (common/ zipped), model.json",
+                 "dataset alice/kaggle-demo-model: created with common.zip (common/ zipped), helper.py, model.json",
                  "dataset alice/kaggle-demo-model: version 1 ready",
                  "kernel alice/kaggle-demo-inference: version 1 pushed", "version 1: running", "version 1: complete",
                  "wrote submission.csv, valid", "submitted kernel alice/kaggle-demo-inference version 1", "(ref 101)"):
@@ -909,72 +911,75 @@ def test_a_package_kaggle_would_refuse_is_refused_before_uploading(compete, kagg
     assert not set(kaggle.names()) & {*CREATING, "StartBlobUpload"}
 
 
-REAL_SLUG = "demo-rerun"
-REAL_NOTEBOOK = [
-    # `compete package --from` puts the folder's other files in the dataset, which Kaggle
-    # mounts at /kaggle/input/<dataset slug>/ (the slug compete names it: <competition>-compete-model)
-    "import os, sys\nimport pandas as pd\nsys.path.insert(0, '/kaggle/input/" + REAL_SLUG + "-compete-model')\nimport helper",
-    "folder = '/kaggle/input/competitions/" + REAL_SLUG + "'\n"
-    "if not os.path.isdir(folder):\n    folder = '/kaggle/input/" + REAL_SLUG + "'\n"
+# A notebook as Kaggle's templates write it: the competition's files from /kaggle/input
+# (either layout), the model code from the attached dataset, the output to /kaggle/working.
+REAL_NOTEBOOK = {"cells": [{"id": f"cell-{number}", "cell_type": "code", "execution_count": None, "metadata": {},
+                            "outputs": [], "source": source} for number, source in enumerate([
+    "import os, sys\nimport pandas as pd\nsys.path.insert(0, '/kaggle/input/kaggle-demo-model')\nimport helper",
+    f"folder = '/kaggle/input/competitions/{SLUG}'\nif not os.path.isdir(folder):\n    folder = '/kaggle/input/{SLUG}'\n"
     "test = pd.read_csv(os.path.join(folder, 'test.csv'))\n"
-    "test[['id']].assign(y=helper.predict(test.x)).to_csv('/kaggle/working/submission.csv', index=False)",
-]
+    "pd.DataFrame({'Id': test.Id, 'SalePrice': helper.predict(test.Id)}).to_csv('/kaggle/working/submission.csv', "
+    "index=False)"])],
+                 "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                 "nbformat": 4, "nbformat_minor": 5}
 
 
 @pytest.fixture
-def real_rerun(kaggle, monkeypatch, tmp_path):
-    """The real rerun emulation (common/runtimes/notebook.py, in the sandbox) on a
-    competition of the test's own: its public files, and a folder `compete package
-    --from` takes (a notebook, the helper module it imports)."""
-    from common import runtimes
+def real_rerun(kaggle, data_dir, monkeypatch):
+    """The real rerun emulation (common/runtimes/notebook.py: nbclient in the sandbox) on
+    the fake competition's public files."""
     from common.platforms import kaggle_code
     from common.runtimes import runner
     pytest.importorskip("common.runtimes.notebook", reason="the rerun emulation has not landed on this branch")
-    import nbformat
     if not runner.sandbox_available()[0]:
         pytest.skip("no sandbox here: the rerun emulation cannot run")
-    if "kaggle-notebook" not in runtimes.PROFILES:   # the profile module is there before its registry line
-        monkeypatch.setitem(runtimes.PROFILES, "kaggle-notebook", "common.runtimes.kaggle_notebook:PROFILE")
+    register(DemoKaggle, monkeypatch)
     for name, value in (("RUN_FIRST_POLL", 0.01), ("RUN_POLL", 0.01), ("READY_DELAYS", (0.01,) * 5)):
         monkeypatch.setattr(kaggle_code, name, value)
-    public = tmp_path / "public"
-    public.mkdir()
-    (public / "train.csv").write_text("id,x,y\n" + "".join(f"{i},{i},{2 * i}\n" for i in range(1, 21)))
-    (public / "test.csv").write_text("id,x\n101,1.5\n102,2.5\n103,3.5\n")
-    (public / "sample_submission.csv").write_text("id,y\n101,0\n102,0\n103,0\n")
-    source = tmp_path / "mine"
-    source.mkdir()
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(cell) for cell in REAL_NOTEBOOK]
-    nbformat.write(notebook, str(source / "inference.ipynb"))
-    (source / "helper.py").write_text("def predict(x):\n    return 2 * x\n")
-    kaggle.run["files"] = {"submission.csv": "id,y\n101,3.0\n102,5.0\n103,7.0\n"}
-    return public, source
+    (data_dir / "test.csv").write_text("Id,LotArea\n1461,9000\n1462,9100\n1463,9200\n")
+    return data_dir
 
 
-def test_a_package_built_by_compete_is_proven_in_the_real_rerun_then_submitted(compete, kaggle, real_rerun, tmp_path):
-    """`compete package --from` writes the folders, the real emulation runs the notebook
-    offline in the sandbox, and the folders pass the kaggle client's own checks on their
-    way to the fake; a notebook that raises in the emulation uploads nothing."""
-    public, source = real_rerun
-    name, package = f"kaggle:{REAL_SLUG}", tmp_path / "package"
-    built = compete.in_process("package", name, "--from", source, "--profile", "kaggle-notebook", "--out", package)
-    assert built.exit_code == 0, built.output
-    result = compete.in_process("submit", name, package, "--data", public, "-m", "the real rerun", "--metric", "rmse")
+def test_a_package_proven_in_the_real_rerun_is_submitted_and_a_failing_one_is_not(compete, kaggle, real_rerun, tmp_path):
+    """The emulation runs the package's notebook offline in the sandbox, reading the
+    competition's files and the dataset where Kaggle mounts them; what passes goes to the
+    fake, what raises uploads nothing and says Kaggle's name for the failure."""
+    package = make_package(tmp_path / "good", notebook=REAL_NOTEBOOK)
+    result = compete.in_process("submit", "kaggle-demo", package, "--data", real_rerun, "-m", "the real rerun")
     assert result.exit_code == 0, result.output
     assert "rerun emulation: passed on kaggle-notebook" in result.output
-    emulated = package.parent / "package.runtime" / "submission.csv"
-    assert emulated.read_text().splitlines()[1:] == ["101,3.0", "102,5.0", "103,7.0"]
+    emulated = tmp_path / "good" / "package.runtime" / "submission.csv"
+    assert emulated.read_text().splitlines() == ["Id,SalePrice", "1461,180000.0", "1462,180000.0", "1463,180000.0"]
     assert [kaggle.names().count(rpc) for rpc in CREATING] == [1, 0, 1, 1]
-    pushed = kaggle.body("SaveKernel")
-    assert pushed["enableInternet"] is False and pushed["competitionDataSources"] == [REAL_SLUG]
-    assert kaggle.datasets[pushed["datasetDataSources"][0]]["files"] == ["helper.py"]
 
     kaggle.calls.clear()
-    (source / "helper.py").write_text("def predict(x):\n    raise ValueError('no model here')\n")
-    broken = tmp_path / "broken"
-    assert compete.in_process("package", name, "--from", source, "--profile", "kaggle-notebook", "--out", broken).exit_code == 0
-    failed = compete.in_process("submit", name, broken, "--data", public, "-m", "broken", "--metric", "rmse")
+    broken = make_package(tmp_path / "broken", notebook=REAL_NOTEBOOK,
+                          helper="def predict(ids):\n    raise ValueError('no model here')\n")
+    failed = compete.in_process("submit", "kaggle-demo", broken, "--data", real_rerun, "-m", "broken")
     assert failed.exit_code == 1
-    assert "not uploaded" in failed.output and "Notebook Threw Exception" in failed.output and "no model here" in failed.output
+    assert "not uploaded" in failed.output and "Notebook Threw Exception: ValueError: no model here" in failed.output
     assert kaggle.calls == []
+
+
+def test_a_package_written_by_compete_package_goes_up(compete, kaggle, real_rerun, tmp_path):
+    """`compete package --from` writes the folders; they pass the rerun emulation and the
+    kaggle client's own checks on their way to the fake."""
+    from common import packaging
+    if not hasattr(packaging, "build_kaggle_from"):
+        pytest.skip("compete package writes no Kaggle package on this branch yet")
+    source = tmp_path / "mine"
+    source.mkdir()
+    notebook = json.loads(json.dumps(REAL_NOTEBOOK))
+    notebook["cells"][0]["source"] = notebook["cells"][0]["source"].replace("kaggle-demo-model", "kaggle-demo-compete-model")
+    (source / "inference.ipynb").write_text(json.dumps(notebook))
+    (source / "helper.py").write_text("def predict(ids):\n    return [180000.0] * len(ids)\n")
+    package = tmp_path / "package"
+    built = compete.in_process("package", "kaggle-demo", "--from", source, "--profile", "kaggle-notebook", "--out", package)
+    assert built.exit_code == 0, built.output
+    result = compete.in_process("submit", "kaggle-demo", package, "--data", real_rerun, "-m", "packaged")
+    assert result.exit_code == 0, result.output
+    assert "rerun emulation: passed on kaggle-notebook" in result.output
+    assert [kaggle.names().count(rpc) for rpc in CREATING] == [1, 0, 1, 1]
+    pushed = kaggle.body("SaveKernel")
+    assert pushed["enableInternet"] is False and pushed["competitionDataSources"] == [SLUG]
+    assert kaggle.datasets[pushed["datasetDataSources"][0]]["files"] == ["helper.py"]

@@ -211,3 +211,44 @@ def test_an_exception_in_predict_and_one_before_serving_are_the_notebooks(compet
     result = rerun(compete, package, data)
     assert result.exit_code == 1
     assert "FAILED: Notebook Threw Exception: FileNotFoundError: weights.pt" in result.output
+
+
+@needs_sandbox
+def test_the_time_cap_bounds_the_whole_rerun(compete, data, tmp_path):
+    package, marker = make_package(tmp_path / "package", data[1], body="time.sleep(120)")   # the first call: no deadline
+    result = rerun(compete, package, data, "--time-limit", 8)
+    assert result.exit_code == 1
+    assert "FAILED: Notebook Timeout: the rerun passed the time cap of 8 s" in result.output
+    assert left_behind(marker) == []
+
+
+@needs_sandbox
+def test_the_hidden_folders_own_gateway_runs_and_its_crash_is_named(compete, data, tmp_path):
+    """The hidden folder may carry its own package: that one is the gateway's. One that
+    cannot even start (here a module it imports is missing, as polars is for Kaggle's
+    own package in an environment without it) leaves no result.json: said in one line."""
+    public, hidden = data
+    broken = tmp_path / "hidden"
+    shutil.copytree(hidden, broken)
+    gateway = broken / "kaggle_evaluation" / "demo_gateway.py"
+    gateway.write_text("import compete_absent_module\n" + gateway.read_text())
+    package, _ = make_package(tmp_path / "package", broken)
+    result = rerun(compete, package, (public, broken))
+    assert result.exit_code == 1
+    assert ("FAILED: the gateway kaggle_evaluation.demo_gateway ended without result.json (exit 1): "
+            "ModuleNotFoundError: No module named 'compete_absent_module'") in result.output
+
+
+def test_a_package_without_a_gateway_module_is_refused_in_one_line(compete, data, tmp_path):
+    public, hidden = data
+    bare = tmp_path / "public"
+    shutil.copytree(public, bare)
+    (bare / "kaggle_evaluation" / "demo_gateway.py").rename(bare / "kaggle_evaluation" / "demo.py")
+    package, _ = make_package(tmp_path / "package", hidden)
+    result = compete.in_process("runtime", "test", package, "--data", bare, "--profile", "kaggle-notebook")
+    if not runner.sandbox_available()[0] or not network.available()[0]:
+        assert result.exit_code == 2 and "cannot be built here" in result.output
+        return
+    assert result.exit_code == 2
+    assert f"{bare / 'kaggle_evaluation'}: the rerun runs the competition's gateway" in result.output
+    assert "Traceback" not in result.output

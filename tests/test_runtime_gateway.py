@@ -144,7 +144,7 @@ def left_behind(marker: str) -> list[int]:
 
 @needs_sandbox
 def test_a_served_notebook_passes_the_gateway_holds_the_hidden_test_and_nothing_is_left(compete, data, tmp_path):
-    public, hidden = data
+    hidden = data[1]
     package, marker = make_package(tmp_path / "package", hidden)
     result = rerun(compete, package, data, "--out", tmp_path / "kept.parquet")
     assert result.exit_code == 0, result.output

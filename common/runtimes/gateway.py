@@ -35,9 +35,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common import io
 from common.runtimes import runner
+
+if TYPE_CHECKING:
+    from common.runtimes.sandbox import Outcome
 
 PACKAGE = "kaggle_evaluation"
 SERVER_HOST = "inference_server"   # base_gateway.py: relay.Client('inference_server' if IS_RERUN else 'localhost')
@@ -105,8 +109,8 @@ def gateway_module(view: runner.DataView) -> str:
 
 @dataclass
 class Rerun:
-    notebook: object               # sandbox.Outcome of the notebook's sandbox
-    gateway: object                # sandbox.Outcome of the gateway's
+    notebook: Outcome              # the notebook's sandbox
+    gateway: Outcome               # the gateway's
     first: str                     # "notebook" or "gateway": the side that ended on its own first
     output: Path                   # the gateway's working directory (submission.parquet, result.json)
     log: Path                      # the gateway's log
@@ -180,10 +184,9 @@ def verdict(rerun: Rerun, log_path: Path, time_limit: float, memory_limit: float
     if rerun.notebook.memory_exceeded:
         return "Notebook Exceeded Allowed Compute", (f"memory limit of {memory_limit:g} GB exceeded "
                                                      f"({rerun.notebook.memory_mode}); the kernel was killed")
-    if rerun.first == "notebook":   # the notebook's own failure says more than the gateway's view of it
-        state = notebook.status(log_path).get("state")
-        if state in ("exception", "dead", "error") or state is None:
-            return notebook.failure(rerun.notebook, log_path, Path("/nonexistent"), "", time_limit, memory_limit)
+    if rerun.first == "notebook" and notebook.status(log_path).get("state") != "ok":
+        # it threw, or its kernel died, before or while serving: its own failure says more than the gateway's view of it
+        return notebook.failure(rerun.notebook, log_path, rerun.output / OUTPUT, OUTPUT, time_limit, memory_limit)
     result = read_result(rerun.output / RESULT)
     if result is None:
         if rerun.first == "notebook":

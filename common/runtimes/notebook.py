@@ -24,7 +24,9 @@ FAQ says Notebook Threw Exception is reported for scripts only, a notebook that 
 then ending as Submission CSV Not Found; the exception is named here either way.)
 
 `layout` builds what the notebook's sandbox shows and `execute` runs it, separately, so
-that the kaggle_evaluation gateway can run in a second sandbox beside it.
+that the kaggle_evaluation gateway can run in a second sandbox beside it: where the
+competition's files hold a `kaggle_evaluation` package, the notebook serves and the
+gateway (gateway.py), which alone sees the hidden test, calls it and writes the output.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import io
-from common.runtimes import runner
+from common.runtimes import gateway, runner
 
 EXECUTED = "__notebook__.ipynb"   # the name Kaggle runs (and saves) the notebook under, in the working directory
 STATUS = "compete-rerun-status: "  # the launcher's last line: how the notebook ended, as JSON
@@ -148,7 +150,15 @@ def run(package_dir: Path, competition, profile, data_dir: Path, hidden: Path | 
     package = read_package(Path(package_dir))
     isolated = runner.require_sandbox(unisolated, "notebook")
     output = package.output or profile.output
-    results = runner.results_folder(package.folder, [output, "resources.json", EXECUTED])
+    served = gateway.serves(data_dir)   # a kaggle_evaluation competition: the notebook serves, the gateway calls
+    if served:
+        from common.runtimes import network
+        linkable, why = network.available()
+        if not isolated or not linkable:
+            raise io.InputError(f"{data_dir / gateway.PACKAGE}: a kaggle_evaluation rerun runs the notebook and the gateway "
+                                f"in two sandboxes joined by a private link, which cannot be built here "
+                                f"({why or 'no sandbox'})")
+    results = runner.results_folder(package.folder, [output, "resources.json", EXECUTED, *gateway.RESULTS])
     log_path = results / "log.txt"
     workdir = Path(tempfile.mkdtemp(prefix="compete-rerun-"))
     result = runner.RuntimeResult(False, "", log_path, None, 0.0, isolated, profile=profile.name, results=results,
@@ -159,7 +169,7 @@ def run(package_dir: Path, competition, profile, data_dir: Path, hidden: Path | 
         if refusal:
             result.reason = refusal
             return result
-        view = runner.data_view(profile, data_dir, hidden)
+        view = runner.data_view(profile, data_dir, None if served else hidden)   # served: the hidden test is the gateway's
         if skip_env_check:
             result.notes.append(f"environment check against {profile.name} skipped (--skip-env-check)")
         elif runner.refuse_on_problems(result, check_environment(package, profile, view, workdir / "check"), profile):
@@ -179,12 +189,30 @@ def run(package_dir: Path, competition, profile, data_dir: Path, hidden: Path | 
         with open(log_path, "a") as log_file:
             log_file.write(f"compete runtime test: the {profile.name} rerun ({profile.source.split(':')[0]})\n"
                            f"Running {package.code_file.name} as {profile.root}/{EXECUTED}\n")
-        outcome = execute(box, profile, log_path, limit, memory_limit, isolated)
-        result.seconds, result.resources = outcome.wall_seconds, outcome.resources()
+        if served:
+            shown = runner.data_view(profile, data_dir, hidden)
+            result.notes += [f"{note}, to the gateway alone (the notebook sees the public files, as on Kaggle)"
+                             for note in shown.notes]
+            rerun = gateway.run(box, profile, competition.slug, shown, workdir, log_path, limit, memory_limit)
+            outcome = rerun.notebook
+            result.seconds = rerun.seconds
+            result.resources = {**outcome.resources(), "gateway": rerun.gateway.resources()}
+        else:
+            outcome = execute(box, profile, log_path, limit, memory_limit, isolated)
+            result.seconds, result.resources = outcome.wall_seconds, outcome.resources()
         io.write_text(results / "resources.json", json.dumps(result.resources, indent=1) + "\n")
         if (working / EXECUTED).is_file():
             io.write_bytes(results / EXECUTED, (working / EXECUTED).read_bytes())
             result.notes.append(f"executed notebook: {results / EXECUTED}")
+        if served:
+            if (rerun.output / gateway.RESULT).is_file():
+                io.write_bytes(results / gateway.RESULT, (rerun.output / gateway.RESULT).read_bytes())
+            result.notes.append(f"gateway {rerun.module}: log {rerun.log}")
+            result.failure, result.reason = gateway.verdict(rerun, log_path, limit, memory_limit)
+            if result.failure or result.reason:
+                return result
+            return gateway.collect(result, competition, rerun, link_view(shown, workdir / "gateway-given"), data_dir,
+                                   hidden, out, workdir)
         result.failure, result.reason = failure(outcome, log_path, working / output, f"{profile.root}/{output}", limit,
                                                 memory_limit)
         if result.failure or result.reason:
@@ -371,15 +399,15 @@ def link_view(view: runner.DataView, folder: Path) -> Path:
     return folder
 
 
-def execute(box, profile, log_path: Path, time_limit: float, memory_limit: float | None, isolated: bool):
+def execute(box, profile, log_path: Path, time_limit: float, memory_limit: float | None, isolated: bool, stop=None):
     """The notebook in `box`'s working directory (EXECUTED) run by the launcher, under
-    the limits; the outputs go to `log_path` as they come."""
+    the limits (and until `stop` is set); the outputs go to `log_path` as they come."""
     from common.runtimes import sandbox
 
     command = [sys.executable, "-I", "-c", runner.hide_project() + LAUNCHER, EXECUTED, runner.hide_project() + KERNEL,
                STATUS]
     return sandbox.run(command, box, log_path, runner.sandbox_environment(profile), time_limit, memory_limit,
-                       isolated=isolated)
+                       isolated=isolated, stop=stop)
 
 
 # ---------------------------------------------------------------- the outcome

@@ -33,9 +33,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -93,6 +94,9 @@ class Layout:
     root: Path                 # an empty host folder the sandbox's / is built on
     mounts: list[Mount]
     workdir: str
+    # a network namespace to join (a path under /run/netns, network.open_link) instead of an empty one of its own
+    network: Path | None = None
+    hosts: dict[str, str] = field(default_factory=dict)   # name -> address, added to /etc/hosts
 
     def add(self, source: Path, target: str, writable: bool = False) -> None:
         self.mounts.append(Mount(Path(source), target, writable))
@@ -109,6 +113,7 @@ class Outcome:
     peak_memory_bytes: int | None      # as the cgroup counts it (page cache included)
     peak_rss_bytes: int                # resident memory of the process tree, polled
     gpu_memory_bytes: int | None       # None: no GPU here
+    stopped: bool = False              # ended by the caller's `stop`, not by itself nor the time limit
 
     def resources(self) -> dict:
         megabytes = lambda value: None if value is None else round(value / 2 ** 20, 1)  # noqa: E731
@@ -273,9 +278,10 @@ class Poller(threading.Thread):
 
 
 def run(command: list[str], layout: Layout, log_path: Path, environment: dict, time_limit: float,
-        memory_limit_gb: float | None, isolated: bool = True) -> Outcome:
+        memory_limit_gb: float | None, isolated: bool = True, stop: threading.Event | None = None) -> Outcome:
     """Run `command` inside the sandbox described by `layout` (or, not `isolated`, as a
-    plain child in `layout.code`), under the limits; its output goes to `log_path`."""
+    plain child in `layout.code`), under the limits; its output goes to `log_path`.
+    Setting `stop` kills the run as the time limit would, and it ends `stopped`."""
     limit_bytes = int(memory_limit_gb * 1024 ** 3) if memory_limit_gb else None
     group, why = MemoryCgroup.create(limit_bytes)
     if group is not None:
@@ -283,11 +289,19 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
                        else f"none (measured in a memory cgroup v{group.version})")
     else:
         memory_mode = f"RLIMIT_AS {memory_limit_gb:g} GB (address space; {why})" if limit_bytes else f"none ({why})"
+    scratch = None
     if isolated:
         # the environment last, so that a private /tmp cannot hide an interpreter living under the host's /tmp
         mounts = list(layout.mounts) + [Mount(Path(path), path) for path in python_environment()]
+        if layout.hosts:   # the host's /etc/hosts stays as it is: the sandbox's own is mounted over it
+            scratch = Path(tempfile.mkdtemp(prefix="compete-hosts-"))
+            (scratch / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n"
+                                           + "".join(f"{address}\t{name}\n" for name, address in layout.hosts.items()))
+            mounts.append(Mount(scratch / "hosts", "/etc/hosts"))
         lines = "".join(f"{'rw' if mount.writable else 'ro'}|{mount.source}|{mount.target}\n" for mount in mounts)
-        command = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
+        joined = ["nsenter", f"--net={layout.network}"] if layout.network else []
+        command = [*joined, "unshare", *([] if layout.network else ["--net"]), "--mount", "--pid", "--fork", "--kill-child",
+                   "--propagation", "private",
                    "sh", "-c", SETUP, "sandbox", str(layout.root), layout.workdir, lines, CAPABILITIES, *command]
         cwd = layout.root
     else:
@@ -303,19 +317,13 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    timed_out = False
     try:
         with open(log_path, "ab") as log_file:
             process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log_file,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=prepare)
             poller = Poller(process.pid)
             poller.start()
-            try:
-                returncode = process.wait(timeout=time_limit)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill(process, group)
-                returncode = process.returncode
+            returncode, timed_out, stopped = _wait(process, group, time_limit, stop)
             poller.stopped.set()
             poller.join()
         wall = time.perf_counter() - started
@@ -324,10 +332,12 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
         peak = group.peak() if group is not None else None
         return Outcome(returncode, timed_out, memory_exceeded, memory_mode, wall,
                        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-                       peak, poller.peak_rss, poller.peak_gpu)
+                       peak, poller.peak_rss, poller.peak_gpu, stopped)
     finally:
         if group is not None:
             group.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 @functools.cache
@@ -344,6 +354,21 @@ def python_environment() -> list[str]:
     project = str(Path(__file__).resolve().parents[2])   # an editable install's path entry: never shown
     kept = sorted(path for path in candidates if not path.startswith(system) and path not in ("/", project))
     return [path for path in kept if not any(path.startswith(other + "/") for other in kept if other != path)]
+
+
+def _wait(process: subprocess.Popen, group: MemoryCgroup | None, time_limit: float,
+          stop: threading.Event | None) -> tuple[int | None, bool, bool]:
+    """(exit code, timed out, stopped): the run's end, killed at the time limit or once `stop` is set."""
+    deadline = time.perf_counter() + time_limit
+    while True:
+        left = deadline - time.perf_counter()
+        try:
+            return process.wait(timeout=max(0.0, left if stop is None else min(left, 0.1))), False, False
+        except subprocess.TimeoutExpired:
+            stopped = stop is not None and stop.is_set()
+            if stopped or time.perf_counter() >= deadline:
+                _kill(process, group)
+                return process.returncode, not stopped, stopped
 
 
 def _kill(process: subprocess.Popen, group: MemoryCgroup | None) -> None:

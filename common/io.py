@@ -61,7 +61,7 @@ class Source:
             with open(self.path, "rb") as handle:
                 yield handle
         else:
-            with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as handle:
+            with open_member(self.path, self.member) as handle:
                 yield handle
 
     def read_bytes(self) -> bytes:
@@ -515,19 +515,176 @@ def clear_cache() -> list[tuple[Path, int]]:
     return removed
 
 
-def safe_extract(archive: Path | str, destination: Path | str) -> list[Path]:
-    """Unzip refusing any member that would land outside `destination` (zip slip)."""
-    destination = Path(destination).resolve()
-    destination.mkdir(parents=True, exist_ok=True)
-    written = []
+# --- archives: bounded unpacking --------------------------------------------------------
+# A zip declares each member's size, and can lie: every unpack checks the declared total
+# against a limit first, then counts the bytes it actually writes, and stops at the limit.
+
+UNPACK_LIMIT_VARIABLE = "COMPETE_UNPACK_LIMIT_GB"
+UNPACK_LIMIT_GB = 64.0          # a competition's data archive (README: "Archives")
+BUNDLE_UNPACK_LIMIT_GB = 4.0    # a code submission's bundle: code and model weights
+GB = 10 ** 9
+COPY_BLOCK = 1 << 20
+
+
+def unpack_limit(default_gb: float = UNPACK_LIMIT_GB) -> int:
+    """The most bytes one archive may unpack to: $COMPETE_UNPACK_LIMIT_GB when set (it
+    raises or lowers every command's limit), else `default_gb`."""
+    text = os.environ.get(UNPACK_LIMIT_VARIABLE, "").strip()
+    if not text:
+        return int(default_gb * GB)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise InputError(f"{UNPACK_LIMIT_VARIABLE}={text!r}: not a positive number of GB")
+    return int(value * GB)
+
+
+def _size(count: float) -> str:
+    for unit, scale in (("GB", GB), ("MB", 10 ** 6), ("kB", 10 ** 3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{int(count)} bytes"
+
+
+def _over_limit(archive, what: str, limit: int) -> InputError:
+    return InputError(f"{archive}: {what}, over the {_size(limit)} unpack limit (a zip bomb?); "
+                      f"if the archive is genuine, raise it with {UNPACK_LIMIT_VARIABLE}=N (GB)")
+
+
+def check_archive(archive: Path | str, limit: int | None = None) -> list[zipfile.ZipInfo]:
+    """The members of a zip, checked before anything is unpacked: readable, and the
+    sizes it declares (their sum) within `limit` (default `unpack_limit()`)."""
+    limit = unpack_limit() if limit is None else limit
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            members = opened.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise InputError(f"{archive}: cannot be read as a zip ({_one_line(error)})") from None
+    declared = sum(member.file_size for member in members)
+    if declared > limit:
+        largest = max(members, key=lambda member: member.file_size)
+        raise _over_limit(archive, f"declares {_size(declared)} unpacked ({largest.filename!r} alone "
+                                   f"{_size(largest.file_size)})", limit)
+    return members
+
+
+class _Budget:
+    """Bytes an unpack may still produce; the count is of bytes actually read out, never
+    of what the zip's headers say."""
+
+    def __init__(self, archive, limit: int):
+        self.archive, self.limit, self.used = archive, limit, 0
+
+    def spend(self, count: int, member: str) -> None:
+        self.used += count
+        if self.used > self.limit:
+            raise _over_limit(self.archive, f"{member!r} unpacks past the limit ({_size(self.used)} so far)", self.limit)
+
+
+def copy_bounded(source: IO[bytes], target: IO[bytes], budget: _Budget, member: str) -> int:
+    """Copy block by block, counting: stops with an InputError once the budget is spent."""
+    copied = 0
+    while block := source.read(COPY_BLOCK):
+        budget.spend(len(block), member)
+        target.write(block)
+        copied += len(block)
+    return copied
+
+
+class _BoundedReader(io.RawIOBase):
+    """A zip member's stream that fails once more than the limit has been read from it."""
+
+    def __init__(self, handle: IO[bytes], budget: _Budget, member: str):
+        self.handle, self.budget, self.member = handle, budget, member
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.handle.read(len(buffer))
+        self.budget.spend(len(data), self.member)
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _member_error(archive, member: str, error: Exception) -> InputError:
+    return InputError(f"{archive}: member {member!r} cannot be unpacked ({_one_line(error)}); "
+                      f"the zip is damaged or its sizes are forged")
+
+
+def open_member(archive: Path | str, member: str, limit: int | None = None):
+    """A context manager: `member` of the zip as a bounded binary stream (data read in
+    place, never unpacked to disk)."""
+    return _open_member(Path(archive), member, unpack_limit() if limit is None else limit)
+
+
+@contextlib.contextmanager
+def _open_member(archive: Path, member: str, limit: int) -> Iterator[IO[bytes]]:
     with zipfile.ZipFile(archive) as opened:
-        for member in opened.infolist():
-            target = (destination / member.filename).resolve()
-            if not target.is_relative_to(destination) or member.filename.startswith("/"):
-                raise InputError(f"{archive}: member {member.filename!r} escapes the extraction folder")
-            if (member.external_attr >> 16) & 0o170000 == 0o120000:
-                raise InputError(f"{archive}: member {member.filename!r} is a symbolic link")
-        for member in opened.infolist():
-            opened.extract(member, destination)
-            written.append(destination / member.filename)
-    return written
+        info = opened.getinfo(member)
+        if info.file_size > limit:
+            raise _over_limit(f"{archive}!{member}", f"declares {_size(info.file_size)} unpacked", limit)
+        with opened.open(info) as handle:
+            try:
+                yield io.BufferedReader(_BoundedReader(handle, _Budget(f"{archive}!{member}", limit), member), COPY_BLOCK)
+            except zipfile.BadZipFile as error:
+                raise _member_error(archive, member, error) from None
+
+
+def safe_extract(archive: Path | str, destination: Path | str, limit: int | None = None) -> list[Path]:
+    """Unzip refusing any member that would land outside `destination` (zip slip), a
+    symbolic link, and an archive that declares or writes more than `limit` bytes
+    (default `unpack_limit()`) or more than the disk has free. Members are unpacked into
+    a staging folder beside `destination` and moved in at the end: a refused or failed
+    unpack leaves nothing behind."""
+    import shutil
+
+    limit = unpack_limit() if limit is None else limit
+    members = check_archive(archive, limit)
+    destination = Path(destination).resolve()
+    for member in members:
+        target = (destination / member.filename).resolve()
+        if not target.is_relative_to(destination) or member.filename.startswith("/"):
+            raise InputError(f"{archive}: member {member.filename!r} escapes the extraction folder")
+        if (member.external_attr >> 16) & 0o170000 == 0o120000:
+            raise InputError(f"{archive}: member {member.filename!r} is a symbolic link")
+    created = not destination.exists()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    declared = sum(member.file_size for member in members)
+    free = shutil.disk_usage(destination.parent).free
+    if declared > free:
+        raise InputError(f"{archive}: unpacks to {_size(declared)}, but {destination.parent} has {_size(free)} free")
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.unpacking-", dir=destination.parent))
+    budget = _Budget(archive, limit)
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            for member in members:
+                target = staging / member.filename
+                if member.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with opened.open(member) as source, open(target, "wb") as sink:
+                        copy_bounded(source, sink, budget, member.filename)
+                except (zipfile.BadZipFile, EOFError, NotImplementedError) as error:
+                    raise _member_error(archive, member.filename, error) from None
+        destination.mkdir(parents=True, exist_ok=True)
+        written = []
+        for member in members:
+            target = destination / member.filename
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / member.filename, target)
+            written.append(target)
+        return written
+    except BaseException:
+        if created:
+            shutil.rmtree(destination, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

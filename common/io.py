@@ -205,11 +205,11 @@ def header_names(source: Source | Path | str, separator: str = ",") -> list[str]
 def _last_line(source: Source) -> bytes:
     """The file's last line including its line end (if it has one)."""
     with source.open() as handle:
-        if source.member is None:
+        if source.member is None and source.compression is None:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - (1 << 16)))
             tail = handle.read()
-        else:  # a zip member cannot seek: stream it, keeping the end
+        else:  # a zip member or a gzip stream cannot seek: stream it, keeping the end
             tail = b""
             for block in iter(lambda: handle.read(1 << 20), b""):
                 tail = (tail + block)[-(1 << 16):]

@@ -52,6 +52,7 @@ class FakeKaggle(ThreadingHTTPServer):
         self.fail: dict[str, list[tuple[int, str]]] = {}   # RPC name -> answers to give first
         self.record_then_fail: tuple[int, str] | None = None  # CreateSubmission records, then answers this
         self.submissions: list[dict] = []
+        self.uploaded: list[bytes] = []  # the bodies of the upload PUTs
         self.scoring: list[dict] = []  # one per listing: what the newest submission becomes then
         self.limits = {"numToday": 1, "numTotal": 7, "numAllowedNow": 4}
         self.archive = _archive()
@@ -124,7 +125,7 @@ class KaggleHandler(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         self.server.calls.append(("PUT", urlsplit(self.path).path, dict(self.headers)))
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.uploaded.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
         self._json(200, {})
 
     def do_GET(self):
@@ -500,3 +501,14 @@ def test_submit_wait_on_a_file_no_run_made_still_prints_the_score(compete, kaggl
     result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "by hand", "--wait")
     assert result.exit_code == 0, result.output
     assert "public score (rmsle): 0.2" in result.output and "recorded nowhere" in result.output
+
+
+def test_a_gzipped_submission_is_validated_as_its_csv_and_uploaded_as_it_is(compete, kaggle, data_dir, good_file, tmp_path):
+    """Kaggle's upload takes a .csv.gz (and a zip of one CSV): the file goes as the user gave it."""
+    import gzip
+    packed = tmp_path / "preds.csv.gz"
+    packed.write_bytes(gzip.compress(good_file.read_bytes()))
+    result = compete.in_process("submit", "house-prices", packed, "--data", data_dir, "-m", "gz")
+    assert result.exit_code == 0, result.output
+    assert f"{packed} (gzip): valid" in result.output and "submitted" in result.output
+    assert kaggle.uploaded == [packed.read_bytes()]

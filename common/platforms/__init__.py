@@ -110,9 +110,15 @@ def download(competition, out: Path, quiet: bool = False) -> list[Path]:
 def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool = False, quiet: bool = False) -> Receipt:
     """Validate `file`, then upload it (or, with `dry_run`, stop just before the upload)."""
     module = runner(competition)
+    compression = None
     if not getattr(module, "CODE_SUBMISSION", False):
         check_submission(competition, Path(file), Path(data_dir))
-    return module.submit(competition, Path(file), Path(data_dir), message, dry_run=dry_run, quiet=quiet)
+        from common.submission import submission_source
+        compression = submission_source(file)[1]
+    receipt = module.submit(competition, Path(file), Path(data_dir), message, dry_run=dry_run, quiet=quiet)
+    if compression:
+        receipt.lines.insert(0, f"{file} ({compression}): valid")
+    return receipt
 
 
 def submissions(competition) -> pd.DataFrame:

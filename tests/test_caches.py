@@ -6,8 +6,6 @@ from __future__ import annotations
 import io as bytes_io
 import json
 import logging
-import os
-import shutil
 import zipfile
 from pathlib import Path
 

@@ -604,11 +604,24 @@ class StreamLoader(DataLoader):
             for batch in super().__iter__():
                 self.batches += 1
                 yield batch
+        except io.InputError as error:
+            # from a loader worker torch raises it again with the worker's traceback as its
+            # message: keep the error's own line
+            raise type(error)(_own_line(str(error))) from None
         finally:
             stream.skip, stream.rotation = {}, 0
         # a finished epoch resumes at its start if iterated again
         self._resume_at = 0
         self.batches = 0
+
+
+def _own_line(message: str) -> str:
+    """The error's own message out of the text torch gives an error raised in a worker
+    ("Caught InputError in DataLoader worker process 0. Original Traceback ...")."""
+    if "Original Traceback" not in message:
+        return message
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    return last.split("Error: ", 1)[1] if "Error: " in last else last
 
 
 def _consumed_per_stream(batches: list[int], consumed: int) -> tuple[dict[int, int], int]:

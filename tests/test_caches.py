@@ -161,6 +161,10 @@ def test_a_shard_set_too_large_to_hash_at_open_is_checked_shard_by_shard_as_it_i
     with pytest.raises(io.InputError) as refused:
         read(shard_set)
     assert "shard-000002.tar: damaged cache shard" in str(refused.value) and "compete cache clear" in str(refused.value)
+    workers = loaders.StreamLoader(loaders.ShardStream(shard_set, shuffle=False), batch_size=5, num_workers=1)
+    with pytest.raises(io.InputError) as in_a_worker:     # raised in a loader worker: still its own one line
+        list(workers)
+    assert str(in_a_worker.value) == str(refused.value)
     truncate(first.directory / "shard-000003.tar")       # a size that differs is still caught when opened
     cached(builds)
     assert len(builds) == 2

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from common import io
-from common.submission import InvalidSubmission
+from common.submission import InvalidSubmission, described
 
 COMPETITION = click.argument("competition", metavar="COMP")
 DATA = click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
@@ -252,11 +252,12 @@ def predict(competition, data_dir, run_dir, out, scheduler):
 @user_errors
 def validate(competition, file, data_dir, metric):
     """Check FILE against the sample submission in --data; exit 1 listing every problem
-    (an empty file is one), 2 when FILE or --data cannot be read."""
+    (an empty file is one), 2 when FILE or --data cannot be read. FILE may be
+    gzip-compressed (FILE.csv.gz) or a zip of one CSV, as the platforms accept it."""
     problems = _competition(competition, metric).validate_file(file, data_dir)
     if problems:
         raise InvalidSubmission(file, problems)
-    click.echo(f"{file}: valid")
+    click.echo(f"{described(file)}: valid")
 
 
 @main.command()
@@ -267,8 +268,12 @@ def validate(competition, file, data_dir, metric):
 @METRIC
 @user_errors
 def score(competition, file, answers, metric):
-    """Score FILE locally with the platform's metric against known answers."""
-    for name, value in _competition(competition, metric).score_file(file, answers).items():
+    """Score FILE locally with the platform's metric against known answers. FILE may be
+    gzip-compressed or a zip of one CSV, as the platforms accept it."""
+    scores = _competition(competition, metric).score_file(file, answers)
+    if described(file) != str(file):  # stdout keeps only the figures
+        click.echo(f"{described(file)}: scored the CSV it holds", err=True)
+    for name, value in scores.items():
         click.echo(f"{name}: {value:.6f}")
 
 

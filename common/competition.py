@@ -44,7 +44,8 @@ import pandas as pd
 from common import io
 from common.metrics import Metric
 from common.options import Options
-from common.submission import InvalidSubmission, Problem, SubmissionFormat, read_sample, read_submission, validate
+from common.submission import (InvalidSubmission, Problem, SubmissionFormat, is_empty, read_sample, read_submission,
+                               submission_source, validate)
 
 PLATFORMS = ("kaggle", "zindi", "drivendata")
 
@@ -152,7 +153,7 @@ class BaseCompetition:
         file = Path(file)
         if not file.is_file():
             raise io.InputError(f"{file}: file not found")
-        if not file.read_bytes().strip():
+        if is_empty(submission_source(file)[0]):
             sample = self.sample(data_dir)
             return [Problem("empty", f"the file is empty; expected the header {','.join(map(str, sample.columns[:6]))}"
                                      f"{',...' if len(sample.columns) > 6 else ''} and {len(sample)} rows")]

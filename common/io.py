@@ -12,11 +12,13 @@ import contextvars
 import csv
 import hashlib
 import io
+import json
 import logging
 import os
 import re
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
@@ -43,10 +45,12 @@ class CheckFailed(InputError):
 
 @dataclass(frozen=True)
 class Source:
-    """A file that is either on disk or a member of a zip archive."""
+    """A file that is either on disk, gzip-compressed on disk (`compression="gzip"`), or
+    a member of a zip archive. Compressed bytes are read through the unpack limit."""
 
     path: Path
     member: str | None = None
+    compression: str | None = None
 
     def __str__(self) -> str:
         return f"{self.path}!{self.member}" if self.member else str(self.path)
@@ -57,11 +61,16 @@ class Source:
 
     @contextlib.contextmanager
     def open(self) -> Iterator[IO[bytes]]:
-        if self.member is None:
+        if self.compression == "gzip":
+            import gzip
+            with open(self.path, "rb") as raw, gzip.GzipFile(fileobj=raw) as handle:
+                budget = _Budget(self.path, unpack_limit())
+                yield io.BufferedReader(_BoundedReader(handle, budget, self.path.name, self.path), COPY_BLOCK)
+        elif self.member is None:
             with open(self.path, "rb") as handle:
                 yield handle
         else:
-            with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as handle:
+            with open_member(self.path, self.member) as handle:
                 yield handle
 
     def read_bytes(self) -> bytes:
@@ -196,11 +205,11 @@ def header_names(source: Source | Path | str, separator: str = ",") -> list[str]
 def _last_line(source: Source) -> bytes:
     """The file's last line including its line end (if it has one)."""
     with source.open() as handle:
-        if source.member is None:
+        if source.member is None and source.compression is None:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - (1 << 16)))
             tail = handle.read()
-        else:  # a zip member cannot seek: stream it, keeping the end
+        else:  # a zip member or a gzip stream cannot seek: stream it, keeping the end
             tail = b""
             for block in iter(lambda: handle.read(1 << 20), b""):
                 tail = (tail + block)[-(1 << 16):]
@@ -498,6 +507,114 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+# --- checked cache entries ------------------------------------------------------------
+# Every entry compete writes into the cache carries the sha256 of its bytes, hashed while
+# they are written and kept beside it (ENTRY.sha256, as `sha256sum` writes it, so
+# `sha256sum -c` checks it by hand); a reader checks it and never uses an entry that
+# differs. The sidecar lands after the entry: an entry without one is unfinished.
+
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def checksum_path(path: Path | str) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+class _HashingWriter(io.RawIOBase):
+    """A binary file that hashes what goes through it (torch.save and np.save write
+    to any object with write())."""
+
+    def __init__(self, handle: IO[bytes]):
+        self.handle, self.digest, self.size = handle, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        data = memoryview(data).cast("B")
+        self.digest.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+
+def write_hashed(path: Path | str, content) -> tuple[str, int]:
+    """Write `path` atomically, hashing the bytes as they go: `content` is bytes, or a
+    function given a binary file to write into. Returns (sha256, size)."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            writer = _HashingWriter(handle)
+            if isinstance(content, (bytes, bytearray, memoryview)):
+                writer.write(content)
+            else:
+                content(writer)
+    return writer.digest.hexdigest(), writer.size
+
+
+def write_checked(path: Path | str, content) -> tuple[str, int]:
+    """Write a cache entry atomically, then its checksum (`write_hashed`'s arguments).
+    Returns (sha256, size)."""
+    path = Path(path)
+    checksum_path(path).unlink(missing_ok=True)  # an old checksum never vouches for new bytes
+    digest, size = write_hashed(path, content)
+    write_text(checksum_path(path), f"{digest}  {path.name}\n")
+    return digest, size
+
+
+def recorded_checksum(path: Path | str) -> str | None:
+    try:
+        return checksum_path(path).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def damage(path: Path | str, digest: str | None = None, size: int | None = None) -> str | None:
+    """Why the entry at `path` cannot be used, in words, or None when it holds what its
+    checksum says (`digest` and `size` when a manifest records them, else its sidecar)."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    digest = digest or recorded_checksum(path)
+    if digest is None:
+        return "no checksum (unfinished, or written by an older compete)"
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        return f"{actual} bytes where {size} were written (truncated or overwritten)"
+    if sha256(path) != digest:
+        return "its bytes differ from their checksum (overwritten or damaged)"
+    return None
+
+
+def read_checked(path: Path | str) -> bytes | None:
+    """The bytes of a cache entry that matches its checksum, else None, for the caller
+    to rebuild it. An unfinished entry (no checksum yet: killed between the two writes,
+    or written by an older compete) is rebuilt quietly; a damaged one is removed, with
+    its checksum, and gets one log line naming it."""
+    path = Path(path)
+    digest = recorded_checksum(path)
+    if digest is None or not path.is_file():
+        return None
+    content = path.read_bytes()
+    if hashlib.sha256(content).hexdigest() != digest:
+        rebuilding(path, "its bytes differ from their checksum: overwritten, truncated or damaged")
+        discard(path)
+        return None
+    return content
+
+
+def discard(path: Path | str) -> None:
+    """Remove a cache entry (a file or a folder) and its checksum."""
+    import shutil
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    checksum_path(path).unlink(missing_ok=True)
+
+
+def rebuilding(path: Path | str, why: str) -> None:
+    """The one line a damaged cache entry gets."""
+    log.warning("%s: damaged cache entry (%s); rebuilding it", path, why)
+
+
 TEMP_PREFIX = "compete-"  # every temp folder compete makes starts so (compete-runtime-* from `runtime test --keep`)
 
 
@@ -515,19 +632,223 @@ def clear_cache() -> list[tuple[Path, int]]:
     return removed
 
 
-def safe_extract(archive: Path | str, destination: Path | str) -> list[Path]:
-    """Unzip refusing any member that would land outside `destination` (zip slip)."""
-    destination = Path(destination).resolve()
-    destination.mkdir(parents=True, exist_ok=True)
-    written = []
+# --- archives: bounded unpacking --------------------------------------------------------
+# A zip declares each member's size, and can lie: every unpack checks the declared total
+# against a limit first, then counts the bytes it actually writes, and stops at the limit.
+
+UNPACK_LIMIT_VARIABLE = "COMPETE_UNPACK_LIMIT_GB"
+UNPACK_LIMIT_GB = 64.0          # a competition's data archive (README: "Archives")
+BUNDLE_UNPACK_LIMIT_GB = 4.0    # a code submission's bundle: code and model weights
+GB = 10 ** 9
+COPY_BLOCK = 1 << 20
+
+
+def unpack_limit(default_gb: float = UNPACK_LIMIT_GB) -> int:
+    """The most bytes one archive may unpack to: $COMPETE_UNPACK_LIMIT_GB when set (it
+    raises or lowers every command's limit), else `default_gb`."""
+    text = os.environ.get(UNPACK_LIMIT_VARIABLE, "").strip()
+    if not text:
+        return int(default_gb * GB)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise InputError(f"{UNPACK_LIMIT_VARIABLE}={text!r}: not a positive number of GB")
+    return int(value * GB)
+
+
+def _size(count: float) -> str:
+    for unit, scale in (("GB", GB), ("MB", 10 ** 6), ("kB", 10 ** 3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{int(count)} bytes"
+
+
+def _over_limit(archive, what: str, limit: int) -> InputError:
+    return InputError(f"{archive}: {what}, over the {_size(limit)} unpack limit (a zip bomb?); "
+                      f"if the archive is genuine, raise it with {UNPACK_LIMIT_VARIABLE}=N (GB)")
+
+
+BUNDLE_RATIO = 100              # code and weights never deflate 100:1; zeros deflate 1000:1
+RATIO_FLOOR = 100 * 10 ** 6     # below this unpacked size the ratio does not matter
+
+
+def check_archive(archive: Path | str, limit: int | None = None, ratio: float | None = None) -> list[zipfile.ZipInfo]:
+    """The members of a zip, checked before anything is unpacked: readable, and the
+    sizes it declares (their sum) within `limit` (default `unpack_limit()`). `ratio`
+    (a code bundle's): refuse an archive over RATIO_FLOOR that expands more than that
+    many times, unless COMPETE_UNPACK_LIMIT_GB is set (the user vouches for it)."""
+    limit = unpack_limit() if limit is None else limit
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            members = opened.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise InputError(f"{archive}: cannot be read as a zip ({_one_line(error)})") from None
+    declared = sum(member.file_size for member in members)
+    if declared > limit:
+        largest = max(members, key=lambda member: member.file_size)
+        raise _over_limit(archive, f"declares {_size(declared)} unpacked ({largest.filename!r} alone "
+                                   f"{_size(largest.file_size)})", limit)
+    packed = max(1, sum(member.compress_size for member in members))
+    if ratio and declared > RATIO_FLOOR and declared > ratio * packed and not os.environ.get(UNPACK_LIMIT_VARIABLE):
+        raise InputError(f"{archive}: expands {_size(packed)} into {_size(declared)} ({declared / packed:.0f} times; "
+                         f"code and model weights compress less than {ratio:g} times): a zip bomb?; if it is genuine, "
+                         f"set {UNPACK_LIMIT_VARIABLE}=N (GB) to unpack it")
+    return members
+
+
+class _Budget:
+    """Bytes an unpack may still produce; the count is of bytes actually read out, never
+    of what the zip's headers say."""
+
+    def __init__(self, archive, limit: int):
+        self.archive, self.limit, self.used = archive, limit, 0
+
+    def spend(self, count: int, member: str) -> None:
+        self.used += count
+        if self.used > self.limit:
+            raise _over_limit(self.archive, f"{member!r} unpacks past the limit ({_size(self.used)} so far)", self.limit)
+
+
+def copy_bounded(source: IO[bytes], target: IO[bytes], budget: _Budget, member: str, digest=None) -> int:
+    """Copy block by block, counting (and hashing into `digest`): stops with an
+    InputError once the budget is spent."""
+    copied = 0
+    while block := source.read(COPY_BLOCK):
+        budget.spend(len(block), member)
+        target.write(block)
+        if digest is not None:
+            digest.update(block)
+        copied += len(block)
+    return copied
+
+
+class _BoundedReader(io.RawIOBase):
+    """A decompressing stream (a zip member, a gzip file) that fails once more than the
+    limit has been read from it, and says in one line when its bytes cannot be
+    decompressed."""
+
+    def __init__(self, handle: IO[bytes], budget: _Budget, member: str, where=None):
+        self.handle, self.budget, self.member, self.where = handle, budget, member, where
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self.handle.read(len(buffer))
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+            raise InputError(f"{self.where or self.budget.archive}: cannot be decompressed ({_one_line(error) or type(error).__name__}); "
+                             f"the file is damaged, cut short, or its headers lie about its sizes") from None
+        self.budget.spend(len(data), self.member)
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _member_error(archive, member: str, error: Exception) -> InputError:
+    return InputError(f"{archive}: member {member!r} cannot be unpacked ({_one_line(error)}); "
+                      f"the zip is damaged or its sizes are forged")
+
+
+MANIFEST = ".compete-manifest.json"
+UNFINISHED = "no manifest (unfinished, or unpacked by an older compete)"
+
+
+def folder_damage(folder: Path | str) -> str | None:
+    """Why a folder unpacked with `manifest` cannot be used, or None when every file
+    listed is there with the size and sha256 written into the manifest."""
+    folder = Path(folder)
+    try:
+        listed = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return UNFINISHED
+    for name, (size, digest) in sorted(listed.items()):
+        why = damage(folder / name, digest, size)
+        if why is not None:
+            return f"{name}: {why}"
+    return None
+
+
+def open_member(archive: Path | str, member: str, limit: int | None = None):
+    """A context manager: `member` of the zip as a bounded binary stream (data read in
+    place, never unpacked to disk)."""
+    return _open_member(Path(archive), member, unpack_limit() if limit is None else limit)
+
+
+@contextlib.contextmanager
+def _open_member(archive: Path, member: str, limit: int) -> Iterator[IO[bytes]]:
     with zipfile.ZipFile(archive) as opened:
-        for member in opened.infolist():
-            target = (destination / member.filename).resolve()
-            if not target.is_relative_to(destination) or member.filename.startswith("/"):
-                raise InputError(f"{archive}: member {member.filename!r} escapes the extraction folder")
-            if (member.external_attr >> 16) & 0o170000 == 0o120000:
-                raise InputError(f"{archive}: member {member.filename!r} is a symbolic link")
-        for member in opened.infolist():
-            opened.extract(member, destination)
-            written.append(destination / member.filename)
-    return written
+        info = opened.getinfo(member)
+        if info.file_size > limit:
+            raise _over_limit(f"{archive}!{member}", f"declares {_size(info.file_size)} unpacked", limit)
+        with opened.open(info) as handle:
+            try:
+                yield io.BufferedReader(_BoundedReader(handle, _Budget(f"{archive}!{member}", limit), member,
+                                                       f"{archive}!{member}"), COPY_BLOCK)
+            except zipfile.BadZipFile as error:
+                raise _member_error(archive, member, error) from None
+
+
+def safe_extract(archive: Path | str, destination: Path | str, limit: int | None = None,
+                 manifest: bool = False) -> list[Path]:
+    """Unzip refusing any member that would land outside `destination` (zip slip), a
+    symbolic link, and an archive that declares or writes more than `limit` bytes
+    (default `unpack_limit()`) or more than the disk has free. Members are unpacked into
+    a staging folder beside `destination` and moved in at the end: a refused or failed
+    unpack leaves nothing behind. `manifest` (a cache entry): each file's size and
+    sha256, hashed while it is written, land last in MANIFEST (see `folder_damage`)."""
+    import shutil
+
+    limit = unpack_limit() if limit is None else limit
+    members = check_archive(archive, limit)
+    destination = Path(destination).resolve()
+    for member in members:
+        target = (destination / member.filename).resolve()
+        if not target.is_relative_to(destination) or member.filename.startswith("/"):
+            raise InputError(f"{archive}: member {member.filename!r} escapes the extraction folder")
+        if (member.external_attr >> 16) & 0o170000 == 0o120000:
+            raise InputError(f"{archive}: member {member.filename!r} is a symbolic link")
+    created = not destination.exists()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    declared = sum(member.file_size for member in members)
+    free = shutil.disk_usage(destination.parent).free
+    if declared > free:
+        raise InputError(f"{archive}: unpacks to {_size(declared)}, but {destination.parent} has {_size(free)} free")
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.unpacking-", dir=destination.parent))
+    budget = _Budget(archive, limit)
+    hashes: dict[str, list] = {}
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            for member in members:
+                target = staging / member.filename
+                if member.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with opened.open(member) as source, open(target, "wb") as sink:
+                        digest = hashlib.sha256()
+                        size = copy_bounded(source, sink, budget, member.filename, digest)
+                        hashes[Path(member.filename).as_posix()] = [size, digest.hexdigest()]
+                except (zipfile.BadZipFile, EOFError, NotImplementedError) as error:
+                    raise _member_error(archive, member.filename, error) from None
+        destination.mkdir(parents=True, exist_ok=True)
+        written = []
+        for member in members:
+            target = destination / member.filename
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / member.filename, target)
+            written.append(target)
+        if manifest:
+            write_text(destination / MANIFEST, json.dumps(hashes, indent=0, sort_keys=True) + "\n")
+        return written
+    except BaseException:
+        if created:
+            shutil.rmtree(destination, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

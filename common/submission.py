@@ -5,8 +5,12 @@ so a competitor fixes a file in one pass instead of one upload per mistake.
 """
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -77,12 +81,74 @@ def _problem(kind: str, message: str, examples) -> Problem:
     return Problem(kind, message, examples[:MAX_EXAMPLES], len(examples))
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
+
+
+def submission_source(path: Path | str) -> tuple[io.Source, str | None]:
+    """The CSV a submission file holds, and its compression ("gzip", "zip" or None):
+    as the platforms' uploads accept it, plain, gzip-compressed (FILE.csv.gz), or a zip
+    of exactly one CSV (Kaggle's upload takes both). Told by the file's first bytes,
+    not its name. A zip of no CSV or of several fails in one line."""
+    source = io.find_file(path)
+    with open(source.path, "rb") as handle:
+        magic = handle.read(4)
+    if magic.startswith(GZIP_MAGIC):
+        return io.Source(source.path, compression="gzip"), "gzip"
+    if magic not in ZIP_MAGICS:
+        return source, None
+    import zipfile
+    try:
+        with zipfile.ZipFile(source.path) as archive:
+            names = [name for name in archive.namelist() if not name.endswith("/")]
+    except zipfile.BadZipFile as error:
+        raise io.InputError(f"{source.path}: a zip that cannot be read ({error})") from None
+    csvs = [name for name in names if name.lower().endswith(".csv") and "__MACOSX" not in name
+            and not Path(name).name.startswith(".")]
+    if len(csvs) != 1:
+        held = (f"holds {len(csvs)} CSVs ({', '.join(csvs[:4])}{', ...' if len(csvs) > 4 else ''})" if csvs else
+                f"holds no CSV ({', '.join(names[:4]) + (', ...' if len(names) > 4 else '') if names else 'it is empty'})")
+        raise io.CheckFailed(f"{source.path}: a zipped submission must hold exactly one CSV; this one {held}")
+    return io.Source(source.path, csvs[0]), "zip"
+
+
+def described(path: Path | str) -> str:
+    """The file as output names it: `submission.csv.gz (gzip)`, or just its path."""
+    _, compression = submission_source(path)
+    return f"{path} ({compression})" if compression else str(path)
+
+
+@contextlib.contextmanager
+def plain_csv(path: Path | str) -> Iterator[Path]:
+    """`path` itself when it is a plain CSV; else its CSV decompressed into a temporary
+    folder (removed after), named as the CSV inside: for a platform that takes only a
+    plain CSV."""
+    source, compression = submission_source(path)
+    if compression is None:
+        yield Path(path)
+        return
+    name = Path(source.member).name if source.member else Path(path).name.removesuffix(".gz").removesuffix(".GZ")
+    with tempfile.TemporaryDirectory(prefix=io.TEMP_PREFIX) as folder:
+        target = Path(folder) / (name if name.lower().endswith(".csv") else f"{name}.csv")
+        with source.open() as handle, open(target, "wb") as out:
+            shutil.copyfileobj(handle, out, 1 << 20)
+        yield target
+
+
+def is_empty(source: io.Source) -> bool:
+    """Nothing but whitespace in the file (or the CSV it compresses)."""
+    with source.open() as handle:
+        return not any(block.strip() for block in iter(lambda: handle.read(1 << 20), b""))
+
+
 def read_submission(path: Path | str) -> pd.DataFrame:
     """Read a submission with every cell as text, so validation sees what was written.
+    A gzip-compressed file or a zip of one CSV is read as the platforms read it
+    (`submission_source`).
 
     Unreadable files (not UTF-8, another separator, a last row cut short) fail here,
     naming the row; a file the platform would parse is left to `validate`."""
-    source = io.find_file(path)
+    source, _ = submission_source(path)
     if not io.header_line(source).strip():  # an empty file is an invalid submission (exit 1), not unreadable input
         return pd.DataFrame()
     return io.read_table(source, min_rows=0, complete=False, dtype=str, keep_default_na=False)

@@ -25,6 +25,10 @@ API (stable; later changes are additive only)
         Writes run_dir/checkpoints/last.pt every `checkpoint_every` optimiser steps and
         every epoch (model, optimiser, grad scaler, RNG states, loader position,
         early-stopping state), run_dir/checkpoints/best.pth and run_dir/history.csv.
+        Each checkpoint is written whole beside before it moves in, the one it replaces
+        is kept as previous.pt, and both are checked against the sha256 written with
+        them (checkpoints.sha256): a damaged last.pt resumes from previous.pt, and a
+        run with no usable checkpoint starts again, each with one log line.
         A process killed at any point and started again with the same arguments
         resumes from last.pt and ends with the same weights as a run never killed
         (same seed, same loader settings, same number of processes). `train` seeds the
@@ -44,7 +48,10 @@ Mixed precision (fastai's MixedPrecision, fp16 + grad scaler) is used on CUDA on
 """
 from __future__ import annotations
 
+import hashlib
+import io as bytes_io
 import logging
+import os
 import random
 import time
 import warnings
@@ -71,6 +78,10 @@ with warnings.catch_warnings():
 log = logging.getLogger("compete")
 
 CHECKPOINT = "last.pt"
+PREVIOUS = "previous.pt"          # the checkpoint before last.pt, kept in case last.pt is damaged
+CHECKSUMS = "checkpoints.sha256"  # the sha256 of the two newest checkpoints written
+WRITING = ".last.pt.writing"      # the next last.pt, whole, in the instant before it moves in
+STATE_KEYS = {"model", "optimizer", "scaler", "rng", "epoch", "batches", "train_iter", "loader", "trackers", "finished"}
 
 
 def device() -> torch.device:
@@ -187,7 +198,14 @@ class Progress(ProgressCallback):
 
 class SaveBest(SaveModelCallback):
     """fastai's SaveModelCallback, logging instead of printing; rank 0 writes and
-    reads best.pth and the other processes receive its weights."""
+    reads best.pth (atomically, with its sha256 beside it) and the other processes
+    receive its weights."""
+
+    def _save(self, name):
+        if distributed.is_main():
+            state = _bare(self.learn.model).state_dict()  # what fastai's save_model writes without the optimiser
+            io.write_checked(Path(self.learn.path) / self.learn.model_dir / f"{name}.pth",
+                             lambda handle: torch.save(state, handle))
 
     def after_epoch(self):
         TrackerCallback.after_epoch(self)
@@ -203,7 +221,14 @@ class SaveBest(SaveModelCallback):
 def load_best(learn: Learner, name: str = "best") -> None:
     file = Path(learn.path) / learn.model_dir / f"{name}.pth"
     if distributed.is_main() and file.is_file():
-        load_model(file, learn.model, None, with_opt=False, device=learn.dls.device)
+        why = io.damage(file) if io.checksum_path(file).is_file() else None  # best.pth of an older compete: no sidecar
+        if why is None:
+            try:
+                load_model(file, learn.model, None, with_opt=False, device=learn.dls.device)
+            except Exception as error:  # torch's own words for a file that is not a checkpoint
+                why = f"cannot be read: {' '.join(str(error).split())[:120]}"
+        if why is not None:
+            log.warning("%s is damaged (%s): the model keeps the weights training ended with", file, why)
     distributed.broadcast_module(_bare(learn.model))
 
 
@@ -303,8 +328,7 @@ class Checkpoint(Callback):
             "smooth_loss": {"val": self.recorder.smooth_loss.val, "count": self.recorder.smooth_loss.count},
             "finished": finished,
         }
-        with io.atomic_path(self.directory / CHECKPOINT) as temporary:
-            torch.save(payload, temporary)
+        write_checkpoint(payload, self.directory)
 
     def after_batch(self):
         if not self.training or not self.every:
@@ -377,15 +401,83 @@ class Checkpoint(Callback):
 
 # ---------------------------------------------------------------- the one call
 
+def write_checkpoint(payload: dict, directory: Path) -> None:
+    """last.pt, written whole beside and hashed as it is written; the checkpoint it
+    replaces becomes previous.pt. The checksums list the two newest: whatever instant
+    a kill lands at, last.pt or previous.pt (or the whole next one) checks."""
+    directory = Path(directory)
+    digest, _ = io.write_hashed(directory / WRITING, lambda handle: torch.save(payload, handle))
+    io.write_text(directory / CHECKSUMS, "".join(f"{known}\n" for known in [digest, *_checksums(directory)[:1]]))
+    if (directory / CHECKPOINT).is_file():
+        os.replace(directory / CHECKPOINT, directory / PREVIOUS)
+    os.replace(directory / WRITING, directory / CHECKPOINT)
+
+
+def _checksums(directory: Path) -> list[str]:
+    try:
+        return (directory / CHECKSUMS).read_text().split()
+    except OSError:
+        return []
+
+
+def _load_checkpoint(path: Path, known: list[str]) -> tuple[dict | None, str | None]:
+    """(state, None), or (None, why it cannot be used)."""
+    if not path.is_file():
+        return None, "missing"
+    content = path.read_bytes()
+    if known and hashlib.sha256(content).hexdigest() not in known:
+        return None, "its bytes differ from their checksum: cut short or overwritten"
+    try:
+        state = torch.load(bytes_io.BytesIO(content), map_location="cpu", weights_only=False)
+    except Exception as error:  # torch's own words for a file that is not a checkpoint
+        return None, f"cannot be read: {' '.join(str(error).split())[:120]}"
+    if not isinstance(state, dict) or not STATE_KEYS <= set(state):
+        return None, "not a checkpoint of this trainer"
+    return state, None
+
+
+def _usable_checkpoint(path: Path) -> tuple[dict | None, Path | None]:
+    """The newest checkpoint that checks: last.pt, else the next one written whole
+    (killed as it moved in), else previous.pt, saying so in one line; None, with one
+    line, when none does (training starts again)."""
+    directory = path.parent
+    candidates = [path, directory / WRITING, directory / PREVIOUS]
+    if not any(candidate.is_file() for candidate in candidates):
+        return None, None
+    known, reasons = _checksums(directory), []
+    for candidate in candidates:
+        state, why = _load_checkpoint(candidate, known)
+        if state is not None:
+            if reasons:
+                log.warning("%s: %s; resuming from %s instead (epoch %d, %d batches into it)", path, "; ".join(reasons),
+                            candidate.name, state["epoch"], state["batches"])
+            return state, candidate
+        if candidate != directory / WRITING:
+            reasons.append(why if candidate == path else f"{candidate.name}: {why}")
+    log.warning("%s: no usable checkpoint (%s); training starts again", path, "; ".join(reasons))
+    return None, None
+
+
 def _read_checkpoint(path: Path, resume: bool) -> dict | None:
     """Rank 0 reads the checkpoint and every rank gets it: no shared disk needed."""
     state = None
-    if distributed.is_main() and resume and path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=False)
+    if distributed.is_main() and resume:
+        state, path = _usable_checkpoint(path)
+    if state is not None:
         log.info("resuming from %s: epoch %d, %d batches into it%s (written by %d process(es), resumed on %d)", path,
                  state["epoch"], state["batches"], " (finished)" if state["finished"] else "",
                  state.get("world_size", 1), distributed.world_size())
     return distributed.broadcast(state)
+
+
+def _keep_history(path: Path, epochs: int) -> None:
+    """history.csv as far as the checkpoint resumed from: its header and `epochs` rows
+    (a kill between an epoch's row and its checkpoint, or a resume from previous.pt,
+    would repeat rows)."""
+    if path.is_file():
+        lines = path.read_text().splitlines(keepends=True)
+        if len(lines) > epochs + 1:
+            io.write_text(path, "".join(lines[:epochs + 1]))
 
 
 def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run_dir: Path | str, epochs: int,
@@ -407,6 +499,8 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
         seed_everything(seed + distributed.rank())
         if main:
             (run_dir / "history.csv").unlink(missing_ok=True)
+    elif main:
+        _keep_history(run_dir / "history.csv", state["epoch"])
 
     if opt_func is None:
         from fastai.optimizer import Adam as opt_func

@@ -59,6 +59,7 @@ class FakeKaggle(ThreadingHTTPServer):
         self.fail: dict[str, list[tuple[int, str]]] = {}   # RPC name -> answers to give first
         self.record_then_fail: tuple[int, str] | None = None  # CreateSubmission records, then answers this
         self.submissions: list[dict] = []
+        self.uploaded: list[bytes] = []  # the bodies of the upload PUTs
         self.scoring: list[dict] = []  # one per listing: what the newest submission becomes then
         self.limits = {"numToday": 1, "numTotal": 7, "numAllowedNow": 4}
         self.archive = _archive()
@@ -288,6 +289,7 @@ class KaggleHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         self.server.calls.append(("PUT", path, dict(self.headers)))
         data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.uploaded.append(data)
         token = path.rsplit("/", 1)[-1]
         if token in self.server.blobs:
             self.server.blobs[token]["size"] = len(data)
@@ -983,3 +985,14 @@ def test_a_package_written_by_compete_package_goes_up(compete, kaggle, real_reru
     pushed = kaggle.body("SaveKernel")
     assert pushed["enableInternet"] is False and pushed["competitionDataSources"] == [SLUG]
     assert kaggle.datasets[pushed["datasetDataSources"][0]]["files"] == ["helper.py"]
+
+
+def test_a_gzipped_submission_is_validated_as_its_csv_and_uploaded_as_it_is(compete, kaggle, data_dir, good_file, tmp_path):
+    """Kaggle's upload takes a .csv.gz (and a zip of one CSV): the file goes as the user gave it."""
+    import gzip
+    packed = tmp_path / "preds.csv.gz"
+    packed.write_bytes(gzip.compress(good_file.read_bytes()))
+    result = compete.in_process("submit", "house-prices", packed, "--data", data_dir, "-m", "gz")
+    assert result.exit_code == 0, result.output
+    assert f"{packed} (gzip): valid" in result.output and "submitted" in result.output
+    assert kaggle.uploaded == [packed.read_bytes()]

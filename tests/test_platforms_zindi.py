@@ -543,3 +543,23 @@ def test_submit_wait_reports_a_submission_zindi_could_not_score(compete, zindi, 
     assert result.exit_code == 1
     assert "was not scored: status 'failed': Missing ID D4E5F6" in error_lines(result)[0]
     assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zip"])
+def test_a_compressed_file_goes_to_zindi_as_its_plain_csv(compete, zindi, data_dir, good_file, tmp_path, kind):
+    """Zindi's upload takes a plain CSV (its public client refuses other extensions): a
+    .csv.gz or a zip of one CSV is validated as what it holds and sent decompressed, saying so."""
+    import gzip
+    if kind == "gzip":
+        packed = tmp_path / "birds.csv.gz"
+        packed.write_bytes(gzip.compress(good_file.read_bytes()))
+    else:
+        packed = tmp_path / "birds.zip"
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(good_file, "birds.csv")
+    result = compete.in_process("submit", "zindi-demo", packed, "--data", data_dir, "-m", "packed")
+    assert result.exit_code == 0, result.output
+    assert f"{packed} ({kind}): valid" in result.output
+    assert "Zindi takes a plain CSV" in result.output and "uploaded decompressed, as birds.csv" in result.output
+    assert len(zindi.uploads) == 1
+    assert zindi.uploads[0]["filename"] == "birds.csv" and zindi.uploads[0]["content"] == good_file.read_bytes()

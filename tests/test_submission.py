@@ -94,3 +94,84 @@ def test_read_submission_keeps_text(tmp_path):
     assert kinds(problems) == {"non_finite"}
     with pytest.raises(io.InputError, match="not found"):
         read_submission(tmp_path / "absent.csv")
+
+
+# ---------------------------------------------------------------- compressed submissions
+
+def compressed(plain, folder, kind: str, extra: dict | None = None):
+    """`plain` as FILE.csv.gz or as a zip of one CSV (and `extra` members), as a user
+    would make them for the platforms' uploads."""
+    import gzip
+    import zipfile
+    if kind == "gzip":
+        target = folder / f"{plain.name}.gz"
+        target.write_bytes(gzip.compress(plain.read_bytes()))
+    else:
+        target = folder / f"{plain.stem}.zip"
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(plain, plain.name)
+            for name, content in (extra or {}).items():
+                archive.writestr(name, content)
+    return target
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zip"])
+def test_validate_and_score_read_a_compressed_submission_and_name_the_compression(compete, competition_data, tmp_path, kind):
+    """Today such a file was diagnosed as "fields are separated by bars ('|')"."""
+    small = competition_data("birdcall")
+    plain = tmp_path / "submission.csv"
+    plain.write_bytes((small / "SampleSubmission.csv").read_bytes())
+    packed = compressed(plain, tmp_path, kind)
+    result = compete("validate", "birdcall", packed, "--data", small)
+    assert result.stdout == f"{packed} ({kind}): valid\n"
+    scored = compete("score", "birdcall", packed, "--answers", small / "answers")
+    assert scored.stdout == compete("score", "birdcall", plain, "--answers", small / "answers").stdout
+    assert f"{packed} ({kind})" in scored.stderr
+
+
+def test_an_invalid_compressed_submission_lists_its_problems(compete, competition_data, tmp_path):
+    small = competition_data("birdcall")
+    plain = tmp_path / "submission.csv"
+    plain.write_text("".join((small / "SampleSubmission.csv").read_text().splitlines(keepends=True)[:-3]))
+    result = compete("validate", "birdcall", compressed(plain, tmp_path, "gzip"), "--data", small, check=False)
+    assert result.exit_code == 1 and "missing_ids" in result.output
+
+
+@pytest.mark.parametrize("members, says", [({"readme.txt": "hi"}, "holds 2 CSVs"), ({}, "holds no CSV (notes.txt)")])
+def test_a_zip_of_no_csv_or_of_several_is_one_line(compete, competition_data, tmp_path, members, says):
+    import zipfile
+    small = competition_data("birdcall")
+    archive = tmp_path / "submission.zip"
+    with zipfile.ZipFile(archive, "w") as opened:
+        if members:
+            opened.writestr("a.csv", (small / "SampleSubmission.csv").read_text())
+            opened.writestr("b.csv", (small / "SampleSubmission.csv").read_text())
+        else:
+            opened.writestr("notes.txt", "no csv here")
+    result = compete("validate", "birdcall", archive, "--data", small, check=False)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "a zipped submission must hold exactly one CSV" in lines[0] and says in lines[0]
+
+
+def test_a_cut_gzip_submission_is_one_line(compete, competition_data, tmp_path):
+    small = competition_data("birdcall")
+    plain = tmp_path / "submission.csv"
+    plain.write_bytes((small / "SampleSubmission.csv").read_bytes())
+    packed = compressed(plain, tmp_path, "gzip")
+    packed.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    result = compete("validate", "birdcall", packed, "--data", small, check=False)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "cannot be decompressed" in lines[0], result.output
+
+
+def test_plain_csv_is_the_file_itself_or_its_csv_decompressed(tmp_path):
+    from common.submission import plain_csv
+    plain = tmp_path / "preds.csv"
+    plain.write_text("Id,SalePrice\n1,2\n")
+    with plain_csv(plain) as path:
+        assert path == plain
+    for kind in ("gzip", "zip"):
+        with plain_csv(compressed(plain, tmp_path, kind)) as path:
+            assert path.name == "preds.csv" and path.read_bytes() == plain.read_bytes() and path != plain
+        assert not path.exists()

@@ -228,3 +228,128 @@ def test_killed_after_its_first_checkpoint_resumes_with_progress_on(tmp_path, sh
     assert "Epoch 2/3" in second[1] or "Epoch 3/3" in second[1]  # the bars showed, from the resumed epoch on
     assert "Traceback" not in second[1]
     assert same_weights(clean, killed)
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory, shards):
+    folder = tmp_path_factory.mktemp("clean")
+    assert run_script(folder, shards, folder / "run").wait(timeout=120) == 0
+    return folder / "run"
+
+
+def killed_after_first_epoch(tmp_path, shards):
+    """A run SIGKILLed right after its second epoch's first checkpoint... the end of
+    epoch 1: last.pt is that epoch's end, previous.pt a mid-epoch one before it."""
+    run_dir = tmp_path / "killed"
+    assert run_script(tmp_path, shards, run_dir, environment={"KILL_AFTER_EPOCH": "1"}).wait(timeout=120) == -signal.SIGKILL
+    checkpoints = run_dir / "checkpoints"
+    assert {path.name for path in checkpoints.iterdir()} >= {"last.pt", "previous.pt", "checkpoints.sha256"}
+    previous = torch.load(checkpoints / "previous.pt", weights_only=False)
+    assert (previous["epoch"], previous["finished"]) == (1, False) and previous["batches"] > 0
+    return run_dir
+
+
+def test_a_truncated_last_checkpoint_resumes_from_the_one_before_to_the_same_weights(tmp_path, shards, clean_run):
+    """The issue's case: killed, last.pt cut short ("PytorchStreamReader failed reading
+    zip archive" and no resume before): previous.pt resumes, exactly."""
+    run_dir = killed_after_first_epoch(tmp_path, shards)
+    last = run_dir / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    resumed = run_script(tmp_path, shards, run_dir, stderr=subprocess.PIPE, text=True)
+    _, stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, stderr
+    lines = [line for line in stderr.splitlines() if "last.pt" in line]
+    assert len(lines) == 1 and "resuming from previous.pt instead (epoch 1," in lines[0], stderr
+    assert same_weights(clean_run, run_dir)
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 4  # header + 3 epochs: the epoch trained again is not repeated
+
+
+def checkpoints(tmp_path, count: int = 2):
+    """`count` small checkpoints written in turn as the trainer writes them."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for step in range(count):
+        payload = {key: None for key in trainers.STATE_KEYS} | {"epoch": step, "batches": 7, "model": torch.full((64,), step)}
+        trainers.write_checkpoint(payload, folder)
+    return folder
+
+
+def test_checkpoints_are_written_with_their_checksums_and_the_one_before_kept(tmp_path):
+    folder = checkpoints(tmp_path, 3)
+    assert sorted(path.name for path in folder.iterdir()) == ["checkpoints.sha256", "last.pt", "previous.pt"]
+    assert (folder / "checkpoints.sha256").read_text().split() == [io.sha256(folder / "last.pt"), io.sha256(folder / "previous.pt")]
+    state, used = trainers._usable_checkpoint(folder / "last.pt")
+    assert used.name == "last.pt" and state["epoch"] == 2
+    assert torch.load(folder / "previous.pt", weights_only=False)["epoch"] == 1
+
+
+@pytest.mark.parametrize("spoil", ["same size, other bytes", "a valid checkpoint of another run", "zeros"])
+def test_a_last_checkpoint_that_differs_from_its_checksum_is_not_used(tmp_path, spoil, caplog):
+    import logging
+
+    folder = checkpoints(tmp_path)
+    last = folder / "last.pt"
+    size = last.stat().st_size
+    if spoil == "a valid checkpoint of another run":
+        torch.save({key: None for key in trainers.STATE_KEYS} | {"epoch": 9, "batches": 0}, last)
+    else:
+        last.write_bytes(np.random.default_rng(0).bytes(size) if spoil.startswith("same") else bytes(size))
+    with caplog.at_level(logging.WARNING, logger="compete"):
+        state, used = trainers._usable_checkpoint(last)
+    assert used.name == "previous.pt" and state["epoch"] == 0
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "differ from their checksum" in line and "resuming from previous.pt instead (epoch 0, 7 batches" in line
+
+
+def test_checkpoints_of_an_older_compete_without_checksums_still_resume(tmp_path, caplog):
+    import logging
+
+    folder = checkpoints(tmp_path)
+    (folder / "checkpoints.sha256").unlink()
+    with caplog.at_level(logging.WARNING, logger="compete"):
+        state, used = trainers._usable_checkpoint(folder / "last.pt")
+    assert used.name == "last.pt" and state["epoch"] == 1 and not caplog.records
+
+
+def test_killed_as_a_checkpoint_moves_in_resumes_from_the_whole_next_one(tmp_path):
+    """The instant between last.pt becoming previous.pt and the next one moving in."""
+    folder = checkpoints(tmp_path)
+    payload = {key: None for key in trainers.STATE_KEYS} | {"epoch": 5, "batches": 0}
+    digest, _ = io.write_hashed(folder / trainers.WRITING, lambda handle: torch.save(payload, handle))
+    (folder / "checkpoints.sha256").write_text(f"{digest}\n{io.sha256(folder / 'last.pt')}\n")
+    (folder / "last.pt").replace(folder / "previous.pt")
+    state, used = trainers._usable_checkpoint(folder / "last.pt")
+    assert used.name == trainers.WRITING and state["epoch"] == 5
+
+
+def test_no_usable_checkpoint_trains_again_from_the_start_with_one_line(tmp_path, shards, caplog):
+    import logging
+
+    model = nn.Sequential(nn.Linear(8, 3))
+    train, valid = loaders(shards)
+    trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=2, lr=1e-2, quiet=True)
+    for name in ("last.pt", "previous.pt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"PK\x03\x04 not a checkpoint")
+    with caplog.at_level(logging.WARNING, logger="compete"):
+        learn = trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=2, lr=1e-2, quiet=True)
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "no usable checkpoint" in line and "training starts again" in line
+    assert learn.first_epoch == 0 and learn.epochs_done == 2
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 3
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["finished"]
+
+
+def test_a_damaged_best_model_keeps_the_weights_training_ended_with(tmp_path, shards, caplog):
+    import logging
+
+    model = nn.Sequential(nn.Linear(8, 3))
+    train, valid = loaders(shards)
+    trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=2, lr=1e-2, quiet=True)
+    best = tmp_path / "checkpoints" / "best.pth"
+    assert io.recorded_checksum(best) == io.sha256(best)
+    best.write_bytes(best.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="compete"):
+        trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=2, lr=1e-2, quiet=True)
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "best.pth is damaged" in line and "keeps the weights training ended with" in line

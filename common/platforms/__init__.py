@@ -131,7 +131,12 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
             raise io.InputError(f"--profile {profile}: {competition.name} takes a file, not code; --profile is for code "
                                 f"submissions (a bundle or a package folder)")
         check_submission(competition, file, Path(data_dir))
-        return module.submit(competition, file, Path(data_dir), message, dry_run=dry_run, quiet=quiet)
+        from common.submission import submission_source
+        compression = submission_source(file)[1]
+        receipt = module.submit(competition, file, Path(data_dir), message, dry_run=dry_run, quiet=quiet)
+        if compression:
+            receipt.lines.insert(0, f"{file} ({compression}): valid")
+        return receipt
     return module.submit(competition, file, Path(data_dir), message, dry_run=dry_run, quiet=quiet, profile=profile,
                          progress=progress)
 

@@ -265,6 +265,7 @@ def unpack(archive: Path, out: Path) -> list[Path]:
     archive = Path(archive)
     try:
         with zipfile.ZipFile(archive) as opened:
+            io.check_archive(archive)  # declared sizes first: checking the CRCs of a zip bomb would inflate it
             corrupt = opened.testzip()
     except zipfile.BadZipFile:
         corrupt = "its directory"

@@ -49,6 +49,7 @@ import pandas as pd
 from common.platforms import Receipt, Status, settle_ambiguous_upload
 from common.platforms import web
 from common.platforms.credentials import read_json
+from common.submission import plain_csv
 from common.platforms.errors import (AccessError, CredentialsError, LimitError, NetworkError, NotFoundError, PlatformError,
                                      ServerError, remember)
 
@@ -244,22 +245,29 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
                              f"as the Rules page allows); try again later")
     left = (f"{remaining} submission(s) left today ({per_day} a day)" if remaining is not None
             else "allowance unknown: the Rules page states no daily maximum")
-    if dry_run:
-        return Receipt("zindi", False, [f"dry run: {file} is valid and signed in to {slug} ({left}); nothing uploaded"])
-    started = datetime.now(timezone.utc)
-    try:
-        answer = client.upload(slug, file, message)
-    except Refused as refusal:
-        raise client.explain(refusal, slug) from None
-    except Exception as error:  # no answer, or a 5xx: recorded or not, only the list can say
-        cause = client.explain(error, slug)
-        if web.never_sent(error) or web.status_of(error) == 429:
-            raise cause from None
-        return settle_ambiguous_upload("zindi", competition, file, cause, lambda: _find(
-            _submissions_table(client.read(slug, "submissions", params={"per_page": 50})), file.name, message, started), "id")
+    with plain_csv(file) as upload:
+        # Zindi's upload takes a plain CSV: the public client refuses any other extension
+        # (eaedk/testing-zindi-package zindi/user.py, Zindian.submit: allowed_extensions = ['csv'],
+        # commit db9446c9e7b81c2ec336ea4cb9644843adf82786), so a compressed file goes decompressed.
+        sent = [] if upload == Path(file) else [f"Zindi takes a plain CSV: {file}'s CSV is uploaded decompressed, as {upload.name}"]
+        if dry_run:
+            return Receipt("zindi", False, sent + [f"dry run: {file} is valid and signed in to {slug} ({left}); nothing uploaded"])
+        started = datetime.now(timezone.utc)
+        try:
+            answer = client.upload(slug, upload, message)
+        except Refused as refusal:
+            raise client.explain(refusal, slug) from None
+        except Exception as error:  # no answer, or a 5xx: recorded or not, only the list can say
+            cause = client.explain(error, slug)
+            if web.never_sent(error) or web.status_of(error) == 429:
+                raise cause from None
+            receipt = settle_ambiguous_upload("zindi", competition, file, cause, lambda: _find(
+                _submissions_table(client.read(slug, "submissions", params={"per_page": 50})), upload.name, message, started), "id")
+            receipt.lines[:0] = sent
+            return receipt
     ident = answer.get("id") if isinstance(answer, dict) else None
-    return Receipt("zindi", True, [f"submitted {file} to {slug}" + (f" (id {ident})" if ident else ""),
-                                   f"see `compete submissions {competition.name}` for its score"],
+    return Receipt("zindi", True, sent + [f"submitted {file} to {slug}" + (f" (id {ident})" if ident else ""),
+                                          f"see `compete submissions {competition.name}` for its score"],
                    str(ident) if ident else None)
 
 

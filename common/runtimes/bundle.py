@@ -80,6 +80,8 @@ def check_inputs(bundle: Path) -> None:
         raise io.InputError(f"{bundle}: bundle not found")
     if not zipfile.is_zipfile(bundle):
         raise io.InputError(f"{bundle}: not a zip file")
+    # declared sizes first: checking the CRCs of a zip bomb would inflate it
+    io.check_archive(bundle, io.unpack_limit(io.BUNDLE_UNPACK_LIMIT_GB), ratio=io.BUNDLE_RATIO)
     try:
         with zipfile.ZipFile(bundle) as archive:
             damaged = archive.testzip()
@@ -94,7 +96,7 @@ def unpack(bundle: Path, workdir: Path) -> Path:
     submission folder (the zip stays there while main.py runs) and the private /tmp."""
     code = workdir / "code"
     try:
-        io.safe_extract(bundle, code)
+        io.safe_extract(bundle, code, limit=io.unpack_limit(io.BUNDLE_UNPACK_LIMIT_GB))
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise io.InputError(f"{bundle}: cannot be unpacked ({' '.join(str(error).split())})") from None
     for folder in ("root", "submission", "scratch"):

@@ -4,12 +4,14 @@ in parallel across cores; and the pooled statistics the fast baseline reads.
 A cache entry is keyed by the sha256 of the file's bytes and the spectrogram settings,
 so renaming or moving the data folder costs nothing, and a changed file is recomputed.
 A clip that cannot be decoded is cached as its reason, so it is reported again
-without being decoded again.
+without being decoded again. Every entry carries the sha256 written with it
+(io.write_checked) and is checked when read: a damaged one is computed again.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import io as _bytes_io
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,25 +110,25 @@ def _compute_one(path: str, key: str, cache: str, settings: MelSettings):
         mel = log_mel(decode(path, settings.sample_rate), settings)
     except DecodeError as error:
         reason = str(error)
-        io.write_text(cache / f"{key}.error", reason)
+        io.write_checked(cache / f"{key}.error", reason.encode("utf-8"))
         return reason
-    with io.atomic_path(cache / f"{key}.npy") as temporary:
-        with open(temporary, "wb") as handle:
-            np.save(handle, mel)
+    io.write_checked(cache / f"{key}.npy", lambda handle: np.save(handle, mel))
     return mel
 
 
 def _read_cache(cache: Path, key: str):
-    array = cache / f"{key}.npy"
-    if array.is_file():
+    """The entry's array (or the reason the clip is not audio), when it matches the
+    checksum written with it; None to compute it again (io.read_checked logs a damaged
+    entry once, naming it)."""
+    content = io.read_checked(cache / f"{key}.npy")
+    if content is not None:
         try:
-            return np.load(array)
-        except (ValueError, OSError):
-            return None  # a damaged entry is recomputed
-    error = cache / f"{key}.error"
-    if error.is_file():
-        return error.read_text()
-    return None
+            return np.load(_bytes_io.BytesIO(content))
+        except (ValueError, OSError, EOFError):
+            io.discard(cache / f"{key}.npy")  # a checksum over bytes that never were an array
+            return None
+    content = io.read_checked(cache / f"{key}.error")
+    return content.decode("utf-8", errors="replace") if content is not None else None
 
 
 # Pooled statistics for the fast baseline: the clip's spectrum, and how it moves in time.

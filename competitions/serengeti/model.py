@@ -131,7 +131,11 @@ class SerengetiModel:
         path = Path(path)
         if not path.is_file():
             raise io.InputError(f"{path}: no trained Serengeti model here")
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch's own words for a cut or overwritten file
+            raise io.InputError(f"{path}: the trained model cannot be read ({' '.join(str(error).split())[:100]}); "
+                                f"the file is damaged: fit again") from None
         if list(payload["classes"]) != list(CLASSES):
             raise io.InputError(f"{path}: the model's classes differ from the competition's 54")
         net = SerengetiNet(width=payload["width"], stem=payload.get("stem", 4))   # models saved before the stem was kept had 4

@@ -221,6 +221,8 @@ def read_segments(data_dir: Path):
     import geopandas as gpd
 
     source = find_shapefile(Path(data_dir))
+    if source.member:
+        io.check_archive(source.path)  # GDAL reads the zip itself: its declared sizes are bounded here
     path = f"/vsizip/{source.path.resolve()}/{source.member}" if source.member else str(source.path)
     try:
         segments = gpd.read_file(path)

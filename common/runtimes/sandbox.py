@@ -731,15 +731,14 @@ class Poller(threading.Thread):
     def run(self) -> None:
         import psutil
 
-        ticks = 0
+        ticks, gpu_due = 0, 0.0
         while not self.stopped.is_set():
+            gpu = self.gpu is not None and time.monotonic() >= gpu_due   # nvidia-smi once a second at most
             memory = self.group.memory_now()
             if memory is not None:
                 self.peak_rss = max(self.peak_rss, memory[0])
                 self.peak_shared = max(self.peak_shared or 0, memory[1])
-            tree = None
-            if memory is None or (self.gpu and ticks % 10 == 0):
-                tree = self._tree(psutil)
+            tree = self._tree(psutil) if memory is None or gpu else None
             if memory is None and tree:
                 total = 0
                 for process in tree[:256]:
@@ -752,10 +751,11 @@ class Poller(threading.Thread):
             if count is not None:
                 self.peak_processes = max(self.peak_processes, count)
             self.sample_disks()
-            if self.gpu and ticks % 10 == 0:
+            if gpu:
                 self._gpu(set(self.group.pids()) or {process.pid for process in tree or []})
+                gpu_due = time.monotonic() + 1.0
             ticks += 1
-            self.stopped.wait(self.interval)
+            self.stopped.wait(self.interval if ticks > 50 else self.interval / 5)   # short runs: faster at first
 
     def _tree(self, psutil) -> list:
         try:
@@ -815,26 +815,26 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
 
 
 def _explained(group: Cgroup) -> dict[str, str]:
-    """What each figure of the report counts, in words."""
+    """What each figure of the report counts: a short phrase, then the counter it is read from."""
     memory, cpu, pids = group.versions.get("memory"), group.versions.get("cpu"), group.versions.get("pids")
+    every = f"every {POLL_SECONDS:g} s"
     return {
-        "wall_seconds": "wall time from entering the command's namespaces to its end (building the root before is not counted)",
-        "cpu_seconds": ("user + system CPU of every process of the run (cgroup cpuacct.usage)" if cpu == 1 else
-                        "user + system CPU of every process of the run (cgroup cpu.stat usage_usec)" if cpu == 2 else
-                        "user + system CPU of the child processes reaped (RUSAGE_CHILDREN: no cgroup here; "
-                        "processes reaped inside the sandbox are missed)"),
-        "peak_memory_mb": ("cgroup peak: resident + page cache + tmpfs (memory.max_usage_in_bytes)" if memory == 1 else
-                           "cgroup peak: resident + page cache + tmpfs (memory.peak)" if memory == 2 else
+        "wall_seconds": "from entering the command's namespaces to its end (building the root before is not counted)",
+        "cpu_seconds": ("cgroup: every process of the run, user + system (cpuacct.usage)" if cpu == 1 else
+                        "cgroup: every process of the run, user + system (cpu.stat usage_usec)" if cpu == 2 else
+                        "reaped child processes only (RUSAGE_CHILDREN, no cgroup here: processes reaped inside the "
+                        "sandbox are missed)"),
+        "peak_memory_mb": ("cgroup: resident + page cache + tmpfs (memory.max_usage_in_bytes)" if memory == 1 else
+                           "cgroup: resident + page cache + tmpfs (memory.peak)" if memory == 2 else
                            "not measured (no memory cgroup)"),
-        "peak_rss_mb": (f"anonymous memory of the cgroup (memory.stat {'rss' if memory == 1 else 'anon'}), polled every "
-                        f"{POLL_SECONDS:g} s" if memory else
-                        f"PSS summed over the processes (shared pages split between them), polled every {POLL_SECONDS:g} s"),
-        "peak_shared_mb": (f"tmpfs and shared memory of the cgroup (memory.stat shmem), polled every {POLL_SECONDS:g} s"
-                           if memory else "not measured (no memory cgroup)"),
-        "peak_processes": ("processes and threads at once (pids cgroup pids.peak, or pids.current polled)" if pids else
+        "peak_rss_mb": (f"anonymous memory, polled (the cgroup's memory.stat {'rss' if memory == 1 else 'anon'}, {every})"
+                        if memory else f"PSS of the processes, polled (shared pages split between them, {every})"),
+        "peak_shared_mb": (f"tmpfs and shared memory, polled (the cgroup's memory.stat shmem, {every})" if memory else
+                           "not measured (no memory cgroup)"),
+        "peak_processes": ("processes and threads at once (pids cgroup: pids.peak, or pids.current polled)" if pids else
                            "not measured (no pids cgroup)"),
-        "disk_written_mb": (f"bytes in use on each writable folder's own filesystem beyond what it started with, polled "
-                            f"every {POLL_SECONDS:g} s: the peak of what the command wrote there"),
+        "disk_written_mb": (f"peak bytes written per writable folder (in use on the folder's own filesystem beyond what "
+                            f"it started with, polled {every})"),
     }
 
 

@@ -136,6 +136,26 @@ def test_the_root_is_read_only_and_etc_dev_proc_are_the_sandboxs_own(tmp_path):
     assert seen["processes"] == [1]
 
 
+def test_a_sandbox_joins_the_network_namespace_it_is_given_and_names_the_server(tmp_path):
+    """A rerun's notebook side joins one end of the private link (runtimes/network.py)
+    and reaches the other end by the host name the layout gives it."""
+    from common.runtimes import network
+
+    link = network.open_link()
+    try:
+        listen = ("import socket\nserver = socket.socket()\nserver.bind(('0.0.0.0', 50051))\nserver.listen(1)\n"
+                  "print('listening', flush=True)\nconnection, _ = server.accept()\nconnection.sendall(b'answer')\n")
+        server = subprocess.Popen(["nsenter", f"--net={link.server_namespace}", sys.executable, "-c", listen],
+                                  stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "listening"
+        code = "import socket\nprint(socket.create_connection(('inference_server', 50051), timeout=10).recv(6).decode())\n"
+        outcome, log = run(code, box(tmp_path / "box", inference_server=link.server_address), network=link.client_namespace)
+        server.wait(timeout=30)
+    finally:
+        network.close_link(link)
+    assert outcome.returncode == 0 and log.strip().endswith("answer"), log
+
+
 # ---------------------------------------------------------------- processes
 
 def test_a_fork_bomb_is_held_at_the_process_limit_and_nothing_of_it_survives(tmp_path):
@@ -223,6 +243,14 @@ def test_on_tmpfs_the_disk_and_memory_limits_give_distinct_reasons(tmp_path, mon
     memory, _ = run(fill, box(tmp_path / "memory"), memory_limit_gb=0.25, disk_limit_gb=1)
     assert memory.memory_exceeded and not memory.disk_full
     assert memory.peak_shared_bytes > 100 * sandbox.MB and "MB of it were files in tmpfs" in memory.memory_detail()
+
+
+def test_where_no_bound_can_be_built_the_run_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "disk_backing", lambda: (None, "no overlay here (the test)"))
+    outcome, log = run(FILL, box(tmp_path / "box"), disk_limit_gb=0.05)
+    assert outcome.returncode == 0 and (tmp_path / "box" / "tmp" / "big").stat().st_size == 100 * sandbox.MB
+    assert outcome.disk_mode == "none (the writable folders cannot be bounded here: no overlay here (the test))"
+    assert outcome.resources()["disk_limit"].startswith("none (")
 
 
 def test_writes_come_back_to_the_host_folder_as_the_command_left_them(tmp_path):

@@ -4,23 +4,25 @@ The root is built as container runtimes build it (runc, libcontainer/rootfs_linu
 commit 007bdcaadac6fa3bce4cc300e260646926536fee: prepareRootfs, pivotRoot,
 setReadonly), in two mount namespaces:
 
-- The builder (`unshare --mount`, the BUILD script) makes a fresh tmpfs, the future /,
-  and mounts into it, read-only: the system (/usr, /bin, /sbin, /lib*), an /etc of its
-  own (a few host files the Python environment needs, and passwd, group, hosts,
-  resolv.conf written for it: none of the host's secrets), a /dev of its own (null,
-  zero, full, random, urandom, tty, a private /dev/pts and /dev/shm; the GPU's nodes
-  where there is one), the layout's mounts and the Python environment's folders. Each
-  writable folder of the layout is an overlay whose upper layer lives on a filesystem
-  of its own, bounded in size (see Disk). The builder then waits; it is the only place
-  where what the command wrote is reachable from, for copying it back out.
+- The builder (`unshare --mount`, then BUILD: a few lines of this interpreter calling
+  mount(2) through ctypes) makes a fresh tmpfs, the future /, and mounts into it,
+  read-only: the system (/usr, /bin, /sbin, /lib*), an /etc of its own (the few host
+  files the Python environment reads, and passwd, group, hosts, resolv.conf written for
+  it: none of the host's secrets), a /dev of its own (null, zero, full, random, urandom,
+  tty, a private /dev/pts and /dev/shm; the GPU's nodes where there is one), the
+  layout's mounts and the Python environment's folders. Each writable folder of the
+  layout is an overlay whose upper layer lives on a filesystem of its own, bounded in
+  size (see Disk). The builder then waits: what the command wrote is reachable only
+  through its namespace, for copying it back out.
 - The command's namespaces (`nsenter` into the builder's mounts, then `unshare` of
   mount, PID, network, UTS, IPC and cgroup namespaces; the ENTER script) get a /proc
   of their own with Docker's masked and read-only paths, `pivot_root` into the new
   root, the old root unmounted (`umount -l`) and removed, and the new root remounted
   read-only: a chroot escape (chroot into a subfolder, keeping a descriptor on the old
   root, chdir("..") up, chroot(".")) climbs to this root, and there is no host above it.
-  pivot_root comes from util-linux, as unshare, nsenter and mount do: no interpreter
-  starts before the command's own, and nothing is added to what the sandbox needs.
+  pivot_root is util-linux's, as unshare, nsenter and mount are: no syscall number to
+  keep per architecture, and no interpreter starts in the command's namespaces before
+  the command's own.
 
 - Capabilities: Docker's defaults (moby/moby, oci/defaults.go, commit
   0a8650917ad0a9002ccb8e0a4724fe0dd7cdb8fc) less MKNOD, as a bounding set with
@@ -92,8 +94,9 @@ def mount(source, target, kind, flags, data=None):
 
 def bind(source, target, writable):
     mount(source, target, None, BIND | REC)
-    if not writable:
-        mount("none", target, None, REMOUNT | BIND | RDONLY)
+    if not writable:   # keeping the source's nosuid, nodev, noexec, as runc's remount does
+        kept = os.statvfs(target).f_flag & (NOSUID | NODEV | NOEXEC)
+        mount("none", target, None, REMOUNT | BIND | RDONLY | kept)
 
 def point(path, folder):
     if folder:
@@ -666,10 +669,11 @@ def _operations(layout: Layout, bounded: dict[int, str], shm_size: str) -> list[
     add("tmpfs", "-", "/dev/shm", f"size={shm_size},mode=1777")
     add("dir", "-", "/proc")
     for index, mount in enumerate(layout.mounts):
+        source = os.path.abspath(mount.source)
         if index in bounded:
-            add("bounded", str(mount.source), mount.target, bounded[index])
+            add("bounded", source, mount.target, bounded[index])
         else:
-            add("bind", str(mount.source), mount.target, "rw" if mount.writable else "ro")
+            add("bind", source, mount.target, "rw" if mount.writable else "ro")
     for path in python_environment():
         add("bind", path, path, "ro")
     return operations
@@ -840,7 +844,7 @@ def _explained(group: Cgroup) -> dict[str, str]:
 
 def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, time_limit: float, limit_bytes, group: Cgroup,
                   memory_mode: str, process_limit, process_mode: str, disk_limit_gb, network, explained) -> Outcome:
-    root = Path(layout.root)
+    root = Path(os.path.abspath(layout.root))   # the builder starts in /
     scratch, images_folder = root / "sandbox", root / "disks"
     scratch.mkdir(exist_ok=True)
     writable = {index: mount for index, mount in enumerate(layout.mounts) if mount.writable and Path(mount.source).is_dir()}
@@ -848,16 +852,20 @@ def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, ti
     backing, why = disk_backing() if disk_bytes and writable else (None, "")
     bounded: dict[int, str] = {}
     if backing == "ext4":
-        images = _make_images(images_folder, len(writable), disk_bytes)
-        bounded = {index: f"ext4:{image}" for index, image in zip(writable, images)}
-        disk_mode = f"{disk_limit_gb:g} GB per writable folder (a sparse ext4 image on a loop device: disk)"
-    elif backing == "tmpfs":
+        try:
+            images = _make_images(images_folder, len(writable), disk_bytes)
+        except (OSError, subprocess.SubprocessError) as error:   # e.g. the host's disk is full: memory instead
+            backing, why = "tmpfs", str(error)
+        else:
+            bounded = {index: f"ext4:{image}" for index, image in zip(writable, images)}
+            disk_mode = f"{disk_limit_gb:g} GB per writable folder (a sparse ext4 image on a loop device: disk)"
+    if backing == "tmpfs":
         bounded = {index: f"tmpfs:{disk_bytes}" for index in writable}
         disk_mode = (f"tmpfs {disk_limit_gb:g} GB per writable folder (in memory, counted against the memory limit too; "
                      f"no ext4 image: {why})")
-    elif disk_bytes and writable:
+    elif backing is None and disk_bytes and writable:
         disk_mode = f"none (the writable folders cannot be bounded here: {why})"
-    else:
+    elif backing is None:
         disk_mode = "none (no disk limit asked)" if writable else "none (no writable folder)"
     shm_size = str(limit_bytes) if limit_bytes else "50%"
     builder = None
@@ -886,17 +894,23 @@ def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, ti
         outcome.disk_limit_bytes, outcome.disk_mode = disk_bytes, disk_mode
         group.kill_all()   # nothing of the command may still write while its folders are copied back
         for number, index in enumerate(order, 1):
-            copy_back(inside / "stage" / f"disk{number}" / "upper", Path(layout.mounts[index].source))
+            try:
+                copy_back(inside / "stage" / f"disk{number}" / "upper", Path(layout.mounts[index].source))
+            except OSError as error:   # said in the log: the caller then misses what was not copied
+                with open(log_path, "a") as log_file:
+                    log_file.write(f"sandbox: what the command wrote in {layout.mounts[index].target} could not all be "
+                                   f"copied back ({error})\n")
         if outcome.disk_written and not outcome.disk_full and outcome.returncode:
             if "No space left on device" in _tail(log_path):   # the poll missed the moment: the fullest folder
                 outcome.disk_full = [max(outcome.disk_written, key=outcome.disk_written.get)]
         return _finish(outcome, group, memory_mode, process_limit, process_mode, explained)
     finally:
         if builder is not None:
-            try:
-                builder.stdin.close()
-            except OSError:
-                pass
+            for stream in (builder.stdin, builder.stdout):   # closing stdin lets the builder, and its mounts, go
+                try:
+                    stream.close()
+                except OSError:
+                    pass
             try:
                 builder.wait(timeout=60)
             except subprocess.TimeoutExpired:

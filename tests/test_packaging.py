@@ -561,6 +561,18 @@ def test_a_bundle_filling_the_disk_fails_at_the_disk_limit_naming_the_folder(com
     assert report["disk_full"] == ["/tmp"] and report["disk_written_mb"]["/tmp"] > 30
 
 
+@needs_sandbox
+def test_a_submission_linked_to_a_host_file_is_not_followed_on_the_host(data, tmp_path):
+    """A link is resolved where it is read: inside, /etc/... is the sandbox's; copied out
+    as it is, the runtime test would read the host's file as the bundle's output."""
+    host_file = tmp_path / "host-only.csv"
+    shutil.copy(data / "submission_format.csv", host_file)     # a valid output, if the host side followed the link
+    main = f"import os\nos.symlink({str(host_file)!r}, 'submission.csv')\n"
+    result = run_bundle(make_bundle(tmp_path / "link.zip", main), data, time_limit=60)
+    assert not result.ok and "wrote no submission.csv" in result.reason
+    assert "not copied back out of /inference: submission.csv (a link to" in result.log.read_text()
+
+
 def test_zip_path_escape_is_refused_leaving_nothing(compete, data, tmp_path, scratch):
     evil = make_bundle(tmp_path / "evil.zip", COPY_FORMAT, {"../../x.py": ""})
     result = compete.in_process("runtime", "test", evil, "--data", data)

@@ -271,15 +271,23 @@ def test_writes_come_back_to_the_host_folder_as_the_command_left_them(tmp_path):
         open("replaced", "w").write("now a file")
         open("setuid", "w").write("#!/bin/sh")
         os.chmod("setuid", 0o4755)
-        os.symlink("/etc/passwd", "link")
+        os.symlink("/etc/passwd", "link")                       # the host would read its own /etc/passwd
+        os.symlink("made/deep/file.txt", "inner_link")
+        with open("sparse", "wb") as handle:                  # 64 GB apparent, a few bytes of data
+            handle.truncate(64 * 2 ** 30)
+            handle.write(b"start")
     """
     outcome, log = run(code, layout)
+    log = (tmp_path / "box" / "log.txt").read_text()          # with what the sandbox added after the run
     assert outcome.returncode == 0, log
     assert (work / "kept.txt").read_text() == "new" and not (work / "folder" / "gone.txt").exists()
     assert (work / "folder").is_dir() and (work / "made" / "deep" / "file.txt").read_text() == "made"
     assert (work / "replaced").read_text() == "now a file"
     assert (work / "setuid").stat().st_mode & 0o7777 == 0o755       # no set-id bit lands on the host
-    assert (work / "link").is_symlink() and os.readlink(work / "link") == "/etc/passwd"
+    assert not (work / "link").exists() and not (work / "link").is_symlink()
+    assert "not copied back out of /work: link (a link to /etc/passwd)" in log
+    assert (work / "inner_link").is_symlink() and (work / "inner_link").read_text() == "made"
+    assert (work / "sparse").stat().st_size == 64 * sandbox.GB and (work / "sparse").stat().st_blocks * 512 < sandbox.MB
     assert outcome.disk_written["/work"] > 0
 
 

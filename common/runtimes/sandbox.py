@@ -567,36 +567,77 @@ def _make_images(folder: Path, count: int, size: int) -> list[Path]:
     return images
 
 
-def copy_back(upper: Path, host: Path) -> None:
+def copy_back(upper: Path, host: Path) -> list[str]:
     """Apply an overlay's upper layer (what the command wrote) to the host folder it was
-    shown over: new and changed files and folders copied, deleted ones (whiteouts)
+    shown over: new and changed files and folders copied (holes kept: a sparse file
+    takes on the host only the blocks it took in the bound), deleted ones (whiteouts)
     removed, a folder replaced whole (opaque) emptied first. Links on the host side are
-    never followed, set-id bits are dropped, devices, FIFOs and sockets are not copied.
+    never followed; set-id bits are dropped; a link is copied only when it is relative
+    and stays inside the folder (the host would resolve any other against its own
+    files); devices, FIFOs and sockets are not copied. Returns what was left out.
     Hand-written: no library applies overlayfs whiteouts."""
-    for entry in sorted(os.scandir(upper), key=lambda entry: entry.name):
-        source, target = Path(entry.path), host / entry.name
-        info = entry.stat(follow_symlinks=False)
-        if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:   # a whiteout: deleted inside
-            _remove(target)
-        elif stat.S_ISDIR(info.st_mode):
-            present = _lstat(target)
-            if present is not None and (not stat.S_ISDIR(present.st_mode) or _opaque(source)):
+    left_out: list[str] = []
+    finished: list[tuple[Path, os.stat_result]] = []   # folders whose times are set once their content is in
+    pending = [(upper, host)]
+    while pending:
+        folder, into = pending.pop()
+        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+            source, target = Path(entry.path), into / entry.name
+            info = entry.stat(follow_symlinks=False)
+            inside = target.relative_to(host).as_posix()
+            if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:   # a whiteout: deleted inside
                 _remove(target)
-                present = None
-            if present is None:
-                target.mkdir()
-            os.chmod(target, info.st_mode & 0o1777)
-            copy_back(source, target)
-            os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
-        elif stat.S_ISLNK(info.st_mode):
-            _remove(target)
-            os.symlink(os.readlink(source), target)
-        elif stat.S_ISREG(info.st_mode):
-            _remove(target)
-            with open(source, "rb") as reader, open(target, "xb") as writer:
-                shutil.copyfileobj(reader, writer, 4 * MB)
-            os.chmod(target, info.st_mode & 0o777)
-            os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+            elif stat.S_ISDIR(info.st_mode):
+                present = _lstat(target)
+                if present is not None and (not stat.S_ISDIR(present.st_mode) or _opaque(source)):
+                    _remove(target)
+                    present = None
+                if present is None:
+                    target.mkdir()
+                os.chmod(target, info.st_mode & 0o1777)
+                pending.append((source, target))
+                finished.append((target, info))
+            elif stat.S_ISLNK(info.st_mode):
+                pointed = os.readlink(source)
+                resolved = os.path.normpath(os.path.join(os.path.dirname(inside), pointed))
+                _remove(target)
+                if os.path.isabs(pointed) or resolved == ".." or resolved.startswith("../"):
+                    left_out.append(f"{inside} (a link to {pointed})")
+                else:
+                    os.symlink(pointed, target)
+            elif stat.S_ISREG(info.st_mode):
+                _remove(target)
+                _copy_sparse(source, target)
+                os.chmod(target, info.st_mode & 0o777)
+                os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+            else:
+                left_out.append(f"{inside} (not a file, folder or link)")
+    for target, info in reversed(finished):
+        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+    return left_out
+
+
+def _copy_sparse(source: Path, target: Path) -> None:
+    """Copy the data of `source` into a new `target`, holes left as holes."""
+    with open(source, "rb") as reader, open(target, "xb") as writer:
+        size, offset = os.fstat(reader.fileno()).st_size, 0
+        while offset < size:
+            try:
+                start = os.lseek(reader.fileno(), offset, os.SEEK_DATA)
+            except OSError:   # ENXIO: nothing but a hole up to the end
+                break
+            end = os.lseek(reader.fileno(), start, os.SEEK_HOLE)
+            reader.seek(start)
+            writer.seek(start)
+            remaining = end - start
+            while remaining > 0:
+                chunk = reader.read(min(remaining, 4 * MB))
+                if not chunk:
+                    break
+                writer.write(chunk)
+                remaining -= len(chunk)
+            offset = end
+        writer.truncate(size)
 
 
 def _lstat(path: Path) -> os.stat_result | None:
@@ -894,12 +935,15 @@ def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, ti
         outcome.disk_limit_bytes, outcome.disk_mode = disk_bytes, disk_mode
         group.kill_all()   # nothing of the command may still write while its folders are copied back
         for number, index in enumerate(order, 1):
+            target = layout.mounts[index].target
             try:
-                copy_back(inside / "stage" / f"disk{number}" / "upper", Path(layout.mounts[index].source))
+                left_out = copy_back(inside / "stage" / f"disk{number}" / "upper", Path(layout.mounts[index].source))
             except OSError as error:   # said in the log: the caller then misses what was not copied
+                left_out = [f"the rest ({error})"]
+            if left_out:
                 with open(log_path, "a") as log_file:
-                    log_file.write(f"sandbox: what the command wrote in {layout.mounts[index].target} could not all be "
-                                   f"copied back ({error})\n")
+                    log_file.write(f"sandbox: not copied back out of {target}: {'; '.join(left_out[:20])}"
+                                   f"{f' and {len(left_out) - 20} more' if len(left_out) > 20 else ''}\n")
         if outcome.disk_written and not outcome.disk_full and outcome.returncode:
             if "No space left on device" in _tail(log_path):   # the poll missed the moment: the fullest folder
                 outcome.disk_full = [max(outcome.disk_written, key=outcome.disk_written.get)]

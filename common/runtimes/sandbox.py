@@ -303,7 +303,9 @@ class Outcome:
         return ""
 
     def resources(self) -> dict:
-        megabytes = lambda value: None if value is None else round(value / MB, 1)  # noqa: E731
+        def megabytes(value):
+            return None if value is None else round(value / MB, 1)
+
         return {"wall_seconds": round(self.wall_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
                 "peak_memory_mb": megabytes(self.peak_memory_bytes), "peak_rss_mb": megabytes(self.peak_rss_bytes),
                 "peak_shared_mb": megabytes(self.peak_shared_bytes), "gpu_memory_mb": megabytes(self.gpu_memory_bytes),
@@ -322,7 +324,7 @@ def available() -> tuple[bool, str]:
             return False, f"the {tool} command is not installed"
     try:
         probe = subprocess.run([_tool("unshare"), "--net", "--mount", "--pid", "--fork", "--propagation", "private", "sh",
-                                "-c", "mount -t tmpfs probe /mnt"], capture_output=True, text=True, timeout=20)
+                                "-c", "mount -t tmpfs probe /mnt"], check=False, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, str(error)
     if probe.returncode:
@@ -351,7 +353,7 @@ class Cgroup:
         self.why: dict[str, str] = {}        # controller -> why there is none
 
     @classmethod
-    def create(cls, memory_limit: int | None, process_limit: int | None) -> "Cgroup":
+    def create(cls, memory_limit: int | None, process_limit: int | None) -> Cgroup:
         group = cls(f"compete-runtime-{os.getpid()}-{time.monotonic_ns()}")
         try:
             lines = Path("/proc/self/cgroup").read_text().splitlines()
@@ -689,7 +691,7 @@ def _operations(layout: Layout, bounded: dict[int, str], shm_size: str) -> list[
                 add("link", os.readlink(entry), found)
             elif entry.exists():
                 add("bind", found, found, "ro")
-    names = {**{HOSTNAME: "127.0.1.1"}, **layout.hosts}
+    names = {HOSTNAME: "127.0.1.1", **layout.hosts}
     for name, address in names.items():
         if not name or not address or any(character.isspace() for character in name + address):
             raise ValueError(f"a hosts entry needs a name and an address without spaces: {name!r} -> {address!r}")
@@ -812,7 +814,7 @@ class Poller(threading.Thread):
     def _gpu(self, pids: set[int]) -> None:
         try:
             listing = subprocess.run([self.gpu, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=10).stdout
+                                     check=False, capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.TimeoutExpired):
             return
         used = sum(int(memory) for pid, memory in (line.split(",") for line in listing.splitlines() if "," in line)
@@ -916,7 +918,7 @@ def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, ti
             builder = subprocess.Popen([_tool("unshare"), "--mount", "--propagation", "private", sys.executable, "-I", "-S",
                                         "-c", f"MOUNT = {_tool('mount')!r}\n" + BUILD, str(scratch), json.dumps(operations)],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=log_file, cwd="/", preexec_fn=os.setsid)
+                                       stderr=log_file, cwd="/", start_new_session=True)
         if not _ready(builder, 120):
             builder.wait()
             outcome = Outcome(builder.returncode or 1, False, False, memory_mode, 0.0, 0.0, None, 0, None)
@@ -944,9 +946,8 @@ def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, ti
                 with open(log_path, "a") as log_file:
                     log_file.write(f"sandbox: not copied back out of {target}: {'; '.join(left_out[:20])}"
                                    f"{f' and {len(left_out) - 20} more' if len(left_out) > 20 else ''}\n")
-        if outcome.disk_written and not outcome.disk_full and outcome.returncode:
-            if "No space left on device" in _tail(log_path):   # the poll missed the moment: the fullest folder
-                outcome.disk_full = [max(outcome.disk_written, key=outcome.disk_written.get)]
+        if outcome.disk_written and not outcome.disk_full and outcome.returncode and "No space left on device" in _tail(log_path):
+            outcome.disk_full = [max(outcome.disk_written, key=outcome.disk_written.get)]   # the poll missed the moment
         return _finish(outcome, group, memory_mode, process_limit, process_mode, explained)
     finally:
         if builder is not None:
@@ -997,8 +998,7 @@ def _tail(path: Path, size: int = 65536) -> str:
 def _execute(command: list[str], cwd, log_path: Path, environment: dict, time_limit: float, limit_bytes, group: Cgroup,
              disks: dict[str, Path]) -> Outcome:
     """Start `command` in the cgroup (in a session of its own), poll it, stop it at the time limit."""
-    def prepare():
-        os.setsid()
+    def prepare():   # before exec, so that every process of the command is in the cgroup from its start
         group.join()
         if "memory" not in group.folders and limit_bytes:
             resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
@@ -1008,7 +1008,7 @@ def _execute(command: list[str], cwd, log_path: Path, environment: dict, time_li
     timed_out = False
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, preexec_fn=prepare)
+                                   stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=prepare)  # noqa: PLW1509
         poller = Poller(process.pid, group, disks)
         poller.start()
         try:

@@ -480,9 +480,13 @@ def runtime_test(submission, data_dir, hidden, competition_name, profile, out, t
         r = result.resources
         peak = f"{r['peak_memory_mb']:.0f} MB" if r["peak_memory_mb"] is not None else "not measured"
         gpu = f"{r['gpu_memory_mb']:.0f} MB" if r["gpu_memory_mb"] is not None else "no GPU"
-        click.echo(f"resources: wall {r['wall_seconds']:.1f} s, CPU {r['cpu_seconds']:.1f} s, peak memory {peak} "
-                   f"(resident {r['peak_rss_mb']:.0f} MB), GPU {gpu}; memory limit: {r['memory_limit']} "
-                   f"({result.results / 'resources.json'})")
+        counts = {name: text.split(" (")[0] for name, text in r.get("explained", {}).items()}   # resources.json says more
+        written = ", ".join(f"{folder} {size:.0f} MB" for folder, size in r.get("disk_written_mb", {}).items() if size is not None)
+        click.echo(f"resources: wall {r['wall_seconds']:.1f} s, CPU {r['cpu_seconds']:.1f} s ({counts.get('cpu_seconds', 'CPU')}), "
+                   f"peak memory {peak} ({counts.get('peak_memory_mb', 'peak')}), peak resident {r['peak_rss_mb']:.0f} MB "
+                   f"({counts.get('peak_rss_mb', 'resident')}), processes {r.get('peak_processes') or 'not counted'} at most, "
+                   f"written {written or 'not measured'}, GPU {gpu}; limits: memory {r['memory_limit']}, processes "
+                   f"{r.get('process_limit', 'none')}, disk {r.get('disk_limit', 'none')} ({result.results / 'resources.json'})")
     if result.workdir is not None:
         click.echo(f"kept: {result.workdir}")
     if not result.ok:

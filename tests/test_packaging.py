@@ -504,6 +504,75 @@ def test_bundle_missing_a_module_fails_here_as_on_the_platform(data, tmp_path):
     assert not result.ok and "ModuleNotFoundError" in result.reason
 
 
+@needs_sandbox
+def test_a_bundle_climbing_out_by_chroot_finds_no_host_to_write_on(data, tmp_path):
+    """The classic escape: chroot into a subfolder keeping a descriptor on the root,
+    chdir("..") up from it, chroot("."). After pivot_root it climbs to the sandbox's own
+    root, where the host's folders are not."""
+    target = tmp_path / "outside" / "escaped.txt"
+    main = ("import os\nbefore = sorted(os.listdir('/'))\nos.makedirs('/tmp/jail', exist_ok=True)\n"
+            "outside = os.open('/', os.O_RDONLY)\nos.chroot('/tmp/jail')\nos.fchdir(outside)\n"
+            "for _ in range(64):\n    os.chdir('..')\nos.chroot('.')\n"
+            "print('climbed to the same root' if sorted(os.listdir('/')) == before else 'climbed out', flush=True)\n"
+            f"try:\n    os.makedirs({str(target.parent)!r}, exist_ok=True)\n    open({str(target)!r}, 'w').write('x')\n"
+            f"except OSError as error:\n    print('could not write:', error)\nos.chdir('/inference')\n" + COPY_FORMAT)
+    result = run_bundle(make_bundle(tmp_path / "climb.zip", main), data, time_limit=60)
+    assert result.ok, result.reason                       # it may pass: it wrote its submission
+    assert "climbed to the same root" in result.log.read_text()
+    assert not target.exists() and not target.parent.exists()
+
+
+@needs_sandbox
+def test_a_fork_bomb_bundle_is_held_at_the_process_limit_and_reported(compete, data, tmp_path, monkeypatch):
+    import functools
+
+    import psutil
+
+    from common.runtimes import sandbox
+    monkeypatch.setattr(sandbox, "run", functools.partial(sandbox.run, process_limit=64))
+    marker = f"bomb-{os.getpid()}-{tmp_path.name}"
+    main = (f"import os, subprocess, time\n# {marker}\n"
+            "for _ in range(200):\n    try:\n        if os.fork() == 0:\n            time.sleep(600)\n"
+            "    except OSError:\n        break\n"
+            "subprocess.run(['true'], check=True)\n" + COPY_FORMAT)   # the bundle's own work: it cannot fork any more
+    result = compete.in_process("runtime", "test", make_bundle(tmp_path / "bomb.zip", main), "--data", data, "--time-limit", "60")
+    assert result.exit_code == 1
+    assert "process limit of 64 reached (" in result.output and "pids cgroup" in result.output
+    report = json.loads((tmp_path / "bomb.runtime" / "resources.json").read_text())
+    assert report["peak_processes"] == 64 and report["forks_refused"] > 0
+    assert "processes 64 at most" in result.output
+    assert f"peak memory {report['peak_memory_mb']:.0f} MB (cgroup: resident + page cache + tmpfs)" in result.output
+    assert f"peak resident {report['peak_rss_mb']:.0f} MB (anonymous memory, polled)" in result.output
+    assert report["peak_rss_mb"] < 1024                  # not the sum over 64 processes sharing their pages
+    assert not [process for process in psutil.process_iter(["cmdline"]) if marker in " ".join(process.info["cmdline"] or [])]
+
+
+@needs_sandbox
+def test_a_bundle_filling_the_disk_fails_at_the_disk_limit_naming_the_folder(compete, data, tmp_path, monkeypatch):
+    import functools
+
+    from common.runtimes import sandbox
+    monkeypatch.setattr(sandbox, "run", functools.partial(sandbox.run, disk_limit_gb=0.05))
+    main = "with open('/tmp/filler', 'wb') as handle:\n    for _ in range(100):\n        handle.write(b'x' * 2 ** 20)\n" + COPY_FORMAT
+    result = compete.in_process("runtime", "test", make_bundle(tmp_path / "filler.zip", main), "--data", data)
+    assert result.exit_code == 1
+    assert "disk limit of 0.05 GB reached in /tmp (" in result.output and "No space left on device" in result.output
+    report = json.loads((tmp_path / "filler.runtime" / "resources.json").read_text())
+    assert report["disk_full"] == ["/tmp"] and report["disk_written_mb"]["/tmp"] > 30
+
+
+@needs_sandbox
+def test_a_submission_linked_to_a_host_file_is_not_followed_on_the_host(data, tmp_path):
+    """A link is resolved where it is read: inside, /etc/... is the sandbox's; copied out
+    as it is, the runtime test would read the host's file as the bundle's output."""
+    host_file = tmp_path / "host-only.csv"
+    shutil.copy(data / "submission_format.csv", host_file)     # a valid output, if the host side followed the link
+    main = f"import os\nos.symlink({str(host_file)!r}, 'submission.csv')\n"
+    result = run_bundle(make_bundle(tmp_path / "link.zip", main), data, time_limit=60)
+    assert not result.ok and "wrote no submission.csv" in result.reason
+    assert "not copied back out of /inference: submission.csv (a link to" in result.log.read_text()
+
+
 def test_zip_path_escape_is_refused_leaving_nothing(compete, data, tmp_path, scratch):
     evil = make_bundle(tmp_path / "evil.zip", COPY_FORMAT, {"../../x.py": ""})
     result = compete.in_process("runtime", "test", evil, "--data", data)

@@ -150,7 +150,10 @@ def failure(outcome, profile, code: Path, log_path: Path, time_limit: float, mem
     if outcome.timed_out:
         return f"time limit of {time_limit:g} s exceeded; the bundle's processes were killed"
     if outcome.memory_exceeded:
-        return f"memory limit of {memory_limit:g} GB exceeded ({outcome.memory_mode}); the kernel killed the bundle"
+        return (f"memory limit of {memory_limit:g} GB exceeded ({outcome.memory_mode}{outcome.memory_detail()}); "
+                f"the kernel killed the bundle")
+    if outcome.returncode != 0 and outcome.limit_reached():
+        return f"{outcome.limit_reached()}: {last}"
     if outcome.returncode != 0:
         if runner.NETWORK_ERRORS.search(log_text):
             return f"the bundle tried to reach the network, which the runtime does not have: {last}"

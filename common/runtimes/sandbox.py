@@ -1,36 +1,63 @@
 """Run a command the way a code-execution container would, without Docker.
 
-- Paths: a private mount namespace (`unshare --mount`) whose root is a fresh tmpfs
-  holding read-only bind mounts of the host's top-level folders (the system and the
-  Python environment the bundle runs with; /dev, /proc, /sys and /run as they are),
-  plus the profile's own, writable where the container's are: the
-  unpacked bundle at the profile's root (e.g. /inference), the data read-only at its
-  data path, the submission folder at its path, a private /tmp. The command is chrooted
-  there, so /inference exists for it and for nothing else on the machine, and no
-  environment variable is needed to find a path. As root a read-only bind mount is the
-  one way to make data truly read-only (file modes do not stop root).
-- Network: a network namespace with only a loopback (`unshare --net`), as
-  `docker run --network none`. Processes: a PID namespace with its own /proc (the bundle
-  sees and can signal only its own processes), and Docker's default capabilities, so
-  root inside cannot mount, remount the data read-write or make device nodes.
-- Memory: a child memory cgroup of this process's own (v2, or the v1 memory
-  controller), limited like `docker run --memory` (resident memory, page cache
-  reclaimable, no swap); an OOM kill is read from the cgroup's counters. Only where no
-  cgroup can be made does RLIMIT_AS stand in, and the run says so (address space is a
-  poor proxy: torch maps several GB it never touches).
-- Time: its own session, killed (with everything left in its cgroup) at the limit.
-- Resources: wall time, CPU seconds of the process tree, peak memory as the cgroup
-  counts it (with page cache) and peak resident memory of the process tree (polled
-  with psutil), and GPU memory from nvidia-smi where there is one.
+The root is built as container runtimes build it (runc, libcontainer/rootfs_linux.go,
+commit 007bdcaadac6fa3bce4cc300e260646926536fee: prepareRootfs, pivotRoot,
+setReadonly), in two mount namespaces:
+
+- The builder (`unshare --mount`, then BUILD: a few lines of this interpreter calling
+  mount(2) through ctypes) makes a fresh tmpfs, the future /, and mounts into it,
+  read-only: the system (/usr, /bin, /sbin, /lib*), an /etc of its own (the few host
+  files the Python environment reads, and passwd, group, hosts, resolv.conf written for
+  it: none of the host's secrets), a /dev of its own (null, zero, full, random, urandom,
+  tty, a private /dev/pts and /dev/shm; the GPU's nodes where there is one), the
+  layout's mounts and the Python environment's folders. Each writable folder of the
+  layout is an overlay whose upper layer lives on a filesystem of its own, bounded in
+  size (see Disk). The builder then waits: what the command wrote is reachable only
+  through its namespace, for copying it back out.
+- The command's namespaces (`nsenter` into the builder's mounts, then `unshare` of
+  mount, PID, network, UTS, IPC and cgroup namespaces; the ENTER script) get a /proc
+  of their own with Docker's masked and read-only paths, `pivot_root` into the new
+  root, the old root unmounted (`umount -l`) and removed, and the new root remounted
+  read-only: a chroot escape (chroot into a subfolder, keeping a descriptor on the old
+  root, chdir("..") up, chroot(".")) climbs to this root, and there is no host above it.
+  pivot_root is util-linux's, as unshare, nsenter and mount are: no syscall number to
+  keep per architecture, and no interpreter starts in the command's namespaces before
+  the command's own.
+
+- Capabilities: Docker's defaults (moby/moby, oci/defaults.go, commit
+  0a8650917ad0a9002ccb8e0a4724fe0dd7cdb8fc) less MKNOD, as a bounding set with
+  no_new_privs; see CAPABILITIES for why each is kept.
+- Network: an empty network namespace (`docker run --network none`), or the one named
+  by `network` (a private link between two sandboxes, runtimes/network.py).
+- Processes: a pids cgroup (`docker run --pids-limit`); the command's PID namespace
+  dies with its first process, and whatever is left in the cgroup is killed at the end.
+- Memory: a memory cgroup limited like `docker run --memory` (resident memory, page
+  cache reclaimable, no swap); an OOM kill is read from the cgroup's counters. Only
+  where no cgroup can be made does RLIMIT_AS stand in, and the run says so.
+- Disk: each writable folder's writes go to an overlay upper layer on a sparse ext4
+  image of `disk_limit_gb` on a loop device (disk, as on the platform; "No space left
+  on device" at the bound); where no loop device or mkfs.ext4 is at hand, on a tmpfs of
+  that size, which holds the files in memory: they then count against the memory limit
+  as well (tmpfs pages are charged to the cgroup of the process writing them). After
+  the run the upper layer is applied to the host folder (new and changed files copied,
+  deleted ones removed).
+- Time: killed, with everything in its cgroup, at the limit.
+- Resources, each figure saying what it counts (Outcome.explained): wall time, CPU of
+  every process of the run (the cgroup's), peak memory with page cache and tmpfs (the
+  cgroup's), peak anonymous memory (polled), peak tmpfs and shared memory, peak
+  process count, peak bytes written per writable folder, GPU memory from nvidia-smi.
 """
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import resource
+import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -40,40 +67,165 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+DEFAULT_PROCESS_LIMIT = 4096
+# Kaggle's /kaggle/working holds 20 GB (issue 20); DrivenData states no limit we know of.
+DEFAULT_DISK_LIMIT_GB = 20.0
+HOSTNAME = "sandbox"
+POLL_SECONDS = 0.1
+GB = 1024 ** 3
+MB = 2 ** 20
 
-SETUP = r"""
+# The builder, run by this interpreter (-I -S) in its own mount namespace: mount(2)
+# through ctypes, since a `mount` process per mount (five dozen of them) took 0.5 s.
+# Arguments: SCRATCH and the operations as JSON, four strings each (KIND, SOURCE,
+# TARGET inside the new root, OPTION), so that no path is ever split or parsed: a
+# space, '|', ',' or ':' in a path is only ever part of one string. Overlay options
+# name relative paths under the builder's own staging folder, never a caller's path.
+BUILD = r"""
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC = 1, 2, 4, 8, 32, 4096, 16384
+
+def mount(source, target, kind, flags, data=None):
+    if libc.mount(source.encode(), target.encode(), kind.encode() if kind else None, flags,
+                  data.encode() if data else None):
+        error = ctypes.get_errno()
+        raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
+
+def bind(source, target, writable):
+    mount(source, target, None, BIND | REC)
+    if not writable:   # keeping the source's nosuid, nodev, noexec, as runc's remount does
+        kept = os.statvfs(target).f_flag & (NOSUID | NODEV | NOEXEC)
+        mount("none", target, None, REMOUNT | BIND | RDONLY | kept)
+
+def point(path, folder):
+    if folder:
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.lexists(path):
+            open(path, "x").close()
+
+scratch, operations = sys.argv[1], json.loads(sys.argv[2])
+try:
+    mount("compete-sandbox", scratch, "tmpfs", 0, "mode=700")
+    new, stage = scratch + "/root", scratch + "/stage"
+    os.mkdir(new)
+    os.mkdir(stage)
+    mount("compete-root", new, "tmpfs", 0, "mode=755")
+    os.chdir(stage)
+    count = 0
+    for kind, source, target, option in operations:
+        at = new + target
+        if kind == "dir":
+            os.makedirs(at, exist_ok=True)
+        elif kind == "link":
+            os.makedirs(os.path.dirname(at), exist_ok=True)
+            os.symlink(source, at)
+        elif kind == "file":
+            os.makedirs(os.path.dirname(at), exist_ok=True)
+            with open(at, "w") as handle:
+                handle.write(source)
+        elif kind == "bind":
+            point(at, os.path.isdir(source))
+            bind(source, at, option == "rw")
+        elif kind == "tmpfs":
+            point(at, True)
+            mount("tmpfs", at, "tmpfs", NOSUID | NODEV | NOEXEC, option)
+        elif kind == "devpts":
+            point(at, True)
+            try:
+                mount("devpts", at, "devpts", NOSUID | NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+            except OSError:
+                pass
+        elif kind == "bounded":
+            count += 1
+            lower, disk = f"lower{count}", f"disk{count}"
+            os.mkdir(lower)
+            os.mkdir(disk)
+            mount(source, lower, None, BIND)
+            backing, _, value = option.partition(":")
+            if backing == "ext4":   # util-linux finds a free loop device and sets it to detach with the mount
+                status = os.spawnv(os.P_WAIT, MOUNT, [MOUNT, "-o", "loop,noinit_itable,nosuid,nodev", value, disk])
+                if status:
+                    raise OSError(f"mount -o loop {value}: exit {status}")
+            else:
+                mount("tmpfs", disk, "tmpfs", NOSUID | NODEV, f"size={value}")
+            os.mkdir(disk + "/upper")
+            os.mkdir(disk + "/work")
+            shown = os.stat(lower)
+            os.chmod(disk + "/upper", shown.st_mode & 0o7777)
+            os.chown(disk + "/upper", shown.st_uid, shown.st_gid)
+            point(at, True)
+            mount("overlay", at, "overlay", 0, f"lowerdir={lower},upperdir={disk}/upper,workdir={disk}/work,"
+                                              f"redirect_dir=off,metacopy=off")
+        else:
+            raise OSError(f"unknown operation {kind}")
+except OSError as error:
+    print(f"sandbox: {error}", file=sys.stderr)
+    sys.exit(1)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+# The command's side, in its own namespaces: /proc, Docker's masked and read-only
+# paths in it (moby/moby oci/defaults.go: MaskedPaths, ReadonlyPaths; without them root
+# could write /proc/sys/kernel/core_pattern or /proc/sysrq-trigger, which are the
+# host's), pivot_root, the old root detached and removed, / read-only, the bounding set.
+ENTER = r"""
 set -e
-root=$1 workdir=$2 mounts=$3 capabilities=$4
+new=$1 name=$2 capabilities=$3 workdir=$4
 shift 4
-mount -t tmpfs -o mode=755 compete-runtime "$root"
-# the system: the host's own programs and libraries, read-only; merged-/usr links as they are
-for name in usr bin sbin lib lib32 lib64 libx32 etc; do
-  entry=/$name
-  if [ -L "$entry" ]; then ln -s "$(readlink "$entry")" "$root/$name"
-  elif [ -d "$entry" ]; then mkdir "$root/$name" && mount --rbind "$entry" "$root/$name" && mount -o remount,bind,ro "$root/$name"
-  fi
-done
-mkdir "$root/dev" && mount --rbind /dev "$root/dev"
-mkdir "$root/proc" && mount -t proc proc "$root/proc"
-# the layout's mounts, in order: "ro|SOURCE|TARGET" or "rw|SOURCE|TARGET"
-printf '%s' "$mounts" | while IFS='|' read -r mode source target; do
-  [ -n "$source" ] || continue
-  if [ -d "$source" ]; then mkdir -p "$root$target"
-  else mkdir -p "$(dirname "$root$target")" && { [ -e "$root$target" ] || : > "$root$target"; }
-  fi
-  mount --rbind "$source" "$root$target"
-  [ "$mode" = rw ] || mount -o remount,bind,ro "$root$target"
-done
+path_given=$PATH
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc -o nosuid,nodev,noexec proc "$new/proc"
+printf '%s' "$name" > "$new/proc/sys/kernel/hostname"
 if command -v ip >/dev/null; then ip link set lo up; fi
-exec chroot "$root" setpriv --bounding-set="$capabilities" --no-new-privs \
+for entry in asound acpi kcore keys latency_stats timer_list timer_stats sched_debug scsi; do
+  if [ -d "$new/proc/$entry" ]; then mount -t tmpfs -o ro,nosuid,nodev,noexec,mode=555 masked "$new/proc/$entry"
+  elif [ -e "$new/proc/$entry" ]; then mount --bind "$new/dev/null" "$new/proc/$entry"
+  fi
+done
+for entry in bus fs irq sys sysrq-trigger; do
+  if [ -e "$new/proc/$entry" ]; then mount -o bind,ro "$new/proc/$entry" "$new/proc/$entry"; fi
+done
+setpriv=$(command -v setpriv)
+mkdir "$new/.old-root"
+cd "$new"
+pivot_root . .old-root
+umount -l /.old-root
+rmdir /.old-root
+mount -o remount,bind,ro /
+cd /
+PATH=$path_given exec "$setpriv" --bounding-set="$capabilities" --no-new-privs \
   /bin/sh -c 'cd "$1" && shift && exec "$@"' sandbox "$workdir" "$@"
 """
 
-# Docker's default capabilities (moby, oci/caps/defaults.go) less MKNOD, which without
-# Docker's device cgroup would let a bundle make a node for a host disk. Mounts
-# (SYS_ADMIN) are not among them: the bundle cannot remount the data read-write.
+# Docker's default capabilities (moby/moby oci/defaults.go, commit 0a86509), and which
+# stay safe here without Docker's seccomp profile, AppArmor and device cgroup:
+#   chown, dac_override, fowner, fsetid: act on files the sandbox shows; the host's are
+#     read-only mounts (root cannot write through MS_RDONLY) and /etc holds no secret.
+#   kill: signals reach only the command's own PID namespace.
+#   setuid, setgid, setpcap: change the command's own ids, or drop capabilities.
+#   setfcap: file capabilities grant nothing past the bounding set and no_new_privs.
+#   net_raw, net_bind_service: the network namespace has a loopback (or a private link).
+#   audit_write: the kernel refuses audit messages from outside the first PID namespace.
+#   sys_chroot: kept, as Docker keeps it: after pivot_root, with the old root detached,
+#     the chroot escape climbs only to this root (tests/test_sandbox.py proves it).
+# Dropped: mknod, which without a device cgroup would let root make a node for a host
+# disk. Never given: sys_admin (mount, remount the data read-write), sys_ptrace,
+# dac_read_search (open_by_handle_at: the "shocker" escape), sys_module, sys_rawio.
 CAPABILITIES = ("-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,"
                 "+net_raw,+sys_chroot,+audit_write,+setfcap")
+
+SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# What of the host's /etc the Python environment reads (the loader's cache, certificates
+# and OpenSSL's configuration, time zone, MIME types, services, a system Python's own
+# configuration) and nothing else: no shadow, no ssh keys, no pip.conf or npmrc tokens.
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl/certs", "ssl/openssl.cnf", "ca-certificates",
+       "ca-certificates.conf", "pki/tls/certs", "pki/ca-trust/extracted", "crypto-policies", "localtime", "timezone",
+       "mime.types", "os-release", "protocols", "services", "gai.conf", "host.conf", "fonts", "python3*")
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
 @dataclass(frozen=True)
@@ -88,15 +240,16 @@ class Mount:
 @dataclass
 class Layout:
     """What the sandbox shows besides the system and the Python environment: `mounts`,
-    applied in order (a later one may sit inside an earlier one), and the working
-    directory the command starts in. Nothing else of the host is there."""
+    applied in order (a later one may sit inside an earlier one), the working
+    directory the command starts in, and extra /etc/hosts entries (name -> address).
+    Nothing else of the host is there."""
 
     root: Path                 # an empty host folder the sandbox's / is built on
     mounts: list[Mount]
     workdir: str
+    hosts: dict[str, str] = field(default_factory=dict)
     # a network namespace to join (a path under /run/netns, network.open_link) instead of an empty one of its own
     network: Path | None = None
-    hosts: dict[str, str] = field(default_factory=dict)   # name -> address, added to /etc/hosts
 
     def add(self, source: Path, target: str, writable: bool = False) -> None:
         self.mounts.append(Mount(Path(source), target, writable))
@@ -110,26 +263,71 @@ class Outcome:
     memory_mode: str           # how the memory limit was enforced, in words
     wall_seconds: float
     cpu_seconds: float
-    peak_memory_bytes: int | None      # as the cgroup counts it (page cache included)
-    peak_rss_bytes: int                # resident memory of the process tree, polled
+    peak_memory_bytes: int | None      # as the cgroup counts it (page cache and tmpfs included)
+    peak_rss_bytes: int                # anonymous memory of the cgroup (or PSS of the processes), polled
     gpu_memory_bytes: int | None       # None: no GPU here
-    stopped: bool = False              # ended by the caller's `stop`, not by itself nor the time limit
+    peak_shared_bytes: int | None = None       # tmpfs and shared memory of the cgroup, polled
+    process_limit: int | None = None
+    process_mode: str = ""                     # how the process limit was enforced, in words
+    peak_processes: int | None = None
+    forks_refused: int = 0                     # forks the pids cgroup refused
+    disk_limit_bytes: int | None = None        # per writable folder
+    disk_mode: str = ""                        # how the writable folders were bounded, in words
+    disk_written: dict[str, int] = field(default_factory=dict)   # writable folder -> peak bytes written
+    disk_full: list[str] = field(default_factory=list)           # writable folders that reached the limit
+    explained: dict[str, str] = field(default_factory=dict)      # figure -> what it counts
+    stopped: bool = False                      # ended by the caller's `stop`, not by itself nor the time limit
+
+    @property
+    def disk_exceeded(self) -> bool:
+        return bool(self.disk_full)
+
+    @property
+    def processes_exceeded(self) -> bool:
+        return self.forks_refused > 0
+
+    def limit_reached(self) -> str:
+        """The disk or process limit the command ran into, in one phrase ("" for neither):
+        the reason of a failed run when neither time nor memory explains it."""
+        if self.disk_full:
+            written = ", ".join(f"{self.disk_written.get(target, 0) / MB:.0f} MB in {target}" for target in self.disk_full)
+            return (f"disk limit of {self.disk_limit_bytes / GB:g} GB reached in {', '.join(self.disk_full)} "
+                    f"({written}; {self.disk_mode})")
+        if self.forks_refused:
+            return (f"process limit of {self.process_limit} reached ({self.forks_refused} fork(s) refused; "
+                    f"{self.process_mode})")
+        return ""
+
+    def memory_detail(self) -> str:
+        """What of the memory were files, where writable folders live in memory (tmpfs)."""
+        if self.disk_mode.startswith("tmpfs") and self.peak_shared_bytes:
+            return (f"; {self.peak_shared_bytes / MB:.0f} MB of it were files in tmpfs (writable folders and /dev/shm "
+                    f"live in memory here: --memory-limit counts them)")
+        return ""
 
     def resources(self) -> dict:
-        megabytes = lambda value: None if value is None else round(value / 2 ** 20, 1)  # noqa: E731
+        def megabytes(value):
+            return None if value is None else round(value / MB, 1)
+
         return {"wall_seconds": round(self.wall_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
                 "peak_memory_mb": megabytes(self.peak_memory_bytes), "peak_rss_mb": megabytes(self.peak_rss_bytes),
-                "gpu_memory_mb": megabytes(self.gpu_memory_bytes), "memory_limit": self.memory_mode}
+                "peak_shared_mb": megabytes(self.peak_shared_bytes), "gpu_memory_mb": megabytes(self.gpu_memory_bytes),
+                "memory_limit": self.memory_mode,
+                "peak_processes": self.peak_processes, "forks_refused": self.forks_refused,
+                "process_limit": self.process_mode,
+                "disk_written_mb": {target: megabytes(size) for target, size in self.disk_written.items()},
+                "disk_full": list(self.disk_full), "disk_limit": self.disk_mode,
+                "explained": dict(self.explained)}
 
 
 def available() -> tuple[bool, str]:
-    """Whether the sandbox can be built here: unshare and chroot, and the right to use them."""
-    for tool in ("unshare", "chroot", "mount", "setpriv"):
-        if shutil.which(tool) is None:
+    """Whether the sandbox can be built here: util-linux's namespace tools, and the right to use them."""
+    for tool in ("unshare", "nsenter", "mount", "umount", "pivot_root", "setpriv"):
+        if _tool(tool) is None:
             return False, f"the {tool} command is not installed"
     try:
-        probe = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c",
-                                "mount -t tmpfs probe /mnt"], capture_output=True, text=True, timeout=20)
+        probe = subprocess.run([_tool("unshare"), "--net", "--mount", "--pid", "--fork", "--propagation", "private", "sh",
+                                "-c", "mount -t tmpfs probe /mnt"], check=False, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, str(error)
     if probe.returncode:
@@ -138,78 +336,163 @@ def available() -> tuple[bool, str]:
     return True, ""
 
 
-class MemoryCgroup:
-    """A child memory cgroup of this process's own, removed on close."""
+@functools.cache
+def _tool(name: str) -> str | None:
+    """A system tool by absolute path: the caller's PATH may lack the sbin folders."""
+    return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"]))
 
-    def __init__(self, path: Path, version: int):
-        self.path, self.version = path, version
+
+# ---------------------------------------------------------------- cgroups
+
+class Cgroup:
+    """A child cgroup of this process's own for each controller the sandbox uses (memory,
+    pids, CPU accounting): one folder on cgroup v2, one per hierarchy on v1. Made with
+    the limits, joined by the command before it starts, emptied and removed on close."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.folders: dict[str, Path] = {}   # "memory" | "pids" | "cpu" -> its folder
+        self.versions: dict[str, int] = {}
+        self.why: dict[str, str] = {}        # controller -> why there is none
 
     @classmethod
-    def create(cls, limit_bytes: int | None) -> tuple["MemoryCgroup | None", str]:
-        """The cgroup, or None and why none could be made."""
+    def create(cls, memory_limit: int | None, process_limit: int | None) -> Cgroup:
+        group = cls(f"compete-runtime-{os.getpid()}-{time.monotonic_ns()}")
         try:
             lines = Path("/proc/self/cgroup").read_text().splitlines()
         except OSError as error:
-            return None, f"cannot read /proc/self/cgroup ({error})"
-        own = {}
+            group.why = dict.fromkeys(("memory", "pids", "cpu"), f"cannot read /proc/self/cgroup ({error})")
+            return group
+        own = {}                              # controller -> (hierarchy's folder name, own path)
         for line in lines:
             _, controllers, path = line.split(":", 2)
             for controller in controllers.split(",") if controllers else [""]:
-                own[controller] = path
+                own[controller] = (controllers, path)
         unified = CGROUP_ROOT / "cgroup.controllers"
-        if "memory" in own and (CGROUP_ROOT / "memory").is_dir():
-            parent, version = CGROUP_ROOT / "memory" / own["memory"].lstrip("/"), 1
-        elif "" in own and unified.is_file() and "memory" in unified.read_text(errors="replace").split():
-            parent, version = CGROUP_ROOT / own[""].lstrip("/"), 2
-        else:
-            return None, "no memory cgroup controller is mounted"
-        path = parent / f"compete-runtime-{os.getpid()}-{time.monotonic_ns()}"
+        v2 = "" in own and unified.is_file()
+        v2_controllers = unified.read_text(errors="replace").split() if v2 else []
+        for key, controller in (("memory", "memory"), ("pids", "pids"), ("cpu", "cpuacct")):
+            mounted = own.get(controller)
+            folders = [CGROUP_ROOT / name for name in ((controller, mounted[0]) if mounted else ())]
+            parent = next((folder / mounted[1].lstrip("/") for folder in folders if folder.is_dir()), None)
+            if parent is not None:
+                version = 1
+            elif v2 and (key == "cpu" or key in v2_controllers):   # cpu.stat's usage is in every v2 cgroup
+                parent, version = CGROUP_ROOT / own[""][1].lstrip("/"), 2
+            else:
+                group.why[key] = f"no {key} cgroup controller is mounted"
+                continue
+            folder = parent / group.name
+            try:
+                folder.mkdir(exist_ok=version == 2)
+            except OSError as error:
+                group.why[key] = f"cannot create a cgroup under {parent} ({error.strerror})"
+                continue
+            group.folders[key], group.versions[key] = folder, version
         try:
-            path.mkdir()
-        except OSError as error:
-            return None, f"cannot create a cgroup under {parent} ({error.strerror})"
-        group = cls(path, version)
-        try:
-            if limit_bytes:
-                if version == 1:
-                    (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
-                    if (path / "memory.memsw.limit_in_bytes").exists():
-                        (path / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
-                else:
-                    (path / "memory.max").write_text(str(limit_bytes))
-                    if (path / "memory.swap.max").exists():
-                        (path / "memory.swap.max").write_text("0")
+            group._limit(memory_limit, process_limit)
         except OSError as error:
             group.close()
-            return None, f"cannot set a limit in {path} ({error.strerror})"
-        return group, ""
+            group = cls(group.name)
+            group.why = dict.fromkeys(("memory", "pids", "cpu"), f"cannot set a limit ({error.strerror})")
+        return group
 
-    def join(self, pid: int) -> None:
-        (self.path / "cgroup.procs").write_text(str(pid))
+    def _limit(self, memory_limit: int | None, process_limit: int | None) -> None:
+        memory = self.folders.get("memory")
+        if memory is not None and self.versions["memory"] == 2 and not (memory / "memory.max").exists():
+            del self.folders["memory"]
+            self.why["memory"] = "the memory controller is not enabled for this cgroup"
+        elif memory is not None and memory_limit:
+            if self.versions["memory"] == 1:
+                (memory / "memory.limit_in_bytes").write_text(str(memory_limit))
+                if (memory / "memory.memsw.limit_in_bytes").exists():
+                    (memory / "memory.memsw.limit_in_bytes").write_text(str(memory_limit))
+            else:
+                (memory / "memory.max").write_text(str(memory_limit))
+                if (memory / "memory.swap.max").exists():
+                    (memory / "memory.swap.max").write_text("0")
+        pids = self.folders.get("pids")
+        if pids is not None and not (pids / "pids.max").exists():
+            del self.folders["pids"]
+            self.why["pids"] = "the pids controller is not enabled for this cgroup"
+        elif pids is not None and process_limit:
+            (pids / "pids.max").write_text(str(process_limit))
 
-    def pids(self) -> list[int]:
+    def join(self) -> None:
+        """Move the calling process into every folder (run in the child before exec)."""
+        for folder in dict.fromkeys(self.folders.values()):
+            (folder / "cgroup.procs").write_text("0")
+
+    def _read(self, key: str, name: str) -> str | None:
+        folder = self.folders.get(key)
         try:
-            return [int(line) for line in (self.path / "cgroup.procs").read_text().split()]
+            return (folder / name).read_text() if folder is not None else None
         except OSError:
-            return []
-
-    def peak(self) -> int | None:
-        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
-        try:
-            return int((self.path / name).read_text().split()[0])
-        except (OSError, ValueError, IndexError):
             return None
 
+    def _fields(self, key: str, name: str) -> dict[str, int]:
+        text = self._read(key, name) or ""
+        fields = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+                fields[parts[0]] = int(parts[1])
+        return fields
+
+    def pids(self) -> list[int]:
+        found = set()
+        for folder in self.folders.values():
+            try:
+                found.update(int(line) for line in (folder / "cgroup.procs").read_text().split())
+            except (OSError, ValueError):
+                pass
+        return sorted(found)
+
+    def peak_memory(self) -> int | None:
+        text = self._read("memory", "memory.max_usage_in_bytes" if self.versions.get("memory") == 1 else "memory.peak")
+        return int(text.split()[0]) if text and text.split() and text.split()[0].isdigit() else None
+
+    def memory_now(self) -> tuple[int, int] | None:
+        """(anonymous, tmpfs and shared) bytes the cgroup holds now."""
+        fields = self._fields("memory", "memory.stat")
+        if not fields:
+            return None
+        if self.versions.get("memory") == 1:
+            return fields.get("total_rss", fields.get("rss", 0)), fields.get("total_shmem", fields.get("shmem", 0))
+        return fields.get("anon", 0), fields.get("shmem", 0)
+
     def oom_killed(self) -> bool:
-        name = "memory.oom_control" if self.version == 1 else "memory.events"
-        try:
-            fields = dict(line.split() for line in (self.path / name).read_text().splitlines() if line.strip())
-        except (OSError, ValueError):
-            return False
-        return int(fields.get("oom_kill", 0)) > 0
+        fields = self._fields("memory", "memory.oom_control" if self.versions.get("memory") == 1 else "memory.events")
+        return fields.get("oom_kill", 0) > 0
+
+    def cpu_seconds(self) -> float | None:
+        if self.versions.get("cpu") == 1:
+            text = self._read("cpu", "cpuacct.usage")
+            return int(text) / 1e9 if text and text.strip().isdigit() else None
+        fields = self._fields("cpu", "cpu.stat")
+        return fields["usage_usec"] / 1e6 if "usage_usec" in fields else None
+
+    def processes_now(self) -> int | None:
+        text = self._read("pids", "pids.current")
+        return int(text) if text and text.strip().isdigit() else None
+
+    def peak_processes(self) -> int | None:
+        text = self._read("pids", "pids.peak")
+        return int(text) if text and text.strip().isdigit() else None
+
+    def forks_refused(self) -> int:
+        return self._fields("pids", "pids.events").get("max", 0)
 
     def kill_all(self) -> None:
-        for _ in range(50):
+        """SIGKILL every process left, until none is (a fork bomb included: the pids limit
+        stops it from refilling faster than it is emptied)."""
+        for key, folder in self.folders.items():
+            if self.versions[key] == 2 and (folder / "cgroup.kill").exists():   # v2 kills them all at once
+                try:
+                    (folder / "cgroup.kill").write_text("1")
+                except OSError:
+                    pass
+        for _ in range(200):
             pids = self.pids()
             if not pids:
                 return
@@ -218,126 +501,228 @@ class MemoryCgroup:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     def close(self) -> None:
         self.kill_all()
-        for _ in range(40):
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.05)
-
-
-class Poller(threading.Thread):
-    """Peak resident memory of a process tree, and GPU memory where nvidia-smi exists."""
-
-    def __init__(self, pid: int, interval: float = 0.1):
-        super().__init__(daemon=True)
-        self.pid, self.interval, self.peak_rss, self.peak_gpu = pid, interval, 0, None
-        self.stopped = threading.Event()
-        self.gpu = shutil.which("nvidia-smi")
-
-    def run(self) -> None:
-        import psutil
-
-        try:
-            root = psutil.Process(self.pid)
-        except psutil.Error:
-            return
-        ticks = 0
-        while not self.stopped.is_set():
-            try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                break
-            total = 0
-            for process in tree:
+        for folder in dict.fromkeys(self.folders.values()):
+            for _ in range(100):
                 try:
-                    total += process.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak_rss = max(self.peak_rss, total)
-            if self.gpu and ticks % 10 == 0:
-                self._gpu({process.pid for process in tree})
-            ticks += 1
-            self.stopped.wait(self.interval)
-
-    def _gpu(self, pids: set[int]) -> None:
-        try:
-            listing = subprocess.run([self.gpu, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            return
-        used = sum(int(memory) for pid, memory in (line.split(",") for line in listing.splitlines() if "," in line)
-                   if int(pid) in pids) * 2 ** 20
-        self.peak_gpu = max(self.peak_gpu or 0, used)
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
 
 
-def run(command: list[str], layout: Layout, log_path: Path, environment: dict, time_limit: float,
-        memory_limit_gb: float | None, isolated: bool = True, stop: threading.Event | None = None) -> Outcome:
-    """Run `command` inside the sandbox described by `layout` (or, not `isolated`, as a
-    plain child in `layout.code`), under the limits; its output goes to `log_path`.
-    Setting `stop` kills the run as the time limit would, and it ends `stopped`."""
-    limit_bytes = int(memory_limit_gb * 1024 ** 3) if memory_limit_gb else None
-    group, why = MemoryCgroup.create(limit_bytes)
-    if group is not None:
-        memory_mode = (f"memory cgroup v{group.version}, {memory_limit_gb:g} GB" if limit_bytes
-                       else f"none (measured in a memory cgroup v{group.version})")
-    else:
-        memory_mode = f"RLIMIT_AS {memory_limit_gb:g} GB (address space; {why})" if limit_bytes else f"none ({why})"
-    scratch = None
-    if isolated:
-        # the environment last, so that a private /tmp cannot hide an interpreter living under the host's /tmp
-        mounts = list(layout.mounts) + [Mount(Path(path), path) for path in python_environment()]
-        if layout.hosts:   # the host's /etc/hosts stays as it is: the sandbox's own is mounted over it
-            scratch = Path(tempfile.mkdtemp(prefix="compete-hosts-"))
-            (scratch / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n"
-                                           + "".join(f"{address}\t{name}\n" for name, address in layout.hosts.items()))
-            mounts.append(Mount(scratch / "hosts", "/etc/hosts"))
-        lines = "".join(f"{'rw' if mount.writable else 'ro'}|{mount.source}|{mount.target}\n" for mount in mounts)
-        joined = ["nsenter", f"--net={layout.network}"] if layout.network else []
-        command = [*joined, "unshare", *([] if layout.network else ["--net"]), "--mount", "--pid", "--fork", "--kill-child",
-                   "--propagation", "private",
-                   "sh", "-c", SETUP, "sandbox", str(layout.root), layout.workdir, lines, CAPABILITIES, *command]
-        cwd = layout.root
-    else:
-        writable = [mount for mount in layout.mounts if mount.writable and mount.target == layout.workdir]
-        cwd = writable[0].source if writable else layout.root
+# ---------------------------------------------------------------- the disk
 
-    def prepare():
-        os.setsid()
-        if group is not None:
-            group.join(os.getpid())
-        elif limit_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+@functools.cache
+def disk_backing() -> tuple[str | None, str]:
+    """How a writable folder is bounded here: "ext4" (a sparse image on a loop device),
+    "tmpfs" (in memory), or None (not bounded); and, when not "ext4", why. Probed once
+    per process by building what a run builds, on a few MB."""
+    unshare, mkfs = _tool("unshare"), _tool("mkfs.ext4")
+    steps = {"ext4": "mount -o loop,noinit_itable,nosuid,nodev image disk",
+             "tmpfs": "mount -t tmpfs -o size=8m,nosuid,nodev tmpfs disk"}
+    why = []
+    for kind, mount in steps.items():
+        if kind == "ext4" and mkfs is None:
+            why.append("mkfs.ext4 is not installed")
+            continue
+        with tempfile.TemporaryDirectory(prefix="compete-disk-probe-") as folder:
+            try:
+                if kind == "ext4":
+                    with open(Path(folder) / "image", "wb") as image:
+                        image.truncate(16 * MB)
+                    subprocess.run([mkfs, *MKFS_OPTIONS, "image"], cwd=folder, check=True, capture_output=True, timeout=30)
+                script = (f"set -e; mkdir disk lower merged; {mount}; mkdir disk/upper disk/work; mount -t overlay -o "
+                          f"lowerdir=lower,upperdir=disk/upper,workdir=disk/work,redirect_dir=off,metacopy=off overlay merged; "
+                          f"echo x > merged/probe")
+                subprocess.run([unshare, "--mount", "--propagation", "private", "sh", "-c", script], cwd=folder, check=True,
+                               capture_output=True, text=True, timeout=30)
+                return kind, "; ".join(why)
+            except (OSError, subprocess.SubprocessError) as error:
+                detail = getattr(error, "stderr", None) or str(error)
+                detail = detail.decode(errors="replace") if isinstance(detail, bytes) else detail
+                lines = detail.strip().splitlines()
+                why.append(f"{kind}: {lines[-1] if lines else 'failed'}")
+    return None, "; ".join(why)
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
+
+# no journal (a scratch filesystem, thrown away), no blocks reserved for root, and
+# inode tables left for the kernel (the image is sparse: they are zeros already)
+MKFS_OPTIONS = ("-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "lazy_itable_init=1,lazy_journal_init=1")
+
+
+def _make_images(folder: Path, count: int, size: int) -> list[Path]:
+    """`count` sparse ext4 images of `size` bytes, made side by side."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = [folder / f"disk{index + 1}.img" for index in range(count)]
+    for image in images:
+        with open(image, "wb") as handle:
+            handle.truncate(size)
+    makers = [subprocess.Popen([_tool("mkfs.ext4"), *MKFS_OPTIONS, str(image)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE) for image in images]
+    for maker, image in zip(makers, images):
+        _, error = maker.communicate(timeout=120)
+        if maker.returncode:
+            raise OSError(f"mkfs.ext4 {image}: {error.decode(errors='replace').strip()}")
+    return images
+
+
+def copy_back(upper: Path, host: Path) -> list[str]:
+    """Apply an overlay's upper layer (what the command wrote) to the host folder it was
+    shown over: new and changed files and folders copied (holes kept: a sparse file
+    takes on the host only the blocks it took in the bound), deleted ones (whiteouts)
+    removed, a folder replaced whole (opaque) emptied first. Links on the host side are
+    never followed; set-id bits are dropped; a link is copied only when it is relative
+    and stays inside the folder (the host would resolve any other against its own
+    files); devices, FIFOs and sockets are not copied. Returns what was left out.
+    Hand-written: no library applies overlayfs whiteouts."""
+    left_out: list[str] = []
+    finished: list[tuple[Path, os.stat_result]] = []   # folders whose times are set once their content is in
+    pending = [(upper, host)]
+    while pending:
+        folder, into = pending.pop()
+        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+            source, target = Path(entry.path), into / entry.name
+            info = entry.stat(follow_symlinks=False)
+            inside = target.relative_to(host).as_posix()
+            if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:   # a whiteout: deleted inside
+                _remove(target)
+            elif stat.S_ISDIR(info.st_mode):
+                present = _lstat(target)
+                if present is not None and (not stat.S_ISDIR(present.st_mode) or _opaque(source)):
+                    _remove(target)
+                    present = None
+                if present is None:
+                    target.mkdir()
+                os.chmod(target, info.st_mode & 0o1777)
+                pending.append((source, target))
+                finished.append((target, info))
+            elif stat.S_ISLNK(info.st_mode):
+                pointed = os.readlink(source)
+                resolved = os.path.normpath(os.path.join(os.path.dirname(inside), pointed))
+                _remove(target)
+                if os.path.isabs(pointed) or resolved == ".." or resolved.startswith("../"):
+                    left_out.append(f"{inside} (a link to {pointed})")
+                else:
+                    os.symlink(pointed, target)
+            elif stat.S_ISREG(info.st_mode):
+                _remove(target)
+                _copy_sparse(source, target)
+                os.chmod(target, info.st_mode & 0o777)
+                os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+            else:
+                left_out.append(f"{inside} (not a file, folder or link)")
+    for target, info in reversed(finished):
+        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+    return left_out
+
+
+def _copy_sparse(source: Path, target: Path) -> None:
+    """Copy the data of `source` into a new `target`, holes left as holes."""
+    with open(source, "rb") as reader, open(target, "xb") as writer:
+        size, offset = os.fstat(reader.fileno()).st_size, 0
+        while offset < size:
+            try:
+                start = os.lseek(reader.fileno(), offset, os.SEEK_DATA)
+            except OSError:   # ENXIO: nothing but a hole up to the end
+                break
+            end = os.lseek(reader.fileno(), start, os.SEEK_HOLE)
+            reader.seek(start)
+            writer.seek(start)
+            remaining = end - start
+            while remaining > 0:
+                chunk = reader.read(min(remaining, 4 * MB))
+                if not chunk:
+                    break
+                writer.write(chunk)
+                remaining -= len(chunk)
+            offset = end
+        writer.truncate(size)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
     try:
-        with open(log_path, "ab") as log_file:
-            process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log_file,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=prepare)
-            poller = Poller(process.pid)
-            poller.start()
-            returncode, timed_out, stopped = _wait(process, group, time_limit, stop)
-            poller.stopped.set()
-            poller.join()
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        memory_exceeded = bool(limit_bytes) and (group.oom_killed() if group is not None else False)
-        peak = group.peak() if group is not None else None
-        return Outcome(returncode, timed_out, memory_exceeded, memory_mode, wall,
-                       (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-                       peak, poller.peak_rss, poller.peak_gpu, stopped)
-    finally:
-        if group is not None:
-            group.close()
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _remove(path: Path) -> None:
+    info = _lstat(path)
+    if info is None:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _opaque(folder: Path) -> bool:
+    try:
+        return os.getxattr(folder, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- the root
+
+def _operations(layout: Layout, bounded: dict[int, str], shm_size: str) -> list[list[str]]:
+    """The builder's operations (kind, source, target, option): the system, /etc, /dev, /proc's mount
+    point, the layout's mounts (writable folders in `bounded`, index -> backing, as
+    overlays), the hosts file, the Python environment last (so that a private /tmp
+    cannot hide an interpreter living under the host's /tmp)."""
+    operations: list[list[str]] = []
+
+    def add(kind: str, source: str, target: str, option: str = "-") -> None:
+        operations.append([kind, source, target, option])
+
+    for name in SYSTEM:
+        entry = Path("/") / name
+        if entry.is_symlink():
+            add("link", os.readlink(entry), f"/{name}")
+        elif entry.is_dir():
+            add("bind", str(entry), f"/{name}", "ro")
+    for pattern in ETC:
+        for found in sorted(glob.glob(f"/etc/{pattern}")):
+            entry = Path(found)
+            if entry.is_symlink():
+                add("link", os.readlink(entry), found)
+            elif entry.exists():
+                add("bind", found, found, "ro")
+    names = {HOSTNAME: "127.0.1.1", **layout.hosts}
+    for name, address in names.items():
+        if not name or not address or any(character.isspace() for character in name + address):
+            raise ValueError(f"a hosts entry needs a name and an address without spaces: {name!r} -> {address!r}")
+    hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + "".join(
+        f"{address}\t{name}\n" for name, address in names.items())
+    for name, content in (("passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+                          ("group", "root:x:0:\nnogroup:x:65534:\n"), ("hosts", hosts), ("hostname", f"{HOSTNAME}\n"),
+                          ("resolv.conf", ""), ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n")):
+        add("file", content, f"/etc/{name}")
+    for name in DEVICES:
+        add("bind", f"/dev/{name}", f"/dev/{name}", "rw")
+    for found in sorted(glob.glob("/dev/nvidia*")):   # the GPU's nodes, where there is one
+        add("bind", found, found, "rw")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")):
+        add("link", target, f"/dev/{name}")
+    add("devpts", "-", "/dev/pts")
+    add("tmpfs", "-", "/dev/shm", f"size={shm_size},mode=1777")
+    add("dir", "-", "/proc")
+    for index, mount in enumerate(layout.mounts):
+        source = os.path.abspath(mount.source)
+        if index in bounded:
+            add("bounded", source, mount.target, bounded[index])
+        else:
+            add("bind", source, mount.target, "rw" if mount.writable else "ro")
+    for path in python_environment():
+        add("bind", path, path, "ro")
+    return operations
 
 
 @functools.cache
@@ -356,26 +741,355 @@ def python_environment() -> list[str]:
     return [path for path in kept if not any(path.startswith(other + "/") for other in kept if other != path)]
 
 
-def _wait(process: subprocess.Popen, group: MemoryCgroup | None, time_limit: float,
-          stop: threading.Event | None) -> tuple[int | None, bool, bool]:
-    """(exit code, timed out, stopped): the run's end, killed at the time limit or once `stop` is set."""
-    deadline = time.perf_counter() + time_limit
-    while True:
-        left = deadline - time.perf_counter()
+# ---------------------------------------------------------------- measuring
+
+class Poller(threading.Thread):
+    """Polls what no counter keeps a peak of: the cgroup's anonymous and tmpfs memory (or
+    the PSS of the process tree where there is no memory cgroup), its process count
+    (where the kernel has no pids.peak), the bytes in use on each writable folder's own
+    filesystem, and GPU memory where nvidia-smi exists."""
+
+    def __init__(self, pid: int, group: Cgroup, disks: dict[str, Path] | None = None, interval: float = POLL_SECONDS):
+        super().__init__(daemon=True)
+        self.pid, self.group, self.interval = pid, group, interval
+        self.disks = disks or {}
+        self.peak_rss, self.peak_shared, self.peak_processes, self.peak_gpu = 0, None, 0, None
+        self.baseline = {target: self._used(path) for target, path in self.disks.items()}
+        self.peak_used = dict.fromkeys(self.disks, 0)
+        self.least_free = {target: None for target in self.disks}
+        self.stopped = threading.Event()
+        self.gpu = shutil.which("nvidia-smi")
+
+    @staticmethod
+    def _used(path: Path) -> tuple[int, int] | None:
+        """(bytes in use, bytes free) on the filesystem at `path`."""
         try:
-            return process.wait(timeout=max(0.0, left if stop is None else min(left, 0.1))), False, False
+            info = os.statvfs(path)
+        except OSError:
+            return None
+        return (info.f_blocks - info.f_bfree) * info.f_frsize, info.f_bavail * info.f_frsize
+
+    def sample_disks(self) -> None:
+        for target, path in self.disks.items():
+            now, base = self._used(path), self.baseline.get(target)
+            if now is None or base is None:
+                continue
+            self.peak_used[target] = max(self.peak_used[target], now[0] - base[0])
+            least = self.least_free[target]
+            self.least_free[target] = now[1] if least is None else min(least, now[1])
+
+    def run(self) -> None:
+        import psutil
+
+        ticks, gpu_due = 0, 0.0
+        while not self.stopped.is_set():
+            gpu = self.gpu is not None and time.monotonic() >= gpu_due   # nvidia-smi once a second at most
+            memory = self.group.memory_now()
+            if memory is not None:
+                self.peak_rss = max(self.peak_rss, memory[0])
+                self.peak_shared = max(self.peak_shared or 0, memory[1])
+            tree = self._tree(psutil) if memory is None or gpu else None
+            if memory is None and tree:
+                total = 0
+                for process in tree[:256]:
+                    try:
+                        total += process.memory_full_info().pss
+                    except (psutil.Error, AttributeError):
+                        pass
+                self.peak_rss = max(self.peak_rss, total)
+            count = self.group.processes_now()
+            if count is not None:
+                self.peak_processes = max(self.peak_processes, count)
+            self.sample_disks()
+            if gpu:
+                self._gpu(set(self.group.pids()) or {process.pid for process in tree or []})
+                gpu_due = time.monotonic() + 1.0
+            ticks += 1
+            self.stopped.wait(self.interval if ticks > 50 else self.interval / 5)   # short runs: faster at first
+
+    def _tree(self, psutil) -> list:
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def _gpu(self, pids: set[int]) -> None:
+        try:
+            listing = subprocess.run([self.gpu, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                                     check=False, capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return
+        used = sum(int(memory) for pid, memory in (line.split(",") for line in listing.splitlines() if "," in line)
+                   if int(pid) in pids) * MB
+        self.peak_gpu = max(self.peak_gpu or 0, used)
+
+
+# ---------------------------------------------------------------- running
+
+def run(command: list[str], layout: Layout, log_path: Path, environment: dict, time_limit: float,
+        memory_limit_gb: float | None, isolated: bool = True, *, process_limit: int | None = DEFAULT_PROCESS_LIMIT,
+        disk_limit_gb: float | None = DEFAULT_DISK_LIMIT_GB, network: Path | None = None,
+        stop: threading.Event | None = None) -> Outcome:
+    """Run `command` inside the sandbox described by `layout` (or, not `isolated`, as a
+    plain child in the writable working folder), under the limits; its output goes to
+    `log_path`. `process_limit`: processes and threads at once (pids cgroup);
+    `disk_limit_gb`: what each writable folder may hold (None: unbounded, written to the
+    host folder directly); `network` (or `layout.network`): a network namespace to join
+    (a path under /run/netns) instead of an empty one of its own; setting `stop` kills
+    the run as the time limit would, and it ends `stopped`."""
+    network = network or layout.network
+    limit_bytes = int(memory_limit_gb * GB) if memory_limit_gb else None
+    group = Cgroup.create(limit_bytes, process_limit)
+    if "memory" in group.folders:
+        version = group.versions["memory"]
+        memory_mode = (f"memory cgroup v{version}, {memory_limit_gb:g} GB" if limit_bytes
+                       else f"none (measured in a memory cgroup v{version})")
+    else:
+        why = group.why["memory"]
+        memory_mode = f"RLIMIT_AS {memory_limit_gb:g} GB (address space; {why})" if limit_bytes else f"none ({why})"
+    if "pids" in group.folders:
+        process_mode = (f"pids cgroup v{group.versions['pids']}, {process_limit}" if process_limit
+                        else f"none (counted in a pids cgroup v{group.versions['pids']})")
+    else:
+        process_mode = f"none ({group.why['pids']})"
+    explained = _explained(group)
+    try:
+        if isolated:
+            return _run_isolated(command, layout, log_path, environment, time_limit, limit_bytes, group, memory_mode,
+                                 process_limit, process_mode, disk_limit_gb, network, explained, stop)
+        writable = [mount for mount in layout.mounts if mount.writable and mount.target == layout.workdir]
+        cwd = writable[0].source if writable else layout.root
+        outcome = _execute(command, cwd, log_path, environment, time_limit, limit_bytes, group, {}, stop)
+        outcome.disk_mode = "none (not isolated: the host's folders are written directly)"
+        return _finish(outcome, group, memory_mode, process_limit, process_mode, explained)
+    finally:
+        group.close()
+
+
+def _explained(group: Cgroup) -> dict[str, str]:
+    """What each figure of the report counts: a short phrase, then the counter it is read from."""
+    memory, cpu, pids = group.versions.get("memory"), group.versions.get("cpu"), group.versions.get("pids")
+    every = f"every {POLL_SECONDS:g} s"
+    return {
+        "wall_seconds": "from entering the command's namespaces to its end (building the root before is not counted)",
+        "cpu_seconds": ("cgroup: every process of the run, user + system (cpuacct.usage)" if cpu == 1 else
+                        "cgroup: every process of the run, user + system (cpu.stat usage_usec)" if cpu == 2 else
+                        "reaped child processes only (RUSAGE_CHILDREN, no cgroup here: processes reaped inside the "
+                        "sandbox are missed)"),
+        "peak_memory_mb": ("cgroup: resident + page cache + tmpfs (memory.max_usage_in_bytes)" if memory == 1 else
+                           "cgroup: resident + page cache + tmpfs (memory.peak)" if memory == 2 else
+                           "not measured (no memory cgroup)"),
+        "peak_rss_mb": (f"anonymous memory, polled (the cgroup's memory.stat {'rss' if memory == 1 else 'anon'}, {every})"
+                        if memory else f"PSS of the processes, polled (shared pages split between them, {every})"),
+        "peak_shared_mb": (f"tmpfs and shared memory, polled (the cgroup's memory.stat shmem, {every})" if memory else
+                           "not measured (no memory cgroup)"),
+        "peak_processes": ("processes and threads at once (pids cgroup: pids.peak, or pids.current polled)" if pids else
+                           "not measured (no pids cgroup)"),
+        "disk_written_mb": (f"peak bytes written per writable folder (in use on the folder's own filesystem beyond what "
+                            f"it started with, polled {every})"),
+    }
+
+
+def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, time_limit: float, limit_bytes, group: Cgroup,
+                  memory_mode: str, process_limit, process_mode: str, disk_limit_gb, network, explained,
+                  stop: threading.Event | None = None) -> Outcome:
+    root = Path(os.path.abspath(layout.root))   # the builder starts in /
+    scratch, images_folder = root / "sandbox", root / "disks"
+    scratch.mkdir(exist_ok=True)
+    writable = {index: mount for index, mount in enumerate(layout.mounts) if mount.writable and Path(mount.source).is_dir()}
+    disk_bytes = int(disk_limit_gb * GB) if disk_limit_gb else None
+    backing, why = disk_backing() if disk_bytes and writable else (None, "")
+    bounded: dict[int, str] = {}
+    if backing == "ext4":
+        try:
+            images = _make_images(images_folder, len(writable), disk_bytes)
+        except (OSError, subprocess.SubprocessError) as error:   # e.g. the host's disk is full: memory instead
+            backing, why = "tmpfs", str(error)
+        else:
+            bounded = {index: f"ext4:{image}" for index, image in zip(writable, images)}
+            disk_mode = f"{disk_limit_gb:g} GB per writable folder (a sparse ext4 image on a loop device: disk)"
+    if backing == "tmpfs":
+        bounded = {index: f"tmpfs:{disk_bytes}" for index in writable}
+        disk_mode = (f"tmpfs {disk_limit_gb:g} GB per writable folder (in memory, counted against the memory limit too; "
+                     f"no ext4 image: {why})")
+    elif backing is None and disk_bytes and writable:
+        disk_mode = f"none (the writable folders cannot be bounded here: {why})"
+    elif backing is None:
+        disk_mode = "none (no disk limit asked)" if writable else "none (no writable folder)"
+    shm_size = str(limit_bytes) if limit_bytes else "50%"
+    builder = None
+    try:
+        operations = _operations(layout, bounded, shm_size)
+        with open(log_path, "ab") as log_file:
+            builder = subprocess.Popen([_tool("unshare"), "--mount", "--propagation", "private", sys.executable, "-I", "-S",
+                                        "-c", f"MOUNT = {_tool('mount')!r}\n" + BUILD, str(scratch), json.dumps(operations)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=log_file, cwd="/", start_new_session=True)
+        if not _ready(builder, 120):
+            builder.wait()
+            outcome = Outcome(builder.returncode or 1, False, False, memory_mode, 0.0, 0.0, None, 0, None)
+            outcome.disk_limit_bytes, outcome.disk_mode = disk_bytes, disk_mode
+            return _finish(outcome, group, memory_mode, process_limit, process_mode, explained)
+        inside = Path(f"/proc/{builder.pid}/root") / str(scratch).lstrip("/")
+        order = sorted(bounded)
+        disks = {layout.mounts[index].target: inside / "stage" / f"disk{number}" for number, index in enumerate(order, 1)}
+        enter = [_tool("nsenter"), f"--mount=/proc/{builder.pid}/ns/mnt"]
+        if network is not None:
+            enter.append(f"--net={network}")
+        enter += [_tool("unshare"), "--mount", "--pid", "--uts", "--ipc", "--cgroup", "--fork", "--kill-child",
+                  "--propagation", "private", *([] if network is not None else ["--net"]),
+                  _tool("sh"), "-c", ENTER, "enter", str(scratch / "root"), HOSTNAME, CAPABILITIES, layout.workdir, *command]
+        outcome = _execute(enter, "/", log_path, environment, time_limit, limit_bytes, group, disks, stop)
+        outcome.disk_limit_bytes, outcome.disk_mode = disk_bytes, disk_mode
+        group.kill_all()   # nothing of the command may still write while its folders are copied back
+        for number, index in enumerate(order, 1):
+            target = layout.mounts[index].target
+            try:
+                left_out = copy_back(inside / "stage" / f"disk{number}" / "upper", Path(layout.mounts[index].source))
+            except OSError as error:   # said in the log: the caller then misses what was not copied
+                left_out = [f"the rest ({error})"]
+            if left_out:
+                with open(log_path, "a") as log_file:
+                    log_file.write(f"sandbox: not copied back out of {target}: {'; '.join(left_out[:20])}"
+                                   f"{f' and {len(left_out) - 20} more' if len(left_out) > 20 else ''}\n")
+        if outcome.disk_written and not outcome.disk_full and outcome.returncode and "No space left on device" in _tail(log_path):
+            outcome.disk_full = [max(outcome.disk_written, key=outcome.disk_written.get)]   # the poll missed the moment
+        return _finish(outcome, group, memory_mode, process_limit, process_mode, explained)
+    finally:
+        if builder is not None:
+            for stream in (builder.stdin, builder.stdout):   # closing stdin lets the builder, and its mounts, go
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            try:
+                builder.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                builder.kill()
+                builder.wait()
+        shutil.rmtree(images_folder, ignore_errors=True)
+        try:
+            scratch.rmdir()
+        except OSError:
+            pass
+
+
+def _ready(builder: subprocess.Popen, timeout: float) -> bool:
+    """Whether the builder says "ready" (its errors go to the log)."""
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([builder.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            break
+        chunk = os.read(builder.stdout.fileno(), 64)
+        if not chunk:
+            return False
+        buffer += chunk
+        if b"ready\n" in buffer:
+            return True
+    builder.kill()
+    return False
+
+
+def _tail(path: Path, size: int = 65536) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(path) - size))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _execute(command: list[str], cwd, log_path: Path, environment: dict, time_limit: float, limit_bytes, group: Cgroup,
+             disks: dict[str, Path], stop: threading.Event | None = None) -> Outcome:
+    """Start `command` in the cgroup (in a session of its own), poll it, stop it at the time
+    limit or once `stop` is set."""
+    def prepare():   # before exec, so that every process of the command is in the cgroup from its start
+        group.join()
+        if "memory" not in group.folders and limit_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    timed_out = stopped = False
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log_file, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=prepare)  # noqa: PLW1509
+        poller = Poller(process.pid, group, disks)
+        poller.start()
+        try:
+            returncode = _wait(process, time_limit, stop)
         except subprocess.TimeoutExpired:
             stopped = stop is not None and stop.is_set()
-            if stopped or time.perf_counter() >= deadline:
-                _kill(process, group)
-                return process.returncode, not stopped, stopped
+            timed_out = not stopped
+            _kill(process, group)
+            returncode = process.returncode
+        except BaseException:
+            _kill(process, group)
+            raise
+        finally:
+            poller.stopped.set()
+            poller.join()
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    poller.sample_disks()   # what the command left behind
+    cpu = group.cpu_seconds()
+    if cpu is None:
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    outcome = Outcome(returncode, timed_out, False, "", wall, cpu, None, poller.peak_rss, poller.peak_gpu,
+                      peak_shared_bytes=poller.peak_shared, peak_processes=poller.peak_processes or None)
+    outcome.disk_written, outcome.stopped = dict(poller.peak_used), stopped
+    for target, least in poller.least_free.items():
+        if least is not None and least <= max(2 * MB, poller.peak_used[target] // 200):
+            outcome.disk_full.append(target)
+    return outcome
 
 
-def _kill(process: subprocess.Popen, group: MemoryCgroup | None) -> None:
+def _wait(process: subprocess.Popen, timeout: float, stop: threading.Event | None = None) -> int:
+    """Popen.wait, without its sleep-and-poll (up to 50 ms late): a pidfd wakes at the exit.
+    Raises TimeoutExpired at the timeout, or as soon as `stop` is set (looked at every 0.1 s)."""
+    deadline = time.perf_counter() + timeout
+    try:
+        descriptor = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        descriptor = None
+    try:
+        while True:
+            left = max(0.0, deadline - time.perf_counter())
+            step = left if stop is None else min(left, 0.1)
+            if descriptor is None:
+                try:
+                    return process.wait(timeout=step)
+                except subprocess.TimeoutExpired:
+                    pass
+            elif select.select([descriptor], [], [], step)[0]:
+                return process.wait()
+            if (stop is not None and stop.is_set()) or time.perf_counter() >= deadline:
+                raise subprocess.TimeoutExpired(process.args, timeout)
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+def _finish(outcome: Outcome, group: Cgroup, memory_mode: str, process_limit, process_mode: str,
+            explained: dict[str, str]) -> Outcome:
+    outcome.memory_mode, outcome.process_mode, outcome.explained = memory_mode, process_mode, explained
+    outcome.memory_exceeded = "memory" in group.folders and memory_mode.startswith("memory cgroup") and group.oom_killed()
+    outcome.peak_memory_bytes = group.peak_memory()
+    peak = group.peak_processes()
+    if peak is not None:
+        outcome.peak_processes = peak
+    outcome.process_limit = process_limit if "pids" in group.folders else None
+    outcome.forks_refused = group.forks_refused()
+    return outcome
+
+
+def _kill(process: subprocess.Popen, group: Cgroup) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    if group is not None:
-        group.kill_all()
+    group.kill_all()
     process.wait()

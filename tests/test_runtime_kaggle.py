@@ -322,3 +322,17 @@ def test_the_layout_shows_each_input_path_read_only_and_working_alone_writable(p
     assert not [target for target in targets if "answers" in target or target.endswith("dataset-metadata.json")]
     assert box.workdir == "/kaggle/working"
     assert get(COMPETITION).slug == SLUG
+
+
+@needs_sandbox
+def test_a_notebook_filling_its_disk_exceeds_allowed_compute(compete, profile, data, tmp_path, monkeypatch):
+    """Kaggle's FAQ: "requesting more RAM or disk than available". /kaggle/working is
+    bounded (20 GB by default; 0.05 GB here), and a notebook filling it is that class."""
+    import functools
+
+    from common.runtimes import sandbox
+    monkeypatch.setattr(sandbox, "run", functools.partial(sandbox.run, disk_limit_gb=0.05))
+    filler = "with open('/kaggle/working/big.bin', 'wb') as out:\n    for _ in range(100):\n        out.write(bytes(2 ** 20))"
+    result = rerun(compete, make_package(tmp_path / "package", [filler]), data[0])
+    assert result.exit_code == 1
+    assert "FAILED: Notebook Exceeded Allowed Compute: disk limit of 0.05 GB reached in /kaggle/working" in result.output

@@ -432,6 +432,8 @@ def failure(outcome, log_path: Path, written: Path, shown_as: str, time_limit: f
     if outcome.memory_exceeded:
         return "Notebook Exceeded Allowed Compute", (f"memory limit of {memory_limit:g} GB exceeded "
                                                      f"({outcome.memory_mode}); the kernel was killed")
+    if state != "ok" and outcome.limit_reached():   # "more RAM or disk than available", processes alike
+        return "Notebook Exceeded Allowed Compute", outcome.limit_reached()
     if state == "exception":
         line = f"{ended.get('ename', '')}: {ended.get('evalue', '')}".strip(": ")
         if memory_limit and outcome.memory_mode.startswith("RLIMIT_AS") and ended.get("ename") == "MemoryError":

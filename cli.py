@@ -407,21 +407,32 @@ def host_audit(directory, seed, quiet):
 @main.command()
 @COMPETITION
 @click.option("--run-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="A run directory written by `compete fit`.")
-@click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Your own submission folder, main.py at its root: zipped as it is.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The bundle to write, e.g. submission.zip.")
+@click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Your own submission folder: main.py at its root (DrivenData: zipped as it is), or one notebook or "
+                   "script at its root (Kaggle: the kernel's code; the other files its dataset).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="What to write: the bundle (DrivenData, e.g. submission.zip) or the package folder (Kaggle: kernel/, dataset/).")
+@click.option("--profile", help="The runtime to build for (`compete runtime profiles`); default: the competition's, "
+                                "for a Kaggle competition kaggle-notebook.")
 @click.option("--dockerfile", is_flag=True, help="Also write a Docker build context (OUT's name + _runtime/) after the competition's runtime.")
 @user_errors
-def package(competition, run_dir, source, out, dockerfile):
-    """Build a code submission for the competition's runtime: from a run (main.py, the
-    model and the code it needs) or from your own folder (--from)."""
+def package(competition, run_dir, source, out, profile, dockerfile):
+    """Build a code submission for the competition's runtime: from a run (the model and
+    the code it needs, with main.py or a notebook calling it) or from your own folder
+    (--from). A package that imports what the runtime lacks is refused (exit 1)."""
     from common import packaging
     if (run_dir is None) == (source is None):
-        raise io.InputError("give one of --run-dir (a trained run) or --from (your own folder with main.py)")
-    if source is not None:
-        written = packaging.build_from(source, out)
-    else:
-        written = packaging.build(_competition(competition), run_dir, out, dockerfile=dockerfile)
-    for path in written:
+        raise io.InputError("give one of --run-dir (a trained run) or --from (your own folder)")
+    try:
+        built = packaging.package(_competition(competition), out, run_dir=run_dir, source=source, profile=profile,
+                                  dockerfile=dockerfile)
+    except packaging.Refused as refused:
+        for problem in refused.problems:
+            click.echo(f"environment: {problem}", err=True)
+        raise
+    for note in built.notes:
+        click.echo(f"note: {note}", err=True)
+    for path in built.written:
         click.echo(path)
 
 

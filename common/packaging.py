@@ -2,6 +2,12 @@
 Kaggle kernel and dataset). Running them as the platform would is the runtime test's
 job (common/runtimes/runner.py).
 
+`package` picks the builder by the profile's kind: a DrivenData profile ("bundle") gets
+a zip (`build`, `build_from`); a Kaggle profile ("notebook") gets a package folder
+(`build_kaggle`, `build_kaggle_from`; the layout is the one /work/notes/kaggle_package.md
+describes and the rerun and `compete submit` read): a kernel folder and a dataset folder
+the kaggle client pushes and creates as they are, and compete-package.json.
+
 A competition that takes code declares its runtime profile (`runtime_profile`, a name
 of common/runtimes) and two attributes:
     bundle_entry = "package.module:function"   called as function(bundle_dir, data_dir, out_csv)
@@ -22,13 +28,17 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import os
+import re
+import shutil
 import tempfile
 import warnings
 import zipfile
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 from common import io
-from common.runtimes.runner import MANIFEST
+from common.runtimes.runner import MANIFEST, PACKAGE_MANIFEST
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: same run, same bundle bytes
@@ -59,6 +69,53 @@ STUB_INIT = '"""Vendored by `compete package`: only the modules the entry point 
 
 
 # ---------------------------------------------------------------- building
+
+# The profile a platform's competitions build for when they name none of their own:
+# a Kaggle competition's notebook runs on Kaggle's image.
+DEFAULT_PROFILES = {"kaggle": "kaggle-notebook"}
+
+
+@dataclass
+class Built:
+    written: list[Path]                              # what the command prints, one path a line
+    notes: list[str] = field(default_factory=list)   # what the user should know, in words
+
+
+class Refused(io.CheckFailed):
+    """A package that would fail on its runtime: nothing is written. `problems` are the
+    environment check's lines (common/runtimes/environment.py)."""
+
+    def __init__(self, out: Path, profile: str, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{out}: not written: {len(problems)} problem(s) on the {profile} runtime, listed above")
+
+
+def default_profile(competition) -> str | None:
+    """The runtime a competition's code is built for when --profile names none."""
+    return competition.runtime_profile or DEFAULT_PROFILES.get(competition.platform)
+
+
+def package(competition, out: Path, run_dir: Path | None = None, source: Path | None = None, profile: str | None = None,
+            dockerfile: bool = False) -> Built:
+    """`compete package`: from a run (`run_dir`) or your own folder (`source`), for
+    `profile` (default: `default_profile`). A DrivenData profile's package is a zip, a
+    Kaggle profile's a folder."""
+    from common import runtimes
+
+    name = profile or default_profile(competition)
+    target = runtimes.get(name) if name else None
+    if target is not None and target.kind == "notebook":
+        if dockerfile:
+            raise io.InputError(f"--dockerfile: for DrivenData profiles; the {target.name} runtime is Kaggle's own image")
+        if source is not None:
+            return build_kaggle_from(competition, source, out, target)
+        return build_kaggle(competition, run_dir, out, target)
+    if Path(out).is_dir():
+        raise io.InputError(f"{out}: is a folder; {'a ' + name if name else 'this'} bundle is a zip file (e.g. submission.zip)")
+    if source is not None:
+        return Built(build_from(source, out))
+    return Built(build(competition, run_dir, out, dockerfile=dockerfile, profile=name))
+
 
 def project_modules(module: str) -> tuple[list[str], set[str]]:
     """The project modules `module` imports, transitively (itself included), and the
@@ -110,22 +167,17 @@ def build(competition, run_dir: Path, out: Path, dockerfile: bool = False, profi
     `dockerfile`, a build context beside it; returns the paths written."""
     from common import runtimes
 
-    entry = competition.bundle_entry
-    if entry is None or competition.runtime_profile is None:
+    entry, name = competition.bundle_entry, profile or default_profile(competition)
+    if entry is None or name is None:
         raise io.InputError(f"{competition.name}: not a code competition; its submission is a file (`compete run`)")
-    target = runtimes.get(profile or competition.runtime_profile)
+    target = runtimes.get(name)
+    if target.kind != "bundle":
+        raise io.InputError(f"profile {target.name}: not a DrivenData runtime; its package is a folder (`compete package "
+                            f"{competition.name} --run-dir RUN --profile {target.name} --out DIR`)")
     run_dir, out = Path(run_dir), Path(out)
     module, _, function = entry.partition(":")
     files = run_files(competition, run_dir)
-    modules, external = project_modules(module)
-    members: dict[str, bytes] = {}
-    for name in modules:
-        path = _module_file(name)
-        stub = path.name == "__init__.py" and name != module
-        members[path.relative_to(PROJECT_ROOT).as_posix()] = STUB_INIT.encode() if stub else path.read_bytes()
-        parts = name.split(".")
-        for depth in range(1, len(parts)):  # every enclosing package, as an empty __init__
-            members.setdefault("/".join(parts[:depth]) + "/__init__.py", STUB_INIT.encode())
+    members, modules, external = vendored(module)
     members["main.py"] = MAIN.format(competition=competition.name, profile=target.name, module=module, function=function,
                                      alias="" if function == "run" else " as run",
                                      root=target.root, data=target.data, output=target.output).encode()
@@ -148,6 +200,33 @@ def build(competition, run_dir: Path, out: Path, dockerfile: bool = False, profi
     return written
 
 
+def vendored(module: str) -> tuple[dict[str, bytes], list[str], set[str]]:
+    """The files of the project modules `module` needs (path in the project -> bytes;
+    package __init__ files other than `module`'s shipped empty, see the module
+    docstring), those modules' names, and the third-party modules they import."""
+    modules, external = project_modules(module)
+    members: dict[str, bytes] = {}
+    for name in modules:
+        path = _module_file(name)
+        stub = path.name == "__init__.py" and name != module
+        members[path.relative_to(PROJECT_ROOT).as_posix()] = STUB_INIT.encode() if stub else path.read_bytes()
+        parts = name.split(".")
+        for depth in range(1, len(parts)):  # every enclosing package, as an empty __init__
+            members.setdefault("/".join(parts[:depth]) + "/__init__.py", STUB_INIT.encode())
+    return members, modules, external
+
+
+def folder_files(folder: Path, out: Path | None = None) -> list[Path]:
+    """The files of your own submission folder, as DrivenData's `pack-submission` takes
+    them: hidden files left out (the Makefile's `./*` glob), here also __pycache__ and
+    whatever lies under `out` (the package being written there)."""
+    folder = Path(folder)
+    resolved_out = Path(out).resolve() if out is not None else None
+    return sorted(path for path in folder.rglob("*") if path.is_file()
+                  and (resolved_out is None or not path.resolve().is_relative_to(resolved_out))
+                  and not any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(folder).parts))
+
+
 def build_from(folder: Path, out: Path) -> list[Path]:
     """Zip your own submission folder (main.py at its root) as DrivenData's
     `pack-submission` does: its contents at the zip's root, hidden files left out
@@ -156,9 +235,7 @@ def build_from(folder: Path, out: Path) -> list[Path]:
     folder, out = Path(folder), Path(out)
     if not (folder / "main.py").is_file():
         raise io.InputError(f"{folder}: no main.py at its root; the runtime runs main.py from the zip's root")
-    resolved_out = out.resolve()
-    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.resolve() != resolved_out
-                   and not any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(folder).parts))
+    files = folder_files(folder, out)
     with io.atomic_path(out) as temporary:
         with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in files:
@@ -287,3 +364,299 @@ def write_runtime(directory: Path, built_with: list[str], profile) -> list[Path]
         io.write_text(directory / "requirements.txt", "".join(f"{line}\n" for line in requirements)),
         io.write_text(directory / "entrypoint.sh", ENTRYPOINT.format(**fields)),
     ]
+
+
+# ---------------------------------------------------------------- Kaggle: a kernel and a dataset
+
+KERNEL, DATASET = "kernel", "dataset"
+NOTEBOOK = "notebook.ipynb"
+KERNEL_METADATA, DATASET_METADATA = "kernel-metadata.json", "dataset-metadata.json"   # the client's file names
+OWNER = "OWNER"          # where no credentials name the Kaggle user; `compete submit` fills it in
+LICENSE = "CC0-1.0"
+SLUG_LENGTH = 32         # of the competition's part, so that every slug and title stays within 50 characters
+# Modules a Kaggle notebook imports from the competition's data folder, not from the
+# image: the kaggle_evaluation gateway's client ships there (issue 20).
+COMPETITION_MODULES = {"kaggle_evaluation"}
+
+
+@dataclass(frozen=True)
+class KaggleNames:
+    """The kernel's and the dataset's ids and titles. The client checks (Kaggle/kaggle-cli,
+    kaggle/api/kaggle_api_extended.py, kernels_push and dataset_create_new; kaggle 2.2.5):
+    a kernel title of 5+ characters whose slug is the id's, a dataset slug and title of
+    6 to 50 characters, exactly one license."""
+
+    owner: str
+    dataset_slug: str
+    dataset_title: str
+    kernel_slug: str
+    kernel_title: str
+
+    @property
+    def dataset_id(self) -> str:
+        return f"{self.owner}/{self.dataset_slug}"
+
+    @property
+    def kernel_id(self) -> str:
+        return f"{self.owner}/{self.kernel_slug}"
+
+
+def slug_of(text: str) -> str:
+    """Kaggle's URL slug of a title: lower case, every run of other characters one hyphen
+    (what python-slugify, the client's, makes of ASCII)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def kaggle_names(competition) -> KaggleNames:
+    """One kernel and one dataset per competition, versioned by each push."""
+    base = slug_of(competition.name.rpartition(":")[2])[:SLUG_LENGTH].strip("-") or "competition"
+    kernel_title = f"{base} compete inference"
+    return KaggleNames(owner=kaggle_owner(), dataset_slug=f"{base}-compete-model", dataset_title=f"{base} compete model",
+                       kernel_slug=slug_of(kernel_title), kernel_title=kernel_title)
+
+
+def kaggle_owner() -> str:
+    """The Kaggle user the credentials name (KAGGLE_USERNAME, or kaggle.json's username;
+    read here, no network), else the OWNER placeholder."""
+    from common.platforms.credentials import read_json
+    from common.platforms.errors import CredentialsError
+    from common.platforms.kaggle import config_dir
+
+    if os.environ.get("KAGGLE_USERNAME"):
+        return os.environ["KAGGLE_USERNAME"]
+    legacy = config_dir() / "kaggle.json"
+    if legacy.is_file():
+        try:
+            return read_json(legacy, "username")["username"]
+        except CredentialsError:
+            pass  # `compete submit` says what is wrong with it; a package needs no credentials
+    return OWNER
+
+
+def build_kaggle(competition, run_dir: Path, out: Path, profile) -> Built:
+    """The package of a run: the dataset holds the run's model files and the project
+    modules the competition's inference entry imports; the kernel a notebook that calls
+    the entry on the competition's files and writes the profile's output."""
+    entry = competition.bundle_entry
+    if entry is None:
+        raise io.InputError(f"{competition.name}: no inference entry to package a run with; package your own notebook "
+                            f"with `compete package {competition.name} --from FOLDER --out DIR`")
+    run_dir = Path(run_dir)
+    module, _, function = entry.partition(":")
+    members, modules, _ = vendored(module)
+    files = run_files(competition, run_dir)
+    names = kaggle_names(competition)
+    notebook = run_notebook(competition, profile, names, module, function, run_dir.name)
+    extra = {"run": run_dir.name, "entry": entry, "modules": modules, "files": sorted(files)}
+    return write_package(competition, profile, out, names, NOTEBOOK, notebook, {**members, **files}, extra)
+
+
+def build_kaggle_from(competition, folder: Path, out: Path, profile) -> Built:
+    """The package of your own folder: its notebook (or, with no notebook, its script) at
+    the root is the kernel's code; every other file goes into the dataset (hidden files
+    and __pycache__ left out, as `build_from` does)."""
+    folder = Path(folder)
+    files = folder_files(folder, out)
+    code = entry_file(folder, files)
+    if code.suffix == ".ipynb":
+        _read_notebook(code)
+    names = kaggle_names(competition)
+    dataset, notes = {}, []
+    for path in files:
+        relative = path.relative_to(folder).as_posix()
+        if path == code:
+            continue
+        if relative in (KERNEL_METADATA, DATASET_METADATA):
+            notes.append(f"{path}: left out; compete writes the package's own {relative}")
+            continue
+        dataset[relative] = path.read_bytes()
+    if dataset:
+        notes.append(f"in the rerun your other files are at {dataset_path(profile, names)}/")
+    built = write_package(competition, profile, out, names, code.name, code.read_bytes(), dataset,
+                          {"source": folder.resolve().name})
+    return Built(built.written, notes + built.notes)
+
+
+def entry_file(folder: Path, files: list[Path]) -> Path:
+    """The kernel's code file: the one notebook at the folder's root, or, with none there,
+    the one script (other .py files beside a notebook are the modules it imports)."""
+    root = [path for path in files if path.parent == folder]
+    notebooks = [path for path in root if path.suffix == ".ipynb"]
+    scripts = [path for path in root if path.suffix == ".py"]
+    found = notebooks or scripts
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise io.InputError(f"{folder}: no notebook (.ipynb) or script (.py) at its root; a Kaggle kernel runs one")
+    kind = "notebooks" if notebooks else "scripts (and no notebook)"
+    raise io.InputError(f"{folder}: {len(found)} {kind} at its root ({', '.join(path.name for path in found)}); a Kaggle "
+                        f"kernel runs one: keep that one at the root and move the others into a subfolder")
+
+
+def _read_notebook(path: Path):
+    import nbformat
+
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as error:  # nbformat raises its own, json's and OSError
+        raise io.InputError(f"{path}: not a readable notebook ({' '.join(str(error).split())[:200]})") from None
+
+
+def competition_paths(profile, competition) -> list[str]:
+    """Where the profile's runtime shows the competition's files, newest layout first."""
+    return [path.replace("{slug}", competition.slug) for path in (profile.data, *profile.data_aliases)]
+
+
+def dataset_path(profile, names: KaggleNames) -> str:
+    return profile.datasets.replace("{dataset}", names.dataset_slug)
+
+
+MARKDOWN = """# {competition}: inference for Kaggle's rerun
+
+Built by `compete package` from the run `{run}` for the `{profile}` runtime. It installs nothing and needs no internet:
+
+- the competition's files: `{data}/`{aliases};
+- the model and the inference code (`{module}`, vendored from compete): the dataset `{dataset_id}`, at `{dataset}/`;
+- the submission: `{output}`.
+
+In the rerun the hidden test files are where the public ones were, so the same code predicts them."""
+
+SETUP = """import sys
+from pathlib import Path
+
+COMPETITION_FILES = [
+{data}
+]
+DATASET = Path({dataset!r})
+SUBMISSION = Path({output!r})
+
+data_dir = next((path for path in COMPETITION_FILES if path.is_dir()), None)
+if data_dir is None:
+    raise FileNotFoundError("the competition's files are at none of " + ", ".join(map(str, COMPETITION_FILES))
+                            + ": add the competition to the notebook's inputs")
+if not DATASET.is_dir():
+    raise FileNotFoundError(str(DATASET) + ": the dataset {dataset_id} is not attached: add it to the notebook's inputs")
+sys.path.insert(0, str(DATASET))
+print("competition files:", data_dir)"""
+
+PREDICT = """from {module} import {function}
+
+{function}(DATASET, data_dir, SUBMISSION)
+print("wrote", SUBMISSION)"""
+
+
+def run_notebook(competition, profile, names: KaggleNames, module: str, function: str, run: str) -> bytes:
+    """The kernel's notebook (nbformat 4, fixed cell ids: the same run gives the same bytes)."""
+    import nbformat
+
+    data = competition_paths(profile, competition)
+    output = str(PurePosixPath(profile.root) / profile.output)
+    aliases = "".join(f", or `{path}/` where an older layout puts them" for path in data[1:])
+    notebook = nbformat.v4.new_notebook(metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python", "version": profile.python}})
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell(MARKDOWN.format(competition=competition.name, run=run, profile=profile.name,
+                                                      data=data[0], aliases=aliases, module=module,
+                                                      dataset_id=names.dataset_id, dataset=dataset_path(profile, names),
+                                                      output=output)),
+        nbformat.v4.new_code_cell(SETUP.format(data="\n".join(f"    Path({path!r})," for path in data),
+                                               dataset=dataset_path(profile, names), output=output,
+                                               dataset_id=names.dataset_id)),
+        nbformat.v4.new_code_cell(PREDICT.format(module=module, function=function)),
+    ]
+    for number, cell in enumerate(notebook.cells, 1):
+        cell.id = f"compete-{number}"
+    nbformat.validate(notebook)
+    return (nbformat.writes(notebook) + "\n").encode()
+
+
+def write_package(competition, profile, out: Path, names: KaggleNames, code_file: str, code: bytes,
+                  dataset: dict[str, bytes], extra: dict) -> Built:
+    """Write the package folder `out` whole or not at all: built beside it, checked
+    against the profile (a problem refuses it, nothing written), then put in place of
+    `out` (which may be an earlier package, or an empty folder)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise io.InputError(f"{out}: is a file; a Kaggle package is a folder (kernel/, dataset/): pass a new or empty --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / PACKAGE_MANIFEST).is_file():
+        raise io.InputError(f"{out}: exists and is not a package of `compete package` (no {PACKAGE_MANIFEST}); "
+                            f"pass a new or empty --out")
+    kernel = {
+        "id": names.kernel_id, "title": names.kernel_title, "code_file": code_file, "language": "python",
+        "kernel_type": "notebook" if code_file.endswith(".ipynb") else "script", "is_private": True,
+        "enable_gpu": profile.gpu.lower().startswith("gpu"), "enable_tpu": False,
+        "enable_internet": False,   # the client's default is true, and a notebook with internet cannot be submitted
+        "competition_sources": [competition.slug], "dataset_sources": [names.dataset_id] if dataset else [],
+        "kernel_sources": [], "model_sources": []}
+    manifest = {"competition": competition.name, "platform": competition.platform, "profile": profile.name,
+                "slug": competition.slug, "kernel": KERNEL, "dataset": DATASET if dataset else None,
+                "output": profile.output, "kernel_id": names.kernel_id, "dataset_id": names.dataset_id if dataset else None,
+                "code_file": code_file, **extra}
+    files = {f"{KERNEL}/{code_file}": code, f"{KERNEL}/{KERNEL_METADATA}": _json(kernel), PACKAGE_MANIFEST: _json(manifest)}
+    if dataset:
+        files.update({f"{DATASET}/{name}": content for name, content in dataset.items()})
+        files[f"{DATASET}/{DATASET_METADATA}"] = _json({"title": names.dataset_title, "id": names.dataset_id,
+                                                        "licenses": [{"name": LICENSE}]})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
+    try:
+        for name in sorted(files):
+            (building / name).parent.mkdir(parents=True, exist_ok=True)
+            (building / name).write_bytes(files[name])
+        problems = check_package(building, profile)
+        if problems:
+            raise Refused(out, profile.name, problems)
+        umask = os.umask(0)
+        os.umask(umask)
+        for folder in [building, *(path for path in building.rglob("*") if path.is_dir())]:
+            folder.chmod(0o777 & ~umask)   # mkdtemp's folder is owner-only; the package is not
+        _replace(building, out)
+    finally:
+        if building.exists():
+            shutil.rmtree(building)
+    notes = [] if names.owner != OWNER else [
+        f"the ids name the placeholder owner {OWNER} (no KAGGLE_USERNAME, no kaggle.json username); `compete submit` "
+        f"fills in the signed-in user"]
+    return Built([out / KERNEL, *([out / DATASET] if dataset else []), out / PACKAGE_MANIFEST], notes)
+
+
+def check_package(folder: Path, profile) -> list[str]:
+    """The environment check of a package folder: the dataset's code as a bundle's, the
+    kernel's notebook or script importing only the profile's packages, the dataset's
+    modules and the competition's (kaggle_evaluation)."""
+    from common.runtimes import environment
+
+    dataset = folder / DATASET
+    problems = [f"{DATASET}/{problem}" for problem in environment.check(dataset, profile)] if dataset.is_dir() else []
+    local = {path.relative_to(dataset).parts[0].removesuffix(".py") for path in dataset.rglob("*.py")} \
+        if dataset.is_dir() else set()
+    local |= COMPETITION_MODULES
+    code_file = json.loads((folder / KERNEL / KERNEL_METADATA).read_text())["code_file"]
+    code = folder / KERNEL / code_file
+    if code.suffix == ".ipynb":
+        problems += environment.check_notebook(code, f"{KERNEL}/{code_file}", profile, local)
+    else:
+        problems += environment.check_source(code, f"{KERNEL}/{code_file}", profile, local)
+    return problems
+
+
+def _replace(building: Path, out: Path) -> None:
+    """Put the finished folder `building` where `out` is, with no moment when `out` holds
+    half a package: the old one is moved aside first, removed last."""
+    if not out.exists():
+        os.replace(building, out)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    os.replace(out, aside / out.name)
+    try:
+        os.replace(building, out)
+    except OSError:
+        os.replace(aside / out.name, out)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _json(payload: dict) -> bytes:
+    return (json.dumps(payload, indent=2) + "\n").encode()

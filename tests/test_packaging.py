@@ -181,7 +181,7 @@ def test_package_needs_a_trained_run(tmp_path):
     with pytest.raises(io.InputError, match="not found, and no model to make it from"):
         packaging.build(get("serengeti"), tmp_path, tmp_path / "s.zip")
     with pytest.raises(io.InputError, match="not a code competition"):
-        packaging.build(get("house-prices"), tmp_path, tmp_path / "s.zip")
+        packaging.build(get("uberct"), tmp_path, tmp_path / "s.zip")
 
 
 def test_package_from_your_own_folder_zips_it_as_pack_submission_does(compete, tmp_path):

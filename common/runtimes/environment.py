@@ -10,19 +10,26 @@ one line each, instead of an hour into a submission.
   `try` that catches ImportError are optional and not required;
 - version floors the bundle declares (bundle.json `requirements`, requirements.txt)
   hold for the profile's versions;
-- every .onnx model's opset and IR version are ones the profile's onnxruntime reads.
+- every .onnx model's opset and IR version are ones the profile's onnxruntime reads;
+- a notebook (`check_notebook`, a Kaggle kernel) is checked cell by cell as a .py file
+  is, its IPython magics and `!` shell lines read as IPython reads them
+  (`notebook_code`): a package install among them is a problem, since the rerun has no
+  internet.
 """
 from __future__ import annotations
 
 import __future__
 import ast
 import json
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
+from common.io import InputError
 from common.runtimes import Profile, normalize
 
 # Import name -> the distributions (pip and conda spellings) that provide it, where
@@ -79,12 +86,21 @@ def check(code_dir: Path, profile: Profile) -> list[str]:
 
 
 def check_source(path: Path, name: str, profile: Profile, local: set[str]) -> list[str]:
+    return check_text(path.read_bytes(), name, profile, local)
+
+
+def check_text(source: str | bytes, name: str, profile: Profile, local: set[str], first_line: int = 1,
+               where: str = "{name}:{line}") -> list[str]:
+    """Problems of Python `source` on `profile`, each placed by `where` (`first_line`:
+    the number its first line has where it comes from, e.g. a notebook cell)."""
     version = min(profile.python_version, sys.version_info[:2])
-    source = path.read_bytes()
+
+    def at(line: int | None) -> str:
+        return where.format(name=name, line=(line or 1) + first_line - 1)
     try:
         tree = ast.parse(source, name, feature_version=version)
     except SyntaxError as error:
-        return [f"{name}:{error.lineno}: not valid Python {profile.python} ({error.msg}); the {profile.name} runtime "
+        return [f"{at(error.lineno)}: not valid Python {profile.python} ({error.msg}); the {profile.name} runtime "
                 f"could not even start it"]
     except ValueError as error:  # e.g. a NUL byte
         return [f"{name}: cannot be parsed ({error})"]
@@ -94,7 +110,7 @@ def check_source(path: Path, name: str, profile: Profile, local: set[str]) -> li
         if node.module_level_future:
             feature = getattr(__future__, module, None)
             if feature is None or feature.optional[:2] > profile.python_version:
-                problems.append(f"{name}:{node.lineno}: `from __future__ import {module}` needs a newer Python than "
+                problems.append(f"{at(node.lineno)}: `from __future__ import {module}` needs a newer Python than "
                                 f"the {profile.name} runtime's {profile.python}")
             continue
         if optional or top in local:
@@ -103,8 +119,115 @@ def check_source(path: Path, name: str, profile: Profile, local: set[str]) -> li
             continue
         candidates = PROVIDERS.get(top, (top, top.replace("_", "-")))
         if not any(profile.version_of(candidate)[0] for candidate in candidates):
-            problems.append(f"{name}:{node.lineno}: imports {top}, which the {profile.name} runtime does not have "
+            problems.append(f"{at(node.lineno)}: imports {top}, which the {profile.name} runtime does not have "
                             f"(it is neither Python {profile.python}'s standard library nor a package of its environment)")
+    return problems
+
+
+# Shell commands that install packages, which need the internet the rerun has not.
+INSTALL = re.compile(r"(?:^|[\s;&|(`])(?:pip3?|conda|mamba|micromamba|apt|apt-get)\s+(?:-\S*\s+)*install\b")
+INSTALL_MAGICS = {"pip", "conda", "mamba", "micromamba", "uv"}   # %pip install ..., %conda install ...
+SHELL_MAGICS = {"system", "sx", "bash", "sh", "script"}          # !cmd, x = !cmd, %%bash, %%script bash
+PYTHON_MAGICS = {"time", "timeit", "capture", "prun"}            # %%time etc. run their body as Python
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """Python source from a notebook: a code cell (its magics and shell lines turned into
+    the calls IPython makes of them), or the body of a %%time-like cell magic."""
+
+    name: str          # "notebook.ipynb cell 3"
+    source: str
+    first_line: int = 1
+
+
+def notebook_code(path: Path, name: str | None = None) -> tuple[list[Snippet], list[str]]:
+    """The code cells of the notebook at `path` as Python source for the check, and the
+    problems its shell lines and magics show (a `!pip install` or `%pip install` installs
+    packages: the rerun has no internet). Cells are numbered from 1 in the file's order,
+    markdown included, as they appear on screen. The magics are read by IPython's own
+    input transformer, the one a kernel runs each cell through."""
+    import nbformat
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    name = name or Path(path).name
+    try:
+        notebook = nbformat.read(str(path), as_version=4)
+    except Exception as error:  # nbformat raises its own, json's and OSError
+        raise InputError(f"{path}: not a readable notebook ({' '.join(str(error).split())[:200]})") from None
+    transformer = TransformerManager()
+    snippets, problems = [], []
+    for number, cell in enumerate(notebook.cells, 1):
+        if cell.cell_type == "code":
+            found, cell_problems = _cell_code(transformer, cell.source, f"{name} cell {number}", 1)
+            snippets += found
+            problems += cell_problems
+    return snippets, problems
+
+
+def _cell_code(transformer, source: str, name: str, first_line: int) -> tuple[list[Snippet], list[str]]:
+    try:
+        python = transformer.transform_cell(source)
+        tree = ast.parse(python)
+    except SyntaxError:
+        return [Snippet(name, source, first_line)], []  # check_text names the syntax error
+    lines = source.splitlines()
+    snippets, problems = [Snippet(name, python, first_line)], []
+    for node in ast.walk(tree):
+        call = _ipython_call(node)
+        if call is None:
+            continue
+        method, arguments = call
+        shown = lines[node.lineno - 1].strip() if 0 < node.lineno <= len(lines) else source.strip()
+        place = f"{name} line {node.lineno + first_line - 1}"
+        shell = None
+        if method in ("system", "getoutput") and arguments:
+            shell = arguments[0]
+        elif method == "run_line_magic" and len(arguments) == 2:
+            magic, line = arguments
+            if magic in INSTALL_MAGICS and "install" in line.split():
+                problems.append(f"{place}: `{shown}` installs packages; the rerun has no internet")
+            elif magic in SHELL_MAGICS:
+                shell = line
+            elif magic in PYTHON_MAGICS:
+                found, inner = _cell_code(transformer, line, name, node.lineno + first_line - 1)
+                snippets, problems = snippets + found, problems + inner
+        elif method == "run_cell_magic" and len(arguments) == 3:
+            magic, line, body = arguments
+            if magic in SHELL_MAGICS:
+                shell = body
+            elif magic in INSTALL_MAGICS and "install" in (line + " " + body).split():
+                problems.append(f"{place}: `{shown}` installs packages; the rerun has no internet")
+            elif magic in PYTHON_MAGICS:
+                found, inner = _cell_code(transformer, body, name, node.lineno + first_line)
+                snippets, problems = snippets + found, problems + inner
+        if shell is not None:
+            for offset, command in enumerate(shell.splitlines() or [shell]):
+                if INSTALL.search(command):
+                    line = node.lineno + first_line - 1 + (offset + 1 if method == "run_cell_magic" else 0)
+                    shown_command = command.strip() if method == "run_cell_magic" else shown
+                    problems.append(f"{name} line {line}: `{shown_command}` installs packages; the rerun has no internet")
+    return snippets, problems
+
+
+def _ipython_call(node: ast.AST) -> tuple[str, list[str]] | None:
+    """("system", ["pip install x"]) for `get_ipython().system('pip install x')`, the
+    form IPython's transformer gives a shell line or a magic; None for anything else."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    owner = node.func.value
+    if not (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "get_ipython"):
+        return None
+    arguments = [arg.value for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+    return node.func.attr, arguments
+
+
+def check_notebook(path: Path, name: str, profile: Profile, local: set[str]) -> list[str]:
+    """Problems of the notebook at `path` on `profile`: its package installs, and every
+    code cell checked as a .py file is, each placed by cell and line."""
+    snippets, problems = notebook_code(path, name)
+    for snippet in snippets:
+        problems += check_text(snippet.source, snippet.name, profile, local, snippet.first_line, "{name} line {line}")
     return problems
 
 

@@ -14,6 +14,7 @@ from common.competition import BaseCompetition, Report
 from common.metrics import RMSLE
 from common.options import Options, option
 from competitions.house_prices import data as house_data
+from competitions.house_prices import inference
 from competitions.house_prices.data import ID, TARGET, HouseData
 
 log = logging.getLogger("compete")
@@ -33,7 +34,11 @@ class HousePrices(BaseCompetition):
     options = HouseOptions
     description = "Kaggle, tabular regression of sale prices"
     data_files = ("train.csv", "test.csv", "sample_submission.csv")
-    float_format = "%.2f"
+    float_format = inference.FLOAT_FORMAT
+    # Not a code competition on Kaggle, but its run packages as a Kaggle notebook all the
+    # same (`compete package house-prices --run-dir RUN --out DIR`): a worked example.
+    bundle_entry = "competitions.house_prices.inference:run"
+    bundle_files = ("model.pkl",)
 
     def fetch(self, out: Path, from_zip: Path | None = None) -> list[Path]:
         return house_data.fetch(out, from_zip)
@@ -98,10 +103,7 @@ class HousePrices(BaseCompetition):
         return fitted, report
 
     def predict(self, model, data: HouseData) -> pd.DataFrame:
-        from competitions.house_prices import features as house_features
-
-        prices = np.exp(model.predict_log(house_features.features(data.test)))
-        return pd.DataFrame({ID: data.test[ID].astype(str), TARGET: prices})
+        return inference.predict(model, data.test)  # the packaged notebook's own code: same file both ways
 
 
 def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path, title: str) -> None:

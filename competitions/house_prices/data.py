@@ -133,6 +133,12 @@ def load(data_dir: Path) -> HouseData:
     return HouseData(train=train, test=test[[ID] + features], source=Path(data_dir))
 
 
+def read_test(data_dir: Path) -> pd.DataFrame:
+    """test.csv typed as `load` types it, without the train file: all that inference
+    reads (competitions/house_prices/inference.py)."""
+    return _read(io.find(data_dir, "test.csv"), [ID])
+
+
 def _read(source, columns: list[str]) -> pd.DataFrame:
     from competitions.house_prices.features import NUMERIC
     frame = io.read_table(source, columns, keep_default_na=False, na_values=[""], dtype=str)

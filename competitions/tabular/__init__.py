@@ -24,7 +24,9 @@ from common.options import Options, option
 from common.submission import DOMAIN_OF_OUTPUT, SubmissionFormat
 from competitions.tabular import data as D
 from competitions.tabular import features as F
+from competitions.tabular import inference
 from competitions.tabular import model as M
+from competitions.tabular.model import TabularModel  # here before it moved: older runs' pickles name it so
 
 log = logging.getLogger("compete")
 
@@ -35,16 +37,6 @@ class TabularOptions(Options):
     time_budget: float = option(600.0, "seconds for the whole fit; sizes CatBoost from the data's shape")
     models: str = option("catboost,linear", "the families to cross-validate and blend")
     iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords")
-
-
-@dataclass
-class TabularModel:
-    ensemble: M.Ensemble
-    features: F.Features
-    target: D.Target
-    metric: Metric
-    log_target: bool              # trained on log1p(y) for RMSLE
-    tree_columns: list[str]
 
 
 def guess_metric(target: D.Target, sample: pd.DataFrame) -> str:
@@ -65,6 +57,8 @@ class Tabular(BaseCompetition):
 
     description = "any tabular competition: format read from the sample submission, metric from --metric"
     options = TabularOptions
+    bundle_entry = "competitions.tabular.inference:run"   # a Kaggle notebook (`compete package`)
+    bundle_files = (inference.MODEL,)
 
     def __init__(self, platform: str = "kaggle", slug: str = "tabular", metric: str | None = None):
         self.platform, self.slug = platform, slug
@@ -86,14 +80,7 @@ class Tabular(BaseCompetition):
     def _settle(self, data: D.TabularData, metric: Metric | None = None) -> None:
         """The metric and the submission format of this folder: the domain follows the metric."""
         self.metric = metric or self._metric_for(data.target, data.sample)
-        target = data.target
-        domain = DOMAIN_OF_OUTPUT[self.metric.output]
-        labels = ()
-        if domain == "label":
-            labels = tuple(map(str, target.classes)) if target.task != "multilabel" else ("0", "1")
-        if self.metric.output == "probability" and target.task == "regression":
-            domain = "any"
-        self.submission = SubmissionFormat(data.layout.source.name, id_column=data.id_column, domain=domain, labels=labels)
+        self.submission = inference.submission_format(data.target, self.metric, data.layout.source.name, data.id_column)
 
     def load(self, data_dir: Path) -> D.TabularData:
         provisional = metric_table.resolve(self.metric_name) if self.metric_name else None
@@ -265,36 +252,11 @@ class Tabular(BaseCompetition):
         return y
 
     def _values(self, predictions: np.ndarray, target: D.Target, log_target: bool, as_indices: bool = False):
-        """Decided predictions on the metric's scale (indices for labels when `as_indices`)."""
-        if target.task == "regression":
-            values = np.expm1(predictions) if log_target else predictions
-            return np.clip(values, 0, None) if log_target else values
-        if self.metric.output == "probability" and target.task != "multilabel":
-            return np.clip(predictions, 1e-6, 1 - 1e-6)
-        return predictions
+        return inference.values(predictions, target, log_target, self.metric, as_indices)
 
     def predict(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame:
         self._settle(data, model.metric)  # what the model was fitted to score, whatever --metric says now
-        X = model.features.trees(data.test)
-        X = pd.concat([X, data.test[model.features.columns.of("text")]], axis=1)
-        decided = model.ensemble.predict(X)
-        values = self._values(decided, model.target, model.log_target)
-        target, ids = model.target, data.test[data.id_column].astype(str).to_numpy()
-        frame = pd.DataFrame({data.id_column: ids})
-        if target.task == "regression":
-            frame[target.sample_columns[0]] = values
-        elif target.task == "multilabel":
-            for j, column in enumerate(target.columns):
-                frame[column] = values[:, j]
-        elif model.metric.output == "label":
-            frame[target.sample_columns[0]] = np.asarray(target.classes, dtype=object)[values.astype(int)]
-        elif target.class_columns:
-            matrix = values if values.ndim == 2 else np.column_stack([1 - values, values])
-            for i, column in enumerate(target.class_columns):
-                frame[column] = matrix[:, i]
-        else:
-            frame[target.sample_columns[0]] = values
-        return frame
+        return inference.predict(model, data.test, data.id_column)  # the packaged notebook's own code
 
     def _write_oof(self, data, oof, honest, fold_of, target, log_target, run_dir: Path) -> None:
         frame = pd.DataFrame({"fold": fold_of + 1})

@@ -188,11 +188,21 @@ def _is_classification(labels: pd.Series, metric: Metric | None) -> bool:
     return bool(numbers.isna().any() or labels.nunique() <= 2)
 
 
+def read_sample(layout: SampleLayout) -> pd.DataFrame:
+    return io.read_csv(layout.source, dtype=str, keep_default_na=False)
+
+
+def read_test(data_dir: Path) -> tuple[SampleLayout, pd.DataFrame]:
+    """The sample's layout and the test file it lists, read as `load` reads them, without
+    the train file: all that inference reads (competitions/tabular/inference.py)."""
+    layout = infer_sample(Path(data_dir))
+    return layout, _read(layout.test)
+
+
 def load(data_dir: Path, metric: Metric | None) -> TabularData:
     data_dir = Path(data_dir)
-    layout = infer_sample(data_dir)
-    sample = io.read_csv(layout.source, dtype=str, keep_default_na=False)
-    test = _read(layout.test)
+    layout, test = read_test(data_dir)
+    sample = read_sample(layout)
     train_source = find_train(io.csv_sources(data_dir), layout, list(test.columns))
     train = _read(train_source)
     for frame, source in ((train, train_source), (test, layout.test)):

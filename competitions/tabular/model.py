@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,10 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from common import thresholds
 from common.metrics import Metric
+
+if TYPE_CHECKING:
+    from competitions.tabular import data as D
+    from competitions.tabular import features as F
 
 log = logging.getLogger("compete")
 
@@ -353,3 +358,16 @@ def honest_predictions(oof: dict, y: np.ndarray, fold_of: np.ndarray, task: str,
             final = np.zeros((len(y),) + applied.shape[1:], dtype=applied.dtype)
         final[inside] = applied
     return final
+
+
+@dataclass
+class TabularModel:
+    """What a run saves (model.pkl) and inference loads: the ensemble, the features fitted
+    on the run's cells, the target and the metric it was fitted to score."""
+
+    ensemble: Ensemble
+    features: F.Features
+    target: D.Target
+    metric: Metric
+    log_target: bool              # trained on log1p(y) for RMSLE
+    tree_columns: list[str]

@@ -1,0 +1,97 @@
+"""Tabular inference from a run's files alone: load model.pkl, read the test file the
+sample names, predict, write the submission in the sample's shape, validated.
+
+`compete predict` (through Tabular.predict) and the Kaggle notebook `compete package`
+builds share these functions, so both give the same file. The notebook runs them on
+Kaggle's image with only this module and what it imports vendored beside the model:
+numpy, pandas, scikit-learn, scipy and catboost (through the pickled model), nothing of
+the training stack (no MLflow, no click, no registry).
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import io
+from common.metrics import Metric
+from common.submission import DOMAIN_OF_OUTPUT, SubmissionFormat, align_to_sample, validate, write
+from competitions.tabular import data as D
+
+MODEL = "model.pkl"
+
+
+def load_model(folder: Path):
+    """The TabularModel a run saved in `folder`."""
+    # The pickle names classes of these modules; importing them here also makes
+    # packaging's import tracer ship them with this one.
+    from competitions.tabular import features, model  # noqa: F401
+
+    path = Path(folder) / MODEL
+    if not path.is_file():
+        raise io.InputError(f"{path}: no trained model here; run `compete fit` first")
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def submission_format(target: D.Target, metric: Metric, sample_name: str, id_column: str) -> SubmissionFormat:
+    """The format a submission for `metric` has: the domain follows the metric."""
+    domain = DOMAIN_OF_OUTPUT[metric.output]
+    labels = ()
+    if domain == "label":
+        labels = tuple(map(str, target.classes)) if target.task != "multilabel" else ("0", "1")
+    if metric.output == "probability" and target.task == "regression":
+        domain = "any"
+    return SubmissionFormat(sample_name, id_column=id_column, domain=domain, labels=labels)
+
+
+def values(predictions: np.ndarray, target: D.Target, log_target: bool, metric: Metric, as_indices: bool = False):
+    """Decided predictions on the metric's scale (indices for labels when `as_indices`)."""
+    if target.task == "regression":
+        values = np.expm1(predictions) if log_target else predictions
+        return np.clip(values, 0, None) if log_target else values
+    if metric.output == "probability" and target.task != "multilabel":
+        return np.clip(predictions, 1e-6, 1 - 1e-6)
+    return predictions
+
+
+def predict(model, test: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """The submission frame for the `test` rows (every cell text, as read)."""
+    X = model.features.trees(test)
+    X = pd.concat([X, test[model.features.columns.of("text")]], axis=1)
+    decided = model.ensemble.predict(X)
+    predicted = values(decided, model.target, model.log_target, model.metric)
+    target, ids = model.target, test[id_column].astype(str).to_numpy()
+    frame = pd.DataFrame({id_column: ids})
+    if target.task == "regression":
+        frame[target.sample_columns[0]] = predicted
+    elif target.task == "multilabel":
+        for j, column in enumerate(target.columns):
+            frame[column] = predicted[:, j]
+    elif model.metric.output == "label":
+        frame[target.sample_columns[0]] = np.asarray(target.classes, dtype=object)[predicted.astype(int)]
+    elif target.class_columns:
+        matrix = predicted if predicted.ndim == 2 else np.column_stack([1 - predicted, predicted])
+        for i, column in enumerate(target.class_columns):
+            frame[column] = matrix[:, i]
+    else:
+        frame[target.sample_columns[0]] = predicted
+    return frame
+
+
+def run(bundle_dir: Path, data_dir: Path, out: Path) -> Path:
+    """Predict the test file of `data_dir` (the one its sample submission lists) with the
+    model in `bundle_dir` and write `out` in the sample's order; an invalid result is an
+    error, never a file."""
+    model = load_model(bundle_dir)
+    layout, test = D.read_test(Path(data_dir))
+    frame = predict(model, test, layout.id_column)
+    format = submission_format(model.target, model.metric, layout.source.name, layout.id_column)
+    sample = D.read_sample(layout)
+    frame = align_to_sample(frame, sample, format)
+    problems = validate(frame, sample, format)
+    if problems:
+        raise io.InputError(f"{layout.source}: the predictions do not make a valid submission: {problems[0]}")
+    return write(frame, out)

@@ -443,12 +443,15 @@ def build_kaggle(competition, run_dir: Path, out: Path, profile) -> Built:
                             f"with `compete package {competition.name} --from FOLDER --out DIR`")
     run_dir = Path(run_dir)
     module, _, function = entry.partition(":")
-    members, modules, _ = vendored(module)
+    members, modules, external = vendored(module)
     files = run_files(competition, run_dir)
     names = kaggle_names(competition)
     notebook = run_notebook(competition, profile, names, module, function, run_dir.name)
-    extra = {"run": run_dir.name, "entry": entry, "modules": modules, "files": sorted(files)}
-    return write_package(competition, profile, out, names, NOTEBOOK, notebook, {**members, **files}, extra)
+    # run_dir: where `compete submit --wait` records the score; run: its name, as first written
+    extra = {"run_dir": str(run_dir.resolve()), "run": run_dir.name, "entry": entry, "modules": modules,
+             "files": sorted(files)}
+    built = write_package(competition, profile, out, names, NOTEBOOK, notebook, {**members, **files}, extra)
+    return Built(built.written, built.notes + version_notes(external, profile))
 
 
 def build_kaggle_from(competition, folder: Path, out: Path, profile) -> Built:
@@ -585,7 +588,7 @@ def write_package(competition, profile, out: Path, names: KaggleNames, code_file
     kernel = {
         "id": names.kernel_id, "title": names.kernel_title, "code_file": code_file, "language": "python",
         "kernel_type": "notebook" if code_file.endswith(".ipynb") else "script", "is_private": True,
-        "enable_gpu": profile.gpu.lower().startswith("gpu"), "enable_tpu": False,
+        "enable_gpu": wants_gpu(profile), "enable_tpu": False,
         "enable_internet": False,   # the client's default is true, and a notebook with internet cannot be submitted
         "competition_sources": [competition.slug], "dataset_sources": [names.dataset_id] if dataset else [],
         "kernel_sources": [], "model_sources": []}
@@ -619,6 +622,31 @@ def write_package(competition, profile, out: Path, names: KaggleNames, code_file
         f"the ids name the placeholder owner {OWNER} (no KAGGLE_USERNAME, no kaggle.json username); `compete submit` "
         f"fills in the signed-in user"]
     return Built([out / KERNEL, *([out / DATASET] if dataset else []), out / PACKAGE_MANIFEST], notes)
+
+
+def wants_gpu(profile) -> bool:
+    """Whether the kernel asks for an accelerator: the profile's `gpu` names one unless it
+    says "none" (kaggle-notebook: "none: CPU only"; kaggle-notebook-gpu: "an NVIDIA GPU ...")."""
+    return not profile.gpu.lower().startswith("none")
+
+
+def version_notes(external: set[str], profile) -> list[str]:
+    """Where the image pins another release of a package the run's code imports than the
+    one it was made with here: a pickled model is not promised to load across releases."""
+    from packaging.version import InvalidVersion, Version
+
+    notes = []
+    for pin in _built_with(external):
+        name, _, version = pin.partition("==")
+        present, pinned = profile.version_of(name)
+        try:
+            differs = present and pinned is not None and Version(pinned).release[:2] != Version(version).release[:2]
+        except InvalidVersion:
+            differs = False
+        if differs:
+            notes.append(f"the run was made with {name} {version} here; the {profile.name} image has {name} {pinned}: "
+                         f"its pickled model may not load there (train with {name} {pinned} to be sure)")
+    return notes
 
 
 def check_package(folder: Path, profile) -> list[str]:

@@ -20,30 +20,20 @@ import nbformat
 import pytest
 
 from common import io, packaging, runtimes
-from common.runtimes import Profile, environment
+from common.runtimes import environment
 
 HOUSE_SLUG = "house-prices-advanced-regression-techniques"
 OWNER = "tester"
 
-# The kaggle-notebook profile as the tests need it, until common/runtimes registers the
-# real one (then that one is used): Kaggle's layout, Python 3.12, the image's packages
-# these packages import.
-PROFILE = Profile(
-    name="kaggle-notebook", description="Kaggle notebook (the tests' stand-in)", source="tests",
-    root="/kaggle/working", data="/kaggle/input/competitions/{slug}", data_aliases=("/kaggle/input/{slug}",),
-    datasets="/kaggle/input/{dataset}", output="submission.csv", python="3.12.12", platform="kaggle", kind="notebook",
-    gpu="CPU", packages={name: None for name in ("numpy", "pandas", "scikit-learn", "scipy", "catboost", "lightgbm",
-                                                "xgboost", "torch", "matplotlib", "pillow")})
-# The same image without catboost: a run whose model needs it is refused for it.
-LEAN = dataclasses.replace(PROFILE, name="kaggle-lean", packages={name: None for name in PROFILE.packages if name != "catboost"})
+PROFILE = runtimes.get("kaggle-notebook")
+# Kaggle's image without catboost: a run whose model needs it is refused for it.
+LEAN = dataclasses.replace(PROFILE, name="kaggle-lean",
+                           packages={name: version for name, version in PROFILE.packages.items() if name != "catboost"})
 
 
 @pytest.fixture(autouse=True)
 def profiles(monkeypatch):
-    """The kaggle-notebook profile (the registered one where there is one), a lean one,
-    and the Kaggle user the package's ids name."""
-    if "kaggle-notebook" not in runtimes.PROFILES:
-        monkeypatch.setitem(runtimes.PROFILES, "kaggle-notebook", f"{__name__}:PROFILE")
+    """The lean profile, and the Kaggle user the package's ids name."""
     monkeypatch.setitem(runtimes.PROFILES, "kaggle-lean", f"{__name__}:LEAN")
     monkeypatch.setenv("KAGGLE_USERNAME", OWNER)
 
@@ -137,6 +127,7 @@ def test_a_run_packages_as_a_kernel_and_a_dataset(house_package, house_run):
     assert kernel["id"] == f"{OWNER}/house-prices-compete-inference"
     assert dataset["licenses"] == [{"name": "CC0-1.0"}]
     manifest = read_json(house_package / "compete-package.json")
+    assert manifest["run_dir"] == str(house_run[0].resolve()) and manifest["dataset_id"] == dataset["id"]
     assert {key: manifest[key] for key in ("competition", "platform", "profile", "slug", "kernel", "dataset", "output")} == {
         "competition": "house-prices", "platform": "kaggle", "profile": "kaggle-notebook", "slug": HOUSE_SLUG,
         "kernel": "kernel", "dataset": "dataset", "output": "submission.csv"}
@@ -160,6 +151,17 @@ def test_the_notebook_installs_nothing_and_reads_both_input_paths(house_package)
 def test_the_notebook_writes_what_compete_predict_writes(house_package, house_run, tiny_house, tmp_path, layout):
     written = run_as_kaggle(house_package, tiny_house, tmp_path / "kaggle", layout)
     assert written.read_bytes() == house_run[1].read_bytes()
+
+
+def test_the_package_passes_the_rerun_emulation_writing_what_compete_predict_writes(compete, house_package, house_run,
+                                                                                     tiny_house, tmp_path):
+    from common.runtimes import runner
+    if not runner.sandbox_available()[0]:
+        pytest.skip("no sandbox here: the rerun emulation cannot run")
+    result = compete.in_process("runtime", "test", house_package, "--data", tiny_house, "--profile", "kaggle-notebook",
+                                "--out", tmp_path / "rerun.csv")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "rerun.csv").read_bytes() == house_run[1].read_bytes()
 
 
 def test_the_generic_tabular_package_writes_what_compete_predict_writes(compete, fast_run, tmp_path):
@@ -274,6 +276,10 @@ def test_your_script_is_the_kernel_and_with_nothing_else_there_is_no_dataset(com
     kernel = read_json(out / "kernel" / "kernel-metadata.json")
     assert (kernel["code_file"], kernel["kernel_type"], kernel["dataset_sources"]) == ("predict.py", "script", [])
     assert read_json(out / "compete-package.json")["dataset"] is None
+    assert kernel["enable_gpu"] is False
+    compete.in_process("package", "kaggle:titanic", "--from", folder, "--profile", "kaggle-notebook-gpu", "--out", out,
+                       check=True)
+    assert read_json(out / "kernel" / "kernel-metadata.json")["enable_gpu"] is True
 
 
 @pytest.mark.parametrize("names", [("a.ipynb", "b.ipynb"), ("first.py", "second.py"), ()])
@@ -293,13 +299,13 @@ def test_not_exactly_one_notebook_or_script_is_refused_naming_what_is_there(comp
 
 
 def test_a_notebook_that_installs_packages_is_refused_naming_the_cell(compete, own_folder, tmp_path):
-    write_notebook(own_folder / "submit.ipynb", ["import pandas as pd", "!pip install -q wandb\nimport wandb"])
+    write_notebook(own_folder / "submit.ipynb", ["import pandas as pd", "!pip install -q onnxruntime\nimport onnxruntime"])
     result = compete.in_process("package", "kaggle:titanic", "--from", own_folder, "--out", tmp_path / "out")
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.startswith("environment: ")]
-    assert lines == ["environment: kernel/submit.ipynb cell 3 line 1: `!pip install -q wandb` installs packages; "
+    assert lines == ["environment: kernel/submit.ipynb cell 3 line 1: `!pip install -q onnxruntime` installs packages; "
                      "the rerun has no internet",
-                     "environment: kernel/submit.ipynb cell 3 line 2: imports wandb, which the kaggle-notebook runtime "
+                     "environment: kernel/submit.ipynb cell 3 line 2: imports onnxruntime, which the kaggle-notebook runtime "
                      "does not have (it is neither Python 3.12.12's standard library nor a package of its environment)"]
     assert not (tmp_path / "out").exists()
 

@@ -501,7 +501,7 @@ def _read_notebook(path: Path):
 
     try:
         return nbformat.read(str(path), as_version=4)
-    except Exception as error:  # nbformat raises its own, json's and OSError
+    except (OSError, ValueError) as error:  # not JSON (nbformat's NotJSONError is a ValueError), not UTF-8, unreadable
         raise io.InputError(f"{path}: not a readable notebook ({' '.join(str(error).split())[:200]})") from None
 
 
@@ -619,8 +619,8 @@ def write_package(competition, profile, out: Path, names: KaggleNames, code_file
         if building.exists():
             shutil.rmtree(building)
     notes = [] if names.owner != OWNER else [
-        f"the ids name the placeholder owner {OWNER} (no KAGGLE_USERNAME, no kaggle.json username); `compete submit` "
-        f"fills in the signed-in user"]
+        (f"the ids name the placeholder owner {OWNER} (no KAGGLE_USERNAME, no kaggle.json username); `compete submit` "
+         f"fills in the signed-in user")]
     return Built([out / KERNEL, *([out / DATASET] if dataset else []), out / PACKAGE_MANIFEST], notes)
 
 

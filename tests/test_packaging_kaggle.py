@@ -99,7 +99,7 @@ def run_as_kaggle(package: Path, data: Path, where: Path, layout: str = "competi
     script.write_text(source.replace("/kaggle/input", str(inputs)).replace("/kaggle/working", str(working)))
     environment_variables = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-I", str(script)], cwd=working, env=environment_variables,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     return working / manifest["output"]
 
@@ -224,10 +224,10 @@ def test_the_owner_is_the_kaggle_user_the_credentials_name(monkeypatch, tmp_path
 
 KAGGLE_NOTEBOOK = [
     "import pandas as pd\nfrom pathlib import Path",
-    "from helpers import constant\n"
-    "sample = pd.read_csv(Path('/kaggle/input/competitions/titanic/gender_submission.csv'))\n"
-    "sample['Survived'] = constant()\n"
-    "sample.to_csv('/kaggle/working/submission.csv', index=False)",
+    ("from helpers import constant\n"
+     "sample = pd.read_csv(Path('/kaggle/input/competitions/titanic/gender_submission.csv'))\n"
+     "sample['Survived'] = constant()\n"
+     "sample.to_csv('/kaggle/working/submission.csv', index=False)"),
 ]
 
 
@@ -303,10 +303,11 @@ def test_a_notebook_that_installs_packages_is_refused_naming_the_cell(compete, o
     result = compete.in_process("package", "kaggle:titanic", "--from", own_folder, "--out", tmp_path / "out")
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.startswith("environment: ")]
-    assert lines == ["environment: kernel/submit.ipynb cell 3 line 1: `!pip install -q onnxruntime` installs packages; "
-                     "the rerun has no internet",
-                     "environment: kernel/submit.ipynb cell 3 line 2: imports onnxruntime, which the kaggle-notebook runtime "
-                     "does not have (it is neither Python 3.12.12's standard library nor a package of its environment)"]
+    assert lines == [("environment: kernel/submit.ipynb cell 3 line 1: `!pip install -q onnxruntime` installs packages; "
+                      "the rerun has no internet"),
+                     ("environment: kernel/submit.ipynb cell 3 line 2: imports onnxruntime, which the kaggle-notebook "
+                      "runtime does not have (it is neither Python 3.12.12's standard library nor a package of its "
+                      "environment)")]
     assert not (tmp_path / "out").exists()
 
 
@@ -319,15 +320,15 @@ def test_notebook_code_reads_magics_as_ipython_does(tmp_path):
         "!pip show foo && echo install\n%matplotlib inline",
         "import kaggle_evaluation.core",
     ])
-    snippets, problems = environment.notebook_code(path)
+    _, problems = environment.notebook_code(path)
     assert problems == [
         "n.ipynb cell 2 line 2: `%pip install foo` installs packages; the rerun has no internet",
         "n.ipynb cell 4 line 3: `python -m pip install bar` installs packages; the rerun has no internet",
         "n.ipynb cell 5 line 2: `!apt-get -y install graphviz` installs packages; the rerun has no internet"]
     checked = environment.check_notebook(path, "n.ipynb", PROFILE, packaging.COMPETITION_MODULES)
     assert checked[len(problems):] == [
-        "n.ipynb cell 3 line 3: imports missing_here, which the kaggle-notebook runtime does not have (it is neither "
-        "Python 3.12.12's standard library nor a package of its environment)"]
+        ("n.ipynb cell 3 line 3: imports missing_here, which the kaggle-notebook runtime does not have (it is neither "
+         "Python 3.12.12's standard library nor a package of its environment)")]
     (tmp_path / "broken.ipynb").write_text("{not json")
     with pytest.raises(io.InputError, match="broken.ipynb: not a readable notebook"):
         environment.notebook_code(tmp_path / "broken.ipynb")
@@ -393,7 +394,7 @@ def kaggle_client(tmp_path: Path, kernel: Path, dataset: Path | None) -> subproc
     variables = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KAGGLE_CONFIG_DIR": str(home / "kaggle"),
                  "KAGGLE_USERNAME": OWNER, "KAGGLE_KEY": "0" * 32}
     return subprocess.run([sys.executable, "-c", CLIENT, str(kernel), str(dataset or "")], env=variables,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_the_kaggle_client_accepts_the_run_package(house_package, tmp_path):

@@ -153,7 +153,7 @@ def notebook_code(path: Path, name: str | None = None) -> tuple[list[Snippet], l
     name = name or Path(path).name
     try:
         notebook = nbformat.read(str(path), as_version=4)
-    except Exception as error:  # nbformat raises its own, json's and OSError
+    except (OSError, ValueError) as error:  # not JSON (nbformat's NotJSONError is a ValueError), not UTF-8, unreadable
         raise InputError(f"{path}: not a readable notebook ({' '.join(str(error).split())[:200]})") from None
     transformer = TransformerManager()
     snippets, problems = [], []

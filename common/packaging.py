@@ -441,7 +441,9 @@ def build_kaggle(competition, run_dir: Path, out: Path, profile) -> Built:
     if entry is None:
         raise io.InputError(f"{competition.name}: no inference entry to package a run with; package your own notebook "
                             f"with `compete package {competition.name} --from FOLDER --out DIR`")
-    run_dir = Path(run_dir)
+    from common.runs import check_run
+
+    run_dir = check_run(competition, Path(run_dir))   # another competition's run would predict nonsense there
     module, _, function = entry.partition(":")
     members, modules, external = vendored(module)
     files = run_files(competition, run_dir)

@@ -204,9 +204,12 @@ def test_a_run_needing_what_the_profile_lacks_is_refused(compete, house_run, tmp
     assert not (tmp_path / "lean").exists() and [path.name for path in tmp_path.iterdir()] == []
 
 
-def test_a_competition_without_an_inference_entry_has_nothing_to_package(compete, tmp_path):
+def test_a_competition_without_an_inference_entry_or_a_run_of_another_has_nothing_to_package(compete, house_run, tmp_path):
     result = compete.in_process("package", "uberct", "--run-dir", tmp_path, "--out", tmp_path / "out")
     assert result.exit_code == 2 and "not a code competition" in result.output
+    other = compete.in_process("package", "kaggle:titanic", "--run-dir", house_run[0], "--out", tmp_path / "out")
+    assert other.exit_code == 2 and "a run of house-prices, not kaggle:titanic" in other.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_owner_is_the_kaggle_user_the_credentials_name(monkeypatch, tmp_path):

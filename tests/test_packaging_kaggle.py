@@ -158,9 +158,10 @@ def test_the_package_passes_the_rerun_emulation_writing_what_compete_predict_wri
     from common.runtimes import runner
     if not runner.sandbox_available()[0]:
         pytest.skip("no sandbox here: the rerun emulation cannot run")
-    result = compete.in_process("runtime", "test", house_package, "--data", tiny_house, "--profile", "kaggle-notebook",
-                                "--out", tmp_path / "rerun.csv")
-    assert result.exit_code == 0, result.output
+    # as a user types it: the package by a relative path, its profile read from its manifest
+    result = compete("runtime", "test", house_package.name, "--data", tiny_house, "--out", tmp_path / "rerun.csv",
+                     cwd=house_package.parent)
+    assert "passed on kaggle-notebook" in result.stdout
     assert (tmp_path / "rerun.csv").read_bytes() == house_run[1].read_bytes()
 
 

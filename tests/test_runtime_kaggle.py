@@ -295,7 +295,7 @@ def test_a_notebook_importing_what_the_image_lacks_fails_the_environment_check(c
                                                   "import os\nimport compete_missing_library"])
     result = rerun(compete, package, public, "--unisolated")
     assert result.exit_code == 1
-    assert "environment check failed: notebook.ipynb cell 2:2: imports compete_missing_library, which the kaggle-notebook " \
+    assert "environment check failed: notebook.ipynb cell 2 line 2: imports compete_missing_library, which the kaggle-notebook " \
            "runtime does not have" in result.output
     assert "(and " not in result.output                    # helper and kaggle_evaluation are not reported
     assert "Running notebook.ipynb" not in (tmp_path / "package.runtime" / "log.txt").read_text()

@@ -172,7 +172,7 @@ def run(package_dir: Path, competition, profile, data_dir: Path, hidden: Path | 
         view = runner.data_view(profile, data_dir, None if served else hidden)   # served: the hidden test is the gateway's
         if skip_env_check:
             result.notes.append(f"environment check against {profile.name} skipped (--skip-env-check)")
-        elif runner.refuse_on_problems(result, check_environment(package, profile, view, workdir / "check"), profile):
+        elif runner.refuse_on_problems(result, check_environment(package, profile, view), profile):
             return result
         result.notes += view.notes
         given = link_view(view, workdir / "given")   # the data as the notebook sees it: its sample is the one to fit
@@ -324,13 +324,11 @@ def nbformat_write(notebook, path: Path) -> None:
     nbformat.write(notebook, str(path))
 
 
-def check_environment(package: Package, profile, view: runner.DataView, folder: Path) -> list[str]:
-    """The environment check on the dataset's code and on the notebook's cells (each
-    turned into plain Python as IPython runs it: `!pip ...` is a call), the modules of
-    the dataset and of the competition's files (kaggle_evaluation ships there) counting
-    as the notebook's own."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
+def check_environment(package: Package, profile, view: runner.DataView) -> list[str]:
+    """The environment check on the dataset's code and on the kernel's code (a notebook's
+    cells as IPython runs them, a `!pip install` among the problems: the rerun has no
+    internet), the modules of the dataset and of the competition's files
+    (kaggle_evaluation ships there) counting as the notebook's own."""
     from common.runtimes import environment
 
     problems = []
@@ -338,16 +336,9 @@ def check_environment(package: Package, profile, view: runner.DataView, folder: 
     if package.dataset is not None:
         problems += environment.check(package.dataset, profile)
         local |= {path.relative_to(package.dataset).parts[0].removesuffix(".py") for path in package.dataset.rglob("*.py")}
-    folder.mkdir(parents=True, exist_ok=True)
-    transform = TransformerManager().transform_cell
-    for number, cell in enumerate(notebook_of(package).cells, start=1):
-        if cell.cell_type != "code" or not cell.source.strip():
-            continue
-        path = folder / f"cell{number}.py"
-        path.write_text(transform(cell.source))
-        name = package.code_file.name if package.kernel_type == "script" else f"{package.code_file.name} cell {number}"
-        problems += environment.check_source(path, name, profile, local)
-    return problems
+    if package.kernel_type == "script" or package.code_file.suffix == ".py":
+        return problems + environment.check_source(package.code_file, package.code_file.name, profile, local)
+    return problems + environment.check_notebook(package.code_file, package.code_file.name, profile, local)
 
 
 # ---------------------------------------------------------------- the sandbox

@@ -166,8 +166,12 @@ def run_test(submission: Path, competition, data_dir: Path, hidden: Path | None 
              unisolated: bool = False) -> RuntimeResult:
     """Run `submission` for `competition` on `data_dir` (the test files replaced by
     `hidden`'s, when given) as the profile's runtime would. Unreadable input raises
-    io.InputError; a submission that fails is a result with ok=False and the reason."""
-    target = profile_for(competition, profile)
+    io.InputError; a submission that fails is a result with ok=False and the reason.
+    The profile: `profile`, else the one `compete package` wrote into the submission's
+    manifest, else the competition's."""
+    submission = Path(submission).resolve()   # mounted by absolute path, wherever the command runs from
+    manifest = read_manifest(submission) or {}
+    target = profile_for(competition, profile or manifest.get("profile"))
     data_dir = Path(data_dir).resolve()
     if not data_dir.is_dir():
         raise io.InputError(f"{data_dir}: data folder not found")
@@ -181,7 +185,7 @@ def run_test(submission: Path, competition, data_dir: Path, hidden: Path | None 
         run = notebook.run
     else:
         raise io.InputError(f"profile {target.name}: unknown kind {target.kind!r}")
-    return run(Path(submission), competition, target, data_dir, hidden=Path(hidden).resolve() if hidden else None,
+    return run(submission, competition, target, data_dir, hidden=Path(hidden).resolve() if hidden else None,
                out=out, time_limit=time_limit, memory_limit=memory_limit, smoke=smoke, keep=keep,
                skip_env_check=skip_env_check, unisolated=unisolated)
 

@@ -48,7 +48,7 @@ class HousePrices(BaseCompetition):
         return house_data.load(data_dir)
 
     def fit(self, data: HouseData, options: HouseOptions, run_dir: Path):
-        from tqdm.auto import tqdm
+        from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
         # scikit-learn and catboost load here, not at import: `compete list` stays light.
         from competitions.house_prices import features as house_features

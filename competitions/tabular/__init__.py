@@ -169,7 +169,7 @@ class Tabular(BaseCompetition):
         return {metric.name: metric(y_true, y_pred)}
 
     def fit(self, data: D.TabularData, options: TabularOptions, run_dir: Path):
-        from tqdm.auto import tqdm
+        from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
         started = time.perf_counter()
         target, metric = data.target, self.metric

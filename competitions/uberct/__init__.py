@@ -67,7 +67,7 @@ class UberCapeTown(BaseCompetition):
         return cached
 
     def fit(self, data: uber_data.UberData, options: UberOptions, run_dir: Path):
-        from tqdm.auto import tqdm
+        from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
         started = time.perf_counter()
         context = self.context(data)

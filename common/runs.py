@@ -523,7 +523,8 @@ def plot_history(competition: Competition, table: pd.DataFrame, path: Path) -> t
     """CV against leaderboard score for the runs that have both; returns (path, how many)."""
     both = table.dropna(subset=["cv", "lb"])
     tracking.plot_cv_against_leaderboard(both["cv"].tolist(), both["lb"].tolist(), both["run"].tolist(), path,
-                                         f"{competition.name}: CV against the leaderboard", competition.metric.name)
+                                         f"{competition.name}: CV against the leaderboard", competition.metric.name,
+                                         competition.name)
     return Path(path), len(both)
 
 

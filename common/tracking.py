@@ -405,7 +405,7 @@ def past_runs(experiment: str, uri: str | None = None) -> list[dict]:
              "tags": dict(run.data.tags)} for run in runs]
 
 
-def plot_cv_against_leaderboard(cv, lb, labels, path: Path, title: str, metric: str) -> Path:
+def plot_cv_against_leaderboard(cv, lb, labels, path: Path, title: str, metric: str, competition: str = "COMP") -> Path:
     """A PNG of each run's leaderboard score against its CV score, with the line where
     they agree: the gap a competitor lives by."""
     from common import io
@@ -422,6 +422,11 @@ def plot_cv_against_leaderboard(cv, lb, labels, path: Path, title: str, metric: 
         axis.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", linestyle="--", linewidth=1,
                   label="leaderboard = CV")
         axis.legend(loc="best", fontsize=8)
+    else:  # an empty frame reads as a broken plot: say why it is empty and what fills it
+        axis.text(0.5, 0.5, "no run has both a CV and a leaderboard score yet:\n"
+                            f"`compete submit {competition} FILE --wait` records the public score",
+                  ha="center", va="center", transform=axis.transAxes, fontsize=9, color="dimgrey")
+        axis.set(xticks=[], yticks=[])
     axis.set(xlabel=f"CV {metric}", ylabel=f"public leaderboard {metric}", title=title)
     axis.grid(alpha=0.3)
     figure.tight_layout()

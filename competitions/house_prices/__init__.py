@@ -118,6 +118,14 @@ def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path, t
     axis.scatter(actual, predicted, s=6, alpha=0.5)
     low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
     axis.plot([low, high], [low, high], color="black", linewidth=1)
-    axis.set(xscale="log", yscale="log", xlabel="actual SalePrice", ylabel="out-of-fold prediction",
+    axis.set(xscale="log", yscale="log", xlabel="actual SalePrice ($)", ylabel="out-of-fold prediction ($)",
              title=title)
+    # Prices doubling from 25k: evenly spaced on the log scale, and short enough never to
+    # overlap (matplotlib's labels for minor log ticks, "3x10^4 4x10^4", ran together).
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+    ticks = [25_000 * 2 ** k for k in range(8) if low / 1.5 <= 25_000 * 2 ** k <= high * 1.5]
+    for side in (axis.xaxis, axis.yaxis):
+        side.set_major_locator(FixedLocator(ticks))
+        side.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1000:,.0f}k"))
+        side.set_minor_formatter(NullFormatter())
     plots.save(figure, path)

@@ -59,11 +59,12 @@ class PlainBar(_tqdm):
 
 
 def tqdm(iterable=None, **kwargs):
-    """`tqdm.auto.tqdm(iterable, **kwargs)` on a terminal; a PlainBar elsewhere. The file is
+    """`tqdm.auto.tqdm(iterable, **kwargs)` on a terminal or in a notebook; a PlainBar elsewhere. The file is
     stderr unless `file` says otherwise: stdout is kept for the command's result lines."""
     stream = kwargs.setdefault("file", sys.stderr)
     terminal = hasattr(stream, "isatty") and stream.isatty()
-    if terminal:
+    notebook = type(stream).__module__.startswith("ipykernel")  # Jupyter redraws: tqdm.auto's widget
+    if terminal or notebook:
         from tqdm.auto import tqdm as auto
         return auto(iterable, **kwargs)
     return PlainBar(iterable, **kwargs)

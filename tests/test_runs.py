@@ -27,6 +27,36 @@ def test_log_lines_and_progress_bars_do_not_share_a_row():
     assert rows[-2].startswith("folds:  60%")  # the bar is drawn again below the line
 
 
+def test_where_nothing_redraws_a_row_progress_is_whole_lines_at_an_interval(monkeypatch):
+    import time as clock
+
+    from common.progress import PlainBar, tqdm as progress
+    monkeypatch.setenv("TQDM_MININTERVAL", "0.2")
+    stream = text_io.StringIO()  # not a terminal: a log file, a pipe
+    handler = ProgressAwareHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("compete.test-plain-progress")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        bar = progress(range(10), desc="folds", file=stream)
+        assert isinstance(bar, PlainBar)
+        for step in bar:
+            clock.sleep(0.05)
+            if step == 5:
+                logger.warning("fold 5 done")
+        with progress(total=3, desc="short", file=stream) as quick:  # shorter than the interval: says nothing
+            quick.update(3)
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue() and "\x1b[" not in stream.getvalue()
+    assert "fold 5 done" in lines and not any(line.startswith("short") for line in lines)
+    shown = [line for line in lines if line.startswith("folds:")]
+    assert 2 <= len(shown) < 10  # a line per 0.2 s of a 0.5 s stage and the last figures, not one per step
+    assert shown[-1].startswith("folds: 100%") and "10/10" in shown[-1]
+
+
 # ---- checked before any work, and interrupted cleanly: through the real CLI on house-prices
 
 import json  # noqa: E402

@@ -74,7 +74,7 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.number
 
 
-_received: int | None = None  # the last signal `interruptible` raised on: a library may re-raise it as a bare KeyboardInterrupt
+_received: int | None = None  # the last signal raised on: a library (CatBoost) may re-raise it bare
 
 
 @contextlib.contextmanager
@@ -116,7 +116,8 @@ def _after_interrupt(run_dir: Path, competition: Competition, error: KeyboardInt
         return Interrupted(number, f"interrupted; the same command resumes (from {run_dir})")
     if created:
         discard(run_dir, competition, error)
-    return Interrupted(number, "interrupted; nothing was kept (no checkpoint to resume from)")
+        return Interrupted(number, "interrupted; nothing was kept (no checkpoint to resume from)")
+    return Interrupted(number, f"interrupted; {run_dir} holds no checkpoint: the same command starts it over")
 
 
 def interrupted_run(competition: Competition, settings: dict, root: Path | str = tracking.ROOT) -> Path | None:

@@ -53,8 +53,8 @@ def training_curves(histories: dict[str, Path], path: Path, title: str) -> Path 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     # Train and valid differ in line, marker and fill, not in a dash pattern alone, which a
     # legend's short sample line and small markers hid; one network: in colour too.
-    styles = {"train_loss": dict(linestyle="--", marker="s", markerfacecolor="white"),
-              "valid_loss": dict(linestyle="-", marker="o")}
+    styles = {"train_loss": {"linestyle": "--", "marker": "s", "markerfacecolor": "white"},
+              "valid_loss": {"linestyle": "-", "marker": "o"}}
     for index, (name, frame) in enumerate(frames.items()):
         epochs = frame["epoch"].to_numpy() + 1
         for split, (column, style) in enumerate(styles.items()):

@@ -82,7 +82,9 @@ def test_the_training_curves_legend_tells_train_from_valid(drawn, tmp_path):
     legend = drawn[-1].axes[0].get_legend()
     handles = dict(zip([text.get_text() for text in legend.get_texts()], legend.legend_handles))
     train, valid = handles["train loss"], handles["valid loss"]
-    looks = lambda line: (line.get_linestyle(), line.get_marker(), line.get_markerfacecolor(), line.get_color())  # noqa: E731
+
+    def looks(line):
+        return line.get_linestyle(), line.get_marker(), line.get_markerfacecolor(), line.get_color()
     assert all(a != b for a, b in zip(looks(train), looks(valid)))  # line, marker, fill and colour all differ
     assert legend.handlelength >= 3  # long enough to show the dashes
 

@@ -1,7 +1,17 @@
-"""The run machinery: what lands where, and a terminal that stays readable."""
+"""The run machinery: what lands where, and a terminal that stays readable; options and
+outputs checked before any work; an interrupted run."""
 import io as text_io
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import pytest
+from conftest import ROOT
 from tqdm import tqdm
 
 from common.runs import ProgressAwareHandler
@@ -28,9 +38,8 @@ def test_log_lines_and_progress_bars_do_not_share_a_row():
 
 
 def test_where_nothing_redraws_a_row_progress_is_whole_lines_at_an_interval(monkeypatch):
-    import time as clock
-
-    from common.progress import PlainBar, tqdm as progress
+    from common.progress import PlainBar
+    from common.progress import tqdm as progress
     monkeypatch.setenv("TQDM_MININTERVAL", "0.2")
     stream = text_io.StringIO()  # not a terminal: a log file, a pipe
     handler = ProgressAwareHandler(stream)
@@ -42,7 +51,7 @@ def test_where_nothing_redraws_a_row_progress_is_whole_lines_at_an_interval(monk
         bar = progress(range(10), desc="folds", file=stream)
         assert isinstance(bar, PlainBar)
         for step in bar:
-            clock.sleep(0.05)
+            time.sleep(0.05)
             if step == 5:
                 logger.warning("fold 5 done")
         with progress(total=3, desc="short", file=stream) as quick:  # shorter than the interval: says nothing
@@ -58,18 +67,6 @@ def test_where_nothing_redraws_a_row_progress_is_whole_lines_at_an_interval(monk
 
 
 # ---- checked before any work, and interrupted cleanly: through the real CLI on house-prices
-
-import json  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from conftest import ROOT  # noqa: E402
 
 
 def test_options_and_the_output_path_are_checked_before_any_work(compete, house_data, tmp_path):

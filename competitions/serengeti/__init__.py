@@ -317,9 +317,8 @@ def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int,
     themselves (hashing 6 TB of images is not an option). One shard per
     SHARD_SEQUENCES sequences, packed on the Dask cluster under --scheduler
     (common.parallel) and here otherwise: the same bytes either way."""
-    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
-
     from common import loaders, parallel
+    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
     columns = [ID, FILE, *CLASSES]
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()

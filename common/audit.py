@@ -111,7 +111,7 @@ def _test_labels(answers: Path) -> dict | None:
 def signals(rows: pd.DataFrame, quiet: bool = True) -> dict[str, pd.DataFrame | pd.Series]:
     """What a participant sees of each file besides its content, by signal name:
     numeric frames, and tags as text."""
-    from tqdm.auto import tqdm
+    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
     ids = rows["ID"].astype(str)
     codes = np.array([[ord(c) for c in (i[:ID_CHARACTERS] + "\0" * ID_CHARACTERS)[:ID_CHARACTERS]] for i in ids], dtype=float)
     digits = ids.str.extract(r"(\d+)\D*$")[0].astype(float).fillna(-1)

@@ -81,7 +81,7 @@ def write_shards(samples: Iterable[tuple[str, np.ndarray, Any]], out_dir: Path |
     """Pack (key, array, label) samples into tar shards; see the module docstring."""
     from itertools import islice
 
-    from tqdm.auto import tqdm
+    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

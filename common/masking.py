@@ -151,7 +151,8 @@ def mask(source: Path, out: Path, top: int, test_size: float = 0.33, seed: int =
         folder.mkdir(parents=True, exist_ok=True)
 
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+
+    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
     jobs = [delayed(_reencode)(str(src), str(dst)) for src, dst in zip(kept["file"], targets)]
     workers = min(os.cpu_count() or 1, 4) if len(jobs) >= 200 else 1
     results = list(tqdm(Parallel(n_jobs=workers, backend="loky", return_as="generator")(jobs),

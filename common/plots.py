@@ -51,16 +51,21 @@ def training_curves(histories: dict[str, Path], path: Path, title: str) -> Path 
         return None
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
+    # Train and valid differ in line, marker and fill, not in a dash pattern alone, which a
+    # legend's short sample line and small markers hid; one network: in colour too.
+    styles = {"train_loss": {"linestyle": "--", "marker": "s", "markerfacecolor": "white"},
+              "valid_loss": {"linestyle": "-", "marker": "o"}}
     for index, (name, frame) in enumerate(frames.items()):
-        color = f"C{index % 10}"
         epochs = frame["epoch"].to_numpy() + 1
-        for column, style in (("train_loss", "--"), ("valid_loss", "-")):
+        for split, (column, style) in enumerate(styles.items()):
             if column in frame:
-                axis.plot(epochs, pd.to_numeric(frame[column], errors="coerce"), style, color=color, marker="o", markersize=3,
-                          label=f"{name} {column.replace('_', ' ')}")
+                color = f"C{(index if len(frames) > 1 else split) % 10}"
+                label = column.replace("_", " ") if len(frames) == 1 else f"{name} {column.replace('_', ' ')}"
+                axis.plot(epochs, pd.to_numeric(frame[column], errors="coerce"), color=color, markersize=5,
+                          markeredgecolor=color, label=label, **style)
     axis.set(xlabel="epoch", ylabel="loss", title=title)
     axis.xaxis.get_major_locator().set_params(integer=True)
-    axis.legend(fontsize=7, ncol=2)
+    axis.legend(fontsize=8, ncol=2 if len(frames) > 1 else 1, handlelength=4)
     return save(figure, path)
 
 

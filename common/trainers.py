@@ -185,15 +185,44 @@ class ResumableLearner(Learner):
             self._with_events(self._do_epoch, "epoch", CancelEpochException)
 
 
-class Progress(ProgressCallback):
-    """fastai's progress bars, able to start at a later epoch: fastprogress's bar
-    must see position 0 before any other, or it has no start time to measure from
-    (the crash of a resumed run with progress on)."""
+class Progress(Callback):
+    """Each epoch's training and validation batches as a bar on stderr (plain lines where
+    stderr is not a terminal: common.progress), in place of fastai's ProgressCallback,
+    whose fastprogress bars and epoch table print to stdout, where only the command's
+    result lines belong. The epoch's figures are CSVHistory's log line."""
+    order = 60  # where fastai's ProgressCallback sits: after the Recorder
 
-    def before_fit(self):
-        super().before_fit()
-        if self.learn.first_epoch and getattr(self, "mbar", None) is not None:
-            self.mbar.update(0)
+    bar = None
+
+    def _open(self, phase: str):
+        from common.progress import tqdm
+        self._close()
+        self.bar = tqdm(total=len(self.dl), desc=f"epoch {self.epoch + 1}/{self.n_epoch} {phase}", unit="batch",
+                        leave=False)
+
+    def _close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def before_train(self):
+        self._open("train")
+
+    def before_validate(self):
+        self._open("valid")
+
+    def after_batch(self):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def after_train(self):
+        self._close()
+
+    def after_validate(self):
+        self._close()
+
+    def after_fit(self):
+        self._close()
 
 
 class SaveBest(SaveModelCallback):

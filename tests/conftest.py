@@ -94,7 +94,8 @@ def competition_data(compete, tmp_path_factory) -> Callable[[str], Path]:
 
 @dataclass
 class FastRun:
-    """One `compete run NAME --fast --seed 0` on `competition_data(NAME)`."""
+    """One `compete run NAME --fast --seed 0` on `competition_data(NAME)`, progress and
+    log on (stderr, a pipe: as in `nohup compete run ... > train.log`)."""
 
     name: str
     data: Path
@@ -102,6 +103,7 @@ class FastRun:
     submission: Path
     run_dir: Path
     stdout: str
+    stderr: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -115,9 +117,9 @@ def fast_run(compete, competition_data, tmp_path_factory) -> Callable[[str], Fas
             data = competition_data(name)
             work = tmp_path_factory.mktemp(f"{_folder(name)}-run")
             submission, run_dir = work / "submission.csv", work / "run"
-            result = compete("run", name, "--data", data, "--fast", "--seed", 0, "--quiet", "--out", submission,
+            result = compete("run", name, "--data", data, "--fast", "--seed", 0, "--out", submission,
                              "--run-dir", run_dir, cwd=work)
-            made[name] = FastRun(name, data, work, submission, run_dir, result.stdout)
+            made[name] = FastRun(name, data, work, submission, run_dir, result.stdout, result.stderr)
         return made[name]
     return make
 

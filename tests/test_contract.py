@@ -33,6 +33,7 @@ class Case:
     submission: Path
     run_dir: Path
     stdout: str
+    stderr: str
     loaded: object      # what `load` returned, in this process
 
 
@@ -43,7 +44,7 @@ def case(request, fast_run) -> Case:
     run = fast_run(request.param)
     competition = get(run.name)
     loaded = competition.load(run.data)  # the format of a PLATFORM:SLUG competition is known from here on
-    return Case(run.name, competition, run.data, run.work, run.submission, run.run_dir, run.stdout, loaded)
+    return Case(run.name, competition, run.data, run.work, run.submission, run.run_dir, run.stdout, run.stderr, loaded)
 
 
 def test_it_declares_the_protocol(case):
@@ -74,6 +75,16 @@ def test_run_reports_what_fit_learned_and_what_it_was_given(case):
     assert set(config["options"]) == {row.name for row in _fields(case.competition.options)}
 
 
+RESULT_LINE = re.compile(r"^(cv \S+: -?[0-9.]+|run: .+|submission: .+)$")
+
+
+def test_stdout_holds_the_result_lines_only_and_a_log_gets_whole_lines(case):
+    """Progress and the log go to stderr (fastai's bars and epoch table once went to
+    stdout); where stderr is not a terminal, as here, they are whole lines."""
+    assert case.stdout.splitlines() and all(RESULT_LINE.match(line) for line in case.stdout.splitlines()), case.stdout
+    assert case.stderr and "\r" not in case.stderr and "\x1b[" not in case.stderr
+
+
 def test_the_submission_validates(case, compete):
     result = compete("validate", case.name, case.submission, "--data", case.data)
     assert result.stdout.strip() == f"{case.submission}: valid"
@@ -81,7 +92,9 @@ def test_the_submission_validates(case, compete):
 
 def test_same_seed_same_bytes_through_fit_then_predict(case, compete):
     run_dir, again = case.work / "fit-only", case.work / "again.csv"
-    compete("fit", case.name, "--data", case.data, "--fast", "--seed", 0, "--quiet", "--run-dir", run_dir, cwd=case.work)
+    quiet = compete("fit", case.name, "--data", case.data, "--fast", "--seed", 0, "--quiet", "--run-dir", run_dir,
+                    cwd=case.work)
+    assert quiet.stderr == "" and all(RESULT_LINE.match(line) for line in quiet.stdout.splitlines())  # --quiet is quiet
     compete("predict", case.name, "--data", case.data, "--run-dir", run_dir, "--out", again, cwd=case.work)
     assert again.read_bytes() == case.submission.read_bytes()
 

@@ -207,7 +207,7 @@ def download(session, url: str, target: Path, *, explain: Callable[[BaseExceptio
                 total = int(length) if length and not response.headers.get("Content-Encoding") else None
                 io.write_text(state, json.dumps({"validator": response.headers.get("ETag") or response.headers.get("Last-Modified"),
                                                  "size": total}))
-            from tqdm.auto import tqdm
+            from common.progress import tqdm  # a bar on a terminal, plain lines in a log
             with open(part, mode) as handle, tqdm(total=total, initial=have, unit="B", unit_scale=True,
                                                    unit_divisor=1024, desc=target.name, disable=quiet) as bar:
                 for chunk in response.iter_content(CHUNK):

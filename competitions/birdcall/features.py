@@ -89,7 +89,7 @@ def compute(paths: list, settings: MelSettings = SETTINGS, workers: int | None =
             results[position] = cached
     if todo:
         from joblib import Parallel, delayed
-        from tqdm.auto import tqdm
+        from common.progress import tqdm  # a bar on a terminal, plain lines in a log
         workers = workers or os.cpu_count() or 1
         # A worker process pays seconds of imports: worth it only for many clips.
         workers = 1 if len(todo) < PARALLEL_FROM else workers

@@ -108,7 +108,7 @@ def synth(out_dir: Path, seed: int = 0, scale: str = "small") -> None:
     jobs = [(out_dir, clip) for clip in plans]
     workers = min(os.cpu_count() or 1, 4) if len(jobs) > 100 else 1
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
     # loky workers, not fork: safe after torch has started its threads, and in notebooks.
     written = Parallel(n_jobs=workers, backend="loky", return_as="generator", batch_size=16)(
         delayed(_write_clip)(job) for job in jobs)

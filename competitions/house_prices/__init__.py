@@ -22,7 +22,8 @@ log = logging.getLogger("compete")
 
 @dataclass
 class HouseOptions(Options):
-    folds: int = option(5, "cross-validation folds; the blend weights of each are fitted on the others")
+    folds: int = option(5, "cross-validation folds; the blend weights of each are fitted on the others",
+                       minimum=2)
 
 
 class HousePrices(BaseCompetition):
@@ -47,7 +48,7 @@ class HousePrices(BaseCompetition):
         return house_data.load(data_dir)
 
     def fit(self, data: HouseData, options: HouseOptions, run_dir: Path):
-        from tqdm.auto import tqdm
+        from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
         # scikit-learn and catboost load here, not at import: `compete list` stays light.
         from competitions.house_prices import features as house_features
@@ -117,6 +118,14 @@ def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path, t
     axis.scatter(actual, predicted, s=6, alpha=0.5)
     low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
     axis.plot([low, high], [low, high], color="black", linewidth=1)
-    axis.set(xscale="log", yscale="log", xlabel="actual SalePrice", ylabel="out-of-fold prediction",
+    axis.set(xscale="log", yscale="log", xlabel="actual SalePrice ($)", ylabel="out-of-fold prediction ($)",
              title=title)
+    # Prices doubling from 25k: evenly spaced on the log scale, and short enough never to
+    # overlap (matplotlib's labels for minor log ticks, "3x10^4 4x10^4", ran together).
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+    ticks = [25_000 * 2 ** k for k in range(8) if low / 1.5 <= 25_000 * 2 ** k <= high * 1.5]
+    for side in (axis.xaxis, axis.yaxis):
+        side.set_major_locator(FixedLocator(ticks))
+        side.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1000:,.0f}k"))
+        side.set_minor_formatter(NullFormatter())
     plots.save(figure, path)

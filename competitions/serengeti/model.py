@@ -168,7 +168,7 @@ def sequence_probabilities(model: SerengetiModel, batches, quiet: bool = True, t
     """Sigmoid outputs for every sequence of an iterable of (inputs, ...) batches,
     averaged over each input and its mirror, as the code submission does
     (inference.Model.probabilities)."""
-    from tqdm.auto import tqdm
+    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = model.net.to(device).eval()

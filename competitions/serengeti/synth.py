@@ -267,7 +267,7 @@ def _write_picture(job) -> None:
 
 
 def synth(out_dir: Path, seed: int = 0, scale: str = "small") -> None:
-    from tqdm.auto import tqdm
+    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
     if scale not in SCALES:
         raise io.InputError(f"serengeti: unknown scale {scale!r}; known: {', '.join(SCALES)}")

@@ -500,6 +500,18 @@ def cache_root() -> Path:
     return Path(os.environ.get("COMPETE_CACHE", Path.home() / ".cache" / "compete"))
 
 
+def read_pickle(path: Path | str, missing: str):
+    """The object a run pickled at `path` (its model); `missing` is what to tell the
+    user when there is none."""
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no trained model here; {missing}")
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
 def cache_dir(*parts: str) -> Path:
     """`$COMPETE_CACHE/<parts>` (default ~/.cache/compete), created on demand."""
     path = cache_root().joinpath(*parts)

@@ -9,7 +9,6 @@ the training stack (no MLflow, no click, no registry).
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,7 @@ def load_model(folder: Path):
     # packaging's import tracer ship them with this one.
     from competitions.tabular import features, model  # noqa: F401
 
-    path = Path(folder) / MODEL
-    if not path.is_file():
-        raise io.InputError(f"{path}: no trained model here; run `compete fit` first")
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
+    return io.read_pickle(Path(folder) / MODEL, "run `compete fit` first")
 
 
 def submission_format(target: D.Target, metric: Metric, sample_name: str, id_column: str) -> SubmissionFormat:

@@ -48,6 +48,9 @@ def user_errors(function):
             sys.exit(2)
         except click.ClickException:
             raise
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM inside a run (common.runs.Interrupted)
+            click.echo(f"{getattr(interrupt, 'message', 'interrupted')}", err=True)
+            sys.exit(getattr(interrupt, "exit_code", 130))
         except Exception as error:  # a bug, not the user's input: one line, the traceback kept
             if os.environ.get("COMPETE_DEBUG"):
                 raise
@@ -339,6 +342,9 @@ def runs_command(competition, plot):
     if plot:
         path, drawn = runs.plot_history(comp, table, plot)
         click.echo(f"plot: {path} ({drawn} run(s) with both scores)")
+    link = runs.browse_link(comp) if len(table) else None
+    if link:
+        click.echo(f"browse: {link}")
 
 
 def _echo_table(frame, empty: str) -> None:

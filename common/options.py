@@ -1,7 +1,9 @@
 """Run options: each competition declares a dataclass of every knob a run takes.
 
 A field is typed, has a default, and carries a one-line doc in its metadata, written
-with `option(default, "doc")`. `compete options COMP` prints them; `--set KEY=VALUE`
+with `option(default, "doc")`, and the range its values must keep, when it has one
+(`option(5, "folds", minimum=2)`): checked whenever the options are made, so a bad value
+is one line before any data is read, never an error deep inside a library. `compete options COMP` prints them; `--set KEY=VALUE`
 and `--config FILE.toml` set them, parsed to the declared type; the resolved options
 land in the run's config.json.
 
@@ -26,11 +28,36 @@ _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", ""}
 
 
-def option(default: Any, doc: str) -> Any:
-    """A dataclass field with its default and its one-line doc."""
+def option(default: Any, doc: str, *, minimum: float | None = None, maximum: float | None = None,
+           above: float | None = None, below: float | None = None) -> Any:
+    """A dataclass field with its default, its one-line doc and its range: `minimum` and
+    `maximum` inclusive, `above` and `below` exclusive (None, for an `X | None` knob, is
+    always allowed: it means "decided for you")."""
+    limits = {name: value for name, value in
+              (("minimum", minimum), ("maximum", maximum), ("above", above), ("below", below)) if value is not None}
+    metadata = {"doc": doc, **limits}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
-    return dataclasses.field(default=default, metadata={"doc": doc})
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+_LIMITS = {"minimum": (">=", lambda value, limit: value >= limit), "above": (">", lambda value, limit: value > limit),
+           "below": ("<", lambda value, limit: value < limit), "maximum": ("<=", lambda value, limit: value <= limit)}
+
+
+def limits(item: dataclasses.Field) -> str:
+    """A field's range as written in messages and `compete options`, e.g. ">= 2", or ""."""
+    return " and ".join(f"{sign} {item.metadata[name]:g}" for name, (sign, _) in _LIMITS.items() if name in item.metadata)
+
+
+def check_ranges(options) -> None:
+    """Every field inside its declared range, else an InputError naming the first that is not."""
+    for item in dataclasses.fields(options):
+        value = getattr(options, item.name)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not all(test(value, item.metadata[name]) for name, (_, test) in _LIMITS.items() if name in item.metadata):
+            raise io.InputError(f"{item.name}: {value!r} is out of range; it must be {limits(item)}")
 
 
 @dataclasses.dataclass
@@ -40,6 +67,9 @@ class Options:
     seed: int = option(0, "random seed: same seed, same data, same submission bytes")
     fast: bool = option(False, "a quick, smaller run for smoke tests and iteration")
     quiet: bool = option(False, "no progress or log on the terminal (the run's log.txt still has it)")
+
+    def __post_init__(self):
+        check_ranges(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +86,8 @@ def describe(options: type) -> list[Described]:
     rows = []
     for item in dataclasses.fields(options):
         default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
-        rows.append(Described(item.name, type_name(hints[item.name]), default, item.metadata.get("doc", "")))
+        doc, bounds = item.metadata.get("doc", ""), limits(item)
+        rows.append(Described(item.name, type_name(hints[item.name]), default, f"{doc} ({bounds})" if bounds else doc))
     return rows
 
 
@@ -80,7 +111,10 @@ def build(options: type, given: dict[str, Any] | None = None, source: str = "--s
     if unknown:
         raise io.InputError(f"{source}: unknown option {unknown[0]!r}; known: {', '.join(known)}")
     values = {key: convert(value, hints[key], f"{source}: {key}") for key, value in given.items()}
-    return options(**values)
+    try:
+        return options(**values)
+    except io.InputError as error:  # a value out of its declared range
+        raise io.InputError(f"{source}: {error}") from None
 
 
 def parse_assignments(assignments: tuple[str, ...] | list[str]) -> dict[str, str]:

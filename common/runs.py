@@ -6,6 +6,10 @@ metrics.json (the Report `fit` returned: `cv_score`, `fold_scores` and the decis
 then timings and the submission; this module alone writes it), the log, out-of-fold
 predictions, plots and the model files. The same run is tracked in MLflow
 (common/tracking.py, called from here only): metrics.json names it (`mlflow_run_id`).
+
+A run that fails leaves no run directory behind. One interrupted (Ctrl-C, or SIGTERM from
+a scheduler's time limit) leaves none either, unless it holds a checkpoint to resume
+from: then it is kept, marked interrupted, and the same command resumes it.
 """
 from __future__ import annotations
 
@@ -13,9 +17,12 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -29,6 +36,9 @@ from common.options import Options, describe
 from common.submission import align_to_sample, validate, write
 
 log = logging.getLogger("compete")
+
+CHECKPOINTS = "checkpoints"        # where common/trainers.py (and any resumable fit) keeps what a resume needs
+INTERRUPTED = "interrupted.json"   # beside config.json in a run kept after an interrupt
 
 
 @dataclass
@@ -48,6 +58,102 @@ def new_run_dir(competition: Competition, seed: int, root: Path | str = tracking
         run_dir = base.with_name(f"{base.name}-{suffix}")
     run_dir.mkdir(parents=True)
     return run_dir
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM during a run. `exit_code` follows the shell's convention for a
+    command ended by a signal (128 + its number: 130 for Ctrl-C, 143 for SIGTERM), so a
+    scheduler or a script tells an interrupt from a failed check (1) or bad input (2)."""
+
+    def __init__(self, number: int = signal.SIGINT, message: str = "interrupted"):
+        super().__init__(message)
+        self.number, self.message = int(number), message
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.number
+
+
+_received: int | None = None  # the last signal `interruptible` raised on: a library may re-raise it as a bare KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interruptible():
+    """SIGTERM raises as Ctrl-C does (Python's default for it is to die on the spot, leaving
+    the run directory and an MLflow run stuck in RUNNING), both as `Interrupted`, so the
+    cleanup below runs; the handlers before are restored after. Signals reach the main
+    thread only: elsewhere this changes nothing."""
+    global _received
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received = None
+
+    def interrupt(number, frame):
+        global _received
+        _received = number
+        raise Interrupted(number)
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def holds_checkpoint(run_dir: Path) -> bool:
+    """A file in a checkpoints folder anywhere in the run (one per network, e.g. per fold)."""
+    return any(path.is_file() for path in Path(run_dir).rglob(f"{CHECKPOINTS}/*"))
+
+
+def _after_interrupt(run_dir: Path, competition: Competition, error: KeyboardInterrupt, created: bool) -> Interrupted:
+    """Keep a run that can resume (marked, for the same command to find it), remove one that
+    cannot; the Interrupted returned says which."""
+    number = error.number if isinstance(error, Interrupted) else _received or signal.SIGINT  # CatBoost re-raises bare
+    if holds_checkpoint(run_dir):
+        write_json(Path(run_dir) / INTERRUPTED, {"signal": signal.Signals(number).name,
+                                                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        return Interrupted(number, f"interrupted; the same command resumes (from {run_dir})")
+    if created:
+        discard(run_dir, competition, error)
+    return Interrupted(number, "interrupted; nothing was kept (no checkpoint to resume from)")
+
+
+def interrupted_run(competition: Competition, settings: dict, root: Path | str = tracking.ROOT) -> Path | None:
+    """The newest interrupted run of these very settings under runs/COMP, claimed for this
+    call (its mark removed, so two commands never resume the same run), else None."""
+    for mark in sorted((Path(root) / competition.name).glob(f"*/{INTERRUPTED}"), reverse=True):
+        config = mark.parent / "config.json"
+        try:
+            if _differences(json.loads(config.read_text()), settings):
+                continue
+            mark.unlink()
+        except (OSError, json.JSONDecodeError):  # claimed by another command meanwhile, or not a run's config
+            continue
+        return mark.parent
+    return None
+
+
+def check_output(path: Path, option: str = "--out") -> Path:
+    """The file `path` can be written, checked before any work: not a folder, and a folder
+    this user may write in holds it (or will, once made)."""
+    path = Path(path)
+    if path.is_dir():
+        raise io.InputError(f"{option} {path}: is a folder; name the file to write in it (e.g. {path / 'submission.csv'})")
+    return check_writable(path, option)
+
+
+def check_writable(path: Path, option: str) -> Path:
+    """The nearest folder of `path` that exists is a folder this user may write in."""
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise io.InputError(f"{option} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise io.InputError(f"{option} {path}: cannot write in {folder} (permission denied)")
+    return path
 
 
 class ProgressAwareHandler(logging.StreamHandler):
@@ -107,19 +213,25 @@ def fit(competition: Competition, data_dir: Path, options: Options | None = None
     options = competition.options() if options is None else options
     if not isinstance(options, competition.options):
         raise TypeError(f"{competition.name} takes {competition.options.__name__}, not {type(options).__name__}")
-    with parallel.using(scheduler):
+    with interruptible(), parallel.using(scheduler):
         return _fit(competition, data_dir, options, run_dir)
+
+
+def _settings(competition: Competition, data_dir: Path, options: Options) -> dict:
+    """What config.json records, and what a run must match to be resumed."""
+    return {"competition": competition.name, "data": str(Path(data_dir).resolve()), "options": asdict(options)}
 
 
 def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Path | None):
     distributed.start()
-    settings = {"competition": competition.name, "data": str(Path(data_dir).resolve()), "options": asdict(options)}
+    settings = _settings(competition, data_dir, options)
     created = True
     if distributed.is_main():
+        run_dir = run_dir if run_dir is not None else interrupted_run(competition, settings)
         if run_dir is None:
             run_dir = new_run_dir(competition, options.seed)
         else:
-            run_dir = Path(run_dir)
+            run_dir = check_writable(run_dir, "--run-dir")
             created = open_run_dir(run_dir, settings)
     run_dir = Path(distributed.broadcast(str(run_dir)))
     if not distributed.is_main():
@@ -143,6 +255,8 @@ def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Pa
             log.info("cv %s = %.5f", competition.metric.name, metrics["cv_score"])
             tracker.log_record(metrics)
             tracker.log_artifacts(run_dir)
+    except KeyboardInterrupt as error:
+        raise _after_interrupt(run_dir, competition, error, created) from None
     except Exception as error:
         if created:
             discard(run_dir, competition, error)
@@ -173,6 +287,7 @@ def open_run_dir(run_dir: Path, settings: dict) -> bool:
         raise io.InputError(f"{run_dir}: holds a run with other settings ({'; '.join(changed[:3])}); "
                             f"rerun with the same ones to resume it, or pass a new --run-dir")
     (run_dir / "metrics.json").unlink(missing_ok=True)  # the resumed run writes its own record
+    (run_dir / INTERRUPTED).unlink(missing_ok=True)
     log.info("resuming the run in %s", run_dir)
     return False
 
@@ -231,7 +346,8 @@ def _track(tracker: tracking.Tracker, competition: Competition, options: Options
     params = {name: value for name, value in asdict(options).items() if name != "quiet"}
     tracker.start(competition.name, run_dir, params, tags={
         "competition": competition.name, "platform": competition.platform, "metric": competition.metric.name,
-        "data": str(Path(data_dir).resolve()), "run_dir": str(run_dir.resolve())})
+        "data": str(Path(data_dir).resolve()), "run_dir": str(run_dir.resolve())},
+        greater_is_better=competition.metric.greater_is_better)
     if tracker.active:
         record(run_dir, mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracking.shown(tracker.uri))
 
@@ -285,12 +401,16 @@ def predict(competition: Competition, data_dir: Path, model, out: Path, data=Non
 def run(competition: Competition, data_dir: Path, options: Options | None = None, out: Path | None = None,
         run_dir: Path | None = None, scheduler=None) -> RunResult:
     options = competition.options() if options is None else options
-    with parallel.using(scheduler), tracking.scope():  # one connection, and one MLflow run, for both stages
+    if out is not None:
+        check_output(out)  # before any work: a fit whose submission cannot be written never starts
+    with interruptible(), parallel.using(scheduler), tracking.scope():  # one connection, and one MLflow run, for both stages
         return _run(competition, data_dir, options, out, run_dir)
 
 
 def _run(competition: Competition, data_dir: Path, options: Options, out: Path | None, run_dir: Path | None) -> RunResult:
     competition.sample(Path(data_dir))  # checked before training: a run that cannot end in a submission never starts
+    if run_dir is None and distributed.is_main():
+        run_dir = interrupted_run(competition, _settings(competition, data_dir, options))
     fresh = run_dir is None or not Path(run_dir).exists() or not any(Path(run_dir).iterdir())
     model, data, run_dir = fit(competition, data_dir, options, run_dir)
     if not distributed.is_main():  # rank 0 predicts and writes the submission
@@ -300,6 +420,8 @@ def _run(competition: Competition, data_dir: Path, options: Options, out: Path |
         with logging_to(run_dir, options.quiet):
             path = stage("predict", data_dir, run_dir, predict, competition, data_dir, model, out, data)
             log.info("submission written: %s", path)
+    except KeyboardInterrupt as error:
+        raise _after_interrupt(run_dir, competition, error, fresh) from None
     except Exception as error:
         if fresh:
             discard(run_dir, competition, error)
@@ -312,6 +434,7 @@ def _run(competition: Competition, data_dir: Path, options: Options, out: Path |
 def predict_from(competition: Competition, data_dir: Path, run_dir: Path, out: Path, scheduler=None) -> Path:
     """`predict` with the model trained in `run_dir`; the run records the file it made
     (metrics.json, and its MLflow run), so `submit --wait` finds where a score belongs."""
+    check_output(out)
     check_run(competition, run_dir)
     with logging_to(run_dir, quiet=True):
         model = stage("load model", run_dir, run_dir, competition.load_model, run_dir)
@@ -381,6 +504,12 @@ def history(competition: Competition) -> pd.DataFrame:
             "status": past["status"].lower(),
         })
     return pd.DataFrame(rows, columns=["run", "cv", "lb", "options", "wall", "status"])
+
+
+def browse_link(competition: Competition) -> str | None:
+    """Where MLflow's UI shows the competition's runs, the CV score a column, best first."""
+    found = tracking.experiment_id(competition.name)
+    return tracking.browse_link(found) if found else None
 
 
 def tracking_store() -> str:

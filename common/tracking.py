@@ -46,6 +46,26 @@ MLFLOW_LIMITS = {                   # MLflow's own variables, set only where the
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 ARTIFACT_FILES = ("metrics.json", "config.json", "log.txt", "history.csv")
+
+# How MLflow 3's UI opens an experiment. Its kind tag (mlflow/mlflow,
+# mlflow/server/js/src/experiment-tracking/constants.ts @ 02e6205fe532953c2e5a599f5c7109029dc4aed8:
+# ExperimentKind.CUSTOM_MODEL_DEVELOPMENT = 'custom_model_development'; the hook that reads
+# "mlflow.experimentKind" sends such an experiment to its Runs tab, a GenAI one to Overview or
+# Traces). From 3.17 the UI takes the kind from its "workflow type" instead, the sidebar's
+# GenAI / Machine learning switch, remembered per browser and read first from the URL's
+# `workflowType` (mlflow/server/js/src/common/contexts/WorkflowTypeContext.tsx @
+# e088e6518df7c547c6aa5053faaaecd79ac73d12; default 'genai'), so `browse_link` carries it.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+# A saved view of the runs table is an experiment tag "mlflow.sharedViewState.<id>" holding
+# {"name", "createdAt", "state"}, `state` the view as JSON (the UI state's `selectedColumns`,
+# keys written "metrics.`name`", and the search facets' `orderByKey`/`orderByAsc`); the views
+# menu lists it and the URL's `viewStateShareKey=<id>` applies it (mlflow/mlflow,
+# .../experiment-page/utils/savedViewEnvelope.ts @ 9f4968cdd68ed44f80d0a56f3d3fd1ce53634a63,
+# .../experiment-page/models/ExperimentPageUIState.tsx @ 0d2cf4e3ab1cb5952df42b8fff18dea9be49b2e6).
+VIEW_ID = "compete"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_ID}"
+VIEW_COLUMNS = ("metrics.`cv_score`", "metrics.`lb_score`", "metrics.`wall_seconds`", "params.`seed`", "params.`fast`")
 _KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
@@ -73,6 +93,26 @@ def _artifact_root(uri: str, experiment: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return (Path(uri[len("sqlite:///"):]).parent / ARTIFACTS / key(experiment)).resolve().as_uri()
     return None
+
+
+def experiment_tags(greater_is_better: bool) -> dict[str, str]:
+    """What compete sets on the experiments it creates: the training kind, and a saved view
+    of the runs table with the CV score (and the leaderboard's, and the time) as columns,
+    best run first."""
+    import json
+    state = {"selectedColumns": list(VIEW_COLUMNS), "orderByKey": VIEW_COLUMNS[0], "orderByAsc": not greater_is_better}
+    view = {"name": "compete: CV and leaderboard", "createdAt": 0, "state": json.dumps(state)}
+    return {EXPERIMENT_KIND_TAG: TRAINING_KIND, VIEW_TAG: json.dumps(view)}
+
+
+def browse_link(experiment_id: str, uri: str | None = None) -> str:
+    """Where MLflow's UI shows an experiment's runs with the saved view: the server itself,
+    or `mlflow ui` on a local store (which serves on 127.0.0.1:5000)."""
+    uri = uri or store_uri()
+    page = f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={VIEW_ID}"
+    if uri.startswith(("http://", "https://")):
+        return f"{shown(uri).rstrip('/')}/{page}"
+    return f"mlflow ui --backend-store-uri {shown(uri)}, then open http://127.0.0.1:5000/{page}"
 
 
 class Unreachable(Exception):
@@ -114,7 +154,18 @@ def client(uri: str | None = None):
     """An MlflowClient for `uri` (default `store_uri()`), after probing a server."""
     uri = uri or store_uri()
     _probe(uri)
-    return _mlflow().MlflowClient(tracking_uri=uri)
+    if not uri.startswith("sqlite:///"):
+        return _mlflow().MlflowClient(tracking_uri=uri)
+    # MLflow creates a new SQLite store by running its migrations on first use, and two
+    # processes doing it at once break each other ("duplicate column name", "table ...
+    # already exists"): one makes it, under a lock beside it, the others wait and find it made.
+    from filelock import FileLock
+    database = Path(uri[len("sqlite:///"):])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{database}.lock", timeout=120):
+        connection = _mlflow().MlflowClient(tracking_uri=uri)
+        connection.search_experiments(max_results=1)  # the store is made (or checked) here, inside the lock
+    return connection
 
 
 def key(name: str) -> str:
@@ -178,19 +229,33 @@ class Tracker:
             log.warning("warning: tracking stopped, %s %s failed (%s); the run goes on, its files are in its run directory",
                         shown(self.uri), what, reason(error))
 
-    def start(self, experiment: str, run_dir: Path, params: dict, tags: dict) -> None:
-        """Open the MLflow run (once), named for `run_dir`, in `experiment` (created on first use)."""
+    def start(self, experiment: str, run_dir: Path, params: dict, tags: dict, greater_is_better: bool = True) -> None:
+        """Open the MLflow run (once), named for `run_dir`, in `experiment` (created on first
+        use, with `experiment_tags`; an older one gets those it lacks)."""
         if self.run_id is not None or self.failed:
             return
         self.run_dir = Path(run_dir).resolve()
 
         def action():
             from mlflow.entities import Param
+            from mlflow.exceptions import MlflowException
             from mlflow.tracking.context.registry import resolve_tags
             connection = self._connection()
+            wanted = experiment_tags(greater_is_better)
             found = connection.get_experiment_by_name(experiment)
-            experiment_id = found.experiment_id if found else connection.create_experiment(
-                experiment, artifact_location=_artifact_root(self.uri, experiment))
+            if found is None:
+                try:
+                    experiment_id = connection.create_experiment(
+                        experiment, artifact_location=_artifact_root(self.uri, experiment), tags=wanted)
+                except MlflowException:  # another run created it a moment ago
+                    found = connection.get_experiment_by_name(experiment)
+                    if found is None:
+                        raise
+            if found is not None:
+                experiment_id = found.experiment_id
+                for name, value in wanted.items():
+                    if name not in found.tags:
+                        connection.set_experiment_tag(experiment_id, name, value)
             run = connection.create_run(experiment_id, run_name=self.run_dir.name, tags=resolve_tags(
                 {key(name): str(value) for name, value in tags.items()}))
             self.run_id, self.experiment = run.info.run_id, experiment
@@ -306,6 +371,18 @@ def _number(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def experiment_id(experiment: str, uri: str | None = None) -> str | None:
+    """The id of `experiment` in the store, None when nothing was tracked there yet."""
+    uri = uri or store_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return None  # looking must not create an empty store
+    try:
+        found = client(uri).get_experiment_by_name(experiment)
+    except Exception:  # noqa: BLE001 (a link is a convenience: `past_runs` reports a broken store)
+        return None
+    return found.experiment_id if found else None
 
 
 def past_runs(experiment: str, uri: str | None = None) -> list[dict]:

@@ -366,3 +366,57 @@ def test_listing_and_help_import_no_mlflow(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
+
+
+# Each process opens its MLflow run the moment the test says go, on a store none has made yet.
+TOGETHER = """
+import sys, time
+from pathlib import Path
+import mlflow  # noqa: F401  (imported before the start line: the processes meet at the store, not at imports)
+from common import tracking
+folder = Path(sys.argv[1])
+(folder / f"ready-{sys.argv[2]}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.01)
+with tracking.scope() as tracker:
+    tracker.start("together", folder / f"run-{sys.argv[2]}", {"seed": sys.argv[2]}, {})
+    tracker.log_metrics({"cv_score": 0.5})
+print(tracker.active)
+"""
+
+
+def test_runs_started_together_on_a_new_store_are_all_recorded(tmp_path):
+    """MLflow makes a new SQLite store by migrating it on first use; three processes doing
+    it at once used to break each other ("duplicate column name"), and all but one run was lost."""
+    import mlflow
+    store = f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    processes = [subprocess.Popen([sys.executable, "-c", TOGETHER, str(tmp_path), str(seed)], env=environment,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in range(3)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert [out.strip() for out, _ in outputs] == ["True"] * 3, outputs
+    assert not any("tracking stopped" in err for _, err in outputs), outputs
+    client = mlflow.MlflowClient(store)
+    found = client.search_runs([client.get_experiment_by_name("together").experiment_id])
+    assert sorted(run.data.params["seed"] for run in found) == ["0", "1", "2"]
+    assert {run.info.status for run in found} == {"FINISHED"}
+
+
+def test_the_experiment_opens_on_its_training_runs_with_the_cv_score_a_column(compete, demo):
+    import mlflow
+    result = compete.in_process("run", NAME, "--data", demo, "--quiet")
+    assert result.exit_code == 0, result.output
+    experiment = mlflow.MlflowClient().get_experiment_by_name(NAME)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.compete"])
+    assert isinstance(view["name"], str) and isinstance(view["createdAt"], int)
+    state = json.loads(view["state"])
+    assert state["selectedColumns"][0] == "metrics.`cv_score`" and state["orderByKey"] == "metrics.`cv_score`"
+    assert state["orderByAsc"] is True  # RMSLE: the lowest, the best, first
+    listed = compete.in_process("runs", NAME)
+    link = next(line for line in listed.output.splitlines() if line.startswith("browse: "))
+    assert f"#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=compete" in link

@@ -21,7 +21,8 @@ log = logging.getLogger("compete")
 
 @dataclass
 class HouseOptions(Options):
-    folds: int = option(5, "cross-validation folds; the blend weights of each are fitted on the others")
+    folds: int = option(5, "cross-validation folds; the blend weights of each are fitted on the others",
+                       minimum=2)
 
 
 class HousePrices(BaseCompetition):

@@ -30,29 +30,34 @@ log = logging.getLogger("compete")
 class SerengetiOptions(Options):
     minutes: float | None = option(None, "training time budget in minutes: the number of epochs is fitted to it from the "
                                          "measured speed of the first batches; None: 20 (with --fast: no budget, the "
-                                         "epoch cap alone, so a quick run's bytes never depend on the machine's speed)")
+                                         "epoch cap alone, so a quick run's bytes never depend on the machine's speed)",
+                                 above=0)
     epochs: int | None = option(None, "training epochs at most (the time budget and early stopping may end sooner); "
-                                      "None: 40 (2 with --fast)")
+                                      "None: 40 (2 with --fast)", minimum=1)
     backbone: Path | None = option(None, "a state dict (.pth) of weights to start from, e.g. weights/resnet50.pth "
                                          "(the head is trained anew)")
-    width: int = option(32, "channels of the network's first block")
-    stem: int = option(serengeti_data.STEM, "stride of the network's first layer (its features are the frame's size / stem)")
-    image_width: int = option(serengeti_data.IMAGE_SIZE[0], "pixels across that each frame is resized to")
-    image_height: int = option(serengeti_data.IMAGE_SIZE[1], "pixels down that each frame is resized to")
-    lr: float = option(3e-3, "peak learning rate (one-cycle)")
-    batch_size: int = option(32, "sequences per training batch")
-    balance: float = option(0.0, "0: sample sequences as they come; 1: every class as often (shard stream balancing)")
+    width: int = option(32, "channels of the network's first block", minimum=1)
+    stem: int = option(serengeti_data.STEM, "stride of the network's first layer (its features are the frame's size / stem)",
+                     minimum=1)
+    image_width: int = option(serengeti_data.IMAGE_SIZE[0], "pixels across that each frame is resized to", minimum=1)
+    image_height: int = option(serengeti_data.IMAGE_SIZE[1], "pixels down that each frame is resized to", minimum=1)
+    lr: float = option(3e-3, "peak learning rate (one-cycle)", above=0)
+    batch_size: int = option(32, "sequences per training batch", minimum=1)
+    balance: float = option(0.0, "0: sample sequences as they come; 1: every class as often (shard stream balancing)",
+                           minimum=0, maximum=1)
     valid_share: float = option(0.5, "share of the last training season held out for validation, the rest of it trains "
                                      "(1: the whole season, the strictest stand-in for the hidden test season; 0.5 trains "
-                                     "on ~17% more sequences at full scale for a validation set half the size)")
+                                     "on ~17% more sequences at full scale for a validation set half the size)",
+                                above=0, maximum=1)
     patience: int = option(8, "epochs without a better validation loss before stopping (the one-cycle peak makes a few "
-                              "early epochs noisy: 4 stopped a 22-epoch full-scale run at epoch 5)")
-    checkpoint_every: int = option(200, "batches between checkpoints (a killed run resumes from the last)")
-    workers: int | None = option(None, "data loader processes; None: up to 2")
+                              "early epochs noisy: 4 stopped a 22-epoch full-scale run at epoch 5)", minimum=1)
+    checkpoint_every: int = option(200, "batches between checkpoints (a killed run resumes from the last; "
+                                 "0: at the end of each epoch only)", minimum=0)
+    workers: int | None = option(None, "data loader processes; None: up to 2", minimum=0)
     threads: int | None = option(None, "torch threads while training; None: the cores the loader's worker processes "
                                        "leave (1 on 2 cores: measured 0.46 s a step with 1 thread vs 0.87 s with 2 at load "
                                        "~4); fixed by the option and the core count, never by the load, so the same seed "
-                                       "gives the same bytes")
+                                       "gives the same bytes", minimum=1)
 
     @property
     def image_size(self) -> tuple[int, int]:

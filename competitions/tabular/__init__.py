@@ -31,10 +31,10 @@ log = logging.getLogger("compete")
 
 @dataclass
 class TabularOptions(Options):
-    folds: int = option(0, "K of the K-fold CV; 0: 3 with --fast, else 5")
-    time_budget: float = option(600.0, "seconds for the whole fit; sizes CatBoost from the data's shape")
+    folds: int | None = option(None, "K of the K-fold CV; None: 3 with --fast, else 5", minimum=2)
+    time_budget: float = option(600.0, "seconds for the whole fit; sizes CatBoost from the data's shape", above=0)
     models: str = option("catboost,linear", "the families to cross-validate and blend")
-    iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords")
+    iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords", minimum=0)
 
 
 @dataclass

@@ -59,6 +59,9 @@ def test_binary_accuracy_gives_labels_from_an_oof_threshold_and_same_seed_same_b
     assert set(submission["outcome"].unique()) <= {0, 1}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["decision"]["kind"] == "threshold" and 0 < metrics["decision"]["threshold"] < 1
+    logged = (run_dir / "log.txt").read_text()
+    assert "decision: the positive class where the blended probability is at least" in logged
+    assert "is the blend's, nested" in logged and "Decision(" not in logged
     truth = pd.read_csv(data / "answers" / "solution.csv")["outcome"]
     majority = max(truth.mean(), 1 - truth.mean())
     assert _score(compete, "kaggle:demo-outcome", out, data / "answers", "accuracy") > majority + 0.1
@@ -96,6 +99,60 @@ def test_bad_metric_and_bad_sample_are_one_line_and_leave_no_run(compete, folder
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "sample_submission.csv" in result.stderr and "'NOT-A-TEST-ID'" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def _variant(data: Path, folder: Path, separator: str = ",", **changes) -> Path:
+    """A copy of `data` whose train.csv has `changes` (column -> value or values) and `separator`."""
+    folder.mkdir()
+    for name in ("test.csv", "sample_submission.csv"):
+        (folder / name).write_bytes((data / name).read_bytes())
+    pd.read_csv(data / "train.csv", dtype=str).assign(**changes).to_csv(folder / "train.csv", index=False, sep=separator)
+    return folder
+
+
+def test_the_generic_path_refuses_what_it_cannot_learn_in_one_line(compete, folders, tmp_path, monkeypatch):
+    """A constant target of any task, a train file with another separator, and a metric
+    that does not fit the target: one line naming the file and the column, exit 2, no run."""
+    monkeypatch.chdir(tmp_path)
+    regression, binary = folders["regression"], folders["binary"]
+    multilabel = _variant(binary, tmp_path / "multilabel", other=0)
+    pd.read_csv(binary / "sample_submission.csv").assign(other=0).to_csv(multilabel / "sample_submission.csv", index=False)
+    cases = [
+        (_variant(regression, tmp_path / "flat-price", price=250.0), "rmse",
+         ["train.csv", "column 'price' (the target) holds one value only, '250.0'"]),
+        (_variant(binary, tmp_path / "one-class", outcome=1), "auc",
+         ["train.csv", "column 'outcome' (the target) holds one value only, '1'"]),
+        (multilabel, "logloss", ["train.csv", "label column 'other' holds one value only"]),
+        (_variant(binary, tmp_path / "semicolons", separator=";"), "auc",
+         ["train.csv: fields are separated by semicolons (';'), not ','"]),
+        (_variant(binary, tmp_path / "tabs", separator="\t"), "auc", ["train.csv: fields are separated by tabs"]),
+        (binary, "rmsle", ["train.csv", "column 'outcome'", "a binary target, but rmsle scores numbers",
+                           "metrics that fit: accuracy, auc, logloss, f1, f1_macro"]),
+        (regression, "accuracy", ["train.csv", "column 'price'", "a regression target, but accuracy scores classes",
+                                  "metrics that fit: rmse, rmsle, mae"]),
+    ]
+    for data, metric, said in cases:
+        result = compete.in_process("run", "kaggle:demo", "--data", data, "--metric", metric, "--fast", "--quiet")
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, (data.name, result.output)
+        assert all(part in result.stderr for part in said), (data.name, result.stderr)
+        assert "CatBoost" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_log_says_which_figure_is_nested_and_why_a_blend_can_score_below_a_model(caplog):
+    from common.metrics import ACCURACY
+    from competitions.tabular import explain_blend
+    from competitions.tabular.model import Decision
+    with caplog.at_level("INFO", logger="compete"):
+        explain_blend(ACCURACY, 0.80, {"catboost": 0.83, "linear": 0.75}, Decision("threshold", threshold=0.4321))
+    said = caplog.text
+    assert "cv accuracy 0.80000 is the blend's, nested" in said and "catboost 0.83000, linear 0.75000 (not nested)" in said
+    assert "the blend scores below catboost alone (0.80000 against 0.83000)" in said
+    assert "the positive class where the blended probability is at least 0.432" in said and "Decision(" not in said
+    caplog.clear()
+    with caplog.at_level("INFO", logger="compete"):
+        explain_blend(ACCURACY, 0.90, {"catboost": 0.83, "linear": 0.75}, Decision("threshold", threshold=0.5))
+    assert "scores below" not in caplog.text  # nothing to explain when the blend is best
 
 
 # validate / submit --dry-run for PLATFORM:SLUG against the local platform servers.

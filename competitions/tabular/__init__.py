@@ -60,6 +60,26 @@ def guess_metric(target: D.Target, sample: pd.DataFrame) -> str:
     return "accuracy"
 
 
+def explain_blend(metric: Metric, cv_score: float, by_model: dict[str, float], decision: M.Decision) -> None:
+    """Say which figure is nested, and why the blend can score below a model of its own:
+    the blend's cv fits its weights and decision on the other folds only; a model's own
+    figure fits its decision on the very rows it is scored on."""
+    shown = ", ".join(f"{name} {score:.5f}" for name, score in by_model.items())
+    log.info("cv %s %.5f is the blend's, nested: each fold scored with weights and a decision fitted on the other "
+             "folds only; each model alone: %s (not nested)", metric.name, cv_score, shown)
+    best = max(by_model, key=lambda name: by_model[name] if metric.greater_is_better else -by_model[name])
+    if metric.better(by_model[best], cv_score):
+        if decision.kind != "identity":
+            reason = (f"{best}'s figure fits its decision ({decision.words()}) on the very rows it is scored on, "
+                      f"which flatters it; the blend's fits nothing on the fold it scores")
+        else:
+            reason = (f"{best}'s figure fits nothing on the rows it scores, and the blend weights, fitted on the "
+                      f"other folds, do worse on each held-out fold than {best} alone (the models are close, or "
+                      f"the folds small)")
+        log.info("the blend scores below %s alone (%.5f against %.5f): %s; the nested figure is the one to expect "
+                 "of the submission", best, cv_score, by_model[best], reason)
+
+
 class Tabular(BaseCompetition):
     """One entry serves every PLATFORM:SLUG; `metric` is a `--metric` name or alias."""
 
@@ -208,7 +228,9 @@ class Tabular(BaseCompetition):
         fold_scores = {n: [float(metric(truth[fold_of == f], self._values(
             M.fit_decision(target.task, metric, y, oof[n]).apply(oof[n][fold_of == f]), target, log_target, as_indices=True)))
             for f in range(plan.folds)] for n in names}
-        log.info("blend weights: %s; decision %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)), decision)
+        log.info("blend weights: %s; decision: %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)),
+                 decision.words())
+        explain_blend(metric, cv_score, by_family, decision)
 
         final = {}
         for name, weight in zip(names, weights):
@@ -229,6 +251,7 @@ class Tabular(BaseCompetition):
                         decisions=dict(
                task=target.task,
                cv_by_model={n: round(float(s), 6) for n, s in by_family.items()},
+               cv_by_model_note="each model alone, its decision fitted on all its out-of-fold rows (not nested)",
                fold_scores_by_model={n: [round(s, 6) for s in scores] for n, scores in fold_scores.items()},
                blend_weights={n: round(float(w), 6) for n, w in zip(names, weights)},
                decision={"kind": decision.kind, "temperature": round(decision.temperature, 6),

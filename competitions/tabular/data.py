@@ -81,6 +81,14 @@ def find_train(sources: list[io.Source], layout: SampleLayout, test_columns: lis
         if best_key is None or key > best_key:
             best, best_key = source, key
     if best is None:
+        # A train file separated by something else reads as one column: say so, as the
+        # built-in competitions do, rather than that there is none.
+        others = [source for source in sources if source not in (layout.source, layout.test)]
+        for source in sorted(others, key=lambda source: "train" not in source.name.lower()):
+            try:
+                io.check_separator(source, io.header_line(source))
+            except io.InputError as error:
+                raise NoTrainFile(str(error)) from None
         raise NoTrainFile(f"{layout.test.path.parent}: no train file: no CSV besides {layout.source.name} and "
                             f"{layout.test.name} holds most of {layout.test.name}'s columns plus the target(s)")
     return best
@@ -144,6 +152,10 @@ def infer_target(train: pd.DataFrame, test_columns: list[str], layout: SampleLay
         present = labels.dropna()
         if present.empty:
             raise io.InputError(f"{train_source}: column {column!r} (the target) is empty")
+        if present.nunique() < 2:  # nothing to learn, whatever the task: CatBoost would fail deep inside
+            raise io.InputError(f"{train_source}: column {column!r} (the target) holds one value only, "
+                                f"{present.iloc[0]!r}, in all {len(present)} labelled rows: there is nothing to learn")
+        check_metric_fits(present, column, train_source, metric)
         classification = _is_classification(present, metric)
         if not classification:
             numbers = _numbers(present)
@@ -153,8 +165,6 @@ def infer_target(train: pd.DataFrame, test_columns: list[str], layout: SampleLay
                                     f"number, and the metric {metric.name if metric else '(none)'} scores numbers")
             return Target("regression", [column], values)
         classes = _sorted_classes(present)
-        if len(classes) < 2:
-            raise io.InputError(f"{train_source}: column {column!r} (the target) holds one value only, {classes[0]!r}")
         task = "binary" if len(classes) == 2 else "multiclass"
         if task == "multiclass" and metric is not None and metric.output in ("probability", "score"):
             raise io.InputError(f"{layout.source}: one value column {values[0]!r} for {len(classes)} classes of "
@@ -166,6 +176,10 @@ def infer_target(train: pd.DataFrame, test_columns: list[str], layout: SampleLay
         numbers = train[values].apply(_numbers)
         binary = numbers.isin([0.0, 1.0]).all().all() and train[values].notna().all().all()
         if binary and (metric is None or metric.output != "value"):
+            constant = [v for v in values if numbers[v].nunique() < 2]
+            if constant:
+                raise io.InputError(f"{train_source}: label column {constant[0]!r} holds one value only, "
+                                    f"{train[constant[0]].iloc[0]!r}, in every row: there is nothing to learn for it")
             return Target("multilabel", values, values, [0, 1])
         raise io.InputError(f"{layout.source}: {len(values)} value columns that are train columns, not all 0/1: "
                             f"several regression targets are not supported yet")
@@ -179,6 +193,29 @@ def infer_target(train: pd.DataFrame, test_columns: list[str], layout: SampleLay
     raise io.InputError(f"{layout.source}: its {len(values)} value columns ({', '.join(values[:6])}"
                         f"{', ...' if len(values) > 6 else ''}) are neither train columns nor the classes of one "
                         f"train column of {train_source.name}")
+
+
+CLASSIFICATION_METRICS = ("accuracy", "auc", "logloss", "f1", "f1_macro")
+REGRESSION_METRICS = ("rmse", "rmsle", "mae")
+
+
+def check_metric_fits(labels: pd.Series, column: str, source, metric: Metric | None) -> None:
+    """A metric for numbers on a target of two values (0/1, yes/no), or a metric for
+    classes on a target of fractional numbers, is a mistake, not a choice: refused naming
+    the metrics that fit, where it would otherwise train the wrong kind of model silently."""
+    if metric is None:
+        return
+    distinct = labels.unique()
+    numbers = _numbers(pd.Series(distinct))
+    if metric.output not in ("label", "probability", "score") and len(distinct) == 2:
+        shown = ", ".join(map(repr, _sorted_classes(labels)))
+        raise io.InputError(f"{source}: column {column!r} (the target) holds two values ({shown}), a binary target, "
+                            f"but {metric.name} scores numbers; metrics that fit: {', '.join(CLASSIFICATION_METRICS)}")
+    fractional = numbers.notna().all() and (numbers.round() != numbers).any()
+    if metric.output in ("label", "probability", "score") and fractional:
+        raise io.InputError(f"{source}: column {column!r} (the target) holds {len(distinct)} numbers with fractions "
+                            f"(e.g. {distinct[0]!r}), a regression target, but {metric.name} scores classes; "
+                            f"metrics that fit: {', '.join(REGRESSION_METRICS)}")
 
 
 def _is_classification(labels: pd.Series, metric: Metric | None) -> bool:

@@ -262,6 +262,19 @@ class Decision:
     threshold: float = 0.5
     per_class: list = field(default_factory=list)
 
+    def words(self) -> str:
+        """The decision as a log line says it."""
+        if self.kind == "temperature":
+            return f"probabilities calibrated by temperature {self.temperature:.3f}"
+        if self.kind == "threshold":
+            return f"the positive class where the blended probability is at least {self.threshold:.3f}"
+        if self.kind == "argmax":
+            return "the most probable class"
+        if self.kind == "per_class":
+            shown = ", ".join(f"{threshold:.3f}" for threshold in self.per_class[:6])
+            return f"each label where its probability is at least its own threshold ({shown}{', ...' if len(self.per_class) > 6 else ''})"
+        return "the blended predictions as they are"
+
     def apply(self, predictions: np.ndarray) -> np.ndarray:
         if self.kind == "temperature":
             return thresholds.calibrate(predictions, self.temperature)

@@ -282,18 +282,22 @@ def score(competition, file, answers, metric):
 @click.option("-m", "--message", required=True, help="The submission's description on the platform.")
 @click.option("--dry-run", is_flag=True, help="Validate and check access and limits, but upload nothing.")
 @click.option("--wait", is_flag=True, help="Wait (up to 30 min) for the public score; record it on the run that made FILE.")
+@click.option("--profile", help="For code: the runtime to prove it on (`compete runtime profiles`); default: the package's or the competition's.")
 @METRIC
 @QUIET
 @user_errors
-def submit(competition, file, data_dir, message, dry_run, wait, metric, quiet):
+def submit(competition, file, data_dir, message, dry_run, wait, profile, metric, quiet):
     """Validate FILE against the sample in --data, then upload it to the platform.
 
     For a code competition FILE is a run directory or a built submission.zip: the bundle
     is run here with no network, its output validated, and the upload steps printed.
+    A Kaggle package folder (`compete package ... --profile kaggle-notebook`) is proven in
+    the rerun emulation, then its dataset, kernel and submission go up, a line per step.
     With --wait, exit 1 when the platform fails to score it or it is still pending."""
     from common import platforms, runs
     comp = _competition(competition, metric)
-    receipt = platforms.submit(comp, file, data_dir, message, dry_run=dry_run, quiet=quiet)
+    receipt = platforms.submit(comp, file, data_dir, message, dry_run=dry_run, quiet=quiet, profile=profile,
+                               progress=click.echo)
     for line in receipt.lines:
         click.echo(line)
     if not wait or dry_run:
@@ -305,7 +309,7 @@ def submit(competition, file, data_dir, message, dry_run, wait, metric, quiet):
             f"; see `compete submissions {competition}` later" if status.state == "pending" else ""), err=True)
         sys.exit(1)
     click.echo(f"public score ({comp.metric.name}): {status.public_score}")
-    run_dir = runs.record_leaderboard(comp, file, status.public_score, receipt.reference)
+    run_dir = runs.record_leaderboard(comp, file, status.public_score, receipt.reference, run_dir=receipt.run_dir)
     click.echo(f"recorded as lb_score of run {run_dir}" if run_dir else
                f"no run of {competition} made {file}: the score is recorded nowhere")
 
@@ -362,15 +366,20 @@ def host():
 @click.option("--top", required=True, type=int, help="Keep the N classes with the most files.")
 @click.option("--test-size", default=0.33, show_default=True, help="Share of each class that goes to the test set.")
 @click.option("--label-column", default="label", show_default=True, help="Name of the label column in Train.csv.")
+@click.option("--hidden-test", type=float, is_flag=False, flag_value=0.5, metavar="[SHARE]",
+              help="A code competition's pair: SHARE (default 0.5) of each class's test files form the hidden test, "
+                   "kept in answers/hidden/ for `compete runtime test --hidden`.")
 @SEED
 @QUIET
 @user_errors
-def host_mask(source, out, top, test_size, label_column, seed, quiet):
+def host_mask(source, out, top, test_size, label_column, hidden_test, seed, quiet):
     """Build a competition from SOURCE (one sub-folder per class, or a CSV of file,label):
     random ids, per-class split, files re-encoded with nothing of their origin left."""
     from common.masking import mask
-    result = mask(source, out, top=top, test_size=test_size, seed=seed, label_column=label_column, quiet=quiet)
+    result = mask(source, out, top=top, test_size=test_size, seed=seed, label_column=label_column, quiet=quiet,
+                  hidden_test=hidden_test)
     click.echo(f"{len(result.classes)} classes, {result.train} train and {result.test} test files"
+               + (f", {result.hidden} hidden test files ({result.out / 'answers' / 'hidden'})" if hidden_test else "")
                + (f", {result.rejected} unreadable file(s) left out (answers/rejected.csv)" if result.rejected else ""))
     click.echo(f"competition: {result.out}")
 
@@ -427,34 +436,40 @@ def runtime():
 def runtime_profiles():
     """The hidden-test runtimes compete can emulate: name, Python, layout, source."""
     from common import runtimes
+    width = max(map(len, runtimes.names())) + 1
     for name in runtimes.names():
         profile = runtimes.get(name)
-        click.echo(f"{name:15} Python {profile.python:8} root {profile.root:16} data {profile.data} (read-only)")
-        click.echo(f"{'':15} {profile.description}; {len(profile.packages)} packages")
-        click.echo(f"{'':15} from {profile.source}")
+        data = " and ".join((profile.data, *profile.data_aliases))
+        click.echo(f"{name:{width}} Python {profile.python:8} root {profile.root:16} data {data} (read-only)")
+        click.echo(f"{'':{width}} {profile.description}; {len(profile.packages)} packages")
+        click.echo(f"{'':{width}} from {profile.source}")
 
 
 @runtime.command("test")
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("submission", type=click.Path(path_type=Path))
 @DATA
-@click.option("--competition", "competition_name", metavar="COMP", help="The competition whose format the output must have (for a zip not built by compete).")
+@click.option("--hidden", type=click.Path(path_type=Path), help="A folder of hidden test files (and their sample) shown over --data's, as the platform's rerun swaps them in.")
+@click.option("--competition", "competition_name", metavar="COMP", help="The competition whose format the output must have (for a submission not built by compete).")
 @click.option("--profile", help="The runtime to emulate (`compete runtime profiles`); default: the competition's.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Keep the submission.csv the bundle wrote here.")
-@click.option("--time-limit", type=float, help="Seconds before the bundle is killed; default: the profile's.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Keep the output the submission wrote here.")
+@click.option("--time-limit", type=float, help="Seconds before the run is killed; default: the profile's.")
 @click.option("--memory-limit", type=float, help="Resident memory limit in GB, enforced like docker --memory (a memory cgroup).")
 @click.option("--smoke", type=int, metavar="N", help="Run on the first N test items only, as a smoke test does.")
-@click.option("--keep", is_flag=True, help="Keep the scratch folder (unpacked bundle, outputs) and print where it is.")
-@click.option("--skip-env-check", is_flag=True, help="Run even when the bundle fails the profile's environment check.")
+@click.option("--keep", is_flag=True, help="Keep the scratch folder (unpacked submission, outputs) and print where it is.")
+@click.option("--skip-env-check", is_flag=True, help="Run even when the submission fails the profile's environment check.")
 @click.option("--unisolated", is_flag=True, hidden=True, help="Where no sandbox can be built: run WITHOUT isolation or the runtime's paths.")
 @user_errors
-def runtime_test(bundle, data_dir, competition_name, profile, out, time_limit, memory_limit, smoke, keep, skip_env_check, unisolated):
-    """Run BUNDLE as the platform's hidden-test runtime would: the profile's paths, data
+def runtime_test(submission, data_dir, hidden, competition_name, profile, out, time_limit, memory_limit, smoke, keep,
+                 skip_env_check, unisolated):
+    """Run SUBMISSION (a DrivenData bundle, or a Kaggle package folder) as the platform's
+    hidden-test runtime would: the profile's paths, only the files its container holds,
     read-only, no network, the time and memory limits; validate the output it writes.
     Prints wall time, CPU seconds and peak memory; exit 1 with the reason if it fails."""
-    from common import packaging
-    result = packaging.run_bundle(bundle, data_dir, out=out, competition=competition_name, profile=profile,
-                                  time_limit=time_limit, memory_limit=memory_limit, smoke=smoke, keep=keep,
-                                  skip_env_check=skip_env_check, unisolated=unisolated)
+    from common.runtimes import runner
+    competition = runner.resolve(submission, data_dir, competition_name)
+    result = runner.run_test(submission, competition, data_dir, hidden=hidden, profile=profile, out=out,
+                             time_limit=time_limit, memory_limit=memory_limit, smoke=smoke, keep=keep,
+                             skip_env_check=skip_env_check, unisolated=unisolated)
     if not result.isolated:
         click.echo("warning: ran WITHOUT network isolation, the runtime's paths or a read-only data mount (--unisolated)", err=True)
     for note in result.notes:
@@ -472,7 +487,7 @@ def runtime_test(bundle, data_dir, competition_name, profile, out, time_limit, m
     if result.workdir is not None:
         click.echo(f"kept: {result.workdir}")
     if not result.ok:
-        click.echo(f"FAILED: {result.reason}", err=True)
+        click.echo(f"FAILED: {result.failure + ': ' if result.failure else ''}{result.reason}", err=True)
         sys.exit(1)
     click.echo(f"passed on {result.profile} in {result.seconds:.1f} s: {result.submission} is valid")
 

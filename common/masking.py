@@ -33,6 +33,9 @@ JPEG_QUALITY = 90
 FIXED_TIME = 1577836800         # 2020-01-01 00:00:00 UTC: every file's mtime and atime
 
 
+HIDDEN = Path("answers") / "hidden"   # the hidden test of a code competition: the host's, never shipped
+
+
 @dataclass
 class MaskResult:
     out: Path
@@ -40,6 +43,7 @@ class MaskResult:
     train: int
     test: int
     rejected: int   # files that could not be read, listed in answers/rejected.csv
+    hidden: int = 0  # hidden test files (answers/hidden/), with --hidden-test
 
 
 def labelled_files(source: Path) -> pd.DataFrame:
@@ -96,14 +100,21 @@ def split(labels: pd.Series, test_size: float, seed: int) -> np.ndarray:
 
 
 def mask(source: Path, out: Path, top: int, test_size: float = 0.33, seed: int = 0,
-         label_column: str = "label", quiet: bool = False) -> MaskResult:
+         label_column: str = "label", quiet: bool = False, hidden_test: float | None = None) -> MaskResult:
     """Build a competition in `out` from labelled files; see the module docstring.
 
     Writes Train.csv (ID,<label_column>), Train/<ID>.<ext>, Test/<ID>.<ext>,
     SampleSubmission.csv (ID + one column per class, uniform probabilities), and the
     host's private answers/: solution.csv (one-hot, submission shape), test_labels.csv,
-    mapping.csv (which original file each id came from) and rejected.csv."""
+    mapping.csv (which original file each id came from) and rejected.csv.
+
+    With `hidden_test` (a share of each class's test files), a code competition's pair:
+    those files form the hidden test the platform alone holds, in the public test's own
+    layout under answers/hidden/ (Test/, SampleSubmission.csv, and its answers/), which
+    `compete runtime test --hidden` shows instead of the public test, as a rerun does."""
     out = Path(out)
+    if hidden_test is not None and not 0 < hidden_test < 1:
+        raise io.InputError(f"--hidden-test must be a share between 0 and 1, not {hidden_test}")
     if out.exists() and any(out.iterdir()):
         raise io.InputError(f"{out}: exists and is not empty; masking writes a fresh folder")
     files = labelled_files(source)
@@ -125,14 +136,19 @@ def mask(source: Path, out: Path, top: int, test_size: float = 0.33, seed: int =
         raise io.InputError(f"{source}: mixes audio and images; mask one kind of media at a time")
 
     kept["split"] = np.where(split(kept["label"], test_size, seed), "test", "train")
+    if hidden_test is not None:
+        tests = np.flatnonzero(kept["split"] == "test")
+        hidden_rows = tests[split(kept["label"].iloc[tests].reset_index(drop=True), hidden_test, seed + 1)]
+        kept.loc[hidden_rows, "split"] = "hidden"
     kept["ID"] = random_ids(len(kept))
     extension = ".mp3" if families == {"audio"} else ".jpg"
     # Work in id order: the order files are written in (inode numbers, directory
     # order) then follows the random ids, not the classes.
     kept = kept.sort_values("ID").reset_index(drop=True)
-    targets = [out / ("Train" if s == "train" else "Test") / f"{i}{extension}" for s, i in zip(kept["split"], kept["ID"])]
-    for folder in ("Train", "Test"):
-        (out / folder).mkdir(parents=True, exist_ok=True)
+    folders = {"train": out / "Train", "test": out / "Test", "hidden": out / HIDDEN / "Test"}
+    targets = [folders[s] / f"{i}{extension}" for s, i in zip(kept["split"], kept["ID"])]
+    for folder in set(folders[s] for s in kept["split"]) | {out / "Train", out / "Test"}:
+        folder.mkdir(parents=True, exist_ok=True)
 
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -146,7 +162,7 @@ def mask(source: Path, out: Path, top: int, test_size: float = 0.33, seed: int =
         for target in np.asarray(targets, dtype=object)[failed]:
             Path(target).unlink(missing_ok=True)
         kept = kept.loc[~failed].reset_index(drop=True)
-    for target in sorted(out.glob("T*/*")):
+    for target in sorted(out.glob("T*/*")) + sorted((out / HIDDEN).glob("T*/*")):
         os.utime(target, (FIXED_TIME, FIXED_TIME))
     for count, what in ((len(rejected), "file(s) could not be read and were left out, listed in answers/rejected.csv"),):
         if count:
@@ -154,22 +170,34 @@ def mask(source: Path, out: Path, top: int, test_size: float = 0.33, seed: int =
 
     train = kept[kept["split"] == "train"]
     test = kept[kept["split"] == "test"]
+    hidden = kept[kept["split"] == "hidden"]
     io.write_csv(pd.DataFrame({"ID": train["ID"], label_column: train["label"]}), out / "Train.csv")
+    answers = out / "answers"
+    written = [out / "Train.csv"]
+    for folder, rows in ((out, test), (out / HIDDEN, hidden)):
+        if folder != out and hidden_test is None:
+            continue
+        written.append(_write_test_side(folder, rows, classes, label_column))
+    io.write_csv(kept[["ID", "split", "label", "file"]], answers / "mapping.csv")
+    io.write_csv(rejected.reindex(columns=["file", "label", "reason"]), answers / "rejected.csv")
+    for path in written:
+        os.utime(path, (FIXED_TIME, FIXED_TIME))
+    return MaskResult(out, classes, len(train), len(test), len(rejected), len(hidden))
+
+
+def _write_test_side(folder: Path, test: pd.DataFrame, classes: list[str], label_column: str) -> Path:
+    """One test set's SampleSubmission.csv (uniform probabilities) and its answers/
+    (solution.csv one-hot, test_labels.csv); returns the sample's path."""
     sample = pd.DataFrame({"ID": test["ID"].to_numpy()})
     for name in classes:
         sample[name] = 1.0 / len(classes)
-    io.write_csv(sample, out / "SampleSubmission.csv", float_format="%.6f")
-    answers = out / "answers"
+    io.write_csv(sample, folder / "SampleSubmission.csv", float_format="%.6f")
     solution = pd.DataFrame({"ID": test["ID"].to_numpy()})
     for name in classes:
         solution[name] = (test["label"].to_numpy() == name).astype(int)
-    io.write_csv(solution, answers / "solution.csv")
-    io.write_csv(pd.DataFrame({"ID": test["ID"], label_column: test["label"]}), answers / "test_labels.csv")
-    io.write_csv(kept[["ID", "split", "label", "file"]], answers / "mapping.csv")
-    io.write_csv(rejected.reindex(columns=["file", "label", "reason"]), answers / "rejected.csv")
-    for written in (out / "Train.csv", out / "SampleSubmission.csv"):
-        os.utime(written, (FIXED_TIME, FIXED_TIME))
-    return MaskResult(out, classes, len(train), len(test), len(rejected))
+    io.write_csv(solution, folder / "answers" / "solution.csv")
+    io.write_csv(pd.DataFrame({"ID": test["ID"], label_column: test["label"]}), folder / "answers" / "test_labels.csv")
+    return folder / "SampleSubmission.csv"
 
 
 def _reencode(source: str, target: str) -> str | None:

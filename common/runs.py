@@ -472,10 +472,12 @@ def find_run(competition: Competition, file: Path, root: Path | str = tracking.R
     return None
 
 
-def record_leaderboard(competition: Competition, file: Path, score: float, reference: str | None = None) -> Path | None:
-    """Write the public score of `file` as `lb_score` on the run it came from (metrics.json
-    and MLflow); returns that run directory, or None when no run made `file`."""
-    run_dir = find_run(competition, file)
+def record_leaderboard(competition: Competition, file: Path, score: float, reference: str | None = None,
+                       run_dir: Path | None = None) -> Path | None:
+    """Write the public score of `file` as `lb_score` on the run it came from (`run_dir`
+    when the caller knows it, e.g. from a code package's manifest; metrics.json and
+    MLflow); returns that run directory, or None when no run made `file`."""
+    run_dir = find_run(competition, file) if run_dir is None else (Path(run_dir) if Path(run_dir).is_dir() else None)
     if run_dir is None:
         return None
     metrics = record(run_dir, lb_score=score, lb_reference=reference,

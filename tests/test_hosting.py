@@ -168,3 +168,34 @@ def test_random_ids_are_unique_and_avoid_taken_ones():
     taken = {"AAAAAA"}
     ids = random_ids(500, taken)
     assert len(set(ids)) == 500 and "AAAAAA" not in ids
+
+
+def test_mask_with_a_hidden_test_makes_the_public_and_hidden_pair(compete, source, tmp_path):
+    """A code competition's pair: half of each class's test files form the hidden test,
+    laid out as the public one under answers/hidden/ (which no runtime shows), and the
+    rerun's view shows the hidden Test/ and sample instead of the public ones."""
+    from dataclasses import replace
+
+    from common.runtimes import get as profile, runner
+
+    out = tmp_path / "masked"
+    result = compete("host", "mask", source, "--out", out, "--top", 3, "--seed", 5, "--hidden-test", "--quiet")
+    hidden = out / "answers" / "hidden"
+    public_sample, hidden_sample = pd.read_csv(out / "SampleSubmission.csv"), pd.read_csv(hidden / "SampleSubmission.csv")
+    assert f"{len(hidden_sample)} hidden test files" in result.stdout
+    assert list(public_sample.columns) == list(hidden_sample.columns)
+    assert set(public_sample["ID"]).isdisjoint(hidden_sample["ID"])
+    assert {f.stem for f in (out / "Test").iterdir()} == set(public_sample["ID"])
+    assert {f.stem for f in (hidden / "Test").iterdir()} == set(hidden_sample["ID"])
+    # each class split between the two, the answers of each beside it
+    public_answers = pd.read_csv(out / "answers" / "solution.csv").set_index("ID")
+    hidden_answers = pd.read_csv(hidden / "answers" / "solution.csv").set_index("ID")
+    assert list(hidden_answers.index) == list(hidden_sample["ID"]) and list(public_answers.index) == list(public_sample["ID"])
+    assert (public_answers.sum() >= 1).all() and (hidden_answers.sum() >= 1).all()
+    # what a rerun shows: the hidden Test/ and sample, not the public ones, and no answers
+    view = runner.data_view(replace(profile("snomed-ct"), holds=("**",)), out, hidden)   # a profile holding every public file
+    shown = set(view.files)
+    assert {f"Test/{f.name}" for f in (hidden / "Test").iterdir()} <= shown
+    assert not {f"Test/{f.name}" for f in (out / "Test").iterdir()} & shown
+    assert view.files["SampleSubmission.csv"] == hidden / "SampleSubmission.csv" and "Train.csv" in shown
+    assert not any(name.startswith("answers/") for name in shown)

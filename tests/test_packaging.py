@@ -20,10 +20,10 @@ import pytest
 import cli
 from common import io, packaging, runtimes
 from common.competition import get
-from common.runtimes import environment
+from common.runtimes import environment, runner
 from competitions.serengeti import model as serengeti_model
 
-needs_sandbox = pytest.mark.skipif(not packaging.sandbox_available()[0], reason="no mount/network namespaces here")
+needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="no mount/network namespaces here")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,11 @@ def scratch(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
+
+
+def run_bundle(bundle: Path, data: Path, competition: str | None = None, **options):
+    """The runtime test as `compete runtime test` calls it."""
+    return runner.run_test(bundle, runner.resolve(bundle, data, competition), data, **options)
 
 
 def make_bundle(path: Path, main: str, members: dict | None = None, manifest: bool = True) -> Path:
@@ -397,7 +402,7 @@ def test_bundle_that_reaches_for_the_network_fails(data, tmp_path):
     thread = threading.Thread(target=accept)
     thread.start()
     main = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=3).sendall(b'leak')\n" + COPY_FORMAT
-    result = packaging.run_bundle(make_bundle(tmp_path / "net.zip", main), data, time_limit=60)
+    result = run_bundle(make_bundle(tmp_path / "net.zip", main), data, time_limit=60)
     thread.join()
     server.close()
     assert not result.ok and "network" in result.reason
@@ -407,7 +412,7 @@ def test_bundle_that_reaches_for_the_network_fails(data, tmp_path):
 @needs_sandbox
 def test_bundle_over_the_time_limit_is_killed(data, tmp_path, scratch):
     main = "import subprocess, time\nsubprocess.Popen(['sleep', '300'])\ntime.sleep(300)\n"
-    result = packaging.run_bundle(make_bundle(tmp_path / "slow.zip", main), data, time_limit=3)
+    result = run_bundle(make_bundle(tmp_path / "slow.zip", main), data, time_limit=3)
     assert not result.ok and "time limit of 3 s exceeded" in result.reason
     assert result.seconds < 30
     assert list(scratch.iterdir()) == []
@@ -415,14 +420,14 @@ def test_bundle_over_the_time_limit_is_killed(data, tmp_path, scratch):
 
 @needs_sandbox
 def test_bundle_that_crashes_fails_with_its_last_line(data, tmp_path):
-    result = packaging.run_bundle(make_bundle(tmp_path / "crash.zip", "raise SystemExit('model file is gone')\n"), data, time_limit=60)
+    result = run_bundle(make_bundle(tmp_path / "crash.zip", "raise SystemExit('model file is gone')\n"), data, time_limit=60)
     assert not result.ok and "exited with code 1" in result.reason and "model file is gone" in result.reason
 
 
 @needs_sandbox
 def test_bundle_cannot_write_into_the_data(data, tmp_path):
     main = "open('/inference/data/planted.txt', 'w').write('x')\n" + COPY_FORMAT
-    result = packaging.run_bundle(make_bundle(tmp_path / "write.zip", main), data, time_limit=60)
+    result = run_bundle(make_bundle(tmp_path / "write.zip", main), data, time_limit=60)
     assert not result.ok and "Read-only file system" in result.reason
     assert not (data / "planted.txt").exists()
 
@@ -434,27 +439,60 @@ def test_root_in_the_bundle_cannot_remount_the_data_or_see_the_hosts_processes(d
             "assert remount.returncode != 0, 'remounted the data read-write'\n"
             "processes = [entry for entry in os.listdir('/proc') if entry.isdigit()]\n"
             "assert os.getpid() == 1 and len(processes) < 5, processes\n" + COPY_FORMAT)
-    result = packaging.run_bundle(make_bundle(tmp_path / "root.zip", main), data, time_limit=60)
+    result = run_bundle(make_bundle(tmp_path / "root.zip", main), data, time_limit=60)
     assert result.ok, result.reason
+
+
+@needs_sandbox
+def test_the_container_holds_the_test_files_alone_and_nothing_of_the_host(data, tmp_path):
+    """Hakuna Ma-data's container holds the test metadata, the submission format and the
+    test images: no answers, no training labels or metadata, no training images, and
+    nothing of the user's machine (home, this checkout, the folder the data sits in).
+    The folders that lead to the Python environment may exist, holding that alone."""
+    test_images = sorted({Path(name).parts[0] for name in pd.read_csv(data / "test_metadata.csv")["file_name"]})
+    train_images = sorted({Path(name).parts[0] for name in pd.read_csv(data / "train_metadata.csv")["file_name"]})
+    from common.runtimes.sandbox import python_environment
+    home, checkout = Path.home(), Path(cli.__file__).resolve().parent
+    secrets = [checkout / "cli.py", checkout / "README.md", checkout / ".git", data / "train_labels.csv", tmp_path]
+    # what of home shows: only the first step of a path that leads to the Python environment
+    leading = sorted({Path(path).relative_to(home).parts[0] for path in python_environment() if Path(path).is_relative_to(home)})
+    main = (f"import os, json\nfrom pathlib import Path\n"
+            f"seen = sorted(os.listdir('/inference/data'))\n"
+            f"there = [p for p in {[str(path) for path in secrets]!r} if os.path.exists(p)]\n"
+            f"home = sorted(os.listdir({str(home)!r})) if os.path.isdir({str(home)!r}) else []\n"
+            f"print(json.dumps({{'seen': seen, 'there': there, 'home': home}}))\n" + COPY_FORMAT)
+    result = run_bundle(make_bundle(tmp_path / "peek.zip", main), data, time_limit=60)
+    assert result.ok, result.reason
+    report = json.loads([line for line in result.log.read_text().splitlines() if line.startswith("{")][-1])
+    assert report["seen"] == sorted(["submission_format.csv", "test_metadata.csv", *test_images])
+    assert not set(train_images) & set(report["seen"]) and "answers" not in report["seen"]
+    assert report["there"] == [] and report["home"] == leading
+
+
+@needs_sandbox
+def test_a_bundle_copying_the_answers_finds_none(data, tmp_path):
+    main = "import shutil\nshutil.copy('/inference/data/answers/solution.csv', 'submission.csv')\n"
+    result = run_bundle(make_bundle(tmp_path / "cheat.zip", main), data, time_limit=60)
+    assert not result.ok and "No such file or directory: '/inference/data/answers/solution.csv'" in result.reason
 
 
 @needs_sandbox
 def test_bundle_cannot_write_outside_its_folders(data, tmp_path):
     planted = Path("/var/tmp") / f"compete-planted-{tmp_path.name}"
     main = f"open({str(planted)!r}, 'w').write('x')\n" + COPY_FORMAT
-    result = packaging.run_bundle(make_bundle(tmp_path / "escape.zip", main), data, time_limit=60)
-    assert not result.ok and "Read-only file system" in result.reason
+    result = run_bundle(make_bundle(tmp_path / "escape.zip", main), data, time_limit=60)
+    assert not result.ok and ("Read-only file system" in result.reason or "No such file" in result.reason)  # /var is not there
     assert not planted.exists()
 
 
 @needs_sandbox
 def test_bundle_writing_a_bad_file_or_none_fails(data, tmp_path):
     main = COPY_FORMAT + "text = open('submission.csv').read()\nopen('submission.csv', 'w').write(text.replace('0.0', '1.5', 1))\n"
-    result = packaging.run_bundle(make_bundle(tmp_path / "bad.zip", main), data, time_limit=60)
+    result = run_bundle(make_bundle(tmp_path / "bad.zip", main), data, time_limit=60)
     assert not result.ok and "submission.csv is invalid" in result.reason and "out_of_domain" in result.reason
     # the old layout's output folder is not where this runtime takes the file from
     elsewhere = "import shutil\nshutil.copy('/inference/data/submission_format.csv', '/inference/submission/submission.csv')\n"
-    missing = packaging.run_bundle(make_bundle(tmp_path / "none.zip", elsewhere), data, time_limit=60)
+    missing = run_bundle(make_bundle(tmp_path / "none.zip", elsewhere), data, time_limit=60)
     assert not missing.ok and "wrote no submission.csv in its working directory /inference" in missing.reason
 
 
@@ -462,7 +500,7 @@ def test_bundle_writing_a_bad_file_or_none_fails(data, tmp_path):
 def test_bundle_missing_a_module_fails_here_as_on_the_platform(data, tmp_path):
     # the project is installed in this environment; the runtime must not let the bundle see it
     main = "from competitions.serengeti.inference import run\n" + COPY_FORMAT
-    result = packaging.run_bundle(make_bundle(tmp_path / "incomplete.zip", main), data, time_limit=60, skip_env_check=True)
+    result = run_bundle(make_bundle(tmp_path / "incomplete.zip", main), data, time_limit=60, skip_env_check=True)
     assert not result.ok and "ModuleNotFoundError" in result.reason
 
 

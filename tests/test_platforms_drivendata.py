@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.runtimes import runner
 from common import packaging
 from common.competition import get
 
-needs_sandbox = pytest.mark.skipif(not packaging.sandbox_available()[0], reason="unshare --net --mount unavailable here")
+needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="unshare --net --mount unavailable here")
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +88,26 @@ def test_the_verbs_without_an_api_say_where_to_go(compete, command):
     assert result.exit_code == 2
     assert "DrivenData offers no" in result.output and "drivendata.org/competitions" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@needs_sandbox
+def test_a_platform_named_competition_is_submitted_with_the_profile_given(compete, data, tmp_path):
+    """drivendata:SLUG declares no runtime profile: `submit` takes --profile as `runtime
+    test` does, and without it says so in one line, before running anything."""
+    good = bundle_writing(tmp_path / "copy.zip", (data / "submission_format.csv").read_text())
+    name = "drivendata:hakuna-ma-data"
+    missing = compete.in_process("submit", name, good, "--data", data, "-m", "format as is")
+    assert missing.exit_code == 2
+    assert missing.output.strip() == f"error: {name}: no runtime profile; pass --profile (see `compete runtime profiles`)"
+    assert not (tmp_path / "copy.runtime").exists()
+    result = compete.in_process("submit", name, good, "--data", data, "-m", "format as is", "--profile", "hakuna-madata")
+    assert result.exit_code == 0, result.output
+    assert "ran as the hakuna-madata runtime would" in result.output and "wrote a valid submission" in result.output
+    assert (tmp_path / "copy.runtime" / "log.txt").is_file()
+
+
+def test_profile_is_refused_for_a_competition_that_takes_a_file(compete, tmp_path):
+    sample = tmp_path / "sample_submission.csv"
+    sample.write_text("Id,SalePrice\n1461,1\n")
+    result = compete.in_process("submit", "house-prices", sample, "--data", tmp_path, "-m", "x", "--profile", "hakuna-madata")
+    assert result.exit_code == 2 and "--profile is for code submissions" in result.output

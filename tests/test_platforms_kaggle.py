@@ -3,6 +3,12 @@
 The client speaks to http://localhost when KAGGLE_API_ENVIRONMENT=LOCALHOST and, like
 any requests program, goes through HTTP_PROXY: the fake below is that proxy, so every
 request the client makes (RPC posts, the upload PUT, the archive GET) lands here.
+
+Code submissions (a package folder) go through the same client calls a Kaggle user's
+CLI makes, so the client's own checks of kernel-metadata.json and
+dataset-metadata.json run on the package's folders before the fake sees a request; the
+fake then checks what Kaggle would (the owner is the signed-in user, the uploaded files
+exist, the sources are attached, the submitted version completed and wrote the file).
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import io as bytes_io
 import json
 import threading
 import zipfile
+from datetime import datetime, timezone
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,6 +65,17 @@ class FakeKaggle(ThreadingHTTPServer):
         self.cut_first_download = False
         self.echo_auth_in_errors = False
         self.accepted = {f"Bearer {TOKEN}"}
+        self.bodies: list[tuple[str, dict]] = []     # every RPC's name and JSON body, in order
+        # Code submissions: the signed-in user's datasets and kernels, the uploaded blobs.
+        self.user = "alice"
+        self.datasets: dict[str, dict] = {}   # "owner/slug" -> {"version", "files", "looks_to_ready", "notes"}
+        self.kernels: dict[str, list[dict]] = {}   # "owner/slug" -> its versions, oldest first
+        self.blobs: dict[str, dict] = {}      # upload token -> {"name", "size"}
+        self.looks_to_ready = 1               # status looks at a new dataset version before it is READY
+        self.run = {"statuses": ["QUEUED", "RUNNING", "COMPLETE"], "failure": "", "log": [],
+                    "files": {"submission.csv": "Id,SalePrice\n1461,181000.5\n1462,175000\n1463,190000\n"}}
+        self.applied_then_fail: dict[str, tuple[int, str]] = {}   # creating RPC -> its answer after applying it
+        self.applied_then_drop: set[str] = set()   # creating RPCs whose connection drops after applying them
 
     @property
     def url(self) -> str:
@@ -65,6 +83,12 @@ class FakeKaggle(ThreadingHTTPServer):
 
     def names(self) -> list[str]:
         return [name for _, name, _ in self.calls]
+
+    def body(self, name: str) -> dict:
+        """The JSON body of the one call of RPC `name`."""
+        bodies = [body for called, body in self.bodies if called == name]
+        assert len(bodies) == 1, f"{name} called {len(bodies)} times"
+        return bodies[0]
 
 
 class KaggleHandler(BaseHTTPRequestHandler):
@@ -86,6 +110,7 @@ class KaggleHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.calls.append(("POST", name, dict(self.headers)))
+        self.server.bodies.append((name, body))
         auth = self.headers.get("Authorization", "")
         if auth not in self.server.accepted:
             echo = f" (got {auth})" if self.server.echo_auth_in_errors else ""
@@ -120,15 +145,166 @@ class KaggleHandler(BaseHTTPRequestHandler):
             return self._json(200, {"submissions": [
                 {"teamId": 1, "teamName": "stackers", "submissionDate": "2030-01-01T00:00:00.000Z", "score": "0.11420"},
                 {"teamId": 2, "teamName": "automl", "submissionDate": "2030-01-02T00:00:00.000Z", "score": "0.11960"}]})
+        code = getattr(self, f"_{name}", None)
+        if code is not None:
+            return code(body)
         return self._json(404, {"code": 404, "message": f"no route {name}"})
 
+    # ------------------------------------------------------------ code submissions
+    # Each answers as kagglesdk's response type reads it (kagglesdk 0.1.38: field names of
+    # kernels/types/kernels_api_service.py, datasets/types/dataset_api_service.py,
+    # blobs/types/blob_api_service.py, competitions/types/competition_api_service.py).
+
+    def _applied(self, name: str, answer: dict) -> None:
+        """Answer a creating RPC that was applied: as asked, or with the scripted failure."""
+        if name in self.server.applied_then_drop:
+            self.close_connection = True   # no answer at all: the client sees the connection drop
+            return
+        if name in self.server.applied_then_fail:
+            status, message = self.server.applied_then_fail[name]
+            return self._json(status, {"code": status, "message": message})
+        return self._json(200, answer)
+
+    def _not_found(self, what: str) -> None:
+        return self._json(404, {"code": 404, "message": f"{what} not found"})
+
+    def _IntrospectToken(self, body):
+        return self._json(200, {"active": True, "username": self.server.user})
+
+    def _StartBlobUpload(self, body):
+        token = f"blob-{len(self.server.blobs) + 1}"
+        self.server.blobs[token] = {"name": body["name"], "size": None}
+        return self._json(200, {"token": token, "createUrl": f"{self.server.url}/upload/{token}"})
+
+    def _files(self, body) -> list[str] | None:
+        """The names of the uploaded blobs a dataset request names; None if one was never uploaded."""
+        tokens = [entry["token"] for entry in body.get("files", [])]
+        if any(self.server.blobs.get(token, {}).get("size") is None for token in tokens):
+            return None
+        return sorted(self.server.blobs[token]["name"] for token in tokens)
+
+    def _GetDatasetStatus(self, body):
+        dataset = self.server.datasets.get(f"{body['ownerSlug']}/{body['datasetSlug']}")
+        if dataset is None:
+            return self._not_found("dataset")
+        if dataset["looks_to_ready"] > 0:
+            dataset["looks_to_ready"] -= 1
+            return self._json(200, {"status": "BLOBS_RECEIVED"})
+        return self._json(200, {"status": "READY"})
+
+    def _GetDataset(self, body):
+        ref = f"{body['ownerSlug']}/{body['datasetSlug']}"
+        if ref not in self.server.datasets:
+            return self._not_found("dataset")
+        return self._json(200, {"ref": ref, "currentVersionNumber": self.server.datasets[ref]["version"]})
+
+    def _CreateDataset(self, body):
+        ref = f"{body['ownerSlug']}/{body['slug']}"
+        if body["ownerSlug"] != self.server.user:
+            return self._json(403, {"code": 403, "message": f"Permission denied: {body['ownerSlug']} is not you"})
+        if ref in self.server.datasets:
+            return self._json(200, {"status": "error", "error": "The requested slug is already in use"})
+        files = self._files(body)
+        if not files:
+            return self._json(400, {"code": 400, "message": "A dataset needs uploaded files"})
+        self.server.datasets[ref] = {"version": 1, "files": files, "looks_to_ready": self.server.looks_to_ready,
+                                     "notes": [None], "private": body.get("isPrivate")}
+        return self._applied("CreateDataset", {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "ok"})
+
+    def _CreateDatasetVersion(self, body):
+        ref = f"{body['ownerSlug']}/{body['datasetSlug']}"
+        dataset = self.server.datasets.get(ref)
+        if dataset is None:
+            return self._not_found("dataset")
+        files = self._files(body["body"])
+        if not files:
+            return self._json(400, {"code": 400, "message": "A dataset version needs uploaded files"})
+        dataset.update(version=dataset["version"] + 1, files=files, looks_to_ready=self.server.looks_to_ready)
+        dataset["notes"].append(body["body"].get("versionNotes"))
+        return self._applied("CreateDatasetVersion", {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}",
+                                                      "status": "ok"})
+
+    def _ListKernels(self, body):
+        mine = [{"ref": ref, "title": ref.split("/")[1], "currentVersionNumber": len(versions)}
+                for ref, versions in self.server.kernels.items()
+                if ref.split("/")[0] == self.server.user and body.get("search", "") in ref]
+        return self._json(200, {"kernels": mine})
+
+    def _SaveKernel(self, body):
+        ref = body["slug"]
+        if ref.split("/")[0] != self.server.user:
+            return self._json(403, {"code": 403, "message": f"Permission denied on kernel {ref}"})
+        if body.get("kernelType") == "notebook":
+            try:
+                cells = json.loads(body["text"])["cells"]
+            except (ValueError, KeyError):
+                return self._json(400, {"code": 400, "message": "The notebook is not valid JSON"})
+            if any(not isinstance(cell.get("source", ""), str) for cell in cells):
+                return self._json(400, {"code": 400, "message": "A cell's source must be one string"})
+        unattached = [source for source in body.get("datasetDataSources", []) if source not in self.server.datasets]
+        versions = self.server.kernels.setdefault(ref, [])
+        versions.append({"statuses": list(self.server.run["statuses"]), "failure": self.server.run["failure"],
+                         "log": json.dumps(self.server.run["log"]), "files": dict(self.server.run["files"]),
+                         "request": body})
+        return self._applied("SaveKernel", {"ref": f"/code/{ref}", "url": f"https://www.kaggle.com/code/{ref}",
+                                            "versionNumber": len(versions), "invalidDatasetSources": unattached})
+
+    def _version(self, body) -> tuple[str, int, dict] | None:
+        ref = f"{body['userName']}/{body['kernelSlug']}"
+        versions = self.server.kernels.get(ref, [])
+        number = int(body.get("versionLabel", f"v{len(versions)}").lstrip("v"))
+        return (ref, number, versions[number - 1]) if 0 < number <= len(versions) else None
+
+    def _GetKernelSessionStatus(self, body):
+        found = self._version(body)
+        if found is None:
+            return self._not_found("kernel version")
+        statuses = found[2]["statuses"]
+        status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        return self._json(200, {"status": status, "failureMessage": found[2]["failure"] if status == "ERROR" else None})
+
+    def _ListKernelSessionOutput(self, body):
+        found = self._version(body)
+        if found is None:
+            return self._not_found("kernel version")
+        ref, number, version = found
+        files = [{"fileName": name, "url": f"{self.server.url}/output/{ref}/{number}/{name}"} for name in version["files"]]
+        return self._json(200, {"files": files, "log": version["log"]})
+
+    def _CreateCodeSubmission(self, body):
+        found = self._version({"userName": body["kernelOwner"], "kernelSlug": body["kernelSlug"],
+                               "versionLabel": f"v{body['kernelVersion']}"})
+        if found is None:
+            return self._not_found("kernel version")
+        if found[2]["statuses"][-1] != "COMPLETE" or body["fileName"] not in found[2]["files"]:
+            return self._json(400, {"code": 400, "message": f"Version {body['kernelVersion']} has no output "
+                                                            f"{body['fileName']}"})
+        ref = 101 + len(self.server.submissions)
+        self.server.submissions.append({"fileName": body["fileName"], "description": body.get("submissionDescription"),
+                                        "date": datetime.now(timezone.utc).isoformat(), "status": "PENDING", "ref": ref})
+        return self._applied("CreateCodeSubmission", {"message": "Your submission was successfully saved", "ref": ref})
+
     def do_PUT(self):
-        self.server.calls.append(("PUT", urlsplit(self.path).path, dict(self.headers)))
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = urlsplit(self.path).path
+        self.server.calls.append(("PUT", path, dict(self.headers)))
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        token = path.rsplit("/", 1)[-1]
+        if token in self.server.blobs:
+            self.server.blobs[token]["size"] = len(data)
         self._json(200, {})
 
     def do_GET(self):
-        self.server.calls.append(("GET", urlsplit(self.path).path, dict(self.headers)))
+        path = urlsplit(self.path).path
+        self.server.calls.append(("GET", path, dict(self.headers)))
+        if path.startswith("/output/"):
+            _, _, owner, slug, number, name = path.split("/", 5)
+            data = self.server.kernels[f"{owner}/{slug}"][int(number) - 1]["files"][name].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         data = self.server.archive
         start = 0
         if self.headers.get("Range"):
@@ -500,3 +676,310 @@ def test_submit_wait_on_a_file_no_run_made_still_prints_the_score(compete, kaggl
     result = compete.in_process("submit", "house-prices", good_file, "--data", data_dir, "-m", "by hand", "--wait")
     assert result.exit_code == 0, result.output
     assert "public score (rmsle): 0.2" in result.output and "recorded nowhere" in result.output
+
+
+# ---------------------------------------------------------------- code submissions: a package folder
+
+NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                       "source": ["import pandas as pd\n", ("pd.read_csv('/kaggle/input/x/sample_submission.csv')"
+                                                             ".to_csv('/kaggle/working/submission.csv', index=False)\n")]}],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+def make_package(folder: Path, owner: str = "OWNER", run_dir: Path | None = None, notebook: dict = NOTEBOOK,
+                 helper: str = "", **kernel) -> Path:
+    """A package folder laid out as `compete package ... --profile kaggle-notebook` writes
+    it (the spec both follow: the notes of issue 20), its dataset holding `helper.py`."""
+    root = folder / "package"
+    (root / "kernel").mkdir(parents=True)
+    (root / "dataset" / "common").mkdir(parents=True)
+    manifest = {"competition": "kaggle-demo", "platform": "kaggle", "profile": "kaggle-notebook", "slug": SLUG,
+                "kernel": "kernel", "dataset": "dataset", "output": "submission.csv"}
+    if run_dir is not None:
+        manifest["run_dir"] = str(run_dir.resolve())
+    (root / "compete-package.json").write_text(json.dumps(manifest))
+    metadata = {"id": f"{owner}/kaggle-demo-inference", "title": "kaggle-demo inference", "code_file": "notebook.ipynb",
+                "language": "python", "kernel_type": "notebook", "is_private": True, "enable_gpu": False,
+                "enable_tpu": False, "enable_internet": False, "competition_sources": [SLUG],
+                "dataset_sources": [f"{owner}/kaggle-demo-model"], "kernel_sources": [], "model_sources": []}
+    metadata.update(kernel)
+    (root / "kernel" / "kernel-metadata.json").write_text(json.dumps(metadata, indent=2))
+    (root / "kernel" / "notebook.ipynb").write_text(json.dumps(notebook))
+    (root / "dataset" / "dataset-metadata.json").write_text(json.dumps(
+        {"title": "kaggle-demo model", "id": f"{owner}/kaggle-demo-model", "licenses": [{"name": "CC0-1.0"}]}))
+    (root / "dataset" / "model.json").write_text('{"SalePrice": 180000}')
+    (root / "dataset" / "common" / "__init__.py").write_text("")
+    (root / "dataset" / "helper.py").write_text(helper or "def predict(ids):\n    return [180000.0] * len(ids)\n")
+    return root
+
+
+@pytest.fixture
+def rerun(kaggle, monkeypatch):
+    """The rerun emulation stood in for (the notebook runtime is another module's; one test
+    below runs the real one): it records its call among the fake's, so the order of the
+    steps shows, and passes unless told to fail."""
+    from common.platforms import kaggle_code
+    from common.runtimes import runner
+    register(DemoKaggle, monkeypatch)
+    monkeypatch.setattr(kaggle_code, "RUN_FIRST_POLL", 0.01)
+    monkeypatch.setattr(kaggle_code, "RUN_POLL", 0.01)
+    monkeypatch.setattr(kaggle_code, "READY_DELAYS", (0.01,) * 5)
+    outcome = {"ok": True}
+
+    def run_test(submission, competition, data_dir, profile=None, **options):
+        kaggle.calls.append(("RUN", "emulation", {"profile": profile, "competition": competition.name}))
+        log = Path(submission).parent / "package.runtime" / "log.txt"
+        if outcome["ok"]:
+            return runner.RuntimeResult(True, "ok", log, log.with_name("submission.csv"), 3.0, True, profile=profile)
+        return runner.RuntimeResult(False, "ValueError: could not convert string to float: 'abc'", log, None, 2.0, True,
+                                    profile=profile, failure="Notebook Threw Exception")
+    monkeypatch.setattr(runner, "run_test", run_test)
+    monkeypatch.setattr(runner, "sandbox_available", lambda: (True, ""))
+    return outcome
+
+
+CREATING = ("CreateDataset", "CreateDatasetVersion", "SaveKernel", "CreateCodeSubmission")
+
+
+def test_a_package_goes_through_every_step_once_in_order(compete, kaggle, rerun, data_dir, tmp_path):
+    package = make_package(tmp_path)
+    result = compete.in_process("submit", "kaggle-demo", package, "--data", data_dir, "-m", "notebook v1")
+    assert result.exit_code == 0, result.output
+    names = kaggle.names()
+    steps = ["emulation", "GetSubmissionLimits", "CreateDataset", "SaveKernel", "GetKernelSessionStatus",
+             "ListKernelSessionOutput", "CreateCodeSubmission"]
+    assert [names.index(step) for step in steps] == sorted(names.index(step) for step in steps)
+    assert [kaggle.names().count(name) for name in CREATING] == [1, 0, 1, 1]
+    # The dataset: its files, folders zipped as `-r zip` does, and private.
+    assert kaggle.datasets["alice/kaggle-demo-model"]["files"] == ["common.zip", "helper.py", "model.json"]
+    assert kaggle.datasets["alice/kaggle-demo-model"]["private"] is True
+    # The kernel as the client sent it: the owner filled in, internet off, the sources
+    # attached, each cell's source joined into one string (the client's own processing).
+    pushed = kaggle.body("SaveKernel")
+    assert pushed["slug"] == "alice/kaggle-demo-inference" and pushed["enableInternet"] is False
+    assert pushed["competitionDataSources"] == [SLUG] and pushed["datasetDataSources"] == ["alice/kaggle-demo-model"]
+    assert json.loads(pushed["text"])["cells"][0]["source"].startswith("import pandas as pd\npd.read_csv")
+    submitted = kaggle.body("CreateCodeSubmission")
+    assert (submitted["kernelOwner"], submitted["kernelSlug"], submitted["kernelVersion"], submitted["fileName"],
+            submitted["submissionDescription"]) == ("alice", "kaggle-demo-inference", 1, "submission.csv", "notebook v1")
+    # The package's own files now name the owner, and every step said what it did.
+    assert json.loads((package / "kernel" / "kernel-metadata.json").read_text())["id"] == "alice/kaggle-demo-inference"
+    assert json.loads((package / "dataset" / "dataset-metadata.json").read_text())["id"] == "alice/kaggle-demo-model"
+    for said in ("rerun emulation: passed on kaggle-notebook", "signed in as alice", "filled in OWNER with alice",
+                 "dataset alice/kaggle-demo-model: created with common.zip (common/ zipped), helper.py, model.json",
+                 "dataset alice/kaggle-demo-model: version 1 ready",
+                 "kernel alice/kaggle-demo-inference: version 1 pushed", "version 1: running", "version 1: complete",
+                 "wrote submission.csv, valid", "submitted kernel alice/kaggle-demo-inference version 1", "(ref 101)"):
+        assert said in result.output, said
+    kept = tmp_path / "package.kaggle" / "v1" / "submission.csv"
+    assert kept.read_text() == kaggle.run["files"]["submission.csv"]
+
+
+def test_a_package_failing_the_emulation_uploads_nothing(compete, kaggle, rerun, data_dir, tmp_path):
+    rerun["ok"] = False
+    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "broken")
+    assert result.exit_code == 1
+    assert "not uploaded" in result.output and "Notebook Threw Exception: ValueError" in result.output
+    assert kaggle.names() == ["emulation"]
+
+
+def test_an_existing_dataset_is_versioned_not_created(compete, kaggle, rerun, data_dir, tmp_path):
+    kaggle.datasets["alice/kaggle-demo-model"] = {"version": 2, "files": ["model.json"], "looks_to_ready": 0,
+                                                  "notes": [None, "older"], "private": True}
+    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "v3 of it")
+    assert result.exit_code == 0, result.output
+    assert kaggle.names().count("CreateDataset") == 0 and kaggle.names().count("CreateDatasetVersion") == 1
+    assert kaggle.datasets["alice/kaggle-demo-model"]["version"] == 3
+    assert kaggle.datasets["alice/kaggle-demo-model"]["notes"][-1] == "v3 of it"
+    assert "dataset alice/kaggle-demo-model: version 3 created" in result.output and "version 3 ready" in result.output
+    # The kernel was pushed only once the new version was ready (it would mount the old one).
+    names = kaggle.names()
+    last_look = max(i for i, name in enumerate(names) if name == "GetDatasetStatus" and i < names.index("SaveKernel"))
+    assert last_look > names.index("CreateDatasetVersion")
+
+
+def test_a_kernel_run_that_errors_reports_its_log_and_submits_nothing(compete, kaggle, rerun, data_dir, tmp_path):
+    kaggle.run.update(statuses=["RUNNING", "ERROR"], failure="Notebook Threw Exception", log=[
+        {"stream_name": "stdout", "time": 1.5, "data": "reading the test set\n"},
+        {"stream_name": "stderr", "time": 2.0, "data": "Traceback (most recent call last):\n  File \"<cell>\", line 2\n"},
+        {"stream_name": "stderr", "time": 2.1, "data": "KeyError: 'LotArea'\n"}])
+    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "x")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "ended in error on Kaggle (Notebook Threw Exception)" in errors[0]
+    assert errors[0].endswith("the log ends: KeyError: 'LotArea'") and "nothing submitted" in errors[0]
+    assert "log: reading the test set" in result.output
+    assert "CreateCodeSubmission" not in kaggle.names()
+
+
+def test_a_run_still_going_when_the_wait_ends_is_left_unsubmitted_with_the_command(compete, kaggle, rerun, data_dir,
+                                                                                  tmp_path, monkeypatch):
+    from common.platforms import kaggle_code
+    monkeypatch.setattr(kaggle_code, "RUN_WAIT_SECONDS", 0.2)
+    kaggle.run["statuses"] = ["RUNNING"]
+    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "slow")
+    assert result.exit_code == 2
+    assert ("is still running after 0.2 s; nothing submitted; once it completes: kaggle competitions submit "
+            f"{SLUG} -f submission.csv -k alice/kaggle-demo-inference -v 1 -m MESSAGE") in result.output
+    assert kaggle.names().count("GetKernelSessionStatus") >= 2 and "CreateCodeSubmission" not in kaggle.names()
+
+
+def test_an_ambiguous_failure_of_the_submit_call_is_not_repeated(compete, kaggle, rerun, data_dir, tmp_path):
+    kaggle.applied_then_fail["CreateCodeSubmission"] = (502, "Bad gateway")
+    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "only once")
+    assert result.exit_code == 0, result.output
+    assert "its submission list shows it, ref 101); not sent again" in result.output
+    assert kaggle.names().count("CreateCodeSubmission") == 1 and len(kaggle.submissions) == 1
+
+
+def test_an_ambiguous_failure_kaggle_does_not_show_is_reported_not_retried(compete, kaggle, rerun, data_dir, tmp_path):
+    kaggle.fail["CreateCodeSubmission"] = [(503, "unavailable")] * 5
+    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "maybe")
+    assert result.exit_code == 2
+    assert "Kaggle does not show it done yet" in result.output and "not sent again" in result.output
+    assert kaggle.names().count("CreateCodeSubmission") == 1 and kaggle.submissions == []
+
+
+def test_a_dataset_created_before_the_connection_dropped_is_not_created_again(compete, kaggle, rerun, data_dir, tmp_path):
+    """The client itself sends CreateDataset again after a dropped connection
+    (KaggleApi.with_retry); here the first one was applied, so a second would be a
+    duplicate request: it must not go."""
+    kaggle.applied_then_drop.add("CreateDataset")
+    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "x")
+    assert result.exit_code == 0, result.output
+    assert kaggle.names().count("CreateDataset") == 1
+    assert "dataset alice/kaggle-demo-model: created (Kaggle answered with an error, but now shows it)" in result.output
+    assert kaggle.names().count("CreateCodeSubmission") == 1
+
+
+def test_a_push_failing_after_kaggle_saved_it_is_not_pushed_again(compete, kaggle, rerun, data_dir, tmp_path):
+    kaggle.applied_then_fail["SaveKernel"] = (500, "Internal error")
+    result = compete.in_process("submit", "kaggle-demo", make_package(tmp_path), "--data", data_dir, "-m", "x")
+    assert result.exit_code == 0, result.output
+    assert kaggle.names().count("SaveKernel") == 1 and "version 1 pushed (Kaggle answered with an error" in result.output
+    assert kaggle.body("CreateCodeSubmission")["kernelVersion"] == 1
+
+
+def test_dry_run_runs_the_emulation_and_uploads_nothing(compete, kaggle, rerun, data_dir, tmp_path):
+    package = make_package(tmp_path)
+    before = {path: path.read_bytes() for path in package.rglob("*") if path.is_file()}
+    result = compete.in_process("submit", "kaggle-demo", package, "--data", data_dir, "-m", "try", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "rerun emulation: passed" in result.output and "signed in as alice" in result.output
+    assert "would fill in OWNER with alice" in result.output
+    assert "the kaggle client's own checks accept kernel/kernel-metadata.json and dataset/dataset-metadata.json" in result.output
+    assert "dry run: would create dataset alice/kaggle-demo-model, push kernel alice/kaggle-demo-inference" in result.output
+    assert not set(kaggle.names()) & {*CREATING, "StartBlobUpload"} and not any(m == "PUT" for m, _, _ in kaggle.calls)
+    assert {path: path.read_bytes() for path in package.rglob("*") if path.is_file()} == before
+
+
+def test_wait_records_the_score_on_the_run_the_package_was_built_from(compete, kaggle, rerun, made_by_a_run, data_dir,
+                                                                      tmp_path):
+    _, run_dir = made_by_a_run
+    kaggle.scoring = [{}, {"status": "COMPLETE", "publicScore": "0.12345"}]
+    package = make_package(tmp_path / "built", run_dir=run_dir)
+    result = compete.in_process("submit", "kaggle-demo", package, "--data", data_dir, "-m", "scored", "--wait")
+    assert result.exit_code == 0, result.output
+    assert "public score (rmsle): 0.12345" in result.output and f"recorded as lb_score of run {run_dir.resolve()}" in result.output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["lb_score"] == 0.12345 and metrics["lb_reference"] == "101"
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"title": "knl"}, "kernel-metadata.json: the kaggle client refuses it: Title must be at least five characters"),
+    ({"language": "julia"}, "kernel-metadata.json: the kaggle client refuses it: A valid language must be specified"),
+    ({"dataset_title": "model"}, ("dataset-metadata.json: the kaggle client refuses it: The dataset title must be "
+                                  "between 6 and 50 characters")),
+    ({"enable_internet": True}, "kernel-metadata.json: enable_internet is true"),
+    ({"id": "bob/kaggle-demo-inference"}, "is bob's, but the credentials from KAGGLE_API_TOKEN are alice's"),
+    ({"dataset_sources": []}, "the notebook would not see the model files"),
+])
+def test_a_package_kaggle_would_refuse_is_refused_before_uploading(compete, kaggle, rerun, data_dir, tmp_path, change,
+                                                                  expected):
+    """What the client's own checks refuse (run on the folders, with no request) or what
+    Kaggle would: one line naming the file, and nothing uploaded, not even the dataset."""
+    change = dict(change)
+    package = make_package(tmp_path, **{key: value for key, value in change.items() if key != "dataset_title"})
+    if "dataset_title" in change:
+        metadata = package / "dataset" / "dataset-metadata.json"
+        metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "title": change["dataset_title"]}))
+    result = compete.in_process("submit", "kaggle-demo", package, "--data", data_dir, "-m", "x")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0]
+    assert not set(kaggle.names()) & {*CREATING, "StartBlobUpload"}
+
+
+# A notebook as Kaggle's templates write it: the competition's files from /kaggle/input
+# (either layout), the model code from the attached dataset, the output to /kaggle/working.
+REAL_NOTEBOOK = {"cells": [{"id": f"cell-{number}", "cell_type": "code", "execution_count": None, "metadata": {},
+                            "outputs": [], "source": source} for number, source in enumerate([
+    "import os, sys\nimport pandas as pd\nsys.path.insert(0, '/kaggle/input/kaggle-demo-model')\nimport helper",
+    f"folder = '/kaggle/input/competitions/{SLUG}'\nif not os.path.isdir(folder):\n    folder = '/kaggle/input/{SLUG}'\n"
+    "test = pd.read_csv(os.path.join(folder, 'test.csv'))\n"
+    "pd.DataFrame({'Id': test.Id, 'SalePrice': helper.predict(test.Id)}).to_csv('/kaggle/working/submission.csv', "
+    "index=False)"])],
+                 "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                 "nbformat": 4, "nbformat_minor": 5}
+
+
+@pytest.fixture
+def real_rerun(kaggle, data_dir, monkeypatch):
+    """The real rerun emulation (common/runtimes/notebook.py: nbclient in the sandbox) on
+    the fake competition's public files."""
+    from common.platforms import kaggle_code
+    from common.runtimes import runner
+    pytest.importorskip("common.runtimes.notebook", reason="the rerun emulation has not landed on this branch")
+    if not runner.sandbox_available()[0]:
+        pytest.skip("no sandbox here: the rerun emulation cannot run")
+    register(DemoKaggle, monkeypatch)
+    for name, value in (("RUN_FIRST_POLL", 0.01), ("RUN_POLL", 0.01), ("READY_DELAYS", (0.01,) * 5)):
+        monkeypatch.setattr(kaggle_code, name, value)
+    (data_dir / "test.csv").write_text("Id,LotArea\n1461,9000\n1462,9100\n1463,9200\n")
+    return data_dir
+
+
+def test_a_package_proven_in_the_real_rerun_is_submitted_and_a_failing_one_is_not(compete, kaggle, real_rerun, tmp_path):
+    """The emulation runs the package's notebook offline in the sandbox, reading the
+    competition's files and the dataset where Kaggle mounts them; what passes goes to the
+    fake, what raises uploads nothing and says Kaggle's name for the failure."""
+    package = make_package(tmp_path / "good", notebook=REAL_NOTEBOOK)
+    result = compete.in_process("submit", "kaggle-demo", package, "--data", real_rerun, "-m", "the real rerun")
+    assert result.exit_code == 0, result.output
+    assert "rerun emulation: passed on kaggle-notebook" in result.output
+    emulated = tmp_path / "good" / "package.runtime" / "submission.csv"
+    assert emulated.read_text().splitlines() == ["Id,SalePrice", "1461,180000.0", "1462,180000.0", "1463,180000.0"]
+    assert [kaggle.names().count(rpc) for rpc in CREATING] == [1, 0, 1, 1]
+
+    kaggle.calls.clear()
+    broken = make_package(tmp_path / "broken", notebook=REAL_NOTEBOOK,
+                          helper="def predict(ids):\n    raise ValueError('no model here')\n")
+    failed = compete.in_process("submit", "kaggle-demo", broken, "--data", real_rerun, "-m", "broken")
+    assert failed.exit_code == 1
+    assert "not uploaded" in failed.output and "Notebook Threw Exception: ValueError: no model here" in failed.output
+    assert kaggle.calls == []
+
+
+def test_a_package_written_by_compete_package_goes_up(compete, kaggle, real_rerun, tmp_path):
+    """`compete package --from` writes the folders; they pass the rerun emulation and the
+    kaggle client's own checks on their way to the fake."""
+    from common import packaging
+    if not hasattr(packaging, "build_kaggle_from"):
+        pytest.skip("compete package writes no Kaggle package on this branch yet")
+    source = tmp_path / "mine"
+    source.mkdir()
+    notebook = json.loads(json.dumps(REAL_NOTEBOOK))
+    notebook["cells"][0]["source"] = notebook["cells"][0]["source"].replace("kaggle-demo-model", "kaggle-demo-compete-model")
+    (source / "inference.ipynb").write_text(json.dumps(notebook))
+    (source / "helper.py").write_text("def predict(ids):\n    return [180000.0] * len(ids)\n")
+    package = tmp_path / "package"
+    built = compete.in_process("package", "kaggle-demo", "--from", source, "--profile", "kaggle-notebook", "--out", package)
+    assert built.exit_code == 0, built.output
+    result = compete.in_process("submit", "kaggle-demo", package, "--data", real_rerun, "-m", "packaged")
+    assert result.exit_code == 0, result.output
+    assert "rerun emulation: passed on kaggle-notebook" in result.output
+    assert [kaggle.names().count(rpc) for rpc in CREATING] == [1, 0, 1, 1]
+    pushed = kaggle.body("SaveKernel")
+    assert pushed["enableInternet"] is False and pushed["competitionDataSources"] == [SLUG]
+    assert kaggle.datasets[pushed["datasetDataSources"][0]]["files"] == ["helper.py"]

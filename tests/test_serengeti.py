@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from common.runtimes import runner
 from common import io, packaging
 from common.competition import get
 from common.metrics import MEAN_BINARY_LOG_LOSS
@@ -151,7 +152,7 @@ def test_fast_run_beats_the_prior_and_its_bundle_predicts_the_same(compete, fast
 
     bundle = tmp_path / "submission.zip"
     compete("package", "serengeti", "--run-dir", run_dir, "--out", bundle, cwd=project)
-    if not packaging.sandbox_available()[0]:
+    if not runner.sandbox_available()[0]:
         pytest.skip("unshare unavailable: the runtime test needs --unisolated here")
     tested = compete("runtime", "test", bundle, "--data", run.data, "--out", tmp_path / "runtime.csv", "--time-limit", "300",
                      cwd=project, check=False)

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.runtimes import runner
+
 from competitions.tabular.synth import make
 
 
@@ -208,7 +210,7 @@ def test_package_from_a_folder_and_runtime_test_for_a_drivendata_slug(compete, t
     """A code competition of any slug: your folder zipped as pack-submission does, then run
     as the runtime would, its output checked against the hidden-test folder's format."""
     from common import packaging
-    if not packaging.sandbox_available()[0]:
+    if not runner.sandbox_available()[0]:
         pytest.skip("no mount/network namespaces here")
     code = tmp_path / "code"
     code.mkdir()

@@ -13,7 +13,12 @@ a platform is one module and one line here. Every runner offers the same five ca
 
 Runners that take a file (`CODE_SUBMISSION = False`) get it validated here against the
 sample submission in the data folder before any network call; a code-submission runner
-validates the file its bundle writes when run.
+validates the file its bundle writes when run. A runner that also takes a code package
+(`CODE_PACKAGES = True`: a folder with compete-package.json at its root, as `compete
+package` writes for Kaggle) gets such a folder unvalidated, with two more options: the
+runtime `profile` to prove it on, and `progress`, called with each step's line as it
+happens (a code submission's steps take minutes to hours; without it the lines are the
+receipt's).
 """
 from __future__ import annotations
 
@@ -52,6 +57,7 @@ class Receipt:
     submitted: bool
     lines: list[str] = field(default_factory=list)
     reference: str | None = None  # the platform's id of the submission, for `status`
+    run_dir: Path | None = None   # the run the upload was built from, where the runner knows it (a package's manifest)
 
 
 @dataclass
@@ -107,12 +113,27 @@ def download(competition, out: Path, quiet: bool = False) -> list[Path]:
     return runner(competition).download(competition, Path(out), quiet=quiet)
 
 
-def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool = False, quiet: bool = False) -> Receipt:
-    """Validate `file`, then upload it (or, with `dry_run`, stop just before the upload)."""
-    module = runner(competition)
-    if not getattr(module, "CODE_SUBMISSION", False):
-        check_submission(competition, Path(file), Path(data_dir))
-    return module.submit(competition, Path(file), Path(data_dir), message, dry_run=dry_run, quiet=quiet)
+def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool = False, quiet: bool = False,
+           profile: str | None = None, progress: Callable[[str], None] | None = None) -> Receipt:
+    """Validate `file`, then upload it (or, with `dry_run`, stop just before the upload).
+    A code submission (a bundle, a run directory, a package folder) is proven on the
+    runtime `profile` (default: the package's or the competition's) instead."""
+    from common.runtimes import runner as runtimes_runner
+
+    module, file = runner(competition), Path(file)
+    package = file.is_dir() and (file / runtimes_runner.PACKAGE_MANIFEST).is_file()
+    if package and not getattr(module, "CODE_PACKAGES", False):
+        raise PlatformError(f"{file}: a code package, but {competition.platform.title()} takes no code package for "
+                            f"{competition.name}; submit the file the code writes")
+    code = getattr(module, "CODE_SUBMISSION", False) or package
+    if not code:
+        if profile is not None:
+            raise io.InputError(f"--profile {profile}: {competition.name} takes a file, not code; --profile is for code "
+                                f"submissions (a bundle or a package folder)")
+        check_submission(competition, file, Path(data_dir))
+        return module.submit(competition, file, Path(data_dir), message, dry_run=dry_run, quiet=quiet)
+    return module.submit(competition, file, Path(data_dir), message, dry_run=dry_run, quiet=quiet, profile=profile,
+                         progress=progress)
 
 
 def submissions(competition) -> pd.DataFrame:

@@ -3,9 +3,11 @@ leaderboard. `submit` does what can be done locally and says exactly what is lef
 
 1. build the bundle from a run directory (or take a built `submission.zip`), with the
    packager every code submission uses (common/packaging.py);
-2. run it as the competition's hidden-test runtime would (its `runtime_profile`, e.g.
-   hakuna-madata; common.packaging.run_bundle), on the data folder given, with no
-   network, and validate the `submission.csv` it wrote against the submission format there;
+2. run it as the competition's hidden-test runtime would (the profile given, else its
+   `runtime_profile`, e.g. hakuna-madata, as `compete runtime test` finds it:
+   common.runtimes.runner.profile_for; a drivendata:SLUG competition declares none, so
+   it needs `--profile`), on the data folder given, with no network, and validate the
+   `submission.csv` it wrote against the submission format there;
 3. print the bundle's path, size and checksum, and where to upload it.
 
 A competition may set `url` (its page, e.g. https://www.drivendata.org/competitions/59/
@@ -43,26 +45,30 @@ def download(competition, out: Path, quiet: bool = False) -> list[Path]:
         f"from there); or make format-faithful data with `compete data synth {competition.name} --out {out}`")
 
 
-def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool = False, quiet: bool = False) -> Receipt:
+def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool = False, quiet: bool = False,
+           profile: str | None = None, progress=None) -> Receipt:
     """Build (from a run directory) or take (a .zip) the bundle, prove it runs and writes a
-    valid submission on `data_dir`, then say what to upload where."""
+    valid submission on `data_dir` in the runtime `profile` (default: the competition's),
+    then say what to upload where. (`progress` is unused: the lines come at the end.)"""
     from common import packaging
+    from common.runtimes import runner
     file, data_dir = Path(file), Path(data_dir)
+    target = runner.profile_for(competition, profile)  # no profile at all: one line asking for --profile, before any work
     if file.is_dir():
         bundle = Path("submissions") / competition.name / f"{file.resolve().name}.zip"
-        packaging.build(competition, file, bundle)
+        packaging.build(competition, file, bundle, profile=target.name)
         log.info("%s: built %s from %s", competition.name, bundle, file)
     elif file.suffix.lower() == ".zip" and file.is_file():
         bundle = file
     else:
         raise PlatformError(f"{file}: give a run directory (from `compete fit {competition.name}`) or a built "
                             f"submission.zip (from `compete package {competition.name}`)")
-    isolated, why = packaging.sandbox_available()
+    isolated, why = runner.sandbox_available()
     if not isolated:
-        raise PlatformError(f"{bundle}: cannot run it as the {competition.runtime_profile} runtime would here ({why}); "
+        raise PlatformError(f"{bundle}: cannot run it as the {target.name} runtime would here ({why}); "
                             f"upload it by hand at {page(competition, 'submissions')} once `compete runtime test` passes "
                             f"on a machine that can")
-    result = packaging.run_bundle(bundle, data_dir, competition=competition.name, profile=competition.runtime_profile)
+    result = runner.run_test(bundle, competition, data_dir, profile=target.name)
     if not result.ok:
         raise RuntimeTestFailed(f"{bundle}: not ready to upload, the {result.profile} runtime test on {data_dir} failed: "
                                 f"{result.reason} (log: {result.log})")

@@ -39,6 +39,7 @@ from common.platforms.errors import (AccessError, CredentialsError, LimitError, 
 log = logging.getLogger("compete")
 
 CODE_SUBMISSION = False
+CODE_PACKAGES = True   # a package folder (compete package --profile kaggle-notebook) goes to kaggle_code.py
 HOST = "api.kaggle.com"
 SOCKET_TIMEOUT_SECONDS = 120
 WEB = "https://www.kaggle.com"
@@ -197,10 +198,16 @@ def download(competition, out: Path, quiet: bool = False) -> list[Path]:
     return sorted(path for path in Path(out).iterdir() if not path.name.startswith("."))
 
 
-def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool = False, quiet: bool = False) -> Receipt:
+def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool = False, quiet: bool = False,
+           profile: str | None = None, progress=None) -> Receipt:
     """Upload a validated CSV. Refuses early when today's allowance is used up. Steps
     before the submission exists are retried; the final one never is: after an ambiguous
-    failure the submission list says whether Kaggle recorded it."""
+    failure the submission list says whether Kaggle recorded it. A package folder is a
+    code submission: see kaggle_code.py."""
+    if Path(file).is_dir():
+        from common.platforms import kaggle_code
+        return kaggle_code.submit(competition, Path(file), Path(data_dir), message, dry_run=dry_run, quiet=quiet,
+                                  profile=profile, progress=progress)
     slug, creds = competition.slug, credentials()
     api = _api(creds)
     with web.client_output(quiet):
@@ -264,13 +271,14 @@ def _before_creation(error: BaseException) -> bool:
     return "StartSubmissionUpload" in _url(error)
 
 
-def _find(table: pd.DataFrame, file_name: str, message: str, since: datetime):
-    """The ref of a listed submission of this file and message made since `since`, or None."""
+def _find(table: pd.DataFrame, file_name: str | None, message: str, since: datetime):
+    """The ref of a listed submission of this file (any file: None) and message made since
+    `since`, or None."""
     since = since - timedelta(minutes=5)  # the two clocks may disagree a little
     for row in table.itertuples(index=False):
         date = pd.Timestamp(row.date)
         date = date.tz_localize("UTC") if date.tzinfo is None else date
-        if row.file == file_name and (row.description or "") == (message or "") and date >= since:
+        if file_name in (None, row.file) and (row.description or "") == (message or "") and date >= since:
             return row.ref
     return None
 

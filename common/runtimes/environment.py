@@ -41,6 +41,7 @@ PROVIDERS = {
     "xxhash": ("python-xxhash", "xxhash"), "tzdata": ("python-tzdata", "tzdata"), "ray": ("ray-core", "ray"),
     "pkg_resources": ("setuptools",), "keras_applications": ("keras-applications",),
     "keras_preprocessing": ("keras-preprocessing",), "serial": ("pyserial",), "Crypto": ("pycryptodome",),
+    "grpc": ("grpcio",),
 }
 
 # Distribution spellings that name the same package in pip and conda.

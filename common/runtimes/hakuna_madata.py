@@ -69,6 +69,9 @@ PROFILE = Profile(
     output="submission.csv",
     log="/inference/submission/log.txt",
     python="3.6.9",
+    # The test metadata, the submission format and the test images; no training file, no answers.
+    holds=("test_metadata.csv", "submission_format.csv"),
+    holds_listed={"test_metadata.csv": "file_name"},
     packages={**PINNED, **{name: None for name in DEPENDENCIES}},
     time_limit=8 * 3600,
 )

@@ -25,12 +25,15 @@
 """
 from __future__ import annotations
 
+import functools
+import json
 import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,35 +43,30 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 SETUP = r"""
 set -e
-root=$1 code=$2 data=$3 submission=$4 scratch=$5 inside_root=$6 inside_data=$7 inside_submission=$8 skip=$9
-shift 9
-overlays=$1 capabilities=$2 keeps=$3
-shift 3
+root=$1 workdir=$2 mounts=$3 capabilities=$4
+shift 4
 mount -t tmpfs -o mode=755 compete-runtime "$root"
-for entry in /*; do
-  name=${entry#/}
-  [ "$name" = "$skip" ] && continue
+# the system: the host's own programs and libraries, read-only; merged-/usr links as they are
+for name in usr bin sbin lib lib32 lib64 libx32 etc; do
+  entry=/$name
   if [ -L "$entry" ]; then ln -s "$(readlink "$entry")" "$root/$name"
-  elif [ "$name" = proc ]; then mkdir "$root/proc" && mount -t proc proc "$root/proc"
-  elif [ -d "$entry" ]; then
-    mkdir "$root/$name" && mount --rbind "$entry" "$root/$name"
-    case "$name" in dev|sys|run) ;; *) mount -o remount,bind,ro "$root/$name" ;; esac
+  elif [ -d "$entry" ]; then mkdir "$root/$name" && mount --rbind "$entry" "$root/$name" && mount -o remount,bind,ro "$root/$name"
   fi
 done
-mkdir -p "$root/tmp" && mount --bind "$scratch" "$root/tmp"
-printf '%s' "$keeps" | while IFS= read -r keep; do
-  [ -n "$keep" ] && mkdir -p "$root$keep" && mount --rbind "$keep" "$root$keep" && mount -o remount,bind,ro "$root$keep"
+mkdir "$root/dev" && mount --rbind /dev "$root/dev"
+mkdir "$root/proc" && mount -t proc proc "$root/proc"
+# the layout's mounts, in order: "ro|SOURCE|TARGET" or "rw|SOURCE|TARGET"
+printf '%s' "$mounts" | while IFS='|' read -r mode source target; do
+  [ -n "$source" ] || continue
+  if [ -d "$source" ]; then mkdir -p "$root$target"
+  else mkdir -p "$(dirname "$root$target")" && { [ -e "$root$target" ] || : > "$root$target"; }
+  fi
+  mount --rbind "$source" "$root$target"
+  [ "$mode" = rw ] || mount -o remount,bind,ro "$root$target"
 done
-mkdir -p "$root$inside_root" && mount --bind "$code" "$root$inside_root"
-mkdir -p "$root$inside_data" && mount --bind "$data" "$root$inside_data"
-printf '%s' "$overlays" | while IFS='|' read -r source target; do
-  [ -n "$source" ] && mount --bind "$source" "$root$inside_data/$target" && mount -o remount,bind,ro "$root$inside_data/$target"
-done
-mount -o remount,bind,ro "$root$inside_data"
-mkdir -p "$root$inside_submission" && mount --bind "$submission" "$root$inside_submission"
 if command -v ip >/dev/null; then ip link set lo up; fi
 exec chroot "$root" setpriv --bounding-set="$capabilities" --no-new-privs \
-  /bin/sh -c 'cd "$1" && shift && exec "$@"' sandbox "$inside_root" "$@"
+  /bin/sh -c 'cd "$1" && shift && exec "$@"' sandbox "$workdir" "$@"
 """
 
 # Docker's default capabilities (moby, oci/caps/defaults.go) less MKNOD, which without
@@ -78,19 +76,30 @@ CAPABILITIES = ("-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid
                 "+net_raw,+sys_chroot,+audit_write,+setfcap")
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A host file or folder shown at `target` inside the sandbox."""
+
+    source: Path
+    target: str                # absolute, inside the sandbox
+    writable: bool = False
+
+
 @dataclass
 class Layout:
-    """Host folders and where the sandbox shows them."""
+    """What the sandbox shows besides the system and the Python environment: `mounts`,
+    applied in order (a later one may sit inside an earlier one), and the working
+    directory the command starts in. Nothing else of the host is there."""
 
     root: Path                 # an empty host folder the sandbox's / is built on
-    code: Path                 # shown at `inside_root`, the working directory
-    data: Path                 # shown read-only at `inside_data`
-    submission: Path           # shown at `inside_submission`
-    scratch: Path              # shown at /tmp
-    inside_root: str
-    inside_data: str
-    inside_submission: str
-    overlays: dict[str, Path] = field(default_factory=dict)  # data-relative path -> host file shown instead
+    mounts: list[Mount]
+    workdir: str
+    # a network namespace to join (a path under /run/netns, network.open_link) instead of an empty one of its own
+    network: Path | None = None
+    hosts: dict[str, str] = field(default_factory=dict)   # name -> address, added to /etc/hosts
+
+    def add(self, source: Path, target: str, writable: bool = False) -> None:
+        self.mounts.append(Mount(Path(source), target, writable))
 
 
 @dataclass
@@ -104,6 +113,7 @@ class Outcome:
     peak_memory_bytes: int | None      # as the cgroup counts it (page cache included)
     peak_rss_bytes: int                # resident memory of the process tree, polled
     gpu_memory_bytes: int | None       # None: no GPU here
+    stopped: bool = False              # ended by the caller's `stop`, not by itself nor the time limit
 
     def resources(self) -> dict:
         megabytes = lambda value: None if value is None else round(value / 2 ** 20, 1)  # noqa: E731
@@ -268,9 +278,10 @@ class Poller(threading.Thread):
 
 
 def run(command: list[str], layout: Layout, log_path: Path, environment: dict, time_limit: float,
-        memory_limit_gb: float | None, isolated: bool = True) -> Outcome:
+        memory_limit_gb: float | None, isolated: bool = True, stop: threading.Event | None = None) -> Outcome:
     """Run `command` inside the sandbox described by `layout` (or, not `isolated`, as a
-    plain child in `layout.code`), under the limits; its output goes to `log_path`."""
+    plain child in `layout.code`), under the limits; its output goes to `log_path`.
+    Setting `stop` kills the run as the time limit would, and it ends `stopped`."""
     limit_bytes = int(memory_limit_gb * 1024 ** 3) if memory_limit_gb else None
     group, why = MemoryCgroup.create(limit_bytes)
     if group is not None:
@@ -278,15 +289,24 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
                        else f"none (measured in a memory cgroup v{group.version})")
     else:
         memory_mode = f"RLIMIT_AS {memory_limit_gb:g} GB (address space; {why})" if limit_bytes else f"none ({why})"
+    scratch = None
     if isolated:
-        skip = layout.root.resolve().parts[1]
-        overlays = "".join(f"{source}|{target}\n" for target, source in layout.overlays.items())
-        keeps = "".join(f"{path}\n" for path in hidden_environment(skip))
-        command = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
-                   "sh", "-c", SETUP, "sandbox",
-                   str(layout.root), str(layout.code), str(layout.data), str(layout.submission), str(layout.scratch),
-                   layout.inside_root, layout.inside_data, layout.inside_submission, skip, overlays, CAPABILITIES, keeps,
-                   *command]
+        # the environment last, so that a private /tmp cannot hide an interpreter living under the host's /tmp
+        mounts = list(layout.mounts) + [Mount(Path(path), path) for path in python_environment()]
+        if layout.hosts:   # the host's /etc/hosts stays as it is: the sandbox's own is mounted over it
+            scratch = Path(tempfile.mkdtemp(prefix="compete-hosts-"))
+            (scratch / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n"
+                                           + "".join(f"{address}\t{name}\n" for name, address in layout.hosts.items()))
+            mounts.append(Mount(scratch / "hosts", "/etc/hosts"))
+        lines = "".join(f"{'rw' if mount.writable else 'ro'}|{mount.source}|{mount.target}\n" for mount in mounts)
+        joined = ["nsenter", f"--net={layout.network}"] if layout.network else []
+        command = [*joined, "unshare", *([] if layout.network else ["--net"]), "--mount", "--pid", "--fork", "--kill-child",
+                   "--propagation", "private",
+                   "sh", "-c", SETUP, "sandbox", str(layout.root), layout.workdir, lines, CAPABILITIES, *command]
+        cwd = layout.root
+    else:
+        writable = [mount for mount in layout.mounts if mount.writable and mount.target == layout.workdir]
+        cwd = writable[0].source if writable else layout.root
 
     def prepare():
         os.setsid()
@@ -297,19 +317,13 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    timed_out = False
     try:
         with open(log_path, "ab") as log_file:
-            process = subprocess.Popen(command, cwd=layout.code, env=environment, stdout=log_file,
+            process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log_file,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=prepare)
             poller = Poller(process.pid)
             poller.start()
-            try:
-                returncode = process.wait(timeout=time_limit)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill(process, group)
-                returncode = process.returncode
+            returncode, timed_out, stopped = _wait(process, group, time_limit, stop)
             poller.stopped.set()
             poller.join()
         wall = time.perf_counter() - started
@@ -318,19 +332,43 @@ def run(command: list[str], layout: Layout, log_path: Path, environment: dict, t
         peak = group.peak() if group is not None else None
         return Outcome(returncode, timed_out, memory_exceeded, memory_mode, wall,
                        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-                       peak, poller.peak_rss, poller.peak_gpu)
+                       peak, poller.peak_rss, poller.peak_gpu, stopped)
     finally:
         if group is not None:
             group.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def hidden_environment(skip: str) -> list[str]:
-    """The Python environment's folders that the sandbox's private /tmp (or the skipped
-    top-level folder holding its root) would hide, shown read-only at their own paths:
-    a checkout and its .venv under /tmp must still run the bundle's interpreter."""
-    candidates = {Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent}
-    hidden = sorted(str(path) for path in candidates if len(path.parts) > 2 and path.parts[1] in ("tmp", skip))
-    return [path for path in hidden if not any(path.startswith(other + "/") for other in hidden)]
+@functools.cache
+def python_environment() -> list[str]:
+    """The folders the runtime's interpreter (this one, started isolated with -I) reads:
+    its prefix, its standard library and every site folder on its path, .pth additions
+    included. They are shown read-only at their own paths, wherever they live (a
+    checkout and its .venv under /tmp included); the rest of the host is not shown."""
+    probe = subprocess.run([sys.executable, "-I", "-c", "import sys, json; print(json.dumps([sys.prefix, sys.base_prefix, *sys.path]))"],
+                           capture_output=True, text=True, check=True)
+    candidates = {os.path.realpath(path) for path in json.loads(probe.stdout) if path and os.path.isdir(path)}
+    candidates |= {os.path.dirname(os.path.realpath(sys.executable)), os.path.dirname(sys.executable)}
+    system = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/etc/")
+    project = str(Path(__file__).resolve().parents[2])   # an editable install's path entry: never shown
+    kept = sorted(path for path in candidates if not path.startswith(system) and path not in ("/", project))
+    return [path for path in kept if not any(path.startswith(other + "/") for other in kept if other != path)]
+
+
+def _wait(process: subprocess.Popen, group: MemoryCgroup | None, time_limit: float,
+          stop: threading.Event | None) -> tuple[int | None, bool, bool]:
+    """(exit code, timed out, stopped): the run's end, killed at the time limit or once `stop` is set."""
+    deadline = time.perf_counter() + time_limit
+    while True:
+        left = deadline - time.perf_counter()
+        try:
+            return process.wait(timeout=max(0.0, left if stop is None else min(left, 0.1))), False, False
+        except subprocess.TimeoutExpired:
+            stopped = stop is not None and stop.is_set()
+            if stopped or time.perf_counter() >= deadline:
+                _kill(process, group)
+                return process.returncode, not stopped, stopped
 
 
 def _kill(process: subprocess.Popen, group: MemoryCgroup | None) -> None:

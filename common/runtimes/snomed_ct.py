@@ -76,6 +76,9 @@ PROFILE = Profile(
     log="/code_execution/submission/log.txt",
     private_log="/code_execution/submission/private_log.txt",
     python="3.10.13",
+    # The test notes (examples/template/main.py at 54f7ae88c01590d0aa325c84b558cf99274175a1 reads
+    # data/test_notes.csv) and the submission format: test files only, no training data, no answers.
+    holds=("test_notes.csv", "submission_format.csv", "test_*"),
     packages=LOCKED,
     time_limit=None,
 )

@@ -216,6 +216,42 @@ def run(competition, data_dir, out, run_dir, metric, scheduler, given):
 @main.command()
 @COMPETITION
 @DATA
+@click.option("--trials", required=True, type=click.IntRange(min=1), help="Finished trials the study should hold (a resumed study counts its own).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="Start no trial after this many minutes.")
+@click.option("--search", "searches", multiple=True, metavar="KEY=LOW..HIGH|A,B,C",
+              help="Search this option over a range or choices (repeatable); replaces its declared range.")
+@click.option("--storage", metavar="URL", help="An Optuna storage URL (sqlite:///..., postgresql://...), shared by machines "
+                                                "running one study; default: runs/COMP/studies.db.")
+@click.option("--study", "study", metavar="NAME", help="The study's name; default: one named for these settings, so the same command resumes it.")
+@METRIC
+@user_errors
+@run_options
+def tune(competition, data_dir, trials, minutes, searches, storage, study, metric, given):
+    """Search the options COMP declares with Optuna (TPE, median pruning on per-fold
+    scores): every trial a run; the study is stored, so a killed tune resumes. Prints
+    the best trial and, last, the --set line that reproduces it."""
+    from common import options, tune as tuning
+    comp = _competition(competition, metric)
+    search = {key: value for key, value in (pair.partition("=")[::2] for pair in searches)}
+    bad = [pair for pair in searches if "=" not in pair]
+    if bad:
+        raise io.InputError(f"--search {bad[0]!r}: expected KEY=LOW..HIGH or KEY=A,B,C")
+    options.build(comp.options, given, source=competition)
+    result = tuning.tune(comp, data_dir, trials, given, search, minutes=minutes, storage=storage, name=study,
+                         progress=click.echo)
+    counts = result.counts
+    click.echo(f"study {result.study} ({result.storage}): {counts['complete']} complete, {counts['pruned']} pruned, "
+               f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted and run again" if counts["interrupted"] else ""))
+    if result.best_trial is None:
+        raise io.CheckFailed(f"study {result.study}: no trial completed; `compete runs {competition}` and the trials' "
+                             f"lines above say why")
+    click.echo(f"best: trial {result.best_trial}, cv {comp.metric.name}: {result.best_value:.5f}, run: {result.best_run}")
+    click.echo(tuning.set_line(result.best_options))
+
+
+@main.command()
+@COMPETITION
+@DATA
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Run directory (default runs/COMP/<run-id>/).")
 @METRIC
 @SCHEDULER

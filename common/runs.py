@@ -30,13 +30,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import distributed, io, parallel, tracking
+from common import callbacks, distributed, io, parallel, tracking
 from common.competition import Competition, Report, write_json
 from common.options import Options, describe
 from common.submission import align_to_sample, validate, write
 
 log = logging.getLogger("compete")
 
+OUT_OF_FOLD = "out_of_fold.csv"    # Report.out_of_fold: id, fold, the submission's columns, then truth:COLUMN
+TEST_PREDICTIONS = "test_predictions.csv"  # the test predictions a blend combines (submission shape)
 CHECKPOINTS = "checkpoints"        # where common/trainers.py (and any resumable fit) keeps what a resume needs
 INTERRUPTED = "interrupted.json"   # beside config.json in a run kept after an interrupt
 
@@ -248,6 +250,8 @@ def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Pa
             if not isinstance(report, Report):
                 raise TypeError(f"{competition.name}.fit must return (model, Report), not {type(report).__name__}")
             stage("save", run_dir, run_dir, competition.save_model, model, run_dir)
+            if report.out_of_fold is not None:
+                keep_out_of_fold(report.out_of_fold, run_dir)
             # rows the checks left out, by file and kind (common/io.py), beside what fit learned
             found = {"unusable_rows": unusable} if unusable else {}
             metrics = record(run_dir, **report.metrics(competition.metric), **found,
@@ -263,6 +267,29 @@ def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Pa
         raise
     distributed.barrier()
     return model, data, run_dir
+
+
+def keep_out_of_fold(out_of_fold, run_dir: Path) -> Path:
+    """out_of_fold.csv: id, fold (1-based), the predicted columns, then `truth:COLUMN`."""
+    predictions, truth = out_of_fold.predictions.reset_index(drop=True), out_of_fold.truth.reset_index(drop=True)
+    id_column = predictions.columns[0]
+    if len(truth) != len(predictions) or len(out_of_fold.fold) != len(predictions) or \
+            not (truth[id_column].astype(str) == predictions[id_column].astype(str)).all():
+        raise ValueError("out_of_fold: predictions, truth and fold must hold the same rows in the same order")
+    frame = pd.concat([predictions[[id_column]], pd.DataFrame({"fold": pd.Series(out_of_fold.fold).astype(int) + 1}),
+                       predictions.drop(columns=[id_column]),
+                       truth.drop(columns=[id_column]).add_prefix("truth:")], axis=1)
+    return io.write_csv(frame, Path(run_dir) / OUT_OF_FOLD)
+
+
+def keep_test_predictions(competition: Competition, model, data, submission: Path, run_dir: Path) -> Path:
+    """test_predictions.csv: what a blend combines for the test rows (the submission
+    itself, unless the competition's `test_scores` gives scores before its decision)."""
+    scores = competition.test_scores(model, data)
+    target = Path(run_dir) / TEST_PREDICTIONS
+    if scores is None:
+        return io.write_bytes(target, Path(submission).read_bytes())
+    return io.write_csv(scores, target)
 
 
 def open_run_dir(run_dir: Path, settings: dict) -> bool:
@@ -312,7 +339,7 @@ def stage(name: str, subject, run_dir: Path, function, *args):
     only (the terminal gets one line)."""
     try:
         return function(*args)
-    except io.InputError:
+    except (io.InputError, callbacks.Stop):  # a listener's Stop (a pruned trial) is no failure of the stage
         raise
     except Exception as error:
         import traceback
@@ -346,7 +373,7 @@ def _track(tracker: tracking.Tracker, competition: Competition, options: Options
     params = {name: value for name, value in asdict(options).items() if name != "quiet"}
     tracker.start(competition.name, run_dir, params, tags={
         "competition": competition.name, "platform": competition.platform, "metric": competition.metric.name,
-        "data": str(Path(data_dir).resolve()), "run_dir": str(run_dir.resolve())},
+        "data": str(Path(data_dir).resolve()), "run_dir": str(run_dir.resolve()), **tracking.extra_tags()},
         greater_is_better=competition.metric.greater_is_better)
     if tracker.active:
         record(run_dir, mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracking.shown(tracker.uri))
@@ -419,6 +446,7 @@ def _run(competition: Competition, data_dir: Path, options: Options, out: Path |
     try:
         with logging_to(run_dir, options.quiet):
             path = stage("predict", data_dir, run_dir, predict, competition, data_dir, model, out, data)
+            stage("keep test predictions", data_dir, run_dir, keep_test_predictions, competition, model, data, path, run_dir)
             log.info("submission written: %s", path)
     except KeyboardInterrupt as error:
         raise _after_interrupt(run_dir, competition, error, fresh) from None

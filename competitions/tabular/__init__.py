@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,12 @@ log = logging.getLogger("compete")
 class TabularOptions(Options):
     folds: int | None = option(None, "K of the K-fold CV; None: 3 with --fast, else 5", minimum=2)
     time_budget: float = option(600.0, "seconds for the whole fit; sizes CatBoost from the data's shape", above=0)
-    models: str = option("catboost,linear", "the families to cross-validate and blend")
+    models: str = option("catboost,linear", "the families to cross-validate and blend",
+                         choices=("catboost,linear", "catboost", "linear", "linear,catboost"))
     iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords", minimum=0)
+    learning_rate: float | None = option(None, "CatBoost's learning rate; None: sized with its rounds from the budget",
+                                         above=0, search=(0.01, 0.3), log=True)
+    depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
 
 
 @dataclass
@@ -200,6 +205,7 @@ class Tabular(BaseCompetition):
                       options.fast, options.folds or None)
         if options.iterations:
             plan = M.Plan(plan.folds, options.iterations, plan.learning_rate, max(50, options.iterations // 10))
+        plan = dataclasses.replace(plan, learning_rate=options.learning_rate or plan.learning_rate, depth=options.depth)
         numeric = [c for c in X.columns if c not in columns.of("categorical")]
         loss = {"mae": "MAE"}.get(metric.name) if target.task == "regression" else None
         makers = {

@@ -285,6 +285,28 @@ def predict(competition, data_dir, run_dir, out, scheduler):
 
 @main.command()
 @COMPETITION
+@click.argument("run_list", nargs=-1, required=True, metavar="RUN [RUN ...]")
+@DATA
+@click.option("--out", type=click.Path(path_type=Path), help="Submission file (default submissions/COMP/<blend-run>.csv).")
+@METRIC
+@user_errors
+def blend(competition, run_list, data_dir, out, metric):
+    """Blend runs (their folders, or names under runs/COMP/) with non-negative weights
+    fitted on their out-of-fold predictions for the competition's metric; print each
+    run's CV, the blend's nested CV and the submission path."""
+    from common import blend as blending
+    comp = _competition(competition, metric)
+    result = blending.blend(comp, list(run_list), data_dir, out=out)
+    for run_dir, own, weight in result.members:
+        click.echo(f"{run_dir}: cv {result.metric}: {own:.5f}, weight {weight:.3f}" if own is not None else
+                   f"{run_dir}: weight {weight:.3f}")
+    click.echo(f"cv {result.metric}: {result.cv_score:.5f}")
+    click.echo(f"run: {result.run_dir}")
+    click.echo(f"submission: {result.submission}")
+
+
+@main.command()
+@COMPETITION
 @click.argument("file", type=click.Path(path_type=Path))
 @DATA
 @METRIC

@@ -305,6 +305,38 @@ def blend(competition, run_list, data_dir, out, metric):
     click.echo(f"submission: {result.submission}")
 
 
+@main.command("check-split")
+@COMPETITION
+@DATA
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the table, the features and the plot (default runs/COMP/check-split/).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write each training row's weight (how test-like it is, mean 1) as a CSV of id,weight.")
+@SEED
+@METRIC
+@user_errors
+def check_split(competition, data_dir, out, weights, seed, metric):
+    """Adversarial validation: a classifier, out of fold, tells test rows from training
+    rows. Prints its AUC (0.5: the test looks like the training data), the features that
+    give the test away and the most test-like training rows; writes them as a table and a plot."""
+    from common import adversarial, tracking
+    comp = _competition(competition, metric)
+    if weights is not None:
+        from common.runs import check_output
+        check_output(weights, "--weights")
+    out = out or Path(tracking.ROOT) / comp.name / "check-split"
+    result = adversarial.check_split(comp, data_dir, out, seed=seed, weights=weights)
+    click.echo("features that give the test away (share of the classifier's importance):")
+    for row in result.features.head(10).itertuples():
+        click.echo(f"  {row.feature:24} {row.importance:.3f}")
+    click.echo(f"most test-like training rows (all of them in {result.table}):")
+    click.echo(result.rows.head(adversarial.MOST).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"plot: {result.plot}")
+    if result.weights is not None:
+        click.echo(f"weights: {result.weights}")
+    click.echo(f"AUC: {result.auc:.4f}")
+
+
 @main.command()
 @COMPETITION
 @click.argument("file", type=click.Path(path_type=Path))

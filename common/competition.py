@@ -133,6 +133,12 @@ class BaseCompetition:
         (numbers, probabilities), and common/runs.py keeps the submission itself."""
         return None
 
+    def adversarial_frames(self, data: Data) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """The training and the test rows as the model sees them (the id column first,
+        then the features both have), for `compete check-split`. None: the data is not a
+        table (images, audio), and check-split says so."""
+        return None
+
     def fetch(self, out: Path, from_zip: Path | None = None) -> list[Path]:
         """Write the real data into `out` without the platform's API (an offline copy,
         or `from_zip` as downloaded); returns the files written. Default: there is none."""

@@ -131,6 +131,12 @@ class HousePrices(BaseCompetition):
                 "train_seconds": round(time.perf_counter() - started, 2)})
         return fitted, report
 
+    def adversarial_frames(self, data: HouseData):
+        from competitions.house_prices import features as house_features
+        return tuple(pd.concat([frame[[ID]].reset_index(drop=True),
+                                house_features.features(frame).reset_index(drop=True)], axis=1)
+                     for frame in (data.train, data.test))
+
     def predict(self, model, data: HouseData) -> pd.DataFrame:
         from competitions.house_prices import features as house_features
 

@@ -302,6 +302,13 @@ class Tabular(BaseCompetition):
             return np.clip(predictions, 1e-6, 1 - 1e-6)
         return predictions
 
+    def adversarial_frames(self, data: D.TabularData):
+        columns = F.describe(data.train, data.test, data.features)
+        features = F.Features(columns, seed=0).fit(data.train, data.test)
+        return tuple(pd.concat([frame[[data.id_column]].reset_index(drop=True),
+                                features.trees(frame).reset_index(drop=True)], axis=1)
+                     for frame in (data.train, data.test))
+
     def predict(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame:
         self._settle(data, model.metric)  # what the model was fitted to score, whatever --metric says now
         X = model.features.trees(data.test)

@@ -425,12 +425,17 @@ def leaderboard(competition):
 @main.command("runs")
 @COMPETITION
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw CV against leaderboard score into this PNG.")
+@click.option("--compare", nargs=2, metavar="RUN RUN", help="Two runs (folders, or names under runs/COMP/) side by side: "
+                                                            "their scores and the options that differ.")
 @user_errors
-def runs_command(competition, plot):
+def runs_command(competition, plot, compare):
     """Past runs from MLflow, newest first: run, CV, leaderboard score, options changed
-    from the defaults, wall time."""
+    from the defaults, wall time, and the study or blend that made each."""
     from common import runs
     comp = _competition(competition)
+    if compare:
+        click.echo(runs.compare(comp, *compare).to_string(index=False))
+        return
     table = runs.history(comp)
     _echo_table(table.astype(object).where(table.notna(), ""), f"no tracked runs of {competition} in {runs.tracking_store()}")
     if plot:

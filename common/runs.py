@@ -525,6 +525,9 @@ def history(competition: Competition) -> pd.DataFrame:
     for past in tracking.past_runs(competition.name):
         params, metrics = past["params"], past["metrics"]
         changed = {name: value for name, value in params.items() if defaults.get(name) != value}
+        tags = past.get("tags", {})
+        made_by = f"study {tags['study']} #{tags.get('trial', '')}" if tags.get("study") else \
+            f"blend of {tags['blend']}" if tags.get("blend") else ""
         rows.append({
             "run": past["name"],
             "cv": metrics.get("cv_score"),
@@ -532,8 +535,33 @@ def history(competition: Competition) -> pd.DataFrame:
             "options": " ".join(f"{name}={value}" for name, value in sorted(changed.items())),
             "wall": _duration(metrics.get("wall_seconds")),
             "status": past["status"].lower(),
+            "from": made_by,
         })
-    return pd.DataFrame(rows, columns=["run", "cv", "lb", "options", "wall", "status"])
+    return pd.DataFrame(rows, columns=["run", "cv", "lb", "options", "wall", "status", "from"])
+
+
+def compare(competition: Competition, first: str | Path, second: str | Path, root: Path | str = tracking.ROOT) -> pd.DataFrame:
+    """Two runs side by side: their scores, then every option (or blend member) that differs."""
+    found = []
+    for run in (first, second):
+        path = Path(run)
+        if not path.is_dir() and (Path(root) / competition.name / str(run)).is_dir():
+            path = Path(root) / competition.name / str(run)
+        found.append(check_run(competition, path))
+    configs = [json.loads((path / "config.json").read_text()) for path in found]
+    metrics = [read_metrics(path) for path in found]
+    rows = [("cv " + competition.metric.name, *(m.get("cv_score") for m in metrics)),
+            ("lb", *(m.get("lb_score") for m in metrics)),
+            ("from", *(f"study {m['study']} #{m.get('trial')}" if m.get("study") else
+                       "blend" if c.get("blend") else "" for m, c in zip(metrics, configs)))]
+    options = [{**c.get("options", {}), **({"members": ",".join(Path(p).name for p in c["blend"]["members"])}
+                                           if c.get("blend") else {})} for c in configs]
+    for name in sorted(set(options[0]) | set(options[1]), key=lambda key: list(options[0]).index(key) if key in options[0] else 10**6):
+        if name != "quiet" and options[0].get(name) != options[1].get(name):
+            rows.append((name, *(str(option.get(name, "")) for option in options)))
+    frame = pd.DataFrame(rows, columns=["", found[0].name, found[1].name] if found[0].name != found[1].name
+                         else ["", str(found[0]), str(found[1])])
+    return frame.astype(object).where(frame.notna(), "")
 
 
 def browse_link(competition: Competition) -> str | None:

@@ -54,6 +54,16 @@ def test_a_blend_of_two_runs_scores_at_least_the_better_in_nested_cv(compete, ho
     tags = MlflowClient(tracking_store).get_run(metrics["mlflow_run_id"]).data.tags
     assert tags["blend"] == "lasso,catboost"
 
+    # `compete runs` names the blend that made the run; --compare puts two runs side by side
+    table = compete("runs", "house-prices", cwd=two_runs).stdout
+    assert [line for line in table.splitlines() if line.startswith(run_dir.name)][0].rstrip().endswith("blend of lasso,catboost")
+    compared = compete("runs", "house-prices", "--compare", "lasso", "catboost", cwd=two_runs).stdout.splitlines()
+    assert compared[0].split() == ["lasso", "catboost"]
+    rows = {line.split()[0]: line.split()[1:] for line in compared[1:] if line.strip()}
+    assert rows["models"] == ["lasso", "catboost"] and rows["iterations"] == ["None", "200"]
+    assert float(rows["cv"][1]) == pytest.approx(own["lasso"], abs=1e-5)
+    assert "folds" not in rows and "seed" not in rows   # only what differs
+
 
 @pytest.mark.slow
 def test_runs_with_other_folds_or_without_predictions_are_refused_by_name(compete, house_data, two_runs):

@@ -216,6 +216,42 @@ def run(competition, data_dir, out, run_dir, metric, scheduler, given):
 @main.command()
 @COMPETITION
 @DATA
+@click.option("--trials", required=True, type=click.IntRange(min=1), help="Finished trials the study should hold (a resumed study counts its own).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="Start no trial after this many minutes.")
+@click.option("--search", "searches", multiple=True, metavar="KEY=LOW..HIGH|A,B,C",
+              help="Search this option over a range or choices (repeatable); replaces its declared range.")
+@click.option("--storage", metavar="URL", help="An Optuna storage URL (sqlite:///..., postgresql://...), shared by machines "
+                                                "running one study; default: runs/COMP/studies.db.")
+@click.option("--study", "study", metavar="NAME", help="The study's name; default: one named for these settings, so the same command resumes it.")
+@METRIC
+@user_errors
+@run_options
+def tune(competition, data_dir, trials, minutes, searches, storage, study, metric, given):
+    """Search the options COMP declares with Optuna (TPE, median pruning on per-fold
+    scores): every trial a run; the study is stored, so a killed tune resumes. Prints
+    the best trial and, last, the --set line that reproduces it."""
+    from common import options, tune as tuning
+    comp = _competition(competition, metric)
+    search = {key: value for key, value in (pair.partition("=")[::2] for pair in searches)}
+    bad = [pair for pair in searches if "=" not in pair]
+    if bad:
+        raise io.InputError(f"--search {bad[0]!r}: expected KEY=LOW..HIGH or KEY=A,B,C")
+    options.build(comp.options, given, source=competition)
+    result = tuning.tune(comp, data_dir, trials, given, search, minutes=minutes, storage=storage, name=study,
+                         progress=click.echo)
+    counts = result.counts
+    click.echo(f"study {result.study} ({result.storage}): {counts['complete']} complete, {counts['pruned']} pruned, "
+               f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted and run again" if counts["interrupted"] else ""))
+    if result.best_trial is None:
+        raise io.CheckFailed(f"study {result.study}: no trial completed; `compete runs {competition}` and the trials' "
+                             f"lines above say why")
+    click.echo(f"best: trial {result.best_trial}, cv {comp.metric.name}: {result.best_value:.5f}, run: {result.best_run}")
+    click.echo(tuning.set_line(result.best_options))
+
+
+@main.command()
+@COMPETITION
+@DATA
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Run directory (default runs/COMP/<run-id>/).")
 @METRIC
 @SCHEDULER
@@ -245,6 +281,60 @@ def predict(competition, data_dir, run_dir, out, scheduler):
     from common import runs
     path = runs.predict_from(_competition(competition), data_dir, run_dir, out, scheduler=scheduler)
     click.echo(f"submission: {path}")
+
+
+@main.command()
+@COMPETITION
+@click.argument("run_list", nargs=-1, required=True, metavar="RUN [RUN ...]")
+@DATA
+@click.option("--out", type=click.Path(path_type=Path), help="Submission file (default submissions/COMP/<blend-run>.csv).")
+@METRIC
+@user_errors
+def blend(competition, run_list, data_dir, out, metric):
+    """Blend runs (their folders, or names under runs/COMP/) with non-negative weights
+    fitted on their out-of-fold predictions for the competition's metric; print each
+    run's CV, the blend's nested CV and the submission path."""
+    from common import blend as blending
+    comp = _competition(competition, metric)
+    result = blending.blend(comp, list(run_list), data_dir, out=out)
+    for run_dir, own, weight in result.members:
+        click.echo(f"{run_dir}: cv {result.metric}: {own:.5f}, weight {weight:.3f}" if own is not None else
+                   f"{run_dir}: weight {weight:.3f}")
+    click.echo(f"cv {result.metric}: {result.cv_score:.5f}")
+    click.echo(f"run: {result.run_dir}")
+    click.echo(f"submission: {result.submission}")
+
+
+@main.command("check-split")
+@COMPETITION
+@DATA
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the table, the features and the plot (default runs/COMP/check-split/).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write each training row's weight (how test-like it is, mean 1) as a CSV of id,weight.")
+@SEED
+@METRIC
+@user_errors
+def check_split(competition, data_dir, out, weights, seed, metric):
+    """Adversarial validation: a classifier, out of fold, tells test rows from training
+    rows. Prints its AUC (0.5: the test looks like the training data), the features that
+    give the test away and the most test-like training rows; writes them as a table and a plot."""
+    from common import adversarial, tracking
+    comp = _competition(competition, metric)
+    if weights is not None:
+        from common.runs import check_output
+        check_output(weights, "--weights")
+    out = out or Path(tracking.ROOT) / comp.name / "check-split"
+    result = adversarial.check_split(comp, data_dir, out, seed=seed, weights=weights)
+    click.echo("features that give the test away (share of the classifier's importance):")
+    for row in result.features.head(10).itertuples():
+        click.echo(f"  {row.feature:24} {row.importance:.3f}")
+    click.echo(f"most test-like training rows (all of them in {result.table}):")
+    click.echo(result.rows.head(adversarial.MOST).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"plot: {result.plot}")
+    if result.weights is not None:
+        click.echo(f"weights: {result.weights}")
+    click.echo(f"AUC: {result.auc:.4f}")
 
 
 @main.command()
@@ -340,12 +430,17 @@ def leaderboard(competition):
 @main.command("runs")
 @COMPETITION
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw CV against leaderboard score into this PNG.")
+@click.option("--compare", nargs=2, metavar="RUN RUN", help="Two runs (folders, or names under runs/COMP/) side by side: "
+                                                            "their scores and the options that differ.")
 @user_errors
-def runs_command(competition, plot):
+def runs_command(competition, plot, compare):
     """Past runs from MLflow, newest first: run, CV, leaderboard score, options changed
-    from the defaults, wall time."""
+    from the defaults, wall time, and the study or blend that made each."""
     from common import runs
     comp = _competition(competition)
+    if compare:
+        click.echo(runs.compare(comp, *compare).to_string(index=False))
+        return
     table = runs.history(comp)
     _echo_table(table.astype(object).where(table.notna(), ""), f"no tracked runs of {competition} in {runs.tracking_store()}")
     if plot:

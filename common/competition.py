@@ -54,6 +54,19 @@ Model = Any  # what `fit` returns and `predict` consumes
 
 
 @dataclass
+class OutOfFold:
+    """The submitted model's out-of-fold predictions, what `compete blend` combines: one
+    row per training row in submission shape (the id column and the submission's columns;
+    for a label metric, the scores before the decision that makes labels), `truth` the
+    known answers in the same shape, `fold` each row's CV fold. common/runs.py keeps it
+    in the run as out_of_fold.csv."""
+
+    predictions: pd.DataFrame
+    truth: pd.DataFrame
+    fold: np.ndarray
+
+
+@dataclass
 class Report:
     """What `fit` learned; common/runs.py writes it to metrics.json (flat: cv_score,
     cv_score_note, fold_scores, then every decision under its own key)."""
@@ -62,6 +75,7 @@ class Report:
     fold_scores: list[float]            # the submitted model's score on each fold (one for a hold-out)
     note: str = ""                      # how cv_score was measured, in a sentence
     decisions: dict[str, Any] = field(default_factory=dict)   # thresholds, weights, counts, timings
+    out_of_fold: OutOfFold | None = None  # what a blend of this run needs; None: the run cannot be blended
 
     def metrics(self, metric: Metric) -> dict[str, Any]:
         return {"metric": metric.name, "cv_score": round(float(self.cv_score), 6), "cv_score_note": self.note,
@@ -112,6 +126,19 @@ class BaseCompetition:
     """The hidden-test runtime a code submission runs in (a name of common/runtimes,
     e.g. "hakuna-madata"): `package` builds for it, `runtime test` and `submit` emulate
     it. None for a competition whose submission is a file."""
+
+    def test_scores(self, model: Model, data: Data) -> pd.DataFrame | None:
+        """The test predictions a blend combines, in submission shape: for a label metric
+        the scores before the decision that makes labels (what `OutOfFold.predictions`
+        holds for the training rows). None: the submission's own values are those
+        (numbers, probabilities), and common/runs.py keeps the submission itself."""
+        return None
+
+    def adversarial_frames(self, data: Data) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """The training and the test rows as the model sees them (the id column first,
+        then the features both have), for `compete check-split`. None: the data is not a
+        table (images, audio), and check-split says so."""
+        return None
 
     def fetch(self, out: Path, from_zip: Path | None = None) -> list[Path]:
         """Write the real data into `out` without the platform's API (an offline copy,

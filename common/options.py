@@ -2,8 +2,11 @@
 
 A field is typed, has a default, and carries a one-line doc in its metadata, written
 with `option(default, "doc")`, and the range its values must keep, when it has one
-(`option(5, "folds", minimum=2)`): checked whenever the options are made, so a bad value
-is one line before any data is read, never an error deep inside a library. `compete options COMP` prints them; `--set KEY=VALUE`
+(`option(5, "folds", minimum=2)`) or the values it takes (`choices=("a", "b")`): checked
+whenever the options are made, so a bad value is one line before any data is read, never
+an error deep inside a library. The same declaration says where `compete tune` searches
+(`search=(1e-4, 1e-2), log=True`: a range inside the allowed one; choices are searched as
+they are): `search_space` reads it. `compete options COMP` prints them; `--set KEY=VALUE`
 and `--config FILE.toml` set them, parsed to the declared type; the resolved options
 land in the run's config.json.
 
@@ -28,32 +31,60 @@ _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", ""}
 
 
+_LIMITS = {"minimum": (">=", lambda value, limit: value >= limit), "above": (">", lambda value, limit: value > limit),
+           "below": ("<", lambda value, limit: value < limit), "maximum": ("<=", lambda value, limit: value <= limit)}
+
+
 def option(default: Any, doc: str, *, minimum: float | None = None, maximum: float | None = None,
-           above: float | None = None, below: float | None = None) -> Any:
+           above: float | None = None, below: float | None = None, choices: tuple | None = None,
+           search: tuple[float, float] | None = None, log: bool = False) -> Any:
     """A dataclass field with its default, its one-line doc and its range: `minimum` and
-    `maximum` inclusive, `above` and `below` exclusive (None, for an `X | None` knob, is
-    always allowed: it means "decided for you")."""
+    `maximum` inclusive, `above` and `below` exclusive, or `choices`, the values it may
+    take (None, for an `X | None` knob, is always allowed: it means "decided for you").
+
+    `search` is the (low, high) range `compete tune` samples a number from (on a log
+    scale with `log`); it must lie inside the allowed range. An option with `choices` (or
+    a Literal type) is searched over them; a bool over both values only when it declares
+    `choices=(False, True)`. An option with neither is not searched unless `--search` says."""
     limits = {name: value for name, value in
               (("minimum", minimum), ("maximum", maximum), ("above", above), ("below", below)) if value is not None}
-    metadata = {"doc": doc, **limits}
+    if search is not None:
+        low, high = search
+        if not low < high or not all(test(bound, limits[name]) for bound in (low, high)
+                                     for name, (_, test) in _LIMITS.items() if name in limits):
+            raise ValueError(f"option {doc!r}: search range {low}..{high} is empty or outside its allowed range")
+        if log and low <= 0:
+            raise ValueError(f"option {doc!r}: a log-scale search range must be above 0, not {low}..{high}")
+    if choices is not None and default is not None and default not in choices:
+        raise ValueError(f"option {doc!r}: default {default!r} is not one of its choices {choices!r}")
+    metadata = {"doc": doc, **limits, **({"choices": tuple(choices)} if choices is not None else {}),
+                **({"search": (search[0], search[1]), "log": log} if search is not None else {})}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
-_LIMITS = {"minimum": (">=", lambda value, limit: value >= limit), "above": (">", lambda value, limit: value > limit),
-           "below": ("<", lambda value, limit: value < limit), "maximum": ("<=", lambda value, limit: value <= limit)}
-
-
 def limits(item: dataclasses.Field) -> str:
     """A field's range as written in messages and `compete options`, e.g. ">= 2", or ""."""
+    if "choices" in item.metadata:
+        return "one of " + ", ".join(map(repr, item.metadata["choices"]))
     return " and ".join(f"{sign} {item.metadata[name]:g}" for name, (sign, _) in _LIMITS.items() if name in item.metadata)
+
+
+def searched(item: dataclasses.Field) -> str:
+    """Where `compete tune` searches a field, as `compete options` prints it, or ""."""
+    if "search" not in item.metadata:
+        return ""
+    low, high = item.metadata["search"]
+    return f"search {low:g}..{high:g}{' log' if item.metadata.get('log') else ''}"
 
 
 def check_ranges(options) -> None:
     """Every field inside its declared range, else an InputError naming the first that is not."""
     for item in dataclasses.fields(options):
         value = getattr(options, item.name)
+        if value is not None and "choices" in item.metadata and value not in item.metadata["choices"]:
+            raise io.InputError(f"{item.name}: {value!r} is not allowed; it must be {limits(item)}")
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if not all(test(value, item.metadata[name]) for name, (_, test) in _LIMITS.items() if name in item.metadata):
@@ -86,8 +117,9 @@ def describe(options: type) -> list[Described]:
     rows = []
     for item in dataclasses.fields(options):
         default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
-        doc, bounds = item.metadata.get("doc", ""), limits(item)
-        rows.append(Described(item.name, type_name(hints[item.name]), default, f"{doc} ({bounds})" if bounds else doc))
+        doc = item.metadata.get("doc", "")
+        notes = "; ".join(note for note in (limits(item), searched(item)) if note)
+        rows.append(Described(item.name, type_name(hints[item.name]), default, f"{doc} ({notes})" if notes else doc))
     return rows
 
 
@@ -188,3 +220,79 @@ def convert(value: Any, annotation, name: str) -> Any:
 
 def _is_union(annotation) -> bool:
     return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dimension:
+    """Where `compete tune` searches one option: a number in [low, high] (an integer for
+    an int option, on a log scale with `log`), or one of `choices`."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple | None = None
+
+    def text(self) -> str:
+        """As `--search` writes it: `lr=0.001..0.1` or `rule=rate,threshold`."""
+        if self.choices is not None:
+            return f"{self.name}={','.join(map(str, self.choices))}"
+        return f"{self.name}={self.low:g}..{self.high:g}{' (log)' if self.log else ''}"
+
+
+def search_space(options: type, overrides: dict[str, str] | None = None) -> list[Dimension]:
+    """The options `compete tune` searches: every field that declares a search range or
+    choices (a Literal type declares its choices), with `overrides` ({KEY: "LOW..HIGH"} or
+    {KEY: "A,B,C"}, from `--search`) replacing or adding to them. Each override is parsed
+    to the field's type and must lie inside the field's allowed range."""
+    overrides = dict(overrides or {})
+    hints = typing.get_type_hints(options)
+    fields = {item.name: item for item in dataclasses.fields(options)}
+    unknown = [key for key in overrides if key not in fields]
+    if unknown:
+        raise io.InputError(f"--search: unknown option {unknown[0]!r}; known: {', '.join(fields)}")
+    space = []
+    for name, item in fields.items():
+        annotation = _without_none(hints[name])
+        if name in overrides:
+            space.append(_parsed(item, annotation, overrides[name]))
+        elif "search" in item.metadata:
+            low, high = item.metadata["search"]
+            space.append(Dimension(name, low, high, log=item.metadata.get("log", False), integer=annotation is int))
+        elif "choices" in item.metadata:
+            space.append(Dimension(name, choices=item.metadata["choices"]))
+        elif typing.get_origin(annotation) is Literal:
+            space.append(Dimension(name, choices=typing.get_args(annotation)))
+    return space
+
+
+def _parsed(item: dataclasses.Field, annotation, text: str) -> Dimension:
+    source = f"--search {item.name}"
+    low, dots, high = text.partition("..")
+    if dots:
+        if annotation not in (int, float):
+            raise io.InputError(f"{source}: LOW..HIGH is for numbers; {item.name} is {type_name(annotation)}: give A,B,C")
+        bounds = [convert(value, annotation, source) for value in (low, high)]
+        for bound in bounds:
+            if not all(test(bound, item.metadata[name]) for name, (_, test) in _LIMITS.items() if name in item.metadata):
+                raise io.InputError(f"{source}: {bound!r} is out of range; it must be {limits(item)}")
+        if not bounds[0] < bounds[1]:
+            raise io.InputError(f"{source}: {text!r} is an empty range; write LOW..HIGH with LOW < HIGH")
+        declared_log = item.metadata.get("log", False)
+        return Dimension(item.name, bounds[0], bounds[1], log=declared_log and bounds[0] > 0, integer=annotation is int)
+    choices = tuple(convert(value.strip(), annotation, source) for value in text.split(","))
+    allowed = item.metadata.get("choices")
+    outside = [choice for choice in choices if allowed is not None and choice not in allowed]
+    if outside:
+        raise io.InputError(f"{source}: {outside[0]!r} is not allowed; it must be {limits(item)}")
+    return Dimension(item.name, choices=choices)
+
+
+def _without_none(annotation):
+    """`int | None` -> int: a searched knob takes a value, never "decided for you"."""
+    if _is_union(annotation):
+        arms = [arm for arm in typing.get_args(annotation) if arm is not type(None)]
+        if len(arms) == 1:
+            return arms[0]
+    return annotation

@@ -30,13 +30,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import distributed, io, parallel, tracking
+from common import callbacks, distributed, io, parallel, tracking
 from common.competition import Competition, Report, write_json
 from common.options import Options, describe
 from common.submission import align_to_sample, validate, write
 
 log = logging.getLogger("compete")
 
+OUT_OF_FOLD = "out_of_fold.csv"    # Report.out_of_fold: id, fold, the submission's columns, then truth:COLUMN
+TEST_PREDICTIONS = "test_predictions.csv"  # the test predictions a blend combines (submission shape)
 CHECKPOINTS = "checkpoints"        # where common/trainers.py (and any resumable fit) keeps what a resume needs
 INTERRUPTED = "interrupted.json"   # beside config.json in a run kept after an interrupt
 
@@ -249,6 +251,8 @@ def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Pa
             if not isinstance(report, Report):
                 raise TypeError(f"{competition.name}.fit must return (model, Report), not {type(report).__name__}")
             stage("save", run_dir, run_dir, competition.save_model, model, run_dir)
+            if report.out_of_fold is not None:
+                keep_out_of_fold(report.out_of_fold, run_dir)
             # rows the checks left out, by file and kind (common/io.py), beside what fit learned
             found = {"unusable_rows": unusable} if unusable else {}
             metrics = record(run_dir, **report.metrics(competition.metric), **found,
@@ -264,6 +268,29 @@ def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Pa
         raise
     distributed.barrier()
     return model, data, run_dir
+
+
+def keep_out_of_fold(out_of_fold, run_dir: Path) -> Path:
+    """out_of_fold.csv: id, fold (1-based), the predicted columns, then `truth:COLUMN`."""
+    predictions, truth = out_of_fold.predictions.reset_index(drop=True), out_of_fold.truth.reset_index(drop=True)
+    id_column = predictions.columns[0]
+    if len(truth) != len(predictions) or len(out_of_fold.fold) != len(predictions) or \
+            not (truth[id_column].astype(str) == predictions[id_column].astype(str)).all():
+        raise ValueError("out_of_fold: predictions, truth and fold must hold the same rows in the same order")
+    frame = pd.concat([predictions[[id_column]], pd.DataFrame({"fold": pd.Series(out_of_fold.fold).astype(int) + 1}),
+                       predictions.drop(columns=[id_column]),
+                       truth.drop(columns=[id_column]).add_prefix("truth:")], axis=1)
+    return io.write_csv(frame, Path(run_dir) / OUT_OF_FOLD)
+
+
+def keep_test_predictions(competition: Competition, model, data, submission: Path, run_dir: Path) -> Path:
+    """test_predictions.csv: what a blend combines for the test rows (the submission
+    itself, unless the competition's `test_scores` gives scores before its decision)."""
+    scores = competition.test_scores(model, data)
+    target = Path(run_dir) / TEST_PREDICTIONS
+    if scores is None:
+        return io.write_bytes(target, Path(submission).read_bytes())
+    return io.write_csv(scores, target)
 
 
 def open_run_dir(run_dir: Path, settings: dict) -> bool:
@@ -313,7 +340,7 @@ def stage(name: str, subject, run_dir: Path, function, *args):
     only (the terminal gets one line)."""
     try:
         return function(*args)
-    except io.InputError:
+    except (io.InputError, callbacks.Stop):  # a listener's Stop (a pruned trial) is no failure of the stage
         raise
     except Exception as error:
         import traceback
@@ -347,7 +374,7 @@ def _track(tracker: tracking.Tracker, competition: Competition, options: Options
     params = {name: value for name, value in asdict(options).items() if name != "quiet"}
     tracker.start(competition.name, run_dir, params, tags={
         "competition": competition.name, "platform": competition.platform, "metric": competition.metric.name,
-        "data": str(Path(data_dir).resolve()), "run_dir": str(run_dir.resolve())},
+        "data": str(Path(data_dir).resolve()), "run_dir": str(run_dir.resolve()), **tracking.extra_tags()},
         greater_is_better=competition.metric.greater_is_better)
     if tracker.active:
         record(run_dir, mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracking.shown(tracker.uri))
@@ -420,6 +447,7 @@ def _run(competition: Competition, data_dir: Path, options: Options, out: Path |
     try:
         with logging_to(run_dir, options.quiet):
             path = stage("predict", data_dir, run_dir, predict, competition, data_dir, model, out, data)
+            stage("keep test predictions", data_dir, run_dir, keep_test_predictions, competition, model, data, path, run_dir)
             log.info("submission written: %s", path)
     except KeyboardInterrupt as error:
         raise _after_interrupt(run_dir, competition, error, fresh) from None
@@ -498,6 +526,9 @@ def history(competition: Competition) -> pd.DataFrame:
     for past in tracking.past_runs(competition.name):
         params, metrics = past["params"], past["metrics"]
         changed = {name: value for name, value in params.items() if defaults.get(name) != value}
+        tags = past.get("tags", {})
+        made_by = f"study {tags['study']} #{tags.get('trial', '')}" if tags.get("study") else \
+            f"blend of {tags['blend']}" if tags.get("blend") else ""
         rows.append({
             "run": past["name"],
             "cv": metrics.get("cv_score"),
@@ -505,8 +536,33 @@ def history(competition: Competition) -> pd.DataFrame:
             "options": " ".join(f"{name}={value}" for name, value in sorted(changed.items())),
             "wall": _duration(metrics.get("wall_seconds")),
             "status": past["status"].lower(),
+            "from": made_by,
         })
-    return pd.DataFrame(rows, columns=["run", "cv", "lb", "options", "wall", "status"])
+    return pd.DataFrame(rows, columns=["run", "cv", "lb", "options", "wall", "status", "from"])
+
+
+def compare(competition: Competition, first: str | Path, second: str | Path, root: Path | str = tracking.ROOT) -> pd.DataFrame:
+    """Two runs side by side: their scores, then every option (or blend member) that differs."""
+    found = []
+    for run in (first, second):
+        path = Path(run)
+        if not path.is_dir() and (Path(root) / competition.name / str(run)).is_dir():
+            path = Path(root) / competition.name / str(run)
+        found.append(check_run(competition, path))
+    configs = [json.loads((path / "config.json").read_text()) for path in found]
+    metrics = [read_metrics(path) for path in found]
+    rows = [("cv " + competition.metric.name, *(m.get("cv_score") for m in metrics)),
+            ("lb", *(m.get("lb_score") for m in metrics)),
+            ("from", *(f"study {m['study']} #{m.get('trial')}" if m.get("study") else
+                       "blend" if c.get("blend") else "" for m, c in zip(metrics, configs)))]
+    options = [{**c.get("options", {}), **({"members": ",".join(Path(p).name for p in c["blend"]["members"])}
+                                           if c.get("blend") else {})} for c in configs]
+    for name in sorted(set(options[0]) | set(options[1]), key=lambda key: list(options[0]).index(key) if key in options[0] else 10**6):
+        if name != "quiet" and options[0].get(name) != options[1].get(name):
+            rows.append((name, *(str(option.get(name, "")) for option in options)))
+    frame = pd.DataFrame(rows, columns=["", found[0].name, found[1].name] if found[0].name != found[1].name
+                         else ["", str(found[0]), str(found[1])])
+    return frame.astype(object).where(frame.notna(), "")
 
 
 def browse_link(competition: Competition) -> str | None:

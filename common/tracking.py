@@ -304,6 +304,23 @@ class Tracker:
 
 
 _current: Tracker | None = None
+_tags: dict = {}
+
+
+def extra_tags() -> dict:
+    """Tags every run started inside `tagged` carries (a tune's study and trial)."""
+    return dict(_tags)
+
+
+@contextlib.contextmanager
+def tagged(**tags) -> Iterator[None]:
+    """Runs started inside carry `tags` in MLflow, e.g. the study a trial belongs to."""
+    global _tags
+    before, _tags = _tags, {**_tags, **tags}
+    try:
+        yield
+    finally:
+        _tags = before
 
 
 @contextlib.contextmanager

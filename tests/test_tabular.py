@@ -209,7 +209,6 @@ def test_submit_dry_run_to_a_zindi_slug_and_a_refused_invalid_file(compete, zind
 def test_package_from_a_folder_and_runtime_test_for_a_drivendata_slug(compete, tmp_path):
     """A code competition of any slug: your folder zipped as pack-submission does, then run
     as the runtime would, its output checked against the hidden-test folder's format."""
-    from common import packaging
     if not runner.sandbox_available()[0]:
         pytest.skip("no mount/network namespaces here")
     code = tmp_path / "code"

@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 import requests
 
-import cli
 from common import io, runs, tracking
 from common.competition import BaseCompetition, Report
 from common.metrics import RMSLE
@@ -146,7 +145,7 @@ def test_compete_runs_lists_newest_first_and_plots_cv_against_lb(compete, demo):
     listed = compete.in_process("runs", NAME, "--plot", "cv-lb.png")
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
-    assert lines[0].split() == ["run", "cv", "lb", "options", "wall", "status"]
+    assert lines[0].split() == ["run", "cv", "lb", "options", "wall", "status", "from"]
     rows = {line.split()[0]: line for line in lines[1:] if line.split()[0] in (older.name, newer.name)}
     order = [line.split()[0] for line in lines[1:]]
     assert order.index(newer.name) < order.index(older.name)

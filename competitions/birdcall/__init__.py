@@ -30,12 +30,13 @@ class BirdOptions(Options):
                                      "never more than the rarest species' clips", minimum=2)
     epochs: int = option(_NETWORK.epochs, "CNN epochs per fold (--fast trains no CNN)", minimum=1)
     width: int = option(_NETWORK.width, "channels of the CNN's first block; doubled per block", minimum=1)
-    crop_frames: int = option(_NETWORK.crop_frames, "log-mel frames per training crop (50 a second)", minimum=1)
+    crop_frames: int = option(_NETWORK.crop_frames, "log-mel frames per training crop (50 a second)", minimum=1,
+                              search=(64, 256), log=True)
     batch_size: int = option(_NETWORK.batch_size, "CNN batch size", minimum=1)
-    lr: float = option(_NETWORK.lr, "CNN peak learning rate (one-cycle)", above=0)
-    mixup: float = option(_NETWORK.mixup, "Beta(a, a) of fastai's MixUp; 0 turns it off", minimum=0)
-    dropout: float = option(_NETWORK.dropout, "dropout before the CNN's classifier", minimum=0, below=1)
-    weight_decay: float = option(_NETWORK.weight_decay, "CNN weight decay", minimum=0)
+    lr: float = option(_NETWORK.lr, "CNN peak learning rate (one-cycle)", above=0, search=(3e-4, 3e-2), log=True)
+    mixup: float = option(_NETWORK.mixup, "Beta(a, a) of fastai's MixUp; 0 turns it off", minimum=0, search=(0.0, 1.0))
+    dropout: float = option(_NETWORK.dropout, "dropout before the CNN's classifier", minimum=0, below=1, search=(0.0, 0.6))
+    weight_decay: float = option(_NETWORK.weight_decay, "CNN weight decay", minimum=0, search=(1e-4, 0.1), log=True)
 
     def network(self) -> bird_model.NetworkSettings:
         return bird_model.NetworkSettings(crop_frames=self.crop_frames, width=self.width, epochs=self.epochs,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from common import io, plots
-from common.competition import BaseCompetition, Report
+from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import RMSLE
 from common.options import Options, option
 from competitions.house_prices import data as house_data
@@ -20,10 +20,39 @@ from competitions.house_prices.data import ID, TARGET, HouseData
 log = logging.getLogger("compete")
 
 
+MODELS = ("lasso", "elastic_net", "svr", "catboost")
+
+
 @dataclass
 class HouseOptions(Options):
     folds: int = option(5, "cross-validation folds; the blend weights of each are fitted on the others",
                        minimum=2)
+    models: str = option(",".join(MODELS), f"the models to cross-validate and blend, comma-separated, of {', '.join(MODELS)}")
+    engineered: bool = option(True, "add engineered totals, ages and ordinal scores to the raw columns",
+                              choices=(False, True))
+    lasso_alpha: float = option(0.0005, "Lasso's L1 penalty", above=0, search=(1e-5, 1e-2), log=True)
+    elastic_net_alpha: float = option(0.0008, "ElasticNet's penalty", above=0, search=(1e-5, 1e-2), log=True)
+    l1_ratio: float = option(0.5, "ElasticNet's share of L1 in its penalty", minimum=0, maximum=1, search=(0.05, 0.95))
+    svr_c: float = option(20.0, "SVR's C (less: more regularised)", above=0, search=(1.0, 200.0), log=True)
+    svr_epsilon: float = option(0.008, "SVR's epsilon-insensitive band, in log price", minimum=0, search=(1e-3, 0.1), log=True)
+    svr_gamma: float = option(0.0003, "SVR's RBF kernel width", above=0, search=(1e-5, 1e-2), log=True)
+    trim_sigmas: float = option(3.0, "linear models refit without the training rows whose residual exceeds this many "
+                                     "robust standard deviations", above=0, search=(2.0, 6.0))
+    winsorize: float = option(0.995, "linear models' inputs are clipped to this quantile's tails, measured at fit",
+                              above=0.5, maximum=1, search=(0.95, 1.0))
+    iterations: int | None = option(None, "CatBoost trees; None: 400 with --fast, 2000", minimum=1,
+                                    search=(200, 3000), log=True)
+    learning_rate: float | None = option(None, "CatBoost learning rate; None: 0.1 with --fast, 0.04", above=0,
+                                         search=(0.01, 0.3), log=True)
+    depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
+    l2_leaf_reg: float = option(3.0, "CatBoost L2 regularisation of leaf values", minimum=0, search=(0.3, 30.0), log=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        unknown = [name for name in self.models.split(",") if name.strip() not in MODELS]
+        if unknown or not self.models.strip():
+            raise io.InputError(f"models: {unknown[0] if unknown else self.models!r} is not a model; "
+                                f"name one or more of {', '.join(MODELS)}, comma-separated")
 
 
 class HousePrices(BaseCompetition):
@@ -56,10 +85,10 @@ class HousePrices(BaseCompetition):
 
         started = time.perf_counter()
         folds = options.folds
-        X = house_features.features(data.train)
+        X = house_features.features(data.train, options.engineered)
         y = np.log(data.train[TARGET].to_numpy(dtype=float))
         outlier = house_features.is_outlier(data.train)
-        candidates = house_model.candidates(X, options.fast, options.seed)
+        candidates = house_model.candidates(X, options)
         log.info("house-prices: %d rows, all trained on and scored, %d features, %d models x %d folds",
                  len(X), X.shape[1], len(candidates), folds)
 
@@ -79,7 +108,8 @@ class HousePrices(BaseCompetition):
         log.info("cv rmsle %.5f on all %d rows out of fold; %.5f with the %d De Cock outliers left out of the score only",
                  cv_score, len(y), without_outliers, int(outlier.sum()))
         nested_by_fold = [house_model.rmse(nested[fold_of == fold], y[fold_of == fold]) for fold in range(folds)]
-        fitted = house_model.HouseModel(models=final, weights=dict(zip(names, map(float, weights))), feature_columns=list(X.columns))
+        fitted = house_model.HouseModel(models=final, weights=dict(zip(names, map(float, weights))), feature_columns=list(X.columns),
+                                        engineered=options.engineered)
 
         oof_frame = pd.DataFrame({ID: data.train[ID], "fold": fold_of + 1, "outlier": outlier, TARGET: data.train[TARGET],
                                   **{f"oof_{n}": np.exp(oof[:, i]) for i, n in enumerate(names)},
@@ -87,14 +117,17 @@ class HousePrices(BaseCompetition):
         io.write_csv(oof_frame, run_dir / "oof.csv", float_format="%.2f")
         plot_predictions(y, nested, run_dir / "predicted_vs_actual.png",
                          plots.cv_title("house-prices nested OOF, every row", self.metric.name, cv_score))
+        truth = data.train[[ID, TARGET]]
         report = Report(
+            out_of_fold=OutOfFold(predictions=pd.DataFrame({ID: data.train[ID], TARGET: np.exp(nested)}), truth=truth,
+                                  fold=fold_of),
             cv_score=cv_score,
             fold_scores=nested_by_fold,
             note=f"all {len(y)} rows, out of fold; nested: blend weights for each fold fitted on the other folds",
             decisions={
                 "cv_score_without_outliers": round(without_outliers, 6),
                 "cv_score_without_outliers_note": f"rows left out of the score: the {int(outlier.sum())} De Cock outliers "
-                                                  f"(GrLivArea>{features.OUTLIER_AREA}, price<{features.OUTLIER_PRICE}); "
+                                                  f"(GrLivArea>{house_features.OUTLIER_AREA}, price<{house_features.OUTLIER_PRICE}); "
                                                   "they are still trained on",
                 "cv_by_model": {n: round(house_model.rmse(oof[:, i], y), 6) for i, n in enumerate(names)},
                 "fold_scores_by_model": {n: [round(s, 6) for s in fold_scores[n]] for n in names},
@@ -102,6 +135,12 @@ class HousePrices(BaseCompetition):
                 "folds": folds, "rows": len(X),
                 "train_seconds": round(time.perf_counter() - started, 2)})
         return fitted, report
+
+    def adversarial_frames(self, data: HouseData):
+        from competitions.house_prices import features as house_features
+        return tuple(pd.concat([frame[[ID]].reset_index(drop=True),
+                                house_features.features(frame).reset_index(drop=True)], axis=1)
+                     for frame in (data.train, data.test))
 
     def predict(self, model, data: HouseData) -> pd.DataFrame:
         return inference.predict(model, data.test)  # the packaged notebook's own code: same file both ways

@@ -111,9 +111,11 @@ def engineer(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Raw platform rows -> the model's feature frame (Id and SalePrice removed)."""
-    return engineer(clean(frame)).drop(columns=["Id", "SalePrice"], errors="ignore")
+def features(frame: pd.DataFrame, engineered: bool = True) -> pd.DataFrame:
+    """Raw platform rows -> the model's feature frame (Id and SalePrice removed); without
+    `engineered`, the cleaned raw columns only."""
+    cleaned = clean(frame)
+    return (engineer(cleaned) if engineered else cleaned).drop(columns=["Id", "SalePrice"], errors="ignore")
 
 
 def is_outlier(frame: pd.DataFrame) -> np.ndarray:
@@ -159,12 +161,12 @@ class SkewedLog(BaseEstimator, TransformerMixin):
         return X
 
 
-def linear_preprocessor(frame: pd.DataFrame):
+def linear_preprocessor(frame: pd.DataFrame, quantile: float = 0.995):
     """Imputation, clipped tails, skew logs, one-hot categories and robust scaling for linear models."""
     categorical = categorical_columns(frame)
     numeric = [c for c in frame.columns if c not in categorical]
     columns = ColumnTransformer([
-        ("numeric", make_pipeline(SimpleImputer(strategy="median"), Winsorize(), SkewedLog()), numeric),
+        ("numeric", make_pipeline(SimpleImputer(strategy="median"), Winsorize(quantile), SkewedLog()), numeric),
         ("categorical", make_pipeline(SimpleImputer(strategy="constant", fill_value="Missing"),
                                       OneHotEncoder(handle_unknown="ignore", min_frequency=3, sparse_output=False)), categorical),
     ])

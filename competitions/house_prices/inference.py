@@ -35,7 +35,7 @@ def predict(model, test: pd.DataFrame) -> pd.DataFrame:
     """One price per test row: the blend of the run's models, back from the log scale."""
     from competitions.house_prices import features as house_features
 
-    prices = np.exp(model.predict_log(house_features.features(test)))
+    prices = np.exp(model.predict_log(house_features.features(test, model.engineered)))
     return pd.DataFrame({ID: test[ID].astype(str), TARGET: prices})
 
 

@@ -20,6 +20,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVR
 
+from common import callbacks
 from competitions.house_prices import features as house_features
 
 log = logging.getLogger("compete")
@@ -28,10 +29,12 @@ log = logging.getLogger("compete")
 class CatBoostNative(BaseEstimator, RegressorMixin):
     """CatBoost on the engineered frame with its categorical columns left native."""
 
-    def __init__(self, iterations: int = 1000, learning_rate: float = 0.05, depth: int = 6, seed: int = 0):
+    def __init__(self, iterations: int = 1000, learning_rate: float = 0.05, depth: int = 6, l2_leaf_reg: float = 3.0,
+                 seed: int = 0):
         self.iterations = iterations
         self.learning_rate = learning_rate
         self.depth = depth
+        self.l2_leaf_reg = l2_leaf_reg
         self.seed = seed
 
     def fit(self, X: pd.DataFrame, y):
@@ -39,7 +42,7 @@ class CatBoostNative(BaseEstimator, RegressorMixin):
         self.categorical_ = house_features.categorical_columns(X)
         self.model_ = CatBoostRegressor(
             iterations=self.iterations, learning_rate=self.learning_rate, depth=self.depth,
-            l2_leaf_reg=3, loss_function="RMSE", random_seed=self.seed, verbose=False,
+            l2_leaf_reg=self.l2_leaf_reg, loss_function="RMSE", random_seed=self.seed, verbose=False,
             allow_writing_files=False, thread_count=-1, cat_features=self.categorical_,
             max_ctr_complexity=1)  # no categorical combinations: 2x faster, no loss here
         self.model_.fit(self._frame(X), y)
@@ -82,22 +85,27 @@ class Trimmed(BaseEstimator, RegressorMixin):
         return self.model_.predict(X)
 
 
-def candidates(frame: pd.DataFrame, fast: bool, seed: int) -> dict:
-    """The models to cross-validate and blend; linear ones on one-hot features, trimmed.
-    CatBoost trains on every row: a tree can learn from one huge partial sale what the
-    next one sells for, where a linear model can only extrapolate. (Kernel ridge was
-    dropped: with every row scored its blend weight was 0.)"""
-    linear = lambda model: Trimmed(make_pipeline(house_features.linear_preprocessor(frame), model))  # noqa: E731
-    models = {
-        "lasso": linear(Lasso(alpha=0.0005, max_iter=50_000, random_state=seed)),
-        "elastic_net": linear(ElasticNet(alpha=0.0008, l1_ratio=0.5, max_iter=50_000, random_state=seed)),
-        "svr": linear(SVR(C=20, epsilon=0.008, gamma=0.0003)),
+def candidates(frame: pd.DataFrame, options) -> dict:
+    """The models to cross-validate and blend (`options.models`, with the options'
+    hyperparameters); linear ones on one-hot features, trimmed. CatBoost trains on every
+    row: a tree can learn from one huge partial sale what the next one sells for, where a
+    linear model can only extrapolate. (Kernel ridge was dropped: with every row scored its
+    blend weight was 0.)"""
+    seed = options.seed
+    linear = lambda model: Trimmed(make_pipeline(house_features.linear_preprocessor(frame, options.winsorize), model),  # noqa: E731
+                                   sigmas=options.trim_sigmas)
+    makers = {
+        "lasso": lambda: linear(Lasso(alpha=options.lasso_alpha, max_iter=50_000, random_state=seed)),
+        "elastic_net": lambda: linear(ElasticNet(alpha=options.elastic_net_alpha, l1_ratio=options.l1_ratio,
+                                                 max_iter=50_000, random_state=seed)),
+        "svr": lambda: linear(SVR(C=options.svr_c, epsilon=options.svr_epsilon, gamma=options.svr_gamma)),
+        "catboost": lambda: CatBoostNative(
+            iterations=options.iterations or (400 if options.fast else 2000),
+            learning_rate=options.learning_rate or (0.1 if options.fast else 0.04),
+            depth=options.depth, l2_leaf_reg=options.l2_leaf_reg, seed=seed),
     }
-    if fast:
-        models["catboost"] = CatBoostNative(iterations=400, learning_rate=0.1, seed=seed)
-    else:
-        models["catboost"] = CatBoostNative(iterations=2000, learning_rate=0.04, seed=seed)
-    return models
+    wanted = {name.strip() for name in options.models.split(",")}
+    return {name: make() for name, make in makers.items() if name in wanted}
 
 
 @dataclass
@@ -105,6 +113,7 @@ class HouseModel:
     models: dict                 # name -> fitted model on all training rows
     weights: dict                # name -> blend weight (non-negative, sum 1)
     feature_columns: list = field(default_factory=list)
+    engineered: bool = True      # the features it was trained on (house_features.features)
 
     def predict_log(self, X: pd.DataFrame) -> np.ndarray:
         X = X[self.feature_columns]
@@ -141,6 +150,8 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, models: dict, folds: int, see
             log.info("fold %d %-12s rmsle %.5f  (%.1fs)", fold + 1, name, fold_scores[name][-1], time.perf_counter() - started)
             if progress:
                 progress()
+        # the best model's mean over the folds so far: comparable between runs at the same fold
+        callbacks.scored(fold, min(np.mean(scores) for scores in fold_scores.values()))
     return oof, fold_of, fold_scores
 
 

@@ -36,15 +36,15 @@ class SerengetiOptions(Options):
                                       "None: 40 (2 with --fast)", minimum=1)
     backbone: Path | None = option(None, "a state dict (.pth) of weights to start from, e.g. weights/resnet50.pth "
                                          "(the head is trained anew)")
-    width: int = option(32, "channels of the network's first block", minimum=1)
+    width: int = option(32, "channels of the network's first block", minimum=1, search=(16, 64), log=True)
     stem: int = option(serengeti_data.STEM, "stride of the network's first layer (its features are the frame's size / stem)",
                      minimum=1)
     image_width: int = option(serengeti_data.IMAGE_SIZE[0], "pixels across that each frame is resized to", minimum=1)
     image_height: int = option(serengeti_data.IMAGE_SIZE[1], "pixels down that each frame is resized to", minimum=1)
-    lr: float = option(3e-3, "peak learning rate (one-cycle)", above=0)
+    lr: float = option(3e-3, "peak learning rate (one-cycle)", above=0, search=(3e-4, 3e-2), log=True)
     batch_size: int = option(32, "sequences per training batch", minimum=1)
     balance: float = option(0.0, "0: sample sequences as they come; 1: every class as often (shard stream balancing)",
-                           minimum=0, maximum=1)
+                           minimum=0, maximum=1, search=(0.0, 1.0))
     valid_share: float = option(0.5, "share of the last training season held out for validation, the rest of it trains "
                                      "(1: the whole season, the strictest stand-in for the hidden test season; 0.5 trains "
                                      "on ~17% more sequences at full scale for a validation set half the size)",

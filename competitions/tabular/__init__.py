@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,12 @@ log = logging.getLogger("compete")
 class TabularOptions(Options):
     folds: int | None = option(None, "K of the K-fold CV; None: 3 with --fast, else 5", minimum=2)
     time_budget: float = option(600.0, "seconds for the whole fit; sizes CatBoost from the data's shape", above=0)
-    models: str = option("catboost,linear", "the families to cross-validate and blend")
+    models: str = option("catboost,linear", "the families to cross-validate and blend",
+                         choices=("catboost,linear", "catboost", "linear", "linear,catboost"))
     iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords", minimum=0)
+    learning_rate: float | None = option(None, "CatBoost's learning rate; None: sized with its rounds from the budget",
+                                         above=0, search=(0.01, 0.3), log=True)
+    depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
 
 
 def guess_metric(target: D.Target, sample: pd.DataFrame) -> str:
@@ -187,6 +192,7 @@ class Tabular(BaseCompetition):
                       options.fast, options.folds or None)
         if options.iterations:
             plan = M.Plan(plan.folds, options.iterations, plan.learning_rate, max(50, options.iterations // 10))
+        plan = dataclasses.replace(plan, learning_rate=options.learning_rate or plan.learning_rate, depth=options.depth)
         numeric = [c for c in X.columns if c not in columns.of("categorical")]
         loss = {"mae": "MAE"}.get(metric.name) if target.task == "regression" else None
         makers = {
@@ -276,6 +282,13 @@ class Tabular(BaseCompetition):
 
     def _values(self, predictions: np.ndarray, target: D.Target, log_target: bool, as_indices: bool = False):
         return inference.values(predictions, target, log_target, self.metric, as_indices)
+
+    def adversarial_frames(self, data: D.TabularData):
+        columns = F.describe(data.train, data.test, data.features)
+        features = F.Features(columns, seed=0).fit(data.train, data.test)
+        return tuple(pd.concat([frame[[data.id_column]].reset_index(drop=True),
+                                features.trees(frame).reset_index(drop=True)], axis=1)
+                     for frame in (data.train, data.test))
 
     def predict(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame:
         self._settle(data, model.metric)  # what the model was fitted to score, whatever --metric says now

@@ -30,15 +30,17 @@ class UberOptions(Options):
     rule: Literal["expected_f1", "rate", "threshold"] = option(
         "expected_f1", "how many test rows to flag: maximise expected F1, the validation flag rate, or its threshold")
     negatives_per_positive: int | None = option(None, "negative cells sampled per positive; None: 5 with --fast, 15",
-                                                minimum=1)
-    refit: bool | None = option(None, "train again with the validation block added; None: not with --fast, else yes")
+                                                minimum=1, search=(3, 30), log=True)
+    refit: bool | None = option(None, "train again with the validation block added; None: not with --fast, else yes",
+                                choices=(False, True))
     max_blocks: int | None = option(None, "at most this many training blocks, most recent first; None: all",
                                     minimum=1)
     threads: int = option(-1, "CatBoost threads; -1: every core")
     iterations: int | None = option(None, "CatBoost trees before early stopping; None: 150 with --fast, 1500",
-                                    minimum=1)
-    learning_rate: float | None = option(None, "CatBoost learning rate; None: 0.15 with --fast, 0.06", above=0)
-    depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16)
+                                    minimum=1, search=(100, 3000), log=True)
+    learning_rate: float | None = option(None, "CatBoost learning rate; None: 0.15 with --fast, 0.06", above=0,
+                                         search=(0.01, 0.3), log=True)
+    depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
 
 
 class UberCapeTown(BaseCompetition):

@@ -1,0 +1,119 @@
+"""compete blend: weights fitted on the runs' out-of-fold predictions, a nested CV, a
+validated submission, refused when the runs' folds differ."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import blend, io
+from common.metrics import F1, RMSLE
+
+QUICK = ("--fast", "--quiet", "--set", "folds=3")
+
+
+@pytest.fixture(scope="module")
+def two_runs(compete, house_data, tmp_path_factory):
+    """A linear and a tree run of house-prices on the same three folds: they err differently."""
+    work = tmp_path_factory.mktemp("blend")
+    compete("run", "house-prices", "--data", house_data, *QUICK, "--set", "models=lasso", "--run-dir", "lasso", cwd=work)
+    compete("run", "house-prices", "--data", house_data, *QUICK, "--set", "models=catboost", "--set", "iterations=200",
+            "--run-dir", "catboost", cwd=work)
+    return work
+
+
+@pytest.mark.slow
+def test_a_blend_of_two_runs_scores_at_least_the_better_in_nested_cv(compete, house_data, two_runs, tracking_store):
+    result = compete("blend", "house-prices", "lasso", "catboost", "--data", house_data, cwd=two_runs)
+    lines = result.stdout.strip().splitlines()
+    own = {Path(line.split(":")[0]).name: float(line.split("cv rmsle: ")[1].split(",")[0]) for line in lines[:2]}
+    assert set(own) == {"lasso", "catboost"}
+    assert lines[-3].startswith("cv rmsle: ") and lines[-1].startswith("submission: ")   # as `compete run` prints them
+    blended = float(lines[-3].split(": ")[1])
+    assert blended <= min(own.values()), result.stdout
+    run_dir = two_runs / lines[-2].split(": ", 1)[1]
+    submission = two_runs / lines[-1].split(": ", 1)[1]
+    compete("validate", "house-prices", submission, "--data", house_data)
+
+    # the blend is a run: its config lists the members, its metrics the nested figure its own OOF gives
+    config = json.loads((run_dir / "config.json").read_text())
+    assert [Path(member).name for member in config["blend"]["members"]] == ["lasso", "catboost"]
+    oof = pd.read_csv(run_dir / "out_of_fold.csv")
+    assert RMSLE(oof["truth:SalePrice"].to_numpy(), oof["SalePrice"].to_numpy()) == pytest.approx(blended, abs=1e-5)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    weights = metrics["blend_weights"]
+    assert all(weight > 0.05 for weight in weights.values()) and sum(weights.values()) == pytest.approx(1)
+    # the submission is the weighted geometric mean of the members' test predictions
+    tests = [pd.read_csv(two_runs / name / "test_predictions.csv") for name in ("lasso", "catboost")]
+    expected = np.expm1(sum(weights[name] * np.log1p(frame["SalePrice"]) for name, frame in zip(("lasso", "catboost"), tests)))
+    assert np.allclose(pd.read_csv(submission)["SalePrice"], expected, atol=0.01)
+    from mlflow.tracking import MlflowClient
+    tags = MlflowClient(tracking_store).get_run(metrics["mlflow_run_id"]).data.tags
+    assert tags["blend"] == "lasso,catboost"
+
+    # `compete runs` names the blend that made the run; --compare puts two runs side by side
+    table = compete("runs", "house-prices", cwd=two_runs).stdout
+    assert [line for line in table.splitlines() if line.startswith(run_dir.name)][0].rstrip().endswith("blend of lasso,catboost")
+    compared = compete("runs", "house-prices", "--compare", "lasso", "catboost", cwd=two_runs).stdout.splitlines()
+    assert compared[0].split() == ["lasso", "catboost"]
+    rows = {line.split()[0]: line.split()[1:] for line in compared[1:] if line.strip()}
+    assert rows["models"] == ["lasso", "catboost"] and rows["iterations"] == ["None", "200"]
+    assert float(rows["cv"][1]) == pytest.approx(own["lasso"], abs=1e-5)
+    assert "folds" not in rows and "seed" not in rows   # only what differs
+
+
+@pytest.mark.slow
+def test_runs_with_other_folds_or_without_predictions_are_refused_by_name(compete, house_data, two_runs):
+    compete("run", "house-prices", "--data", house_data, "--fast", "--quiet", "--set", "models=lasso", "--set", "folds=2",
+            "--run-dir", "two_folds", cwd=two_runs)
+    blends = lambda: sorted((two_runs / "runs").glob("*/*-blend"))  # noqa: E731
+    before = blends()
+    refused = compete("blend", "house-prices", "lasso", "two_folds", "--data", house_data, cwd=two_runs, check=False)
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("error: two_folds: its folds differ from those of lasso (")
+    assert "blend runs made with the same folds and seed" in refused.stderr
+    old = two_runs / "old"
+    old.mkdir()
+    for name in ("config.json", "metrics.json"):
+        (old / name).write_bytes((two_runs / "lasso" / name).read_bytes())
+    refused = compete("blend", "house-prices", "lasso", "old", "--data", house_data, cwd=two_runs, check=False)
+    assert refused.exit_code == 2 and "old: keeps no out-of-fold predictions (out_of_fold.csv)" in refused.stderr
+    assert blends() == before   # a refused blend leaves no run behind
+
+
+def _member(scores: np.ndarray, truth: np.ndarray, fold: np.ndarray) -> blend.Member:
+    ids = pd.Series([str(i) for i in range(len(truth))], name="id")
+    return blend.Member(Path("run"), ids, fold, scores[:, None], truth[:, None].astype(float), ids, scores[:, None],
+                        ["label"], None)
+
+
+def test_a_label_metric_pools_probabilities_and_refits_its_threshold():
+    """F1: each fold's threshold is fitted on the other folds' pooled probabilities; two
+    runs with independent errors blend better than either alone."""
+    generator = np.random.default_rng(0)
+    truth = (generator.random(3000) < 0.2).astype(int)
+    fold = np.arange(3000) % 3 + 1
+    noisy = [1 / (1 + np.exp(-(2.0 * (truth - 0.5) * 2 + generator.normal(0, 1.6, 3000)))) for _ in range(2)]
+    members = [_member(scores, truth, fold) for scores in noisy]
+    how = blend.kind(F1, [m.predictions for m in members])
+    assert how == "logit"
+    together, _ = blend.nested(F1, how, members)
+    assert set(np.unique(together)) <= {0.0, 1.0}   # labels, decided by the refitted threshold
+    alone = [F1(truth, blend.nested(F1, how, [member])[0][:, 0]) for member in members]
+    assert F1(truth, together[:, 0]) > max(alone) + 0.01
+
+
+def test_pools_follow_the_metric():
+    values = [np.array([[0.2], [0.9]]), np.array([[0.6], [0.9]])]
+    logit = blend.pool("logit", np.array([0.5, 0.5]), values)[:, 0]
+    assert logit[0] == pytest.approx(1 / (1 + np.exp(-(np.log(0.2 / 0.8) + np.log(0.6 / 0.4)) / 2)))
+    prices = [np.array([[100.0]]), np.array([[400.0]])]
+    assert blend.pool("log", np.array([0.5, 0.5]), prices)[0, 0] == pytest.approx(np.sqrt(101 * 401) - 1)
+    classes = [np.array([[0.7, 0.2, 0.1]]), np.array([[0.1, 0.2, 0.7]])]
+    pooled = blend.pool("softmax", np.array([0.5, 0.5]), classes)
+    assert pooled.sum() == pytest.approx(1) and pooled[0, 0] == pytest.approx(pooled[0, 2])
+    with pytest.raises(io.InputError, match="not probabilities"):
+        blend.kind(F1, [np.array([[3.0]])])

@@ -329,9 +329,9 @@ def test_a_bundle_allocating_past_the_memory_limit_fails_on_memory(compete, data
 
 @needs_sandbox
 def test_without_a_cgroup_the_limit_is_rlimit_as_and_says_so(compete, data, tmp_path, monkeypatch):
-    from common.runtimes import sandbox
+    from common.runtimes import cgroups
 
-    monkeypatch.setattr(sandbox, "CGROUP_ROOT", tmp_path / "no-cgroups")
+    monkeypatch.setattr(cgroups, "CGROUP_ROOT", tmp_path / "no-cgroups")
     hog = "import numpy as np\nblocks = [np.ones(50 * 2 ** 20 // 8) for _ in range(40)]\n" + COPY_FORMAT
     result = compete.in_process("runtime", "test", make_bundle(tmp_path / "hog.zip", hog), "--data", data, "--memory-limit", "1")
     assert result.exit_code == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from common.runtimes import sandbox
+from common.runtimes import cgroups, sandbox
 
 needs_sandbox = pytest.mark.skipif(not sandbox.available()[0], reason="no mount/network namespaces here")
 pytestmark = needs_sandbox
@@ -55,7 +55,7 @@ def own_cgroups() -> list[Path]:
     left = []
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
-        hierarchies = [sandbox.CGROUP_ROOT / name for name in controllers.split(",")] if controllers else [sandbox.CGROUP_ROOT]
+        hierarchies = [cgroups.CGROUP_ROOT / name for name in controllers.split(",")] if controllers else [cgroups.CGROUP_ROOT]
         for parent in (hierarchy / path.lstrip("/") for hierarchy in hierarchies):
             if parent.is_dir():
                 left += [child for child in parent.iterdir() if child.name.startswith(f"compete-runtime-{os.getpid()}-")]

@@ -46,6 +46,9 @@ setReadonly), in two mount namespaces:
   every process of the run (the cgroup's), peak memory with page cache and tmpfs (the
   cgroup's), peak anonymous memory (polled), peak tmpfs and shared memory, peak
   process count, peak bytes written per writable folder, GPU memory from nvidia-smi.
+
+The cgroups are `cgroups.py`'s, the bounded writable folders `disks.py`'s; this module
+builds the root and runs the command.
 """
 from __future__ import annotations
 
@@ -57,23 +60,22 @@ import resource
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from common.runtimes.cgroups import Cgroup
+from common.runtimes.disks import MB, copy_back, disk_backing, make_images, tool
+
 DEFAULT_PROCESS_LIMIT = 4096
 # Kaggle's /kaggle/working holds 20 GB (issue 20); DrivenData states no limit we know of.
 DEFAULT_DISK_LIMIT_GB = 20.0
 HOSTNAME = "sandbox"
 POLL_SECONDS = 0.1
 GB = 1024 ** 3
-MB = 2 ** 20
 
 # The builder, run by this interpreter (-I -S) in its own mount namespace: mount(2)
 # through ctypes, since a `mount` process per mount (five dozen of them) took 0.5 s.
@@ -322,11 +324,11 @@ class Outcome:
 
 def available() -> tuple[bool, str]:
     """Whether the sandbox can be built here: util-linux's namespace tools, and the right to use them."""
-    for tool in ("unshare", "nsenter", "mount", "umount", "pivot_root", "setpriv"):
-        if _tool(tool) is None:
-            return False, f"the {tool} command is not installed"
+    for name in ("unshare", "nsenter", "mount", "umount", "pivot_root", "setpriv"):
+        if tool(name) is None:
+            return False, f"the {name} command is not installed"
     try:
-        probe = subprocess.run([_tool("unshare"), "--net", "--mount", "--pid", "--fork", "--propagation", "private", "sh",
+        probe = subprocess.run([tool("unshare"), "--net", "--mount", "--pid", "--fork", "--propagation", "private", "sh",
                                 "-c", "mount -t tmpfs probe /mnt"], check=False, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, str(error)
@@ -334,339 +336,6 @@ def available() -> tuple[bool, str]:
         lines = probe.stderr.strip().splitlines()
         return False, lines[-1] if lines else f"exit {probe.returncode}"
     return True, ""
-
-
-@functools.cache
-def _tool(name: str) -> str | None:
-    """A system tool by absolute path: the caller's PATH may lack the sbin folders."""
-    return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"]))
-
-
-# ---------------------------------------------------------------- cgroups
-
-class Cgroup:
-    """A child cgroup of this process's own for each controller the sandbox uses (memory,
-    pids, CPU accounting): one folder on cgroup v2, one per hierarchy on v1. Made with
-    the limits, joined by the command before it starts, emptied and removed on close."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.folders: dict[str, Path] = {}   # "memory" | "pids" | "cpu" -> its folder
-        self.versions: dict[str, int] = {}
-        self.why: dict[str, str] = {}        # controller -> why there is none
-
-    @classmethod
-    def create(cls, memory_limit: int | None, process_limit: int | None) -> Cgroup:
-        group = cls(f"compete-runtime-{os.getpid()}-{time.monotonic_ns()}")
-        try:
-            lines = Path("/proc/self/cgroup").read_text().splitlines()
-        except OSError as error:
-            group.why = dict.fromkeys(("memory", "pids", "cpu"), f"cannot read /proc/self/cgroup ({error})")
-            return group
-        own = {}                              # controller -> (hierarchy's folder name, own path)
-        for line in lines:
-            _, controllers, path = line.split(":", 2)
-            for controller in controllers.split(",") if controllers else [""]:
-                own[controller] = (controllers, path)
-        unified = CGROUP_ROOT / "cgroup.controllers"
-        v2 = "" in own and unified.is_file()
-        v2_controllers = unified.read_text(errors="replace").split() if v2 else []
-        for key, controller in (("memory", "memory"), ("pids", "pids"), ("cpu", "cpuacct")):
-            mounted = own.get(controller)
-            folders = [CGROUP_ROOT / name for name in ((controller, mounted[0]) if mounted else ())]
-            parent = next((folder / mounted[1].lstrip("/") for folder in folders if folder.is_dir()), None)
-            if parent is not None:
-                version = 1
-            elif v2 and (key == "cpu" or key in v2_controllers):   # cpu.stat's usage is in every v2 cgroup
-                parent, version = CGROUP_ROOT / own[""][1].lstrip("/"), 2
-            else:
-                group.why[key] = f"no {key} cgroup controller is mounted"
-                continue
-            folder = parent / group.name
-            try:
-                folder.mkdir(exist_ok=version == 2)
-            except OSError as error:
-                group.why[key] = f"cannot create a cgroup under {parent} ({error.strerror})"
-                continue
-            group.folders[key], group.versions[key] = folder, version
-        try:
-            group._limit(memory_limit, process_limit)
-        except OSError as error:
-            group.close()
-            group = cls(group.name)
-            group.why = dict.fromkeys(("memory", "pids", "cpu"), f"cannot set a limit ({error.strerror})")
-        return group
-
-    def _limit(self, memory_limit: int | None, process_limit: int | None) -> None:
-        memory = self.folders.get("memory")
-        if memory is not None and self.versions["memory"] == 2 and not (memory / "memory.max").exists():
-            del self.folders["memory"]
-            self.why["memory"] = "the memory controller is not enabled for this cgroup"
-        elif memory is not None and memory_limit:
-            if self.versions["memory"] == 1:
-                (memory / "memory.limit_in_bytes").write_text(str(memory_limit))
-                if (memory / "memory.memsw.limit_in_bytes").exists():
-                    (memory / "memory.memsw.limit_in_bytes").write_text(str(memory_limit))
-            else:
-                (memory / "memory.max").write_text(str(memory_limit))
-                if (memory / "memory.swap.max").exists():
-                    (memory / "memory.swap.max").write_text("0")
-        pids = self.folders.get("pids")
-        if pids is not None and not (pids / "pids.max").exists():
-            del self.folders["pids"]
-            self.why["pids"] = "the pids controller is not enabled for this cgroup"
-        elif pids is not None and process_limit:
-            (pids / "pids.max").write_text(str(process_limit))
-
-    def join(self) -> None:
-        """Move the calling process into every folder (run in the child before exec)."""
-        for folder in dict.fromkeys(self.folders.values()):
-            (folder / "cgroup.procs").write_text("0")
-
-    def _read(self, key: str, name: str) -> str | None:
-        folder = self.folders.get(key)
-        try:
-            return (folder / name).read_text() if folder is not None else None
-        except OSError:
-            return None
-
-    def _fields(self, key: str, name: str) -> dict[str, int]:
-        text = self._read(key, name) or ""
-        fields = {}
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-                fields[parts[0]] = int(parts[1])
-        return fields
-
-    def pids(self) -> list[int]:
-        found = set()
-        for folder in self.folders.values():
-            try:
-                found.update(int(line) for line in (folder / "cgroup.procs").read_text().split())
-            except (OSError, ValueError):
-                pass
-        return sorted(found)
-
-    def peak_memory(self) -> int | None:
-        text = self._read("memory", "memory.max_usage_in_bytes" if self.versions.get("memory") == 1 else "memory.peak")
-        return int(text.split()[0]) if text and text.split() and text.split()[0].isdigit() else None
-
-    def memory_now(self) -> tuple[int, int] | None:
-        """(anonymous, tmpfs and shared) bytes the cgroup holds now."""
-        fields = self._fields("memory", "memory.stat")
-        if not fields:
-            return None
-        if self.versions.get("memory") == 1:
-            return fields.get("total_rss", fields.get("rss", 0)), fields.get("total_shmem", fields.get("shmem", 0))
-        return fields.get("anon", 0), fields.get("shmem", 0)
-
-    def oom_killed(self) -> bool:
-        fields = self._fields("memory", "memory.oom_control" if self.versions.get("memory") == 1 else "memory.events")
-        return fields.get("oom_kill", 0) > 0
-
-    def cpu_seconds(self) -> float | None:
-        if self.versions.get("cpu") == 1:
-            text = self._read("cpu", "cpuacct.usage")
-            return int(text) / 1e9 if text and text.strip().isdigit() else None
-        fields = self._fields("cpu", "cpu.stat")
-        return fields["usage_usec"] / 1e6 if "usage_usec" in fields else None
-
-    def processes_now(self) -> int | None:
-        text = self._read("pids", "pids.current")
-        return int(text) if text and text.strip().isdigit() else None
-
-    def peak_processes(self) -> int | None:
-        text = self._read("pids", "pids.peak")
-        return int(text) if text and text.strip().isdigit() else None
-
-    def forks_refused(self) -> int:
-        return self._fields("pids", "pids.events").get("max", 0)
-
-    def kill_all(self) -> None:
-        """SIGKILL every process left, until none is (a fork bomb included: the pids limit
-        stops it from refilling faster than it is emptied)."""
-        for key, folder in self.folders.items():
-            if self.versions[key] == 2 and (folder / "cgroup.kill").exists():   # v2 kills them all at once
-                try:
-                    (folder / "cgroup.kill").write_text("1")
-                except OSError:
-                    pass
-        for _ in range(200):
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        self.kill_all()
-        for folder in dict.fromkeys(self.folders.values()):
-            for _ in range(100):
-                try:
-                    folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
-
-
-# ---------------------------------------------------------------- the disk
-
-@functools.cache
-def disk_backing() -> tuple[str | None, str]:
-    """How a writable folder is bounded here: "ext4" (a sparse image on a loop device),
-    "tmpfs" (in memory), or None (not bounded); and, when not "ext4", why. Probed once
-    per process by building what a run builds, on a few MB."""
-    unshare, mkfs = _tool("unshare"), _tool("mkfs.ext4")
-    steps = {"ext4": "mount -o loop,noinit_itable,nosuid,nodev image disk",
-             "tmpfs": "mount -t tmpfs -o size=8m,nosuid,nodev tmpfs disk"}
-    why = []
-    for kind, mount in steps.items():
-        if kind == "ext4" and mkfs is None:
-            why.append("mkfs.ext4 is not installed")
-            continue
-        with tempfile.TemporaryDirectory(prefix="compete-disk-probe-") as folder:
-            try:
-                if kind == "ext4":
-                    with open(Path(folder) / "image", "wb") as image:
-                        image.truncate(16 * MB)
-                    subprocess.run([mkfs, *MKFS_OPTIONS, "image"], cwd=folder, check=True, capture_output=True, timeout=30)
-                script = (f"set -e; mkdir disk lower merged; {mount}; mkdir disk/upper disk/work; mount -t overlay -o "
-                          f"lowerdir=lower,upperdir=disk/upper,workdir=disk/work,redirect_dir=off,metacopy=off overlay merged; "
-                          f"echo x > merged/probe")
-                subprocess.run([unshare, "--mount", "--propagation", "private", "sh", "-c", script], cwd=folder, check=True,
-                               capture_output=True, text=True, timeout=30)
-                return kind, "; ".join(why)
-            except (OSError, subprocess.SubprocessError) as error:
-                detail = getattr(error, "stderr", None) or str(error)
-                detail = detail.decode(errors="replace") if isinstance(detail, bytes) else detail
-                lines = detail.strip().splitlines()
-                why.append(f"{kind}: {lines[-1] if lines else 'failed'}")
-    return None, "; ".join(why)
-
-
-# no journal (a scratch filesystem, thrown away), no blocks reserved for root, and
-# inode tables left for the kernel (the image is sparse: they are zeros already)
-MKFS_OPTIONS = ("-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "lazy_itable_init=1,lazy_journal_init=1")
-
-
-def _make_images(folder: Path, count: int, size: int) -> list[Path]:
-    """`count` sparse ext4 images of `size` bytes, made side by side."""
-    folder.mkdir(parents=True, exist_ok=True)
-    images = [folder / f"disk{index + 1}.img" for index in range(count)]
-    for image in images:
-        with open(image, "wb") as handle:
-            handle.truncate(size)
-    makers = [subprocess.Popen([_tool("mkfs.ext4"), *MKFS_OPTIONS, str(image)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE) for image in images]
-    for maker, image in zip(makers, images):
-        _, error = maker.communicate(timeout=120)
-        if maker.returncode:
-            raise OSError(f"mkfs.ext4 {image}: {error.decode(errors='replace').strip()}")
-    return images
-
-
-def copy_back(upper: Path, host: Path) -> list[str]:
-    """Apply an overlay's upper layer (what the command wrote) to the host folder it was
-    shown over: new and changed files and folders copied (holes kept: a sparse file
-    takes on the host only the blocks it took in the bound), deleted ones (whiteouts)
-    removed, a folder replaced whole (opaque) emptied first. Links on the host side are
-    never followed; set-id bits are dropped; a link is copied only when it is relative
-    and stays inside the folder (the host would resolve any other against its own
-    files); devices, FIFOs and sockets are not copied. Returns what was left out.
-    Hand-written: no library applies overlayfs whiteouts."""
-    left_out: list[str] = []
-    finished: list[tuple[Path, os.stat_result]] = []   # folders whose times are set once their content is in
-    pending = [(upper, host)]
-    while pending:
-        folder, into = pending.pop()
-        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
-            source, target = Path(entry.path), into / entry.name
-            info = entry.stat(follow_symlinks=False)
-            inside = target.relative_to(host).as_posix()
-            if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:   # a whiteout: deleted inside
-                _remove(target)
-            elif stat.S_ISDIR(info.st_mode):
-                present = _lstat(target)
-                if present is not None and (not stat.S_ISDIR(present.st_mode) or _opaque(source)):
-                    _remove(target)
-                    present = None
-                if present is None:
-                    target.mkdir()
-                os.chmod(target, info.st_mode & 0o1777)
-                pending.append((source, target))
-                finished.append((target, info))
-            elif stat.S_ISLNK(info.st_mode):
-                pointed = os.readlink(source)
-                resolved = os.path.normpath(os.path.join(os.path.dirname(inside), pointed))
-                _remove(target)
-                if os.path.isabs(pointed) or resolved == ".." or resolved.startswith("../"):
-                    left_out.append(f"{inside} (a link to {pointed})")
-                else:
-                    os.symlink(pointed, target)
-            elif stat.S_ISREG(info.st_mode):
-                _remove(target)
-                _copy_sparse(source, target)
-                os.chmod(target, info.st_mode & 0o777)
-                os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
-            else:
-                left_out.append(f"{inside} (not a file, folder or link)")
-    for target, info in reversed(finished):
-        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
-    return left_out
-
-
-def _copy_sparse(source: Path, target: Path) -> None:
-    """Copy the data of `source` into a new `target`, holes left as holes."""
-    with open(source, "rb") as reader, open(target, "xb") as writer:
-        size, offset = os.fstat(reader.fileno()).st_size, 0
-        while offset < size:
-            try:
-                start = os.lseek(reader.fileno(), offset, os.SEEK_DATA)
-            except OSError:   # ENXIO: nothing but a hole up to the end
-                break
-            end = os.lseek(reader.fileno(), start, os.SEEK_HOLE)
-            reader.seek(start)
-            writer.seek(start)
-            remaining = end - start
-            while remaining > 0:
-                chunk = reader.read(min(remaining, 4 * MB))
-                if not chunk:
-                    break
-                writer.write(chunk)
-                remaining -= len(chunk)
-            offset = end
-        writer.truncate(size)
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-
-
-def _remove(path: Path) -> None:
-    info = _lstat(path)
-    if info is None:
-        return
-    if stat.S_ISDIR(info.st_mode):
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-
-
-def _opaque(folder: Path) -> bool:
-    try:
-        return os.getxattr(folder, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------- the root
@@ -903,7 +572,7 @@ def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, ti
     bounded: dict[int, str] = {}
     if backing == "ext4":
         try:
-            images = _make_images(images_folder, len(writable), disk_bytes)
+            images = make_images(images_folder, len(writable), disk_bytes)
         except (OSError, subprocess.SubprocessError) as error:   # e.g. the host's disk is full: memory instead
             backing, why = "tmpfs", str(error)
         else:
@@ -922,8 +591,8 @@ def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, ti
     try:
         operations = _operations(layout, bounded, shm_size)
         with open(log_path, "ab") as log_file:
-            builder = subprocess.Popen([_tool("unshare"), "--mount", "--propagation", "private", sys.executable, "-I", "-S",
-                                        "-c", f"MOUNT = {_tool('mount')!r}\n" + BUILD, str(scratch), json.dumps(operations)],
+            builder = subprocess.Popen([tool("unshare"), "--mount", "--propagation", "private", sys.executable, "-I", "-S",
+                                        "-c", f"MOUNT = {tool('mount')!r}\n" + BUILD, str(scratch), json.dumps(operations)],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        stderr=log_file, cwd="/", start_new_session=True)
         if not _ready(builder, 120):
@@ -934,12 +603,12 @@ def _run_isolated(command, layout: Layout, log_path: Path, environment: dict, ti
         inside = Path(f"/proc/{builder.pid}/root") / str(scratch).lstrip("/")
         order = sorted(bounded)
         disks = {layout.mounts[index].target: inside / "stage" / f"disk{number}" for number, index in enumerate(order, 1)}
-        enter = [_tool("nsenter"), f"--mount=/proc/{builder.pid}/ns/mnt"]
+        enter = [tool("nsenter"), f"--mount=/proc/{builder.pid}/ns/mnt"]
         if network is not None:
             enter.append(f"--net={network}")
-        enter += [_tool("unshare"), "--mount", "--pid", "--uts", "--ipc", "--cgroup", "--fork", "--kill-child",
+        enter += [tool("unshare"), "--mount", "--pid", "--uts", "--ipc", "--cgroup", "--fork", "--kill-child",
                   "--propagation", "private", *([] if network is not None else ["--net"]),
-                  _tool("sh"), "-c", ENTER, "enter", str(scratch / "root"), HOSTNAME, CAPABILITIES, layout.workdir, *command]
+                  tool("sh"), "-c", ENTER, "enter", str(scratch / "root"), HOSTNAME, CAPABILITIES, layout.workdir, *command]
         outcome = _execute(enter, "/", log_path, environment, time_limit, limit_bytes, group, disks, stop)
         outcome.disk_limit_bytes, outcome.disk_mode = disk_bytes, disk_mode
         group.kill_all()   # nothing of the command may still write while its folders are copied back

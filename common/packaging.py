@@ -4,9 +4,24 @@ job (common/runtimes/runner.py).
 
 `package` picks the builder by the profile's kind: a DrivenData profile ("bundle") gets
 a zip (`build`, `build_from`); a Kaggle profile ("notebook") gets a package folder
-(`build_kaggle`, `build_kaggle_from`; the layout is the one /work/notes/kaggle_package.md
-describes and the rerun and `compete submit` read): a kernel folder and a dataset folder
-the kaggle client pushes and creates as they are, and compete-package.json.
+(`build_kaggle`, `build_kaggle_from`), the layout the rerun (runtimes/notebook.py) and
+`compete submit` (platforms/kaggle_code.py) read, the kaggle client pushing and creating
+its two folders as they are:
+
+    DIR/compete-package.json   competition, platform, profile, slug, kernel, dataset,
+                               kernel_id, dataset_id, code_file, output, and run_dir
+                               (the run it came from, for submit --wait)
+    DIR/kernel/                kernel-metadata.json (id OWNER/SLUG, title, code_file,
+                               language, kernel_type, is_private, enable_gpu,
+                               enable_internet false, competition_sources [SLUG],
+                               dataset_sources [OWNER/DATASET]) and the notebook or script
+    DIR/dataset/               dataset-metadata.json (title, id, licenses), the run's model
+                               files and the vendored inference code
+
+OWNER is the Kaggle user the credentials name, or the placeholder `OWNER` that
+`compete submit` fills in with the signed-in user. In the rerun the dataset shows at
+/kaggle/input/DATASET/, the competition's files at /kaggle/input/competitions/SLUG/ and
+/kaggle/input/SLUG/, and /kaggle/working is the working directory.
 
 A competition that takes code declares its runtime profile (`runtime_profile`, a name
 of common/runtimes) and two attributes:

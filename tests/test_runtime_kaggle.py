@@ -93,7 +93,7 @@ def data(tmp_path_factory):
 
 def make_package(folder: Path, cells: list[str] | None = None, script: str | None = None, metric: str | None = "rmse",
                  **metadata) -> Path:
-    """A package folder as `compete package` writes it (notes/kaggle_package.md): the
+    """A package folder as `compete package` writes it (its layout: common/packaging.py): the
     kernel with the notebook (or a script), the dataset with the model code."""
     kernel, dataset = folder / "kernel", folder / "dataset"
     kernel.mkdir(parents=True)

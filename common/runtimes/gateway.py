@@ -1,7 +1,7 @@
 """The rerun of a `kaggle_evaluation` competition: the notebook serves, the competition's
 gateway calls it from a container of its own, and only the gateway holds the hidden test.
 
-As Kaggle runs it (notes/kaggle_facts.md section 3; Kaggle's kaggle_evaluation read at
+As Kaggle runs it (Kaggle's kaggle_evaluation read at
 yashwilk/mitsui-commodity-prediction-challenge@c7fd205fab265a20ff7b6732c10b782c9ce3c7a7,
 `kaggle_evaluation/core/{base_gateway,relay,templates}.py` and `mitsui_gateway.py`):
 - the notebook's sandbox is notebook.py's, KAGGLE_IS_COMPETITION_RERUN set, so that

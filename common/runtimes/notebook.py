@@ -130,7 +130,7 @@ kernelapp.launch_new_instance()
 
 @dataclass
 class Package:
-    """A Kaggle package folder as the rerun needs it (notes/kaggle_package.md)."""
+    """A Kaggle package folder as the rerun needs it (its layout: common/packaging.py)."""
 
     folder: Path
     kernel: Path                     # the folder holding kernel-metadata.json

@@ -48,6 +48,9 @@ def user_errors(function):
             sys.exit(2)
         except click.ClickException:
             raise
+        except BrokenPipeError:  # `compete runs COMP | head`: the reader left; nothing more to say to it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python's own recipe (signal docs)
+            sys.exit(1)
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM inside a run (common.runs.Interrupted)
             click.echo(f"{getattr(interrupt, 'message', 'interrupted')}", err=True)
             sys.exit(getattr(interrupt, "exit_code", 130))

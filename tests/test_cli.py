@@ -99,3 +99,20 @@ def test_validate_exits_1_for_an_empty_file(compete, tmp_path):
     assert result.returncode == 1
     assert result.stdout.splitlines() == [f"{empty}: 1 problem(s)",
                                           "  empty: the file is empty; expected the header Id,SalePrice and 2 rows"]
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
+    """`compete runtime profiles | head -1`: the pipe closes under the command, which ends
+    quietly (no "failed unexpectedly" line, no traceback kept)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    read, write = os.pipe()
+    os.close(read)   # the reader is gone before the first line is written
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COMPETE_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "runtime", "profiles"], stdout=write,
+                          stderr=subprocess.PIPE, text=True, env=environment, timeout=120)
+    os.close(write)
+    assert done.returncode == 1 and done.stderr == ""
+    assert not (tmp_path / "logs" / "last-error.txt").exists()

@@ -113,6 +113,7 @@ class Tabular(BaseCompetition):
     def load(self, data_dir: Path) -> D.TabularData:
         provisional = metric_table.resolve(self.metric_name) if self.metric_name else None
         data = D.load(Path(data_dir), provisional)
+        T.refuse_empty(data.train, data.test, data.features, data.train_source.name, data.layout.test.name)
         self._settle(data)
         return data
 
@@ -188,7 +189,6 @@ class Tabular(BaseCompetition):
 
         started = time.perf_counter()
         target, metric = data.target, self.metric
-        T.refuse_empty_features(data.train, data.test, data.features, data.train_source.name)
         columns = F.describe(data.train, data.test, data.features)
         layout = T.recognise(data.train, data.test, columns.kinds, data.train_source.name, data.layout.test.name)
         families = [name.strip() for name in options.models.split(",") if name.strip()]

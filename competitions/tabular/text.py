@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import sparse
 
 from common import io
+from competitions.tabular import features as F
 
 log = logging.getLogger("compete")
 
@@ -84,11 +85,21 @@ def recognise(train: pd.DataFrame, test: pd.DataFrame, kinds: dict[str, str], tr
     return TextLayout(text, {c: k for c, k in kinds.items() if c not in text}, round(share, 4))
 
 
-def refuse_empty_features(train: pd.DataFrame, test: pd.DataFrame, features: list[str], train_name: str) -> None:
-    """Every feature empty in every row leaves nothing to learn: one line, not a model of the prior."""
-    cells = pd.concat([train[features], test[features]], ignore_index=True).fillna("").astype(str)
-    if not cells.apply(lambda column: column.str.strip().ne("").any()).any():
+def refuse_empty(train: pd.DataFrame, test: pd.DataFrame, features: list[str], train_name: str, test_name: str) -> None:
+    """Checked when the files are read, before any work: every feature empty in every row
+    leaves nothing to learn, and a column that is free text in one file and empty in every
+    row of the other is a broken export; one line each, not a model of the prior."""
+    def filled(frame: pd.DataFrame) -> pd.Series:
+        return frame[features].fillna("").astype(str).apply(lambda column: column.str.strip().ne("").any())
+    in_train, in_test = filled(train), filled(test)
+    if not (in_train | in_test).any():
         raise io.InputError(f"{train_name}: every feature column ({', '.join(features[:6])}) is empty in every row")
+    for column in features:
+        for filled_here, other, name in ((in_test, train, train_name), (in_train, test, test_name)):
+            if filled_here[column] and not (in_train & in_test)[column]:
+                source = test if other is train else train
+                if F.column_kind(source[column]) == "text":
+                    raise io.InputError(f"{name}: column {column!r} (free text) is empty in every row")
 
 
 class TextVectors:
@@ -107,7 +118,7 @@ class TextVectors:
     def columns(self) -> list[str]:
         return [*self.text, *self.categorical, *self.numeric]
 
-    def fit(self, frame: pd.DataFrame) -> "TextVectors":
+    def fit(self, frame: pd.DataFrame) -> TextVectors:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.impute import SimpleImputer
         from sklearn.pipeline import make_pipeline
@@ -117,7 +128,7 @@ class TextVectors:
         for column in self.text:
             cells = self._cells(frame, column)
             for analyzer, ngrams, limit in (("word", (1, 2), WORD_FEATURES), ("char_wb", (2, 5), CHARACTER_FEATURES)):
-                words = dict(token_pattern=r"(?u)\b\w+\b") if analyzer == "word" else {}  # one-letter words count
+                words = {"token_pattern": r"(?u)\b\w+\b"} if analyzer == "word" else {}  # one-letter words count
                 vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, min_df=2, max_features=limit,
                                              sublinear_tf=True, strip_accents="unicode", dtype=np.float32, **words)
                 try:
@@ -206,9 +217,9 @@ class _Logistic:
 
         classes = np.unique(y)
         if len(classes) == 2:
-            solver = dict(solver="liblinear", dual=bool(matrix.shape[1] > matrix.shape[0]), max_iter=1000)
+            solver = {"solver": "liblinear", "dual": bool(matrix.shape[1] > matrix.shape[0]), "max_iter": 1000}
         else:
-            solver = dict(solver="saga", tol=1e-3, max_iter=300)
+            solver = {"solver": "saga", "tol": 1e-3, "max_iter": 300}
         matrix = matrix.astype(np.float64)  # what both solvers work in: one copy, not one per C
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # few members of a class in an inner fold; saga's iteration cap
@@ -260,7 +271,7 @@ class TfidfLogistic:
     def chosen(self) -> list[float]:
         return [model.C_ for model in self.models_]
 
-    def refit(self, X, y, folds: list) -> "TfidfLogistic":
+    def refit(self, X, y, folds: list) -> TfidfLogistic:
         """The final model on every row at the C the folds chose (their median, per target):
         the inner CV already spoke five times."""
         C = [float(np.nanmedian(column)) if not np.isnan(column).all() else self.grid[1]

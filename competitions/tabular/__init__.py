@@ -124,7 +124,7 @@ class Tabular(BaseCompetition):
         numeric, categorical, date and free-text columns."""
         from competitions.tabular import synth as S
         if self.slug in S.TEXT_LAYOUTS:
-            S.make_text(Path(out_dir), self.slug, S.TEXT_ROWS[scale], seed)
+            S.make_text(Path(out_dir), self.slug, S.TEXT_ROWS[scale][self.slug], seed)
             log.info("%s: synthetic free-text corpus in the layout of %s", self.name, self.slug)
         else:
             S.synth(Path(out_dir), seed=seed, scale=scale)

@@ -5,6 +5,9 @@ load: sample (by content) -> test (same ids) -> train (the test's columns + targ
 task and column kinds. fit: K-fold out-of-fold CV of CatBoost on native categoricals and
 a linear model, a blend fitted on their out-of-fold predictions, then the decision the
 metric asks for (labels from an OOF threshold, calibrated probabilities, a log target).
+When free text dominates the columns (text.py: a tweet, an author's sentence, a comment)
+the families are the text models instead, TF-IDF logistic regression and NB-SVM, through
+the same CV, blend and decision: a text competition is read exactly as a table is.
 """
 from __future__ import annotations
 
@@ -242,7 +245,8 @@ class Tabular(BaseCompetition):
             oof, fold_of, fold_models, seconds = M.cross_validate(linear_frame, y, makers, target.task, plan.folds,
                                                                   options.seed, bar.update)
         names = list(oof)
-        weights = M.blend_weights(target.task, [oof[n] for n in names], y, M.blend_loss(target.task, metric))
+        weights = M.blend_weights(target.task, [oof[n] for n in names], y, M.blend_loss(target.task, metric),
+                                  not M.ranked(target.task, metric))
         blended = M.blend(target.task, weights, [oof[n] for n in names])
         decision = M.fit_decision(target.task, metric, y, blended)
         honest = M.honest_predictions(oof, y, fold_of, target.task, metric)

@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.metrics import roc_auc
 from competitions.tabular import features as F
 from competitions.tabular import text as T
+from competitions.tabular.model import blend
 from competitions.tabular.synth import make, make_text
 
 TWEETS, AUTHORS = "kaggle:nlp-getting-started", "kaggle:spooky-author-identification"
@@ -108,3 +110,21 @@ def test_constant_target_and_empty_text_are_one_line(compete, corpora, tmp_path)
             "column 'text' (free text) is empty in every row"
         assert "train.csv" in result.stderr and expected in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_jigsaw_labels_auc_blend_is_chosen_by_the_metric(compete, tmp_path):
+    data = make_text(tmp_path / "comments", "jigsaw-toxic-comment-classification-challenge", rows=1200, seed=13)
+    printed, out, run_dir = _run(compete, "kaggle:jigsaw-toxic-comment-classification-challenge", data, "auc", tmp_path)
+    assert "layout free-text CSV: text column 'comment_text' holds 100%" in printed
+    labels = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+    submission = pd.read_csv(out)
+    assert list(submission.columns) == ["id", *labels] and submission[labels].stack().between(0, 1).all()
+    # AUC scores the order: the blend's weights are the ones its out-of-fold AUC prefers,
+    # so the blend ranks at least as well as the better family alone.
+    oof = pd.read_csv(run_dir / "oof.csv")
+    truth = oof[labels].to_numpy()
+    weights = json.loads((run_dir / "metrics.json").read_text())["blend_weights"]
+    blended = blend("multilabel", list(weights.values()), [oof[[f"oof_{n}_{c}" for c in labels]].to_numpy() for n in weights])
+    assert roc_auc(truth, blended) >= max(roc_auc(truth, oof[[f"oof_{n}_{c}" for c in labels]].to_numpy()) for n in weights) - 1e-9
+    assert (run_dir / "per_label_auc.png").stat().st_size > 1000

@@ -86,7 +86,7 @@ def explain_blend(metric: Metric, cv_score: float, by_model: dict[str, float], d
 class Tabular(BaseCompetition):
     """One entry serves every PLATFORM:SLUG; `metric` is a `--metric` name or alias."""
 
-    description = "any tabular competition: format read from the sample submission, metric from --metric"
+    description = "any tabular or free-text competition: format read from its files, metric from --metric"
     options = TabularOptions
     bundle_entry = "competitions.tabular.inference:run"   # a Kaggle notebook (`compete package`)
     bundle_files = (inference.MODEL,)

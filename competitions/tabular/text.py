@@ -38,10 +38,12 @@ FAMILIES = ("tfidf", "nbsvm")
 # with one review column among ten numbers stays a table.
 TEXT_CHARACTER_SHARE = 0.6
 TEXT_COLUMN_SHARE = 1 / 3
-C_GRID = (0.25, 1.0, 4.0, 16.0)
+# Five steps of 4x (3.3x for NB-SVM): with four, the bench's runs chose the grid's edge
+# (TF-IDF C 16 on the authors and comments, NB-SVM 0.03 on the tweets).
+C_GRID = (0.25, 1.0, 4.0, 16.0, 64.0)
 # NB-scaled features are log-count ratios times presence, several times larger than a
-# TF-IDF weight: the same fit needs a smaller C (chosen at 0.25, the grid's floor, above).
-NB_C_GRID = (0.03, 0.1, 0.3, 1.0)
+# TF-IDF weight: the same fit needs a smaller C.
+NB_C_GRID = (0.009, 0.03, 0.1, 0.3, 1.0)
 INNER_FOLDS = 3
 WORD_FEATURES, CHARACTER_FEATURES = 200_000, 200_000
 NB_SMOOTHING = 1.0

@@ -86,7 +86,12 @@ def synth(out: Path, seed: int = 0, scale: str = "small") -> None:
 # a long tail), test.csv "id","text", sample_submission.csv id,EAP,HPL,MWS holding the
 # class shares. jigsaw-toxic-comment-classification-challenge (mean column-wise AUC):
 # train.csv id,comment_text and six 0/1 columns, test.csv id,comment_text, the sample one
-# 0.5 column per label. Shapes as the competitions' data pages describe them.
+# 0.5 column per label. Shapes as the competitions' data pages describe them, and as public
+# notebooks in the code index read them (find_string "nlp-getting-started/train.csv":
+# "test shape - 3263 x 3, train shape - 7613 x 4" with id as index, "space is shown as
+# %20", links matched by https?://t.co/[A-Za-z0-9]+; "spooky-author-identification/
+# train.csv": columns id, text, author; the sample's id, EAP, HPL, MWS). The index gave
+# those excerpts without their repositories, so no repository or commit is named here.
 TEXT_LAYOUTS = ("nlp-getting-started", "spooky-author-identification", "jigsaw-toxic-comment-classification-challenge")
 # Train rows: "small" for tests and a quick look, "full" as many as the real train.csv
 # (jigsaw's 159,571 capped: its shape, not its size, is what a pipeline must read).

@@ -11,9 +11,9 @@ the same CV, blend and decision: a text competition is read exactly as a table i
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 

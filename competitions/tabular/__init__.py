@@ -5,12 +5,15 @@ load: sample (by content) -> test (same ids) -> train (the test's columns + targ
 task and column kinds. fit: K-fold out-of-fold CV of CatBoost on native categoricals and
 a linear model, a blend fitted on their out-of-fold predictions, then the decision the
 metric asks for (labels from an OOF threshold, calibrated probabilities, a log target).
+When free text dominates the columns (text.py: a tweet, an author's sentence, a comment)
+the families are the text models instead, TF-IDF logistic regression and NB-SVM, through
+the same CV, blend and decision: a text competition is read exactly as a table is.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from competitions.tabular import data as D
 from competitions.tabular import features as F
 from competitions.tabular import inference
 from competitions.tabular import model as M
+from competitions.tabular import text as T
 from competitions.tabular.model import TabularModel  # here before it moved: older runs' pickles name it so
 
 log = logging.getLogger("compete")
@@ -36,8 +40,10 @@ log = logging.getLogger("compete")
 class TabularOptions(Options):
     folds: int | None = option(None, "K of the K-fold CV; None: 3 with --fast, else 5", minimum=2)
     time_budget: float = option(600.0, "seconds for the whole fit; sizes CatBoost from the data's shape", above=0)
-    models: str = option("catboost,linear", "the families to cross-validate and blend",
-                         choices=("catboost,linear", "catboost", "linear", "linear,catboost"))
+    models: str = option("auto", "the families to cross-validate and blend; auto: tfidf,nbsvm when free text "
+                                 "dominates (text.py), else catboost,linear",
+                         choices=("auto", "catboost,linear", "catboost", "linear", "linear,catboost",
+                                  "tfidf,nbsvm", "tfidf", "nbsvm"))
     iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords", minimum=0)
     learning_rate: float | None = option(None, "CatBoost's learning rate; None: sized with its rounds from the budget",
                                          above=0, search=(0.01, 0.3), log=True)
@@ -80,7 +86,7 @@ def explain_blend(metric: Metric, cv_score: float, by_model: dict[str, float], d
 class Tabular(BaseCompetition):
     """One entry serves every PLATFORM:SLUG; `metric` is a `--metric` name or alias."""
 
-    description = "any tabular competition: format read from the sample submission, metric from --metric"
+    description = "any tabular or free-text competition: format read from its files, metric from --metric"
     options = TabularOptions
     bundle_entry = "competitions.tabular.inference:run"   # a Kaggle notebook (`compete package`)
     bundle_files = (inference.MODEL,)
@@ -110,13 +116,21 @@ class Tabular(BaseCompetition):
     def load(self, data_dir: Path) -> D.TabularData:
         provisional = metric_table.resolve(self.metric_name) if self.metric_name else None
         data = D.load(Path(data_dir), provisional)
+        T.refuse_empty(data.train, data.test, data.features, data.train_source.name, data.layout.test.name)
         self._settle(data)
         return data
 
     def synth(self, out_dir: Path, seed: int = 0, scale: str = "small") -> None:
-        """A binary competition with numeric, categorical, date and free-text columns."""
-        from competitions.tabular.synth import synth
-        synth(Path(out_dir), seed=seed, scale=scale)
+        """A competition in the layout the slug names when it is one of the free-text layouts
+        (kaggle:nlp-getting-started, kaggle:spooky-author-identification,
+        kaggle:jigsaw-toxic-comment-classification-challenge); otherwise a binary table with
+        numeric, categorical, date and free-text columns."""
+        from competitions.tabular import synth as S
+        if self.slug in S.TEXT_LAYOUTS:
+            S.make_text(Path(out_dir), self.slug, S.TEXT_ROWS[scale][self.slug], seed)
+            log.info("%s: synthetic free-text corpus in the layout of %s", self.name, self.slug)
+        else:
+            S.synth(Path(out_dir), seed=seed, scale=scale)
 
     def sample(self, data_dir: Path) -> pd.DataFrame:
         layout = D.infer_sample(Path(data_dir))
@@ -179,13 +193,19 @@ class Tabular(BaseCompetition):
         started = time.perf_counter()
         target, metric = data.target, self.metric
         columns = F.describe(data.train, data.test, data.features)
+        layout = T.recognise(data.train, data.test, columns.kinds, data.train_source.name, data.layout.test.name)
+        families = [name.strip() for name in options.models.split(",") if name.strip()]
+        if families == ["auto"]:
+            families = list(T.FAMILIES) if layout else ["catboost", "linear"]
+        unknown = [name for name in families if name not in ("catboost", "linear", *T.FAMILIES)]
+        if unknown or not families:
+            raise io.InputError(f"models={options.models!r}: known families are auto, catboost, linear, {', '.join(T.FAMILIES)}")
+        log.info("%s: layout %s -> models %s", self.name, layout.describe() if layout else
+                 "table (no free-text column dominates)", ", ".join(families))
         features = F.Features(columns, seed=options.seed).fit(data.train, data.test)
         X = features.trees(data.train)
         y, log_target = self._encode(data)
-        families = [name.strip() for name in options.models.split(",") if name.strip()]
-        unknown = [name for name in families if name not in ("catboost", "linear")]
-        if unknown or not families:
-            raise io.InputError(f"models={options.models!r}: known families are catboost, linear")
+        self._refuse_constant_labels(data, y)
         outputs = len(target.classes) if target.task == "multiclass" else len(target.columns)
         categorical = len(columns.of("categorical"))
         plan = M.plan(len(X), X.shape[1] - categorical, categorical, target.task, outputs, options.time_budget,
@@ -195,22 +215,38 @@ class Tabular(BaseCompetition):
         plan = dataclasses.replace(plan, learning_rate=options.learning_rate or plan.learning_rate, depth=options.depth)
         numeric = [c for c in X.columns if c not in columns.of("categorical")]
         loss = {"mae": "MAE"}.get(metric.name) if target.task == "regression" else None
+        linear_frame = pd.concat([X, data.train[columns.of("text")]], axis=1)
+        vectors = None
+        if any(name in T.FAMILIES for name in families):
+            if target.task == "regression":
+                raise io.InputError(f"models={options.models!r}: the text families classify; {target.columns[0]} is a "
+                                    f"regression target (use catboost, linear)")
+            # Vocabularies from train + test cells (no labels): the folds and families share them.
+            vectors = T.TextVectors(columns.of("text"), columns.of("categorical"), columns.of("numeric"))
+            vectors.fit(pd.concat([linear_frame, pd.concat([features.trees(data.test), data.test[columns.of("text")]],
+                                                           axis=1)], ignore_index=True))
+            vectors.remember(linear_frame)
+            log.info("text features: %d TF-IDF word and character n-grams, %d other columns", vectors.text_width,
+                     len(vectors.categorical) + len(vectors.numeric))
         makers = {
             "catboost": lambda: M.CatBoostModel(target.task, list(X.columns), columns.of("categorical"), plan, options.seed, loss),
             "linear": lambda: M.LinearModel(target.task, numeric, columns.of("categorical"), columns.of("text"), options.seed),
+            "tfidf": lambda: T.TfidfLogistic(target.task, vectors, options.seed),
+            "nbsvm": lambda: T.NaiveBayesLogistic(target.task, vectors, options.seed),
         }
         makers = {name: makers[name] for name in families}
-        linear_frame = pd.concat([X, data.train[columns.of("text")]], axis=1)
         kinds = {kind: len(columns.of(kind)) for kind in F.KINDS}
-        log.info("%s: %s, %d rows (%d unlabelled left out), %d features (%s), metric %s, %d folds, catboost %d rounds at lr %.3g",
+        log.info("%s: %s, %d rows (%d unlabelled left out), %d features (%s), metric %s, %d folds%s",
                  self.name, target.task, len(X), data.train.attrs.get("unlabelled_rows", 0), len(data.features),
-                 ", ".join(f"{n} {k}" for k, n in kinds.items() if n), metric.name, plan.folds, plan.iterations, plan.learning_rate)
+                 ", ".join(f"{n} {k}" for k, n in kinds.items() if n), metric.name, plan.folds,
+                 f", catboost {plan.iterations} rounds at lr {plan.learning_rate:.3g}" if "catboost" in makers else "")
 
         with tqdm(total=plan.folds * len(makers), desc=self.name, disable=options.quiet) as bar:
             oof, fold_of, fold_models, seconds = M.cross_validate(linear_frame, y, makers, target.task, plan.folds,
                                                                   options.seed, bar.update)
         names = list(oof)
-        weights = M.blend_weights(target.task, [oof[n] for n in names], y, M.blend_loss(target.task, metric))
+        weights = M.blend_weights(target.task, [oof[n] for n in names], y, M.blend_loss(target.task, metric),
+                                  not M.ranked(target.task, metric))
         blended = M.blend(target.task, weights, [oof[n] for n in names])
         decision = M.fit_decision(target.task, metric, y, blended)
         honest = M.honest_predictions(oof, y, fold_of, target.task, metric)
@@ -233,16 +269,21 @@ class Tabular(BaseCompetition):
                 seconds[name] += time.perf_counter() - refit_started
                 log.info("final %-8s on all %d rows %.1fs %s", name, len(y), time.perf_counter() - refit_started,
                          final[name].summary())
+        if vectors is not None:
+            vectors.forget()
         ensemble = M.Ensemble(final, dict(zip(names, map(float, weights))), decision, target.task)
         model = TabularModel(ensemble, features, target, metric, log_target, list(X.columns))
         self._write_oof(data, oof, honest, fold_of, target, log_target, run_dir)
         self._plot(truth, honest, blended, y, target, metric, log_target, run_dir)
         honest_by_fold = [float(metric(truth[fold_of == f], self._values(honest[fold_of == f], target, log_target,
                                                                           as_indices=True))) for f in range(plan.folds)]
-        report = Report(cv_score=cv_score, fold_scores=honest_by_fold,
-                        note="out-of-fold; blend weights and the decision for each fold fitted on the other folds",
+        note = "out-of-fold; blend weights and the decision for each fold fitted on the other folds"
+        if vectors is not None:
+            note += (f"; each logistic regression's C chosen by an inner {T.INNER_FOLDS}-fold CV on its outer fold's "
+                     f"training rows (nested); TF-IDF vocabularies fitted on train + test text without labels (not nested)")
+        report = Report(cv_score=cv_score, fold_scores=honest_by_fold, note=note,
                         decisions=dict(
-               task=target.task,
+               task=target.task, layout=(layout.describe() if layout else "table"), models=families,
                cv_by_model={n: round(float(s), 6) for n, s in by_family.items()},
                cv_by_model_note="each model alone, its decision fitted on all its out-of-fold rows (not nested)",
                fold_scores_by_model={n: [round(s, 6) for s in scores] for n, scores in fold_scores.items()},
@@ -257,6 +298,16 @@ class Tabular(BaseCompetition):
                column_kinds=columns.kinds, family_seconds={n: round(s, 2) for n, s in seconds.items()},
                train_seconds=round(time.perf_counter() - started, 2)))
         return model, report
+
+    @staticmethod
+    def _refuse_constant_labels(data: D.TabularData, y: np.ndarray) -> None:
+        """A 0/1 label column with one value teaches nothing (one value of a single target
+        is refused when the target is read)."""
+        if data.target.task == "multilabel":
+            for j, column in enumerate(data.target.columns):
+                if len(np.unique(y[:, j])) < 2:
+                    raise io.InputError(f"{data.train_source}: label column {column!r} holds one value only, "
+                                        f"{int(y[0, j])}, in all {len(y)} labelled rows")
 
     def _encode(self, data: D.TabularData) -> tuple[np.ndarray, bool]:
         target = data.target
@@ -345,3 +396,22 @@ class Tabular(BaseCompetition):
         with io.atomic_path(path) as temporary:
             figure.savefig(temporary, dpi=100, format="png")
         plt.close(figure)
+        self._plot_labels(honest, blended, y, target, metric, run_dir)
+
+    def _plot_labels(self, honest, blended, y, target, metric, run_dir: Path) -> None:
+        """Which classes the out-of-fold predictions confuse (the submitted decision when
+        the metric scores labels, else the most probable class), or each label's AUC."""
+        from common import plots
+        if target.task in ("binary", "multiclass"):
+            if metric.output == "label":
+                predicted = honest
+            else:
+                predicted = blended.argmax(axis=1) if blended.ndim == 2 else (blended >= 0.5).astype(int)
+            plots.confusion_matrix(y, predicted, [str(c) for c in target.classes], Path(run_dir) / "confusion_matrix.png",
+                                   f"{self.name} out-of-fold confusion")
+        elif target.task == "multilabel":
+            from sklearn.metrics import roc_auc_score
+            scores = {column: float(roc_auc_score(y[:, j], blended[:, j])) for j, column in enumerate(target.columns)
+                      if len(np.unique(y[:, j])) == 2}
+            plots.per_label_scores(scores, Path(run_dir) / "per_label_auc.png", f"{self.name} out-of-fold AUC per label",
+                                   "ROC AUC")

@@ -4,8 +4,8 @@ sample names, predict, write the submission in the sample's shape, validated.
 `compete predict` (through Tabular.predict) and the Kaggle notebook `compete package`
 builds share these functions, so both give the same file. The notebook runs them on
 Kaggle's image with only this module and what it imports vendored beside the model:
-numpy, pandas, scikit-learn, scipy and catboost (through the pickled model), nothing of
-the training stack (no MLflow, no click, no registry).
+numpy, pandas, scikit-learn, scipy and catboost (through the pickled model; text.py for
+the free-text families), nothing of the training stack (no MLflow, no click, no registry).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def load_model(folder: Path):
     """The TabularModel a run saved in `folder`."""
     # The pickle names classes of these modules; importing them here also makes
     # packaging's import tracer ship them with this one.
-    from competitions.tabular import features, model  # noqa: F401
+    from competitions.tabular import features, model, text  # noqa: F401
 
     return io.read_pickle(Path(folder) / MODEL, "run `compete fit` first")
 

@@ -211,9 +211,23 @@ class LinearModel:
         return probabilities[:, 1] if self.task == "binary" else probabilities
 
 
+BLEND_STEP = 0.05  # of the weight grid searched when the metric scores an order (AUC)
+
+
+def ranked(task: str, metric: Metric) -> bool:
+    """Whether the metric scores only the order of one score per row or label (AUC): the
+    blend is then chosen by the metric itself. Measured on a synthetic jigsaw layout, log
+    loss gave all the weight to the better-calibrated NB-SVM while plain TF-IDF ranked
+    better on every label (out-of-fold AUC 0.955 vs 0.916 on the rarest)."""
+    return metric.output == "score" and task in ("binary", "multilabel")
+
+
 def blend_loss(task: str, metric: Metric):
     """What the blend weights minimise on out-of-fold predictions: log loss for classes
-    (smooth, and what calibrated probabilities need), the metric's own error for numbers."""
+    (smooth, and what calibrated probabilities need), minus the metric when it scores an
+    order (`ranked`), the metric's own error for numbers."""
+    if ranked(task, metric):
+        return lambda y, p: -float(metric(y, p))
     if task == "regression":
         if metric.name == "mae":
             return lambda y, p: float(np.mean(np.abs(p - y)))
@@ -242,11 +256,21 @@ def blend(task: str, weights, predictions: list[np.ndarray]) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
-def blend_weights(task: str, predictions: list[np.ndarray], y: np.ndarray, loss) -> np.ndarray:
-    """Non-negative weights summing to one that minimise `loss` of the blend."""
+def blend_weights(task: str, predictions: list[np.ndarray], y: np.ndarray, loss, smooth: bool = True) -> np.ndarray:
+    """Non-negative weights summing to one that minimise `loss` of the blend; a loss with
+    no gradient (`smooth` False: an order metric) is searched on a grid of the simplex."""
     count = len(predictions)
     if count == 1:
         return np.ones(1)
+    if not smooth and count <= 3:
+        import itertools
+        steps = int(round(1 / BLEND_STEP))
+        candidates = [np.array([*head, steps - sum(head)]) / steps
+                      for head in itertools.product(range(steps + 1), repeat=count - 1) if sum(head) <= steps]
+        losses = [loss(y, blend(task, weights, predictions)) for weights in candidates]
+        return candidates[int(np.argmin(losses))]  # the first best: ties keep the earlier (deterministic)
+    if not smooth:
+        loss = blend_loss(task, Metric("logloss", None, greater_is_better=False, output="probability"))
     from scipy.optimize import minimize
 
     def objective(weights):
@@ -360,11 +384,11 @@ def honest_predictions(oof: dict, y: np.ndarray, fold_of: np.ndarray, task: str,
     the other folds only: the CV score of what the submission will do, not of a rule
     fitted on the rows it is scored on."""
     names = list(oof)
-    loss = blend_loss(task, metric)
+    loss, smooth = blend_loss(task, metric), not ranked(task, metric)
     final = None
     for fold in np.unique(fold_of):
         inside, outside = fold_of == fold, fold_of != fold
-        weights = blend_weights(task, [oof[n][outside] for n in names], y[outside], loss)
+        weights = blend_weights(task, [oof[n][outside] for n in names], y[outside], loss, smooth)
         decision = fit_decision(task, metric, y[outside], blend(task, weights, [oof[n][outside] for n in names]))
         applied = decision.apply(blend(task, weights, [oof[n][inside] for n in names]))
         if final is None:

@@ -17,6 +17,7 @@ NCCL on GPUs and gloo on CPUs.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from datetime import timedelta
@@ -46,6 +47,10 @@ def start() -> None:
     if cuda:
         torch.cuda.set_device(local_rank())
     dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+    # Leave the group before the interpreter tears down: a gloo group destroyed by its
+    # finaliser while its threads run aborts the process ("terminate called without an
+    # active exception"), a rank dying after it finished (seen under load).
+    atexit.register(stop)
     if not is_main():
         # One voice: the other ranks' stdout is dropped, as detectron2 and DeiT silence
         # print on non-master processes (their errors still reach stderr).

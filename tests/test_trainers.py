@@ -292,6 +292,14 @@ def test_checkpoints_are_written_with_their_checksums_and_the_one_before_kept(tm
     assert torch.load(folder / "previous.pt", weights_only=False)["epoch"] == 1
 
 
+def compete_warnings(caplog) -> list[str]:
+    """The warnings compete logged: other loggers reach caplog too, and an earlier test
+    of the suite may have left compete's own logger at INFO."""
+    import logging
+    return [record.getMessage() for record in caplog.records
+            if record.name.startswith("compete") and record.levelno >= logging.WARNING]
+
+
 @pytest.mark.parametrize("spoil", ["same size, other bytes", "a valid checkpoint of another run", "zeros"])
 def test_a_last_checkpoint_that_differs_from_its_checksum_is_not_used(tmp_path, spoil, caplog):
     import logging
@@ -306,7 +314,7 @@ def test_a_last_checkpoint_that_differs_from_its_checksum_is_not_used(tmp_path, 
     with caplog.at_level(logging.WARNING, logger="compete"):
         state, used = trainers._usable_checkpoint(last)
     assert used.name == "previous.pt" and state["epoch"] == 0
-    (line,) = [record.getMessage() for record in caplog.records if record.name.startswith("compete")]
+    (line,) = compete_warnings(caplog)
     assert "differ from their checksum" in line and "resuming from previous.pt instead (epoch 0, 7 batches" in line
 
 
@@ -317,7 +325,7 @@ def test_checkpoints_of_an_older_compete_without_checksums_still_resume(tmp_path
     (folder / "checkpoints.sha256").unlink()
     with caplog.at_level(logging.WARNING, logger="compete"):
         state, used = trainers._usable_checkpoint(folder / "last.pt")
-    assert used.name == "last.pt" and state["epoch"] == 1 and not [record for record in caplog.records if record.name.startswith("compete")]
+    assert used.name == "last.pt" and state["epoch"] == 1 and not compete_warnings(caplog)
 
 
 def test_killed_as_a_checkpoint_moves_in_resumes_from_the_whole_next_one(tmp_path):
@@ -341,7 +349,7 @@ def test_no_usable_checkpoint_trains_again_from_the_start_with_one_line(tmp_path
         (tmp_path / "checkpoints" / name).write_bytes(b"PK\x03\x04 not a checkpoint")
     with caplog.at_level(logging.WARNING, logger="compete"):
         learn = trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=2, lr=1e-2, quiet=True)
-    (line,) = [record.getMessage() for record in caplog.records if record.name.startswith("compete")]
+    (line,) = compete_warnings(caplog)
     assert "no usable checkpoint" in line and "training starts again" in line
     assert learn.first_epoch == 0 and learn.epochs_done == 2
     assert len((tmp_path / "history.csv").read_text().splitlines()) == 3
@@ -359,5 +367,5 @@ def test_a_damaged_best_model_keeps_the_weights_training_ended_with(tmp_path, sh
     best.write_bytes(best.read_bytes()[:100])
     with caplog.at_level(logging.WARNING, logger="compete"):
         trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=2, lr=1e-2, quiet=True)
-    (line,) = [record.getMessage() for record in caplog.records if record.name.startswith("compete")]
+    (line,) = compete_warnings(caplog)
     assert "best.pth is damaged" in line and "keeps the weights training ended with" in line

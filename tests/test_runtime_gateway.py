@@ -122,10 +122,8 @@ def make_package(folder: Path, hidden: Path, body: str = "", before: str = "") -
 
 def rerun(compete, package: Path, data, *options):
     public, hidden = data
-    result = compete.in_process("runtime", "test", package, "--data", public, "--hidden", hidden,
-                                "--profile", "kaggle-notebook", *options)
-    print("=====", result.exit_code, result.output)
-    return result
+    return compete.in_process("runtime", "test", package, "--data", public, "--hidden", hidden,
+                              "--profile", "kaggle-notebook", *options)
 
 
 def results(package: Path) -> Path:

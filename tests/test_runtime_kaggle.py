@@ -121,9 +121,7 @@ def make_package(folder: Path, cells: list[str] | None = None, script: str | Non
 
 
 def rerun(compete, package: Path, data: Path, *options):
-    r = compete.in_process("runtime", "test", package, "--data", data, "--profile", "kaggle-notebook", *options)
-    print("=====", r.exit_code, r.output)
-    return r
+    return compete.in_process("runtime", "test", package, "--data", data, "--profile", "kaggle-notebook", *options)
 
 
 def facts(package: Path) -> dict:

@@ -242,11 +242,11 @@ def data_view(profile, data_dir: Path, hidden: Path | None = None) -> DataView:
         files = {name: path for name, path in files.items() if Path(name).parts[0] not in swapped}
         files.update({name: Path(hidden) / name for name in replaced})
         notes.append(f"hidden test: {', '.join(sorted(swapped))} of {hidden} shown instead of the public one(s)")
-    for listing, column in profile.holds_listed.items():
-        if listing not in files:
+    for catalogue, column in profile.holds_listed.items():   # e.g. test_metadata.csv's file_name: the test images
+        if catalogue not in files:
             continue
-        names = io.read_csv(files[listing], usecols=[column], dtype=str, keep_default_na=False)[column]
-        root = files[listing].parent if hidden is not None and files[listing].is_relative_to(hidden) else data_dir
+        names = io.read_csv(files[catalogue], usecols=[column], dtype=str, keep_default_na=False)[column]
+        root = files[catalogue].parent if hidden is not None and files[catalogue].is_relative_to(hidden) else data_dir
         for name in pd.unique(names):
             if name and (root / name).is_file():
                 files[name] = root / name

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -225,7 +224,7 @@ def blend(competition: Competition, run_list: list, data_dir: Path, out: Path | 
     threshold = decide(metric, truth, pooled)
     test_pooled = pool(how, weights, [member.test for member in members])
 
-    run_dir = _new_run_dir(competition, root)
+    run_dir = runs.new_run_dir(competition, None, root, label="blend")
     try:
         with runs.logging_to(run_dir, quiet=True), tracking.scope() as tracker:
             config = {"competition": competition.name, "data": str(Path(data_dir).resolve()), "options": {},
@@ -276,14 +275,3 @@ def blend(competition: Competition, run_list: list, data_dir: Path, out: Path | 
         raise
     return BlendResult(run_dir, path, cv_score, [(m.run_dir, m.cv_score, float(w)) for m, w in zip(members, weights)],
                        metric.name)
-
-
-def _new_run_dir(competition: Competition, root: Path | str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / competition.name / f"{stamp}-blend"
-    run_dir, suffix = base, 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = base.with_name(f"{base.name}-{suffix}")
-    run_dir.mkdir(parents=True)
-    return run_dir

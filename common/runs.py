@@ -51,9 +51,10 @@ class RunResult:
     metric: str
 
 
-def new_run_dir(competition: Competition, seed: int, root: Path | str = tracking.ROOT) -> Path:
+def new_run_dir(competition: Competition, seed: int | None, root: Path | str = tracking.ROOT, label: str | None = None) -> Path:
+    """A fresh runs/COMP/<time>-seed<N> folder (<time>-<label> for a run of another kind, e.g. a blend)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / competition.name / f"{stamp}-seed{seed}"
+    base = Path(root) / competition.name / f"{stamp}-{label or f'seed{seed}'}"
     run_dir, suffix = base, 1
     while run_dir.exists():
         suffix += 1

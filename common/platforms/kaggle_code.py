@@ -127,22 +127,14 @@ def built_from(manifest: dict, competition) -> Path | None:
     return None
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise io.InputError(f"{path}: cannot be read as JSON ({' '.join(str(error).split())})") from None
-    if not isinstance(payload, dict):
-        raise io.InputError(f"{path}: not a JSON object")
-    return payload
-
-
 def check_metadata(package: Package) -> tuple[dict, dict | None]:
     """What Kaggle would score only to fail, refused before any upload: internet on, the
     competition's files or the package's dataset not attached. (The client's own checks
     run when it reads the folders.)"""
-    kernel = _read_json(package.kernel_metadata)
-    dataset = _read_json(package.dataset_metadata) if package.dataset is not None else None
+    from common.runtimes.notebook import read_json   # the rerun's reader of the same files
+
+    kernel = read_json(package.kernel_metadata)
+    dataset = read_json(package.dataset_metadata) if package.dataset is not None else None
     where = package.kernel_metadata
     if kernel.get("enable_internet") is not False:
         raise io.InputError(f"{where}: enable_internet is {json.dumps(kernel.get('enable_internet', 'absent'))} (the "

@@ -264,8 +264,9 @@ def read_package(folder: Path) -> Package:
 
 
 def read_json(path: Path) -> dict:
+    """A package's JSON file as a dict; one line naming it when it is missing or not an object."""
     try:
-        value = json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise io.InputError(f"{path}: not found; a Kaggle package folder has kernel/kernel-metadata.json") from None
     except (OSError, ValueError) as error:

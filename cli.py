@@ -40,7 +40,7 @@ def user_errors(function):
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
         except ModuleNotFoundError as error:
-            from common.competition import missing_dependency
+            from common.registry import missing_dependency
             message = missing_dependency(error)
             if message is None:
                 raise
@@ -72,8 +72,8 @@ def unexpected(command: str, error: Exception) -> str:
 
 
 def _competition(name: str, metric: str | None = None):
-    from common.competition import get
-    return get(name, metric)
+    from competitions import REGISTRY
+    return REGISTRY.get(name, metric)
 
 
 def run_options(function):
@@ -121,22 +121,11 @@ def main():
 @user_errors
 def list_command():
     """Competitions with their platform, metric and where their data can come from."""
-    from common.competition import PLATFORMS, get, names, serves_platform_names
-    rows = [("name", "platform", "metric", "data")]
-    for name in names():
-        competition = get(name)
-        rows.append((name, competition.platform, competition.metric.name, _data_status(competition)))
-    if serves_platform_names():
-        rows.append(("PLATFORM:SLUG", "|".join(PLATFORMS), "--metric", "yours (download)"))
+    from competitions import REGISTRY
+    rows = [("name", "platform", "metric", "data"), *REGISTRY.listing(Path("data"))]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
-def _data_status(competition) -> str:
-    local = Path("data") / competition.name
-    present = all(io.find(local, f, required=False) for f in competition.data_files) if local.is_dir() else False
-    return f"{'present in ' + str(local) if present else 'absent'} ({'/'.join(competition.data_sources())})"
 
 
 @main.command("options")
@@ -580,7 +569,8 @@ def runtime_test(submission, data_dir, hidden, competition_name, profile, out, t
     read-only, no network, the time and memory limits; validate the output it writes.
     Prints wall time, CPU seconds and peak memory; exit 1 with the reason if it fails."""
     from common.runtimes import runner
-    competition = runner.resolve(submission, data_dir, competition_name)
+    from competitions import REGISTRY
+    competition = runner.resolve(REGISTRY, submission, data_dir, competition_name)
     result = runner.run_test(submission, competition, data_dir, hidden=hidden, profile=profile, out=out,
                              time_limit=time_limit, memory_limit=memory_limit, smoke=smoke, keep=keep,
                              skip_env_check=skip_env_check, unisolated=unisolated)

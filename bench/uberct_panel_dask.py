@@ -35,7 +35,7 @@ import json, resource, sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
 from common import parallel
-from common.competition import get
+from competitions import get
 from competitions.uberct import features, panel
 
 data_dir, run_dir, rows_wanted, engine = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

@@ -1,4 +1,4 @@
-"""The one protocol every competition implements, and the registry of them.
+"""The one protocol every competition implements.
 
 Like scikit-learn's estimators, every competition answers the same few calls, so the
 CLI, the notebooks and the tests never grow a branch per competition:
@@ -13,25 +13,11 @@ optional hook is declared on BaseCompetition with its default, so nothing is fou
 getattr. `fit` returns what it learned in a Report; common/runs.py alone writes it to
 metrics.json.
 
-The registry is a leaf, like pip's command table: `competitions.ENTRIES` maps each name
-to "module:Class" and importing it imports no competition. `names()` reads the table;
-`get(name)` imports that one module, so `compete list` and `--help` load no model library.
-
-A `PLATFORM:SLUG` name (kaggle:titanic, zindi:SLUG, drivendata:SLUG; PLATFORMS below)
-is served by the entry named `competitions.PLATFORM_ENTRY` ("tabular"): `get("kaggle:x",
-metric="auc")` returns `TabularClass(platform="kaggle", slug="x", metric="auc")` (metric
-None when `--metric` was not given). That entry is not listed by
-`names()` (it needs a platform and a slug to be a competition); `example_names()` adds
-one `PLATFORM:SLUG` name for it, for the contract suite (so its `synth` must write a
-competition that `compete run NAME --fast` trains with no other flag). Its `name` is the
-PLATFORM:SLUG it was given. `--metric` (run, fit, score) reaches only that constructor: a
-built-in competition's metric is fixed, and `get("house-prices", metric="auc")` is a
-usage error. An entry the installed code cannot import (a missing optional dependency)
-is one line naming what to install.
+The registry of them is common/registry.py, over a table it is given (competitions/
+builds it): nothing here knows a competition.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import pickle
 from dataclasses import dataclass, field
@@ -44,10 +30,9 @@ import pandas as pd
 from common import io
 from common.metrics import Metric
 from common.options import Options
+from common.registry import PLATFORMS
 from common.submission import (InvalidSubmission, Problem, SubmissionFormat, is_empty, read_sample, read_submission,
                                submission_source, validate)
-
-PLATFORMS = ("kaggle", "zindi", "drivendata")
 
 Data = Any   # what `load` returns: typed frames, a media index; each competition's own
 Model = Any  # what `fit` returns and `predict` consumes
@@ -240,80 +225,6 @@ class BaseCompetition:
         if y_true.shape[1] == 1:
             y_true, y_pred = y_true[:, 0], y_pred[:, 0]
         return {self.metric.name: self.metric(y_true, y_pred)}
-
-
-def _entries() -> tuple[dict[str, str], str]:
-    import competitions  # a table of strings: imports no competition
-    return competitions.ENTRIES, competitions.PLATFORM_ENTRY
-
-
-def names() -> list[str]:
-    """The built-in competitions' names, without importing any of them."""
-    entries, generic = _entries()
-    return sorted(name for name in entries if name != generic)
-
-
-def serves_platform_names() -> bool:
-    """Whether a generic entry serves PLATFORM:SLUG names."""
-    entries, generic = _entries()
-    return generic in entries
-
-
-def example_names() -> list[str]:
-    """`names()` plus one PLATFORM:SLUG name when a generic entry serves those."""
-    entries, generic = _entries()
-    return names() + ([f"{PLATFORMS[0]}:example"] if generic in entries else [])
-
-
-def get(name: str, metric: str | None = None) -> Competition:
-    """The competition called `name`: a built-in name, or PLATFORM:SLUG (scored by
-    `metric`, a --metric name, when given)."""
-    entries, generic = _entries()
-    platform, colon, slug = name.partition(":")
-    if colon:
-        if platform not in PLATFORMS:
-            raise io.InputError(f"{name!r}: unknown platform {platform!r}; known: {', '.join(PLATFORMS)}")
-        if not slug:
-            raise io.InputError(f"{name!r}: no competition slug after {platform}:")
-        if generic not in entries:
-            raise io.InputError(f"{name!r}: no generic competition is installed for PLATFORM:SLUG names")
-        return competition_class(generic)(platform=platform, slug=slug, metric=metric)
-    if name not in entries or name == generic:
-        known = ", ".join([*names(), "PLATFORM:SLUG" if generic in entries else ""]).rstrip(", ")
-        raise io.InputError(f"unknown competition {name!r}; known: {known}")
-    competition = competition_class(name)()
-    if metric is not None and metric != competition.metric.name:
-        raise io.InputError(f"--metric {metric}: {name} is scored by {competition.metric.name} only; "
-                            f"--metric is for PLATFORM:SLUG competitions")
-    return competition
-
-
-def competition_class(name: str) -> type:
-    """Import the class an entry names; a missing dependency is one line saying what to install."""
-    entries, _ = _entries()
-    module_name, _, class_name = entries[name].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        message = missing_dependency(error)
-        if message is None:
-            raise
-        raise io.InputError(f"{name}: {message}") from None
-    return vars(module)[class_name]
-
-
-# Import names whose package on the registry is called otherwise.
-_PACKAGE_OF = {"sklearn": "scikit-learn", "PIL": "pillow", "skimage": "scikit-image", "yaml": "pyyaml"}
-
-
-def missing_dependency(error: ModuleNotFoundError) -> str | None:
-    """"needs the 'x' package ..." for a third-party module that is not installed;
-    None when the missing module is the project's own (a bug, not an install)."""
-    top = (error.name or "").split(".")[0]
-    if not top or top in ("competitions", "common", "cli"):
-        return None
-    package = _PACKAGE_OF.get(top, top)
-    return f"needs the {package!r} package, which is not installed: `pip install {package}`"
 
 
 def write_json(path: Path, payload: dict) -> Path:

@@ -81,7 +81,7 @@ def competition_data(compete, tmp_path_factory) -> Callable[[str], Path]:
 
     def make(name: str) -> Path:
         if name not in made:
-            from common.competition import get
+            from competitions import get
             out = tmp_path_factory.mktemp(_folder(name)) / "data"
             if "synth" in get(name).data_sources():
                 compete("data", "synth", name, "--out", out, "--seed", 0, "--scale", "small")
@@ -163,8 +163,11 @@ class SampleEcho(BaseCompetition):
 
 def register(competition: type, monkeypatch) -> None:
     """Put a test's competition class in the registry (in this process) for the test."""
-    import competitions
-    monkeypatch.setitem(competitions.ENTRIES, competition.name, f"{competition.__module__}:{competition.__qualname__}")
+    from common.registry import Entry
+    from competitions import REGISTRY
+    entry = Entry(competition.name, f"{competition.__module__}:{competition.__qualname__}", competition.platform,
+                  competition.metric.name, competition.description, competition.data_files)
+    monkeypatch.setitem(REGISTRY.entries, competition.name, entry)
 
 
 def submission_of_a_run(name: str, data_dir: Path, folder: Path, monkeypatch) -> tuple[Path, Path]:

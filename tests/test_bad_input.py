@@ -538,7 +538,7 @@ def test_a_run_directory_of_other_settings_is_refused_untouched(sandbox, segment
     run_dir.mkdir()
     from dataclasses import asdict
 
-    from common.competition import get
+    from competitions import get
     settings = {"competition": "house-prices", "data": str(data.resolve()), "options": asdict(get("house-prices").options(quiet=True))}
     (run_dir / "config.json").write_text(json.dumps(settings))
     (run_dir / "metrics.json").write_text('{"cv_score": 0.12}\n')

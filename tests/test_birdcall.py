@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from common import media
-from common.competition import get
+from competitions import get
 from competitions.birdcall import data as bird_data
 from competitions.birdcall.synth import synth
 

@@ -185,7 +185,7 @@ def test_truncated_serengeti_shards_are_packed_again_and_read_whole(competition_
     a loader worker's traceback): serengeti's prepare step, as `fit` calls it, packs
     them again with one line, and the stream its training reads is whole. (Through
     prepare_shards rather than two CLI fits: the same path in seconds, not a minute.)"""
-    from common.competition import get
+    from competitions import get
     from competitions import serengeti
 
     data = get("serengeti").load(competition_data("serengeti"))

@@ -1,5 +1,6 @@
 """The command line contract: listing, unknown names, one-line user errors."""
-from common.competition import Competition, get, names
+from common.competition import Competition
+from competitions import get, names
 
 
 def test_every_registered_competition_follows_the_protocol():
@@ -23,6 +24,13 @@ def test_unknown_competition_lists_known_ones(compete):
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown competition 'titanic'; known: ")
     assert "house-prices" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_name_suggests_the_closest_ones(compete):
+    result = compete("options", "house-price", check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: unknown competition 'house-price'; did you mean house-prices? known: ")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_missing_data_folder_is_one_line(compete, tmp_path):
@@ -54,6 +62,24 @@ def test_list_and_help_load_no_model_library():
              "    assert CliRunner().invoke(cli.main, args).exit_code == 0, args\n"
              f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+def test_list_and_help_import_no_competition_package(tmp_path):
+    """The registry's entries carry what `list` prints (pip's command table): `list`
+    and `--help` import no competitions.X module, nor torch."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    probe = ("import sys\nfrom click.testing import CliRunner\nimport cli\n"
+             "for args in (['list'], ['--help']):\n"
+             "    assert CliRunner().invoke(cli.main, args).exit_code == 0, args\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('competitions.') or m.split('.')[0] == 'torch')))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
 

@@ -4,7 +4,8 @@ bytes -> score -> broken input is one line naming the file and the row.
 
 Everything goes through the real command line on data the project makes (`compete
 data synth`, or the offline `fetch` where a competition has no generator), so a fifth
-competition is checked by adding its registry entry and nothing here.
+competition is checked by adding its registry entry and nothing here. The entry itself
+(what `compete list` prints without importing the class) is checked against the class.
 """
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ import pandas as pd
 import pytest
 
 from common import io
-from common.competition import Competition, example_names, get
-
-pytestmark = pytest.mark.slow  # a --fast run of every competition (shared with its own tests), and a second fit
+from common.competition import Competition
+from common.registry import GENERIC
+from competitions import REGISTRY, example_names, get
 
 
 @dataclass
@@ -37,7 +38,8 @@ class Case:
     loaded: object      # what `load` returned, in this process
 
 
-@pytest.fixture(scope="module", params=example_names())
+# slow: a --fast run of every competition (shared with its own tests), and a second fit
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.slow) for name in example_names()])
 def case(request, fast_run) -> Case:
     """One competition's small data and its `compete run --fast --seed 0` (conftest's
     fast_run, shared with the competition's own tests: each trains once per session)."""
@@ -45,6 +47,18 @@ def case(request, fast_run) -> Case:
     competition = get(run.name)
     loaded = competition.load(run.data)  # the format of a PLATFORM:SLUG competition is known from here on
     return Case(run.name, competition, run.data, run.work, run.submission, run.run_dir, run.stdout, run.stderr, loaded)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY.entries))
+def test_the_registry_entry_agrees_with_the_class(name):
+    entry = REGISTRY.entries[name]
+    competition = get(f"{REGISTRY.example_names()[-1]}" if name == GENERIC else name)
+    assert type(competition) is REGISTRY.competition_class(name)
+    if name != GENERIC:
+        assert (competition.name, competition.platform, competition.metric.name) == (name, entry.platform, entry.metric)
+    assert entry.summary == competition.description and entry.summary and "\n" not in entry.summary
+    assert entry.data_files == tuple(competition.data_files)
+    assert entry.sources == tuple(competition.data_sources())
 
 
 def test_it_declares_the_protocol(case):

@@ -287,7 +287,7 @@ def test_uberct_on_a_local_dask_cluster_writes_the_same_bytes_as_the_default_pat
 def test_serengeti_shards_packed_by_dask_equal_those_packed_here(tmp_path, cluster, monkeypatch):
     import competitions.serengeti as serengeti
     from common import parallel
-    from common.competition import get
+    from competitions import get
     from competitions.serengeti import data
 
     source = tmp_path / "data"
@@ -313,7 +313,7 @@ def test_serengeti_shards_packed_by_dask_equal_those_packed_here(tmp_path, clust
 
 @pytest.mark.slow
 def test_torchrun_two_processes_fit_serengeti_through_the_cli(tmp_path):
-    from common.competition import get
+    from competitions import get
 
     data = tmp_path / "data"
     get("serengeti").synth(data, seed=0, scale="small")

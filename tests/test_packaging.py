@@ -19,8 +19,8 @@ import pytest
 
 import cli
 from common import io, packaging, runtimes
-from common.competition import get
 from common.runtimes import environment, runner
+from competitions import REGISTRY, get
 from competitions.serengeti import model as serengeti_model
 
 needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="no mount/network namespaces here")
@@ -64,7 +64,7 @@ def scratch(tmp_path, monkeypatch):
 
 def run_bundle(bundle: Path, data: Path, competition: str | None = None, **options):
     """The runtime test as `compete runtime test` calls it."""
-    return runner.run_test(bundle, runner.resolve(bundle, data, competition), data, **options)
+    return runner.run_test(bundle, runner.resolve(REGISTRY, bundle, data, competition), data, **options)
 
 
 def make_bundle(path: Path, main: str, members: dict | None = None, manifest: bool = True) -> Path:

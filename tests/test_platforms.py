@@ -12,7 +12,7 @@ import pytest
 
 from common import io
 from common import platforms
-from common.competition import get, names
+from competitions import get, names
 from common.platforms import credentials, errors, kaggle, web
 
 

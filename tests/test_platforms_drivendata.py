@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from common.runtimes import runner
-from common.competition import get
+from competitions import get
 
 needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="unshare --net --mount unavailable here")
 

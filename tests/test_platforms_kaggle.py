@@ -378,7 +378,7 @@ def test_download_lands_unzipped_where_run_reads(compete, kaggle, tmp_path):
 def test_real_files_downloaded_load_as_compete_run_reads_them(compete, kaggle, house_data, tmp_path):
     """Kaggle's real House Prices files served as Kaggle zips them: the folder `data
     download` leaves is one the competition's loader reads unchanged."""
-    from common.competition import get
+    from competitions import get
     buffer = bytes_io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(house_data.iterdir()):
@@ -601,7 +601,7 @@ def test_secrets_never_reach_output_logs_or_errors(compete, kaggle, tmp_path):
     assert TOKEN not in result.output
     assert log_file.read_text() and TOKEN not in log_file.read_text()
     from common.platforms import kaggle as runner
-    from common.competition import get
+    from competitions import get
     with pytest.raises(Exception) as caught:
         runner.submissions(get("house-prices"))
     assert "Bad request" in str(caught.value) and TOKEN not in str(caught.value)

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from common import competition as registry
+import competitions as registry
 from common.metrics import MULTICLASS_LOG_LOSS
 from common import platforms
 from common.platforms import web

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from common import runtimes
-from common.competition import get
+from competitions import get
 from common.runtimes import runner, sandbox
 
 needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="no mount/network namespaces here")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from common.runtimes import runner
 from common import io, packaging
-from common.competition import get
+from competitions import get
 from common.metrics import MEAN_BINARY_LOG_LOSS
 from competitions.serengeti import data as serengeti_data
 from competitions.serengeti import model as serengeti_model

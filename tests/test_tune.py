@@ -60,7 +60,7 @@ def test_search_outside_the_allowed_range_or_choices_is_one_line():
 
 @pytest.mark.parametrize("name", ["house-prices", "uberct", "birdcall", "serengeti", "kaggle:example"])
 def test_each_competition_declares_a_search_space_whose_defaults_lie_inside_it(name):
-    from common.competition import get
+    from competitions import get
     options = get(name).options
     space = search_space(options)
     assert len(space) >= 3, f"{name} declares only {[d.name for d in space]}"

@@ -15,7 +15,7 @@ import pytest
 from shapely import LineString
 
 from common import io
-from common.competition import get
+from competitions import get
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
 from competitions.uberct import model as uber_model

@@ -110,12 +110,11 @@ def refuse_on_problems(result: RuntimeResult, problems: list[str], profile) -> b
     return bool(problems)
 
 
-def resolve(submission: Path, data_dir: Path, name: str | None = None):
-    """The competition a submission is for: `name` (--competition), the manifest
-    `compete package` wrote into it, or the code competition whose sample file the data
-    folder holds."""
-    from common.competition import get, names
-
+def resolve(registry, submission: Path, data_dir: Path, name: str | None = None):
+    """The competition of `registry` (common.registry.Registry) a submission is for:
+    `name` (--competition), the manifest `compete package` wrote into it, or the code
+    competition whose sample file the data folder holds."""
+    get = registry.get
     if name:
         return get(name)
     manifest = read_manifest(Path(submission))
@@ -124,7 +123,7 @@ def resolve(submission: Path, data_dir: Path, name: str | None = None):
             return get(manifest["competition"], manifest.get("metric"))
         except (KeyError, TypeError, AttributeError):
             raise io.InputError(f"{submission}: its manifest names no competition; pass --competition") from None
-    for candidate in names():
+    for candidate in registry.names():
         competition = get(candidate)
         if competition.runtime_profile and io.find(Path(data_dir), competition.submission.sample_file, required=False):
             return competition

@@ -27,7 +27,8 @@ SCHEDULER = click.option("--scheduler", metavar="ADDRESS", help="A Dask schedule
 
 def user_errors(function):
     """Turn a user error (or a missing optional dependency) into one line on stderr and
-    exit 2 (1 for a failed check, io.CheckFailed); never a traceback."""
+    exit 2 (1 for a failed check, io.CheckFailed); a bug is one line too, exit 2, its
+    traceback kept in a file; never a traceback on the terminal."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
@@ -37,6 +38,9 @@ def user_errors(function):
                 click.echo(line)
             sys.exit(1)
         except io.InputError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except io.Unexpected as error:  # a bug inside a stage: one line naming it, the traceback kept
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
         except ModuleNotFoundError as error:

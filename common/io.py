@@ -36,6 +36,13 @@ class InputError(ValueError):
     exit_code = 2
 
 
+class Unexpected(Exception):
+    """A bug, not the user's input, already told in one line: what failed on what, and
+    where its traceback is kept (common.runs.StageFailed). The command line exits 2."""
+
+    exit_code = 2
+
+
 class CheckFailed(InputError):
     """Input that was read, and failed a check: an invalid submission (an empty file
     included), a bundle that fails its runtime test. The command line exits 1."""

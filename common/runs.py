@@ -365,7 +365,7 @@ def discard(run_dir: Path, competition: Competition, error: Exception) -> None:
             folder.rmdir()
 
 
-class StageFailed(io.InputError):
+class StageFailed(io.Unexpected):
     """An unexpected error inside a stage (load, fit, predict): one line naming the
     stage and its file, the traceback kept in a log the message points at."""
 

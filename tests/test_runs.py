@@ -143,3 +143,14 @@ def test_an_interrupted_run_leaves_nothing_unless_it_can_resume_and_its_mlflow_r
     assert resumed == run_dir and process.returncode == 143, stderr
     assert [path.name for path in (tmp_path / "runs" / "house-prices").iterdir()] == [run_dir.name]
     assert (run_dir / "interrupted.json").is_file() and _status(resumed_id) == "KILLED"  # and resumable again
+
+
+def test_a_bug_in_a_stage_names_the_stage_but_is_not_bad_input(tmp_path):
+    """An unexpected error inside a stage exits 2 (DESIGN.md) with one line naming the
+    stage, but it is a bug, never reported as the user's input (io.InputError)."""
+    from common import io, runs
+    with pytest.raises(runs.StageFailed) as raised:
+        runs.stage("fit", tmp_path, tmp_path, lambda: 1 / 0)
+    assert not isinstance(raised.value, io.InputError) and raised.value.exit_code == 2
+    assert str(raised.value).startswith(f"fit failed on {tmp_path}: ZeroDivisionError: division by zero; traceback in ")
+    assert "ZeroDivisionError" in (tmp_path / "log.txt").read_text()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -68,6 +69,21 @@ class Status:
     state: str
     public_score: float | None = None
     detail: str = ""
+
+
+def find_submission(table: pd.DataFrame, file_name: str | None, message: str, since: datetime, id_column: str,
+                    message_column: str) -> str | None:
+    """The `id_column` of a listed submission (a runner's `submissions` table) of
+    `file_name` (None: any file) whose `message_column` is `message`, made since `since`,
+    or None. A row without a date counts: the list may leave it out."""
+    since = since - timedelta(minutes=5)  # the two clocks may disagree a little
+    for row in table.to_dict("records"):
+        date = pd.Timestamp(row["date"]) if row["date"] else None
+        if date is not None and date.tzinfo is None:
+            date = date.tz_localize("UTC")
+        if file_name in (None, row["file"]) and (row[message_column] or "") == (message or "") and (date is None or date >= since):
+            return row[id_column]
+    return None
 
 
 def settle_ambiguous_upload(platform: str, competition, file: Path, cause, find: Callable[[], str | None],

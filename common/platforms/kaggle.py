@@ -24,13 +24,13 @@ import os
 import shutil
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pandas as pd
 
-from common.platforms import Receipt, Status, settle_ambiguous_upload
+from common.platforms import Receipt, Status, find_submission, settle_ambiguous_upload
 from common.platforms import web
 from common.platforms.credentials import check_private, read_json, read_secret
 from common.platforms.errors import (AccessError, CredentialsError, LimitError, NotFoundError, PlatformError,
@@ -244,7 +244,8 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
         if (status is None or status >= 500) and not _before_creation(error):  # recorded or not, only the list says
             return settle_ambiguous_upload(
                 "kaggle", competition, file, _explain(error, slug, creds),
-                lambda: _find(submissions(competition, api=api, creds=creds), file.name, message, started), "ref")
+                lambda: find_submission(submissions(competition, api=api, creds=creds), file.name, message, started, "ref",
+                                                        "description"), "ref")
         raise _explain(error, slug, creds) from None  # a refusal (4xx), or no luck before the submission existed
     return Receipt("kaggle", True, [f"submitted {file} to {slug}: {response.message or 'accepted'}"
                                     + (f" (ref {response.ref})" if response.ref else ""),
@@ -269,18 +270,6 @@ def _is_rpc(error: BaseException) -> bool:
 def _before_creation(error: BaseException) -> bool:
     """Whether the failed request came before the one that creates the submission."""
     return "StartSubmissionUpload" in _url(error)
-
-
-def _find(table: pd.DataFrame, file_name: str | None, message: str, since: datetime):
-    """The ref of a listed submission of this file (any file: None) and message made since
-    `since`, or None."""
-    since = since - timedelta(minutes=5)  # the two clocks may disagree a little
-    for row in table.itertuples(index=False):
-        date = pd.Timestamp(row.date)
-        date = date.tz_localize("UTC") if date.tzinfo is None else date
-        if file_name in (None, row.file) and (row.description or "") == (message or "") and date >= since:
-            return row.ref
-    return None
 
 
 def _check_limits(limits, slug: str) -> None:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from common import io
-from common.platforms import Receipt, kaggle, web
+from common.platforms import Receipt, find_submission, kaggle, web
 from common.platforms.errors import (AccessError, CredentialsError, PlatformError, RuntimeTestFailed,
                                      UncertainSubmission)
 
@@ -630,7 +630,7 @@ def submit_version(api, competition, package: Package, ref: str, version: int, o
     started = datetime.now(timezone.utc)
 
     def listed():
-        return kaggle._find(kaggle.submissions(competition, api=api, creds=creds), None, message, started)
+        return find_submission(kaggle.submissions(competition, api=api, creds=creds), None, message, started, "ref", "description")
     what = f"submitting kernel {ref} version {version} to {slug}"
     answer, found = _create(lambda: api.competition_submit_code(package.output, message, slug, kernel=ref,
                                                                 kernel_version=version, quiet=quiet),

@@ -46,7 +46,7 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from common.platforms import Receipt, Status, settle_ambiguous_upload
+from common.platforms import Receipt, Status, find_submission, settle_ambiguous_upload
 from common.platforms import web
 from common.platforms.credentials import read_json
 from common.submission import plain_csv
@@ -261,8 +261,9 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
             cause = client.explain(error, slug)
             if web.never_sent(error) or web.status_of(error) == 429:
                 raise cause from None
-            receipt = settle_ambiguous_upload("zindi", competition, file, cause, lambda: _find(
-                _submissions_table(client.read(slug, "submissions", params={"per_page": 50})), upload.name, message, started), "id")
+            receipt = settle_ambiguous_upload("zindi", competition, file, cause, lambda: find_submission(
+                _submissions_table(client.read(slug, "submissions", params={"per_page": 50})), upload.name, message, started,
+                "id", "comment"), "id")
             receipt.lines[:0] = sent
             return receipt
     ident = answer.get("id") if isinstance(answer, dict) else None
@@ -295,18 +296,6 @@ def submitted_in_a_day(table: pd.DataFrame, now: datetime | None = None) -> int:
     now = now or datetime.now(timezone.utc)
     dates = pd.to_datetime(table["date"], errors="coerce", utc=True)
     return int(((dates >= now - timedelta(days=1)) & table["status"].isin(COUNTED_STATUSES)).sum())
-
-
-def _find(table: pd.DataFrame, file_name: str, message: str, since: datetime) -> str | None:
-    """The id of a listed submission of this file and comment made since `since`, or None."""
-    since = since - timedelta(minutes=5)  # the two clocks may disagree a little
-    for row in table.itertuples(index=False):
-        date = pd.Timestamp(row.date) if row.date else None
-        if date is not None and date.tzinfo is None:
-            date = date.tz_localize("UTC")
-        if row.file == file_name and row.comment == (message or "") and (date is None or date >= since):
-            return row.id
-    return None
 
 
 def _submissions_table(rows) -> pd.DataFrame:

@@ -83,10 +83,6 @@ def shown(uri: str) -> str:
     return uri
 
 
-def _is_local(uri: str) -> bool:
-    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
-
-
 def _artifact_root(uri: str, experiment: str) -> str | None:
     """Beside a local SQLite store, its artifacts (a folder per experiment); a server
     decides for itself."""

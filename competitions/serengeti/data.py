@@ -46,7 +46,7 @@ class SerengetiData:
     problems: dict = field(default_factory=dict)
 
 
-def read_metadata(source, name: str) -> pd.DataFrame:
+def read_metadata(source) -> pd.DataFrame:
     frame = io.read_table(source, [ID, FILE], dtype=str, keep_default_na=False)
     blank = frame[(frame[ID].str.strip() == "") | (frame[FILE].str.strip() == "")]
     if len(blank):
@@ -76,14 +76,14 @@ def read_labels(source) -> pd.DataFrame:
 
 def load(data_dir: Path) -> SerengetiData:
     data_dir = Path(data_dir)
-    train = read_metadata(io.find(data_dir, TRAIN_METADATA), TRAIN_METADATA)
+    train = read_metadata(io.find(data_dir, TRAIN_METADATA))
     labels_source = io.find(data_dir, TRAIN_LABELS)
     labels = read_labels(labels_source)
     unlabelled = sorted(set(train[ID]) - set(labels[ID]))
     if unlabelled:
         raise io.InputError(f"{labels_source}: {len(unlabelled)} sequence(s) of {TRAIN_METADATA} have no label, first {unlabelled[0]}")
     test_source = io.find(data_dir, TEST_METADATA, required=False)
-    test = read_metadata(test_source, TEST_METADATA) if test_source else None
+    test = read_metadata(test_source) if test_source else None
     sample_source = io.find(data_dir, SUBMISSION_FORMAT, required=False)
     if sample_source is not None:  # only where the hidden runtime (or synthetic data) has it
         sample = read_sample(sample_source, SUBMISSION)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from common import blend, io
-from common.metrics import F1, RMSLE
+from common.metrics import F1, RMSE_OF_LOGS
 
 QUICK = ("--fast", "--quiet", "--set", "folds=3")
 
@@ -42,7 +42,7 @@ def test_a_blend_of_two_runs_scores_at_least_the_better_in_nested_cv(compete, ho
     config = json.loads((run_dir / "config.json").read_text())
     assert [Path(member).name for member in config["blend"]["members"]] == ["lasso", "catboost"]
     oof = pd.read_csv(run_dir / "out_of_fold.csv")
-    assert RMSLE(oof["truth:SalePrice"].to_numpy(), oof["SalePrice"].to_numpy()) == pytest.approx(blended, abs=1e-5)
+    assert RMSE_OF_LOGS(oof["truth:SalePrice"].to_numpy(), oof["SalePrice"].to_numpy()) == pytest.approx(blended, abs=1e-5)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     weights = metrics["blend_weights"]
     assert all(weight > 0.05 for weight in weights.values()) and sum(weights.values()) == pytest.approx(1)

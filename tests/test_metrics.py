@@ -5,19 +5,19 @@ from sklearn.metrics import f1_score, log_loss, mean_squared_error
 from common import metrics
 
 
-def test_rmsle_is_rmse_of_log_prices():
+def test_rmse_of_logs_is_rmse_of_log_prices():
     y_true = np.array([100_000.0, 200_000.0, 350_000.0])
     y_pred = np.array([110_000.0, 190_000.0, 300_000.0])
     expected = np.sqrt(mean_squared_error(np.log(y_true), np.log(y_pred)))
-    assert metrics.rmsle(y_true, y_pred) == pytest.approx(expected, rel=1e-12)
+    assert metrics.rmse_of_logs(y_true, y_pred) == pytest.approx(expected, rel=1e-12)
     # Hand-computed: log ratios 0.0953, -0.0513, -0.1542
-    assert metrics.RMSLE(y_true, y_pred) == pytest.approx(0.10875, abs=1e-5)
-    assert not metrics.RMSLE.greater_is_better and metrics.RMSLE.better(0.1, 0.2)
+    assert metrics.RMSE_OF_LOGS(y_true, y_pred) == pytest.approx(0.10875, abs=1e-5)
+    assert not metrics.RMSE_OF_LOGS.greater_is_better and metrics.RMSE_OF_LOGS.better(0.1, 0.2)
 
 
-def test_rmsle_refuses_non_positive_values():
+def test_rmse_of_logs_refuses_non_positive_values():
     with pytest.raises(ValueError):
-        metrics.rmsle([1.0, 2.0], [1.0, 0.0])
+        metrics.rmse_of_logs([1.0, 2.0], [1.0, 0.0])
 
 
 def test_f1_matches_sklearn_and_handles_empty_cases():

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from common import platforms
-from common.metrics import RMSLE
+from common.metrics import RMSE_OF_LOGS
 from common.platforms import web
 from common.submission import SubmissionFormat
 from conftest import SampleEcho, register, submission_of_a_run
@@ -627,7 +627,7 @@ class DemoKaggle(SampleEcho):
     name = "kaggle-demo"
     platform = "kaggle"
     slug = SLUG
-    metric = RMSLE
+    metric = RMSE_OF_LOGS
     submission = SubmissionFormat("sample_submission.csv", id_column="Id", domain="positive")
 
 

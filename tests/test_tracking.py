@@ -21,7 +21,7 @@ import requests
 
 from common import io, runs, tracking
 from common.competition import BaseCompetition, Report
-from common.metrics import RMSLE
+from common.metrics import RMSE_OF_LOGS
 from common.options import Options, option
 from common.submission import SubmissionFormat
 from conftest import register
@@ -41,7 +41,7 @@ class TrackingDemo(BaseCompetition):
     name = NAME
     platform = "kaggle"
     slug = "house-prices-advanced-regression-techniques"
-    metric = RMSLE
+    metric = RMSE_OF_LOGS
     submission = SubmissionFormat("sample_submission.csv", id_column="Id", domain="positive")
     options = DemoOptions
 
@@ -54,7 +54,7 @@ class TrackingDemo(BaseCompetition):
         import matplotlib.pyplot as plt
         prices = data["SalePrice"].to_numpy(dtype=float)
         folds = np.arange(len(prices)) % options.folds
-        scores = [RMSLE(prices[folds == fold], np.full((folds == fold).sum(), prices[folds != fold].mean()))
+        scores = [RMSE_OF_LOGS(prices[folds == fold], np.full((folds == fold).sum(), prices[folds != fold].mean()))
                   for fold in range(options.folds)]
         figure, axis = plt.subplots()
         axis.plot(scores)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from common import io, plots
 from common.competition import BaseCompetition, OutOfFold, Report
-from common.metrics import RMSLE
+from common.metrics import RMSE_OF_LOGS
 from common.options import Options, option
 from competitions.house_prices import data as house_data
 from competitions.house_prices import inference
@@ -59,7 +59,7 @@ class HousePrices(BaseCompetition):
     name = "house-prices"
     platform = "kaggle"
     slug = "house-prices-advanced-regression-techniques"
-    metric = RMSLE
+    metric = RMSE_OF_LOGS
     submission = house_data.SUBMISSION
     options = HouseOptions
     description = "Kaggle, tabular regression of sale prices"

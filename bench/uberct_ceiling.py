@@ -72,7 +72,7 @@ sys.path.insert(0, str(ROOT))
 
 from common.thresholds import best_threshold, expected_f1_count, top_k  # noqa: E402
 from competitions.uberct import synth  # noqa: E402
-from competitions.uberct.model import f1_of  # noqa: E402
+from common import metrics  # noqa: E402
 
 HALF_LIVES = (None, 365, 180, 90)  # days; None: all history equally
 SHRINKS = (0, 5, 20)               # incidents' worth of the city-wide rate
@@ -100,7 +100,7 @@ def probability(rate_rows: np.ndarray) -> np.ndarray:
 def scored(labels: np.ndarray, p: np.ndarray) -> tuple[float, float, np.ndarray]:
     """Hindsight F1, label-free F1 and the label-free flags of probabilities p."""
     flags = top_k(p, expected_f1_count(p))
-    return best_threshold(labels, p).f1, f1_of(labels, flags), flags
+    return best_threshold(labels, p).f1, metrics.f1(labels, flags), flags
 
 
 # --- what a model could know, as factors -------------------------------------------------
@@ -351,7 +351,7 @@ def main() -> None:
         scores = {name: scored(labels, p) for name, p in figures.items()}
         model = model_figures(arguments.runs, seed, ids) if arguments.runs else None
         if model is not None:
-            scores["model: its probabilities / its submission"] = (best_threshold(labels, model[0]).f1, f1_of(labels, model[1]), model[1])
+            scores["model: its probabilities / its submission"] = (best_threshold(labels, model[0]).f1, metrics.f1(labels, model[1]), model[1])
         rng = np.random.default_rng(seed)
         names = list(scores)
         redrawn, redrawn_oracle = redrawn_ratios(p_true, [scores[name][2] for name in names], arguments.draws, rng)

@@ -28,7 +28,7 @@ from _command import COMMAND, ROOT, compete  # noqa: E402 (bench/ is the script'
 sys.path.insert(0, str(ROOT))
 
 from common.thresholds import RateRule, best_threshold, expected_f1_count, top_k  # noqa: E402
-from competitions.uberct.model import f1_of  # noqa: E402
+import common.metrics  # noqa: E402
 
 WALL_TARGET, RSS_TARGET_GB, RATIO_TARGET = 600.0, 6.0, 0.90
 
@@ -54,7 +54,7 @@ def rule_figures(run_dir: Path, answers: Path) -> dict[str, float]:
     probabilities = p["probability"].to_numpy()
 
     def f1(flags):
-        return f1_of(labels, flags)
+        return common.metrics.f1(labels, flags)
 
     return {
         "rate": f1(RateRule(metrics["flags_per_expected"]).apply(probabilities)),

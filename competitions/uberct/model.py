@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from common.metrics import f1
 from common.thresholds import RateRule, best_threshold, expected_f1_count, fit_rate_rule, top_k
 from competitions.uberct.features import OFFSET
 
@@ -104,12 +105,6 @@ def decide(p: np.ndarray, rule: str, rate_rule: RateRule, threshold: float, scal
     raise ValueError(f"unknown decision rule {rule!r}; known: {', '.join(RULES)}")
 
 
-def f1_of(labels: np.ndarray, flags: np.ndarray) -> float:
-    labels, flags = labels.astype(bool), flags.astype(bool)
-    denominator = labels.sum() + flags.sum()
-    return float(2 * (labels & flags).sum() / denominator) if denominator else 0.0
-
-
 def cross_fitted_f1(labels: np.ndarray, p: np.ndarray, half: np.ndarray) -> dict[str, float]:
     """Validation F1 of each rule with no rule fitted on the rows it is scored on:
     the rule fitted on one half of the validation period flags the other half."""
@@ -121,4 +116,4 @@ def cross_fitted_f1(labels: np.ndarray, p: np.ndarray, half: np.ndarray) -> dict
         scale = calibration(labels[other], p[other])
         for name in RULES:
             flags[name][part] = decide(p[part], name, rate_rule, threshold, scale)
-    return {name: f1_of(labels, flag) for name, flag in flags.items()}
+    return {name: f1(labels, flag) for name, flag in flags.items()}

@@ -30,7 +30,6 @@ import pandas as pd
 from common import io
 from common.metrics import Metric
 from common.options import Options
-from common.registry import PLATFORMS
 from common.submission import (InvalidSubmission, Problem, SubmissionFormat, is_empty, read_sample, read_submission,
                                submission_source, validate)
 
@@ -90,7 +89,7 @@ class BaseCompetition:
     here with its default; a competition overrides the ones that are its own."""
 
     name: ClassVar[str]
-    platform: ClassVar[str]             # one of PLATFORMS
+    platform: ClassVar[str]             # one of common.registry.PLATFORMS
     slug: ClassVar[str]                 # the platform's id for the competition
     metric: ClassVar[Metric]
     submission: ClassVar[SubmissionFormat]

@@ -451,6 +451,22 @@ def _echo_table(frame, empty: str) -> None:
     click.echo(frame.to_string(index=False) if len(frame) else empty)
 
 
+@main.command("new")
+@click.argument("name")
+@click.option("--platform", required=True, type=click.Choice(["kaggle", "zindi", "drivendata"]),
+              help="The platform whose file layout the skeleton's synthetic data follows.")
+@user_errors
+def new(name, platform):
+    """Write a working skeleton competition NAME: a package in competitions/ (synthetic
+    data with answers, a baseline model, the options dataclass), a starter notebook, and
+    its registry entry. `compete run NAME` and the contract suite pass on it at once."""
+    import competitions
+    from common import skeleton
+    for path in skeleton.write(competitions.REGISTRY, Path(competitions.__file__).parent, name, platform):
+        click.echo(path)
+    click.echo(f"next: compete data synth {name} --out data/{name} && compete run {name} --data data/{name}")
+
+
 @main.group()
 def host():
     """Host a competition: build one from labelled files, and audit it for leaks."""

@@ -3,7 +3,7 @@ submission's own reader (competitions/serengeti/inference.py `read_image`)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,6 @@ class SerengetiData:
     train: pd.DataFrame                  # seq_id, file_name, datetime, season
     labels: pd.DataFrame                 # seq_id + CLASSES (0/1), one row per sequence
     test: pd.DataFrame | None = None     # present only where test_metadata.csv is (the hidden runtime, synthetic data)
-    problems: dict = field(default_factory=dict)
 
 
 def read_metadata(source) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from common import io
+from common.registry import PLATFORMS
 from common.submission import InvalidSubmission, described
 
 COMPETITION = click.argument("competition", metavar="COMP")
@@ -453,7 +454,7 @@ def _echo_table(frame, empty: str) -> None:
 
 @main.command("new")
 @click.argument("name")
-@click.option("--platform", required=True, type=click.Choice(["kaggle", "zindi", "drivendata"]),
+@click.option("--platform", required=True, type=click.Choice(PLATFORMS),
               help="The platform whose file layout the skeleton's synthetic data follows.")
 @user_errors
 def new(name, platform):

@@ -52,7 +52,7 @@ def case(request, fast_run) -> Case:
 @pytest.mark.parametrize("name", sorted(REGISTRY.entries))
 def test_the_registry_entry_agrees_with_the_class(name):
     entry = REGISTRY.entries[name]
-    competition = get(f"{REGISTRY.example_names()[-1]}" if name == GENERIC else name)
+    competition = get(REGISTRY.example_names()[-1] if name == GENERIC else name)   # kaggle:example for GENERIC
     assert type(competition) is REGISTRY.competition_class(name)
     if name != GENERIC:
         assert (competition.name, competition.platform, competition.metric.name) == (name, entry.platform, entry.metric)

@@ -56,12 +56,14 @@ def test_new_writes_a_skeleton_that_synthesises_runs_and_scores(compete, tmp_pat
     assert float(scored.split("auc: ")[1]) > 0.75
     assert json.loads((work / "run" / "config.json").read_text())["options"]["c"] == 1.0
 
-    for args, says in ((("wind-power", "--platform", "kaggle"), "already a competition's name"),
-                       (("Wind Power", "--platform", "kaggle"), "lower-case letters and digits")):
-        refused = compete("new", *args, check=False, **there)
-        assert refused.returncode == 2 and says in refused.stderr and len(refused.stderr.splitlines()) == 1
-    refused = compete("new", "solar", "--platform", "kaggel", check=False, **there)
-    assert refused.returncode == 2 and not (copy / "competitions" / "solar").exists()
+    # refused before anything is written (here, in process: these never reach the checkout)
+    for args, says in ((("house-prices", "--platform", "kaggle"), "already a competition's name"),
+                       (("Wind Power", "--platform", "kaggle"), "lower-case letters and digits"),
+                       (("solar", "--platform", "kaggel"), "'kaggel' is not one of")):
+        refused = compete.in_process("new", *args)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 or "kaggel" in args   # click's usage error has its own lines
+    assert not (ROOT / "competitions" / "solar").exists() and (ROOT / "competitions" / "__init__.py").read_bytes() == table
 
 
 @pytest.mark.slow   # the contract suite and the notebook on the skeleton, in a pytest of its own: ~1 min

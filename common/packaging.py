@@ -182,7 +182,7 @@ def build(competition, run_dir: Path, out: Path, dockerfile: bool = False, profi
     `dockerfile`, a build context beside it; returns the paths written."""
     from common import runtimes
 
-    entry, name = competition.bundle_entry, profile or default_profile(competition)
+    entry, name = competition.bundle(Path(run_dir))[0], profile or default_profile(competition)
     if entry is None or name is None:
         raise io.InputError(f"{competition.name}: not a code competition; its submission is a file (`compete run`)")
     target = runtimes.get(name)
@@ -264,7 +264,7 @@ def build_from(folder: Path, out: Path) -> list[Path]:
 def run_files(competition, run_dir: Path) -> dict[str, bytes]:
     """The bytes of the competition's `bundle_files` from `run_dir`; files the run
     lacks are made by loading its model and saving it again into a scratch folder."""
-    wanted = list(competition.bundle_files)
+    wanted = list(competition.bundle(Path(run_dir))[1])
     missing = [name for name in wanted if not (run_dir / name).is_file()]
     with tempfile.TemporaryDirectory(prefix="compete-package-") as scratch:
         sources = {name: run_dir / name for name in wanted}
@@ -283,9 +283,10 @@ def run_files(competition, run_dir: Path) -> dict[str, bytes]:
         return {name: path.read_bytes() for name, path in sources.items()}
 
 
-def export_onnx(module, example, path: Path, profile: str) -> Path:
+def export_onnx(module, example, path: Path, profile: str | None) -> Path:
     """Write the torch `module` (in eval mode, traced on `example`) as ONNX at the
-    highest opset and IR version the profile's onnxruntime reads, batch size free."""
+    highest opset and IR version the profile's onnxruntime reads (no profile: the
+    installed onnxruntime's), batch size free."""
     import io as bytes_io
 
     import onnx
@@ -294,7 +295,14 @@ def export_onnx(module, example, path: Path, profile: str) -> Path:
     from common import runtimes
     from common.runtimes.environment import highest_onnx
 
-    opset, ir_version = highest_onnx(runtimes.get(profile))
+    if profile is not None:
+        opset, ir_version = highest_onnx(runtimes.get(profile))
+    else:  # no runtime named (or it reads the network another way): what the installed onnxruntime reads
+        import onnxruntime
+
+        from common.runtimes.environment import ONNXRUNTIME_SUPPORT, Version
+        release = Version(onnxruntime.__version__).release[:2]
+        opset, ir_version = ONNXRUNTIME_SUPPORT.get(release, max(ONNXRUNTIME_SUPPORT.values()))
     buffer = bytes_io.BytesIO()
     was_training = module.training
     module.eval()
@@ -452,7 +460,7 @@ def build_kaggle(competition, run_dir: Path, out: Path, profile) -> Built:
     """The package of a run: the dataset holds the run's model files and the project
     modules the competition's inference entry imports; the kernel a notebook that calls
     the entry on the competition's files and writes the profile's output."""
-    entry = competition.bundle_entry
+    entry = competition.bundle(Path(run_dir))[0]
     if entry is None:
         raise io.InputError(f"{competition.name}: no inference entry to package a run with; package your own notebook "
                             f"with `compete package {competition.name} --from FOLDER --out DIR`")

@@ -106,6 +106,11 @@ def load_backbone(model: nn.Module, path: Path | str, head: Sequence[str] = ()) 
     state = state.get("model", state.get("state_dict", state)) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
         raise io.InputError(f"{path}: not a state dict of tensors (save one with torch.save(model.state_dict(), path))")
+    return load_state(model, state, path, head)
+
+
+def load_state(model: nn.Module, state: dict, path: Path, head: Sequence[str] = ()) -> nn.Module:
+    """`state` (read from `path`) into `model`, as `load_backbone` says."""
     own = model.state_dict()
     in_head = lambda name: any(name.startswith(prefix) for prefix in head)  # noqa: E731
     fits = {name: tensor for name, tensor in state.items() if name in own and own[name].shape == tensor.shape}
@@ -512,8 +517,10 @@ def _keep_history(path: Path, epochs: int) -> None:
 def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run_dir: Path | str, epochs: int,
           lr: float = 1e-3, checkpoint_every: int = 200, patience: int | None = None, monitor: str = "valid_loss",
           metrics: Sequence = (), seed: int = 0, quiet: bool = False, resume: bool = True, one_cycle: bool = True,
-          opt_func: Callable | None = None, cbs: Sequence = (), wd: float | None = None):
-    """Train `model`; see the module docstring. Returns the fastai Learner."""
+          opt_func: Callable | None = None, cbs: Sequence = (), wd: float | None = None, splitter: Callable | None = None):
+    """Train `model`; see the module docstring. Returns the fastai Learner. `splitter`
+    (fastai's): the model's parameter groups, e.g. [body, head], each with its own rate
+    when `lr` is a slice (a pretrained body fine-tuned at a lower rate than its new head)."""
     distributed.start()
     main = distributed.is_main()
     run_dir = Path(run_dir)
@@ -540,9 +547,10 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
         callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=patience))
     if target.type == "cuda":
         callbacks.append(MixedPrecision())
+    extra = {"splitter": splitter} if splitter is not None else {}
     learn = ResumableLearner(Loaders(train_loader, valid_loader, target), model, loss_func=loss_func, opt_func=opt_func,
                              lr=lr, metrics=list(metrics), cbs=callbacks + list(cbs), path=run_dir,
-                             model_dir="checkpoints", wd=wd)
+                             model_dir="checkpoints", wd=wd, **extra)
     learn.remove_cb(ProgressCallback)
     if main and not quiet:
         learn.add_cb(Progress())
@@ -568,3 +576,56 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
                  f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else "",
                  time.perf_counter() - started)
     return learn
+
+
+def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int, valid_batches: float,
+               name: str = "training") -> dict:
+    """How many epochs fit in `seconds`: time a few training steps of a copy of `net`
+    on the real loader (decoding and augmenting included), then count an epoch as its
+    batches plus a validation pass (`valid_batches` in training batches' worth of
+    samples, each ~a third of a training step: no backward pass). One-cycle needs the
+    length up front, so the budget picks it rather than cutting a schedule short. The
+    decision is kept in the run directory (budget.json): a resumed run keeps its epochs,
+    and every process of a torchrun uses rank 0's."""
+    import copy
+    import json
+
+    path = Path(run_dir) / "budget.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    distributed.start()
+    decision = None
+    if distributed.is_main():
+        trial = copy.deepcopy(net).train()
+        optimiser = torch.optim.Adam(trial.parameters(), lr=1e-4)
+        loader = make_loader()
+        timings, mark = [], time.perf_counter()
+        for step, (inputs, target) in enumerate(loader):
+            optimiser.zero_grad()
+            loss(trial(inputs), target).backward()
+            optimiser.step()
+            now = time.perf_counter()
+            if step:  # the first batch also starts the loader's workers
+                timings.append(now - mark)
+            mark = now
+            if len(timings) == 3:
+                break
+        per_batch = float(np.median(timings)) if timings else 0.0
+        epochs = budget_epochs(seconds, per_batch, len(loader), valid_batches, most)
+        decision = {"epochs": epochs, "seconds_per_batch": round(per_batch, 4), "seconds": seconds}
+        log.info("%s: %.2f s a batch, %d batches an epoch: %d epoch(s) in the %.0f-minute budget (at most %d)",
+                 name, per_batch, len(loader), epochs, seconds / 60, most)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        io.write_text(path, json.dumps(decision) + "\n")
+    return distributed.broadcast(decision)
+
+
+def budget_epochs(seconds: float, per_batch: float, batches: int, valid_batches: float, most: int) -> int:
+    """The epochs of `batches` training steps and a validation pass (`valid_batches`
+    in training batches' worth, each ~a third of a step) that fill `seconds`, rounded
+    up so the whole budget trains (one epoch over rather than most of one unused);
+    at least 1, at most `most`."""
+    import math
+
+    per_epoch = per_batch * (batches + valid_batches / 3)
+    return int(max(1, min(most, math.ceil(seconds / per_epoch) if per_epoch else most)))

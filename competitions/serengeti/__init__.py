@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -232,56 +231,14 @@ def validation_split(frames: pd.DataFrame, seed: int, share: float = 1.0) -> np.
 
 
 def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int, valid_batches: int) -> dict:
-    """How many epochs fit in `seconds`: time a few training steps of a copy of `net`
-    on the real loader (decoding and augmenting included), then count an epoch as its
-    batches plus a validation pass (`valid_batches` in training batches' worth of
-    sequences, each ~a third of a training step: no backward pass). One-cycle
-    needs the length up front, so the budget picks it rather than cutting a schedule
-    short. The decision is kept in the run directory: a resumed run keeps its epochs,
-    and every process of a torchrun uses rank 0's."""
-    import copy
-    import json
-
-    import torch
-
-    from common import distributed
-
-    path = Path(run_dir) / "budget.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    distributed.start()
-    decision = None
-    if distributed.is_main():
-        trial = copy.deepcopy(net).train()
-        optimiser = torch.optim.Adam(trial.parameters(), lr=1e-4)
-        loader = make_loader()
-        timings, mark = [], time.perf_counter()
-        for step, (inputs, target) in enumerate(loader):
-            optimiser.zero_grad()
-            loss(trial(inputs), target).backward()
-            optimiser.step()
-            now = time.perf_counter()
-            if step:  # the first batch also starts the loader's workers
-                timings.append(now - mark)
-            mark = now
-            if len(timings) == 3:
-                break
-        per_batch = float(np.median(timings)) if timings else 0.0
-        epochs = budget_epochs(seconds, per_batch, len(loader), valid_batches, most)
-        decision = {"epochs": epochs, "seconds_per_batch": round(per_batch, 4), "seconds": seconds}
-        log.info("serengeti: %.2f s a batch, %d batches an epoch: %d epoch(s) in the %.0f-minute budget (at most %d)",
-                 per_batch, len(loader), epochs, seconds / 60, most)
-        io.write_text(path, json.dumps(decision) + "\n")
-    return distributed.broadcast(decision)
+    """common.trainers.fit_budget, its log line naming serengeti."""
+    from common import trainers
+    return trainers.fit_budget(net, make_loader, loss, run_dir, seconds, most, valid_batches, name="serengeti")
 
 
 def budget_epochs(seconds: float, per_batch: float, batches: int, valid_batches: float, most: int) -> int:
-    """The epochs of `batches` training steps and a validation pass (`valid_batches`
-    in training batches' worth, each ~a third of a step) that fill `seconds`, rounded
-    up so the whole budget trains (one epoch over rather than most of one unused);
-    at least 1, at most `most`."""
-    per_epoch = per_batch * (batches + valid_batches / 3)
-    return int(max(1, min(most, math.ceil(seconds / per_epoch) if per_epoch else most)))
+    from common import trainers
+    return trainers.budget_epochs(seconds, per_batch, batches, valid_batches, most)
 
 
 SHARD_SEQUENCES = 300   # ~33 MB of 128x96 frame stacks a shard

@@ -24,11 +24,12 @@ from common import io
 from common import metrics as metric_table
 from common.competition import BaseCompetition, Report
 from common.metrics import Metric
-from common.options import Options, option
+from common.options import option
 from common.submission import DOMAIN_OF_OUTPUT, SubmissionFormat
 from competitions.tabular import data as D
 from competitions.tabular import features as F
 from competitions.tabular import inference
+from competitions.tabular import media as MD
 from competitions.tabular import model as M
 from competitions.tabular import text as T
 from competitions.tabular.model import TabularModel  # here before it moved: older runs' pickles name it so
@@ -37,7 +38,7 @@ log = logging.getLogger("compete")
 
 
 @dataclass
-class TabularOptions(Options):
+class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served too (media.py)
     folds: int | None = option(None, "K of the K-fold CV; None: 3 with --fast, else 5", minimum=2)
     time_budget: float = option(600.0, "seconds for the whole fit; sizes CatBoost from the data's shape", above=0)
     models: str = option("auto", "the families to cross-validate and blend; auto: tfidf,nbsvm when free text "
@@ -113,7 +114,14 @@ class Tabular(BaseCompetition):
         self.metric = metric or self._metric_for(data.target, data.sample)
         self.submission = inference.submission_format(data.target, self.metric, data.layout.source.name, data.id_column)
 
-    def load(self, data_dir: Path) -> D.TabularData:
+    def load(self, data_dir: Path) -> D.TabularData | MD.MediaData:
+        layout = MD.recognise(Path(data_dir))
+        if layout is not None:   # images or audio beside a CSV: media.py
+            provisional = metric_table.resolve(self.metric_name) if self.metric_name else None
+            data = MD.load(Path(data_dir), layout, provisional)
+            self.metric = metric_table.resolve(MD.metric_name(data, self.metric_name), data.target.task)
+            self.submission = MD.submission_format(data, self.metric)
+            return data
         provisional = metric_table.resolve(self.metric_name) if self.metric_name else None
         data = D.load(Path(data_dir), provisional)
         T.refuse_empty(data.train, data.test, data.features, data.train_source.name, data.layout.test.name)
@@ -125,14 +133,21 @@ class Tabular(BaseCompetition):
         (kaggle:nlp-getting-started, kaggle:spooky-author-identification,
         kaggle:jigsaw-toxic-comment-classification-challenge); otherwise a binary table with
         numeric, categorical, date and free-text columns."""
+        from competitions.tabular import media_synth
         from competitions.tabular import synth as S
-        if self.slug in S.TEXT_LAYOUTS:
+        if self.slug in media_synth.LAYOUTS:
+            media_synth.make(Path(out_dir), self.slug, seed=seed, scale=scale)
+            log.info("%s: synthetic images in the layout of %s", self.name, self.slug)
+        elif self.slug in S.TEXT_LAYOUTS:
             S.make_text(Path(out_dir), self.slug, S.TEXT_ROWS[scale][self.slug], seed)
             log.info("%s: synthetic free-text corpus in the layout of %s", self.name, self.slug)
         else:
             S.synth(Path(out_dir), seed=seed, scale=scale)
 
     def sample(self, data_dir: Path) -> pd.DataFrame:
+        media = MD.recognise(Path(data_dir))
+        if media is not None:
+            return io.read_csv(media.sample, dtype=str, keep_default_na=False)
         layout = D.infer_sample(Path(data_dir))
         return io.read_csv(layout.source, dtype=str, keep_default_na=False)
 
@@ -190,6 +205,8 @@ class Tabular(BaseCompetition):
     def fit(self, data: D.TabularData, options: TabularOptions, run_dir: Path):
         from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
+        if isinstance(data, MD.MediaData):
+            return MD.fit(self, data, options, run_dir)
         started = time.perf_counter()
         target, metric = data.target, self.metric
         columns = F.describe(data.train, data.test, data.features)
@@ -299,6 +316,21 @@ class Tabular(BaseCompetition):
                train_seconds=round(time.perf_counter() - started, 2)))
         return model, report
 
+    # A media run keeps its network its own way, and packages the exported network with
+    # numpy/Pillow/onnxruntime inference (media_inference.py) instead of the pickle.
+    def save_model(self, model, run_dir: Path) -> None:
+        if isinstance(model, MD.MediaModel):
+            return MD.save(model, run_dir, self.runtime_profile)
+        return super().save_model(model, run_dir)
+
+    def load_model(self, run_dir: Path):
+        return MD.load_model(run_dir) if MD.is_media_run(run_dir) else super().load_model(run_dir)
+
+    def bundle(self, run_dir: Path) -> tuple[str | None, tuple[str, ...]]:
+        if MD.is_media_run(run_dir):
+            return "competitions.tabular.media_inference:run", MD.MI.FILES
+        return super().bundle(run_dir)
+
     @staticmethod
     def _refuse_constant_labels(data: D.TabularData, y: np.ndarray) -> None:
         """A 0/1 label column with one value teaches nothing (one value of a single target
@@ -342,6 +374,10 @@ class Tabular(BaseCompetition):
                      for frame in (data.train, data.test))
 
     def predict(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame:
+        if isinstance(model, MD.MediaModel):
+            self.metric = metric_table.resolve(model.metric, model.meta["task"])
+            self.submission = MD.submission_format(model.meta, self.metric)
+            return MD.predict(model, data)
         self._settle(data, model.metric)  # what the model was fitted to score, whatever --metric says now
         return inference.predict(model, data.test, data.id_column)  # the packaged notebook's own code
 

@@ -111,10 +111,11 @@ class BaseCompetition:
     e.g. "hakuna-madata"): `package` builds for it, `runtime test` and `submit` emulate
     it. None for a competition whose submission is a file."""
 
-    def bundle(self, run_dir: Path) -> tuple[str | None, tuple[str, ...]]:
+    def bundle(self, run_dir: Path, profile=None) -> tuple[str | None, tuple[str, ...]]:
         """The inference entry and the run files a code submission of the run in
-        `run_dir` ships: `bundle_entry` and `bundle_files`, unless the competition serves
-        runs of several kinds (the generic one: a table's pickle, a media run's network)."""
+        `run_dir` ships for `profile` (a common.runtimes Profile, or None): `bundle_entry`
+        and `bundle_files`, unless the competition serves runs of several kinds (the
+        generic one: a table's pickle, a media run's network in the form the runtime reads)."""
         return self.bundle_entry, self.bundle_files
 
     def test_scores(self, model: Model, data: Data) -> pd.DataFrame | None:

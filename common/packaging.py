@@ -182,16 +182,17 @@ def build(competition, run_dir: Path, out: Path, dockerfile: bool = False, profi
     `dockerfile`, a build context beside it; returns the paths written."""
     from common import runtimes
 
-    entry, name = competition.bundle(Path(run_dir))[0], profile or default_profile(competition)
+    name = profile or default_profile(competition)
+    target = runtimes.get(name) if name else None
+    entry = competition.bundle(Path(run_dir), target)[0]
     if entry is None or name is None:
         raise io.InputError(f"{competition.name}: not a code competition; its submission is a file (`compete run`)")
-    target = runtimes.get(name)
     if target.kind != "bundle":
         raise io.InputError(f"profile {target.name}: not a DrivenData runtime; its package is a folder (`compete package "
                             f"{competition.name} --run-dir RUN --profile {target.name} --out DIR`)")
     run_dir, out = Path(run_dir), Path(out)
     module, _, function = entry.partition(":")
-    files = run_files(competition, run_dir)
+    files = run_files(competition, run_dir, target)
     members, modules, external = vendored(module)
     members["main.py"] = MAIN.format(competition=competition.name, profile=target.name, module=module, function=function,
                                      alias="" if function == "run" else " as run",
@@ -261,10 +262,10 @@ def build_from(folder: Path, out: Path) -> list[Path]:
     return [out]
 
 
-def run_files(competition, run_dir: Path) -> dict[str, bytes]:
-    """The bytes of the competition's `bundle_files` from `run_dir`; files the run
-    lacks are made by loading its model and saving it again into a scratch folder."""
-    wanted = list(competition.bundle(Path(run_dir))[1])
+def run_files(competition, run_dir: Path, profile=None) -> dict[str, bytes]:
+    """The bytes of the competition's `bundle_files` from `run_dir` (for `profile`); files
+    the run lacks are made by loading its model and saving it again into a scratch folder."""
+    wanted = list(competition.bundle(Path(run_dir), profile)[1])
     missing = [name for name in wanted if not (run_dir / name).is_file()]
     with tempfile.TemporaryDirectory(prefix="compete-package-") as scratch:
         sources = {name: run_dir / name for name in wanted}
@@ -460,7 +461,7 @@ def build_kaggle(competition, run_dir: Path, out: Path, profile) -> Built:
     """The package of a run: the dataset holds the run's model files and the project
     modules the competition's inference entry imports; the kernel a notebook that calls
     the entry on the competition's files and writes the profile's output."""
-    entry = competition.bundle(Path(run_dir))[0]
+    entry = competition.bundle(Path(run_dir), profile)[0]
     if entry is None:
         raise io.InputError(f"{competition.name}: no inference entry to package a run with; package your own notebook "
                             f"with `compete package {competition.name} --from FOLDER --out DIR`")
@@ -469,7 +470,7 @@ def build_kaggle(competition, run_dir: Path, out: Path, profile) -> Built:
     run_dir = check_run(competition, Path(run_dir))   # another competition's run would predict nonsense there
     module, _, function = entry.partition(":")
     members, modules, external = vendored(module)
-    files = run_files(competition, run_dir)
+    files = run_files(competition, run_dir, profile)
     names = kaggle_names(competition)
     notebook = run_notebook(competition, profile, names, module, function, run_dir.name)
     # run_dir: where `compete submit --wait` records the score; run: its name, as first written

@@ -326,10 +326,10 @@ class Tabular(BaseCompetition):
     def load_model(self, run_dir: Path):
         return MD.load_model(run_dir) if MD.is_media_run(run_dir) else super().load_model(run_dir)
 
-    def bundle(self, run_dir: Path) -> tuple[str | None, tuple[str, ...]]:
+    def bundle(self, run_dir: Path, profile=None) -> tuple[str | None, tuple[str, ...]]:
         if MD.is_media_run(run_dir):
-            return "competitions.tabular.media_inference:run", MD.MI.FILES
-        return super().bundle(run_dir)
+            return "competitions.tabular.media_inference:run", MD.MI.files_for(profile)
+        return super().bundle(run_dir, profile)
 
     @staticmethod
     def _refuse_constant_labels(data: D.TabularData, y: np.ndarray) -> None:

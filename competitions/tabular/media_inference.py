@@ -21,17 +21,29 @@ log = logging.getLogger("compete")
 
 MODEL, SCRIPT, NETWORK, META = "model.onnx", "model.torchscript.pt", "network.json", "media.json"
 FILES = (MODEL, SCRIPT, NETWORK, META)
+
+
+def files_for(profile):
+    """The run files a package ships for a runtime (a common.runtimes Profile, or None):
+    the ONNX network where the runtime has onnxruntime, else its TorchScript copy."""
+    if profile is not None and not profile.version_of("onnxruntime")[0]:
+        return (SCRIPT, NETWORK, META)
+    return (MODEL, NETWORK, META)
 BATCH = 32
 
 try:
     import onnxruntime
 except ImportError:   # Kaggle's image: the TorchScript copy instead
     onnxruntime = None
-if onnxruntime is None:
+
+
+def _torch():
+    """torch, imported only when the TorchScript copy is run (a second of start-up saved)."""
     try:
         import torch
     except ImportError:
-        torch = None
+        return None
+    return torch
 
 
 def decide(decision, probabilities, tags=False):
@@ -90,20 +102,22 @@ class Network(object):
             self.meta = json.load(handle)
         self.size, self.task = int(self.meta["image_size"]), self.meta["task"]
         self.prior = np.asarray(self.meta["prior"], dtype=np.float64)
-        if onnxruntime is not None:
+        if onnxruntime is not None and (folder / MODEL).is_file():
             self.session = onnxruntime.InferenceSession(str(folder / MODEL), providers=["CPUExecutionProvider"])
             self.input = self.session.get_inputs()[0].name
             self.script = None
-        elif torch is not None:
+        elif _torch() is not None and (folder / SCRIPT).is_file():
+            torch = _torch()
             self.session, self.script = None, torch.jit.load(str(folder / SCRIPT), map_location="cpu").eval()
         else:
-            raise SystemExit("neither onnxruntime nor torch is installed: the network cannot run")
+            raise SystemExit("{}: neither {} with onnxruntime nor {} with torch: the network cannot run".format(
+                folder, MODEL, SCRIPT))
 
     def logits(self, batch):
         if self.session is not None:
             return self.session.run(None, {self.input: batch})[0]
-        with torch.no_grad():
-            return self.script(torch.from_numpy(batch)).numpy()
+        with _torch().no_grad():
+            return self.script(_torch().from_numpy(batch)).numpy()
 
     def probabilities(self, batch):
         """Probabilities averaged over each input and its mirror (as training's flips)."""

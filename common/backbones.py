@@ -147,7 +147,7 @@ def cached_weights(arch: str, repository: str | None) -> Path | None:
             pass
     for candidate in candidates:
         for file in HUB_FILES:
-            found = try_to_load_from_cache(candidate, file)
+            found = try_to_load_from_cache(candidate, file, cache_dir=hub_cache())
             if isinstance(found, str) and Path(found).is_file():
                 return Path(found)
     return None

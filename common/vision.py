@@ -232,7 +232,7 @@ class ImageModel:
         most = int(setting(settings, "epochs", 2 if fast else 30))
         minutes = setting(settings, "minutes", None)
         minutes = minutes if minutes is not None else (None if fast else 10.0)
-        rate = float(setting(settings, "lr", 1e-3 if backbone.pretrained else 3e-3))
+        rate = float(setting(settings, "lr", 1e-3 if backbone.pretrained else 1e-2))
         # a pretrained body fine-tunes at a tenth of the new head's rate; one-cycle warms both up
         lr = slice(rate * backbones.BODY_RATE, rate) if backbone.pretrained else rate
         loss = loss_for(self.task)

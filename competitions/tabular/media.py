@@ -73,7 +73,7 @@ class MediaOptions(Options):
     image_size: int = option(0, "media: pixels of the square each image is resized to; 0: from the data (median "
                                 "shorter side, at most 128 from scratch, 224 pretrained)", minimum=0)
     width: int = option(32, "media: channels of the small CNN's first block", minimum=4, search=(16, 64), log=True)
-    lr: float | None = option(None, "media: peak learning rate (one-cycle); None: 3e-3 from scratch, 1e-3 pretrained",
+    lr: float | None = option(None, "media: peak learning rate (one-cycle); None: 1e-2 from scratch, 1e-3 pretrained",
                               above=0, search=(3e-4, 1e-2), log=True)
     batch_size: int = option(64, "media: files per training batch", minimum=1)
     valid_share: float = option(0.2, "media: share of the labelled files held out (stratified) for the CV score, the "
@@ -454,10 +454,13 @@ def fit(competition, data: MediaData, options, run_dir: Path):
     # The decision fitted on the held-out predictions; the CV scores each half with the
     # decision fitted on the other half, so no score is of a decision fitted on itself.
     halves = np.random.default_rng(options.seed).permutation(len(truth)) % 2
-    honest = np.zeros_like(predicted, dtype=float)
+    honest = None
     for half in (0, 1):
         fitted = decision_dict(M.fit_decision(task, metric, truth[halves != half], predicted[halves != half]))
-        honest[halves == half] = MI.decide(fitted, predicted[halves == half], data.tags)
+        decided = MI.decide(fitted, predicted[halves == half], data.tags)
+        if honest is None:
+            honest = np.zeros((len(truth), *decided.shape[1:]), dtype=float)
+        honest[halves == half] = decided
     decision = decision_dict(M.fit_decision(task, metric, truth, predicted))
     cv_score = metric(truth, score_values(meta, metric, honest))
     prior = np.atleast_1d(np.asarray(network.prior, dtype=float))

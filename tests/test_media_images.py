@@ -129,6 +129,7 @@ def test_cactus_end_to_end_beats_the_class_prior(cactus_run, compete):
         assert (run_dir / plot).stat().st_size > 1000
     held = pd.read_csv(run_dir / "out_of_fold.csv")
     assert len(held) == metrics["held_out"] and {"id", "has_cactus", "truth:has_cactus"} <= set(held.columns)
+    assert sorted(held["fold"].unique()) == [1, 2]    # the halves each decision (and a blend's weights) is fitted across
 
 
 def test_an_unreadable_test_image_gets_the_prior_and_is_named(cactus_run):

@@ -463,7 +463,9 @@ def fit(competition, data: MediaData, options, run_dir: Path):
         honest[halves == half] = decided
     decision = decision_dict(M.fit_decision(task, metric, truth, predicted))
     cv_score = metric(truth, score_values(meta, metric, honest))
-    prior = np.atleast_1d(np.asarray(network.prior, dtype=float))
+    trained = data.y[~held]
+    prior = np.bincount(trained, minlength=len(classes)) / len(trained) if task == "multiclass" else \
+        np.atleast_1d(trained.mean(axis=0).astype(float))
     constant = np.tile(prior, (len(truth), 1))
     constant = constant[:, 0] if task == "binary" else constant
     baseline = metric(truth, score_values(meta, metric, MI.decide(decision_dict(
@@ -490,7 +492,7 @@ def fit(competition, data: MediaData, options, run_dir: Path):
         # held-out rows only: what `compete blend` combines with other runs' predictions of them
         shaped = np.eye(len(classes))[truth] if task == "multiclass" else truth.astype(float)
         out_of_fold = OutOfFold(frame(meta, ids, score_values(meta, metric, MI.decide(decision, predicted))),
-                                frame(meta, ids, shaped), np.zeros(len(ids), dtype=int))
+                                frame(meta, ids, shaped), halves)   # the halves: a blend's weights fitted on one, scored on the other
     decisions = dict(layout=data.layout.describe(), layout_shape=data.layout.shape, medium=data.layout.kind, task=task,
                      tags=data.tags, classes=[str(c) for c in classes], metric_guessed=competition.metric_name is None,
                      prior_baseline=round(float(baseline), 6), decision=decision, held_out=int(held.sum()),

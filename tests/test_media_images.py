@@ -93,7 +93,7 @@ def test_a_labels_csv_naming_a_missing_file_is_one_line_naming_it(compete, tmp_p
     (data_dir / "train" / f"{gone}.jpg").unlink()
     result = compete.in_process("fit", f"kaggle:{DOGS}", "--data", data_dir, "--fast")
     assert result.exit_code == 2
-    assert f"labels.csv: 1 of its" in result.output and repr(gone) in result.output
+    assert "labels.csv: 1 of its" in result.output and repr(gone) in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
 
 

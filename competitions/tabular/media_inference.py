@@ -31,10 +31,14 @@ def files_for(profile):
     return (MODEL, NETWORK, META)
 BATCH = 32
 
-try:
-    import onnxruntime
-except ImportError:   # Kaggle's image: the TorchScript copy instead
-    onnxruntime = None
+def _onnxruntime():
+    """onnxruntime where installed (not in Kaggle's image: the TorchScript copy instead);
+    imported when a network is loaded, so reading this module costs nothing."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
 
 
 def _torch():
@@ -102,6 +106,7 @@ class Network(object):
             self.meta = json.load(handle)
         self.size, self.task = int(self.meta["image_size"]), self.meta["task"]
         self.prior = np.asarray(self.meta["prior"], dtype=np.float64)
+        onnxruntime = _onnxruntime()
         if onnxruntime is not None and (folder / MODEL).is_file():
             self.session = onnxruntime.InferenceSession(str(folder / MODEL), providers=["CPUExecutionProvider"])
             self.input = self.session.get_inputs()[0].name

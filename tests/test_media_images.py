@@ -68,6 +68,24 @@ def test_each_layout_is_recognised_from_its_files(tmp_path, slug, task, tags, ex
         assert all(path.parent.name == labelled[path.name] for path in layout.train_files)
 
 
+def test_audio_clips_are_recognised_as_audio_for_the_sound_model(tmp_path):
+    from common.media import write_audio
+
+    data_dir = tmp_path / "calls"
+    rng = np.random.default_rng(0)
+    for part, count in (("Train", 6), ("Test", 3)):
+        for i in range(count):
+            write_audio(data_dir / part / f"{part.lower()}{i}.wav", rng.normal(0, 0.1, 8000), 16000, kind="wav")
+    pd.DataFrame({"ID": [f"train{i}" for i in range(6)], "label": ["owl", "frog"] * 3}).to_csv(data_dir / "Train.csv", index=False)
+    pd.DataFrame({"ID": [f"test{i}" for i in range(3)], "owl": 0.5, "frog": 0.5}).to_csv(data_dir / "SampleSubmission.csv",
+                                                                                          index=False)
+    layout = MD.recognise(data_dir)
+    assert (layout.kind, layout.shape, layout.test.folder.name, layout.test.with_extension) == ("audio", "labels-csv", "Test", False)
+    assert layout.describe().startswith("audio clips: 6 training files")
+    data = MD.load(data_dir, layout, None)
+    assert data.target.task == "binary" and data.target.class_columns == ["frog", "owl"]
+
+
 def test_multi_word_class_names_are_classes_not_tags():
     assert MD.is_tags(pd.Series(["haze primary", "clear", "clear primary water", "haze"]))
     assert not MD.is_tags(pd.Series(["Common Chickweed", "Black-grass", "Maize", "Common wheat", "Fat Hen", "Sugar beet",

@@ -86,6 +86,17 @@ def test_audio_clips_are_recognised_as_audio_for_the_sound_model(tmp_path):
     assert data.target.task == "binary" and data.target.class_columns == ["frog", "owl"]
 
 
+def test_tags_are_scored_per_tag(tmp_path):
+    from competitions.tabular import Tabular
+
+    answers = pd.DataFrame({"image_name": ["a", "b", "c"], "tags": ["clear primary", "haze water", "clear primary road"]})
+    answers.to_csv(tmp_path / "solution.csv", index=False)
+    submission = pd.DataFrame({"image_name": ["a", "b", "c"], "tags": ["clear primary", "haze", "clear road water"]})
+    scored = Tabular("kaggle", PLANET, metric="f1").score(submission, tmp_path)
+    # 7 true tags, 6 predicted, 5 in common: F1 over every (image, tag) pair
+    assert scored == {"f1": pytest.approx(2 * 5 / 13)}
+
+
 def test_multi_word_class_names_are_classes_not_tags():
     assert MD.is_tags(pd.Series(["haze primary", "clear", "clear primary water", "haze"]))
     assert not MD.is_tags(pd.Series(["Common Chickweed", "Black-grass", "Maize", "Common wheat", "Fat Hen", "Sugar beet",
@@ -175,6 +186,8 @@ def test_tags_are_multi_label_end_to_end(compete, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["metric"] == "f1" and metrics["tags"] and metrics["decision"]["kind"] == "per_class"
     assert (run_dir / "per_label_auc.png").is_file()
+    scored = compete("score", f"kaggle:{PLANET}", out, "--answers", data / "answers", "--metric", "f1")
+    assert float(scored.stdout.split("f1:")[1]) > 0.5     # F1 over (image, tag) pairs
 
 
 @pytest.mark.slow   # ~40 s at load 15; the folders: test_each_layout_is_recognised_from_its_files, labels: below

@@ -186,7 +186,13 @@ class Tabular(BaseCompetition):
         if len(absent):
             raise io.InputError(f"{answers}: no answer for id {absent[0]} ({len(absent)} ids in all)")
         truth = truth.loc[predicted.index, value_columns]
-        if metric_table.resolve(self.metric_name).output == "label" and len(value_columns) == 1:
+        label_metric = metric_table.resolve(self.metric_name).output == "label"
+        if label_metric and len(value_columns) == 1 and MD.is_tags(pd.concat([truth.iloc[:, 0],
+                                                                               predicted[value_columns[0]]])):
+            # space-separated tags (media.py): one 0/1 column per tag, scored as multi-label
+            y_true, y_pred = MD.tag_matrices(truth.iloc[:, 0], predicted[value_columns[0]])
+            task = "multilabel"
+        elif label_metric and len(value_columns) == 1:
             labels = sorted(set(truth.iloc[:, 0].astype(str)) | set(predicted[value_columns[0]].astype(str)))
             index = {label: i for i, label in enumerate(labels)}
             y_true = truth.iloc[:, 0].astype(str).map(index).to_numpy()

@@ -322,6 +322,16 @@ def is_tags(labels: pd.Series) -> bool:
     return sum(count > 1 for count in counts.values()) >= len(counts) / 2
 
 
+def tag_matrices(truth: pd.Series, predicted: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Tag cells as 0/1 matrices over every tag either side uses (for scoring)."""
+    def words(cells):
+        return [set(str(cell).split()) for cell in cells.fillna("")]
+    true_sets, predicted_sets = words(truth), words(predicted)
+    vocabulary = sorted(set().union(*true_sets, *predicted_sets))
+    return tuple(np.array([[tag in row for tag in vocabulary] for row in sets], dtype=int)
+                 for sets in (true_sets, predicted_sets))
+
+
 def load(data_dir: Path, layout: MediaLayout, metric) -> MediaData:
     sample = io.read_csv(layout.sample, dtype=str, keep_default_na=False)
     train = layout.train

@@ -133,3 +133,25 @@ def test_winsorize_bounds_extrapolation_to_the_training_tails():
     clip = house_prices_features.Winsorize(0.99).fit(train)
     assert clip.transform(np.array([[-50.0], [500.0], [10_000.0]]))[:, 0].tolist() == pytest.approx(
         [np.quantile(train, 0.01), 500.0, np.quantile(train, 0.99)])
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
+def test_boosted_trees_learn_prices_on_coded_categories_and_pickle_to_the_same_predictions(house_data, library):
+    import pickle
+
+    from competitions.house_prices import model as house_prices_model
+    data = house_prices_data.load(house_data)
+    X = house_prices_features.features(data.train)
+    y = np.log(data.train["SalePrice"].to_numpy(dtype=float))
+    fit_rows, held_out = np.arange(1000), np.arange(1000, 1460)
+    trees = lambda: house_prices_model.CodedTrees(library, trees=150, learning_rate=0.1, seed=3)  # noqa: E731
+    fitted = trees().fit(X.iloc[fit_rows], y[fit_rows])
+    predicted = fitted.predict(X.iloc[held_out])
+    # Far better than the mean price: the trees see the numbers and the coded categories.
+    assert house_prices_model.rmse(predicted, y[held_out]) < 0.45 * np.std(y[held_out])
+    # A level the fit never saw (or a blank) is a missing code, not an error.
+    unseen = X.iloc[held_out[:5]].copy()
+    unseen["Neighborhood"] = ["Atlantis", None, "Atlantis", "Edwards", "Atlantis"]
+    assert np.isfinite(fitted.predict(unseen)).all()
+    assert np.array_equal(pickle.loads(pickle.dumps(fitted)).predict(X.iloc[held_out]), predicted)
+    assert np.array_equal(trees().fit(X.iloc[fit_rows], y[fit_rows]).predict(X.iloc[held_out]), predicted)  # same seed

@@ -20,14 +20,15 @@ from competitions.house_prices.data import ID, TARGET, HouseData
 log = logging.getLogger("compete")
 
 
-MODELS = ("lasso", "elastic_net", "svr", "catboost")
+MODELS = ("lasso", "elastic_net", "svr", "catboost", "lightgbm", "xgboost")
+DEFAULT_MODELS = ("lasso", "elastic_net", "svr", "catboost")
 
 
 @dataclass
 class HouseOptions(Options):
     folds: int = option(5, "cross-validation folds; the blend weights of each are fitted on the others",
                        minimum=2)
-    models: str = option(",".join(MODELS), f"the models to cross-validate and blend, comma-separated, of {', '.join(MODELS)}")
+    models: str = option(",".join(DEFAULT_MODELS), f"the models to cross-validate and blend, comma-separated, of {', '.join(MODELS)}")
     engineered: bool = option(True, "add engineered totals, ages and ordinal scores to the raw columns",
                               choices=(False, True))
     lasso_alpha: float = option(0.0005, "Lasso's L1 penalty", above=0, search=(1e-5, 1e-2), log=True)
@@ -46,6 +47,15 @@ class HouseOptions(Options):
                                          search=(0.01, 0.3), log=True)
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
     l2_leaf_reg: float = option(3.0, "CatBoost L2 regularisation of leaf values", minimum=0, search=(0.3, 30.0), log=True)
+    boosted_trees: int | None = option(None, "LightGBM's and XGBoost's trees; None: 300 with --fast, 2000", minimum=1,
+                                       search=(300, 5000), log=True)
+    boosted_learning_rate: float | None = option(None, "LightGBM's and XGBoost's learning rate; None: 0.05 with --fast, "
+                                                       "0.01", above=0, search=(0.003, 0.1), log=True)
+    leaves: int = option(8, "LightGBM's leaves per tree (XGBoost: depth log2 of it)", minimum=2, search=(4, 32), log=True)
+    column_share: float = option(0.3, "LightGBM's and XGBoost's share of the columns each tree sees", above=0, maximum=1,
+                                 search=(0.1, 0.8))
+    row_share: float = option(0.8, "LightGBM's and XGBoost's share of the rows each tree sees", above=0, maximum=1,
+                              search=(0.4, 1.0))
 
     def __post_init__(self):
         super().__post_init__()

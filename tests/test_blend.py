@@ -117,3 +117,37 @@ def test_pools_follow_the_metric():
     assert pooled.sum() == pytest.approx(1) and pooled[0, 0] == pytest.approx(pooled[0, 2])
     with pytest.raises(io.InputError, match="not probabilities"):
         blend.kind(F1, [np.array([[3.0]])])
+
+
+def test_runs_validated_on_one_held_out_split_blend_on_the_rows_they_have():
+    """serengeti keeps its held-out sequences only, all in fold 1: the blend cuts them into
+    parts for its nested figure (each part's weights fitted on the others) and says so."""
+    generator = np.random.default_rng(1)
+    truth = (generator.random((1000, 3)) < 0.3).astype(int)
+    hold_out = np.ones(1000, dtype=int)
+    logit = lambda noise: 1 / (1 + np.exp(-(3.0 * (truth - 0.5) + generator.normal(0, noise, truth.shape))))  # noqa: E731
+    members = [blend.Member(Path(name), pd.Series(map(str, range(1000)), name="id"), hold_out, logit(noise),
+                            truth.astype(float), pd.Series(["t"], name="id"), np.full((1, 3), 0.5), ["a", "b", "c"], None)
+               for name, noise in (("run1", 2.0), ("run2", 2.0))]
+    parts, held_out = blend.blend_folds(hold_out)
+    assert held_out and sorted(np.bincount(parts)[1:]) == [200] * 5
+    own, held_out = blend.blend_folds(np.arange(1000) % 3 + 1)
+    assert not held_out and (own == np.arange(1000) % 3 + 1).all()   # K folds stay the runs' own
+    from common.metrics import MEAN_BINARY_LOG_LOSS as metric
+    how = blend.kind(metric, [m.predictions for m in members])
+    together, by_part = blend.nested(metric, how, members)
+    assert len(by_part) == 5   # not one fold fitted on nothing
+    alone = [metric(truth, member.predictions) for member in members]
+    assert metric(truth, together) < min(alone) - 0.01   # independent errors: the pool beats either run
+    assert blend.note(False, 1000, True).startswith("nested on the runs' one held-out split (1000 rows, no K folds)")
+
+
+def test_runs_whose_rows_differ_are_refused_naming_both():
+    truth, fold = np.array([0, 1, 0, 1]), np.array([1, 1, 2, 2])
+    first, second = _member(np.full(4, 0.5), truth, fold), _member(np.full(4, 0.5), truth, fold)
+    first.run_dir, second.run_dir = Path("runs/a"), Path("runs/b")
+    second.ids = pd.Series(["0", "1", "2", "9"], name="id")
+    with pytest.raises(io.InputError) as error:
+        blend.check_alike([first, second])
+    assert str(error.value) == (f"{Path('runs/b')}: its out-of-fold rows differ from those of {Path('runs/a')} "
+                                f"(4 rows against 4): blend runs made on the same data")

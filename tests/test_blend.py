@@ -3,6 +3,7 @@ validated submission, refused when the runs' folds differ."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +152,41 @@ def test_runs_whose_rows_differ_are_refused_naming_both():
         blend.check_alike([first, second])
     assert str(error.value) == (f"{Path('runs/b')}: its out-of-fold rows differ from those of {Path('runs/a')} "
                                 f"(4 rows against 4): blend runs made on the same data")
+
+
+@pytest.mark.slow
+def test_two_uberct_runs_blend_on_their_validation_block_and_other_rows_are_refused(compete, competition_data, tmp_path):
+    """uberct validates out of time on one block, its halves the folds: two runs blend on
+    those rows (probabilities pooled, the F1 threshold refitted), the submission is that
+    threshold on the pooled test probabilities; a run whose rows differ is refused by name."""
+    data = competition_data("uberct")
+    quick = ("--fast", "--quiet")
+    compete("run", "uberct", "--data", data, *quick, "--run-dir", "deep", cwd=tmp_path)
+    compete("run", "uberct", "--data", data, *quick, "--set", "depth=3", "--set", "learning_rate=0.3", "--run-dir", "shallow",
+            cwd=tmp_path)
+    result = compete("blend", "uberct", "deep", "shallow", "--data", data, cwd=tmp_path)
+    lines = result.stdout.strip().splitlines()
+    assert lines[-3].startswith("cv f1: ") and lines[-1].startswith("submission: ")
+    run_dir, submission = (tmp_path / line.split(": ", 1)[1] for line in lines[-2:])
+    compete("validate", "uberct", submission, "--data", data)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    oof = pd.read_csv(run_dir / "out_of_fold.csv")
+    assert set(oof["fold"]) == {1, 2} and set(oof["prediction"]) <= {0, 1}   # the halves; labels by the refitted threshold
+    assert F1(oof["truth:prediction"], oof["prediction"]) == pytest.approx(float(lines[-3].split(": ")[1]), abs=1e-5)
+    weights = metrics["blend_weights"]
+    tests = {name: pd.read_csv(tmp_path / name / "test_predictions.csv") for name in ("deep", "shallow")}
+    assert all(frame["prediction"].between(0, 1).all() and frame["prediction"].nunique() > 2 for frame in tests.values())
+    logit = sum(weights[name] * np.log(frame["prediction"] / (1 - frame["prediction"])) for name, frame in tests.items())
+    flags = (1 / (1 + np.exp(-logit)) >= metrics["blend_threshold"]).astype(int)
+    made = pd.read_csv(submission).set_index("datetime x segment_id")["prediction"]
+    differ = made.loc[tests["deep"]["datetime x segment_id"]].to_numpy() != flags.to_numpy()
+    assert flags.sum() > 0 and differ.mean() < 0.001   # (weights kept to 6 decimals: a row on the threshold may flip)
+
+    fewer = tmp_path / "fewer"
+    shutil.copytree(tmp_path / "shallow", fewer)
+    kept = pd.read_csv(fewer / "out_of_fold.csv")
+    kept.iloc[:-1].to_csv(fewer / "out_of_fold.csv", index=False)
+    refused = compete("blend", "uberct", "deep", "fewer", "--data", data, cwd=tmp_path, check=False)
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == (f"error: fewer: its out-of-fold rows differ from those of deep ({len(kept) - 1} rows "
+                                      f"against {len(kept)}): blend runs made on the same data")

@@ -91,3 +91,36 @@ def test_the_option_is_declared_and_a_mismatch_is_one_line_from_the_command(comp
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.strip() == f"error: {weights}: no weight for training row Id '{frame['Id'].iloc[-1]}' (1 training rows have none)"
     assert not (tmp_path / "run").exists()
+
+
+def test_the_generic_tabular_package_weights_its_rows_too(tmp_path):
+    """A PLATFORM:SLUG table: the planted rows (40%, the target shifted by +10) weighted 0
+    leave the linear model on the clean relation; ignored, they pull every prediction up ~4."""
+    from common.competition import get
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=500)
+    price = 3.0 * x + generator.normal(0, 0.3, 500)
+    planted = np.r_[generator.random(400) < 0.4, np.zeros(100, bool)]
+    train = pd.DataFrame({"row_id": np.arange(400), "x": x[:400], "price": price[:400] + 10.0 * planted[:400]})
+    test = pd.DataFrame({"row_id": np.arange(400, 500), "x": x[400:]})
+    folder = tmp_path / "data"
+    folder.mkdir()
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"row_id": test["row_id"], "price": 0.0}).to_csv(folder / "sample_submission.csv", index=False)
+    weights = tmp_path / "weights.csv"
+    pd.DataFrame({"row_id": train["row_id"], "weight": np.where(planted[:400], 0.0, 1.0)}).to_csv(weights, index=False)
+
+    competition = get("kaggle:planted", metric="rmse")
+    data = competition.load(folder)
+    options = dict(models="linear", folds=2, fast=True, quiet=True)
+    predicted = {}
+    for name, extra in (("plain", {}), ("weighted", {"weights": weights})):
+        model, report = competition.fit(data, competition.options(**options, **extra), tmp_path / name)
+        predicted[name] = competition.predict(model, data)["price"].to_numpy()
+    clean = price[400:]
+    assert np.median(predicted["plain"] - predicted["weighted"]) > 2.5
+    assert np.sqrt(np.mean((predicted["weighted"] - clean) ** 2)) < 1.0 < np.sqrt(np.mean((predicted["plain"] - clean) ** 2))
+    assert "training rows weighted by" in report.note and report.decisions["weights_sha256"] == io.sha256(weights)
+    with pytest.raises(io.InputError, match="the tfidf family takes no row weights; use models=catboost,linear"):
+        competition._row_weights(data, competition.options(weights=weights), ["linear", "tfidf"])

@@ -190,3 +190,31 @@ def test_two_uberct_runs_blend_on_their_validation_block_and_other_rows_are_refu
     assert refused.exit_code == 2 and refused.stdout == ""
     assert refused.stderr.strip() == (f"error: fewer: its out-of-fold rows differ from those of deep ({len(kept) - 1} rows "
                                       f"against {len(kept)}): blend runs made on the same data")
+
+
+def test_two_runs_of_a_generic_table_blend(compete, tmp_path, monkeypatch):
+    """A PLATFORM:SLUG table keeps out_of_fold.csv too: a linear run and a tree run of a
+    regression blend, in process, into a validated submission (its format and metric read
+    from the data, as a run reads them)."""
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(360, 2))
+    target = 3 * x[:, 0] + np.sin(3 * x[:, 1]) + generator.normal(0, 0.2, 360)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pd.DataFrame({"row_id": range(300), "a": x[:300, 0], "b": x[:300, 1], "y": target[:300]}).to_csv(folder / "train.csv", index=False)
+    pd.DataFrame({"row_id": range(300, 360), "a": x[300:, 0], "b": x[300:, 1]}).to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"row_id": range(300, 360), "y": 0.0}).to_csv(folder / "sample_submission.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    quick = ("--metric", "rmse", "--data", folder, "--fast", "--quiet", "--set", "folds=3")
+    compete.in_process("run", "kaggle:table", *quick, "--set", "models=linear", "--run-dir", "linear", check=True)
+    compete.in_process("run", "kaggle:table", *quick, "--set", "models=catboost", "--set", "iterations=150",
+                       "--run-dir", "trees", check=True)
+    oof = pd.read_csv(tmp_path / "linear" / "out_of_fold.csv")
+    assert oof.columns.tolist() == ["row_id", "fold", "y", "truth:y"] and set(oof["fold"]) == {1, 2, 3}
+    assert np.allclose(oof["truth:y"], target[:300], atol=1e-6)
+    result = compete.in_process("blend", "kaggle:table", "linear", "trees", "--data", folder, "--metric", "rmse", check=True)
+    lines = result.stdout.strip().splitlines()
+    own = [float(line.split("cv rmse: ")[1].split(",")[0]) for line in lines[:2]]
+    blended = float(lines[-3].split(": ")[1])
+    assert blended < max(own) - 0.1 and blended <= min(own) + 0.005   # nested: near the better run, far from the worse
+    compete.in_process("validate", "kaggle:table", lines[-1].split(": ", 1)[1], "--data", folder, check=True)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from common import io
 from common import metrics as metric_table
-from common.competition import BaseCompetition, Report
+from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import Metric
 from common.options import option
 from common.submission import DOMAIN_OF_OUTPUT, SubmissionFormat
@@ -215,6 +215,9 @@ class Tabular(BaseCompetition):
         from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
         if isinstance(data, MD.MediaData):
+            if options.weights is not None:
+                raise io.InputError(f"weights={options.weights}: row weights are for tables (catboost, linear); "
+                                    f"{data.layout.kind} files take none")
             return MD.fit(self, data, options, run_dir)
         started = time.perf_counter()
         target, metric = data.target, self.metric
@@ -311,7 +314,8 @@ class Tabular(BaseCompetition):
                      f"training rows (nested); TF-IDF vocabularies fitted on train + test text without labels (not nested)")
         if row_weights is not None:
             note += f"; training rows weighted by {options.weights} (blend weights, decision and score unweighted)"
-        report = Report(cv_score=cv_score, fold_scores=honest_by_fold, note=note,
+        out_of_fold = self._out_of_fold(data, honest, blended, fold_of, log_target)
+        report = Report(cv_score=cv_score, fold_scores=honest_by_fold, note=note, out_of_fold=out_of_fold,
                         decisions=dict(
                task=target.task, layout=(layout.describe() if layout else "table"), models=families,
                cv_by_model={n: round(float(s), 6) for n, s in by_family.items()},
@@ -345,6 +349,46 @@ class Tabular(BaseCompetition):
         if MD.is_media_run(run_dir):
             return "competitions.tabular.media_inference:run", MD.MI.files_for(profile)
         return super().bundle(run_dir, profile)
+
+    # --- what `compete blend` reads (issue 24): out_of_fold.csv and the test scores ---
+
+    def _blends_labels(self, target: D.Target) -> bool:
+        """A label metric's run can be blended when its labels are one 0/1 column (the blend
+        pools probabilities and refits the threshold); other labels cannot be pooled."""
+        return target.task == "binary" and [str(c) for c in target.classes] == ["0", "1"]
+
+    def _out_of_fold(self, data: D.TabularData, honest, blended, fold_of, log_target: bool) -> OutOfFold | None:
+        """Every training row's out-of-fold prediction in submission shape: the nested one
+        the CV scores, or for a label metric the blended probability before the threshold
+        (the families' weights fitted on every row). None where a blend could not use it."""
+        target = data.target
+        if data.id_column not in data.train.columns or (self.metric.output == "label" and not self._blends_labels(target)):
+            return None
+        ids = data.train[[data.id_column]].astype(str).reset_index(drop=True)
+        scores = blended if self.metric.output == "label" else self._values(honest, target, log_target)
+        truth = self._truth(data)
+        if target.class_columns:
+            truth = np.eye(len(target.classes))[truth.astype(int)]
+        return OutOfFold(pd.concat([ids, self._shaped(scores, target)], axis=1),
+                         pd.concat([ids, self._shaped(truth, target)], axis=1), fold_of)
+
+    @staticmethod
+    def _shaped(values: np.ndarray, target: D.Target) -> pd.DataFrame:
+        if target.task == "multilabel":
+            return pd.DataFrame(np.asarray(values), columns=target.columns)
+        if target.class_columns:
+            matrix = values if np.ndim(values) == 2 else np.column_stack([1 - values, values])
+            return pd.DataFrame(matrix, columns=target.class_columns)
+        return pd.DataFrame({target.sample_columns[0]: np.asarray(values)})
+
+    def test_scores(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame | None:
+        """For a 0/1 label metric the blended probabilities before the threshold; else None
+        (the submission's values are the scores, as for a media run: media.py)."""
+        if isinstance(model, MD.MediaModel) or model.metric.output != "label" or not self._blends_labels(model.target):
+            return None
+        X = pd.concat([model.features.trees(data.test), data.test[model.features.columns.of("text")]], axis=1)
+        ids = data.test[[data.id_column]].astype(str).reset_index(drop=True)
+        return pd.concat([ids, self._shaped(model.ensemble.blended(X), model.target)], axis=1)
 
     @staticmethod
     def _row_weights(data: D.TabularData, options: TabularOptions, families: list[str]) -> np.ndarray | None:

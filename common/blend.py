@@ -100,7 +100,8 @@ def check_alike(members: list[Member]) -> None:
                                 f"{', '.join(first.columns)}: not runs of one competition's format")
         if len(member.ids) != len(first.ids) or not (member.ids.to_numpy() == first.ids.to_numpy()).all():
             raise io.InputError(f"{member.run_dir}: its out-of-fold rows differ from those of {first.run_dir} "
-                                f"({len(member.ids)} rows against {len(first.ids)}): blend runs made on the same data")
+                                f"({len(member.ids)} rows against {len(first.ids)}): blend runs made on the same data "
+                                f"(and a held-out split: the same seed and split options)")
         moved = int((member.fold != first.fold).sum())
         if moved:
             raise io.InputError(f"{member.run_dir}: its folds differ from those of {first.run_dir} ({moved} of "

@@ -151,7 +151,8 @@ def test_runs_whose_rows_differ_are_refused_naming_both():
     with pytest.raises(io.InputError) as error:
         blend.check_alike([first, second])
     assert str(error.value) == (f"{Path('runs/b')}: its out-of-fold rows differ from those of {Path('runs/a')} "
-                                f"(4 rows against 4): blend runs made on the same data")
+                                f"(4 rows against 4): blend runs made on the same data (and a held-out split: the same "
+                                f"seed and split options)")
 
 
 @pytest.mark.slow
@@ -189,7 +190,8 @@ def test_two_uberct_runs_blend_on_their_validation_block_and_other_rows_are_refu
     refused = compete("blend", "uberct", "deep", "fewer", "--data", data, cwd=tmp_path, check=False)
     assert refused.exit_code == 2 and refused.stdout == ""
     assert refused.stderr.strip() == (f"error: fewer: its out-of-fold rows differ from those of deep ({len(kept) - 1} rows "
-                                      f"against {len(kept)}): blend runs made on the same data")
+                                      f"against {len(kept)}): blend runs made on the same data (and a held-out "
+                                      f"split: the same seed and split options)")
 
 
 def test_two_runs_of_a_generic_table_blend(compete, tmp_path, monkeypatch):

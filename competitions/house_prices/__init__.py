@@ -131,7 +131,8 @@ class HousePrices(BaseCompetition):
             cv_score=cv_score,
             fold_scores=nested_by_fold,
             note=f"all {len(y)} rows, out of fold; nested: blend weights for each fold fitted on the other folds"
-                 + (f"; training rows weighted by {options.weights}, the score unweighted (cv_score_weighted weights it)"
+                 + (f"; training rows weighted by {options.weights} in every model's fit, the blend weights and the score "
+                    f"unweighted (cv_score_weighted weights it)"
                     if row_weights is not None else ""),
             decisions={
                 "cv_score_without_outliers": round(without_outliers, 6),

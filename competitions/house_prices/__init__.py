@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from common import io, plots
-from common.adversarial import read_weights
 from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import RMSE_OF_LOGS
 from common.options import Options, option
@@ -92,7 +91,10 @@ class HousePrices(BaseCompetition):
         X = house_features.features(data.train, options.engineered)
         y = np.log(data.train[TARGET].to_numpy(dtype=float))
         outlier = house_features.is_outlier(data.train)
-        row_weights = read_weights(options.weights, data.train[ID]) if options.weights else None
+        row_weights = None
+        if options.weights:  # here, not at import: the packaged notebook imports this package and needs none of it
+            from common.adversarial import read_weights
+            row_weights = read_weights(options.weights, data.train[ID])
         candidates = house_model.candidates(X, options)
         log.info("house-prices: %d rows, all trained on and scored, %d features, %d models x %d folds",
                  len(X), X.shape[1], len(candidates), folds)

@@ -96,7 +96,7 @@ def test_the_option_is_declared_and_a_mismatch_is_one_line_from_the_command(comp
 def test_the_generic_tabular_package_weights_its_rows_too(tmp_path):
     """A PLATFORM:SLUG table: the planted rows (40%, the target shifted by +10) weighted 0
     leave the linear model on the clean relation; ignored, they pull every prediction up ~4."""
-    from common.competition import get
+    from competitions import get
     generator = np.random.default_rng(0)
     x = generator.normal(size=500)
     price = 3.0 * x + generator.normal(0, 0.3, 500)

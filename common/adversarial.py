@@ -5,7 +5,9 @@ competition's own features, out of fold, so every row's probability comes from a
 that never saw it. An AUC near 0.5 means the test looks like the training data and the CV
 can be trusted for it; well above, the features it leans on are the ones that give the
 test away, and the training rows it rates most test-like are the ones a CV should weigh
-most (`--weights`: p / (1 - p), the density ratio of test to train, mean 1).
+most (`--weights`: p / (1 - p), the density ratio of test to train, mean 1). A run reads
+that file back with `read_weights` (a competition's `weights` option) and weights its
+training rows by it.
 """
 from __future__ import annotations
 
@@ -99,3 +101,42 @@ def plot_split(probability: np.ndarray, is_test: np.ndarray, auc: float, path: P
     axis.legend()
     plots.save(figure, path)
     return Path(path)
+
+
+def read_weights(path: Path | str, ids: pd.Series, option: str = "weights") -> np.ndarray:
+    """Each training row's weight, in the order of `ids`, from a file `check-split --weights`
+    wrote (the id column first, then `weight`). Every training id once and no other, each
+    weight a number >= 0, not all 0: else one line naming the file and the id."""
+    source = Path(path)
+    if not source.is_file():
+        raise io.InputError(f"{option}={path}: no such file; write one with `compete check-split COMP --data DIR "
+                            f"--weights {path}`")
+    frame = io.read_csv(source, dtype=str, keep_default_na=False)
+    if len(frame.columns) < 2 or "weight" not in frame.columns[1:]:
+        raise io.InputError(f"{source}: expected an id column then 'weight' (as check-split --weights writes), "
+                            f"found {', '.join(map(str, frame.columns[:4]))}")
+    id_column = frame.columns[0]
+    given = frame[id_column].astype(str).str.strip()
+    twice = given.duplicated()
+    if twice.any():
+        raise io.InputError(f"{source}: row {int(np.flatnonzero(twice)[0]) + 2}: {id_column} {given[twice].iloc[0]!r} "
+                            f"is listed twice")
+    wanted = pd.Series(ids).astype(str).str.strip().reset_index(drop=True)
+    unknown = ~given.isin(set(wanted))
+    if unknown.any():
+        raise io.InputError(f"{source}: row {int(np.flatnonzero(unknown)[0]) + 2}: {id_column} {given[unknown].iloc[0]!r} "
+                            f"is not a training row of this data (weights from another data set?)")
+    missing = ~wanted.isin(set(given))
+    if missing.any():
+        raise io.InputError(f"{source}: no weight for training row {id_column} {wanted[missing].iloc[0]!r} "
+                            f"({int(missing.sum())} training rows have none)")
+    values = pd.to_numeric(frame["weight"], errors="coerce")
+    bad = ~np.isfinite(values.to_numpy(dtype=float)) | (values.to_numpy(dtype=float) < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise io.InputError(f"{source}: row {row + 2}: {id_column} {given.iloc[row]!r}: weight {frame['weight'].iloc[row]!r} "
+                            f"is not a number >= 0")
+    weights = values.set_axis(given).loc[wanted].to_numpy(dtype=float)
+    if weights.sum() <= 0:
+        raise io.InputError(f"{source}: every weight is 0; nothing would be trained on")
+    return weights

@@ -15,6 +15,10 @@ probabilities and the metric's own decision rule (the threshold that maximises i
 fitted again on the blend. The blend's CV is nested: the weights (and the threshold) for
 each fold are fitted on the other folds only, so it is as honest as each run's own.
 
+A competition that validates on one held-out split (serengeti's last season) keeps those
+rows only, all in fold 1: the blend works on the rows it has, cutting them into parts for
+its nested figure (blend_folds), and says so in its cv_score_note.
+
 The blend is a run of its own: a run directory whose config.json lists the member runs,
 its own out-of-fold and test predictions (so a blend can be blended), a validated
 submission, and an MLflow run tagged with its members.
@@ -96,7 +100,8 @@ def check_alike(members: list[Member]) -> None:
                                 f"{', '.join(first.columns)}: not runs of one competition's format")
         if len(member.ids) != len(first.ids) or not (member.ids.to_numpy() == first.ids.to_numpy()).all():
             raise io.InputError(f"{member.run_dir}: its out-of-fold rows differ from those of {first.run_dir} "
-                                f"({len(member.ids)} rows against {len(first.ids)}): blend runs made on the same data")
+                                f"({len(member.ids)} rows against {len(first.ids)}): blend runs made on the same data "
+                                f"(and a held-out split: the same seed and split options)")
         moved = int((member.fold != first.fold).sum())
         if moved:
             raise io.InputError(f"{member.run_dir}: its folds differ from those of {first.run_dir} ({moved} of "
@@ -184,10 +189,28 @@ def fit_weights(metric: Metric, how: str, values: list[np.ndarray], truth: np.nd
     return weights / weights.sum() if weights.sum() > 0 else start
 
 
+HOLD_OUT_PARTS = 5   # a hold-out's rows are cut into this many parts for the blend's nested figure
+
+
+def blend_folds(fold: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The folds the blend's nested CV runs over: the runs' own K folds, or, for runs that
+    validate on one held-out split (every row in one fold), that split cut into
+    HOLD_OUT_PARTS parts by row (a fixed shuffle), the weights of each part fitted on the
+    others. Returns the folds and whether the rows are a hold-out."""
+    if len(np.unique(fold)) > 1:
+        return fold, False
+    from sklearn.model_selection import KFold
+    parts = np.zeros(len(fold), dtype=int)
+    for number, (_, inside) in enumerate(KFold(min(HOLD_OUT_PARTS, len(fold)), shuffle=True, random_state=0).split(fold)):
+        parts[inside] = number + 1
+    return parts, True
+
+
 def nested(metric: Metric, how: str, members: list[Member]) -> tuple[np.ndarray, list[float]]:
     """Out-of-fold blended predictions with each fold's weights (and threshold) fitted on
-    the other folds; returns them (decided) and each fold's score."""
-    truth, fold = members[0].truth, members[0].fold
+    the other folds; returns them (decided) and each fold's score. A hold-out is cut into
+    parts first (blend_folds)."""
+    truth, (fold, _) = members[0].truth, blend_folds(members[0].fold)
     values = [member.predictions for member in members]
     blended = np.zeros_like(truth, dtype=float)
     by_fold = []
@@ -198,6 +221,14 @@ def nested(metric: Metric, how: str, members: list[Member]) -> tuple[np.ndarray,
         blended[inside] = applied(threshold, pool(how, weights, [v[inside] for v in values]))
         by_fold.append(score(metric, truth[inside], blended[inside]))
     return blended, by_fold
+
+
+def note(decided: bool, rows: int, hold_out: bool) -> str:
+    fitted = f"the weights{' and threshold' if decided else ''}"
+    if hold_out:
+        return (f"nested on the runs' one held-out split ({rows} rows, no K folds): cut into {min(HOLD_OUT_PARTS, rows)} "
+                f"parts, {fitted} for each part fitted on the others")
+    return f"nested: {fitted} for each fold fitted on the other folds, all {rows} rows"
 
 
 def blend(competition: Competition, run_list: list, data_dir: Path, out: Path | None = None,
@@ -213,6 +244,8 @@ def blend(competition: Competition, run_list: list, data_dir: Path, out: Path | 
     members = [read_member(competition, run_dir) for run_dir in run_dirs]
     check_alike(members)
     sample = competition.sample(Path(data_dir))  # before any work: a blend that cannot be submitted never starts
+    if competition.submission is None:  # a format (and metric) read from the data, PLATFORM:SLUG's, is known once loaded
+        competition.load(Path(data_dir))
     metric = competition.metric
     truth, values = members[0].truth, [member.predictions for member in members]
     how = kind(metric, values)
@@ -257,8 +290,7 @@ def blend(competition: Competition, run_list: list, data_dir: Path, out: Path | 
             path = write(frame, out, float_format=competition.float_format)
             record = runs.record(
                 run_dir, metric=metric.name, cv_score=round(cv_score, 6),
-                cv_score_note=f"nested: the weights{' and threshold' if threshold is not None else ''} for each fold "
-                              f"fitted on the other folds, all {len(truth)} rows",
+                cv_score_note=note(threshold is not None, len(truth), blend_folds(members[0].fold)[1]),
                 fold_scores=[round(s, 6) for s in fold_scores], blend_pool=how,
                 blend_weights={name: round(float(w), 6) for name, w in zip(names, weights)},
                 blend_threshold=threshold, members_cv={name: m.cv_score for name, m in zip(names, members)},

@@ -555,7 +555,8 @@ def compare(competition: Competition, first: str | Path, second: str | Path, roo
     rows = [("cv " + competition.metric.name, *(m.get("cv_score") for m in metrics)),
             ("lb", *(m.get("lb_score") for m in metrics)),
             ("from", *(f"study {m['study']} #{m.get('trial')}" if m.get("study") else
-                       "blend" if c.get("blend") else "" for m, c in zip(metrics, configs)))]
+                       f"blend of {','.join(Path(p).name for p in c['blend']['members'])}" if c.get("blend") else ""
+                       for m, c in zip(metrics, configs)))]
     options = [{**c.get("options", {}), **({"members": ",".join(Path(p).name for p in c["blend"]["members"])}
                                            if c.get("blend") else {})} for c in configs]
     for name in sorted(set(options[0]) | set(options[1]), key=lambda key: list(options[0]).index(key) if key in options[0] else 10**6):

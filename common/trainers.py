@@ -15,13 +15,16 @@ API (stable; later changes are additive only)
         shape, or it is an error naming the counts.
     train(model, train_loader, valid_loader, loss_func, run_dir, epochs, lr=1e-3,
           checkpoint_every=200, patience=None, monitor="valid_loss", metrics=(),
-          seed=0, quiet=False, resume=True, one_cycle=True, opt_func=Adam, cbs=())
+          seed=0, quiet=False, resume=True, one_cycle=True, opt_func=Adam, cbs=(),
+          report=False)
         -> fastai Learner with the best weights (by `monitor`) loaded; its
            `epochs_done` is how many epochs were trained in all (early stopping
            included, resumes included).
         `cbs` are extra fastai callbacks (e.g. a per-epoch tracker), added beside the
         trainer's own; they run on every process, so one that writes should check
         `common.distributed.is_main()`.
+        `report`: tell common.callbacks each epoch's `monitor` (step = epoch), for
+        `compete tune`'s pruner; a fit of one network per fold reports per fold instead.
         Writes run_dir/checkpoints/last.pt every `checkpoint_every` optimiser steps and
         every epoch (model, optimiser, grad scaler, RNG states, loader position,
         early-stopping state), run_dir/checkpoints/best.pth and run_dir/history.csv.
@@ -62,12 +65,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from common import callbacks as fit_callbacks
 from common import distributed, io, tracking
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # fastai's own use of deprecated torch APIs
     from fastai.callback import schedule  # noqa: F401  (adds Learner.fit_one_cycle)
-    from fastai.callback.core import Callback
+    from fastai.callback.core import Callback, CancelFitException
     from fastai.callback.fp16 import MixedPrecision
     from fastai.callback.progress import ProgressCallback
     from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback, TrackerCallback
@@ -294,6 +298,26 @@ class CSVHistory(Callback):
         log.info("epoch %s", "  ".join(f"{n}={_format(v)}" for n, v in zip(names, values)))
 
 
+class ReportEpochs(Callback):
+    """Each epoch's `monitor` to common.callbacks (step = epoch). A listener's Stop (a
+    pruned trial) ends the fit the way fastai's own cancel does, and `train` raises it
+    again after: raised here it would reach the caller with fastai's words around it."""
+    order = 57  # after the Recorder (50) has the epoch's values
+
+    def __init__(self, monitor: str):
+        self.monitor, self.stop = monitor, None
+
+    def after_epoch(self):
+        values = dict(zip(self.recorder.metric_names, self.recorder.log))
+        if self.monitor not in values:
+            return
+        try:
+            fit_callbacks.scored(self.epoch, float(values[self.monitor]))
+        except fit_callbacks.Stop as stop:
+            self.stop = stop
+            raise CancelFitException() from None
+
+
 class DataParallel(Callback):
     """Under torchrun: DistributedDataParallel around the model for the fit (DDP
     averages the gradients in backward), and the validation figures of every
@@ -517,7 +541,8 @@ def _keep_history(path: Path, epochs: int) -> None:
 def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run_dir: Path | str, epochs: int,
           lr: float = 1e-3, checkpoint_every: int = 200, patience: int | None = None, monitor: str = "valid_loss",
           metrics: Sequence = (), seed: int = 0, quiet: bool = False, resume: bool = True, one_cycle: bool = True,
-          opt_func: Callable | None = None, cbs: Sequence = (), wd: float | None = None, splitter: Callable | None = None):
+          opt_func: Callable | None = None, cbs: Sequence = (), wd: float | None = None, splitter: Callable | None = None,
+          report: bool = False):
     """Train `model`; see the module docstring. Returns the fastai Learner. `splitter`
     (fastai's): the model's parameter groups, e.g. [body, head], each with its own rate
     when `lr` is a slice (a pretrained body fine-tuned at a lower rate than its new head)."""
@@ -545,6 +570,9 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
     callbacks += tracking.epoch_callbacks()  # each epoch's losses to MLflow while a run is tracked
     if patience:
         callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=patience))
+    reporter = ReportEpochs(monitor) if report and fit_callbacks.listened() else None
+    if reporter is not None:
+        callbacks.append(reporter)
     if target.type == "cuda":
         callbacks.append(MixedPrecision())
     extra = {"splitter": splitter} if splitter is not None else {}
@@ -571,6 +599,8 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
         learn.fit_one_cycle(epochs, lr, wd=wd)
     else:
         learn.fit(epochs, lr, wd=wd)
+    if reporter is not None and reporter.stop is not None:
+        raise reporter.stop
     if main:
         log.info("trained %d epoch(s) on %s%s in %.1f s", learn.epochs_done - learn.first_epoch, target,
                  f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else "",

@@ -129,7 +129,8 @@ def _run_trial(competition, data_dir, given, study, trial, progress) -> None:
         reported.append((step, value))
         trial.report(value, step)
         if trial.should_prune():
-            raise callbacks.Stop(f"pruned after fold {step + 1}: {value:.5f} is worse than the median of the trials before")
+            raise callbacks.Stop(f"pruned after step {step + 1} (a fold, or an epoch): {value:.5f} is worse than the median of "
+                                 f"the trials before")
     started = time.perf_counter()
     try:
         with callbacks.listening(listen), tracking.tagged(study=study.study_name, trial=trial.number):

@@ -108,10 +108,22 @@ def test_fast_run_plots_gives_unreadable_clips_the_prior_and_beats_a_uniform_gue
 def test_cnn_trains_through_the_shared_trainer_and_blends(small, tmp_path):
     from common import runs
     competition = get("birdcall")
+    from common import callbacks
     config = competition.options(seed=0, quiet=True, folds=2, epochs=1, width=8, crop_frames=64)
-    result = runs.run(competition, small, config, out=tmp_path / "sub.csv", run_dir=tmp_path / "run")
+    heard = []
+    with callbacks.listening(lambda step, value: heard.append((step, value))):   # as tune's pruner listens
+        result = runs.run(competition, small, config, out=tmp_path / "sub.csv", run_dir=tmp_path / "run")
     metrics = runs.read_metrics(tmp_path / "run")
     assert metrics["model"] == "cnn+baseline" and "cv_cnn_log_loss" in metrics
+    # each CNN fold's figure (the folds so far): after the last, the CNN's own out-of-fold log loss
+    assert [step for step, _ in heard] == [0, 1] and heard[-1][1] == pytest.approx(metrics["cv_cnn_log_loss"], abs=1e-6)
+    # what `compete blend` reads: every usable clip's nested probabilities, a column per species, one-hot truth
+    oof = pd.read_csv(tmp_path / "run" / "out_of_fold.csv")
+    species = list(pd.read_csv(small / "SampleSubmission.csv", nrows=0).columns[1:])
+    assert oof.columns.tolist() == ["ID", "fold", *species, *(f"truth:{name}" for name in species)]
+    assert set(oof["fold"]) == {1, 2} and (oof[[f"truth:{name}" for name in species]].sum(axis=1) == 1).all()
+    assert get("birdcall").metric(oof[[f"truth:{n}" for n in species]].to_numpy(), oof[species].to_numpy()) == \
+        pytest.approx(metrics["cv_score"], abs=1e-5)
     assert "not nested: each fold's CNN keeps its epoch" in metrics["cv_score_note"]  # what the CV leaves unnested is said
     assert (tmp_path / "run" / "cnn" / "fold1" / "history.csv").is_file()
     from PIL import Image
@@ -191,3 +203,24 @@ def test_pooled_time_statistics_tell_sweep_direction_and_pulse_rate_apart():
     bins = features.RHYTHM_BINS
     assert np.argmax(slow[:bins]) < np.argmax(fast[:bins])   # the modulation spectrum peaks at the pulse rate
     assert np.abs(slow[bins:] - fast[bins:]).max() > 0.3       # and the autocorrelations differ
+
+
+def test_the_baseline_reports_each_fold_when_it_is_the_model():
+    """--fast trains the baseline alone: tune's pruner hears the log loss of the folds so
+    far after each fold; with the CNN to come the baseline keeps quiet (the CNN reports)."""
+    from common import callbacks
+    from competitions.birdcall import baseline_oof, stratified_folds
+    from common.metrics import MULTICLASS_LOG_LOSS
+    generator = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    pooled = generator.normal(size=(90, 6)) + y[:, None]
+    split, fold_of = stratified_folds(y, 3, seed=0)
+    heard = []
+    with callbacks.listening(lambda step, value: heard.append((step, value))):
+        oof = baseline_oof(pooled, y, split, 3, seed=0, report=True)
+        baseline_oof(pooled, y, split, 3, seed=0)
+    assert [step for step, _ in heard] == [0, 1, 2]
+    first = fold_of == 0
+    assert heard[0][1] == pytest.approx(MULTICLASS_LOG_LOSS(y[first], np.clip(oof[first], 1e-15, 1)))
+    assert heard[2][1] == pytest.approx(MULTICLASS_LOG_LOSS(y, np.clip(oof, 1e-15, 1)))
+

@@ -3,6 +3,7 @@ validated submission, refused when the runs' folds differ."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,105 @@ def test_pools_follow_the_metric():
     assert pooled.sum() == pytest.approx(1) and pooled[0, 0] == pytest.approx(pooled[0, 2])
     with pytest.raises(io.InputError, match="not probabilities"):
         blend.kind(F1, [np.array([[3.0]])])
+
+
+def test_runs_validated_on_one_held_out_split_blend_on_the_rows_they_have():
+    """serengeti keeps its held-out sequences only, all in fold 1: the blend cuts them into
+    parts for its nested figure (each part's weights fitted on the others) and says so."""
+    generator = np.random.default_rng(1)
+    truth = (generator.random((1000, 3)) < 0.3).astype(int)
+    hold_out = np.ones(1000, dtype=int)
+    logit = lambda noise: 1 / (1 + np.exp(-(3.0 * (truth - 0.5) + generator.normal(0, noise, truth.shape))))  # noqa: E731
+    members = [blend.Member(Path(name), pd.Series(map(str, range(1000)), name="id"), hold_out, logit(noise),
+                            truth.astype(float), pd.Series(["t"], name="id"), np.full((1, 3), 0.5), ["a", "b", "c"], None)
+               for name, noise in (("run1", 2.0), ("run2", 2.0))]
+    parts, held_out = blend.blend_folds(hold_out)
+    assert held_out and sorted(np.bincount(parts)[1:]) == [200] * 5
+    own, held_out = blend.blend_folds(np.arange(1000) % 3 + 1)
+    assert not held_out and (own == np.arange(1000) % 3 + 1).all()   # K folds stay the runs' own
+    from common.metrics import MEAN_BINARY_LOG_LOSS as metric
+    how = blend.kind(metric, [m.predictions for m in members])
+    together, by_part = blend.nested(metric, how, members)
+    assert len(by_part) == 5   # not one fold fitted on nothing
+    alone = [metric(truth, member.predictions) for member in members]
+    assert metric(truth, together) < min(alone) - 0.01   # independent errors: the pool beats either run
+    assert blend.note(False, 1000, True).startswith("nested on the runs' one held-out split (1000 rows, no K folds)")
+
+
+def test_runs_whose_rows_differ_are_refused_naming_both():
+    truth, fold = np.array([0, 1, 0, 1]), np.array([1, 1, 2, 2])
+    first, second = _member(np.full(4, 0.5), truth, fold), _member(np.full(4, 0.5), truth, fold)
+    first.run_dir, second.run_dir = Path("runs/a"), Path("runs/b")
+    second.ids = pd.Series(["0", "1", "2", "9"], name="id")
+    with pytest.raises(io.InputError) as error:
+        blend.check_alike([first, second])
+    assert str(error.value) == (f"{Path('runs/b')}: its out-of-fold rows differ from those of {Path('runs/a')} "
+                                f"(4 rows against 4): blend runs made on the same data (and a held-out split: the same "
+                                f"seed and split options)")
+
+
+@pytest.mark.slow
+def test_two_uberct_runs_blend_on_their_validation_block_and_other_rows_are_refused(compete, competition_data, tmp_path):
+    """uberct validates out of time on one block, its halves the folds: two runs blend on
+    those rows (probabilities pooled, the F1 threshold refitted), the submission is that
+    threshold on the pooled test probabilities; a run whose rows differ is refused by name."""
+    data = competition_data("uberct")
+    quick = ("--fast", "--quiet")
+    compete("run", "uberct", "--data", data, *quick, "--run-dir", "deep", cwd=tmp_path)
+    compete("run", "uberct", "--data", data, *quick, "--set", "depth=3", "--set", "learning_rate=0.3", "--run-dir", "shallow",
+            cwd=tmp_path)
+    result = compete("blend", "uberct", "deep", "shallow", "--data", data, cwd=tmp_path)
+    lines = result.stdout.strip().splitlines()
+    assert lines[-3].startswith("cv f1: ") and lines[-1].startswith("submission: ")
+    run_dir, submission = (tmp_path / line.split(": ", 1)[1] for line in lines[-2:])
+    compete("validate", "uberct", submission, "--data", data)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    oof = pd.read_csv(run_dir / "out_of_fold.csv")
+    assert set(oof["fold"]) == {1, 2} and set(oof["prediction"]) <= {0, 1}   # the halves; labels by the refitted threshold
+    assert F1(oof["truth:prediction"], oof["prediction"]) == pytest.approx(float(lines[-3].split(": ")[1]), abs=1e-5)
+    weights = metrics["blend_weights"]
+    tests = {name: pd.read_csv(tmp_path / name / "test_predictions.csv") for name in ("deep", "shallow")}
+    assert all(frame["prediction"].between(0, 1).all() and frame["prediction"].nunique() > 2 for frame in tests.values())
+    logit = sum(weights[name] * np.log(frame["prediction"] / (1 - frame["prediction"])) for name, frame in tests.items())
+    flags = (1 / (1 + np.exp(-logit)) >= metrics["blend_threshold"]).astype(int)
+    made = pd.read_csv(submission).set_index("datetime x segment_id")["prediction"]
+    differ = made.loc[tests["deep"]["datetime x segment_id"]].to_numpy() != flags.to_numpy()
+    assert flags.sum() > 0 and differ.mean() < 0.001   # (weights kept to 6 decimals: a row on the threshold may flip)
+
+    fewer = tmp_path / "fewer"
+    shutil.copytree(tmp_path / "shallow", fewer)
+    kept = pd.read_csv(fewer / "out_of_fold.csv")
+    kept.iloc[:-1].to_csv(fewer / "out_of_fold.csv", index=False)
+    refused = compete("blend", "uberct", "deep", "fewer", "--data", data, cwd=tmp_path, check=False)
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == (f"error: fewer: its out-of-fold rows differ from those of deep ({len(kept) - 1} rows "
+                                      f"against {len(kept)}): blend runs made on the same data (and a held-out "
+                                      f"split: the same seed and split options)")
+
+
+def test_two_runs_of_a_generic_table_blend(compete, tmp_path, monkeypatch):
+    """A PLATFORM:SLUG table keeps out_of_fold.csv too: a linear run and a tree run of a
+    regression blend, in process, into a validated submission (its format and metric read
+    from the data, as a run reads them)."""
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(360, 2))
+    target = 3 * x[:, 0] + np.sin(3 * x[:, 1]) + generator.normal(0, 0.2, 360)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pd.DataFrame({"row_id": range(300), "a": x[:300, 0], "b": x[:300, 1], "y": target[:300]}).to_csv(folder / "train.csv", index=False)
+    pd.DataFrame({"row_id": range(300, 360), "a": x[300:, 0], "b": x[300:, 1]}).to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"row_id": range(300, 360), "y": 0.0}).to_csv(folder / "sample_submission.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    quick = ("--metric", "rmse", "--data", folder, "--fast", "--quiet", "--set", "folds=3")
+    compete.in_process("run", "kaggle:table", *quick, "--set", "models=linear", "--run-dir", "linear", check=True)
+    compete.in_process("run", "kaggle:table", *quick, "--set", "models=catboost", "--set", "iterations=150",
+                       "--run-dir", "trees", check=True)
+    oof = pd.read_csv(tmp_path / "linear" / "out_of_fold.csv")
+    assert oof.columns.tolist() == ["row_id", "fold", "y", "truth:y"] and set(oof["fold"]) == {1, 2, 3}
+    assert np.allclose(oof["truth:y"], target[:300], atol=1e-6)
+    result = compete.in_process("blend", "kaggle:table", "linear", "trees", "--data", folder, "--metric", "rmse", check=True)
+    lines = result.stdout.strip().splitlines()
+    own = [float(line.split("cv rmse: ")[1].split(",")[0]) for line in lines[:2]]
+    blended = float(lines[-3].split(": ")[1])
+    assert blended < max(own) - 0.1 and blended <= min(own) + 0.005   # nested: near the better run, far from the worse
+    compete.in_process("validate", "kaggle:table", lines[-1].split(": ", 1)[1], "--data", folder, check=True)

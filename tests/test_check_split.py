@@ -1,6 +1,8 @@
 """compete check-split: adversarial validation finds a planted shift and none in a random split."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -34,6 +36,14 @@ def test_check_split_finds_a_drifted_column_and_nothing_in_a_random_split(compet
     lots = pd.read_csv(tmp_path / "shifted" / "train.csv").set_index("Id")["LotArea"]
     assert lots.loc[table["Id"].head(50)].median() > lots.median() * 1.3
     assert (tmp_path / "out-shifted" / "check_split.png").stat().st_size > 0
+    # the file a run reads back: its ids are the training rows', each row weighted as check-split rated it
+    fitted = compete("fit", "house-prices", "--data", tmp_path / "shifted", "--fast", "--quiet", "--set", "models=lasso",
+                     "--set", "folds=2", "--set", f"weights={tmp_path / 'weights.csv'}", "--run-dir", tmp_path / "weighted",
+                     cwd=tmp_path)
+    assert fitted.stdout.startswith("cv rmsle: ")
+    recorded = json.loads((tmp_path / "weighted" / "metrics.json").read_text())
+    assert recorded["weights_file"] == str((tmp_path / "weights.csv").resolve()) and recorded["cv_score_weighted"] > 0
+    assert "training rows weighted by" in recorded["cv_score_note"]
 
     random = compete("check-split", "house-prices", "--data", _competition(house_data, tmp_path / "random", False),
                      "--out", tmp_path / "out-random", cwd=tmp_path)

@@ -143,6 +143,20 @@ def test_fast_run_beats_the_prior_and_its_bundle_predicts_the_same(compete, fast
             assert f"cv mean_binary_log_loss {cv:.5f}" in image.text["Title"]
     assert cv < 0.2                                  # started at the prior: never the 0.69 of an untrained sigmoid
 
+    # what a blend reads: the held-out sequences only, all in fold 1, whose own score is the run's
+    oof = pd.read_csv(run_dir / "out_of_fold.csv")
+    assert set(oof["fold"]) == {1} and len(oof) == recorded["valid_sequences"] and oof["seq_id"].is_unique
+    assert MEAN_BINARY_LOG_LOSS(oof[[f"truth:{c}" for c in CLASS_ORDER]].to_numpy(), oof[CLASS_ORDER].to_numpy()) == \
+        pytest.approx(recorded["cv_score"], abs=1e-5)
+    assert "hold-out, not K folds" in recorded["out_of_fold_note"]
+    # blended with a copy of itself it blends on those rows (cut into parts) and scores as it does
+    shutil.copytree(run_dir, tmp_path / "copy")
+    blended = compete("blend", "serengeti", run_dir, tmp_path / "copy", "--data", run.data, "--out", tmp_path / "blend.csv",
+                      cwd=tmp_path).stdout.splitlines()
+    assert float(blended[-3].split(": ")[1]) == pytest.approx(recorded["cv_score"], abs=1e-5)
+    blend_run = tmp_path / blended[-2].split(": ", 1)[1]
+    assert "one held-out split" in json.loads((blend_run / "metrics.json").read_text())["cv_score_note"]
+
     score = compete("score", "serengeti", run.submission, "--answers", run.data / "answers", cwd=project)
     value = float(score.stdout.split(":")[1])
     truth = pd.read_csv(run.data / "answers" / "solution.csv")

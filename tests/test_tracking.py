@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 import requests
 
 from common import io, runs, tracking
-from common.competition import BaseCompetition, Report
+from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import RMSE_OF_LOGS
 from common.options import Options, option
 from common.submission import SubmissionFormat
@@ -60,7 +61,11 @@ class TrackingDemo(BaseCompetition):
         axis.plot(scores)
         figure.savefig(Path(run_dir) / "folds.png")
         plt.close(figure)
-        return float(prices.mean()), Report(cv_score=float(np.mean(scores)), fold_scores=scores, note="mean of the other folds")
+        others = np.array([prices[folds != fold].mean() for fold in folds])   # each row: the mean of the other folds
+        ids = data[["Id"]]
+        out_of_fold = OutOfFold(ids.assign(SalePrice=others), ids.assign(SalePrice=prices), folds)
+        return float(prices.mean()), Report(cv_score=float(np.mean(scores)), fold_scores=scores, note="mean of the other folds",
+                                            out_of_fold=out_of_fold)
 
     def predict(self, model: float, data) -> pd.DataFrame:
         return pd.DataFrame({"Id": [1461, 1462, 1463], "SalePrice": model})
@@ -155,6 +160,39 @@ def test_compete_runs_lists_newest_first_and_plots_cv_against_lb(compete, demo):
     from PIL import Image
     with Image.open("cv-lb.png") as image:
         assert image.format == "PNG" and image.size[0] > 300
+
+
+def test_the_table_names_each_runs_study_or_blend_and_compare_shows_what_differs(compete, demo):
+    """`compete runs` says which study trial or blend made a run; `--compare` puts two runs'
+    scores side by side, then only the options (or a blend's members) that differ."""
+    first = run_dir_of(compete.in_process("run", NAME, "--data", demo, "--quiet", "--seed", 1, check=True))
+    time.sleep(1.1)  # run directories are named to the second
+    second = run_dir_of(compete.in_process("run", NAME, "--data", demo, "--quiet", "--seed", 2, "--set", "folds=3", check=True))
+    blended = run_dir_of(compete.in_process("blend", NAME, first, second, "--data", demo, check=True))
+    tuned = compete.in_process("tune", NAME, "--data", demo, "--trials", 2, "--search", "folds=2..5", "--quiet", check=True)
+    study = re.search(r"^study (\S+) ", tuned.output, re.M).group(1)
+    trials = [Path(line.rsplit("run: ", 1)[1]) for line in tuned.output.splitlines() if line.startswith("trial ")]
+    assert len(trials) == 2
+
+    table = compete.in_process("runs", NAME, check=True).output.splitlines()
+    made_by = {line.split()[0]: line.rstrip() for line in table[1:] if line.strip()}
+    assert made_by[blended.name].endswith(f"blend of {first.name},{second.name}")
+    for number, trial in enumerate(trials):
+        assert made_by[trial.name].endswith(f"study {study} #{number}")
+    assert not made_by[first.name].endswith(("#0", "#1", second.name))   # a plain run: made by neither
+
+    compared = compete.in_process("runs", NAME, "--compare", first, second, check=True).output.splitlines()
+    assert compared[0].split() == [first.name, second.name]
+    rows = {line.split()[0]: line.split()[1:] for line in compared[1:]}
+    cv = [json.loads((run / "metrics.json").read_text())["cv_score"] for run in (first, second)]
+    assert rows["cv"][0] == "rmsle" and [float(value) for value in rows["cv"][1:]] == pytest.approx(cv, abs=1e-5)
+    assert rows["seed"] == ["1", "2"] and "folds" not in rows and "fast" not in rows   # only what differs
+    against = compete.in_process("runs", NAME, "--compare", blended, trials[0], check=True).output.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in against[1:]}
+    assert rows["from"][:3] == ["blend", "of", f"{first.name},{second.name}"] and rows["from"][3:] == ["study", study, "#0"]
+    assert rows["members"][0] == f"{first.name},{second.name}"
+    gone = compete.in_process("runs", NAME, "--compare", first, "no-such-run")
+    assert gone.exit_code == 2 and gone.stdout == "" and "no-such-run: not a run directory (no config.json)" in gone.stderr
 
 
 def test_the_leaderboard_score_is_found_from_a_copy_of_the_submission(compete, demo, tmp_path):

@@ -369,3 +369,30 @@ def test_a_damaged_best_model_keeps_the_weights_training_ended_with(tmp_path, sh
         trainers.train(model, train, valid, nn.BCEWithLogitsLoss(), tmp_path, epochs=2, lr=1e-2, quiet=True)
     (line,) = compete_warnings(caplog)
     assert "best.pth is damaged" in line and "keeps the weights training ended with" in line
+
+
+def test_each_epoch_is_reported_to_a_listener_and_its_stop_ends_the_fit_with_its_own_words(tmp_path, shards):
+    """`report=True`: each epoch's valid_loss reaches common.callbacks (tune's pruner, step
+    = epoch); a listener's Stop ends training after that epoch and reaches the caller as
+    raised, not wrapped in fastai's words."""
+    from common import callbacks
+    heard = []
+    train, valid = loaders(shards)
+    with callbacks.listening(lambda step, value: heard.append((step, value))):
+        trainers.train(nn.Sequential(nn.Linear(8, 3)), train, valid, nn.BCEWithLogitsLoss(), tmp_path / "heard",
+                       epochs=3, lr=1e-2, quiet=True, report=True)
+    history = np.loadtxt(tmp_path / "heard" / "history.csv", delimiter=",", skiprows=1, usecols=2)
+    assert [step for step, _ in heard] == [0, 1, 2]
+    assert np.allclose([value for _, value in heard], history, atol=1e-5)
+
+    def prune(step, value):
+        if step == 1:
+            raise callbacks.Stop(f"pruned after epoch {step + 1}")
+    with callbacks.listening(prune), pytest.raises(callbacks.Stop) as stopped:
+        trainers.train(nn.Sequential(nn.Linear(8, 3)), train, valid, nn.BCEWithLogitsLoss(), tmp_path / "pruned",
+                       epochs=5, lr=1e-2, quiet=True, report=True)
+    assert str(stopped.value) == "pruned after epoch 2"
+    assert len((tmp_path / "pruned" / "history.csv").read_text().splitlines()) == 1 + 2   # no epoch after the stop
+    with callbacks.listening(prune):   # without report=True nothing is told (a fit of one network per fold)
+        trainers.train(nn.Sequential(nn.Linear(8, 3)), train, valid, nn.BCEWithLogitsLoss(), tmp_path / "silent",
+                       epochs=2, lr=1e-2, quiet=True)

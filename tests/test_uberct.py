@@ -247,3 +247,26 @@ def test_a_malformed_sample_id_is_one_line_naming_the_row(compete, small, tmp_pa
     run = compete("run", "uberct", "--data", broken, "--fast", "--quiet", "--run-dir", tmp_path / "run", cwd=tmp_path, check=False)
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and "row 4" in run.stderr and uber_data.SAMPLE_FILE in run.stderr
+
+
+def test_the_validation_block_is_kept_as_out_of_fold_rows_in_submission_shape():
+    """What `compete blend` reads of an uberct run: each validation row under the sample's
+    "<hour> x <segment>" id, its probability, its label, and its half of the block as its
+    fold (the rule fitted on one half scores the other)."""
+    from competitions.uberct import validation_out_of_fold
+    from competitions.uberct.features import Rows
+
+    class Context:
+        ids = np.array(["S1", "S2"], dtype=object)
+        block_days = 1
+    hours = np.datetime64("2019-01-01T00", "h") + np.arange(24)
+    rows = Rows(np.r_[np.zeros(24), np.ones(24)].astype(np.int32), np.r_[hours, hours], np.zeros(48, np.int32),
+                (np.arange(48) % 7 == 0).astype(np.int8))
+    p = np.linspace(0.01, 0.5, 48)
+    oof = validation_out_of_fold(Context(), rows, p)
+    assert oof.predictions.columns.tolist() == [uber_data.ID, uber_data.TARGET] == oof.truth.columns.tolist()
+    assert oof.predictions[uber_data.ID].iloc[0] == "2019-01-01 00:00:00 x S1"
+    assert oof.predictions[uber_data.ID].iloc[47] == "2019-01-01 23:00:00 x S2"
+    assert oof.predictions[uber_data.ID].is_unique
+    assert np.allclose(oof.predictions[uber_data.TARGET], p) and oof.truth[uber_data.TARGET].tolist() == rows.label.tolist()
+    assert oof.fold.tolist() == ([0] * 12 + [1] * 12) * 2

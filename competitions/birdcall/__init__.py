@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import io, plots
-from common.competition import BaseCompetition, Report
+from common import callbacks, io, plots
+from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import MULTICLASS_LOG_LOSS
 from common.options import Options, option
 from competitions.birdcall import data as bird_data
@@ -87,7 +87,7 @@ class Birdcall(BaseCompetition):
         folds = options.folds or max(2, min(5 if options.fast else 3, int(counts[counts > 0].min())))
         split, fold_of = stratified_folds(y, folds, options.seed)
 
-        oof_baseline = baseline_oof(clips.pooled, y, split, classes, options.seed)
+        oof_baseline = baseline_oof(clips.pooled, y, split, classes, options.seed, report=options.fast)
         baseline_score = MULTICLASS_LOG_LOSS(y, np.clip(oof_baseline, 1e-15, 1))
         log.info("baseline (pooled log-mel + logistic regression): oof log loss %.4f, accuracy %.3f",
                  baseline_score, float((oof_baseline.argmax(1) == y).mean()))
@@ -125,7 +125,8 @@ class Birdcall(BaseCompetition):
                   "not nested: each fold's CNN keeps its epoch of lowest loss on that fold's own held-out clips"
                   if oof_cnn is not None else
                   "nested: temperature and floor for each fold fitted on the other folds' OOF"),
-            decisions=decisions)
+            decisions=decisions,
+            out_of_fold=out_of_fold(clips, fold_of, list(data.species), nested))
         title = plots.cv_title("birdcall", self.metric.name, report.cv_score)
         plots.confusion_matrix(y, nested.argmax(1), list(data.species), Path(run_dir) / "confusion_matrix.png",
                                f"{title} (nested OOF, top species)")
@@ -207,12 +208,21 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int) -> tuple[list, np.nda
     return split, fold_of
 
 
-def baseline_oof(pooled: np.ndarray, y: np.ndarray, split: list, classes: int, seed: int) -> np.ndarray:
+def baseline_oof(pooled: np.ndarray, y: np.ndarray, split: list, classes: int, seed: int, report: bool = False) -> np.ndarray:
+    """`report`: tell common.callbacks each fold's figure (when the baseline is the model: --fast)."""
     oof = np.zeros((len(y), classes))
-    for fit_rows, valid in split:
+    for fold, (fit_rows, valid) in enumerate(split):
         fitted = bird_model.fit_baseline(pooled[fit_rows], y[fit_rows], seed)
         oof[valid] = bird_model.class_probabilities(fitted, pooled[valid], classes)
+        if report:
+            callbacks.scored(fold, folds_so_far(oof, y, split[:fold + 1]))
     return oof
+
+
+def folds_so_far(oof: np.ndarray, y: np.ndarray, split: list) -> float:
+    """Log loss over the held-out clips of the folds done: comparable between runs at the same fold (tune's pruner)."""
+    done = np.concatenate([valid for _, valid in split])
+    return MULTICLASS_LOG_LOSS(y[done], np.clip(oof[done], 1e-15, 1))
 
 
 def cnn_oof(clips: Clips, split: list, classes: int, settings, run_dir: Path, seed: int, quiet: bool):
@@ -230,7 +240,18 @@ def cnn_oof(clips: Clips, split: list, classes: int, settings, run_dir: Path, se
         log.info("cnn fold %d/%d: log loss %.4f, accuracy %.3f (%.0f s)", fold + 1, len(split),
                  MULTICLASS_LOG_LOSS(y[valid], np.clip(oof[valid], 1e-15, 1)),
                  float((oof[valid].argmax(1) == y[valid]).mean()), time.perf_counter() - fold_started)
+        callbacks.scored(fold, folds_so_far(oof, y, split[:fold + 1]))
     return oof, networks
+
+
+def out_of_fold(clips: Clips, fold_of: np.ndarray, species: list, probabilities: np.ndarray) -> OutOfFold:
+    """What a blend reads: each usable clip's nested probabilities in submission shape (ID
+    and a column per species), the one-hot truth, its fold. Quarantined clips have no
+    prediction and are not in it (the same clips for every run on the same data)."""
+    ids = clips.train[[ID]].reset_index(drop=True)
+    truth = np.eye(len(species), dtype=int)[clips.y]
+    return OutOfFold(pd.concat([ids, pd.DataFrame(probabilities, columns=species)], axis=1),
+                     pd.concat([ids, pd.DataFrame(truth, columns=species)], axis=1), fold_of)
 
 
 def write_oof(path: Path, clips: Clips, fold_of: np.ndarray, species: list, oof_baseline: np.ndarray,

@@ -56,6 +56,9 @@ class HouseOptions(Options):
                                  search=(0.1, 0.8))
     row_share: float = option(0.8, "LightGBM's and XGBoost's share of the rows each tree sees", above=0, maximum=1,
                               search=(0.4, 1.0))
+    # row weights (issue 24): the file `compete check-split --weights` writes
+    weights: Path | None = option(None, "a CSV of Id,weight (`compete check-split --weights`): every model trains on "
+                                        "the rows weighted by it; the CV score stays unweighted (cv_score_weighted beside it)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -98,19 +101,24 @@ class HousePrices(BaseCompetition):
         X = house_features.features(data.train, options.engineered)
         y = np.log(data.train[TARGET].to_numpy(dtype=float))
         outlier = house_features.is_outlier(data.train)
+        row_weights = None
+        if options.weights:  # here, not at import: the packaged notebook imports this package and needs none of it
+            from common.adversarial import read_weights
+            row_weights = read_weights(options.weights, data.train[ID])
         candidates = house_model.candidates(X, options)
         log.info("house-prices: %d rows, all trained on and scored, %d features, %d models x %d folds",
                  len(X), X.shape[1], len(candidates), folds)
 
         names = list(candidates)
         with tqdm(total=(folds + 1) * len(candidates), desc="house-prices", disable=options.quiet) as bar:
-            oof, fold_of, fold_scores = house_model.cross_validate(X, y, candidates, folds, options.seed, bar.update)
+            oof, fold_of, fold_scores = house_model.cross_validate(X, y, candidates, folds, options.seed, bar.update,
+                                                                   weights=row_weights)
             weights = house_model.blend_weights(oof, y)
             log.info("blend weights: %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)))
             final = {}
             for name, weight in zip(names, weights):
                 if weight > 0:  # final models on every row; zero-weight models are not refitted
-                    final[name] = house_model.clone(candidates[name]).fit(X, y)
+                    final[name] = house_model.fit_weighted(house_model.clone(candidates[name]), X, y, row_weights)
                 bar.update()
         nested = house_model.nested_blend(oof, y, fold_of)
         cv_score = house_model.rmse(nested, y)
@@ -128,12 +136,16 @@ class HousePrices(BaseCompetition):
         plot_predictions(y, nested, run_dir / "predicted_vs_actual.png",
                          plots.cv_title("house-prices nested OOF, every row", self.metric.name, cv_score))
         truth = data.train[[ID, TARGET]]
+        weighted = weighting(options.weights, row_weights, nested, y) if row_weights is not None else {}
         report = Report(
             out_of_fold=OutOfFold(predictions=pd.DataFrame({ID: data.train[ID], TARGET: np.exp(nested)}), truth=truth,
                                   fold=fold_of),
             cv_score=cv_score,
             fold_scores=nested_by_fold,
-            note=f"all {len(y)} rows, out of fold; nested: blend weights for each fold fitted on the other folds",
+            note=f"all {len(y)} rows, out of fold; nested: blend weights for each fold fitted on the other folds"
+                 + (f"; training rows weighted by {options.weights} in every model's fit, the blend weights and the score "
+                    f"unweighted (cv_score_weighted weights it)"
+                    if row_weights is not None else ""),
             decisions={
                 "cv_score_without_outliers": round(without_outliers, 6),
                 "cv_score_without_outliers_note": f"rows left out of the score: the {int(outlier.sum())} De Cock outliers "
@@ -143,7 +155,7 @@ class HousePrices(BaseCompetition):
                 "fold_scores_by_model": {n: [round(s, 6) for s in fold_scores[n]] for n in names},
                 "blend_weights": {n: round(float(w), 6) for n, w in zip(names, weights)},
                 "folds": folds, "rows": len(X),
-                "train_seconds": round(time.perf_counter() - started, 2)})
+                "train_seconds": round(time.perf_counter() - started, 2), **weighted})
         return fitted, report
 
     def adversarial_frames(self, data: HouseData):
@@ -154,6 +166,14 @@ class HousePrices(BaseCompetition):
 
     def predict(self, model, data: HouseData) -> pd.DataFrame:
         return inference.predict(model, data.test)  # the packaged notebook's own code: same file both ways
+
+
+def weighting(path: Path, row_weights: np.ndarray, nested: np.ndarray, y: np.ndarray) -> dict:
+    """What a run weighted by a file records: the file, its checksum, and the nested CV
+    weighted as the training rows were (the score the weighting aims at: test-like rows count more)."""
+    squared = (nested - y) ** 2
+    return {"weights_file": str(Path(path).resolve()), "weights_sha256": io.sha256(path),
+            "cv_score_weighted": round(float(np.sqrt(np.sum(row_weights * squared) / np.sum(row_weights))), 6)}
 
 
 def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path, title: str) -> None:

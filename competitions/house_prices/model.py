@@ -37,7 +37,7 @@ class CatBoostNative(BaseEstimator, RegressorMixin):
         self.l2_leaf_reg = l2_leaf_reg
         self.seed = seed
 
-    def fit(self, X: pd.DataFrame, y):
+    def fit(self, X: pd.DataFrame, y, sample_weight=None):
         from catboost import CatBoostRegressor
         self.categorical_ = house_features.categorical_columns(X)
         self.model_ = CatBoostRegressor(
@@ -45,7 +45,7 @@ class CatBoostNative(BaseEstimator, RegressorMixin):
             l2_leaf_reg=self.l2_leaf_reg, loss_function="RMSE", random_seed=self.seed, verbose=False,
             allow_writing_files=False, thread_count=-1, cat_features=self.categorical_,
             max_ctr_complexity=1)  # no categorical combinations: 2x faster, no loss here
-        self.model_.fit(self._frame(X), y)
+        self.model_.fit(self._frame(X), y, sample_weight=sample_weight)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -77,7 +77,7 @@ class CodedTrees(BaseEstimator, RegressorMixin):
         self.row_share = row_share
         self.seed = seed
 
-    def fit(self, X: pd.DataFrame, y):
+    def fit(self, X: pd.DataFrame, y, sample_weight=None):
         self.categorical_ = house_features.categorical_columns(X)
         self.levels_ = {column: sorted(X[column].dropna().astype(str).unique()) for column in self.categorical_}
         if self.library == "lightgbm":
@@ -95,7 +95,7 @@ class CodedTrees(BaseEstimator, RegressorMixin):
                 n_estimators=self.trees, learning_rate=self.learning_rate, max_depth=max(1, int(np.log2(self.leaves))),
                 subsample=self.row_share, colsample_bytree=self.column_share, min_child_weight=1.5, reg_alpha=0.4,
                 reg_lambda=0.9, tree_method="hist", random_state=self.seed, n_jobs=2)
-        self.model_.fit(self._frame(X), y)
+        self.model_.fit(self._frame(X), y, sample_weight=sample_weight)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -123,17 +123,35 @@ class Trimmed(BaseEstimator, RegressorMixin):
         self.estimator = estimator
         self.sigmas = sigmas
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         y = np.asarray(y, dtype=float)
-        residual = y - clone(self.estimator).fit(X, y).predict(X)
+        residual = y - clone(self.estimator).fit(X, y, **_routed(self.estimator, sample_weight)).predict(X)
         spread = 1.4826 * np.median(np.abs(residual - np.median(residual)))
         self.inliers_ = np.abs(residual - np.median(residual)) <= self.sigmas * spread
         rows = X.iloc[self.inliers_] if isinstance(X, pd.DataFrame) else X[self.inliers_]
-        self.model_ = clone(self.estimator).fit(rows, y[self.inliers_])
+        kept = None if sample_weight is None else np.asarray(sample_weight)[self.inliers_]
+        self.model_ = clone(self.estimator).fit(rows, y[self.inliers_], **_routed(self.estimator, kept))
         return self
 
     def predict(self, X) -> np.ndarray:
         return self.model_.predict(X)
+
+
+# --- row weights (issue 24: a check-split --weights file); None: every row counts alike ---
+
+def _routed(estimator, sample_weight) -> dict:
+    """`sample_weight` as a fit argument `estimator` takes: a pipeline routes it to its last step."""
+    if sample_weight is None:
+        return {}
+    steps = getattr(estimator, "steps", None)
+    return {f"{steps[-1][0]}__sample_weight": sample_weight} if steps else {"sample_weight": sample_weight}
+
+
+def fit_weighted(model, X: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None, rows=None):
+    """Fit `model` on `rows` (all when None), each weighted by `weights` when given."""
+    if rows is not None:
+        X, y, weights = X.iloc[rows], y[rows], None if weights is None else weights[rows]
+    return model.fit(X, y) if weights is None else model.fit(X, y, sample_weight=weights)
 
 
 def candidates(frame: pd.DataFrame, options) -> dict:
@@ -188,9 +206,9 @@ def rmse(a, b) -> float:
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
-def cross_validate(X: pd.DataFrame, y: np.ndarray, models: dict, folds: int, seed: int, progress=None):
+def cross_validate(X: pd.DataFrame, y: np.ndarray, models: dict, folds: int, seed: int, progress=None, weights=None):
     """Out-of-fold log predictions for every row and model, each fold's models trained
-    on every other row."""
+    on every other row (weighted by `weights` when given)."""
     splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
     oof = np.zeros((len(X), len(models)))
     fold_scores = {name: [] for name in models}
@@ -199,8 +217,7 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, models: dict, folds: int, see
         fold_of[valid_index] = fold
         for column, (name, model) in enumerate(models.items()):
             started = time.perf_counter()
-            fitted = clone(model)
-            fitted.fit(X.iloc[train_index], y[train_index])
+            fitted = fit_weighted(clone(model), X, y, weights, train_index)
             oof[valid_index, column] = fitted.predict(X.iloc[valid_index])
             fold_scores[name].append(rmse(oof[valid_index, column], y[valid_index]))
             log.info("fold %d %-12s rmsle %.5f  (%.1fs)", fold + 1, name, fold_scores[name][-1], time.perf_counter() - started)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from common import io, plots
-from common.competition import BaseCompetition, Report
+from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import MEAN_BINARY_LOG_LOSS
 from common.options import Options, option
 from competitions.serengeti import data as serengeti_data
@@ -147,7 +147,8 @@ class Serengeti(BaseCompetition):
                 valid_loader.batch_size * len(valid_loader) / options.batch_size)
             learn = trainers.train(net, train_loader(), valid_loader, serengeti_model.loss, run_dir, epochs=budget["epochs"],
                                    lr=options.lr, checkpoint_every=options.checkpoint_every,
-                                   patience=options.patience, seed=options.seed, quiet=options.quiet, wd=1e-4)
+                                   patience=options.patience, seed=options.seed, quiet=options.quiet, wd=1e-4,
+                                   report=True)  # each epoch's validation loss to tune's pruner
         finally:
             torch.set_num_threads(threads_before)
         trained = time.perf_counter()
@@ -167,10 +168,10 @@ class Serengeti(BaseCompetition):
         probabilities = serengeti_model.sequence_probabilities(model, batches(), quiet=options.quiet)
         valid_sequences = pd.unique(frames.loc[valid_mask, ID])
         predicted = serengeti_model.assemble(valid_sequences, dict(zip(keys, probabilities)), prior)
-        truth = data.labels.set_index(ID).loc[valid_sequences, list(CLASSES)].to_numpy(dtype=float)
+        truth_frame = data.labels.set_index(ID).loc[valid_sequences, list(CLASSES)].reset_index()
+        truth = truth_frame[list(CLASSES)].to_numpy(dtype=float)
         cv = self.metric(truth, predicted[list(CLASSES)].to_numpy())
         baseline = self.metric(truth, np.tile(np.clip(prior, serengeti_model.CLIP, 1 - serengeti_model.CLIP), (len(truth), 1)))
-        io.write_csv(predicted, run_dir / "oof.csv", float_format="%.6f")
         log.info("serengeti: cv %.5f, class-prior baseline %.5f (ratio %.3f)", cv, baseline, cv / baseline)
         title = plots.cv_title("serengeti", self.metric.name, cv)
         plots.per_label_scores(label_log_losses(truth, predicted[list(CLASSES)].to_numpy()), run_dir / "label_scores.png",
@@ -186,7 +187,12 @@ class Serengeti(BaseCompetition):
                            stopped_early=learn.epochs_done < budget["epochs"],
                            train_sequences=shard_sets["train"].count, valid_sequences=shard_sets["valid"].count,
                            unreadable_images=unreadable, prepare_seconds=round(prepared - started, 2),
-                           train_seconds=round(trained - prepared, 2)))
+                           train_seconds=round(trained - prepared, 2),
+                           out_of_fold_note="a hold-out, not K folds: out_of_fold.csv holds the validation sequences "
+                                            "only, all in fold 1; a blend of runs made with the same seed and "
+                                            "valid_share works on those rows"),
+            # what a blend reads: the held-out sequences' probabilities (runs.OUT_OF_FOLD)
+            out_of_fold=OutOfFold(predicted.reset_index(drop=True), truth_frame, np.zeros(len(predicted), dtype=int)))
         return model, report
 
     def save_model(self, model, run_dir: Path) -> None:

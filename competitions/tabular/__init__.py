@@ -22,7 +22,7 @@ import pandas as pd
 
 from common import io
 from common import metrics as metric_table
-from common.competition import BaseCompetition, Report
+from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import Metric
 from common.options import option
 from common.submission import DOMAIN_OF_OUTPUT, SubmissionFormat
@@ -49,6 +49,9 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     learning_rate: float | None = option(None, "CatBoost's learning rate; None: sized with its rounds from the budget",
                                          above=0, search=(0.01, 0.3), log=True)
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
+    # row weights (issue 24): the file `compete check-split --weights` writes
+    weights: Path | None = option(None, "a CSV of id,weight (`compete check-split --weights`): catboost and linear train "
+                                        "on the rows weighted by it; the CV score stays unweighted")
 
 
 def guess_metric(target: D.Target, sample: pd.DataFrame) -> str:
@@ -212,6 +215,9 @@ class Tabular(BaseCompetition):
         from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
         if isinstance(data, MD.MediaData):
+            if options.weights is not None:
+                raise io.InputError(f"weights={options.weights}: row weights are for tables (catboost, linear); "
+                                    f"{data.layout.kind} files take none")
             return MD.fit(self, data, options, run_dir)
         started = time.perf_counter()
         target, metric = data.target, self.metric
@@ -258,6 +264,7 @@ class Tabular(BaseCompetition):
             "nbsvm": lambda: T.NaiveBayesLogistic(target.task, vectors, options.seed),
         }
         makers = {name: makers[name] for name in families}
+        row_weights = self._row_weights(data, options, families)
         kinds = {kind: len(columns.of(kind)) for kind in F.KINDS}
         log.info("%s: %s, %d rows (%d unlabelled left out), %d features (%s), metric %s, %d folds%s",
                  self.name, target.task, len(X), data.train.attrs.get("unlabelled_rows", 0), len(data.features),
@@ -266,7 +273,7 @@ class Tabular(BaseCompetition):
 
         with tqdm(total=plan.folds * len(makers), desc=self.name, disable=options.quiet) as bar:
             oof, fold_of, fold_models, seconds = M.cross_validate(linear_frame, y, makers, target.task, plan.folds,
-                                                                  options.seed, bar.update)
+                                                                  options.seed, bar.update, weights=row_weights)
         names = list(oof)
         weights = M.blend_weights(target.task, [oof[n] for n in names], y, M.blend_loss(target.task, metric),
                                   not M.ranked(target.task, metric))
@@ -288,7 +295,8 @@ class Tabular(BaseCompetition):
         for name, weight in zip(names, weights):
             if weight > 0:  # a family the blend gives nothing is not refitted
                 refit_started = time.perf_counter()
-                final[name] = fold_models[name][0].refit(linear_frame, y, fold_models[name])
+                final[name] = fold_models[name][0].refit(linear_frame, y, fold_models[name],
+                                                         **({} if row_weights is None else {"sample_weight": row_weights}))
                 seconds[name] += time.perf_counter() - refit_started
                 log.info("final %-8s on all %d rows %.1fs %s", name, len(y), time.perf_counter() - refit_started,
                          final[name].summary())
@@ -304,7 +312,10 @@ class Tabular(BaseCompetition):
         if vectors is not None:
             note += (f"; each logistic regression's C chosen by an inner {T.INNER_FOLDS}-fold CV on its outer fold's "
                      f"training rows (nested); TF-IDF vocabularies fitted on train + test text without labels (not nested)")
-        report = Report(cv_score=cv_score, fold_scores=honest_by_fold, note=note,
+        if row_weights is not None:
+            note += f"; training rows weighted by {options.weights} (blend weights, decision and score unweighted)"
+        out_of_fold = self._out_of_fold(data, honest, blended, fold_of, log_target)
+        report = Report(cv_score=cv_score, fold_scores=honest_by_fold, note=note, out_of_fold=out_of_fold,
                         decisions=dict(
                task=target.task, layout=(layout.describe() if layout else "table"), models=families,
                cv_by_model={n: round(float(s), 6) for n, s in by_family.items()},
@@ -319,7 +330,9 @@ class Tabular(BaseCompetition):
                id_column=data.id_column, targets=target.columns, sample=data.layout.source.name,
                sample_shape=data.layout.shape, test=data.layout.test.name, train=data.train_source.name,
                column_kinds=columns.kinds, family_seconds={n: round(s, 2) for n, s in seconds.items()},
-               train_seconds=round(time.perf_counter() - started, 2)))
+               train_seconds=round(time.perf_counter() - started, 2),
+               **({"weights_file": str(Path(options.weights).resolve()), "weights_sha256": io.sha256(options.weights)}
+                  if row_weights is not None else {})))
         return model, report
 
     # A media run keeps its network its own way, and packages the exported network with
@@ -336,6 +349,61 @@ class Tabular(BaseCompetition):
         if MD.is_media_run(run_dir):
             return "competitions.tabular.media_inference:run", MD.MI.files_for(profile)
         return super().bundle(run_dir, profile)
+
+    # --- what `compete blend` reads (issue 24): out_of_fold.csv and the test scores ---
+
+    def _blends_labels(self, target: D.Target) -> bool:
+        """A label metric's run can be blended when its labels are one 0/1 column (the blend
+        pools probabilities and refits the threshold); other labels cannot be pooled."""
+        return target.task == "binary" and [str(c) for c in target.classes] == ["0", "1"]
+
+    def _out_of_fold(self, data: D.TabularData, honest, blended, fold_of, log_target: bool) -> OutOfFold | None:
+        """Every training row's out-of-fold prediction in submission shape: the nested one
+        the CV scores, or for a label metric the blended probability before the threshold
+        (the families' weights fitted on every row). None where a blend could not use it."""
+        target = data.target
+        if data.id_column not in data.train.columns or (self.metric.output == "label" and not self._blends_labels(target)):
+            return None
+        ids = data.train[[data.id_column]].astype(str).reset_index(drop=True)
+        scores = blended if self.metric.output == "label" else self._values(honest, target, log_target)
+        truth = self._truth(data)
+        if target.class_columns:
+            truth = np.eye(len(target.classes))[truth.astype(int)]
+        return OutOfFold(pd.concat([ids, self._shaped(scores, target)], axis=1),
+                         pd.concat([ids, self._shaped(truth, target)], axis=1), fold_of)
+
+    @staticmethod
+    def _shaped(values: np.ndarray, target: D.Target) -> pd.DataFrame:
+        if target.task == "multilabel":
+            return pd.DataFrame(np.asarray(values), columns=target.columns)
+        if target.class_columns:
+            matrix = values if np.ndim(values) == 2 else np.column_stack([1 - values, values])
+            return pd.DataFrame(matrix, columns=target.class_columns)
+        return pd.DataFrame({target.sample_columns[0]: np.asarray(values)})
+
+    def test_scores(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame | None:
+        """For a 0/1 label metric the blended probabilities before the threshold; else None
+        (the submission's values are the scores, as for a media run: media.py)."""
+        if isinstance(model, MD.MediaModel) or model.metric.output != "label" or not self._blends_labels(model.target):
+            return None
+        X = pd.concat([model.features.trees(data.test), data.test[model.features.columns.of("text")]], axis=1)
+        ids = data.test[[data.id_column]].astype(str).reset_index(drop=True)
+        return pd.concat([ids, self._shaped(model.ensemble.blended(X), model.target)], axis=1)
+
+    @staticmethod
+    def _row_weights(data: D.TabularData, options: TabularOptions, families: list[str]) -> np.ndarray | None:
+        """Each training row's weight from `options.weights` (a check-split file), or None."""
+        if options.weights is None:
+            return None
+        unweighted = [name for name in families if name not in ("catboost", "linear")]
+        if unweighted:
+            raise io.InputError(f"weights={options.weights}: the {', '.join(unweighted)} family takes no row weights; "
+                                f"use models=catboost,linear")
+        if data.id_column not in data.train.columns:
+            raise io.InputError(f"weights={options.weights}: {data.train_source.name} has no {data.id_column} column "
+                                f"to match the weights' ids with")
+        from common.adversarial import read_weights
+        return read_weights(options.weights, data.train[data.id_column])
 
     @staticmethod
     def _refuse_constant_labels(data: D.TabularData, y: np.ndarray) -> None:

@@ -83,7 +83,7 @@ class CatBoostModel:
     def __init__(self, task: str, columns: list[str], categorical: list[str], plan: Plan, seed: int, loss: str | None = None):
         self.task, self.columns, self.categorical, self.plan, self.seed, self.loss = task, columns, categorical, plan, seed, loss
 
-    def _one(self, X, y, X_valid, y_valid, loss, rounds: int | None = None):
+    def _one(self, X, y, X_valid, y_valid, loss, rounds: int | None = None, weight=None, weight_valid=None):
         from catboost import CatBoostClassifier, CatBoostRegressor, Pool
         kind = CatBoostRegressor if self.task == "regression" else CatBoostClassifier
         model = kind(iterations=rounds or self.plan.iterations, learning_rate=self.plan.learning_rate or None,
@@ -93,15 +93,17 @@ class CatBoostModel:
                      # no combinations of categories: 2.7x faster on House Prices, and the
                      # trees still split on each one (competitions/house_prices/model.py agrees)
                      max_ctr_complexity=1)
-        train = Pool(X[self.columns], y, cat_features=self.categorical)
-        valid = Pool(X_valid[self.columns], y_valid, cat_features=self.categorical) if X_valid is not None else None
+        train = Pool(X[self.columns], y, cat_features=self.categorical, weight=weight)
+        valid = Pool(X_valid[self.columns], y_valid, cat_features=self.categorical, weight=weight_valid) \
+            if X_valid is not None else None
         model.fit(train, eval_set=valid, use_best_model=valid is not None)
         return model
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Early stopping watches a share of the training rows, never the fold's held-out
         rows: stopping where those score best would make the out-of-fold predictions (and
-        the blend and calibration fitted on them) look better than the test will."""
+        the blend and calibration fitted on them) look better than the test will.
+        `sample_weight`: each row's weight (a check-split file), for both shares."""
         from sklearn.model_selection import train_test_split
         stratify = None
         if self.task in ("binary", "multiclass") and np.bincount(np.asarray(y, dtype=int)).min() >= 2:
@@ -109,24 +111,28 @@ class CatBoostModel:
         fit_rows, stop_rows = train_test_split(np.arange(len(X)), test_size=STOPPING_SHARE, random_state=self.seed,
                                                stratify=stratify)
         X_fit, X_stop = X.iloc[fit_rows], X.iloc[stop_rows]
+        weights = {} if sample_weight is None else {"weight": np.asarray(sample_weight)[fit_rows],
+                                                    "weight_valid": np.asarray(sample_weight)[stop_rows]}
         if self.task == "multilabel":
-            self.models_ = [self._one(X_fit, y[fit_rows, j], X_stop, y[stop_rows, j], "Logloss") for j in range(y.shape[1])]
+            self.models_ = [self._one(X_fit, y[fit_rows, j], X_stop, y[stop_rows, j], "Logloss", **weights)
+                            for j in range(y.shape[1])]
         else:
             default = {"regression": "RMSE", "binary": "Logloss", "multiclass": "MultiClass"}[self.task]
-            self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.loss or default)]
+            self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.loss or default, **weights)]
         self.best_iterations_ = [int(m.get_best_iteration() or self.plan.iterations) for m in self.models_]
         return self
 
-    def refit(self, X, y, folds: list["CatBoostModel"]) -> "CatBoostModel":
+    def refit(self, X, y, folds: list["CatBoostModel"], sample_weight=None) -> "CatBoostModel":
         """The final model on every row, with no rows held aside: as many rounds as the
         folds stopped at on average, plus a share for the larger training set."""
         rounds = np.mean([fold.best_iterations_ for fold in folds], axis=0) * REFIT_ROUNDS
         final = CatBoostModel(self.task, self.columns, self.categorical, self.plan, self.seed, self.loss)
         if self.task == "multilabel":
-            final.models_ = [final._one(X, y[:, j], None, None, "Logloss", max(1, int(r))) for j, r in enumerate(rounds)]
+            final.models_ = [final._one(X, y[:, j], None, None, "Logloss", max(1, int(r)), weight=sample_weight)
+                             for j, r in enumerate(rounds)]
         else:
             default = {"regression": "RMSE", "binary": "Logloss", "multiclass": "MultiClass"}[self.task]
-            final.models_ = [final._one(X, y, None, None, self.loss or default, max(1, int(rounds[0])))]
+            final.models_ = [final._one(X, y, None, None, self.loss or default, max(1, int(rounds[0])), weight=sample_weight)]
         final.best_iterations_ = [int(r) for r in rounds]
         return final
 
@@ -187,15 +193,18 @@ class LinearModel:
             X[column] = X[column].fillna("").astype(str)
         return X
 
-    def fit(self, X, y):
-        self.model_ = self._pipeline(len(X)).fit(self._frame(X), y)
+    def fit(self, X, y, sample_weight=None):
+        pipeline = self._pipeline(len(X))
+        # a row weight reaches the pipeline's last step, the estimator (scikit-learn's step__param routing)
+        weights = {} if sample_weight is None else {f"{pipeline.steps[-1][0]}__sample_weight": np.asarray(sample_weight)}
+        self.model_ = pipeline.fit(self._frame(X), y, **weights)
         # A linear model extrapolates without bound (a house of twice the largest area
         # priced at twice the largest price); trees never leave the range they saw.
         self.range_ = (float(np.min(y)), float(np.max(y))) if self.task == "regression" else None
         return self
 
-    def refit(self, X, y, folds: list["LinearModel"]) -> "LinearModel":
-        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed).fit(X, y)
+    def refit(self, X, y, folds: list["LinearModel"], sample_weight=None) -> "LinearModel":
+        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed).fit(X, y, sample_weight)
 
     def summary(self) -> str:
         alpha = getattr(self.model_[-1], "alpha_", None)  # RidgeCV's choice; logistic regression has none
@@ -356,9 +365,10 @@ class Ensemble:
         return self.decision.apply(self.blended(X))
 
 
-def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, folds: int, seed: int, progress=None):
+def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, folds: int, seed: int, progress=None,
+                   weights: np.ndarray | None = None):
     """Out-of-fold predictions of every family, the fold of each row, the fitted fold
-    models and the seconds each family took."""
+    models and the seconds each family took. `weights`: each row's, passed to every fit."""
     split = list(splitter(task, y, folds, seed))
     fold_of = np.zeros(len(X), dtype=int)
     oof, models, seconds = {}, {name: [] for name in families}, {name: 0.0 for name in families}
@@ -366,7 +376,8 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, fo
         fold_of[valid_index] = fold
         for name, make in families.items():
             started = time.perf_counter()
-            model = make().fit(X.iloc[train_index], y[train_index])
+            model = make().fit(X.iloc[train_index], y[train_index],
+                               **({} if weights is None else {"sample_weight": weights[train_index]}))
             predicted = model.predict(X.iloc[valid_index])
             if name not in oof:
                 oof[name] = np.zeros((len(X),) + predicted.shape[1:])

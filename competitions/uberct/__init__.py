@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from common import io, plots
-from common.competition import BaseCompetition, Report
+from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import F1
 from common.options import Options, option
 from common.thresholds import RateRule, Threshold, best_threshold, expected_f1_count, fit_rate_rule, plot_f1
@@ -116,9 +116,13 @@ class UberCapeTown(BaseCompetition):
             training_rows=len(rows), best_iteration=iterations, refit=bool(refit),
             model_seconds=round(fit_seconds, 2), train_seconds=round(time.perf_counter() - started, 2))
         cv = checked.crossed[options.rule]
+        decisions["out_of_fold_note"] = (f"out of time, not K folds: out_of_fold.csv holds the validation block's "
+                                         f"{len(validation_rows.label)} rows, fold 1 its first half and fold 2 its second "
+                                         f"(a blend fits on one half, scores the other, as the rule is)")
         return model, Report(cv_score=cv, fold_scores=[cv], decisions=decisions,
                              note=f"F1 on the last {context.block_days} days before the test period (out of time), "
-                                  f"with the '{options.rule}' rule fitted on the other half of that period")
+                                  f"with the '{options.rule}' rule fitted on the other half of that period",
+                             out_of_fold=validation_out_of_fold(context, validation_rows, checked.p))
 
     def predict(self, model: uber_model.UberModel, data: uber_data.UberData) -> pd.DataFrame:
         context = self.context(data, model.block_days)
@@ -133,6 +137,18 @@ class UberCapeTown(BaseCompetition):
             with io.atomic_path(Path(model.run_dir) / "test_probabilities.parquet") as temporary:
                 frame.to_parquet(temporary, index=False)
         return pd.DataFrame({uber_data.ID: data.test_ids, uber_data.TARGET: flags.astype(np.int8)})
+
+    def test_scores(self, model: uber_model.UberModel, data: uber_data.UberData) -> pd.DataFrame:
+        """The test probabilities a blend pools (its threshold refitted on the validation
+        block): those `predict` kept in the run, else computed again."""
+        kept = Path(model.run_dir or "") / "test_probabilities.parquet"
+        if model.run_dir and kept.is_file():
+            frame = pd.read_parquet(kept)
+            if len(frame) == len(data.test_ids) and (frame[uber_data.ID].to_numpy() == data.test_ids.astype(str)).all():
+                return frame.rename(columns={"probability": uber_data.TARGET})
+        context = self.context(data, model.block_days)
+        p = panel.probabilities(model, context, context.test_rows(data))
+        return pd.DataFrame({uber_data.ID: data.test_ids.astype(str), uber_data.TARGET: p})
 
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
         """F1, and the oracle: the true probabilities with the best threshold in hindsight."""
@@ -214,7 +230,7 @@ def check_on_validation(p: np.ndarray, rows: uber_features.Rows, context: uber_f
     best = best_threshold(labels, p)
     rate_rule = fit_rate_rule(labels, p)
     calibration = uber_model.calibration(labels, p)
-    first_half = rows.hour < rows.hour.min() + (block_hours // 2) * uber_features.HOUR
+    first_half = in_first_half(rows, block_hours)
     crossed = uber_model.cross_fitted_f1(labels, p, first_half)
     log.info("validation: best F1 %.4f at p >= %.4g (%d flags, %d positives, %.1f expected); %.3f flags per expected incident; "
              "calibration %.3f; cross-fitted F1 by rule: %s", best.f1, best.threshold, best.predicted_positives, best.positives,
@@ -225,6 +241,23 @@ def check_on_validation(p: np.ndarray, rows: uber_features.Rows, context: uber_f
                   f"best in hindsight {best.f1:.4f} over {span[1] - span[0]} days")
     _save_validation(run_dir, context, rows, p)
     return ValidationCheck(p, best, rate_rule, calibration, crossed)
+
+
+def in_first_half(rows: uber_features.Rows, block_hours: int) -> np.ndarray:
+    """The validation rows of the block's first half: the rule fitted on one half scores the other."""
+    return rows.hour < rows.hour.min() + (block_hours // 2) * uber_features.HOUR
+
+
+def validation_out_of_fold(context: uber_features.Context, rows: uber_features.Rows, p: np.ndarray) -> OutOfFold:
+    """What a blend reads: the validation block's rows in submission shape (the sample's
+    "<hour> x <segment>" ids), each one's probability before the rule decides, its label,
+    and its half as its fold."""
+    hours = pd.to_datetime(rows.hour.astype("datetime64[s]")).strftime(uber_data.ID_TIME_FORMAT)
+    ids = pd.Series(hours.to_numpy(dtype=object) + uber_data.ID_SEPARATOR + context.ids[rows.segment].astype(str),
+                    name=uber_data.ID)
+    return OutOfFold(pd.DataFrame({uber_data.ID: ids, uber_data.TARGET: p}),
+                     pd.DataFrame({uber_data.ID: ids, uber_data.TARGET: rows.label.astype(int)}),
+                     np.where(in_first_half(rows, context.block_days * 24), 0, 1))
 
 
 def _subset(rows: uber_features.Rows, keep: np.ndarray) -> uber_features.Rows:

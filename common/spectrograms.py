@@ -1,5 +1,13 @@
-"""Log-mel spectrograms computed once per clip and cached by the clip's content hash,
-in parallel across cores; and the pooled statistics the fast baseline reads.
+"""The audio front end: clips decoded by their bytes to mono waveforms at one rate, and
+log-mel spectrograms computed once per clip and cached by the clip's content hash, in
+parallel across cores; the quarantine of clips that are not audio; and the pooled
+statistics a fast baseline reads.
+
+Decoding trusts bytes, not names (common.media sniffs the container: RIFF/WAVE, ID3
+or an MPEG frame sync, fLaC, OggS); every clip is resampled to one rate and
+downmixed to mono. A clip that cannot be decoded is not a crash: it is quarantined
+with its file name and the reason, and a test clip in quarantine gets the class
+prior so the submission stays complete.
 
 A cache entry is keyed by the sha256 of the file's bytes and the spectrogram settings,
 so renaming or moving the data folder costs nothing, and a changed file is recomputed.
@@ -12,15 +20,49 @@ from __future__ import annotations
 import functools
 import hashlib
 import io as _bytes_io
+import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from common import io
-from common.media import DecodeError
-from competitions.birdcall.audio import SAMPLE_RATE, decode
+from common.media import DecodeError, read_audio
+
+log = logging.getLogger("compete")
+
+SAMPLE_RATE = 16000  # speech, birds and most events sit below 8 kHz
+
+
+def decode(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 samples at `sample_rate`; DecodeError with the reason otherwise."""
+    if path is None or not Path(path).is_file():
+        raise DecodeError("file not found")
+    return read_audio(path, sample_rate=sample_rate, mono=True).samples
+
+
+@dataclass
+class Quarantine:
+    """Clips that could not be used, with why: written beside the run, and logged."""
+
+    rows: list = field(default_factory=list)
+
+    def add(self, split: str, clip_id: str, path, reason: str) -> None:
+        self.rows.append({"split": split, "ID": clip_id, "file": str(path) if path is not None else "", "reason": reason})
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def ids(self, split: str) -> set[str]:
+        return {row["ID"] for row in self.rows if row["split"] == split}
+
+    def report(self, run_dir: Path | None = None) -> None:
+        for row in self.rows:
+            log.warning("quarantined %s clip %s (%s): %s", row["split"], row["ID"], Path(row["file"]).name or "-", row["reason"])
+        if run_dir is not None:
+            io.write_csv(pd.DataFrame(self.rows, columns=["split", "ID", "file", "reason"]), Path(run_dir) / "quarantine.csv")
 
 
 @dataclass(frozen=True)
@@ -29,8 +71,8 @@ class MelSettings:
     n_fft: int = 1024
     hop_length: int = 320      # 20 ms: 50 frames a second
     n_mels: int = 64
-    fmin: float = 300.0        # below this is wind and handling noise
-    fmax: float = 8000.0
+    fmin: float = 50.0         # below this is rumble and handling noise
+    fmax: float = 8000.0       # the Nyquist frequency at 16 kHz
 
     @property
     def key(self) -> str:
@@ -74,7 +116,8 @@ def compute(paths: list, settings: MelSettings = SETTINGS, workers: int | None =
 
     Cached entries are read back; the rest are computed in parallel (one process per
     core) with a progress bar (quiet=None: a bar only on a terminal)."""
-    cache = io.cache_dir("birdcall", "logmel", settings.key)
+    # one cache for every competition: an entry is named by the clip's bytes and the settings
+    cache = io.cache_dir("logmel", settings.key)
     results: list = [None] * len(paths)
     todo = []
     for position, path in enumerate(paths):
@@ -134,7 +177,7 @@ def _read_cache(cache: Path, key: str):
 # Pooled statistics for the fast baseline: the clip's spectrum, and how it moves in time.
 def pooled(mel: np.ndarray) -> np.ndarray:
     """One vector per clip: the spectrum's statistics and the time statistics that tell
-    confusable species apart (sweep direction, trill and phrase rhythm)."""
+    confusable sounds apart (sweep direction, trill and pulse rhythm)."""
     x = normalise(mel.astype(np.float32))
     return np.concatenate([spectrum(x), sweep(x), rhythm(x)]).astype(np.float32)
 
@@ -175,7 +218,7 @@ def sweep(x: np.ndarray) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-RHYTHM_BANDS = 6        # the loudest bands: where the bird is
+RHYTHM_BANDS = 6        # the loudest bands: where the sound is
 RHYTHM_WINDOW = 128     # frames (2.56 s) per modulation spectrum
 RHYTHM_BINS = 25        # log-spaced modulation bins up to the frame rate's Nyquist (25 Hz)
 RHYTHM_LAGS = 40        # autocorrelation lags (0.8 s)
@@ -206,7 +249,7 @@ def rhythm(x: np.ndarray) -> np.ndarray:
 
 def normalise(mel: np.ndarray) -> np.ndarray:
     """Remove the recording's level and its noise floor: each band minus its median,
-    the whole clip scaled by its overall spread. Recordings differ in gain and noise,
-    not the birds."""
+    the whole clip scaled by its overall spread. Recordings differ in gain and noise;
+    what is heard in them does not."""
     x = mel - np.median(mel, axis=1, keepdims=True)
     return x / (x.std() + 1e-3)

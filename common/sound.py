@@ -13,10 +13,11 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from common import io, spectrograms
 
@@ -288,3 +289,196 @@ def state_dict(module) -> dict:
 
 def settings_dict(settings: NetworkSettings) -> dict:
     return asdict(settings)
+
+
+# ---------------------------------------------------------------- any audio classification task
+
+BACKBONES = ("cnn",)
+
+
+@dataclass
+class AudioSettings:
+    """What a generic audio model needs decided; the rest follows from the data."""
+
+    sample_rate: int = spectrograms.SAMPLE_RATE   # every clip is resampled to this
+    clip_seconds: float = 2.56    # the training crop; test-time averaging covers whole clips
+    n_mels: int = 64              # a multiple of 16: the CNN halves the bands four times
+    epochs: int = 16
+    minutes: float | None = None  # a time budget: the epochs are cut to what fits
+    backbone: str = "cnn"         # the project's small from-scratch CNN
+    seed: int = 0
+    width: int = 16
+    batch_size: int = 64
+    lr: float = 3e-3
+    mixup: float = 0.4
+    gain: float = 0.5
+    time_masks: int = 2
+    frequency_masks: int = 2
+
+    def mels(self) -> spectrograms.MelSettings:
+        """50 frames a second at any rate; a window of ~64 ms rounded up to a power of two."""
+        hop = int(round(self.sample_rate / 50))
+        n_fft = 1 << int(np.ceil(np.log2(self.sample_rate * 0.064)))
+        return spectrograms.MelSettings(sample_rate=self.sample_rate, n_fft=n_fft, hop_length=hop, n_mels=self.n_mels,
+                                        fmin=min(50.0, self.sample_rate / 8), fmax=self.sample_rate / 2)
+
+    def network(self) -> NetworkSettings:
+        frames = max(16, int(round(self.clip_seconds * self.mels().frames_per_second)))
+        return NetworkSettings(crop_frames=frames, width=self.width, epochs=self.epochs, batch_size=self.batch_size,
+                               lr=self.lr, mixup=self.mixup, gain=self.gain, time_masks=self.time_masks,
+                               frequency_masks=self.frequency_masks)
+
+
+class AudioModel:
+    """Audio files to class probabilities: cached log-mels, the CNN trained through the
+    shared trainer on random crops (with gain, SpecAugment masks and mixup), and the mean
+    over crops covering each whole clip at test time. A clip that cannot be decoded is
+    left out of training and gets the training prior at test time, each logged by file
+    (birdcall's quarantine)."""
+
+    def __init__(self, task: str, classes: list, settings: AudioSettings | None = None):
+        if task not in TASKS:
+            raise ValueError(f"task {task!r}: one of {', '.join(TASKS)}")
+        settings = settings or AudioSettings()
+        if settings.backbone not in BACKBONES:
+            raise io.InputError(f"backbone {settings.backbone!r} is not known; known: {', '.join(BACKBONES)}")
+        if settings.n_mels < 16 or settings.n_mels % 16:
+            raise io.InputError(f"n_mels {settings.n_mels}: a multiple of 16 (the CNN halves the bands four times)")
+        if task == "binary" and len(classes) != 2:
+            raise ValueError(f"a binary task has two classes, not {len(classes)}")
+        self.task, self.classes, self.settings = task, list(classes), settings
+        self.prior: np.ndarray | None = None
+        self.state: dict | None = None
+        self.history: dict = {}
+
+    @property
+    def outputs(self) -> int:
+        return len(self.classes)
+
+    def _labels(self, y) -> np.ndarray:
+        y = np.asarray(y)
+        if self.task == "multilabel":
+            if y.ndim != 2 or y.shape[1] != self.outputs:
+                raise ValueError(f"multilabel y has shape (n, {self.outputs}), not {y.shape}")
+            return y.astype(np.float32)
+        return y.astype(int)
+
+    def _arrays(self, files: list, split: str, quiet: bool | None, run_dir: Path | None = None):
+        """Normalised float16 log-mels of the files that decode, and their positions;
+        the rest quarantined with their reasons (quarantine.csv in `run_dir`)."""
+        mels = spectrograms.compute(list(files), self.settings.mels(), quiet=quiet, desc=f"log-mel {split}")
+        quarantine = spectrograms.Quarantine()
+        readable = []
+        for position, (path, mel) in enumerate(zip(files, mels)):
+            if isinstance(mel, str):
+                quarantine.add(split, Path(path).name if path is not None else "-", path,
+                               mel + ("; predicted with the class prior" if split == "test" else ""))
+            else:
+                readable.append(position)
+        quarantine.report(run_dir)
+        arrays = [spectrograms.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
+        return arrays, np.asarray(readable, dtype=int)
+
+    def fit(self, files: list, y, run_dir: Path, quiet: bool = False, valid=None) -> "AudioModel":
+        """Train on `files` with labels `y`. `valid` = (files, y) held out for the choice
+        of epoch; without it a fifth of the clips is held out (stratified when it can be)."""
+        run_dir = Path(run_dir)
+        files, y = list(files), self._labels(y)
+        if len(files) != len(y):
+            raise ValueError(f"{len(files)} files but {len(y)} labels")
+        arrays, readable = self._arrays(files, "train", quiet, run_dir)
+        where = Path(files[0]).parent if files else Path("training files")
+        unreadable = np.ones(len(files), dtype=bool)
+        unreadable[readable] = False
+        io.unusable_rows(where, len(files), {"clip_unreadable": unreadable},
+                         examples=pd.Series([Path(f).name for f in files], name="file"))
+        y = y[readable]
+        keys = [spectrograms.file_hash(files[i]) for i in readable]
+        if valid is None:
+            fit_rows, valid_rows = self._holdout(y)
+            train_part = ([arrays[i] for i in fit_rows], y[fit_rows], [keys[i] for i in fit_rows])
+            valid_part = ([arrays[i] for i in valid_rows], y[valid_rows], [keys[i] for i in valid_rows])
+        else:
+            valid_files, valid_y = list(valid[0]), self._labels(valid[1])
+            valid_arrays, valid_readable = self._arrays(valid_files, "valid", quiet)
+            train_part = (arrays, y, keys)
+            valid_part = (valid_arrays, valid_y[valid_readable], [spectrograms.file_hash(valid_files[i]) for i in valid_readable])
+        self.prior = self._prior(y)
+        network_settings = self.settings.network()
+        started = time.perf_counter()
+        module = train_network(*train_part, *valid_part, self._network_outputs(), network_settings, run_dir,
+                               self.settings.seed, quiet, multilabel=self.task == "multilabel", minutes=self.settings.minutes)
+        self.state = state_dict(module)
+        self.history = {"train_clips": len(train_part[0]), "valid_clips": len(valid_part[0]),
+                        "quarantined": int(unreadable.sum()), "seconds": round(time.perf_counter() - started, 2)}
+        log.info("audio %s model: %d training clips, %d held out, %d unreadable (%.0f s)", self.task,
+                 len(train_part[0]), len(valid_part[0]), int(unreadable.sum()), self.history["seconds"])
+        return self
+
+    def _holdout(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+        size = max(1, int(round(0.2 * len(y))))
+        stratify = self.task != "multilabel" and np.bincount(y).min(initial=0) >= 2 and size >= len(np.unique(y))
+        splitter = (StratifiedShuffleSplit if stratify else ShuffleSplit)(n_splits=1, test_size=size, random_state=self.settings.seed)
+        fit_rows, valid_rows = next(splitter.split(np.zeros(len(y)), y if stratify else None))
+        return np.sort(fit_rows), np.sort(valid_rows)
+
+    def _network_outputs(self) -> int:
+        return 2 if self.task == "binary" else self.outputs
+
+    def _prior(self, y: np.ndarray) -> np.ndarray:
+        if self.task == "multilabel":
+            return (y.sum(axis=0) + 1.0) / (len(y) + 2.0)
+        k = self._network_outputs()
+        return (np.bincount(y, minlength=k) + 1.0) / (len(y) + k)
+
+    def module(self):
+        if self.state is None:
+            raise ValueError("the audio model is not fitted")
+        module = network(self._network_outputs(), self.settings.n_mels, self.settings.network())
+        module.load_state_dict(self.state)
+        return module.eval()
+
+    def predict(self, files: list) -> np.ndarray:
+        """Probabilities for every file, in order: the mean over crops covering each clip;
+        the training prior for a file that cannot be decoded."""
+        files = list(files)
+        arrays, readable = self._arrays(files, "test", None)
+        probabilities = np.tile(self.prior, (len(files), 1))
+        if len(readable):
+            probabilities[readable] = predict_network(self.module(), arrays, self.settings.network().crop_frames,
+                                                      multilabel=self.task == "multilabel")
+        return probabilities[:, 1] if self.task == "binary" else probabilities
+
+
+# ---------------------------------------------------------------- export for code competitions
+
+def export(model: AudioModel, path: Path | str, profile: str = "hakuna-madata") -> Path:
+    """The network as ONNX (at the opset the runtime profile's onnxruntime reads: one that
+    has it, e.g. DrivenData's; Kaggle's notebook image has none), with what
+    inference needs beside the weights in its metadata (task, classes, prior, log-mel
+    settings and filterbank, crop length): common.sound_inference.predict_onnx reads
+    it with numpy, soundfile and onnxruntime alone."""
+    import base64
+
+    import onnx
+    import torch
+
+    from common.packaging import export_onnx
+
+    path = Path(path)
+    settings = model.settings.network()
+    example = torch.zeros(1, 1, model.settings.n_mels, settings.crop_frames)
+    export_onnx(model.module(), example, path, profile=profile)
+    mels = model.settings.mels()
+    filters = np.ascontiguousarray(spectrograms.mel_filters(mels), dtype=np.float32)
+    meta = {"task": model.task, "classes": [str(c) for c in model.classes], "prior": model.prior.tolist(),
+            "mel": asdict(mels), "crop_frames": settings.crop_frames, "filters_shape": list(filters.shape),
+            "filters": base64.b64encode(filters.tobytes()).decode("ascii")}
+    graph = onnx.load(str(path))
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+    return io.write_bytes(path, graph.SerializeToString())
+
+
+from common.sound_inference import META_KEY, predict_onnx  # noqa: E402,F401  (one module a bundle can ship alone)

@@ -320,7 +320,7 @@ class AudioSettings:
         hop = int(round(self.sample_rate / 50))
         n_fft = 1 << int(np.ceil(np.log2(self.sample_rate * 0.064)))
         return spectrograms.MelSettings(sample_rate=self.sample_rate, n_fft=n_fft, hop_length=hop, n_mels=self.n_mels,
-                                        fmin=min(50.0, self.sample_rate / 8), fmax=self.sample_rate / 2)
+                                        fmin=min(50.0, self.sample_rate / 8), fmax=self.sample_rate / 2, top_db=80.0)
 
     def network(self) -> NetworkSettings:
         frames = max(16, int(round(self.clip_seconds * self.mels().frames_per_second)))

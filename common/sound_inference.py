@@ -50,7 +50,7 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     return (np.fft.irfft(kept, length) * (length / len(samples))).astype(np.float32)
 
 
-def log_mel(samples: np.ndarray, filters: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+def log_mel(samples: np.ndarray, filters: np.ndarray, n_fft: int, hop_length: int, top_db: float | None = None) -> np.ndarray:
     """(bands, frames) log power in dB, float16, as common.spectrograms.log_mel."""
     padded = np.pad(samples.astype(np.float32), n_fft // 2)
     if len(padded) < n_fft:
@@ -60,7 +60,10 @@ def log_mel(samples: np.ndarray, filters: np.ndarray, n_fft: int, hop_length: in
     strided = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:frames]
     power = np.abs(np.fft.rfft(strided * window, axis=1).astype(np.complex64)) ** 2
     mel = filters @ power.T
-    return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float16)
+    decibels = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    if top_db is not None:
+        decibels = np.maximum(decibels, decibels.max() - top_db)
+    return decibels.astype(np.float16)
 
 
 def normalise(mel: np.ndarray) -> np.ndarray:
@@ -105,7 +108,7 @@ def predict_onnx(path, files: list, batch: int = 256) -> np.ndarray:
         except (Unreadable, OSError) as error:
             print(f"{file}: unreadable ({error}); predicted with the class prior")
             continue
-        spectrogram = normalise(log_mel(samples, meta["filters"], int(mel["n_fft"]), int(mel["hop_length"])).astype(np.float32))
+        spectrogram = normalise(log_mel(samples, meta["filters"], int(mel["n_fft"]), int(mel["hop_length"]), mel.get("top_db")).astype(np.float32))
         windows = crops(spectrogram.astype(np.float16), int(meta["crop_frames"]))
         outputs = []
         for start in range(0, len(windows), batch):

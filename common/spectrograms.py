@@ -73,10 +73,15 @@ class MelSettings:
     n_mels: int = 64
     fmin: float = 50.0         # below this is rumble and handling noise
     fmax: float = 8000.0       # the Nyquist frequency at 16 kHz
+    # dB below the clip's loudest cell that count as silence (librosa's power_to_db
+    # top_db); None: only the absolute floor. A clip recorded at a lower rate than the
+    # model's has empty top bands, whose rounding noise the floor would spread over 30 dB.
+    top_db: float | None = None
 
     @property
     def key(self) -> str:
-        text = ",".join(f"{k}={v}" for k, v in asdict(self).items())
+        # a setting left at None is not in the text: keys from before it existed still match
+        text = ",".join(f"{k}={v}" for k, v in asdict(self).items() if v is not None)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
@@ -94,7 +99,10 @@ def log_mel(samples: np.ndarray, settings: MelSettings = SETTINGS) -> np.ndarray
     import librosa
     power = np.abs(librosa.stft(samples, n_fft=settings.n_fft, hop_length=settings.hop_length)) ** 2
     mel = mel_filters(settings) @ power
-    return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float16)
+    decibels = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    if settings.top_db is not None:
+        decibels = np.maximum(decibels, decibels.max() - settings.top_db)
+    return decibels.astype(np.float16)
 
 
 @functools.lru_cache(maxsize=4)

@@ -37,19 +37,19 @@ def write_clips(folder, rng, labels, kind="wav"):
     return files
 
 
-TINY = sound.AudioSettings(clip_seconds=0.64, epochs=4, width=4, batch_size=16, lr=1e-2, seed=0)
+TINY = sound.AudioSettings(clip_seconds=0.64, epochs=3, width=4, batch_size=16, lr=1e-2, seed=0)
 
 
 def test_multiclass_model_beats_the_prior(tmp_path):
     rng = np.random.default_rng(0)
-    y = np.arange(48) % 3
-    y_test = np.arange(24) % 3
+    y = np.arange(36) % 3
+    y_test = np.arange(18) % 3
     files = write_clips(tmp_path / "train", rng, [[k] for k in y])
     test = write_clips(tmp_path / "test", rng, [[k] for k in y_test])
     model = sound.AudioModel("multiclass", ["low", "mid", "high"], TINY).fit(files, y, tmp_path / "run", quiet=True)
     p = model.predict(test)
-    assert p.shape == (24, 3) and np.allclose(p.sum(axis=1), 1)
-    log_loss = -np.mean(np.log(p[np.arange(24), y_test]))
+    assert p.shape == (18, 3) and np.allclose(p.sum(axis=1), 1)
+    log_loss = -np.mean(np.log(p[np.arange(18), y_test]))
     assert log_loss < 0.8 * np.log(3)         # the prior of balanced classes scores log 3
     assert (p.argmax(axis=1) == y_test).mean() > 0.7
     assert (tmp_path / "run" / "history.csv").is_file()  # trained through the shared trainer
@@ -57,18 +57,18 @@ def test_multiclass_model_beats_the_prior(tmp_path):
 
 def test_multilabel_model_beats_the_prior(tmp_path):
     rng = np.random.default_rng(1)
-    y = rng.integers(0, 2, size=(60, 3))
-    y_test = rng.integers(0, 2, size=(30, 3))
+    y = rng.integers(0, 2, size=(48, 3))
+    y_test = rng.integers(0, 2, size=(24, 3))
     files = write_clips(tmp_path / "train", rng, [np.flatnonzero(row) for row in y])
     test = write_clips(tmp_path / "test", rng, [np.flatnonzero(row) for row in y_test])
-    settings = sound.AudioSettings(**{**TINY.__dict__, "epochs": 6, "mixup": 0.0})
+    settings = sound.AudioSettings(**{**TINY.__dict__, "epochs": 5, "mixup": 0.0})
     model = sound.AudioModel("multilabel", ["low", "mid", "high"], settings).fit(files, y, tmp_path / "run", quiet=True)
     p = np.clip(model.predict(test), 1e-6, 1 - 1e-6)
-    assert p.shape == (30, 3)
+    assert p.shape == (24, 3)
 
     def bce(q):
         return float(-np.mean(y_test * np.log(q) + (1 - y_test) * np.log(1 - q)))
-    assert bce(p) < 0.8 * bce(np.tile(model.prior, (30, 1)))
+    assert bce(p) < 0.8 * bce(np.tile(model.prior, (24, 1)))
     assert ((p > 0.5) == y_test).mean() > 0.75
 
 
@@ -105,6 +105,9 @@ def test_any_container_rate_and_channels_reach_the_same_log_mel(tmp_path, kind, 
     import librosa
     centres = librosa.mel_frequencies(mels.n_mels + 2, fmin=mels.fmin, fmax=mels.fmax)[1:-1]
     assert abs(centres[array.astype(float).mean(axis=1).argmax()] - TONES[1]) < 250
+    if rate < 2 * mels.fmax:  # the top bands a recording at this rate cannot hold sit at the floor
+        empty = centres > rate / 2 + 500
+        assert np.median(array[empty].astype(float)) == pytest.approx(float(array.max()) - mels.top_db, abs=0.1)
 
 
 def test_onnx_export_agrees_with_torch_with_numpy_soundfile_and_onnxruntime_alone(tmp_path):

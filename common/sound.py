@@ -70,14 +70,19 @@ class NetworkSettings:
     mask_frames: int = 16
     frequency_masks: int = 0   # and this many spans of up to `mask_bands` mel bands
     mask_bands: int = 8
+    backbone: str = "cnn"      # the small CNN below, or a timm architecture by name (one input channel)
 
 
 def network(classes: int, n_mels: int, settings: NetworkSettings):
     """Four conv blocks that halve time and frequency, then per-time-step features
     (channels x remaining bands, so pitch stays known) pooled over time by mean and
-    max: a sound may sit anywhere in the crop."""
+    max: a sound may sit anywhere in the crop. Another `backbone` is built by timm,
+    the field's model zoo, with random weights (nothing is downloaded)."""
     import torch
     from torch import nn
+
+    if settings.backbone != "cnn":
+        return timm_network(settings.backbone, classes, settings.dropout)
 
     class MelCNN(nn.Module):
         def __init__(self):
@@ -97,6 +102,42 @@ def network(classes: int, n_mels: int, settings: NetworkSettings):
             return self.head(x)
 
     return MelCNN()
+
+
+def timm_network(name: str, classes: int, dropout: float):
+    import timm
+    try:
+        return timm.create_model(name, pretrained=False, num_classes=classes, in_chans=1, drop_rate=dropout)
+    except RuntimeError as error:  # timm's "Unknown model"
+        raise io.InputError(f"backbone {name!r}: neither 'cnn' nor a timm architecture ({' '.join(str(error).split())[:120]})") from None
+
+
+def load_weights(module, path: Path | str, run_dir: Path):
+    """Pretrained weights from a local file (common.trainers.load_backbone: every tensor
+    outside the classifier must fit). A first convolution saved for three colour
+    channels is summed to the one channel of a log-mel, as timm adapts it."""
+    import torch
+    from common import trainers
+
+    head = ()
+    config = getattr(module, "pretrained_cfg", None) or {}
+    if config.get("classifier"):
+        head = (config["classifier"],)
+    first = config.get("first_conv")
+    if first:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            state = None  # load_backbone says why, in one line
+        key = f"{first}.weight"
+        if isinstance(state, dict) and key in state and state[key].ndim == 4 and state[key].shape[1] != 1:
+            from timm.models import adapt_input_conv
+            state = dict(state)
+            state[key] = adapt_input_conv(1, state[key])
+            path = Path(run_dir) / "weights_one_channel.pt"
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            torch.save(state, path)
+    return trainers.load_backbone(module, path, head=head if head else ("head",))
 
 
 def random_crop(frames: int, settings: NetworkSettings | None = None):
@@ -180,11 +221,13 @@ def _label_repr(labels, multilabel: bool) -> list:
 def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
                   valid: list, valid_labels: np.ndarray, valid_keys: list[str],
                   classes: int, settings: NetworkSettings, run_dir: Path, seed: int, quiet: bool,
-                  name: str = "audio", multilabel: bool = False, minutes: float | None = None):
+                  name: str = "audio", multilabel: bool = False, minutes: float | None = None,
+                  weights: Path | str | None = None):
     """One CNN on normalised log-mels, through common.trainers with crops streamed
     from cached shards (random crop, augmentation, mixup); returns the trained module
     on the CPU. Labels are class indices (cross-entropy) or, `multilabel`, rows of 0/1
-    (one binary cross-entropy per label). `minutes` caps the epochs at what fits."""
+    (one binary cross-entropy per label). `minutes` caps the epochs at what fits;
+    `weights` is a local file of pretrained weights for the backbone."""
     import torch
     from fastai.callback.mixup import MixUp
     from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
@@ -213,6 +256,8 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
     # each process from a random seed: seed first, or no two runs agree.
     torch.manual_seed(seed)
     module = network(classes, n_mels, settings)
+    if weights is not None:
+        module = load_weights(module, weights, run_dir)
     loss = BCEWithLogitsLossFlat() if multilabel else CrossEntropyLossFlat()
     epochs = settings.epochs
     if minutes is not None:
@@ -246,12 +291,12 @@ def epochs_within(module, make_loader, loss, train_clips: int, valid_clips: int,
         loss(trial(inputs), target).backward()
         optimiser.step()
         now = time.perf_counter()
-        if step:  # the first batch also pays for opening the shards
-            timings.append(now - mark)
+        timings.append(now - mark)
         mark = now
         if step >= 3:
             break
-    per_batch = float(np.median(timings)) if timings else 0.0
+    # the first batch also pays for opening the shards: left out when there are others
+    per_batch = float(np.median(timings[1:] if len(timings) > 1 else timings))
     batches = -(-train_clips // settings.batch_size) + valid_clips / settings.batch_size / 3
     epochs = int(max(1, min(settings.epochs, seconds // max(per_batch * batches, 1e-9))))
     io.write_text(path, json.dumps({"epochs": epochs, "seconds_per_batch": per_batch, "seconds": seconds}))
@@ -293,9 +338,6 @@ def settings_dict(settings: NetworkSettings) -> dict:
 
 # ---------------------------------------------------------------- any audio classification task
 
-BACKBONES = ("cnn",)
-
-
 @dataclass
 class AudioSettings:
     """What a generic audio model needs decided; the rest follows from the data."""
@@ -305,7 +347,8 @@ class AudioSettings:
     n_mels: int = 64              # a multiple of 16: the CNN halves the bands four times
     epochs: int = 16
     minutes: float | None = None  # a time budget: the epochs are cut to what fits
-    backbone: str = "cnn"         # the project's small from-scratch CNN
+    backbone: str = "cnn"         # the project's small from-scratch CNN, or a timm architecture by name
+    weights: str | None = None    # a local file of pretrained weights for the backbone
     seed: int = 0
     width: int = 16
     batch_size: int = 64
@@ -326,7 +369,7 @@ class AudioSettings:
         frames = max(16, int(round(self.clip_seconds * self.mels().frames_per_second)))
         return NetworkSettings(crop_frames=frames, width=self.width, epochs=self.epochs, batch_size=self.batch_size,
                                lr=self.lr, mixup=self.mixup, gain=self.gain, time_masks=self.time_masks,
-                               frequency_masks=self.frequency_masks)
+                               frequency_masks=self.frequency_masks, backbone=self.backbone)
 
 
 class AudioModel:
@@ -340,8 +383,10 @@ class AudioModel:
         if task not in TASKS:
             raise ValueError(f"task {task!r}: one of {', '.join(TASKS)}")
         settings = settings or AudioSettings()
-        if settings.backbone not in BACKBONES:
-            raise io.InputError(f"backbone {settings.backbone!r} is not known; known: {', '.join(BACKBONES)}")
+        if settings.backbone != "cnn":
+            import timm
+            if not timm.is_model(settings.backbone):
+                raise io.InputError(f"backbone {settings.backbone!r}: neither 'cnn' nor a timm architecture (timm.list_models())")
         if settings.n_mels < 16 or settings.n_mels % 16:
             raise io.InputError(f"n_mels {settings.n_mels}: a multiple of 16 (the CNN halves the bands four times)")
         if task == "binary" and len(classes) != 2:
@@ -407,7 +452,8 @@ class AudioModel:
         network_settings = self.settings.network()
         started = time.perf_counter()
         module = train_network(*train_part, *valid_part, self._network_outputs(), network_settings, run_dir,
-                               self.settings.seed, quiet, multilabel=self.task == "multilabel", minutes=self.settings.minutes)
+                               self.settings.seed, quiet, multilabel=self.task == "multilabel", minutes=self.settings.minutes,
+                               weights=self.settings.weights)
         self.state = state_dict(module)
         self.history = {"train_clips": len(train_part[0]), "valid_clips": len(valid_part[0]),
                         "quarantined": int(unreadable.sum()), "seconds": round(time.perf_counter() - started, 2)}

@@ -87,6 +87,42 @@ def test_binary_predicts_the_second_class_and_an_unreadable_clip_gets_the_prior(
     assert any("broken.wav" in record.getMessage() and "prior" in record.getMessage() for record in caplog.records)
 
 
+def test_a_time_budget_cuts_the_epochs_and_is_kept_for_a_resume(tmp_path):
+    rng = np.random.default_rng(5)
+    y = np.arange(16) % 2
+    files = write_clips(tmp_path / "train", rng, [[k] for k in y])
+    settings = sound.AudioSettings(**{**TINY.__dict__, "epochs": 5, "minutes": 1e-4})  # 6 ms: one epoch at most
+    sound.AudioModel("binary", ["no", "yes"], settings).fit(files, y, tmp_path / "run", quiet=True)
+    import json
+    assert json.loads((tmp_path / "run" / "budget.json").read_text())["epochs"] == 1
+    assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == 2  # a header and one epoch
+    settings.minutes = 100.0  # started again in the same folder: the decision stands, the run resumes finished
+    sound.AudioModel("binary", ["no", "yes"], settings).fit(files, y, tmp_path / "run", quiet=True)
+    assert json.loads((tmp_path / "run" / "budget.json").read_text())["epochs"] == 1
+    assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == 2
+
+
+def test_a_timm_backbone_loads_three_channel_weights_from_a_local_file_and_exports(tmp_path):
+    import timm
+    import torch
+    torch.manual_seed(0)
+    colour = timm.create_model("test_efficientnet", pretrained=False, num_classes=10)  # as saved for images
+    torch.save(colour.state_dict(), tmp_path / "weights.pth")
+    rng = np.random.default_rng(6)
+    y = np.arange(12) % 3
+    files = write_clips(tmp_path / "train", rng, [[k] for k in y])
+    settings = sound.AudioSettings(**{**TINY.__dict__, "epochs": 1, "backbone": "test_efficientnet"})
+    module = sound.load_weights(sound.network(3, 64, settings.network()), tmp_path / "weights.pth", tmp_path / "run")
+    assert torch.equal(module.state_dict()["conv_stem.weight"], colour.state_dict()["conv_stem.weight"].sum(dim=1, keepdim=True))
+    assert torch.equal(module.state_dict()["bn1.weight"], colour.state_dict()["bn1.weight"])  # the body as saved
+    settings.weights = str(tmp_path / "weights.pth")
+    model = sound.AudioModel("multiclass", ["low", "mid", "high"], settings).fit(files, y, tmp_path / "run", quiet=True)
+    path = sound.export(model, tmp_path / "model.onnx")
+    assert np.abs(sound.predict_onnx(path, files[:3]) - model.predict(files[:3])).max() < 2e-3
+    with pytest.raises(Exception, match="neither 'cnn' nor a timm architecture"):
+        sound.AudioModel("multiclass", ["a", "b"], sound.AudioSettings(backbone="no_such_net"))
+
+
 @pytest.mark.parametrize("kind, rate, channels", [("wav", 44100, 2), ("flac", 22050, 1), ("ogg", 8000, 1),
                                                   ("mp3", 48000, 2), ("wav-in-mp3", 32000, 1)])
 def test_any_container_rate_and_channels_reach_the_same_log_mel(tmp_path, kind, rate, channels):

@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 
 from common import io, spectrograms
+from common.metrics import multiclass_log_loss
+# one copy of each, numpy alone, shipped with an export
+from common.sound_inference import calibrated, crops, linear_probabilities, mixed  # noqa: F401
 
 log = logging.getLogger("compete")
 
@@ -191,21 +194,6 @@ def centre_crop(frames: int):
     return transform
 
 
-def crops(array: np.ndarray, frames: int) -> np.ndarray:
-    """Windows of `frames` with half-window stride covering the whole clip, the last
-    one flush with its end: test-time averaging sees every sound."""
-    x = array.astype(np.float32)
-    length = x.shape[1]
-    if length <= frames:
-        window = np.zeros((x.shape[0], frames), dtype=np.float32)
-        window[:, :length] = x
-        return window[None]
-    starts = list(range(0, length - frames + 1, frames // 2))
-    if starts[-1] != length - frames:
-        starts.append(length - frames)
-    return np.stack([x[:, s:s + frames] for s in starts])
-
-
 def fingerprint(*parts) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
@@ -336,6 +324,58 @@ def settings_dict(settings: NetworkSettings) -> dict:
     return asdict(settings)
 
 
+# ---------------------------------------------------------------- blending and calibration
+# Log loss punishes a confident mistake without limit, so every probability that leaves
+# here has been through a temperature fitted on held-out predictions and a floor (also
+# fitted) that bounds the worst case.
+
+@dataclass
+class Calibration:
+    """p_cnn * blend + p_baseline * (1 - blend), sharpened or softened by a temperature
+    on the log scale, then floored and renormalised."""
+
+    blend: float = 0.0
+    temperature: float = 1.0
+    floor: float = 1e-3
+
+    def apply(self, baseline: np.ndarray, cnn: np.ndarray | None) -> np.ndarray:
+        return calibrated(baseline, cnn, self.blend, self.temperature, self.floor)
+
+
+FLOORS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2)
+
+
+def fit_calibration(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray) -> Calibration:
+    """Blend weight, temperature and floor minimising log loss on out-of-fold predictions."""
+    from scipy.optimize import minimize_scalar
+    blends = np.linspace(0, 1, 21) if cnn is not None else [0.0]
+    best = None
+    for blend in blends:
+        def loss(log_t, blend=blend):
+            return multiclass_log_loss(y, Calibration(blend, float(np.exp(log_t)), 1e-6).apply(baseline, cnn))
+        found = minimize_scalar(loss, bounds=(np.log(0.2), np.log(5.0)), method="bounded")
+        if best is None or found.fun < best[0]:
+            best = (found.fun, float(blend), float(np.exp(found.x)))
+    _, blend, temperature = best
+    floor = min(FLOORS, key=lambda f: multiclass_log_loss(y, Calibration(blend, temperature, f).apply(baseline, cnn)))
+    return Calibration(blend, temperature, floor)
+
+
+def nested_calibrated(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray) -> np.ndarray:
+    """Honest calibrated blend of the OOF: each fold's calibration fitted on the others."""
+    calibrated = np.zeros_like(baseline)
+    for fold in np.unique(fold_of):
+        inside, outside = fold_of == fold, fold_of != fold
+        calibration = fit_calibration(baseline[outside], None if cnn is None else cnn[outside], y[outside])
+        calibrated[inside] = calibration.apply(baseline[inside], None if cnn is None else cnn[inside])
+    return calibrated
+
+
+def nested_score(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray) -> float:
+    return multiclass_log_loss(y, nested_calibrated(baseline, cnn, y, fold_of))
+
+
+
 # ---------------------------------------------------------------- any audio classification task
 
 @dataclass
@@ -373,9 +413,12 @@ class AudioSettings:
 
 
 class AudioModel:
-    """Audio files to class probabilities: cached log-mels, the CNN trained through the
-    shared trainer on random crops (with gain, SpecAugment masks and mixup), and the mean
-    over crops covering each whole clip at test time. A clip that cannot be decoded is
+    """Audio files to class probabilities: cached log-mels; the CNN trained through the
+    shared trainer on random crops (with gain, SpecAugment masks and mixup), averaged
+    over crops covering each whole clip at test time; the fast baseline on pooled
+    statistics; and their blend, fitted on the held-out clips (for one label per clip:
+    birdcall's blend weight, temperature and floor minimising log loss; for several, a
+    blend weight minimising the mean binary log loss). A clip that cannot be decoded is
     left out of training and gets the training prior at test time, each logged by file
     (birdcall's quarantine)."""
 
@@ -394,6 +437,8 @@ class AudioModel:
         self.task, self.classes, self.settings = task, list(classes), settings
         self.prior: np.ndarray | None = None
         self.state: dict | None = None
+        self.linear: dict | None = None          # the fast baseline, as the arrays inference needs
+        self.calibration: dict = {}              # Calibration's fields, or {"blend": w} for multilabel
         self.history: dict = {}
 
     @property
@@ -408,9 +453,10 @@ class AudioModel:
             return y.astype(np.float32)
         return y.astype(int)
 
-    def _arrays(self, files: list, split: str, quiet: bool | None, run_dir: Path | None = None):
-        """Normalised float16 log-mels of the files that decode, and their positions;
-        the rest quarantined with their reasons (quarantine.csv in `run_dir`)."""
+    def _features(self, files: list, split: str, quiet: bool | None, run_dir: Path | None = None):
+        """Normalised float16 log-mels and pooled statistics of the files that decode,
+        and their positions; the rest quarantined with their reasons (quarantine.csv in
+        `run_dir`)."""
         mels = spectrograms.compute(list(files), self.settings.mels(), quiet=quiet, desc=f"log-mel {split}")
         quarantine = spectrograms.Quarantine()
         readable = []
@@ -422,16 +468,18 @@ class AudioModel:
                 readable.append(position)
         quarantine.report(run_dir)
         arrays = [spectrograms.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
-        return arrays, np.asarray(readable, dtype=int)
+        pooled = np.stack([spectrograms.pooled(mels[i]) for i in readable]) if readable else np.zeros((0, 0), np.float32)
+        return arrays, pooled, np.asarray(readable, dtype=int)
 
     def fit(self, files: list, y, run_dir: Path, quiet: bool = False, valid=None) -> "AudioModel":
         """Train on `files` with labels `y`. `valid` = (files, y) held out for the choice
-        of epoch; without it a fifth of the clips is held out (stratified when it can be)."""
+        of epoch and the blend; without it a fifth of the clips is held out (stratified
+        when it can be), and the baseline is fitted again on every clip after."""
         run_dir = Path(run_dir)
         files, y = list(files), self._labels(y)
         if len(files) != len(y):
             raise ValueError(f"{len(files)} files but {len(y)} labels")
-        arrays, readable = self._arrays(files, "train", quiet, run_dir)
+        arrays, pooled, readable = self._features(files, "train", quiet, run_dir)
         where = Path(files[0]).parent if files else Path("training files")
         unreadable = np.ones(len(files), dtype=bool)
         unreadable[readable] = False
@@ -443,22 +491,34 @@ class AudioModel:
             fit_rows, valid_rows = self._holdout(y)
             train_part = ([arrays[i] for i in fit_rows], y[fit_rows], [keys[i] for i in fit_rows])
             valid_part = ([arrays[i] for i in valid_rows], y[valid_rows], [keys[i] for i in valid_rows])
+            pooled_fit, pooled_valid = pooled[fit_rows], pooled[valid_rows]
         else:
             valid_files, valid_y = list(valid[0]), self._labels(valid[1])
-            valid_arrays, valid_readable = self._arrays(valid_files, "valid", quiet)
-            train_part = (arrays, y, keys)
+            valid_arrays, pooled_valid, valid_readable = self._features(valid_files, "valid", quiet)
+            train_part, pooled_fit = (arrays, y, keys), pooled
             valid_part = (valid_arrays, valid_y[valid_readable], [spectrograms.file_hash(valid_files[i]) for i in valid_readable])
         self.prior = self._prior(y)
         network_settings = self.settings.network()
+        multilabel = self.task == "multilabel"
         started = time.perf_counter()
         module = train_network(*train_part, *valid_part, self._network_outputs(), network_settings, run_dir,
-                               self.settings.seed, quiet, multilabel=self.task == "multilabel", minutes=self.settings.minutes,
+                               self.settings.seed, quiet, multilabel=multilabel, minutes=self.settings.minutes,
                                weights=self.settings.weights)
         self.state = state_dict(module)
-        self.history = {"train_clips": len(train_part[0]), "valid_clips": len(valid_part[0]),
-                        "quarantined": int(unreadable.sum()), "seconds": round(time.perf_counter() - started, 2)}
-        log.info("audio %s model: %d training clips, %d held out, %d unreadable (%.0f s)", self.task,
-                 len(train_part[0]), len(valid_part[0]), int(unreadable.sum()), self.history["seconds"])
+        y_valid = valid_part[1]
+        cnn = predict_network(module, valid_part[0], network_settings.crop_frames, multilabel=multilabel)
+        base = linear_probabilities(pooled_valid, linear_baseline(pooled_fit, train_part[1], self.task, self._network_outputs(),
+                                                                  self.settings.seed), self._network_outputs())
+        self.calibration = fit_label_blend(base, cnn, y_valid) if multilabel else asdict(fit_calibration(base, cnn, y_valid))
+        self.linear = linear_baseline(pooled if valid is None else pooled_fit, y, self.task, self._network_outputs(), self.settings.seed)
+        score = (lambda p: mean_binary_log_loss(y_valid, p)) if multilabel else (lambda p: multiclass_log_loss(y_valid, p))
+        self.history = {"train_clips": len(train_part[0]), "valid_clips": len(y_valid), "quarantined": int(unreadable.sum()),
+                        "seconds": round(time.perf_counter() - started, 2), "calibration": self.calibration,
+                        "valid_log_loss": {"cnn": score(np.clip(cnn, 1e-15, 1 - 1e-15)), "baseline": score(np.clip(base, 1e-15, 1 - 1e-15)),
+                                           "blend": score(np.clip(self._combine(base, cnn), 1e-15, 1 - 1e-15))}}
+        log.info("audio %s model: %d training clips, %d held out, %d unreadable (%.0f s); held-out log loss: cnn %.4f, "
+                 "baseline %.4f, blend %.4f (not nested: fitted on these clips)", self.task, len(train_part[0]), len(y_valid),
+                 int(unreadable.sum()), self.history["seconds"], *self.history["valid_log_loss"].values())
         return self
 
     def _holdout(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -478,6 +538,11 @@ class AudioModel:
         k = self._network_outputs()
         return (np.bincount(y, minlength=k) + 1.0) / (len(y) + k)
 
+    def _combine(self, base: np.ndarray, cnn: np.ndarray) -> np.ndarray:
+        if self.task == "multilabel":
+            return mixed(base, cnn, self.calibration["blend"])
+        return calibrated(base, cnn, **self.calibration)
+
     def module(self):
         if self.state is None:
             raise ValueError("the audio model is not fitted")
@@ -486,15 +551,44 @@ class AudioModel:
         return module.eval()
 
     def predict(self, files: list) -> np.ndarray:
-        """Probabilities for every file, in order: the mean over crops covering each clip;
-        the training prior for a file that cannot be decoded."""
+        """Probabilities for every file, in order: the blend of the CNN's mean over crops
+        covering each clip and the baseline's; the training prior for a file that cannot
+        be decoded."""
         files = list(files)
-        arrays, readable = self._arrays(files, "test", None)
+        arrays, pooled, readable = self._features(files, "test", None)
         probabilities = np.tile(self.prior, (len(files), 1))
         if len(readable):
-            probabilities[readable] = predict_network(self.module(), arrays, self.settings.network().crop_frames,
-                                                      multilabel=self.task == "multilabel")
+            cnn = predict_network(self.module(), arrays, self.settings.network().crop_frames,
+                                  multilabel=self.task == "multilabel")
+            probabilities[readable] = self._combine(linear_probabilities(pooled, self.linear, self._network_outputs()), cnn)
         return probabilities[:, 1] if self.task == "binary" else probabilities
+
+
+def linear_baseline(X: np.ndarray, y: np.ndarray, task: str, outputs: int, seed: int) -> dict:
+    """The fast baseline fitted (standardised pooled statistics, logistic regression; one
+    per label for multilabel), kept as the plain arrays inference applies with numpy."""
+    if task == "multilabel":
+        return {"labels": [_linear(X, y[:, j].astype(int), 2, seed) for j in range(y.shape[1])]}
+    return _linear(X, y, outputs, seed)
+
+
+def _linear(X: np.ndarray, y: np.ndarray, outputs: int, seed: int) -> dict:
+    if len(np.unique(y)) < 2:  # one class seen: its smoothed frequency, nothing to fit
+        return {"constant": ((np.bincount(y, minlength=outputs) + 1.0) / (len(y) + outputs)).tolist()}
+    fitted = fit_baseline(X, y, seed)
+    scaler, regression = fitted[0], fitted[-1]
+    return {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(), "coef": regression.coef_.tolist(),
+            "intercept": regression.intercept_.tolist(), "classes": regression.classes_.tolist()}
+
+
+def fit_label_blend(baseline: np.ndarray, cnn: np.ndarray, y: np.ndarray) -> dict:
+    """The weight of the CNN, per task, minimising the mean binary log loss of the labels."""
+    return {"blend": float(min(np.linspace(0, 1, 21), key=lambda w: mean_binary_log_loss(y, mixed(baseline, cnn, w))))}
+
+
+def mean_binary_log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
 # ---------------------------------------------------------------- export for code competitions
@@ -502,8 +596,8 @@ class AudioModel:
 def export(model: AudioModel, path: Path | str, profile: str = "hakuna-madata") -> Path:
     """The network as ONNX (at the opset the runtime profile's onnxruntime reads: one that
     has it, e.g. DrivenData's; Kaggle's notebook image has none), with what
-    inference needs beside the weights in its metadata (task, classes, prior, log-mel
-    settings and filterbank, crop length): common.sound_inference.predict_onnx reads
+    inference needs beside the weights in its metadata (task, classes, prior, the
+    baseline's arrays and the blend, log-mel settings and filterbank, crop length): common.sound_inference.predict_onnx reads
     it with numpy, soundfile and onnxruntime alone."""
     import base64
 
@@ -519,6 +613,7 @@ def export(model: AudioModel, path: Path | str, profile: str = "hakuna-madata") 
     mels = model.settings.mels()
     filters = np.ascontiguousarray(spectrograms.mel_filters(mels), dtype=np.float32)
     meta = {"task": model.task, "classes": [str(c) for c in model.classes], "prior": model.prior.tolist(),
+            "linear": model.linear, "calibration": model.calibration,
             "mel": asdict(mels), "crop_frames": settings.crop_frames, "filters_shape": list(filters.shape),
             "filters": base64.b64encode(filters.tobytes()).decode("ascii")}
     graph = onnx.load(str(path))

@@ -30,6 +30,9 @@ import pandas as pd
 
 from common import io
 from common.media import DecodeError, read_audio
+# numpy alone, so they live in the module a code competition's bundle ships; used here
+from common.sound_inference import (RHYTHM_BINS, SWEEP_GROUPS, normalise, pooled, rhythm, spectrum,  # noqa: F401
+                                    sweep)
 
 log = logging.getLogger("compete")
 
@@ -180,84 +183,3 @@ def _read_cache(cache: Path, key: str):
             return None
     content = io.read_checked(cache / f"{key}.error")
     return content.decode("utf-8", errors="replace") if content is not None else None
-
-
-# Pooled statistics for the fast baseline: the clip's spectrum, and how it moves in time.
-def pooled(mel: np.ndarray) -> np.ndarray:
-    """One vector per clip: the spectrum's statistics and the time statistics that tell
-    confusable sounds apart (sweep direction, trill and pulse rhythm)."""
-    x = normalise(mel.astype(np.float32))
-    return np.concatenate([spectrum(x), sweep(x), rhythm(x)]).astype(np.float32)
-
-
-def spectrum(x: np.ndarray) -> np.ndarray:
-    """Per-band mean, std, 50/90/99th percentiles of a normalised log-mel, and the mean
-    absolute frame-to-frame change: what a clip-averaged spectrum knows."""
-    quantiles = np.percentile(x, [50, 90, 99], axis=1)
-    flux = np.abs(np.diff(x, axis=1)).mean(axis=1) if x.shape[1] > 1 else np.zeros(x.shape[0])
-    return np.concatenate([x.mean(axis=1), x.std(axis=1), *quantiles, flux]).astype(np.float32)
-
-
-SWEEP_LAGS = ((1, 1), (1, 2), (2, 1), (2, 2), (1, 3), (3, 2))   # (bands, frames)
-SWEEP_GROUPS = 8
-
-
-def sweep(x: np.ndarray) -> np.ndarray:
-    """Which way the energy moves in pitch as time goes on: per band, the structure
-    tensor's cross term (time slope times frequency slope, weighted by energy; its
-    sign is the sweep's direction), and for a few (bands, frames) lags the rising
-    diagonal's correlation against the falling one's, by band group and overall."""
-    x = x if x.shape[1] >= 4 else np.pad(x, ((0, 0), (0, 4 - x.shape[1])))
-    energy = np.maximum(x, 0)
-    along_time = np.diff(x, axis=1)[:-1, :]
-    along_pitch = np.diff(x, axis=0)[:, :-1]
-    weight = energy[:-1, :-1]
-    cross = (along_time * along_pitch * weight).mean(axis=1)
-    scale = (along_pitch ** 2 * weight).mean(axis=1) + 1e-3
-    out = [cross / scale, [cross.sum() / scale.sum()]]
-    for bands, frames in SWEEP_LAGS:
-        frames = min(frames, x.shape[1] - 1)
-        rising = (energy[:-bands, :-frames] * energy[bands:, frames:]).mean(axis=1)
-        falling = (energy[bands:, :-frames] * energy[:-bands, frames:]).mean(axis=1)
-        total = rising + falling + 1e-3
-        share = (rising - falling) / total
-        usable = len(share) // SWEEP_GROUPS * SWEEP_GROUPS
-        out += [share[:usable].reshape(SWEEP_GROUPS, -1).mean(axis=1), [(rising.sum() - falling.sum()) / total.sum()]]
-    return np.concatenate(out).astype(np.float32)
-
-
-RHYTHM_BANDS = 6        # the loudest bands: where the sound is
-RHYTHM_WINDOW = 128     # frames (2.56 s) per modulation spectrum
-RHYTHM_BINS = 25        # log-spaced modulation bins up to the frame rate's Nyquist (25 Hz)
-RHYTHM_LAGS = 40        # autocorrelation lags (0.8 s)
-
-
-def rhythm(x: np.ndarray) -> np.ndarray:
-    """How the loudest bands' energy pulses: the log modulation spectrum of their
-    envelope (trill rate, call rate) averaged over windows, and the envelope's
-    autocorrelation (the phrase's rhythm)."""
-    energy = np.maximum(x, 0)
-    envelope = energy[np.argsort(energy.mean(axis=1))[-RHYTHM_BANDS:]].mean(axis=0)
-    padded = np.pad(envelope, (0, max(0, RHYTHM_WINDOW - len(envelope))))
-    window = np.hanning(RHYTHM_WINDOW)
-    spectra = [np.abs(np.fft.rfft((padded[s:s + RHYTHM_WINDOW] - padded[s:s + RHYTHM_WINDOW].mean()) * window))
-               for s in range(0, len(padded) - RHYTHM_WINDOW + 1, RHYTHM_WINDOW // 2)]
-    modulation = np.mean(spectra, axis=0)[1:]
-    modulation = modulation / (modulation.sum() + 1e-3)
-    edges = np.unique(np.geomspace(1, len(modulation), RHYTHM_BINS + 1).astype(int))
-    bins = np.log(np.array([modulation[a:b].mean() for a, b in zip(edges[:-1], edges[1:])]) + 1e-4)
-    centred = envelope - envelope.mean()
-    correlation = np.correlate(centred, centred, "full")[len(centred) - 1:]
-    correlation = correlation / (correlation[0] + 1e-6)
-    lags = np.zeros(RHYTHM_LAGS)
-    count = min(RHYTHM_LAGS, len(correlation) - 1)
-    lags[:count] = correlation[1:count + 1]
-    return np.concatenate([bins, lags]).astype(np.float32)
-
-
-def normalise(mel: np.ndarray) -> np.ndarray:
-    """Remove the recording's level and its noise floor: each band minus its median,
-    the whole clip scaled by its overall spread. Recordings differ in gain and noise;
-    what is heard in them does not."""
-    x = mel - np.median(mel, axis=1, keepdims=True)
-    return x / (x.std() + 1e-3)

@@ -99,9 +99,9 @@ class Birdcall(BaseCompetition):
             settings = options.network()
             oof_cnn, networks = cnn_oof(clips, split, classes, settings, run_dir, options.seed, options.quiet)
 
-        calibration = bird_model.fit_calibration(oof_baseline, oof_cnn, y)
+        calibration = sound.fit_calibration(oof_baseline, oof_cnn, y)
         calibrated = calibration.apply(oof_baseline, oof_cnn)
-        nested = bird_model.nested_calibrated(oof_baseline, oof_cnn, y, fold_of)
+        nested = sound.nested_calibrated(oof_baseline, oof_cnn, y, fold_of)
         log.info("calibration: cnn weight %.2f, temperature %.3f, floor %g", calibration.blend, calibration.temperature, calibration.floor)
         write_oof(Path(run_dir) / "oof.csv", clips, fold_of, data.species, oof_baseline, oof_cnn, calibrated)
 
@@ -115,7 +115,7 @@ class Birdcall(BaseCompetition):
             "train_seconds": round(time.perf_counter() - started, 2),
         }
         if oof_cnn is not None:
-            decisions["cv_baseline_calibrated_log_loss"] = round(bird_model.nested_score(oof_baseline, None, y, fold_of), 6)
+            decisions["cv_baseline_calibrated_log_loss"] = round(sound.nested_score(oof_baseline, None, y, fold_of), 6)
             decisions["cv_cnn_log_loss"] = round(MULTICLASS_LOG_LOSS(y, np.clip(oof_cnn, 1e-15, 1)), 6)
             decisions["cv_cnn_accuracy"] = round(float((oof_cnn.argmax(1) == y).mean()), 6)
             decisions["network"] = sound.settings_dict(settings)

@@ -84,6 +84,8 @@ def test_binary_predicts_the_second_class_and_an_unreadable_clip_gets_the_prior(
     p = model.predict([files[0], broken])
     assert p.shape == (2,)
     assert p[1] == pytest.approx(model.prior[1])
+    import pickle
+    assert np.array_equal(pickle.loads(pickle.dumps(model)).predict([files[0], broken]), p)  # saved as a run saves it
     assert any("broken.wav" in record.getMessage() and "prior" in record.getMessage() for record in caplog.records)
 
 
@@ -121,6 +123,28 @@ def test_a_timm_backbone_loads_three_channel_weights_from_a_local_file_and_expor
     assert np.abs(sound.predict_onnx(path, files[:3]) - model.predict(files[:3])).max() < 2e-3
     with pytest.raises(Exception, match="neither 'cnn' nor a timm architecture"):
         sound.AudioModel("multiclass", ["a", "b"], sound.AudioSettings(backbone="no_such_net"))
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
+def test_the_baseline_as_arrays_gives_what_scikit_learn_gives(task):
+    """The exported inference applies the baseline with numpy: it must be the fitted model."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((60, 5))
+    if task == "multilabel":
+        y = (X[:, :3] + 0.5 * rng.standard_normal((60, 3)) > 0).astype(int)
+        y[:, 2] = 0  # a label never seen: its smoothed frequency
+        linear = sound.linear_baseline(X, y, task, 3, seed=0)
+        p = sound.linear_probabilities(X, linear, 3)
+        for j in range(2):
+            assert np.allclose(p[:, j], sound.fit_baseline(X, y[:, j]).predict_proba(X)[:, 1])
+        assert np.allclose(p[:, 2], 1 / 62)
+        return
+    outputs = 2 if task == "binary" else 4
+    # multiclass: three of the four classes seen, the fourth gets zero as scikit-learn's would
+    y = np.digitize(X[:, 0], [-0.5, 0.5]) if task == "multiclass" else (X[:, 0] > 0).astype(int)
+    linear = sound.linear_baseline(X, y, task, outputs, seed=0)
+    expected = sound.class_probabilities(sound.fit_baseline(X, y), X, outputs)
+    assert np.allclose(sound.linear_probabilities(X, linear, outputs), expected)
 
 
 @pytest.mark.parametrize("kind, rate, channels", [("wav", 44100, 2), ("flac", 22050, 1), ("ogg", 8000, 1),

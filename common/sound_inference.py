@@ -1,16 +1,15 @@
 """Inference for an audio model exported by common.sound.export, with numpy, soundfile
 and onnxruntime alone: what a code competition's runtime has. No import from the
-project, so this file ships in a bundle as it is.
+project, and Python 3.6 syntax (DrivenData's runtime), so this file ships in a bundle
+as it is.
 
 The numpy parts of training live here too, one copy for both sides: the pooled
 statistics of the fast baseline, normalisation, crops, the blend and calibration.
 The log-mel front end is common.spectrograms' in numpy: librosa's STFT (centred,
 zero-padded, periodic Hann window) and the mel filterbank stored in the model's
 metadata; resampling is band-limited by FFT, not soxr's, so a clip at another rate
-than the model's comes out within a rounding of what training saw.
+than the model's comes out close to, not exactly, what training saw.
 """
-from __future__ import annotations
-
 import base64
 import io
 import json
@@ -52,14 +51,17 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     return (np.fft.irfft(kept, length) * (length / len(samples))).astype(np.float32)
 
 
-def log_mel(samples: np.ndarray, filters: np.ndarray, n_fft: int, hop_length: int, top_db: float | None = None) -> np.ndarray:
-    """(bands, frames) log power in dB, float16, as common.spectrograms.log_mel."""
+def log_mel(samples: np.ndarray, filters: np.ndarray, n_fft: int, hop_length: int, top_db=None) -> np.ndarray:
+    """(bands, frames) log power in dB, float16, as common.spectrograms.log_mel. The STFT
+    is librosa.stft's defaults (librosa/librosa, librosa/core/spectrum.py at 5cf96067):
+    centred frames zero-padded by n_fft // 2 (pad_mode="constant"), a periodic Hann
+    window (get_window(fftbins=True)); within float16 rounding of librosa's (tested)."""
     padded = np.pad(samples.astype(np.float32), n_fft // 2)
     if len(padded) < n_fft:
         padded = np.pad(padded, (0, n_fft - len(padded)))
     frames = 1 + (len(padded) - n_fft) // hop_length
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    strided = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:frames]
+    strided = np.stack([padded[start:start + n_fft] for start in range(0, frames * hop_length, hop_length)])
     power = np.abs(np.fft.rfft(strided * window, axis=1).astype(np.complex64)) ** 2
     mel = filters @ power.T
     decibels = 10.0 * np.log10(np.maximum(mel, 1e-10))

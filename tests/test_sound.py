@@ -202,3 +202,16 @@ def test_onnx_export_agrees_with_torch_with_numpy_soundfile_and_onnxruntime_alon
     assert np.abs(exported[:len(same_rate)] - torch_side[:len(same_rate)]).max() < 2e-3
     assert np.abs(exported[-2] - torch_side[-2]).max() < 0.05
     assert np.allclose(exported[-1], model.prior) and np.allclose(torch_side[-1], model.prior)
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_the_numpy_log_mel_is_librosas_within_float16_rounding(rate):
+    from common import sound_inference
+    settings = sound.AudioSettings(sample_rate=rate).mels()
+    x = (0.1 * np.random.default_rng(8).standard_normal(int(rate * 1.37))).astype(np.float32)
+    x[: rate // 4] = 0.0  # silence: the top_db floor at work
+    ours = sound_inference.log_mel(x, spectrograms.mel_filters(settings).astype(np.float32), settings.n_fft,
+                                   settings.hop_length, settings.top_db)
+    theirs = spectrograms.log_mel(x, settings)
+    assert ours.shape == theirs.shape
+    assert np.abs(ours.astype(np.float32) - theirs.astype(np.float32)).max() <= 0.0625  # a float16 step at 40 dB

@@ -1,7 +1,9 @@
 """Models on log-mel spectrograms: a fast baseline on pooled statistics, a CNN on log-mel
-crops trained with the shared trainer (random crop, mixup, and on request gain and
-SpecAugment-style masks), test-time averaging over crops, and `AudioModel`, the whole
-path from a list of audio files to probabilities for any classification task.
+crops (or a timm backbone) trained with the shared trainer (random crop, mixup, and on
+request gain and SpecAugment-style masks), test-time averaging over crops, the blend of
+the two calibrated for log loss, and `AudioModel`, the whole path from a list of audio
+files to probabilities for any classification task; `export` writes it as ONNX for
+common/sound_inference.py, which predicts with numpy, soundfile and onnxruntime alone.
 
 Tasks as in competitions/tabular/model.py: binary (y 0/1; predict gives P(second
 class), shape (n,)), multiclass (y the class index; (n, k) probabilities), multilabel
@@ -373,7 +375,6 @@ def nested_calibrated(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarra
 
 def nested_score(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray) -> float:
     return multiclass_log_loss(y, nested_calibrated(baseline, cnn, y, fold_of))
-
 
 
 # ---------------------------------------------------------------- any audio classification task

@@ -86,6 +86,11 @@ def test_binary_predicts_the_second_class_and_an_unreadable_clip_gets_the_prior(
     assert p[1] == pytest.approx(model.prior[1])
     import pickle
     assert np.array_equal(pickle.loads(pickle.dumps(model)).predict([files[0], broken]), p)  # saved as a run saves it
+
+    # a caller's own held-out clips (a CV fold): nothing else held out, the blend fitted on them
+    fold = sound.AudioModel("binary", ["no", "yes"], settings).fit(files[6:], y[6:], tmp_path / "fold", quiet=True,
+                                                                   valid=(files[:6], y[:6]))
+    assert fold.history["train_clips"] == 18 and fold.history["valid_clips"] == 6
     assert any("broken.wav" in record.getMessage() and "prior" in record.getMessage() for record in caplog.records)
 
 

@@ -29,6 +29,7 @@ from common.sound_inference import calibrated, crops, linear_probabilities, mixe
 log = logging.getLogger("compete")
 
 TASKS = ("binary", "multiclass", "multilabel")
+SMALL = ("small", "cnn")  # the project's CNN below (common/backbones.py's name for its own, and birdcall's)
 
 
 # ---------------------------------------------------------------- the fast baseline
@@ -75,7 +76,7 @@ class NetworkSettings:
     mask_frames: int = 16
     frequency_masks: int = 0   # and this many spans of up to `mask_bands` mel bands
     mask_bands: int = 8
-    backbone: str = "cnn"      # the small CNN below, or a timm architecture by name (one input channel)
+    backbone: str = "cnn"      # the small CNN below ("cnn" or "small"), or a timm architecture by name (one input channel)
 
 
 def network(classes: int, n_mels: int, settings: NetworkSettings):
@@ -86,7 +87,7 @@ def network(classes: int, n_mels: int, settings: NetworkSettings):
     import torch
     from torch import nn
 
-    if settings.backbone != "cnn":
+    if settings.backbone not in SMALL:
         return timm_network(settings.backbone, classes, settings.dropout)
 
     class MelCNN(nn.Module):
@@ -114,7 +115,7 @@ def timm_network(name: str, classes: int, dropout: float):
     try:
         return timm.create_model(name, pretrained=False, num_classes=classes, in_chans=1, drop_rate=dropout)
     except RuntimeError as error:  # timm's "Unknown model"
-        raise io.InputError(f"backbone {name!r}: neither 'cnn' nor a timm architecture ({' '.join(str(error).split())[:120]})") from None
+        raise io.InputError(f"backbone {name!r}: neither 'small' nor a timm architecture ({' '.join(str(error).split())[:120]})") from None
 
 
 def load_weights(module, path: Path | str, run_dir: Path):
@@ -251,47 +252,13 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
     loss = BCEWithLogitsLossFlat() if multilabel else CrossEntropyLossFlat()
     epochs = settings.epochs
     if minutes is not None:
-        epochs = epochs_within(module, train_loader, loss, len(train), len(valid), settings, minutes * 60, run_dir)
+        epochs = trainers.fit_budget(module, train_loader, loss, run_dir, minutes * 60, settings.epochs,
+                                     len(valid) / settings.batch_size, name="audio")["epochs"]
     callbacks = [MixUp(settings.mixup)] if settings.mixup else []
     learn = trainers.train(module, train_loader(), valid_loader, loss, run_dir,
                            epochs=epochs, lr=settings.lr, seed=seed, quiet=quiet,
                            cbs=callbacks, wd=settings.weight_decay, checkpoint_every=0)
     return learn.model.to("cpu").eval()
-
-
-def epochs_within(module, make_loader, loss, train_clips: int, valid_clips: int, settings: NetworkSettings,
-                  seconds: float, run_dir: Path) -> int:
-    """How many epochs (at most the settings') fit in `seconds`: a few timed steps of a
-    copy of the network on the real loader, an epoch counted as its batches plus a
-    validation pass at a third of a step per batch. One-cycle needs the length up
-    front, so the budget picks it rather than cutting a schedule short; the decision is
-    kept in the run directory, so a resumed run keeps its epochs."""
-    import copy
-
-    import torch
-
-    path = Path(run_dir) / "budget.json"
-    if path.is_file():
-        return int(json.loads(path.read_text())["epochs"])
-    trial = copy.deepcopy(module).train()
-    optimiser = torch.optim.Adam(trial.parameters(), lr=1e-4)
-    timings, mark = [], time.perf_counter()
-    for step, (inputs, target) in enumerate(make_loader()):
-        optimiser.zero_grad()
-        loss(trial(inputs), target).backward()
-        optimiser.step()
-        now = time.perf_counter()
-        timings.append(now - mark)
-        mark = now
-        if step >= 3:
-            break
-    # the first batch also pays for opening the shards: left out when there are others
-    per_batch = float(np.median(timings[1:] if len(timings) > 1 else timings))
-    batches = -(-train_clips // settings.batch_size) + valid_clips / settings.batch_size / 3
-    epochs = int(max(1, min(settings.epochs, seconds // max(per_batch * batches, 1e-9))))
-    io.write_text(path, json.dumps({"epochs": epochs, "seconds_per_batch": per_batch, "seconds": seconds}))
-    log.info("time budget %.0f s: %d epoch(s) of %d (%.3f s a batch)", seconds, epochs, settings.epochs, per_batch)
-    return epochs
 
 
 def predict_network(module, arrays: list, frames: int, batch: int = 512, multilabel: bool = False) -> np.ndarray:
@@ -388,7 +355,7 @@ class AudioSettings:
     n_mels: int = 64              # a multiple of 16: the CNN halves the bands four times
     epochs: int = 16
     minutes: float | None = None  # a time budget: the epochs are cut to what fits
-    backbone: str = "cnn"         # the project's small from-scratch CNN, or a timm architecture by name
+    backbone: str = "small"       # the project's small from-scratch CNN, or a timm architecture by name
     weights: str | None = None    # a local file of pretrained weights for the backbone
     seed: int = 0
     width: int = 16
@@ -398,6 +365,24 @@ class AudioSettings:
     gain: float = 0.5
     time_masks: int = 2
     frequency_masks: int = 2
+
+    @classmethod
+    def of(cls, options) -> "AudioSettings":
+        """An AudioSettings as it is, or one from a run's options read by name (as
+        common/vision.py reads them: a missing or None knob keeps the default here).
+        `fast`: two epochs; otherwise a ten-minute budget unless `minutes` says."""
+        if isinstance(options, cls):
+            return options
+        known = {name: getattr(options, name) for name in cls.__dataclass_fields__
+                 if name not in ("width", "minutes", "weights") and getattr(options, name, None) is not None}
+        fast = bool(getattr(options, "fast", False))
+        settings = cls(**known)
+        settings.epochs = 2 if fast and getattr(options, "epochs", None) is None else settings.epochs
+        minutes = getattr(options, "minutes", None)
+        settings.minutes = minutes if minutes is not None else (None if fast else 10.0)
+        weights = getattr(options, "weights", None)
+        settings.weights = str(weights) if weights is not None else None
+        return settings
 
     def mels(self) -> spectrograms.MelSettings:
         """50 frames a second at any rate; a window of ~64 ms rounded up to a power of two."""
@@ -426,11 +411,11 @@ class AudioModel:
     def __init__(self, task: str, classes: list, settings: AudioSettings | None = None):
         if task not in TASKS:
             raise ValueError(f"task {task!r}: one of {', '.join(TASKS)}")
-        settings = settings or AudioSettings()
-        if settings.backbone != "cnn":
+        settings = AudioSettings.of(settings) if settings is not None else AudioSettings()
+        if settings.backbone not in SMALL:
             import timm
             if not timm.is_model(settings.backbone):
-                raise io.InputError(f"backbone {settings.backbone!r}: neither 'cnn' nor a timm architecture (timm.list_models())")
+                raise io.InputError(f"backbone {settings.backbone!r}: neither 'small' nor a timm architecture (timm.list_models())")
         if settings.n_mels < 16 or settings.n_mels % 16:
             raise io.InputError(f"n_mels {settings.n_mels}: a multiple of 16 (the CNN halves the bands four times)")
         if task == "binary" and len(classes) != 2:

@@ -126,8 +126,18 @@ def test_a_timm_backbone_loads_three_channel_weights_from_a_local_file_and_expor
     model = sound.AudioModel("multiclass", ["low", "mid", "high"], settings).fit(files, y, tmp_path / "run", quiet=True)
     path = sound.export(model, tmp_path / "model.onnx")
     assert np.abs(sound.predict_onnx(path, files[:3]) - model.predict(files[:3])).max() < 2e-3
-    with pytest.raises(Exception, match="neither 'cnn' nor a timm architecture"):
+    with pytest.raises(Exception, match="neither 'small' nor a timm architecture"):
         sound.AudioModel("multiclass", ["a", "b"], sound.AudioSettings(backbone="no_such_net"))
+
+
+def test_a_media_runs_options_are_read_by_name():
+    """competitions/tabular/media.py hands the run's options over, as it does to ImageModel."""
+    from competitions.tabular.media import MediaOptions
+    fast = sound.AudioSettings.of(MediaOptions(seed=3, fast=True))
+    assert (fast.seed, fast.epochs, fast.minutes, fast.backbone, fast.weights) == (3, 2, None, "small", None)
+    full = sound.AudioSettings.of(MediaOptions(epochs=7, backbone="test_efficientnet", weights="w.pth", lr=0.01))
+    assert (full.epochs, full.minutes, full.backbone, full.weights, full.lr) == (7, 10.0, "test_efficientnet", "w.pth", 0.01)
+    assert full.width == sound.AudioSettings().width  # the image CNN's width is not the audio CNN's
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])

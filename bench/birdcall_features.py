@@ -51,9 +51,10 @@ def baseline(paths, settings) -> float:
 
 
 def ours(paths, workers=None) -> float:
-    from competitions.birdcall import features
+    from common import spectrograms as features
+    from competitions.birdcall import MEL_SETTINGS
     started = time.perf_counter()
-    features.compute(paths, workers=workers, quiet=True)
+    features.compute(paths, MEL_SETTINGS, workers=workers, quiet=True)
     return time.perf_counter() - started
 
 
@@ -65,14 +66,15 @@ def main() -> None:
     paths = sorted((data_dir / "Train").iterdir()) + sorted((data_dir / "Test").iterdir())
     limit = int(os.environ.get("BENCH_FILES", "0")) or len(paths)
     paths = paths[:limit]
-    from competitions.birdcall import features
+    from common import spectrograms as features
+    from competitions.birdcall import MEL_SETTINGS
     seconds_of_audio = audio_seconds(paths)
     print(f"{len(paths)} files, {seconds_of_audio / 3600:.2f} h of audio, {os.cpu_count()} cores")
 
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         os.environ["COMPETE_CACHE"] = cache
-        rows.append(("baseline: librosa.load + melspectrogram loop", baseline(paths, features.SETTINGS)))
+        rows.append(("baseline: librosa.load + melspectrogram loop", baseline(paths, MEL_SETTINGS)))
         rows.append(("ours, cold cache, all cores", ours(paths)))
         rows.append(("ours, warm cache", ours(paths)))
     with tempfile.TemporaryDirectory() as cache:

@@ -33,10 +33,12 @@ def spectrum_baseline(data_dir: Path) -> tuple[float, float]:
     alone, fitted on every readable training clip; unreadable test clips get the prior."""
     from common.metrics import multiclass_log_loss
     from competitions.birdcall import data as bird_data
-    from competitions.birdcall import features, model
+    from common import sound as model
+    from common import spectrograms as features
+    from competitions.birdcall import MEL_SETTINGS
     data = bird_data.load(data_dir)
     spectra = lambda paths: [m if isinstance(m, str) else features.spectrum(features.normalise(m.astype(np.float32)))  # noqa: E731
-                             for m in features.compute(list(paths), quiet=True)]
+                             for m in features.compute(list(paths), MEL_SETTINGS, quiet=True)]
     train = spectra(data.train["path"])
     usable = [i for i, s in enumerate(train) if not isinstance(s, str)]
     y = data.train["label"].to_numpy()[usable]

@@ -635,12 +635,13 @@ def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int,
             loss(trial(inputs), target).backward()
             optimiser.step()
             now = time.perf_counter()
-            if step:  # the first batch also starts the loader's workers
-                timings.append(now - mark)
+            timings.append(now - mark)
             mark = now
-            if len(timings) == 3:
+            if len(timings) == 4:
                 break
-        per_batch = float(np.median(timings)) if timings else 0.0
+        # the first batch also starts the loader's workers: left out unless it is the only
+        # one (a one-batch epoch timed at zero would be given every epoch whatever the budget)
+        per_batch = float(np.median(timings[1:] if len(timings) > 1 else timings)) if timings else 0.0
         epochs = budget_epochs(seconds, per_batch, len(loader), valid_batches, most)
         decision = {"epochs": epochs, "seconds_per_batch": round(per_batch, 4), "seconds": seconds}
         log.info("%s: %.2f s a batch, %d batches an epoch: %d epoch(s) in the %.0f-minute budget (at most %d)",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from common import media
-from competitions.birdcall import features as bird_features
+from common import spectrograms
 
 
 def tone(seconds=1.0, rate=44100, channels=1, frequency=2000.0):
@@ -82,19 +82,19 @@ def test_log_mel_is_cached_by_content_and_failures_are_remembered(tmp_path, cach
     good.write_bytes(media.encode_audio(tone(2.0, 16000), 16000, "mp3"))
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"<html>gone</html>")
-    first = bird_features.compute([good, bad, None], quiet=True)
-    assert first[0].shape[0] == bird_features.SETTINGS.n_mels and abs(first[0].shape[1] - 2.0 * bird_features.SETTINGS.frames_per_second) <= 4
+    first = spectrograms.compute([good, bad, None], quiet=True)
+    assert first[0].shape[0] == spectrograms.SETTINGS.n_mels and abs(first[0].shape[1] - 2.0 * spectrograms.SETTINGS.frames_per_second) <= 4
     assert first[0].dtype == np.float16
     assert "html" in first[1] and first[2] == "file not found"
     # The band of the 2 kHz tone is the loudest.
     import librosa
-    centres = librosa.mel_frequencies(bird_features.SETTINGS.n_mels + 2, fmin=bird_features.SETTINGS.fmin, fmax=bird_features.SETTINGS.fmax)[1:-1]
+    centres = librosa.mel_frequencies(spectrograms.SETTINGS.n_mels + 2, fmin=spectrograms.SETTINGS.fmin, fmax=spectrograms.SETTINGS.fmax)[1:-1]
     assert abs(centres[first[0].astype(float).mean(axis=1).argmax()] - 2000) < 150
 
     def refuse(*args, **kwargs):
         raise AssertionError("recomputed a cached clip")
-    monkeypatch.setattr(bird_features, "_compute_one", refuse)
+    monkeypatch.setattr(spectrograms, "_compute_one", refuse)
     renamed = tmp_path / "renamed.mp3"
     renamed.write_bytes(good.read_bytes())
-    again = bird_features.compute([renamed, bad], quiet=True)
+    again = spectrograms.compute([renamed, bad], quiet=True)
     assert np.array_equal(again[0], first[0]) and again[1] == first[1]

@@ -179,11 +179,12 @@ def test_an_unknown_species_is_one_line_naming_the_row(compete, small, tmp_path)
 
 def test_pooled_time_statistics_tell_sweep_direction_and_pulse_rate_apart():
     # What a clip-averaged spectrum cannot: an up-sweep from its mirror, 6.25 Hz pulses from 12.5 Hz
-    from competitions.birdcall import features
-    rate = features.SETTINGS.sample_rate
+    from common import spectrograms as features
+    from competitions.birdcall import MEL_SETTINGS
+    rate = MEL_SETTINGS.sample_rate
     t = np.arange(int(4 * rate)) / rate
     noise = 0.003 * np.random.default_rng(0).standard_normal(len(t))
-    heard = lambda wave: features.normalise(features.log_mel((wave + noise).astype(np.float32)).astype(np.float32))  # noqa: E731
+    heard = lambda wave: features.normalise(features.log_mel((wave + noise).astype(np.float32), MEL_SETTINGS).astype(np.float32))  # noqa: E731
 
     within = t % 0.4  # a 0.3 s call every 0.4 s
     def calls(start, end):
@@ -191,7 +192,7 @@ def test_pooled_time_statistics_tell_sweep_direction_and_pulse_rate_apart():
         return np.sin(2 * np.pi * np.cumsum(frequency) / rate) * (within < 0.3)
     up, down = heard(calls(1500, 3000)), heard(calls(3000, 1500))
     assert np.abs(features.spectrum(up) - features.spectrum(down)).max() < 0.2  # the spectrum barely differs
-    overall = features.SETTINGS.n_mels - 1   # the structure-tensor term of all bands, after one per band pair
+    overall = MEL_SETTINGS.n_mels - 1   # the structure-tensor term of all bands, after one per band pair
     first_lag = overall + 1 + features.SWEEP_GROUPS   # the first lag's rising-against-falling share, all bands
     up, down = features.sweep(up), features.sweep(down)
     assert up[overall] < 0 < down[overall]

@@ -54,11 +54,11 @@ def clips(competition_data) -> list[Path]:
 
 @pytest.mark.parametrize("spoil", [zeros_like_npy, truncate, random_bytes])
 def test_a_damaged_log_mel_entry_is_computed_again_with_one_line(clips, spoil, caplog):
-    from competitions.birdcall import features
+    from common import spectrograms as features
 
     first = features.compute(clips, quiet=True)
     assert all(isinstance(mel, np.ndarray) for mel in first)
-    entry = io.cache_dir("birdcall", "logmel", features.SETTINGS.key) / f"{features.file_hash(clips[1])}.npy"
+    entry = io.cache_dir("logmel", features.SETTINGS.key) / f"{features.file_hash(clips[1])}.npy"
     assert io.checksum_path(entry).read_text().split()[0] == io.sha256(entry)  # written with its checksum
     spoil(entry)
     caplog.clear()
@@ -77,10 +77,10 @@ def test_a_damaged_log_mel_entry_is_computed_again_with_one_line(clips, spoil, c
 def test_a_log_mel_entry_without_its_checksum_is_recomputed_quietly(clips, caplog):
     """Killed between the entry and its checksum (or written by an older compete):
     unfinished, not damaged."""
-    from competitions.birdcall import features
+    from common import spectrograms as features
 
     first = features.compute(clips, quiet=True)
-    entry = io.cache_dir("birdcall", "logmel", features.SETTINGS.key) / f"{features.file_hash(clips[0])}.npy"
+    entry = io.cache_dir("logmel", features.SETTINGS.key) / f"{features.file_hash(clips[0])}.npy"
     zeros_like_npy(entry)
     io.checksum_path(entry).unlink()
     with caplog.at_level(logging.WARNING, logger="compete"):

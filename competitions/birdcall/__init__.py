@@ -10,18 +10,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import callbacks, io, plots
+from common import callbacks, io, plots, sound, spectrograms
 from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import MULTICLASS_LOG_LOSS
 from common.options import Options, option
+from common.spectrograms import Quarantine
 from competitions.birdcall import data as bird_data
-from competitions.birdcall import features as bird_features
 from competitions.birdcall import model as bird_model
-from competitions.birdcall.audio import Quarantine
 from competitions.birdcall.data import ID, LABEL, BirdData
 
 log = logging.getLogger("compete")
-_NETWORK = bird_model.NetworkSettings()
+_NETWORK = sound.NetworkSettings()
+# calls of these species sit below 8 kHz; below 300 Hz is wind and handling noise
+MEL_SETTINGS = spectrograms.MelSettings(sample_rate=16000, n_fft=1024, hop_length=320, n_mels=64, fmin=300.0, fmax=8000.0)
 
 
 @dataclass
@@ -38,8 +39,8 @@ class BirdOptions(Options):
     dropout: float = option(_NETWORK.dropout, "dropout before the CNN's classifier", minimum=0, below=1, search=(0.0, 0.6))
     weight_decay: float = option(_NETWORK.weight_decay, "CNN weight decay", minimum=0, search=(1e-4, 0.1), log=True)
 
-    def network(self) -> bird_model.NetworkSettings:
-        return bird_model.NetworkSettings(crop_frames=self.crop_frames, width=self.width, epochs=self.epochs,
+    def network(self) -> sound.NetworkSettings:
+        return sound.NetworkSettings(crop_frames=self.crop_frames, width=self.width, epochs=self.epochs,
                                           batch_size=self.batch_size, lr=self.lr, mixup=self.mixup,
                                           dropout=self.dropout, weight_decay=self.weight_decay)
 
@@ -91,16 +92,16 @@ class Birdcall(BaseCompetition):
         baseline_score = MULTICLASS_LOG_LOSS(y, np.clip(oof_baseline, 1e-15, 1))
         log.info("baseline (pooled log-mel + logistic regression): oof log loss %.4f, accuracy %.3f",
                  baseline_score, float((oof_baseline.argmax(1) == y).mean()))
-        final_baseline = bird_model.fit_baseline(clips.pooled, y, options.seed)
+        final_baseline = sound.fit_baseline(clips.pooled, y, options.seed)
 
         networks, oof_cnn, settings = [], None, None
         if not options.fast:
             settings = options.network()
             oof_cnn, networks = cnn_oof(clips, split, classes, settings, run_dir, options.seed, options.quiet)
 
-        calibration = bird_model.fit_calibration(oof_baseline, oof_cnn, y)
+        calibration = sound.fit_calibration(oof_baseline, oof_cnn, y)
         calibrated = calibration.apply(oof_baseline, oof_cnn)
-        nested = bird_model.nested_calibrated(oof_baseline, oof_cnn, y, fold_of)
+        nested = sound.nested_calibrated(oof_baseline, oof_cnn, y, fold_of)
         log.info("calibration: cnn weight %.2f, temperature %.3f, floor %g", calibration.blend, calibration.temperature, calibration.floor)
         write_oof(Path(run_dir) / "oof.csv", clips, fold_of, data.species, oof_baseline, oof_cnn, calibrated)
 
@@ -114,10 +115,10 @@ class Birdcall(BaseCompetition):
             "train_seconds": round(time.perf_counter() - started, 2),
         }
         if oof_cnn is not None:
-            decisions["cv_baseline_calibrated_log_loss"] = round(bird_model.nested_score(oof_baseline, None, y, fold_of), 6)
+            decisions["cv_baseline_calibrated_log_loss"] = round(sound.nested_score(oof_baseline, None, y, fold_of), 6)
             decisions["cv_cnn_log_loss"] = round(MULTICLASS_LOG_LOSS(y, np.clip(oof_cnn, 1e-15, 1)), 6)
             decisions["cv_cnn_accuracy"] = round(float((oof_cnn.argmax(1) == y).mean()), 6)
-            decisions["network"] = bird_model.settings_dict(settings)
+            decisions["network"] = sound.settings_dict(settings)
         report = Report(
             cv_score=MULTICLASS_LOG_LOSS(y, nested),
             fold_scores=[MULTICLASS_LOG_LOSS(y[fold_of == fold], nested[fold_of == fold]) for fold in range(folds)],
@@ -133,17 +134,17 @@ class Birdcall(BaseCompetition):
         if oof_cnn is not None:
             plots.training_curves({f"fold {k + 1}": Path(run_dir) / "cnn" / f"fold{k + 1}" / "history.csv" for k in range(folds)},
                                   Path(run_dir) / "training_curves.png", f"{title}: CNN loss by epoch")
-        fitted = bird_model.BirdModel(species=list(data.species), prior=prior, mel_settings=asdict(bird_features.SETTINGS),
+        fitted = bird_model.BirdModel(species=list(data.species), prior=prior, mel_settings=asdict(MEL_SETTINGS),
                                       baseline=final_baseline, calibration=calibration,
-                                      network_settings=bird_model.settings_dict(settings) if settings else None,
+                                      network_settings=sound.settings_dict(settings) if settings else None,
                                       networks=networks)
         return fitted, report
 
     def predict(self, model: bird_model.BirdModel, data: BirdData) -> pd.DataFrame:
         if list(data.species) != list(model.species):
             raise io.InputError(f"{data.source}: SampleSubmission.csv lists other species than the model was trained on")
-        settings = bird_features.MelSettings(**model.mel_settings)
-        mels = bird_features.compute(list(data.test["path"]), settings, quiet=None, desc="log-mel test")
+        settings = spectrograms.MelSettings(**model.mel_settings)
+        mels = spectrograms.compute(list(data.test["path"]), settings, quiet=None, desc="log-mel test")
         readable = [i for i, mel in enumerate(mels) if not isinstance(mel, str)]
         quarantine = Quarantine()
         for i, mel in enumerate(mels):
@@ -152,13 +153,13 @@ class Birdcall(BaseCompetition):
         quarantine.report()
         probabilities = np.tile(model.prior, (len(mels), 1))
         if readable:
-            pooled = np.stack([bird_features.pooled(mels[i]) for i in readable])
-            base = bird_model.class_probabilities(model.baseline, pooled, len(model.species))
+            pooled = np.stack([spectrograms.pooled(mels[i]) for i in readable])
+            base = sound.class_probabilities(model.baseline, pooled, len(model.species))
             cnn = None
             if model.networks:
-                arrays = [bird_features.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
+                arrays = [spectrograms.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
                 modules, network_settings = model.network_modules()
-                cnn = np.mean([bird_model.predict_network(m, arrays, network_settings.crop_frames) for m in modules], axis=0)
+                cnn = np.mean([sound.predict_network(m, arrays, network_settings.crop_frames) for m in modules], axis=0)
             probabilities[readable] = model.calibration.apply(base, cnn)
         frame = pd.DataFrame(probabilities, columns=model.species)
         frame.insert(0, ID, data.test[ID].to_numpy())
@@ -179,7 +180,7 @@ class Birdcall(BaseCompetition):
 def usable_clips(data: BirdData, run_dir: Path, quiet: bool) -> Clips:
     """Log-mels of every training clip; an undecodable clip is quarantined (reported in
     the run's quarantine.csv), never silently dropped."""
-    mels = bird_features.compute(list(data.train["path"]), quiet=quiet, desc="log-mel train")
+    mels = spectrograms.compute(list(data.train["path"]), MEL_SETTINGS, quiet=quiet, desc="log-mel train")
     quarantine = Quarantine()
     usable = []
     for row, spectrogram in zip(data.train.itertuples(), mels):
@@ -192,9 +193,9 @@ def usable_clips(data: BirdData, run_dir: Path, quiet: bool) -> Clips:
     unreadable = np.array([isinstance(m, str) for m in mels], dtype=bool) & data.train["path"].notna().to_numpy()
     io.unusable_rows("Train.csv", len(data.train), {"clip_unreadable": unreadable}, examples=data.train[ID])
     train = data.train.loc[usable].reset_index(drop=True)
-    return Clips(train=train, y=train["label"].to_numpy(), keys=[bird_features.file_hash(p) for p in train["path"]],
-                 arrays=[bird_features.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in usable],
-                 pooled=np.stack([bird_features.pooled(mels[i]) for i in usable]), quarantined=len(quarantine))
+    return Clips(train=train, y=train["label"].to_numpy(), keys=[spectrograms.file_hash(p) for p in train["path"]],
+                 arrays=[spectrograms.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in usable],
+                 pooled=np.stack([spectrograms.pooled(mels[i]) for i in usable]), quarantined=len(quarantine))
 
 
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> tuple[list, np.ndarray]:
@@ -212,8 +213,8 @@ def baseline_oof(pooled: np.ndarray, y: np.ndarray, split: list, classes: int, s
     """`report`: tell common.callbacks each fold's figure (when the baseline is the model: --fast)."""
     oof = np.zeros((len(y), classes))
     for fold, (fit_rows, valid) in enumerate(split):
-        fitted = bird_model.fit_baseline(pooled[fit_rows], y[fit_rows], seed)
-        oof[valid] = bird_model.class_probabilities(fitted, pooled[valid], classes)
+        fitted = sound.fit_baseline(pooled[fit_rows], y[fit_rows], seed)
+        oof[valid] = sound.class_probabilities(fitted, pooled[valid], classes)
         if report:
             callbacks.scored(fold, folds_so_far(oof, y, split[:fold + 1]))
     return oof
@@ -231,12 +232,12 @@ def cnn_oof(clips: Clips, split: list, classes: int, settings, run_dir: Path, se
     oof, networks = np.zeros((len(y), classes)), []
     for fold, (fit_rows, valid) in enumerate(split):
         fold_started = time.perf_counter()
-        module = bird_model.train_network(
+        module = sound.train_network(
             [arrays[i] for i in fit_rows], y[fit_rows], [keys[i] for i in fit_rows],
             [arrays[i] for i in valid], y[valid], [keys[i] for i in valid],
-            classes, settings, Path(run_dir) / "cnn" / f"fold{fold + 1}", seed + fold, quiet)
-        oof[valid] = bird_model.predict_network(module, [arrays[i] for i in valid], settings.crop_frames)
-        networks.append(bird_model.state_dict(module))
+            classes, settings, Path(run_dir) / "cnn" / f"fold{fold + 1}", seed + fold, quiet, name="birdcall")
+        oof[valid] = sound.predict_network(module, [arrays[i] for i in valid], settings.crop_frames)
+        networks.append(sound.state_dict(module))
         log.info("cnn fold %d/%d: log loss %.4f, accuracy %.3f (%.0f s)", fold + 1, len(split),
                  MULTICLASS_LOG_LOSS(y[valid], np.clip(oof[valid], 1e-15, 1)),
                  float((oof[valid].argmax(1) == y[valid]).mean()), time.perf_counter() - fold_started)

@@ -1,5 +1,13 @@
-"""Log-mel spectrograms computed once per clip and cached by the clip's content hash,
-in parallel across cores; and the pooled statistics the fast baseline reads.
+"""The audio front end: clips decoded by their bytes to mono waveforms at one rate, and
+log-mel spectrograms computed once per clip and cached by the clip's content hash, in
+parallel across cores; the quarantine of clips that are not audio; and the pooled
+statistics a fast baseline reads.
+
+Decoding trusts bytes, not names (common.media sniffs the container: RIFF/WAVE, ID3
+or an MPEG frame sync, fLaC, OggS); every clip is resampled to one rate and
+downmixed to mono. A clip that cannot be decoded is not a crash: it is quarantined
+with its file name and the reason, and a test clip in quarantine gets the class
+prior so the submission stays complete.
 
 A cache entry is keyed by the sha256 of the file's bytes and the spectrogram settings,
 so renaming or moving the data folder costs nothing, and a changed file is recomputed.
@@ -12,15 +20,52 @@ from __future__ import annotations
 import functools
 import hashlib
 import io as _bytes_io
+import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from common import io
-from common.media import DecodeError
-from competitions.birdcall.audio import SAMPLE_RATE, decode
+from common.media import DecodeError, read_audio
+# numpy alone, so they live in the module a code competition's bundle ships; used here
+from common.sound_inference import (RHYTHM_BINS, SWEEP_GROUPS, normalise, pooled, rhythm, spectrum,  # noqa: F401
+                                    sweep)
+
+log = logging.getLogger("compete")
+
+SAMPLE_RATE = 16000  # speech, birds and most events sit below 8 kHz
+
+
+def decode(path: Path | str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 samples at `sample_rate`; DecodeError with the reason otherwise."""
+    if path is None or not Path(path).is_file():
+        raise DecodeError("file not found")
+    return read_audio(path, sample_rate=sample_rate, mono=True).samples
+
+
+@dataclass
+class Quarantine:
+    """Clips that could not be used, with why: written beside the run, and logged."""
+
+    rows: list = field(default_factory=list)
+
+    def add(self, split: str, clip_id: str, path, reason: str) -> None:
+        self.rows.append({"split": split, "ID": clip_id, "file": str(path) if path is not None else "", "reason": reason})
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def ids(self, split: str) -> set[str]:
+        return {row["ID"] for row in self.rows if row["split"] == split}
+
+    def report(self, run_dir: Path | None = None) -> None:
+        for row in self.rows:
+            log.warning("quarantined %s clip %s (%s): %s", row["split"], row["ID"], Path(row["file"]).name or "-", row["reason"])
+        if run_dir is not None:
+            io.write_csv(pd.DataFrame(self.rows, columns=["split", "ID", "file", "reason"]), Path(run_dir) / "quarantine.csv")
 
 
 @dataclass(frozen=True)
@@ -29,12 +74,17 @@ class MelSettings:
     n_fft: int = 1024
     hop_length: int = 320      # 20 ms: 50 frames a second
     n_mels: int = 64
-    fmin: float = 300.0        # below this is wind and handling noise
-    fmax: float = 8000.0
+    fmin: float = 50.0         # below this is rumble and handling noise
+    fmax: float = 8000.0       # the Nyquist frequency at 16 kHz
+    # dB below the clip's loudest cell that count as silence (librosa's power_to_db
+    # top_db); None: only the absolute floor. A clip recorded at a lower rate than the
+    # model's has empty top bands, whose rounding noise the floor would spread over 30 dB.
+    top_db: float | None = None
 
     @property
     def key(self) -> str:
-        text = ",".join(f"{k}={v}" for k, v in asdict(self).items())
+        # a setting left at None is not in the text: keys from before it existed still match
+        text = ",".join(f"{k}={v}" for k, v in asdict(self).items() if v is not None)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
@@ -52,7 +102,10 @@ def log_mel(samples: np.ndarray, settings: MelSettings = SETTINGS) -> np.ndarray
     import librosa
     power = np.abs(librosa.stft(samples, n_fft=settings.n_fft, hop_length=settings.hop_length)) ** 2
     mel = mel_filters(settings) @ power
-    return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float16)
+    decibels = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    if settings.top_db is not None:
+        decibels = np.maximum(decibels, decibels.max() - settings.top_db)
+    return decibels.astype(np.float16)
 
 
 @functools.lru_cache(maxsize=4)
@@ -74,7 +127,8 @@ def compute(paths: list, settings: MelSettings = SETTINGS, workers: int | None =
 
     Cached entries are read back; the rest are computed in parallel (one process per
     core) with a progress bar (quiet=None: a bar only on a terminal)."""
-    cache = io.cache_dir("birdcall", "logmel", settings.key)
+    # one cache for every competition: an entry is named by the clip's bytes and the settings
+    cache = io.cache_dir("logmel", settings.key)
     results: list = [None] * len(paths)
     todo = []
     for position, path in enumerate(paths):
@@ -129,84 +183,3 @@ def _read_cache(cache: Path, key: str):
             return None
     content = io.read_checked(cache / f"{key}.error")
     return content.decode("utf-8", errors="replace") if content is not None else None
-
-
-# Pooled statistics for the fast baseline: the clip's spectrum, and how it moves in time.
-def pooled(mel: np.ndarray) -> np.ndarray:
-    """One vector per clip: the spectrum's statistics and the time statistics that tell
-    confusable species apart (sweep direction, trill and phrase rhythm)."""
-    x = normalise(mel.astype(np.float32))
-    return np.concatenate([spectrum(x), sweep(x), rhythm(x)]).astype(np.float32)
-
-
-def spectrum(x: np.ndarray) -> np.ndarray:
-    """Per-band mean, std, 50/90/99th percentiles of a normalised log-mel, and the mean
-    absolute frame-to-frame change: what a clip-averaged spectrum knows."""
-    quantiles = np.percentile(x, [50, 90, 99], axis=1)
-    flux = np.abs(np.diff(x, axis=1)).mean(axis=1) if x.shape[1] > 1 else np.zeros(x.shape[0])
-    return np.concatenate([x.mean(axis=1), x.std(axis=1), *quantiles, flux]).astype(np.float32)
-
-
-SWEEP_LAGS = ((1, 1), (1, 2), (2, 1), (2, 2), (1, 3), (3, 2))   # (bands, frames)
-SWEEP_GROUPS = 8
-
-
-def sweep(x: np.ndarray) -> np.ndarray:
-    """Which way the energy moves in pitch as time goes on: per band, the structure
-    tensor's cross term (time slope times frequency slope, weighted by energy; its
-    sign is the sweep's direction), and for a few (bands, frames) lags the rising
-    diagonal's correlation against the falling one's, by band group and overall."""
-    x = x if x.shape[1] >= 4 else np.pad(x, ((0, 0), (0, 4 - x.shape[1])))
-    energy = np.maximum(x, 0)
-    along_time = np.diff(x, axis=1)[:-1, :]
-    along_pitch = np.diff(x, axis=0)[:, :-1]
-    weight = energy[:-1, :-1]
-    cross = (along_time * along_pitch * weight).mean(axis=1)
-    scale = (along_pitch ** 2 * weight).mean(axis=1) + 1e-3
-    out = [cross / scale, [cross.sum() / scale.sum()]]
-    for bands, frames in SWEEP_LAGS:
-        frames = min(frames, x.shape[1] - 1)
-        rising = (energy[:-bands, :-frames] * energy[bands:, frames:]).mean(axis=1)
-        falling = (energy[bands:, :-frames] * energy[:-bands, frames:]).mean(axis=1)
-        total = rising + falling + 1e-3
-        share = (rising - falling) / total
-        usable = len(share) // SWEEP_GROUPS * SWEEP_GROUPS
-        out += [share[:usable].reshape(SWEEP_GROUPS, -1).mean(axis=1), [(rising.sum() - falling.sum()) / total.sum()]]
-    return np.concatenate(out).astype(np.float32)
-
-
-RHYTHM_BANDS = 6        # the loudest bands: where the bird is
-RHYTHM_WINDOW = 128     # frames (2.56 s) per modulation spectrum
-RHYTHM_BINS = 25        # log-spaced modulation bins up to the frame rate's Nyquist (25 Hz)
-RHYTHM_LAGS = 40        # autocorrelation lags (0.8 s)
-
-
-def rhythm(x: np.ndarray) -> np.ndarray:
-    """How the loudest bands' energy pulses: the log modulation spectrum of their
-    envelope (trill rate, call rate) averaged over windows, and the envelope's
-    autocorrelation (the phrase's rhythm)."""
-    energy = np.maximum(x, 0)
-    envelope = energy[np.argsort(energy.mean(axis=1))[-RHYTHM_BANDS:]].mean(axis=0)
-    padded = np.pad(envelope, (0, max(0, RHYTHM_WINDOW - len(envelope))))
-    window = np.hanning(RHYTHM_WINDOW)
-    spectra = [np.abs(np.fft.rfft((padded[s:s + RHYTHM_WINDOW] - padded[s:s + RHYTHM_WINDOW].mean()) * window))
-               for s in range(0, len(padded) - RHYTHM_WINDOW + 1, RHYTHM_WINDOW // 2)]
-    modulation = np.mean(spectra, axis=0)[1:]
-    modulation = modulation / (modulation.sum() + 1e-3)
-    edges = np.unique(np.geomspace(1, len(modulation), RHYTHM_BINS + 1).astype(int))
-    bins = np.log(np.array([modulation[a:b].mean() for a, b in zip(edges[:-1], edges[1:])]) + 1e-4)
-    centred = envelope - envelope.mean()
-    correlation = np.correlate(centred, centred, "full")[len(centred) - 1:]
-    correlation = correlation / (correlation[0] + 1e-6)
-    lags = np.zeros(RHYTHM_LAGS)
-    count = min(RHYTHM_LAGS, len(correlation) - 1)
-    lags[:count] = correlation[1:count + 1]
-    return np.concatenate([bins, lags]).astype(np.float32)
-
-
-def normalise(mel: np.ndarray) -> np.ndarray:
-    """Remove the recording's level and its noise floor: each band minus its median,
-    the whole clip scaled by its overall spread. Recordings differ in gain and noise,
-    not the birds."""
-    x = mel - np.median(mel, axis=1, keepdims=True)
-    return x / (x.std() + 1e-3)

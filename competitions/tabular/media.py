@@ -76,7 +76,7 @@ class MediaOptions(Options):
     lr: float | None = option(None, "media: peak learning rate (one-cycle); None: 1e-2 from scratch, 1e-3 pretrained",
                               above=0, search=(3e-4, 1e-2), log=True)
     batch_size: int = option(64, "media: files per training batch", minimum=1)
-    valid_share: float = option(0.2, "media: share of the labelled files held out (stratified) for the CV score, the "
+    valid_share: float = option(0.2, "media: share of the labelled files held out (stratified where it can be) for the CV score, the "
                                      "best epoch and the decision", above=0, below=1)
     patience: int = option(6, "media: epochs without a better validation loss before stopping", minimum=1)
     checkpoint_every: int = option(200, "media: batches between checkpoints (a killed run resumes from the last)",
@@ -255,11 +255,16 @@ def _labels_csv(sample, test, sources, headers, others, data_dir, kind, id_colum
         for column in headers[source][:3]:
             ids = _ids(source, column)
             found = best_match(ids, others)
-            if found is not None and found.found * 2 >= len(ids) and (best is None or found.found > best[2].found):
-                best = (source, column, found, ids)
+            if found is None or found.found * 2 < len(ids):
+                continue
+            # a CSV naming every file of the folder beats one naming more ids of which some are
+            # missing (a host's answers/ list of every clip, say, beside the training labels)
+            rank = (found.found == len(ids), found.found)
+            if best is None or rank > best[4]:
+                best = (source, column, found, ids, rank)
     if best is None:
         return None
-    source, column, found, ids = best
+    source, column, found, ids, _ = best
     absent = [i for i, path in zip(ids, found.files) if path is None]
     if absent:
         raise io.InputError(f"{source}: {len(absent)} of its {len(ids)} ids name no file in {found.folder} "
@@ -422,12 +427,20 @@ def model_for(kind: str, task: str, classes: list, options):
     return ImageModel(task, classes, options)
 
 
+def stratifiable(y: np.ndarray, task: str, share: float) -> bool:
+    """Whether scikit-learn can stratify the held-out split: two files a class, and a
+    held-out part with room for every class."""
+    if task not in ("binary", "multiclass"):
+        return False
+    return np.bincount(y).min() >= 2 and round(share * len(y)) >= len(np.unique(y))
+
+
 def holdout(y: np.ndarray, task: str, share: float, seed: int) -> np.ndarray:
-    """The held-out mask: stratified by class where every class has two files or more."""
+    """The held-out mask: stratified by class where it can be (`stratifiable`), else at random."""
     from sklearn.model_selection import train_test_split
 
     positions = np.arange(len(y))
-    stratify = y if task in ("binary", "multiclass") and np.bincount(y).min() >= 2 else None
+    stratify = y if stratifiable(y, task, share) else None
     _, held = train_test_split(positions, test_size=share, random_state=seed, stratify=stratify)
     mask = np.zeros(len(y), dtype=bool)
     mask[held] = True
@@ -455,7 +468,7 @@ def fit(competition, data: MediaData, options, run_dir: Path):
     log.info("%s: layout %s", competition.name, data.layout.describe())
     log.info("%s: %s, %d classes/labels, metric %s; %d files train, %d held out (%.0f%%, %s)", competition.name, task,
              len(classes), metric.name, int((~held).sum()), int(held.sum()), 100 * options.valid_share,
-             "stratified" if task != "multilabel" else "at random")
+             "stratified" if stratifiable(data.y, task, options.valid_share) else "at random")
     network = model_for(data.layout.kind, task, classes, options)
     network.fit(list(files[~held]), data.y[~held], run_dir, options.quiet, valid=(list(files[held]), data.y[held]))
     predicted = network.predict(list(files[held]))
@@ -510,7 +523,8 @@ def fit(competition, data: MediaData, options, run_dir: Path):
                      media_seconds=round(time.perf_counter() - started, 2), **getattr(network, "decisions", {}))
     report = Report(cv_score=cv_score, fold_scores=[cv_score], out_of_fold=out_of_fold,
                     note=f"held-out split: {options.valid_share:.0%} of the labelled files "
-                         f"({'stratified' if task != 'multilabel' else 'at random'}), never trained on; the best epoch "
+                         f"({'stratified' if stratifiable(data.y, task, options.valid_share) else 'at random'}), "
+                         f"never trained on; the best epoch "
                          f"is chosen on them too; the decision for each half fitted on the other half",
                     decisions=decisions)
     return model, report

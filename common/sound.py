@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -583,7 +584,7 @@ def export(model: AudioModel, path: Path | str, profile: str = "hakuna-madata") 
     """The network as ONNX (at the opset the runtime profile's onnxruntime reads: one that
     has it, e.g. DrivenData's; Kaggle's notebook image has none), with what
     inference needs beside the weights in its metadata (task, classes, prior, the
-    baseline's arrays and the blend, log-mel settings and filterbank, crop length): common.sound_inference.predict_onnx reads
+    baseline's arrays and the blend, log-mel settings and filterbank, crop length): common.sound_inference.predict_exported reads
     it with numpy, soundfile and onnxruntime alone."""
     import base64
 
@@ -605,7 +606,15 @@ def export(model: AudioModel, path: Path | str, profile: str = "hakuna-madata") 
     graph = onnx.load(str(path))
     entry = graph.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
+    # and a TorchScript copy carrying the same metadata, for a runtime with torch and no
+    # onnxruntime (Kaggle's image): sound_inference.load runs whichever it can
+    module = model.module().eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)   # TorchScript is deprecated, and still what torch alone loads
+        traced = torch.jit.trace(module, example)
+        with io.atomic_path(script_path(path)) as temporary:
+            torch.jit.save(traced, str(temporary), _extra_files={META_KEY: json.dumps(meta)})
     return io.write_bytes(path, graph.SerializeToString())
 
 
-from common.sound_inference import META_KEY, predict_onnx  # noqa: E402,F401  (one module a bundle can ship alone)
+from common.sound_inference import META_KEY, predict_exported, script_path  # noqa: E402,F401  (one module a bundle can ship alone)

@@ -204,23 +204,47 @@ def linear_probabilities(X: np.ndarray, linear: dict, outputs: int) -> np.ndarra
     return out
 
 
+def script_path(path) -> Path:
+    """The TorchScript copy common.sound.export writes beside the ONNX file."""
+    return Path(path).with_suffix(".torchscript.pt")
+
+
 def load(path):
-    """(onnxruntime session, metadata with the filterbank as an array)."""
-    import onnxruntime
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    meta = json.loads(session.get_modelmeta().custom_metadata_map[META_KEY])
+    """(a function from a batch of crops to logits, the metadata with the filterbank as an
+    array): onnxruntime on the ONNX file where it is installed, else torch on its
+    TorchScript copy (Kaggle's image has torch and no onnxruntime); both carry the same
+    metadata."""
+    try:
+        import onnxruntime
+    except ImportError:
+        onnxruntime = None
+    if onnxruntime is not None and Path(path).is_file():
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        meta = json.loads(session.get_modelmeta().custom_metadata_map[META_KEY])
+        name = session.get_inputs()[0].name
+
+        def logits(batch):
+            return session.run(None, {name: batch})[0]
+    else:
+        import torch
+        extra = {META_KEY: ""}
+        module = torch.jit.load(str(script_path(path)), map_location="cpu", _extra_files=extra).eval()
+        meta = json.loads(extra[META_KEY])
+
+        def logits(batch):
+            with torch.no_grad():
+                return module(torch.from_numpy(batch)).numpy()
     meta["filters"] = np.frombuffer(base64.b64decode(meta["filters"]), dtype=np.float32).reshape(meta["filters_shape"])
-    return session, meta
+    return logits, meta
 
 
-def predict_onnx(path, files: list, batch: int = 256) -> np.ndarray:
+def predict_exported(path, files: list, batch: int = 256) -> np.ndarray:
     """As AudioModel.predict: binary P(second class) (n,), else (n, k); a file that
     cannot be read gets the training prior (its reason printed, one line)."""
-    session, meta = load(path)
+    network, meta = load(path)
     mel = meta["mel"]
     prior = np.asarray(meta["prior"], dtype=np.float64)
     probabilities = np.tile(prior, (len(files), 1))
-    name = session.get_inputs()[0].name
     for position, file in enumerate(files):
         try:
             samples = read(file, int(mel["sample_rate"]))
@@ -231,7 +255,7 @@ def predict_onnx(path, files: list, batch: int = 256) -> np.ndarray:
         windows = crops(normalise(spectrogram.astype(np.float32)).astype(np.float16), int(meta["crop_frames"]))
         outputs = []
         for start in range(0, len(windows), batch):
-            logits = session.run(None, {name: windows[start:start + batch][:, None]})[0].astype(np.float64)
+            logits = network(windows[start:start + batch][:, None]).astype(np.float64)
             if meta["task"] == "multilabel":
                 outputs.append(1.0 / (1.0 + np.exp(-logits)))
             else:

@@ -125,7 +125,7 @@ def test_a_timm_backbone_loads_three_channel_weights_from_a_local_file_and_expor
     settings.weights = str(tmp_path / "weights.pth")
     model = sound.AudioModel("multiclass", ["low", "mid", "high"], settings).fit(files, y, tmp_path / "run", quiet=True)
     path = sound.export(model, tmp_path / "model.onnx")
-    assert np.abs(sound.predict_onnx(path, files[:3]) - model.predict(files[:3])).max() < 2e-3
+    assert np.abs(sound.predict_exported(path, files[:3]) - model.predict(files[:3])).max() < 2e-3
     with pytest.raises(Exception, match="neither 'small' nor a timm architecture"):
         sound.AudioModel("multiclass", ["a", "b"], sound.AudioSettings(backbone="no_such_net"))
 
@@ -206,7 +206,7 @@ def test_onnx_export_agrees_with_torch_with_numpy_soundfile_and_onnxruntime_alon
               "sys.modules['soxr'] = None; sys.modules['common'] = None\n"
               "import importlib.util as u; spec = u.spec_from_file_location('inference', sys.argv[1]); "
               "m = u.module_from_spec(spec); spec.loader.exec_module(m)\n"
-              "np.save(sys.argv[2], m.predict_onnx(sys.argv[3], sys.argv[4:]))")
+              "np.save(sys.argv[2], m.predict_exported(sys.argv[3], sys.argv[4:]))")
     from common import sound_inference
     wanted = [*same_rate, other, broken]
     subprocess.run([sys.executable, "-c", script, sound_inference.__file__, tmp_path / "onnx.npy", path, *wanted],

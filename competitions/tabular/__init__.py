@@ -347,7 +347,7 @@ class Tabular(BaseCompetition):
 
     def bundle(self, run_dir: Path, profile=None) -> tuple[str | None, tuple[str, ...]]:
         if MD.is_media_run(run_dir):
-            return "competitions.tabular.media_inference:run", MD.MI.files_for(profile)
+            return MD.bundle(run_dir, profile)
         return super().bundle(run_dir, profile)
 
     # --- what `compete blend` reads (issue 24): out_of_fold.csv and the test scores ---

@@ -560,9 +560,22 @@ def save(model: MediaModel, run_dir: Path, profile: str | None) -> None:
         network.save(run_dir / IMAGE_WEIGHTS)
         network.export(run_dir, MI.MODEL, MI.SCRIPT, MI.NETWORK, profile)
     else:
+        from common import sound
+        from competitions.tabular import audio_inference
+
         io.write_bytes(run_dir / AUDIO_MODEL, __import__("pickle").dumps(network))
+        sound.export(network, run_dir / audio_inference.MODEL, profile=profile)
     io.write_text(run_dir / MI.META, json.dumps({**model.meta, "metric": model.metric, "decision": model.decision},
                                                 indent=1) + "\n")
+
+
+def bundle(run_dir: Path, profile) -> tuple[str, tuple[str, ...]]:
+    """The package's entry and run files for a media run (profile: a common.runtimes
+    Profile, or None)."""
+    if json.loads((Path(run_dir) / MI.META).read_text())["kind"] == "image":
+        return "competitions.tabular.media_inference:run", MI.files_for(profile)
+    from competitions.tabular import audio_inference
+    return "competitions.tabular.audio_inference:run", audio_inference.files_for(profile)
 
 
 def is_media_run(run_dir: Path) -> bool:

@@ -167,9 +167,11 @@ def test_files(data_dir, meta, ids):
     return [by.get(i) for i in ids]
 
 
-def run(bundle_dir, data_dir, out):
+def run(bundle_dir, data_dir, out, network=None):
     """What the package runs: the sample's ids, their files, the network's probabilities,
-    the decision, the submission in the sample's order and header."""
+    the decision, the submission in the sample's order and header. `network`: the class
+    that loads the bundle's network (default the image `Network`; audio_inference's for
+    audio), with `predict(files) -> (probabilities, unreadable files)`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     bundle_dir = Path(bundle_dir)
     with open(str(bundle_dir / META)) as handle:
@@ -178,7 +180,7 @@ def run(bundle_dir, data_dir, out):
         reader = csv.reader(handle)
         header = next(reader)
         ids = [row[0] for row in reader if row]
-    network = Network(bundle_dir)
+    network = (network or Network)(bundle_dir)
     predicted, bad = network.predict(test_files(data_dir, meta, ids))
     decided = decide(meta["decision"], predicted, meta["tags"])
     if meta.get("output") == "probability" and meta["task"] != "multilabel":

@@ -122,5 +122,5 @@ def test_the_generic_tabular_package_weights_its_rows_too(tmp_path):
     assert np.median(predicted["plain"] - predicted["weighted"]) > 2.5
     assert np.sqrt(np.mean((predicted["weighted"] - clean) ** 2)) < 1.0 < np.sqrt(np.mean((predicted["plain"] - clean) ** 2))
     assert "training rows weighted by" in report.note and report.decisions["weights_sha256"] == io.sha256(weights)
-    with pytest.raises(io.InputError, match="the tfidf family takes no row weights; use models=catboost,linear"):
+    with pytest.raises(io.InputError, match="the tfidf family takes no row weights; use models=catboost,lightgbm,xgboost,linear"):
         competition._row_weights(data, competition.options(weights=weights), ["linear", "tfidf"])

@@ -27,30 +27,51 @@ from common.metrics import Metric
 from common.options import option
 from common.submission import DOMAIN_OF_OUTPUT, SubmissionFormat
 from competitions.tabular import data as D
+from competitions.tabular import encoding as E
 from competitions.tabular import features as F
 from competitions.tabular import inference
 from competitions.tabular import media as MD
 from competitions.tabular import model as M
+from competitions.tabular import stack as stacking
 from competitions.tabular import text as T
 from competitions.tabular.model import TabularModel  # here before it moved: older runs' pickles name it so
 
 log = logging.getLogger("compete")
 
 
+def _subsets(names: tuple) -> tuple:
+    """Every non-empty subset of `names`, each in their order: the `models` values tune searches."""
+    import itertools
+    return tuple(",".join(chosen) for size in range(1, len(names) + 1) for chosen in itertools.combinations(names, size))
+
+
 @dataclass
 class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served too (media.py)
     folds: int | None = option(None, "K of the K-fold CV; None: 3 with --fast, else 5", minimum=2)
-    time_budget: float = option(600.0, "seconds for the whole fit; sizes CatBoost from the data's shape", above=0)
-    models: str = option("auto", "the families to cross-validate and blend; auto: tfidf,nbsvm when free text "
-                                 "dominates (text.py), else catboost,linear",
-                         choices=("auto", "catboost,linear", "catboost", "linear", "linear,catboost",
-                                  "tfidf,nbsvm", "tfidf", "nbsvm"))
+    time_budget: float = option(600.0, "seconds for the whole fit; sizes the families, CV repeats and rounds from "
+                                       "the data's shape", above=0)
+    models: str = option("auto", "the families to cross-validate and combine; auto: tfidf,nbsvm when free text "
+                                 "dominates (text.py), else catboost,lightgbm,xgboost,linear as the budget affords "
+                                 "(model.plan)",
+                         choices=("auto", *_subsets(M.TABLE_FAMILIES), "linear,catboost", "tfidf,nbsvm", "tfidf", "nbsvm"))
     iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords", minimum=0)
     learning_rate: float | None = option(None, "CatBoost's learning rate; None: sized with its rounds from the budget",
                                          above=0, search=(0.01, 0.3), log=True)
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
+    leaves: int = option(31, "LightGBM's leaves a tree", minimum=2, maximum=1024, search=(8, 128), log=True)
+    bags: int | None = option(None, "times the K-fold CV runs on other splits (K x bags models averaged per "
+                                    "family); None: as many (up to 3) as the budget affords", minimum=1, maximum=10,
+                              search=(1, 3))
+    combiner: str = option("auto", "how the families' out-of-fold predictions combine: blend (non-negative weights), "
+                                   "stack (ridge / logistic level 2), auto: the better in nested CV",
+                           choices=("auto", "blend", "stack"))
+    encode_above: int = option(E.ENCODE_ABOVE, "distinct values above which a categorical is target-encoded out of "
+                                               "fold for LightGBM, XGBoost and the linear model", minimum=1,
+                               search=(5, 200), log=True)
+    final: str = option("bag", "each boosted family's final model: bag (its fold models' mean) or refit (CatBoost "
+                               "once more on every row)", choices=("bag", "refit"))
     # row weights (issue 24): the file `compete check-split --weights` writes
-    weights: Path | None = option(None, "a CSV of id,weight (`compete check-split --weights`): catboost and linear train "
+    weights: Path | None = option(None, "a CSV of id,weight (`compete check-split --weights`): the table families train "
                                         "on the rows weighted by it; the CV score stays unweighted")
 
 
@@ -67,13 +88,15 @@ def guess_metric(target: D.Target, sample: pd.DataFrame) -> str:
     return "accuracy"
 
 
-def explain_blend(metric: Metric, cv_score: float, by_model: dict[str, float], decision: M.Decision) -> None:
+def explain_blend(metric: Metric, cv_score: float, by_model: dict[str, float], decision: M.Decision,
+                  combined: str = "blend") -> None:
     """Say which figure is nested, and why the blend can score below a model of its own:
     the blend's cv fits its weights and decision on the other folds only; a model's own
     figure fits its decision on the very rows it is scored on."""
     shown = ", ".join(f"{name} {score:.5f}" for name, score in by_model.items())
-    log.info("cv %s %.5f is the blend's, nested: each fold scored with weights and a decision fitted on the other "
-             "folds only; each model alone: %s (not nested)", metric.name, cv_score, shown)
+    log.info("cv %s %.5f is the %s's, nested: each fold scored with %s and a decision fitted on the other "
+             "folds only; each model alone: %s (not nested)", metric.name, cv_score, combined,
+             "weights" if combined == "blend" else "a level-2 model", shown)
     best = max(by_model, key=lambda name: by_model[name] if metric.greater_is_better else -by_model[name])
     if metric.better(by_model[best], cv_score):
         if decision.kind != "identity":
@@ -83,8 +106,8 @@ def explain_blend(metric: Metric, cv_score: float, by_model: dict[str, float], d
             reason = (f"{best}'s figure fits nothing on the rows it scores, and the blend weights, fitted on the "
                       f"other folds, do worse on each held-out fold than {best} alone (the models are close, or "
                       f"the folds small)")
-        log.info("the blend scores below %s alone (%.5f against %.5f): %s; the nested figure is the one to expect "
-                 "of the submission", best, cv_score, by_model[best], reason)
+        log.info("the %s scores below %s alone (%.5f against %.5f): %s; the nested figure is the one to expect "
+                 "of the submission", combined, best, cv_score, by_model[best], reason)
 
 
 class Tabular(BaseCompetition):
@@ -225,12 +248,11 @@ class Tabular(BaseCompetition):
         layout = T.recognise(data.train, data.test, columns.kinds, data.train_source.name, data.layout.test.name)
         families = [name.strip() for name in options.models.split(",") if name.strip()]
         if families == ["auto"]:
-            families = list(T.FAMILIES) if layout else ["catboost", "linear"]
-        unknown = [name for name in families if name not in ("catboost", "linear", *T.FAMILIES)]
-        if unknown or not families:
-            raise io.InputError(f"models={options.models!r}: known families are auto, catboost, linear, {', '.join(T.FAMILIES)}")
-        log.info("%s: layout %s -> models %s", self.name, layout.describe() if layout else
-                 "table (no free-text column dominates)", ", ".join(families))
+            families = list(T.FAMILIES) if layout else None  # None: the plan picks them from the data's shape
+        unknown = [name for name in families or () if name not in (*M.TABLE_FAMILIES, *T.FAMILIES)]
+        if unknown or families == []:
+            raise io.InputError(f"models={options.models!r}: known families are auto, {', '.join(M.TABLE_FAMILIES)}, "
+                                f"{', '.join(T.FAMILIES)}")
         features = F.Features(columns, seed=options.seed).fit(data.train, data.test)
         X = features.trees(data.train)
         y, log_target = self._encode(data)
@@ -238,10 +260,19 @@ class Tabular(BaseCompetition):
         outputs = len(target.classes) if target.task == "multiclass" else len(target.columns)
         categorical = len(columns.of("categorical"))
         plan = M.plan(len(X), X.shape[1] - categorical, categorical, target.task, outputs, options.time_budget,
-                      options.fast, options.folds or None)
+                      options.fast, options.folds or None, tuple(families) if families else None, options.bags or 0,
+                      options.final == "refit")
+        families = list(plan.families)
+        log.info("%s: layout %s -> models %s", self.name, layout.describe() if layout else
+                 "table (no free-text column dominates)", ", ".join(families))
         if options.iterations:
-            plan = M.Plan(plan.folds, options.iterations, plan.learning_rate, max(50, options.iterations // 10))
-        plan = dataclasses.replace(plan, learning_rate=options.learning_rate or plan.learning_rate, depth=options.depth)
+            plan = dataclasses.replace(plan, iterations=options.iterations, early_stopping=max(50, options.iterations // 10))
+        plan = dataclasses.replace(plan, learning_rate=options.learning_rate or plan.learning_rate, depth=options.depth,
+                                   leaves=options.leaves)
+        encoded = E.high_cardinality(pd.concat([data.train[columns.of("categorical")], data.test[columns.of("categorical")]]),
+                                     columns.of("categorical"), options.encode_above)
+        if encoded and any(name in ("lightgbm", "xgboost", "linear") for name in families):
+            log.info("target-encoded out of fold (LightGBM, XGBoost, linear): %s", ", ".join(encoded))
         numeric = [c for c in X.columns if c not in columns.of("categorical")]
         loss = {"mae": "MAE"}.get(metric.name) if target.task == "regression" else None
         linear_frame = pd.concat([X, data.train[columns.of("text")]], axis=1)
@@ -259,56 +290,91 @@ class Tabular(BaseCompetition):
                      len(vectors.categorical) + len(vectors.numeric))
         makers = {
             "catboost": lambda: M.CatBoostModel(target.task, list(X.columns), columns.of("categorical"), plan, options.seed, loss),
-            "linear": lambda: M.LinearModel(target.task, numeric, columns.of("categorical"), columns.of("text"), options.seed),
+            "lightgbm": lambda: M.LightGBMModel(target.task, list(X.columns), columns.of("categorical"), encoded, plan,
+                                                options.seed, outputs, loss),
+            "xgboost": lambda: M.XGBoostModel(target.task, list(X.columns), columns.of("categorical"), encoded, plan,
+                                              options.seed, outputs, loss),
+            "linear": lambda: M.LinearModel(target.task, numeric, columns.of("categorical"), columns.of("text"), options.seed,
+                                            encoded),
             "tfidf": lambda: T.TfidfLogistic(target.task, vectors, options.seed),
             "nbsvm": lambda: T.NaiveBayesLogistic(target.task, vectors, options.seed),
         }
         makers = {name: makers[name] for name in families}
         row_weights = self._row_weights(data, options, families)
         kinds = {kind: len(columns.of(kind)) for kind in F.KINDS}
-        log.info("%s: %s, %d rows (%d unlabelled left out), %d features (%s), metric %s, %d folds%s",
+        repeats = plan.repeats if any(name in M.TABLE_FAMILIES for name in makers) else 1
+        log.info("%s: %s, %d rows (%d unlabelled left out), %d features (%s), metric %s, %d folds%s%s%s",
                  self.name, target.task, len(X), data.train.attrs.get("unlabelled_rows", 0), len(data.features),
                  ", ".join(f"{n} {k}" for k, n in kinds.items() if n), metric.name, plan.folds,
-                 f", catboost {plan.iterations} rounds at lr {plan.learning_rate:.3g}" if "catboost" in makers else "")
+                 f" x {repeats} repeats" if repeats > 1 else "",
+                 f", catboost {plan.iterations} rounds at lr {plan.learning_rate:.3g}" if "catboost" in makers else "",
+                 f", lightgbm/xgboost {plan.rounds} rounds at lr {plan.boosted_learning_rate:.3g}"
+                 if {"lightgbm", "xgboost"} & set(makers) else "")
 
-        with tqdm(total=plan.folds * len(makers), desc=self.name, disable=options.quiet) as bar:
+        with tqdm(total=plan.folds * repeats * len(makers), desc=self.name, disable=options.quiet) as bar:
             oof, fold_of, fold_models, seconds = M.cross_validate(linear_frame, y, makers, target.task, plan.folds,
-                                                                  options.seed, bar.update, weights=row_weights)
+                                                                  options.seed, bar.update, weights=row_weights,
+                                                                  repeats=repeats)
         names = list(oof)
-        weights = M.blend_weights(target.task, [oof[n] for n in names], y, M.blend_loss(target.task, metric),
-                                  not M.ranked(target.task, metric))
-        blended = M.blend(target.task, weights, [oof[n] for n in names])
-        decision = M.fit_decision(target.task, metric, y, blended)
-        honest = M.honest_predictions(oof, y, fold_of, target.task, metric)
         truth = self._truth(data)
-        cv_score = metric(truth, self._values(honest, target, log_target, as_indices=True))
+        # Blend and stack each scored in nested CV; auto keeps the stack only when it is better.
+        kinds_tried = ["blend", "stack"] if options.combiner == "auto" and len(names) > 1 else [options.combiner]
+        kinds_tried = ["blend" if kind == "auto" else kind for kind in kinds_tried]
+        nested = {kind: stacking.nested(oof, y, fold_of, target.task, metric, kind, options.seed) for kind in kinds_tried}
+        cv_by_combiner = {kind: float(metric(truth, self._values(nested[kind][0], target, log_target, as_indices=True)))
+                          for kind in kinds_tried}
+        chosen = kinds_tried[0]
+        for kind in kinds_tried[1:]:
+            if metric.better(cv_by_combiner[kind], cv_by_combiner[chosen]):
+                chosen = kind
+        combiner = stacking.make(chosen, target.task, metric, names, options.seed).fit([oof[n] for n in names], y)
+        blended = combiner.apply([oof[n] for n in names])
+        decision = M.fit_decision(target.task, metric, y, blended)
+        honest = nested[chosen][0]
+        weights = combiner.weights if chosen == "blend" else np.ones(len(names))
+        cv_score = cv_by_combiner[chosen]
         by_family = {n: metric(truth, self._values(M.fit_decision(target.task, metric, y, oof[n]).apply(oof[n]), target,
                                                    log_target, as_indices=True)) for n in names}
         fold_scores = {n: [float(metric(truth[fold_of == f], self._values(
             M.fit_decision(target.task, metric, y, oof[n]).apply(oof[n][fold_of == f]), target, log_target, as_indices=True)))
             for f in range(plan.folds)] for n in names}
-        log.info("blend weights: %s; decision: %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)),
-                 decision.words())
-        explain_blend(metric, cv_score, by_family, decision)
+        if len(kinds_tried) > 1:
+            log.info("nested cv %s: %s; %s kept", metric.name,
+                     ", ".join(f"{kind} {score:.5f}" for kind, score in cv_by_combiner.items()), chosen)
+        log.info("%s; decision: %s", combiner.words(), decision.words())
+        explain_blend(metric, cv_score, by_family, decision, chosen)
 
         final = {}
         for name, weight in zip(names, weights):
             if weight > 0:  # a family the blend gives nothing is not refitted
                 refit_started = time.perf_counter()
-                final[name] = fold_models[name][0].refit(linear_frame, y, fold_models[name],
-                                                         **({} if row_weights is None else {"sample_weight": row_weights}))
+                first = fold_models[name][0]
+                if options.final == "bag" and hasattr(first, "bag"):
+                    final[name] = first.bag(fold_models[name])
+                else:
+                    final[name] = first.refit(linear_frame, y, fold_models[name],
+                                              **({} if row_weights is None else {"sample_weight": row_weights}))
                 seconds[name] += time.perf_counter() - refit_started
                 log.info("final %-8s on all %d rows %.1fs %s", name, len(y), time.perf_counter() - refit_started,
                          final[name].summary())
         if vectors is not None:
             vectors.forget()
-        ensemble = M.Ensemble(final, dict(zip(names, map(float, weights))), decision, target.task)
+        ensemble = M.Ensemble(final, dict(zip(names, map(float, weights))), decision, target.task,
+                              combiner if chosen == "stack" else None)
         model = TabularModel(ensemble, features, target, metric, log_target, list(X.columns))
         self._write_oof(data, oof, honest, fold_of, target, log_target, run_dir)
         self._plot(truth, honest, blended, y, target, metric, log_target, run_dir)
         honest_by_fold = [float(metric(truth[fold_of == f], self._values(honest[fold_of == f], target, log_target,
                                                                           as_indices=True))) for f in range(plan.folds)]
-        note = "out-of-fold; blend weights and the decision for each fold fitted on the other folds"
+        note = (f"out-of-fold; the {'stack (level 2)' if chosen == 'stack' else 'blend weights'} and the decision for "
+                f"each fold fitted on the other folds; the level-1 out-of-fold predictions it learns from come from fold "
+                f"models that saw the other folds (not nested)")
+        if len(kinds_tried) > 1:
+            note += "; the choice of blend or stack made on both nested scores (not nested)"
+        if encoded and {"lightgbm", "xgboost", "linear"} & set(names):
+            note += "; target encoding fitted inside each fold on its training rows (nested)"
+        if repeats > 1:
+            note += f"; {repeats} repeats of the CV averaged per row, each prediction from a model that did not see the row"
         if vectors is not None:
             note += (f"; each logistic regression's C chosen by an inner {T.INNER_FOLDS}-fold CV on its outer fold's "
                      f"training rows (nested); TF-IDF vocabularies fitted on train + test text without labels (not nested)")
@@ -322,6 +388,10 @@ class Tabular(BaseCompetition):
                cv_by_model_note="each model alone, its decision fitted on all its out-of-fold rows (not nested)",
                fold_scores_by_model={n: [round(s, 6) for s in scores] for n, scores in fold_scores.items()},
                blend_weights={n: round(float(w), 6) for n, w in zip(names, weights)},
+               combiner=chosen, cv_by_combiner={kind: round(score, 6) for kind, score in cv_by_combiner.items()},
+               stack_coefficients=combiner.described() if chosen == "stack" else None,
+               repeats=repeats, target_encoded=encoded, boosted_rounds=plan.rounds,
+               boosted_learning_rate=plan.boosted_learning_rate, final=options.final,
                decision={"kind": decision.kind, "temperature": round(decision.temperature, 6),
                          "threshold": round(float(decision.threshold), 6),
                          "per_class": [round(float(t), 6) for t in decision.per_class]},
@@ -395,10 +465,10 @@ class Tabular(BaseCompetition):
         """Each training row's weight from `options.weights` (a check-split file), or None."""
         if options.weights is None:
             return None
-        unweighted = [name for name in families if name not in ("catboost", "linear")]
+        unweighted = [name for name in families or () if name not in M.TABLE_FAMILIES]
         if unweighted:
             raise io.InputError(f"weights={options.weights}: the {', '.join(unweighted)} family takes no row weights; "
-                                f"use models=catboost,linear")
+                                f"use models=catboost,lightgbm,xgboost,linear")
         if data.id_column not in data.train.columns:
             raise io.InputError(f"weights={options.weights}: {data.train_source.name} has no {data.id_column} column "
                                 f"to match the weights' ids with")

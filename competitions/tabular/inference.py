@@ -4,8 +4,8 @@ sample names, predict, write the submission in the sample's shape, validated.
 `compete predict` (through Tabular.predict) and the Kaggle notebook `compete package`
 builds share these functions, so both give the same file. The notebook runs them on
 Kaggle's image with only this module and what it imports vendored beside the model:
-numpy, pandas, scikit-learn, scipy and catboost (through the pickled model; text.py for
-the free-text families), nothing of the training stack (no MLflow, no click, no registry).
+numpy, pandas, scikit-learn, scipy, catboost, lightgbm and xgboost (through the pickled
+model; text.py for the free-text families), nothing of the training stack (no MLflow, no click, no registry).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def load_model(folder: Path):
     """The TabularModel a run saved in `folder`."""
     # The pickle names classes of these modules; importing them here also makes
     # packaging's import tracer ship them with this one.
-    from competitions.tabular import features, model, text  # noqa: F401
+    from competitions.tabular import encoding, features, model, stack, text  # noqa: F401
 
     return io.read_pickle(Path(folder) / MODEL, "run `compete fit` first")
 
@@ -58,14 +58,18 @@ def predict(model, test: pd.DataFrame, id_column: str) -> pd.DataFrame:
     X = pd.concat([X, test[model.features.columns.of("text")]], axis=1)
     decided = model.ensemble.predict(X)
     predicted = values(decided, model.target, model.log_target, model.metric)
-    target, ids = model.target, test[id_column].astype(str).to_numpy()
-    frame = pd.DataFrame({id_column: ids})
+    return shaped(predicted, model.target, model.metric, test[id_column], id_column)
+
+
+def shaped(predicted: np.ndarray, target: D.Target, metric: Metric, ids, id_column: str) -> pd.DataFrame:
+    """Values on the metric's scale laid out as the submission holds them."""
+    frame = pd.DataFrame({id_column: np.asarray(ids).astype(str)})
     if target.task == "regression":
         frame[target.sample_columns[0]] = predicted
     elif target.task == "multilabel":
         for j, column in enumerate(target.columns):
             frame[column] = predicted[:, j]
-    elif model.metric.output == "label":
+    elif metric.output == "label":
         frame[target.sample_columns[0]] = np.asarray(target.classes, dtype=object)[predicted.astype(int)]
     elif target.class_columns:
         matrix = predicted if predicted.ndim == 2 else np.column_stack([1 - predicted, predicted])

@@ -1,6 +1,8 @@
-"""K-fold out-of-fold CV of CatBoost (native categoricals) and a linear model (one-hot,
-scaled numbers, TF-IDF text), a blend fitted on their out-of-fold predictions, and the
-decision that turns blended predictions into what the metric scores.
+"""K-fold out-of-fold CV of CatBoost (native categoricals), LightGBM and XGBoost (few
+categories native, many target-encoded out of fold: encoding.py) and a linear model
+(one-hot, scaled numbers, TF-IDF text), each bagged over the folds; a blend or a stack
+fitted on their out-of-fold predictions (stack.py), and the decision that turns combined
+predictions into what the metric scores.
 
 Predictions travel in one representation per task: regression a vector (on the log1p
 scale when the metric is RMSLE), binary the probability of the second class, multiclass
@@ -41,6 +43,35 @@ STOPPING_SHARE = 0.15  # of a fold's training rows, held aside for CatBoost's ea
 REFIT_ROUNDS = 1.2
 
 
+# LightGBM's and XGBoost's cost, taken as the same (histogram trees on 2 cores, idle: about
+# 1 ms a round on 2,000 rows x 20 columns); a categorical counts as one numeric column
+# (native with few categories, a target-encoded number with many).
+BOOSTED_SECONDS_PER_CELL_ITERATION = 2e-8
+BOOSTED_SECONDS_PER_ITERATION = 1e-3
+BOOSTED = ("catboost", "lightgbm", "xgboost")
+TABLE_FAMILIES = ("catboost", "lightgbm", "xgboost", "linear")
+# What the automatic choice gives up first when the budget cannot afford every family at
+# MINIMUM_ROUNDS: XGBoost (the closest to LightGBM), then CatBoost (the slowest a round).
+DROPPED_FIRST = ("xgboost", "catboost")
+MINIMUM_ROUNDS = 300
+MAXIMUM_REPEATS = 3
+# Threads for LightGBM and XGBoost, from the data's size alone (a count read off the machine
+# would change the bytes from one machine to the next): one on small data, where a second
+# thread's synchronisation costs more than it gives (on 300 rows x 30 columns, 100 rounds,
+# 2 busy cores: LightGBM 0.5 s on one thread, 6.5 s on two; XGBoost 1.4 s against 23 s), two
+# (the cores the budget is meant for) above.
+THREADED_CELLS = 2_000_000
+# Seconds a fold fit of any family costs besides its rounds (the model set up, the target
+# encoding, the fold's predictions; the linear model's whole fit): on small data these, not
+# the rounds, decide how many CV repeats fit in the budget. Wine (140 rows), 60 fits: 2.5 s
+# a fit at load 15 on 2 cores, so about 1 s on idle ones.
+FIT_SECONDS = 1.0
+# The linear model's fit grows with the cells (one-hot, quantiles, the solver): on NYC flights
+# (60,000 training rows, 18 columns) 18-22 s a fold at load 16 on 2 cores, ~2 us a cell idle.
+LINEAR_SECONDS_PER_CELL = 2e-6
+BUDGET_SHARE = 0.7  # of the budget for the boosted families' rounds; the rest: features, linear, stack
+
+
 @dataclass(frozen=True)
 class Plan:
     folds: int
@@ -49,22 +80,58 @@ class Plan:
     early_stopping: int
     depth: int = 6
     linear: bool = True
+    families: tuple = ("catboost", "linear")
+    repeats: int = 1              # times the K-fold CV runs, with other splits: K x repeats bagged models
+    rounds: int = 1000            # LightGBM's and XGBoost's maximum rounds
+    boosted_learning_rate: float = 0.05
+    leaves: int = 31              # LightGBM's leaves a tree (XGBoost: depth 6)
 
 
 def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, budget: float, fast: bool,
-         folds: int | None) -> Plan:
-    """Folds and CatBoost's size for the time budget (seconds for the whole fit)."""
+         folds: int | None, families: tuple | None = None, repeats: int = 0, refit: bool = False) -> Plan:
+    """Folds, families, repeats of the CV and each boosted family's rounds for the time
+    budget (seconds for the whole fit), from the data's shape alone: the same data and
+    budget give the same plan (and bytes) on any machine. `families` None: chosen here,
+    every table family when the budget affords each MINIMUM_ROUNDS, else the ones
+    DROPPED_FIRST go; `repeats` 0: as many CV repeats (up to MAXIMUM_REPEATS) as the
+    budget affords at full rounds: more bagged models on small data, one pass on large."""
     folds = folds or (3 if fast else 5)
     models_per_fold = outputs if task == "multilabel" else 1
+    classes = outputs if task == "multiclass" else 1
     cells = rows * (numeric + CATEGORICAL_COST * categorical)
-    per_iteration = cells * SECONDS_PER_CELL_ITERATION * (outputs if task == "multiclass" else 1) + SECONDS_PER_ITERATION
-    # K folds and the final model on every row (about 1.5 folds' worth of rows).
-    affordable = int(0.7 * budget / ((folds + 1.5) * models_per_fold * per_iteration))
+    per_iteration = {
+        "catboost": cells * SECONDS_PER_CELL_ITERATION * classes + SECONDS_PER_ITERATION,
+        "lightgbm": rows * (numeric + categorical) * BOOSTED_SECONDS_PER_CELL_ITERATION * classes + BOOSTED_SECONDS_PER_ITERATION,
+    }
+    per_iteration["xgboost"] = per_iteration["lightgbm"]
+    # K folds, and for CatBoost refitted on every row the final model (about 1.5 folds' rows).
+    fits = {name: (folds + (1.5 if refit and name == "catboost" else 0)) * models_per_fold for name in BOOSTED}
+    share = BUDGET_SHARE * budget
     ceiling = 300 if fast else 2000
-    iterations = int(np.clip(affordable, 100, ceiling))
+
+    def cost(chosen, rounds, times=1):
+        linear = folds * (FIT_SECONDS + rows * (numeric + categorical) * LINEAR_SECONDS_PER_CELL)
+        return times * sum(fits[name] * per_iteration[name] * rounds + folds * models_per_fold * FIT_SECONDS
+                           if name in BOOSTED else linear for name in chosen)
+    if families is None:
+        chosen = list(TABLE_FAMILIES)
+        for name in DROPPED_FIRST:
+            if cost(chosen, MINIMUM_ROUNDS) > share:
+                chosen.remove(name)
+        families = tuple(chosen)
+    if not repeats:
+        repeats = 1 if fast else max([1] + [r for r in range(1, MAXIMUM_REPEATS + 1) if cost(families, ceiling, r) <= share])
+    boosted = [name for name in families if name in BOOSTED] or ["catboost"]
+    # Each boosted family an equal share of the time: its rounds as many as that affords.
+    rounds_share = max(share - cost(families, 0, repeats), 0.2 * share)  # what the fits' fixed costs leave
+    affordable = {name: int(rounds_share / len(boosted) / (repeats * fits[name] * per_iteration[name])) for name in BOOSTED}
+    iterations = int(np.clip(affordable["catboost"], 100, ceiling))
+    rounds = int(np.clip(min(affordable["lightgbm"], affordable["xgboost"]), 100, ceiling))
     # Fewer rounds need larger steps to reach the same fit; early stopping ends the rest.
     learning_rate = float(np.clip(0.06 * np.sqrt(2000 / iterations), 0.06, 0.3))
-    return Plan(folds, iterations, round(learning_rate, 4), max(50, iterations // 10))
+    boosted_learning_rate = float(np.clip(0.04 * np.sqrt(2000 / rounds), 0.04, 0.3))
+    return Plan(folds, iterations, round(learning_rate, 4), max(50, iterations // 10), families=tuple(families),
+                repeats=repeats, rounds=rounds, boosted_learning_rate=round(boosted_learning_rate, 4))
 
 
 def splitter(task: str, y, folds: int, seed: int):
@@ -73,6 +140,30 @@ def splitter(task: str, y, folds: int, seed: int):
         if counts.min() >= folds:
             return StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
     return KFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)))
+
+
+def stopping_split(task: str, y, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a boosted family fits on and the STOPPING_SHARE it stops early on."""
+    from sklearn.model_selection import train_test_split
+    stratify = None
+    if task in ("binary", "multiclass") and np.bincount(np.asarray(y, dtype=int)).min() >= 2:
+        stratify = y
+    return train_test_split(np.arange(len(y)), test_size=STOPPING_SHARE, random_state=seed, stratify=stratify)
+
+
+class FoldBag:
+    """A family's final model as its fold models' mean prediction: every row was trained
+    on by K-1 of them, and the budget goes to the folds instead of one more fit."""
+
+    def __init__(self, models: list):
+        self.models = list(models)
+        self.name = self.models[0].name
+
+    def predict(self, X) -> np.ndarray:
+        return np.mean([model.predict(X) for model in self.models], axis=0)
+
+    def summary(self) -> str:
+        return f"the mean of its {len(self.models)} fold models"
 
 
 class CatBoostModel:
@@ -104,12 +195,7 @@ class CatBoostModel:
         rows: stopping where those score best would make the out-of-fold predictions (and
         the blend and calibration fitted on them) look better than the test will.
         `sample_weight`: each row's weight (a check-split file), for both shares."""
-        from sklearn.model_selection import train_test_split
-        stratify = None
-        if self.task in ("binary", "multiclass") and np.bincount(np.asarray(y, dtype=int)).min() >= 2:
-            stratify = y
-        fit_rows, stop_rows = train_test_split(np.arange(len(X)), test_size=STOPPING_SHARE, random_state=self.seed,
-                                               stratify=stratify)
+        fit_rows, stop_rows = stopping_split(self.task, y, self.seed)
         X_fit, X_stop = X.iloc[fit_rows], X.iloc[stop_rows]
         weights = {} if sample_weight is None else {"weight": np.asarray(sample_weight)[fit_rows],
                                                     "weight_valid": np.asarray(sample_weight)[stop_rows]}
@@ -136,6 +222,9 @@ class CatBoostModel:
         final.best_iterations_ = [int(r) for r in rounds]
         return final
 
+    def bag(self, folds: list["CatBoostModel"]) -> FoldBag:
+        return FoldBag(folds)
+
     def summary(self) -> str:
         return f"best iteration {', '.join(map(str, self.best_iterations_))} of {self.plan.iterations}"
 
@@ -155,8 +244,10 @@ class LinearModel:
 
     name = "linear"
 
-    def __init__(self, task: str, numeric: list[str], categorical: list[str], text: list[str], seed: int):
+    def __init__(self, task: str, numeric: list[str], categorical: list[str], text: list[str], seed: int,
+                 encoded: list[str] | tuple = ()):
         self.task, self.numeric, self.categorical, self.text, self.seed = task, numeric, categorical, text, seed
+        self.encoded = list(encoded)  # categoricals with many categories: target-encoded out of fold, then scaled
 
     def _pipeline(self, rows: int):
         from sklearn.compose import ColumnTransformer
@@ -168,13 +259,15 @@ class LinearModel:
         from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
 
         parts = []
-        if self.numeric:
+        numeric = self.numeric + self.encoded_columns_
+        categorical = [column for column in self.categorical if column not in self.encoded]
+        if numeric:
             parts.append(("numeric", make_pipeline(
                 SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
                 QuantileTransformer(n_quantiles=min(1000, max(10, rows)), output_distribution="normal",
-                                    random_state=self.seed)), self.numeric))
-        if self.categorical:
-            parts.append(("categorical", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=2), self.categorical))
+                                    random_state=self.seed)), numeric))
+        if categorical:
+            parts.append(("categorical", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=2), categorical))
         for column in self.text:
             parts.append((f"text_{column}", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=20_000,
                                                              sublinear_tf=True), column))
@@ -187,24 +280,35 @@ class LinearModel:
                 estimator = MultiOutputClassifier(estimator)
         return make_pipeline(columns, estimator)
 
-    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _frame(self, X: pd.DataFrame, y=None) -> pd.DataFrame:
+        from competitions.tabular.encoding import TargetEncoding
         X = X[self.numeric + self.categorical + self.text].copy()
         for column in self.text:
             X[column] = X[column].fillna("").astype(str)
-        return X
+        encoded = [column for column in getattr(self, "encoded", []) if column in self.categorical]
+        if y is not None:
+            self.encoding_ = TargetEncoding(encoded, self.task, self.seed)
+            before = set(X.columns)
+            X = self.encoding_.fit_transform(X, y)
+            self.encoded_columns_ = [column for column in X.columns if column not in before]
+            return X
+        return self.encoding_.transform(X) if hasattr(self, "encoding_") else X
 
     def fit(self, X, y, sample_weight=None):
+        self.encoded = getattr(self, "encoded", [])
+        frame = self._frame(X, np.asarray(y))
         pipeline = self._pipeline(len(X))
         # a row weight reaches the pipeline's last step, the estimator (scikit-learn's step__param routing)
         weights = {} if sample_weight is None else {f"{pipeline.steps[-1][0]}__sample_weight": np.asarray(sample_weight)}
-        self.model_ = pipeline.fit(self._frame(X), y, **weights)
+        self.model_ = pipeline.fit(frame, y, **weights)
         # A linear model extrapolates without bound (a house of twice the largest area
         # priced at twice the largest price); trees never leave the range they saw.
         self.range_ = (float(np.min(y)), float(np.max(y))) if self.task == "regression" else None
         return self
 
     def refit(self, X, y, folds: list["LinearModel"], sample_weight=None) -> "LinearModel":
-        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed).fit(X, y, sample_weight)
+        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed, self.encoded).fit(
+            X, y, sample_weight)
 
     def summary(self) -> str:
         alpha = getattr(self.model_[-1], "alpha_", None)  # RidgeCV's choice; logistic regression has none
@@ -218,6 +322,152 @@ class LinearModel:
         if self.task == "multilabel":
             return np.column_stack([p[:, 1] for p in probabilities])
         return probabilities[:, 1] if self.task == "binary" else probabilities
+
+
+_GPU = None
+
+
+def gpu() -> bool:
+    """Whether a CUDA device is there (asked of torch once, and only when a boosted family
+    runs): the boosted families train on it then. Results on a GPU differ from the CPU's."""
+    global _GPU
+    if _GPU is None:
+        try:
+            import torch
+            _GPU = bool(torch.cuda.is_available())
+        except (ImportError, RuntimeError, OSError):  # no torch, or a broken CUDA install: the CPU
+            _GPU = False
+    return _GPU
+
+
+class BoostedModel:
+    """What LightGBM and XGBoost share: categoricals with few categories native (pandas
+    categories fixed on the fold's training rows), many target-encoded out of fold
+    (encoding.py), early stopping on a share of the training rows as CatBoost does, one
+    model per label for several labels."""
+
+    name = ""
+
+    def __init__(self, task: str, columns: list[str], categorical: list[str], encoded: list[str], plan: Plan,
+                 seed: int, outputs: int, loss: str | None = None):
+        self.task, self.columns, self.categorical, self.encoded = task, columns, categorical, encoded
+        self.plan, self.seed, self.outputs, self.loss = plan, seed, outputs, loss
+
+    def threads(self, X: pd.DataFrame) -> int:
+        return 1 if X.shape[0] * X.shape[1] < THREADED_CELLS else 2
+
+    def _frame(self, X: pd.DataFrame, y=None) -> pd.DataFrame:
+        from competitions.tabular.encoding import TargetEncoding
+        X = X[self.columns]
+        native = [column for column in self.categorical if column not in self.encoded]
+        if y is not None:
+            self.encoding_ = TargetEncoding(self.encoded, self.task, self.seed)
+            X = self.encoding_.fit_transform(X, y)
+            self.categories_ = {column: sorted(X[column].astype(str).unique()) for column in native}
+        else:
+            X = self.encoding_.transform(X)
+        X = X.copy()
+        for column in native:  # a category the training rows never held is missing
+            X[column] = pd.Categorical(X[column].astype(str), categories=self.categories_[column])
+        return X
+
+    def fit(self, X, y, sample_weight=None):
+        y = np.asarray(y)
+        self.best_iterations_ = []
+        frame = self._frame(X, y)
+        fit_rows, stop_rows = stopping_split(self.task, y, self.seed)
+        X_fit, X_stop = frame.iloc[fit_rows], frame.iloc[stop_rows]
+        self.weight_ = None if sample_weight is None else np.asarray(sample_weight)[fit_rows]
+        if self.task == "multilabel":
+            self.models_ = [self._one(X_fit, y[fit_rows, j], X_stop, y[stop_rows, j], "binary")
+                            for j in range(y.shape[1])]
+        else:
+            self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.task)]
+        return self
+
+    def refit(self, X, y, folds: list, sample_weight=None) -> FoldBag:
+        return FoldBag(folds)
+
+    def bag(self, folds: list) -> FoldBag:
+        return FoldBag(folds)
+
+    def summary(self) -> str:
+        return f"best iteration {', '.join(map(str, self.best_iterations_))} of {self.plan.rounds}"
+
+    def _probabilities(self, model, X) -> np.ndarray:
+        """Every class's column, also for a class the fold's training rows lacked."""
+        seen = model.predict_proba(X)
+        if self.task != "multiclass" or seen.shape[1] == self.outputs:
+            return seen
+        full = np.zeros((len(X), self.outputs))
+        full[:, np.asarray(model.classes_, dtype=int)] = seen
+        return full
+
+    def predict(self, X) -> np.ndarray:
+        frame = self._frame(X)
+        if self.task == "regression":
+            return self.models_[0].predict(frame)
+        if self.task == "multilabel":
+            return np.column_stack([m.predict_proba(frame)[:, 1] for m in self.models_])
+        probabilities = self._probabilities(self.models_[0], frame)
+        return probabilities[:, 1] if self.task == "binary" else probabilities
+
+
+class LightGBMModel(BoostedModel):
+    name = "lightgbm"
+
+    def _one(self, X, y, X_stop, y_stop, task: str):
+        import lightgbm
+        settings = dict(n_estimators=self.plan.rounds, learning_rate=self.plan.boosted_learning_rate,
+                        num_leaves=self.plan.leaves, min_child_samples=int(np.clip(len(X) // 100, 5, 20)),
+                        subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0,
+                        random_state=self.seed, verbose=-1, deterministic=True, force_row_wise=True, n_jobs=self.threads(X),
+                        max_cat_to_onehot=4, min_data_per_group=20, cat_smooth=10)
+        if gpu():
+            settings["device_type"] = "gpu"
+        if task == "regression":
+            model = lightgbm.LGBMRegressor(objective="l1" if self.loss == "MAE" else "l2", **settings)
+        else:
+            model = lightgbm.LGBMClassifier(**settings)
+        import inspect
+        # LightGBM 4.7 renamed eval_set (and warns on it); older releases (a platform's image) know only that
+        stop = ({"eval_X": (X_stop,), "eval_y": (y_stop,)} if "eval_X" in inspect.signature(model.fit).parameters
+                else {"eval_set": [(X_stop, y_stop)]})
+        model.fit(X, y, sample_weight=self.weight_,
+                  callbacks=[lightgbm.early_stopping(max(30, self.plan.rounds // 10), verbose=False)], **stop)
+        self.best_iterations_.append(int(model.best_iteration_ or self.plan.rounds))
+        return model
+
+
+class XGBoostModel(BoostedModel):
+    name = "xgboost"
+
+    def _one(self, X, y, X_stop, y_stop, task: str):
+        import xgboost
+        settings = dict(n_estimators=self.plan.rounds, learning_rate=self.plan.boosted_learning_rate, max_depth=6,
+                        min_child_weight=1.0, subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0,
+                        tree_method="hist", enable_categorical=True, max_cat_to_onehot=4,
+                        early_stopping_rounds=max(30, self.plan.rounds // 10), random_state=self.seed, n_jobs=self.threads(X),
+                        device="cuda" if gpu() else "cpu")
+        if task == "regression":
+            model = xgboost.XGBRegressor(objective="reg:absoluteerror" if self.loss == "MAE" else "reg:squarederror",
+                                         **settings)
+        else:
+            model = xgboost.XGBClassifier(**settings)
+            present = np.unique(y)
+            if task == "multiclass" and len(present) < self.outputs:
+                # XGBoost wants the classes 0..n-1: the fold's own, mapped back in `_probabilities`
+                model.fit(X, np.searchsorted(present, y), sample_weight=self.weight_,
+                          eval_set=[(X_stop, np.searchsorted(present, y_stop))], verbose=False)
+                model.classes_ = present
+                return self._remember(model)
+        model.fit(X, y, sample_weight=self.weight_, eval_set=[(X_stop, y_stop)], verbose=False)
+        return self._remember(model)
+
+    def _remember(self, model):
+        best = getattr(model, "best_iteration", None)
+        self.best_iterations_.append(int(best + 1 if best is not None else self.plan.rounds))
+        return model
 
 
 BLEND_STEP = 0.05  # of the weight grid searched when the metric scores an order (AUC)
@@ -356,8 +606,12 @@ class Ensemble:
     weights: dict                # name -> blend weight
     decision: Decision
     task: str = "regression"
+    stacker: object = None       # stack.Stack when the stack beat the blend in nested CV; None: the blend
 
     def blended(self, X: pd.DataFrame) -> np.ndarray:
+        stacker = getattr(self, "stacker", None)  # absent from runs pickled before the stack
+        if stacker is not None:
+            return stacker.apply([self.models[name].predict(X) for name in stacker.names])
         names = [name for name, weight in self.weights.items() if weight > 0]
         return blend(self.task, [self.weights[name] for name in names], [self.models[name].predict(X) for name in names])
 
@@ -366,27 +620,33 @@ class Ensemble:
 
 
 def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, folds: int, seed: int, progress=None,
-                   weights: np.ndarray | None = None):
+                   weights: np.ndarray | None = None, repeats: int = 1):
     """Out-of-fold predictions of every family, the fold of each row, the fitted fold
-    models and the seconds each family took. `weights`: each row's, passed to every fit."""
-    split = list(splitter(task, y, folds, seed))
+    models and the seconds each family took. `weights`: each row's, passed to every fit. With `repeats` the K-fold CV runs again on
+    other splits (seed + repeat): each row's prediction is its mean over the repeats (every
+    one from a model that did not see the row), K x repeats models bagged per family; the
+    fold of a row is its fold in the first split."""
     fold_of = np.zeros(len(X), dtype=int)
     oof, models, seconds = {}, {name: [] for name in families}, {name: 0.0 for name in families}
-    for fold, (train_index, valid_index) in enumerate(split):
-        fold_of[valid_index] = fold
-        for name, make in families.items():
-            started = time.perf_counter()
-            model = make().fit(X.iloc[train_index], y[train_index],
-                               **({} if weights is None else {"sample_weight": weights[train_index]}))
-            predicted = model.predict(X.iloc[valid_index])
-            if name not in oof:
-                oof[name] = np.zeros((len(X),) + predicted.shape[1:])
-            oof[name][valid_index] = predicted
-            models[name].append(model)
-            seconds[name] += time.perf_counter() - started
-            log.info("fold %d %-8s %.1fs %s", fold + 1, name, time.perf_counter() - started, model.summary())
-            if progress:
-                progress()
+    for repeat in range(repeats):
+        split = list(splitter(task, y, folds, seed + repeat))
+        for fold, (train_index, valid_index) in enumerate(split):
+            if repeat == 0:
+                fold_of[valid_index] = fold
+            for name, make in families.items():
+                started = time.perf_counter()
+                model = make().fit(X.iloc[train_index], y[train_index],
+                                   **({} if weights is None else {"sample_weight": weights[train_index]}))
+                predicted = model.predict(X.iloc[valid_index])
+                if name not in oof:
+                    oof[name] = np.zeros((len(X),) + predicted.shape[1:])
+                oof[name][valid_index] += predicted / repeats
+                models[name].append(model)
+                seconds[name] += time.perf_counter() - started
+                log.info("fold %d%s %-8s %.1fs %s", fold + 1, f" of repeat {repeat + 1}" if repeats > 1 else "", name,
+                         time.perf_counter() - started, model.summary())
+                if progress:
+                    progress()
     return oof, fold_of, models, seconds
 
 

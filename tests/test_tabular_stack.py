@@ -1,0 +1,115 @@
+"""The generic tabular path's families, stack, target encoding and plan: LightGBM and
+XGBoost selectable, a level-2 stack whose nested CV is no worse than any family alone,
+out-of-fold target encoding that cannot leak a noise id, a plan from the data's shape."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from competitions.tabular import model as M
+
+QUICK = ("--fast", "--quiet", "--set", "folds=3", "--set", "bags=1")
+
+
+def _folder(out: Path, train: pd.DataFrame, test: pd.DataFrame, target: str, sample_value) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    train.to_csv(out / "train.csv", index=False)
+    test.drop(columns=target).to_csv(out / "test.csv", index=False)
+    pd.DataFrame({"id": test["id"], target: sample_value}).to_csv(out / "sample_submission.csv", index=False)
+    return out
+
+
+def _run(compete, data: Path, metric: str, work: Path, label: str, *settings) -> tuple[dict, Path]:
+    run_dir, out = work / f"run-{label}", work / f"{label}.csv"
+    extra = [part for setting in settings for part in ("--set", setting)]
+    result = compete.in_process("run", "kaggle:demo", "--data", data, "--metric", metric, *QUICK, *extra,
+                                "--run-dir", run_dir, "--out", out)
+    assert result.exit_code == 0, result.output
+    return json.loads((run_dir / "metrics.json").read_text()), out
+
+
+@pytest.fixture(scope="module")
+def additive(tmp_path_factory) -> Path:
+    """A number that is a linear sum of five columns (a linear model's) plus a step in a
+    sixth (a tree's): each family alone misses a part the other has."""
+    rng = np.random.default_rng(3)
+    rows = 480
+    x = rng.normal(size=(rows, 6))
+    y = x[:, :5] @ np.array([1.0, -0.8, 0.6, 0.5, -0.4]) + 2.0 * (x[:, 5] > 0.3) + 0.2 * rng.normal(size=rows)
+    frame = pd.DataFrame(x.round(4), columns=[f"x{i}" for i in range(6)]).assign(id=[f"a{i}" for i in range(rows)], y=y)
+    return _folder(tmp_path_factory.mktemp("additive"), frame.iloc[:360], frame.iloc[360:], "y", 0.0)
+
+
+def test_the_stack_is_used_and_its_nested_cv_is_no_worse_than_any_family(compete, additive, tmp_path):
+    metrics, _ = _run(compete, additive, "rmse", tmp_path, "stack", "models=lightgbm,linear", "combiner=stack")
+    assert metrics["combiner"] == "stack" and set(metrics["stack_coefficients"]) == {"lightgbm", "linear"}
+    assert metrics["cv_score"] <= min(metrics["cv_by_model"].values()), metrics["cv_by_model"]
+    assert "stack (level 2)" in metrics["cv_score_note"] and "(not nested)" in metrics["cv_score_note"]
+    # the out-of-fold file keeps every family for `compete blend`, and the nested figure is its oof_final's
+    oof = pd.read_csv(tmp_path / "run-stack" / "oof.csv")
+    assert {"oof_lightgbm", "oof_linear", "oof_final"} <= set(oof.columns)
+    assert np.sqrt(np.mean((oof["oof_final"] - oof["y"]) ** 2)) == pytest.approx(metrics["cv_score"], abs=1e-4)
+    # auto scores the blend and the stack in nested CV and keeps the better
+    metrics, _ = _run(compete, additive, "rmse", tmp_path, "auto", "models=lightgbm,linear")
+    scores = metrics["cv_by_combiner"]
+    assert set(scores) == {"blend", "stack"} and metrics["cv_score"] == pytest.approx(min(scores.values()), abs=1e-6)
+    # both runs keep out_of_fold.csv in submission shape: `compete blend` combines them
+    kept = pd.read_csv(tmp_path / "run-auto" / "out_of_fold.csv")
+    assert list(kept.columns) == ["id", "fold", "y", "truth:y"]
+    blended = compete.in_process("blend", "kaggle:demo", tmp_path / "run-stack", tmp_path / "run-auto", "--data", additive,
+                                 "--metric", "rmse")
+    assert blended.exit_code == 0 and "cv rmse: " in blended.output, blended.output
+
+
+def test_target_encoding_is_out_of_fold_a_noise_id_does_not_leak(compete, tmp_path):
+    """An account id of 150 values over 450 rows and a label that is a coin toss: encoded
+    with labels from outside the fold the CV would read the labels back (AUC near 1)."""
+    rng = np.random.default_rng(5)
+    rows = 450
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(rows)], "account": [f"u{k:03d}" for k in rng.integers(0, 150, rows)],
+                          "noise": rng.normal(size=rows).round(3), "label": rng.integers(0, 2, rows)})
+    data = _folder(tmp_path / "noise", frame.iloc[:360], frame.iloc[360:], "label", 0.5)
+    for family in ("lightgbm", "linear"):
+        metrics, _ = _run(compete, data, "auc", tmp_path, family, f"models={family}")
+        assert metrics["target_encoded"] == ["account"]
+        assert 0.38 < metrics["cv_score"] < 0.62, (family, metrics["cv_score"])
+
+
+def test_target_encoding_of_training_rows_is_cross_fitted():
+    """Inside a fold too, a training row's encoding never holds its own label."""
+    from competitions.tabular.encoding import TargetEncoding
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"account": [f"u{i}" for i in range(300)], "other": rng.normal(size=300)})  # every id once
+    y = rng.integers(0, 2, 300)
+    encoded = TargetEncoding(["account"], "binary", seed=0).fit_transform(X, y)
+    assert list(encoded.columns) == ["other", "account__target"]
+    assert abs(np.corrcoef(encoded["account__target"], y)[0, 1]) < 0.2  # in-sample means would give 1.0
+
+
+def test_models_lightgbm_and_xgboost_run_alone_and_same_seed_gives_same_bytes(compete, tmp_path):
+    from competitions.tabular.synth import CLASSES, make
+    data = make(tmp_path / "grades", "multiclass", rows=300, seed=2)
+    truth = pd.read_csv(data / "answers" / "solution.csv").set_index("row_id")
+    for family in ("lightgbm", "xgboost"):
+        metrics, out = _run(compete, data, "logloss", tmp_path, family, f"models={family}")
+        assert metrics["models"] == [family] and metrics["cv_by_model"].keys() == {family}
+        submission = pd.read_csv(out).set_index("row_id").loc[truth.index, list(CLASSES)].to_numpy()
+        loss = -np.mean(np.log(np.clip((submission * truth[list(CLASSES)].to_numpy()).sum(axis=1), 1e-15, 1)))
+        assert loss < 0.9 * np.log(len(CLASSES)), (family, loss)  # under the uniform guess
+    _, again = _run(compete, data, "logloss", tmp_path, "xgboost-again", "models=xgboost")
+    assert again.read_bytes() == (tmp_path / "xgboost.csv").read_bytes()
+
+
+def test_the_plan_spends_the_budget_by_the_data_shape():
+    small = M.plan(800, 10, 3, "binary", 1, 600.0, False, None)
+    assert small.families == M.TABLE_FAMILIES and small.repeats == M.MAXIMUM_REPEATS
+    large = M.plan(300_000, 40, 10, "binary", 1, 600.0, False, None)
+    assert large.families == ("lightgbm", "linear") and large.repeats == 1
+    assert small.rounds > large.rounds and small.iterations > large.iterations
+    assert M.plan(800, 10, 3, "binary", 1, 600.0, False, None) == small  # nothing but the shape and budget goes in
+    chosen = M.plan(800, 10, 3, "binary", 1, 600.0, False, None, families=("xgboost",), repeats=2)
+    assert chosen.families == ("xgboost",) and chosen.repeats == 2

@@ -41,6 +41,7 @@ class UberOptions(Options):
     learning_rate: float | None = option(None, "CatBoost learning rate; None: 0.15 with --fast, 0.06", above=0,
                                          search=(0.01, 0.3), log=True)
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
+    bags: int = option(1, "boosters on the final rows, each with its own seed; their log-odds are averaged", minimum=1)
 
 
 class UberCapeTown(BaseCompetition):
@@ -96,22 +97,35 @@ class UberCapeTown(BaseCompetition):
         del features, validation_features
 
         refit = (not options.fast) if options.refit is None else options.refit
-        if refit:
+        bagged = []
+        if refit or options.bags > 1:
             # The validation block is the most recent data: train again with it, as
-            # many trees as validation chose plus a tenth for the larger training set.
-            with tqdm(total=1, desc="refit", disable=options.quiet) as bar:
-                rows = uber_features.concatenate([context.block_rows(data.events, plan.validation_span, plan.negative_rate, rng), rows])
-                params = {**params, "iterations": max(1, int(round(iterations * 1.1)))}
-                booster = uber_model.train(panel.features(context, rows), rows.label, plan.negative_rate, categorical, params)
+            # many trees as validation chose plus a tenth for the larger training set
+            # (and the bag's other boosters alike, each with its own seed).
+            with tqdm(total=options.bags, desc="refit", disable=options.quiet) as bar:
+                if refit:
+                    rows = uber_features.concatenate([context.block_rows(data.events, plan.validation_span, plan.negative_rate, rng), rows])
+                    params = {**params, "iterations": max(1, int(round(iterations * 1.1)))}
+                else:
+                    params = {**params, "iterations": iterations}
+                features = panel.features(context, rows)
+                if refit:
+                    booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params)
                 bar.update()
+                for bag in range(1, options.bags):
+                    bagged.append(uber_model.train(features, rows.label, plan.negative_rate, categorical,
+                                                   {**params, "random_seed": params["random_seed"] + bag}))
+                    bar.update()
+                del features
 
         model = uber_model.UberModel(booster, list(booster.feature_names_), categorical, context.block_days, options.rule,
-                                     checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir))
+                                     checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir), bagged=bagged)
         decisions = dict(
             **checked.figures(), rule=options.rule, dirt=data.dirt,
             extras={k: v for k, v in data.sources.items() if k not in ("train", "segments")},
             features_used=list(booster.feature_names_),
             feature_importance={k: round(float(v), 3) for k, v in importance.head(20).items()},
+            level_drift=dict(zip(("persistence", "size"), context.level_drift or ())), bags=options.bags,
             block_days=context.block_days, training_blocks=len(plan.training_spans), negative_rate=plan.negative_rate,
             training_rows=len(rows), best_iteration=iterations, refit=bool(refit),
             model_seconds=round(fit_seconds, 2), train_seconds=round(time.perf_counter() - started, 2))

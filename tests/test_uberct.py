@@ -144,6 +144,8 @@ def test_panel_matches_a_hand_built_case():
         assert row[uber_features.SHRUNK] == pytest.approx(np.log((count + prior) / (72 + prior / city)), rel=1e-5)
     # The offset, the level filter's forecast, is finite and ranks the segments as their counts do.
     assert a[uber_features.OFFSET] > b[uber_features.OFFSET] > c[uber_features.OFFSET] > np.log(city) - 3
+    shrunk = uber_features.Context(hand_data(), offset="shrunk").features(rows)
+    assert np.array_equal(shrunk[uber_features.OFFSET], shrunk[uber_features.SHRUNK])
     morning = frame[(frame["segment"] == "SAAAAAA") & (frame["hour"] == 8)].iloc[0]
     assert morning["rate_part_of_day"] == pytest.approx(2 / (3 * 4))  # two 08:xx incidents, 4 morning hours a day
     assert morning["weekday"] == 5 and morning["resting"] == 1  # 2020-01-04 was a Saturday

@@ -35,7 +35,9 @@ HOURS_IN_BUCKET = np.bincount(BUCKET_OF_HOUR)
 WINDOWS = (30, 90, 365)  # days of recent history
 PRIOR_INCIDENTS = 5.0  # the offset's rate is shrunk towards the city's as if by this many incidents at its mean
 SHRUNK = "log_rate_all_shrunk"  # the all-history rate, shrunk towards the city's
-OFFSET = "log_rate_level"  # the model's starting log-odds of a row (competitions.uberct.model): the level filter's forecast
+OFFSET = "offset"  # the model's starting log-odds of a row (competitions.uberct.model)
+LEVEL = "log_rate_level"  # the level filter's forecast (competitions.uberct.level)
+OFFSETS = ("level", "shrunk")  # what the offset copies: LEVEL or SHRUNK
 NEIGHBOURS = 10
 NEIGHBOUR_KM = 3.0
 MIN_COVERAGE = 0.9  # an extra source is used only when it covers this share of the test hours
@@ -75,7 +77,10 @@ class Context:
     """What the features need, built once from the loaded data: the segment table,
     neighbour weights, daily event counts and the hourly extras."""
 
-    def __init__(self, data: uber_data.UberData, block_days: int | None = None):
+    def __init__(self, data: uber_data.UberData, block_days: int | None = None, offset: str = "level"):
+        if offset not in OFFSETS:
+            raise ValueError(f"unknown offset {offset!r}; known: {', '.join(OFFSETS)}")
+        self.offset = offset
         segments = data.segments
         ids = list(segments[uber_data.SEGMENT_ID])
         extra_ids = sorted(set(np.unique(data.test_segments)) - set(ids))
@@ -154,7 +159,7 @@ class Context:
         return np.log((counts + PRIOR_INCIDENTS) / (exposure + PRIOR_INCIDENTS / city))
 
     HISTORY_COLUMNS = ["rate_all", *(f"rate_{w}d" for w in WINDOWS), "neighbour_rate_all", "neighbour_rate_90d",
-                       "road_rate_all", "history_days", SHRUNK, OFFSET]
+                       "road_rate_all", "history_days", SHRUNK, LEVEL]
 
     # --- the level filter (competitions.uberct.level) ---------------------------------
     def month_of_day(self, day: np.ndarray) -> np.ndarray:
@@ -372,9 +377,10 @@ class Context:
             bucket_rate[chosen] = buckets[rows.segment[chosen], bucket[chosen]]
             ahead = self.level_offsets(int(as_of))
             horizon = self.month_of_day(((day[chosen] - self.origin) / DAY).astype(np.int64)) - self.month_of_day(max(int(as_of) - 1, 0))
-            history[chosen, self.HISTORY_COLUMNS.index(OFFSET)] = ahead[rows.segment[chosen], np.clip(horizon, 0, ahead.shape[1] - 1)]
+            history[chosen, self.HISTORY_COLUMNS.index(LEVEL)] = ahead[rows.segment[chosen], np.clip(horizon, 0, ahead.shape[1] - 1)]
         for i, name in enumerate(self.HISTORY_COLUMNS):
             frame[name] = history[:, i]
+        frame[OFFSET] = frame[LEVEL if self.offset == "level" else SHRUNK]
         frame["rate_part_of_day"] = bucket_rate
 
         static = self.static.to_numpy()
@@ -431,6 +437,15 @@ class Context:
         segment = (cells // hours).astype(np.int32)
         hour = self.hour_origin + (first * 24 + cells % hours) * HOUR
         return Rows(segment, hour, np.full(len(cells), first, dtype=np.int32), label)
+
+
+SEGMENT_HISTORY = ["rate_all", *(f"rate_{w}d" for w in WINDOWS), "neighbour_rate_all", "neighbour_rate_90d", "road_rate_all",
+                   SHRUNK, "rate_part_of_day"]  # what the level offset already summarises, noisily
+
+
+def trained_columns(frame: pd.DataFrame, segment_history: bool) -> pd.DataFrame:
+    """The features the trees see: all, or without the segment's own history rates."""
+    return frame if segment_history else frame.drop(columns=SEGMENT_HISTORY)
 
 
 def concatenate(parts: list[Rows]) -> Rows:

@@ -142,10 +142,12 @@ def test_panel_matches_a_hand_built_case():
     city, prior = 3 / (3 * 72), uber_features.PRIOR_INCIDENTS
     for row, count in ((a, 2), (b, 1), (c, 0)):
         assert row[uber_features.SHRUNK] == pytest.approx(np.log((count + prior) / (72 + prior / city)), rel=1e-5)
-    # The offset, the level filter's forecast, is finite and ranks the segments as their counts do.
-    assert a[uber_features.OFFSET] > b[uber_features.OFFSET] > c[uber_features.OFFSET] > np.log(city) - 3
-    shrunk = uber_features.Context(hand_data(), offset="shrunk").features(rows)
-    assert np.array_equal(shrunk[uber_features.OFFSET], shrunk[uber_features.SHRUNK])
+    # The offset copies the shrunk rate by default; the level filter's forecast is finite and
+    # ranks the segments as their counts do, and is the offset when asked for.
+    assert np.array_equal(frame[uber_features.OFFSET], frame[uber_features.SHRUNK])
+    assert a[uber_features.LEVEL] > b[uber_features.LEVEL] > c[uber_features.LEVEL] > np.log(city) - 3
+    level = uber_features.Context(hand_data(), offset="level").features(rows)
+    assert np.array_equal(level[uber_features.OFFSET], level[uber_features.LEVEL])
     morning = frame[(frame["segment"] == "SAAAAAA") & (frame["hour"] == 8)].iloc[0]
     assert morning["rate_part_of_day"] == pytest.approx(2 / (3 * 4))  # two 08:xx incidents, 4 morning hours a day
     assert morning["weekday"] == 5 and morning["resting"] == 1  # 2020-01-04 was a Saturday

@@ -41,10 +41,10 @@ class UberOptions(Options):
     learning_rate: float | None = option(None, "CatBoost learning rate; None: 0.15 with --fast, 0.06", above=0,
                                          search=(0.01, 0.3), log=True)
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
-    offset: Literal["level", "shrunk"] = option(
-        "level", "each row's starting log rate: its segment's level filter forecast, or its all-history rate shrunk")
+    offset: Literal["shrunk", "level"] = option(
+        "shrunk", "each row's starting log rate: its segment's all-history rate shrunk, or its level filter forecast")
     segment_history: bool = option(True, "the windowed, part-of-day, neighbour and road incident rates as features beside the "
-                                   "level offset", choices=(False, True))
+                                   "offset", choices=(False, True))
     bags: int = option(1, "boosters on the final rows, each with its own seed; their log-odds are averaged", minimum=1)
 
 
@@ -66,7 +66,7 @@ class UberCapeTown(BaseCompetition):
         synth(Path(out_dir), seed=seed, scale=scale)
 
     @staticmethod
-    def context(data: uber_data.UberData, block_days: int | None = None, offset: str = "level") -> uber_features.Context:
+    def context(data: uber_data.UberData, block_days: int | None = None, offset: str = "shrunk") -> uber_features.Context:
         """The feature context of `data`, built once per loaded data set."""
         cached = data.context
         if cached is None or (block_days and cached.block_days != block_days) or cached.offset != offset:

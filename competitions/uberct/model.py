@@ -14,9 +14,9 @@ output is the log-odds of the full panel and its probabilities are calibrated. T
 matters for the rule: it flags a number of rows proportional to the expected number
 of incidents, the sum of those probabilities.
 
-Each row also starts from its segment's forecast incident rate (features.OFFSET: by
-default the level filter of competitions.uberct.level, as of the day the row's history
-ends, for the row's month; or the all-history rate shrunk towards the city's), added to the baseline in training and to the raw output in
+Each row also starts from its segment's incident rate (features.OFFSET: by default
+the all-history rate shrunk towards the city's; or the level filter's forecast
+(competitions.uberct.level) as of the day the row's history ends, for the row's month), added to the baseline in training and to the raw output in
 prediction. The trees then learn how the hour, the weather and the rest multiply that
 rate, instead of rebuilding a continuous rate from splits.
 """
@@ -49,7 +49,7 @@ class UberModel:
     calibration: float = 1.0        # validation incidents / the sum of validation probabilities
     run_dir: str | None = None
     details: dict = field(default_factory=dict)
-    offset: str = "level"  # features.OFFSETS: what the offset column copies
+    offset: str = "shrunk"  # features.OFFSETS: what the offset column copies
     bagged: list = field(default_factory=list)  # more boosters, other seeds on the same rows: their raw outputs are averaged
 
     def probabilities(self, features: pd.DataFrame) -> np.ndarray:

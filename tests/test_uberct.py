@@ -18,6 +18,7 @@ from common import io
 from competitions import get
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
+from competitions.uberct import level as uber_level
 from competitions.uberct import model as uber_model
 from competitions.uberct import synth as uber_synth
 
@@ -137,10 +138,16 @@ def test_panel_matches_a_hand_built_case():
     assert a["history_days"] == 3
     assert a["neighbour_rate_all"] == pytest.approx(1 / 72)  # only B is within 3 km of A
     assert c["neighbour_rate_all"] == 0
-    # The offset: the log of the all-history rate shrunk towards the city's (3 incidents in 3 x 72 hours), so C's is finite.
+    # The log of the all-history rate shrunk towards the city's (3 incidents in 3 x 72 hours), so C's is finite.
     city, prior = 3 / (3 * 72), uber_features.PRIOR_INCIDENTS
     for row, count in ((a, 2), (b, 1), (c, 0)):
-        assert row[uber_features.OFFSET] == pytest.approx(np.log((count + prior) / (72 + prior / city)), rel=1e-5)
+        assert row[uber_features.SHRUNK] == pytest.approx(np.log((count + prior) / (72 + prior / city)), rel=1e-5)
+    # The offset copies the shrunk rate by default; the level filter's forecast is finite and
+    # ranks the segments as their counts do, and is the offset when asked for.
+    assert np.array_equal(frame[uber_features.OFFSET], frame[uber_features.SHRUNK])
+    assert a[uber_features.LEVEL] > b[uber_features.LEVEL] > c[uber_features.LEVEL] > np.log(city) - 3
+    level = uber_features.Context(hand_data(), offset="level").features(rows)
+    assert np.array_equal(level[uber_features.OFFSET], level[uber_features.LEVEL])
     morning = frame[(frame["segment"] == "SAAAAAA") & (frame["hour"] == 8)].iloc[0]
     assert morning["rate_part_of_day"] == pytest.approx(2 / (3 * 4))  # two 08:xx incidents, 4 morning hours a day
     assert morning["weekday"] == 5 and morning["resting"] == 1  # 2020-01-04 was a Saturday
@@ -167,6 +174,34 @@ def test_the_model_starts_from_the_segment_rate_and_stays_calibrated():
     for level in (0.004, 0.04):
         chosen = rate == level
         assert p[chosen].mean() == pytest.approx(labels[chosen].mean(), rel=0.2)
+    # A bag: another seed on the same rows; the bag's log-odds are the mean of its boosters'.
+    other = uber_model.train(frame[sampled], labels[sampled], 0.25, [], {**params, "random_seed": 1})
+    bagged = uber_model.probabilities([booster, other], frame)
+    logit = [np.log(q / (1 - q)) for q in (p, uber_model.probabilities(other, frame), bagged)]
+    assert np.allclose(logit[2], (logit[0] + logit[1]) / 2, atol=1e-6) and not np.allclose(logit[0], logit[1])
+
+
+def test_the_level_filter_tracks_a_planted_level_shift():
+    """Monthly counts of 150 segments over three years, every risk a draw around the city's,
+    a third of them doubling for good a year before the end: forecast for the next month,
+    the filter must come much closer to the true level than the all-history rate on the
+    shifted segments, and closer over all of them (the steady ones pay a little for it)."""
+    rng = np.random.default_rng(0)
+    segments, months = 150, 36
+    risk = rng.normal(-0.1, 0.4, segments)
+    shifted = np.arange(segments) % 3 == 0
+    level = np.repeat(risk[:, None], months + 1, axis=1)
+    level[shifted, 24:] += np.log(2)
+    exposure = np.full((segments, months), 4.0)  # a segment of the city's risk expects 4 incidents a month
+    counts = rng.poisson(np.exp(level[:, :months]) * exposure).astype(float)
+    drift = uber_level.drift_by_evidence(counts, exposure)
+    attributes, distance = np.ones((segments, 1)), np.full((segments, segments), 100.0)  # nothing known of place
+    ahead, _ = uber_level.forecast(counts, exposure, attributes, distance, *drift, horizons=2)
+    truth = level[:, months]
+    static = np.log((counts.sum(axis=1) + 0.5) / exposure.sum(axis=1))
+    filter_error, static_error = np.abs(ahead[:, 1] - truth), np.abs(static - truth)
+    assert filter_error[shifted].mean() < 0.6 * static_error[shifted].mean()
+    assert filter_error.mean() < 0.8 * static_error.mean()
 
 
 # --- end to end -------------------------------------------------------------------------

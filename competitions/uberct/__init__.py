@@ -41,6 +41,11 @@ class UberOptions(Options):
     learning_rate: float | None = option(None, "CatBoost learning rate; None: 0.15 with --fast, 0.06", above=0,
                                          search=(0.01, 0.3), log=True)
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
+    offset: Literal["shrunk", "level"] = option(
+        "shrunk", "each row's starting log rate: its segment's all-history rate shrunk, or its level filter forecast")
+    segment_history: bool = option(True, "the windowed, part-of-day, neighbour and road incident rates as features beside the "
+                                   "offset", choices=(False, True))
+    bags: int = option(1, "boosters on the final rows, each with its own seed; their log-odds are averaged", minimum=1)
 
 
 class UberCapeTown(BaseCompetition):
@@ -61,25 +66,25 @@ class UberCapeTown(BaseCompetition):
         synth(Path(out_dir), seed=seed, scale=scale)
 
     @staticmethod
-    def context(data: uber_data.UberData, block_days: int | None = None) -> uber_features.Context:
+    def context(data: uber_data.UberData, block_days: int | None = None, offset: str = "shrunk") -> uber_features.Context:
         """The feature context of `data`, built once per loaded data set."""
         cached = data.context
-        if cached is None or (block_days and cached.block_days != block_days):
-            cached = data.context = uber_features.Context(data, block_days)
+        if cached is None or (block_days and cached.block_days != block_days) or cached.offset != offset:
+            cached = data.context = uber_features.Context(data, block_days, offset)
         return cached
 
     def fit(self, data: uber_data.UberData, options: UberOptions, run_dir: Path):
         from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
         started = time.perf_counter()
-        context = self.context(data)
+        context = self.context(data, offset=options.offset)
         plan = plan_blocks(context, data, options)
         rng = np.random.default_rng(options.seed)
         rows = uber_features.concatenate([context.block_rows(data.events, span, plan.negative_rate, rng)
                                           for span in tqdm(plan.training_spans, desc="panel", disable=options.quiet)])
-        features = panel.features(context, rows)
+        features = uber_features.trained_columns(panel.features(context, rows), options.segment_history)
         validation_rows = validation_panel(context, data, plan, rng)
-        validation_features = panel.features(context, validation_rows)
+        validation_features = uber_features.trained_columns(panel.features(context, validation_rows), options.segment_history)
         categorical = context.categorical_columns(features)
         log.info("uberct: training on %d rows (%d positive) x %d features; validating on %d rows (%d positive)",
                  len(rows), int(rows.label.sum()), features.shape[1], len(validation_rows), int(validation_rows.label.sum()))
@@ -96,22 +101,36 @@ class UberCapeTown(BaseCompetition):
         del features, validation_features
 
         refit = (not options.fast) if options.refit is None else options.refit
-        if refit:
+        bagged = []
+        if refit or options.bags > 1:
             # The validation block is the most recent data: train again with it, as
-            # many trees as validation chose plus a tenth for the larger training set.
-            with tqdm(total=1, desc="refit", disable=options.quiet) as bar:
-                rows = uber_features.concatenate([context.block_rows(data.events, plan.validation_span, plan.negative_rate, rng), rows])
-                params = {**params, "iterations": max(1, int(round(iterations * 1.1)))}
-                booster = uber_model.train(panel.features(context, rows), rows.label, plan.negative_rate, categorical, params)
+            # many trees as validation chose plus a tenth for the larger training set
+            # (and the bag's other boosters alike, each with its own seed).
+            with tqdm(total=options.bags, desc="refit", disable=options.quiet) as bar:
+                if refit:
+                    rows = uber_features.concatenate([context.block_rows(data.events, plan.validation_span, plan.negative_rate, rng), rows])
+                    params = {**params, "iterations": max(1, int(round(iterations * 1.1)))}
+                else:
+                    params = {**params, "iterations": iterations}
+                features = uber_features.trained_columns(panel.features(context, rows), options.segment_history)
+                if refit:
+                    booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params)
                 bar.update()
+                for bag in range(1, options.bags):
+                    bagged.append(uber_model.train(features, rows.label, plan.negative_rate, categorical,
+                                                   {**params, "random_seed": params["random_seed"] + bag}))
+                    bar.update()
+                del features
 
         model = uber_model.UberModel(booster, list(booster.feature_names_), categorical, context.block_days, options.rule,
-                                     checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir))
+                                     checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir), bagged=bagged,
+                                     offset=options.offset)
         decisions = dict(
             **checked.figures(), rule=options.rule, dirt=data.dirt,
             extras={k: v for k, v in data.sources.items() if k not in ("train", "segments")},
             features_used=list(booster.feature_names_),
             feature_importance={k: round(float(v), 3) for k, v in importance.head(20).items()},
+            level_drift=dict(zip(("persistence", "size"), context.level_drift or ())), bags=options.bags,
             block_days=context.block_days, training_blocks=len(plan.training_spans), negative_rate=plan.negative_rate,
             training_rows=len(rows), best_iteration=iterations, refit=bool(refit),
             model_seconds=round(fit_seconds, 2), train_seconds=round(time.perf_counter() - started, 2))
@@ -125,7 +144,7 @@ class UberCapeTown(BaseCompetition):
                              out_of_fold=validation_out_of_fold(context, validation_rows, checked.p))
 
     def predict(self, model: uber_model.UberModel, data: uber_data.UberData) -> pd.DataFrame:
-        context = self.context(data, model.block_days)
+        context = self.context(data, model.block_days, model.offset)
         rows = context.test_rows(data)
         p = panel.probabilities(model, context, rows)  # on Dask under --scheduler
         flags = model.flags(p)

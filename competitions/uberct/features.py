@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from competitions.uberct import data as uber_data
+from competitions.uberct import level as uber_level
 
 log = logging.getLogger("compete")
 
@@ -33,7 +34,10 @@ BUCKET_OF_HOUR = np.array([0] * 6 + [1] * 4 + [2] * 5 + [3] * 5 + [4] * 4)
 HOURS_IN_BUCKET = np.bincount(BUCKET_OF_HOUR)
 WINDOWS = (30, 90, 365)  # days of recent history
 PRIOR_INCIDENTS = 5.0  # the offset's rate is shrunk towards the city's as if by this many incidents at its mean
-OFFSET = "log_rate_all_shrunk"  # the model's starting log-odds of a row (competitions.uberct.model)
+SHRUNK = "log_rate_all_shrunk"  # the all-history rate, shrunk towards the city's
+OFFSET = "offset"  # the model's starting log-odds of a row (competitions.uberct.model)
+LEVEL = "log_rate_level"  # the level filter's forecast (competitions.uberct.level)
+OFFSETS = ("shrunk", "level")  # what the offset copies: SHRUNK or LEVEL
 NEIGHBOURS = 10
 NEIGHBOUR_KM = 3.0
 MIN_COVERAGE = 0.9  # an extra source is used only when it covers this share of the test hours
@@ -73,7 +77,10 @@ class Context:
     """What the features need, built once from the loaded data: the segment table,
     neighbour weights, daily event counts and the hourly extras."""
 
-    def __init__(self, data: uber_data.UberData, block_days: int | None = None):
+    def __init__(self, data: uber_data.UberData, block_days: int | None = None, offset: str = "shrunk"):
+        if offset not in OFFSETS:
+            raise ValueError(f"unknown offset {offset!r}; known: {', '.join(OFFSETS)}")
+        self.offset = offset
         segments = data.segments
         ids = list(segments[uber_data.SEGMENT_ID])
         extra_ids = sorted(set(np.unique(data.test_segments)) - set(ids))
@@ -97,6 +104,9 @@ class Context:
         self.hourly = self.hourly_extras(data)
         self.congestion = self.zone_congestion(data, segments)
         self._history_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._level_cache: dict[int, np.ndarray] = {}
+        self.level_drift: tuple[float, float] | None = None  # the level filter's drift (persistence, size)
+        self.level_choices: dict[int, dict] = {}  # as of day -> the level filter's hyperparameters
 
     # --- history -------------------------------------------------------------------
     def counts_by_day(self, events: pd.DataFrame) -> None:
@@ -135,7 +145,7 @@ class Context:
         else:
             road = np.full(len(self.ids), np.nan)
         table = np.column_stack([rates, neighbours, road, np.full(len(self.ids), as_of, dtype=float),
-                                 self.log_shrunk_rate(total, exposure)]).astype(np.float32)
+                                 self.log_shrunk_rate(total, exposure), np.zeros(len(self.ids))]).astype(np.float32)
         buckets = (self.cumulative_bucket[:, :, as_of].T / (max(as_of, 1) * HOURS_IN_BUCKET[None, :])).astype(np.float32)
         self._history_cache[as_of] = (table, buckets)
         return table, buckets
@@ -143,15 +153,77 @@ class Context:
     def log_shrunk_rate(self, counts: np.ndarray, exposure: float) -> np.ndarray:
         """log of each segment's incident rate (per hour) over `exposure` hours, shrunk
         towards the city's mean: a Gamma-Poisson posterior mean with PRIOR_INCIDENTS
-        incidents of prior, so a quiet segment's log rate stays finite. All of the
-        history weighs the same: as the offset it expected a higher F1 than a 120-day
-        half-life on three synthetic seeds (bench/uberct_ceiling.py --runs), and the
-        windowed rates beside it let the trees weigh recent incidents."""
+        incidents of prior, so a quiet segment's log rate stays finite. The default
+        offset: the level filter (LEVEL, a feature beside it) expected no more on
+        three synthetic seeds (bench/uberct_ceiling.py --runs)."""
         city = max(counts[: self.mapped].sum() / (exposure * max(self.mapped, 1)), 1e-9)
         return np.log((counts + PRIOR_INCIDENTS) / (exposure + PRIOR_INCIDENTS / city))
 
     HISTORY_COLUMNS = ["rate_all", *(f"rate_{w}d" for w in WINDOWS), "neighbour_rate_all", "neighbour_rate_90d",
-                       "road_rate_all", "history_days", OFFSET]
+                       "road_rate_all", "history_days", SHRUNK, LEVEL]
+
+    # --- the level filter (competitions.uberct.level) ---------------------------------
+    def month_of_day(self, day: np.ndarray) -> np.ndarray:
+        """Calendar month (counted from the origin's) of days since the origin."""
+        months = (np.asarray(day) * DAY + self.origin).astype("datetime64[M]")
+        return (months - self.origin.astype("datetime64[M]")).astype(np.int64)
+
+    def level_horizons(self) -> int:
+        """Months a block's rows can lie ahead of its history's last month, and one more."""
+        return int(np.ceil(self.block_days / 28)) + 2
+
+    def level_offsets(self, as_of: int) -> np.ndarray:
+        """log of each segment's forecast incidents per hour in the month of day `as_of` - 1
+        (column 0) and the months after it: the level filter's posterior mean of exp(level)
+        x the city's incidents per segment-hour over the last year before `as_of`."""
+        if as_of in self._level_cache:
+            return self._level_cache[as_of]
+        if self.level_drift is None:
+            # Chosen once, on the counts before the last block ahead of the test period,
+            # so neither validation nor test is scored on counts that chose them.
+            self.level_drift = uber_level.drift_by_evidence(*self.monthly_counts(self.blocks()[0][0] if self.blocks() else self.test_day))
+        monthly, exposure = self.monthly_counts(as_of)
+        ahead, prior_sd = uber_level.forecast(monthly, exposure, self.level_attributes(), self.level_distance_km(),
+                                              *self.level_drift, self.level_horizons())
+        year_start = max(as_of - 365, 0)
+        recent = self.cumulative[: self.mapped, as_of] - self.cumulative[: self.mapped, year_start]
+        city = max(recent.sum() / (max(self.mapped, 1) * max(as_of - year_start, 1) * 24.0), 1e-9)
+        self._level_cache[as_of] = (ahead + np.log(city)).astype(np.float32)
+        self.level_choices[as_of] = dict(persistence=self.level_drift[0], size=self.level_drift[1], prior_sd=round(prior_sd, 4))
+        return self._level_cache[as_of]
+
+    def monthly_counts(self, as_of: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each segment's incidents by calendar month before day `as_of` (the last month
+        partial), and the exposure: the city's incidents that month per mapped segment."""
+        last_month = int(self.month_of_day(max(as_of - 1, 0)))
+        starts = np.searchsorted(self.month_of_day(np.arange(as_of)), np.arange(last_month + 1))
+        monthly = np.diff(self.cumulative[:, np.r_[starts, as_of]], axis=1).astype(np.float64)  # segments x months
+        return monthly, np.broadcast_to(monthly[: self.mapped].sum(axis=0) / max(self.mapped, 1), monthly.shape)
+
+    def level_attributes(self) -> np.ndarray:
+        """The level prior's regressors: an intercept, the shapefile's numeric attributes
+        (standardised), its text attributes one-hot, and a junction (another road's
+        segment within 400 m); rows of segments without a geometry are NaN."""
+        columns = [np.ones(self.mapped)]
+        for name in self.static.columns:
+            if not name.startswith("attr_"):
+                continue
+            values = self.static[name].to_numpy()[: self.mapped]
+            if values.dtype.kind == "i":
+                columns += [(values == code).astype(float) for code in np.unique(values)[1:]]
+            else:
+                filled = np.where(np.isfinite(values), values, np.nanmean(values) if np.isfinite(values).any() else 0.0)
+                spread = filled.std()
+                if spread > 0:
+                    columns.append((filled - filled.mean()) / spread)
+        if "other_road_m" in self.static.columns:
+            columns.append((self.static["other_road_m"].to_numpy()[: self.mapped] < 400).astype(float))
+        table = np.column_stack(columns)
+        return np.vstack([table, np.full((len(self.ids) - self.mapped, table.shape[1]), np.nan)])
+
+    def level_distance_km(self) -> np.ndarray:
+        """Distances between the centroids of the segments with a geometry."""
+        return np.hypot(*(self.centroids[:, None, :] - self.centroids[None, :, :]).transpose(2, 0, 1)) / 1000
 
     # --- the segments --------------------------------------------------------------
     def static_features(self, segments) -> pd.DataFrame:
@@ -304,8 +376,12 @@ class Context:
             table, buckets = self.history(int(as_of))
             history[chosen] = table[rows.segment[chosen]]
             bucket_rate[chosen] = buckets[rows.segment[chosen], bucket[chosen]]
+            ahead = self.level_offsets(int(as_of))
+            horizon = self.month_of_day(((day[chosen] - self.origin) / DAY).astype(np.int64)) - self.month_of_day(max(int(as_of) - 1, 0))
+            history[chosen, self.HISTORY_COLUMNS.index(LEVEL)] = ahead[rows.segment[chosen], np.clip(horizon, 0, ahead.shape[1] - 1)]
         for i, name in enumerate(self.HISTORY_COLUMNS):
             frame[name] = history[:, i]
+        frame[OFFSET] = frame[LEVEL if self.offset == "level" else SHRUNK]
         frame["rate_part_of_day"] = bucket_rate
 
         static = self.static.to_numpy()
@@ -362,6 +438,15 @@ class Context:
         segment = (cells // hours).astype(np.int32)
         hour = self.hour_origin + (first * 24 + cells % hours) * HOUR
         return Rows(segment, hour, np.full(len(cells), first, dtype=np.int32), label)
+
+
+SEGMENT_HISTORY = ["rate_all", *(f"rate_{w}d" for w in WINDOWS), "neighbour_rate_all", "neighbour_rate_90d", "road_rate_all",
+                   SHRUNK, "rate_part_of_day"]  # what the level offset already summarises, noisily
+
+
+def trained_columns(frame: pd.DataFrame, segment_history: bool) -> pd.DataFrame:
+    """The features the trees see: all, or without the segment's own history rates."""
+    return frame if segment_history else frame.drop(columns=SEGMENT_HISTORY)
 
 
 def concatenate(parts: list[Rows]) -> Rows:

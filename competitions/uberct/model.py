@@ -14,11 +14,11 @@ output is the log-odds of the full panel and its probabilities are calibrated. T
 matters for the rule: it flags a number of rows proportional to the expected number
 of incidents, the sum of those probabilities.
 
-Each row also starts from its segment's incident rate over all of its history: the
-log of that rate, shrunk towards the city's (features.OFFSET), is added to the
-baseline in training and to the raw output in prediction. The trees then learn how
-the hour, the weather and the rest multiply that rate, instead of rebuilding a
-continuous rate from splits.
+Each row also starts from its segment's incident rate (features.OFFSET: by default
+the all-history rate shrunk towards the city's; or the level filter's forecast
+(competitions.uberct.level) as of the day the row's history ends, for the row's month), added to the baseline in training and to the raw output in
+prediction. The trees then learn how the hour, the weather and the rest multiply that
+rate, instead of rebuilding a continuous rate from splits.
 """
 from __future__ import annotations
 
@@ -49,9 +49,11 @@ class UberModel:
     calibration: float = 1.0        # validation incidents / the sum of validation probabilities
     run_dir: str | None = None
     details: dict = field(default_factory=dict)
+    offset: str = "shrunk"  # features.OFFSETS: what the offset column copies
+    bagged: list = field(default_factory=list)  # more boosters, other seeds on the same rows: their raw outputs are averaged
 
     def probabilities(self, features: pd.DataFrame) -> np.ndarray:
-        return probabilities(self.booster, features[self.columns])
+        return probabilities([self.booster, *self.bagged], features[self.columns])
 
     def flags(self, p: np.ndarray) -> np.ndarray:
         return decide(p, self.rule, self.rate_rule, self.threshold, self.calibration)
@@ -82,8 +84,11 @@ def offset(features: pd.DataFrame) -> np.ndarray:
     return features[OFFSET].to_numpy(dtype=np.float64)
 
 
-def probabilities(booster, features: pd.DataFrame) -> np.ndarray:
-    raw = booster.predict(features, prediction_type="RawFormulaVal", thread_count=booster.get_params().get("thread_count", -1))
+def probabilities(boosters, features: pd.DataFrame) -> np.ndarray:
+    """The probabilities of one booster, or of several by their mean log-odds (a bag)."""
+    boosters = boosters if isinstance(boosters, list) else [boosters]
+    raw = np.mean([b.predict(features, prediction_type="RawFormulaVal", thread_count=b.get_params().get("thread_count", -1))
+                   for b in boosters], axis=0)
     return 1.0 / (1.0 + np.exp(-(raw + offset(features))))
 
 

@@ -33,10 +33,18 @@ def _probabilities_of(rows: uber_features.Rows, context: uber_features.Context, 
     return model.probabilities(context.features(rows))
 
 
+def _filtered_levels(context: uber_features.Context, rows: uber_features.Rows) -> None:
+    """The level filter of each history day the rows use, run here once: the context
+    then reaches the workers with it cached, rather than every chunk filtering again."""
+    for as_of in np.unique(rows.as_of):
+        context.level_offsets(int(as_of))
+
+
 def features(context: uber_features.Context, rows: uber_features.Rows, chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
     """context.features(rows), built on the cluster in chunks when one is in use."""
     if not parallel.active():
         return context.features(rows)
+    _filtered_levels(context, rows)
     return pd.concat(list(parallel.map_chunks(_features_of, _chunks(rows, chunk_rows), context=context)), ignore_index=True)
 
 
@@ -45,6 +53,7 @@ def probabilities(model, context: uber_features.Context, rows: uber_features.Row
     features of its chunk, predicts and returns only the probabilities."""
     if not parallel.active():
         return model.probabilities(context.features(rows))
+    _filtered_levels(context, rows)
     parts = parallel.split(len(rows), chunk_rows)
     result = None  # filled in place: one float a row, no list of parts to concatenate
     for part, p in zip(parts, parallel.map_chunks(_probabilities_of, (take(rows, part) for part in parts),

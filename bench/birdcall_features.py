@@ -52,7 +52,7 @@ def baseline(paths, settings) -> float:
 
 def ours(paths, workers=None) -> float:
     from common import spectrograms as features
-    from competitions.birdcall import MEL_SETTINGS
+    from competitions.birdcall.prepare import MEL_SETTINGS
     started = time.perf_counter()
     features.compute(paths, MEL_SETTINGS, workers=workers, quiet=True)
     return time.perf_counter() - started
@@ -67,7 +67,7 @@ def main() -> None:
     limit = int(os.environ.get("BENCH_FILES", "0")) or len(paths)
     paths = paths[:limit]
     from common import spectrograms as features
-    from competitions.birdcall import MEL_SETTINGS
+    from competitions.birdcall.prepare import MEL_SETTINGS
     seconds_of_audio = audio_seconds(paths)
     print(f"{len(paths)} files, {seconds_of_audio / 3600:.2f} h of audio, {os.cpu_count()} cores")
 

@@ -35,7 +35,7 @@ def spectrum_baseline(data_dir: Path) -> tuple[float, float]:
     from competitions.birdcall import data as bird_data
     from common import sound as model
     from common import spectrograms as features
-    from competitions.birdcall import MEL_SETTINGS
+    from competitions.birdcall.prepare import MEL_SETTINGS
     data = bird_data.load(data_dir)
     spectra = lambda paths: [m if isinstance(m, str) else features.spectrum(features.normalise(m.astype(np.float32)))  # noqa: E731
                              for m in features.compute(list(paths), MEL_SETTINGS, quiet=True)]

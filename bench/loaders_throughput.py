@@ -58,7 +58,7 @@ def measure(arguments, scratch: Path):
     from competitions.serengeti import data as serengeti_data
     from competitions.serengeti import inference
     from competitions.serengeti import model as serengeti_model
-    from competitions.serengeti import prepare_shards
+    from competitions.serengeti.prepare import prepare_shards
     from competitions.serengeti.synth import synth
 
     data = arguments.data

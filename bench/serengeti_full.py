@@ -54,8 +54,9 @@ def baseline_cnn(data: Path, passes: int, seed: int = 0) -> pd.DataFrame:
     from torch import nn
 
     from common.metrics import MEAN_BINARY_LOG_LOSS
-    from competitions.serengeti import inference, validation_split
+    from competitions.serengeti import inference
     from competitions.serengeti.data import CLASSES, FILE, ID, season_of
+    from competitions.serengeti.prepare import validation_split
 
     torch.manual_seed(seed)
     torch.set_num_threads(1 if os.getloadavg()[0] > (os.cpu_count() or 1) else torch.get_num_threads())

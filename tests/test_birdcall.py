@@ -180,7 +180,7 @@ def test_an_unknown_species_is_one_line_naming_the_row(compete, small, tmp_path)
 def test_pooled_time_statistics_tell_sweep_direction_and_pulse_rate_apart():
     # What a clip-averaged spectrum cannot: an up-sweep from its mirror, 6.25 Hz pulses from 12.5 Hz
     from common import spectrograms as features
-    from competitions.birdcall import MEL_SETTINGS
+    from competitions.birdcall.prepare import MEL_SETTINGS
     rate = MEL_SETTINGS.sample_rate
     t = np.arange(int(4 * rate)) / rate
     noise = 0.003 * np.random.default_rng(0).standard_normal(len(t))
@@ -210,7 +210,7 @@ def test_the_baseline_reports_each_fold_when_it_is_the_model():
     """--fast trains the baseline alone: tune's pruner hears the log loss of the folds so
     far after each fold; with the CNN to come the baseline keeps quiet (the CNN reports)."""
     from common import callbacks
-    from competitions.birdcall import baseline_oof, stratified_folds
+    from competitions.birdcall.folds import baseline_oof, stratified_folds
     from common.metrics import MULTICLASS_LOG_LOSS
     generator = np.random.default_rng(0)
     y = np.arange(90) % 3

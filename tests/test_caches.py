@@ -186,16 +186,17 @@ def test_truncated_serengeti_shards_are_packed_again_and_read_whole(competition_
     them again with one line, and the stream its training reads is whole. (Through
     prepare_shards rather than two CLI fits: the same path in seconds, not a minute.)"""
     from competitions import get
-    from competitions import serengeti
+    from competitions.serengeti import data as serengeti_data
+    from competitions.serengeti import prepare
 
     data = get("serengeti").load(competition_data("serengeti"))
-    frames = data.train.merge(data.labels, on=serengeti.ID, how="left")
-    first = serengeti.prepare_shards(frames, data.root, "train")
+    frames = data.train.merge(data.labels, on=serengeti_data.ID, how="left")
+    first = prepare.prepare_shards(frames, data.root, "train")
     keys = sorted(key for key, _, _ in loaders.read_shards(first))
     for shard in first.shards:
         truncate(shard)
     with caplog.at_level(logging.WARNING, logger="compete"):
-        again = serengeti.prepare_shards(frames, data.root, "train")
+        again = prepare.prepare_shards(frames, data.root, "train")
     (line,) = damaged_lines(caplog)
     assert "shard-000000.tar" in line and "truncated" in line
     stream = loaders.StreamLoader(loaders.ShardStream(again, with_keys=True, buffer_size=8), batch_size=4)

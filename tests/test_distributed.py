@@ -285,7 +285,7 @@ def test_uberct_on_a_local_dask_cluster_writes_the_same_bytes_as_the_default_pat
 
 
 def test_serengeti_shards_packed_by_dask_equal_those_packed_here(tmp_path, cluster, monkeypatch):
-    import competitions.serengeti as serengeti
+    from competitions.serengeti import prepare
     from common import parallel
     from competitions import get
     from competitions.serengeti import data
@@ -294,12 +294,12 @@ def test_serengeti_shards_packed_by_dask_equal_those_packed_here(tmp_path, clust
     get("serengeti").synth(source, seed=0, scale="small")
     loaded = data.load(source)
     frames = loaded.train.merge(loaded.labels, on=data.ID, how="left")
-    monkeypatch.setattr(serengeti, "SHARD_SEQUENCES", 15)  # several shards from the small set
+    monkeypatch.setattr(prepare, "SHARD_SEQUENCES", 15)  # several shards from the small set
     sets = {}
     for where in ("here", "dask"):
         monkeypatch.setenv("COMPETE_CACHE", str(tmp_path / f"cache-{where}"))
         with parallel.using(cluster.scheduler_address if where == "dask" else None):
-            sets[where] = serengeti.prepare_shards(frames, loaded.root, "train", quiet=True)
+            sets[where] = prepare.prepare_shards(frames, loaded.root, "train", quiet=True)
     here, dask = sets["here"], sets["dask"]
     assert len(here.shards) > 3 and "pack_group" in cluster.scheduler.task_prefixes
     names = sorted(path.name for path in here.directory.iterdir())

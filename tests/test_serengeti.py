@@ -180,7 +180,7 @@ def test_fast_run_beats_the_prior_and_its_bundle_predicts_the_same(compete, fast
 def test_the_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tmp_path):
     import torch
 
-    from competitions.serengeti import fit_budget
+    from common.trainers import fit_budget
 
     def slow_loss(logits, target):
         import time
@@ -217,7 +217,7 @@ def test_a_saved_model_keeps_its_stem_and_predicts_the_same(tmp_path):
 
 
 def test_validation_holds_out_a_share_of_the_last_season_and_trains_on_the_rest():
-    from competitions.serengeti import validation_split
+    from competitions.serengeti.prepare import validation_split
 
     seq_ids = [f"SER_S{season}#B01#1#{number}" for season in (1, 2, 3) for number in range(400)]
     frames = pd.DataFrame({"seq_id": seq_ids, "season": [s.split("#")[0].removeprefix("SER_") for s in seq_ids]})
@@ -229,7 +229,7 @@ def test_validation_holds_out_a_share_of_the_last_season_and_trains_on_the_rest(
 
 
 def test_the_budget_is_spent_its_epochs_rounded_up():
-    from competitions.serengeti import budget_epochs
+    from common.trainers import budget_epochs
 
     # 90 training batches of 1 s and 30 batches' worth of validation (a third of a step each): 100 s an epoch
     assert budget_epochs(1000, 1.0, 90, 30, most=40) == 10

@@ -10,19 +10,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import callbacks, io, plots, sound, spectrograms
-from common.competition import BaseCompetition, OutOfFold, Report
+from common import io, plots, sound, spectrograms
+from common.competition import BaseCompetition, Report
 from common.metrics import MULTICLASS_LOG_LOSS
 from common.options import Options, option
 from common.spectrograms import Quarantine
 from competitions.birdcall import data as bird_data
+from competitions.birdcall import folds as bird_folds
 from competitions.birdcall import model as bird_model
-from competitions.birdcall.data import ID, LABEL, BirdData
+from competitions.birdcall import prepare as bird_prepare
+from competitions.birdcall.data import ID, BirdData
 
 log = logging.getLogger("compete")
 _NETWORK = sound.NetworkSettings()
-# calls of these species sit below 8 kHz; below 300 Hz is wind and handling noise
-MEL_SETTINGS = spectrograms.MelSettings(sample_rate=16000, n_fft=1024, hop_length=320, n_mels=64, fmin=300.0, fmax=8000.0)
 
 
 @dataclass
@@ -43,17 +43,6 @@ class BirdOptions(Options):
         return sound.NetworkSettings(crop_frames=self.crop_frames, width=self.width, epochs=self.epochs,
                                           batch_size=self.batch_size, lr=self.lr, mixup=self.mixup,
                                           dropout=self.dropout, weight_decay=self.weight_decay)
-
-
-@dataclass
-class Clips:
-    """The training clips that decoded: their rows, labels, cache keys and log-mels."""
-    train: pd.DataFrame
-    y: np.ndarray
-    keys: list[str]
-    arrays: list            # normalised log-mels, float16, for the CNN
-    pooled: np.ndarray      # pooled statistics, for the baseline
-    quarantined: int
 
 
 class Birdcall(BaseCompetition):
@@ -77,18 +66,15 @@ class Birdcall(BaseCompetition):
     def fit(self, data: BirdData, options: BirdOptions, run_dir: Path):
         started = time.perf_counter()
         classes = len(data.species)
-        clips = usable_clips(data, run_dir, options.quiet)
+        clips = bird_prepare.usable_clips(data, run_dir, options.quiet)
         y = clips.y
         prior = (np.bincount(y, minlength=classes) + 1.0) / (len(y) + classes)
         log.info("birdcall: %d training clips usable, %d quarantined; %d species", len(y), clips.quarantined, classes)
 
-        counts = np.bincount(y, minlength=classes)
-        # Three folds for the CNN (one network per fold, averaged at test time); five for
-        # the baseline alone, which costs seconds.
-        folds = options.folds or max(2, min(5 if options.fast else 3, int(counts[counts > 0].min())))
-        split, fold_of = stratified_folds(y, folds, options.seed)
+        folds = bird_folds.fold_count(y, classes, options.folds, options.fast)
+        split, fold_of = bird_folds.stratified_folds(y, folds, options.seed)
 
-        oof_baseline = baseline_oof(clips.pooled, y, split, classes, options.seed, report=options.fast)
+        oof_baseline = bird_folds.baseline_oof(clips.pooled, y, split, classes, options.seed, report=options.fast)
         baseline_score = MULTICLASS_LOG_LOSS(y, np.clip(oof_baseline, 1e-15, 1))
         log.info("baseline (pooled log-mel + logistic regression): oof log loss %.4f, accuracy %.3f",
                  baseline_score, float((oof_baseline.argmax(1) == y).mean()))
@@ -97,13 +83,13 @@ class Birdcall(BaseCompetition):
         networks, oof_cnn, settings = [], None, None
         if not options.fast:
             settings = options.network()
-            oof_cnn, networks = cnn_oof(clips, split, classes, settings, run_dir, options.seed, options.quiet)
+            oof_cnn, networks = bird_folds.cnn_oof(clips, split, classes, settings, run_dir, options.seed, options.quiet)
 
         calibration = sound.fit_calibration(oof_baseline, oof_cnn, y)
         calibrated = calibration.apply(oof_baseline, oof_cnn)
         nested = sound.nested_calibrated(oof_baseline, oof_cnn, y, fold_of)
         log.info("calibration: cnn weight %.2f, temperature %.3f, floor %g", calibration.blend, calibration.temperature, calibration.floor)
-        write_oof(Path(run_dir) / "oof.csv", clips, fold_of, data.species, oof_baseline, oof_cnn, calibrated)
+        bird_folds.write_oof(Path(run_dir) / "oof.csv", clips, fold_of, data.species, oof_baseline, oof_cnn, calibrated)
 
         decisions = {
             "cv_accuracy": round(float((calibrated.argmax(1) == y).mean()), 6),
@@ -127,14 +113,14 @@ class Birdcall(BaseCompetition):
                   if oof_cnn is not None else
                   "nested: temperature and floor for each fold fitted on the other folds' OOF"),
             decisions=decisions,
-            out_of_fold=out_of_fold(clips, fold_of, list(data.species), nested))
+            out_of_fold=bird_folds.out_of_fold(clips, fold_of, list(data.species), nested))
         title = plots.cv_title("birdcall", self.metric.name, report.cv_score)
         plots.confusion_matrix(y, nested.argmax(1), list(data.species), Path(run_dir) / "confusion_matrix.png",
                                f"{title} (nested OOF, top species)")
         if oof_cnn is not None:
             plots.training_curves({f"fold {k + 1}": Path(run_dir) / "cnn" / f"fold{k + 1}" / "history.csv" for k in range(folds)},
                                   Path(run_dir) / "training_curves.png", f"{title}: CNN loss by epoch")
-        fitted = bird_model.BirdModel(species=list(data.species), prior=prior, mel_settings=asdict(MEL_SETTINGS),
+        fitted = bird_model.BirdModel(species=list(data.species), prior=prior, mel_settings=asdict(bird_prepare.MEL_SETTINGS),
                                       baseline=final_baseline, calibration=calibration,
                                       network_settings=sound.settings_dict(settings) if settings else None,
                                       networks=networks)
@@ -175,94 +161,3 @@ class Birdcall(BaseCompetition):
         correct = truth.loc[predicted.index.astype(str), columns].to_numpy(dtype=float)
         scores["accuracy"] = float((correct.argmax(1) == values.argmax(1)).mean())
         return scores
-
-
-def usable_clips(data: BirdData, run_dir: Path, quiet: bool) -> Clips:
-    """Log-mels of every training clip; an undecodable clip is quarantined (reported in
-    the run's quarantine.csv), never silently dropped."""
-    mels = spectrograms.compute(list(data.train["path"]), MEL_SETTINGS, quiet=quiet, desc="log-mel train")
-    quarantine = Quarantine()
-    usable = []
-    for row, spectrogram in zip(data.train.itertuples(), mels):
-        if isinstance(spectrogram, str):
-            quarantine.add("train", row.ID, row.path, spectrogram)
-        else:
-            usable.append(row.Index)
-    quarantine.report(run_dir)
-    # counted by kind beside the missing clips load found (metrics.json's unusable_rows); fatal when most
-    unreadable = np.array([isinstance(m, str) for m in mels], dtype=bool) & data.train["path"].notna().to_numpy()
-    io.unusable_rows("Train.csv", len(data.train), {"clip_unreadable": unreadable}, examples=data.train[ID])
-    train = data.train.loc[usable].reset_index(drop=True)
-    return Clips(train=train, y=train["label"].to_numpy(), keys=[spectrograms.file_hash(p) for p in train["path"]],
-                 arrays=[spectrograms.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in usable],
-                 pooled=np.stack([spectrograms.pooled(mels[i]) for i in usable]), quarantined=len(quarantine))
-
-
-def stratified_folds(y: np.ndarray, folds: int, seed: int) -> tuple[list, np.ndarray]:
-    """The (fit, valid) index pairs and each clip's fold."""
-    from sklearn.model_selection import StratifiedKFold
-
-    split = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-    fold_of = np.zeros(len(y), dtype=int)
-    for fold, (_, valid) in enumerate(split):
-        fold_of[valid] = fold
-    return split, fold_of
-
-
-def baseline_oof(pooled: np.ndarray, y: np.ndarray, split: list, classes: int, seed: int, report: bool = False) -> np.ndarray:
-    """`report`: tell common.callbacks each fold's figure (when the baseline is the model: --fast)."""
-    oof = np.zeros((len(y), classes))
-    for fold, (fit_rows, valid) in enumerate(split):
-        fitted = sound.fit_baseline(pooled[fit_rows], y[fit_rows], seed)
-        oof[valid] = sound.class_probabilities(fitted, pooled[valid], classes)
-        if report:
-            callbacks.scored(fold, folds_so_far(oof, y, split[:fold + 1]))
-    return oof
-
-
-def folds_so_far(oof: np.ndarray, y: np.ndarray, split: list) -> float:
-    """Log loss over the held-out clips of the folds done: comparable between runs at the same fold (tune's pruner)."""
-    done = np.concatenate([valid for _, valid in split])
-    return MULTICLASS_LOG_LOSS(y[done], np.clip(oof[done], 1e-15, 1))
-
-
-def cnn_oof(clips: Clips, split: list, classes: int, settings, run_dir: Path, seed: int, quiet: bool):
-    """One CNN per fold: its out-of-fold probabilities, and the state dicts averaged at test time."""
-    arrays, y, keys = clips.arrays, clips.y, clips.keys
-    oof, networks = np.zeros((len(y), classes)), []
-    for fold, (fit_rows, valid) in enumerate(split):
-        fold_started = time.perf_counter()
-        module = sound.train_network(
-            [arrays[i] for i in fit_rows], y[fit_rows], [keys[i] for i in fit_rows],
-            [arrays[i] for i in valid], y[valid], [keys[i] for i in valid],
-            classes, settings, Path(run_dir) / "cnn" / f"fold{fold + 1}", seed + fold, quiet, name="birdcall")
-        oof[valid] = sound.predict_network(module, [arrays[i] for i in valid], settings.crop_frames)
-        networks.append(sound.state_dict(module))
-        log.info("cnn fold %d/%d: log loss %.4f, accuracy %.3f (%.0f s)", fold + 1, len(split),
-                 MULTICLASS_LOG_LOSS(y[valid], np.clip(oof[valid], 1e-15, 1)),
-                 float((oof[valid].argmax(1) == y[valid]).mean()), time.perf_counter() - fold_started)
-        callbacks.scored(fold, folds_so_far(oof, y, split[:fold + 1]))
-    return oof, networks
-
-
-def out_of_fold(clips: Clips, fold_of: np.ndarray, species: list, probabilities: np.ndarray) -> OutOfFold:
-    """What a blend reads: each usable clip's nested probabilities in submission shape (ID
-    and a column per species), the one-hot truth, its fold. Quarantined clips have no
-    prediction and are not in it (the same clips for every run on the same data)."""
-    ids = clips.train[[ID]].reset_index(drop=True)
-    truth = np.eye(len(species), dtype=int)[clips.y]
-    return OutOfFold(pd.concat([ids, pd.DataFrame(probabilities, columns=species)], axis=1),
-                     pd.concat([ids, pd.DataFrame(truth, columns=species)], axis=1), fold_of)
-
-
-def write_oof(path: Path, clips: Clips, fold_of: np.ndarray, species: list, oof_baseline: np.ndarray,
-              oof_cnn: np.ndarray | None, calibrated: np.ndarray) -> None:
-    """Each clip's fold and the probability every model gave its true species."""
-    y, rows = clips.y, np.arange(len(clips.y))
-    oof = pd.DataFrame({ID: clips.train[ID], "fold": fold_of + 1, LABEL: clips.train[LABEL]})
-    oof["baseline_p_true"] = oof_baseline[rows, y]
-    if oof_cnn is not None:
-        oof["cnn_p_true"] = oof_cnn[rows, y]
-    oof["p_true"] = calibrated[rows, y]
-    oof["predicted"] = [species[i] for i in calibrated.argmax(1)]
-    io.write_csv(oof, path, float_format="%.6f")

@@ -191,9 +191,9 @@ def assemble(sequences, predicted: dict, prior: np.ndarray) -> pd.DataFrame:
 
 
 def predict_folder(model: SerengetiModel, metadata: pd.DataFrame, root: Path, quiet: bool = True,
-                   workers: int | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Predict every sequence of `metadata` from the JPEGs under `root`; returns the
-    sequence frame and the files that could not be read."""
+                   workers: int | None = None) -> pd.DataFrame:
+    """Predict every sequence of `metadata` from the JPEGs under `root`, one row a
+    sequence; the files that could not be read are logged."""
     groups = inference.group_sequences(metadata[ID], metadata[FILE])
     dataset = SequenceFiles(root, groups, model.image_size)
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
@@ -212,4 +212,4 @@ def predict_folder(model: SerengetiModel, metadata: pd.DataFrame, root: Path, qu
         log.warning("%d image(s) unreadable or missing, predicted from the other frames of their sequence "
                     "or the prior: %s%s", len(bad), ", ".join(bad[:5]), " ..." if len(bad) > 5 else "")
     predicted = {seq_id: row for (seq_id, _), row, ok in zip(groups, probabilities, readable) if ok}
-    return assemble(pd.unique(metadata[ID]), predicted, model.prior), bad
+    return assemble(pd.unique(metadata[ID]), predicted, model.prior)

@@ -1,0 +1,127 @@
+"""Serengeti's data preparation, run once before training (as Lightning's
+`prepare_data`): the hold-out split, and every sequence's frames decoded, resized and
+packed into tar shards in the cache. Under torchrun rank 0 packs and the other ranks
+wait for it and open the same shards (common.loaders.cached_shards)."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import io
+from competitions.serengeti import data as serengeti_data
+from competitions.serengeti import inference
+from competitions.serengeti.data import CLASSES, FILE, ID, SerengetiData
+
+log = logging.getLogger("compete")
+SHARD_SEQUENCES = 300   # ~33 MB of 128x96 frame stacks a shard
+
+
+@dataclass
+class Prepared:
+    """What training and validation read: every training image with its sequence's
+    labels, which of them validate, the two shard sets and the images none could read."""
+    frames: pd.DataFrame
+    valid_mask: np.ndarray
+    shard_sets: dict            # "train" and "valid": common.loaders.ShardSet
+    unreadable: list[str]
+
+
+def prepare(data: SerengetiData, seed: int, valid_share: float, size: tuple[int, int], quiet: bool = True) -> Prepared:
+    """Split the training sequences (validation_split) and pack each part's shards;
+    unreadable images are counted (metrics.json's unusable_rows) and fatal when they are
+    most of the images."""
+    if not 0 < valid_share <= 1:
+        raise io.InputError(f"valid_share: {valid_share!r} is not a share in (0, 1]")
+    frames = data.train.merge(data.labels, on=ID, how="left")
+    valid_mask = validation_split(frames, seed, valid_share)
+    log.info("serengeti: %d images in %d sequences; validation: %d sequences (%s)", len(frames), frames[ID].nunique(),
+             frames.loc[valid_mask, ID].nunique(),
+             f"{valid_share:.0%} of the last training season" if frames["season"].nunique() > 1 else "20% of sequences")
+    shard_sets, unreadable = {}, []
+    for part, mask in (("train", ~valid_mask), ("valid", valid_mask)):
+        shard_sets[part] = prepare_shards(frames[mask], data.root, part, size, quiet=quiet)
+        unreadable += shard_sets[part].metadata["unreadable"]
+    io.unusable_rows(serengeti_data.TRAIN_METADATA, len(frames), {"image_unreadable": frames[FILE].isin(unreadable).to_numpy()},
+                     examples=frames[FILE])
+    return Prepared(frames, valid_mask, shard_sets, unreadable)
+
+
+def validation_split(frames: pd.DataFrame, seed: int, share: float = 1.0) -> np.ndarray:
+    """The validation set: `share` of the last training season's sequences (by hash),
+    like the hidden test season is a season of its own; the rest of that season
+    trains with the others. With a single season, a fifth of the sequences by hash."""
+    def hashed(modulo):
+        return frames[ID].map(lambda s: int(hashlib.md5(f"{seed}:{s}".encode()).hexdigest()[:8], 16) % modulo)
+
+    seasons = sorted(frames["season"].unique(), key=lambda s: (len(s), s))
+    if len(seasons) > 1:
+        return ((frames["season"] == seasons[-1]) & (hashed(1000) < share * 1000)).to_numpy()
+    return (hashed(5) == 0).to_numpy()
+
+
+def _decode(job):
+    root, files, size = job
+    return inference.read_frames(root, files, size)
+
+
+def _pack_group(group, root: str, size: tuple[int, int], pool=None):
+    """Decode one shard's sequences and pack them, a sequence's frames as one stack
+    (a Dask task under --scheduler: the worker returns the tar's bytes, so no shared
+    disk is needed)."""
+    from common import loaders
+
+    number, sequences, labels = group
+    jobs = [(root, files, size) for _, files in sequences]
+    stacks = pool.map(_decode, jobs, chunksize=16) if pool is not None else map(_decode, jobs)
+    samples, unreadable = [], []
+    for (seq_id, _), label, (stack, bad) in zip(sequences, labels, stacks):
+        unreadable += bad
+        if stack is not None:
+            samples.append((seq_id, stack, label))
+    return (*loaders.pack_shard(number, samples), unreadable)
+
+
+def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int, int] = serengeti_data.IMAGE_SIZE,
+                   quiet: bool = True):
+    """Decode and resize every sequence's frames once into tar shards in the cache,
+    one sample a sequence (its frame stack, inference.stack_frames; its label); a
+    sequence with no readable frame is left out. The key is the metadata and labels
+    themselves (hashing 6 TB of images is not an option). One shard per
+    SHARD_SEQUENCES sequences, packed on the Dask cluster under --scheduler
+    (common.parallel) and here otherwise: the same bytes either way."""
+    from common import loaders, parallel
+    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
+
+    columns = [ID, FILE, *CLASSES]
+    fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()
+                                 + f"{Path(root).resolve()}|{tuple(size)}|{part}|stacks".encode()).hexdigest()[:16]
+    sequences = inference.group_sequences(frames[ID], frames[FILE])
+    first = frames.drop_duplicates(ID).set_index(ID)
+    labels = first.loc[[seq_id for seq_id, _ in sequences], list(CLASSES)].to_numpy(dtype=np.uint8)
+    groups = [(number, sequences[chosen], labels[chosen])
+              for number, chosen in enumerate(parallel.split(len(sequences), SHARD_SEQUENCES))]
+
+    def build(directory: Path):
+        unreadable, packed = [], []
+        with contextlib.ExitStack() as stack:
+            if parallel.active():
+                results = parallel.map_chunks(_pack_group, groups, root=str(root), size=tuple(size))
+            else:
+                pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)))
+                results = (_pack_group(group, str(root), tuple(size), pool) for group in groups)
+            for number, (content, shard_labels, bad) in enumerate(tqdm(results, total=len(groups), desc="packing shards",
+                                                                     disable=quiet, unit="shard")):
+                packed.append(loaders.write_shard(directory, number, content, shard_labels))
+                unreadable += bad
+        return loaders.finish_shards(directory, packed, metadata={"classes": list(CLASSES), "image_size": list(size),
+                                                                  "unreadable": unreadable})
+
+    return loaders.cached_shards("serengeti", fingerprint, build=build)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import zipfile
 import zlib
@@ -109,6 +110,27 @@ def find(data_dir: Path | str, name: str, required: bool = True) -> Source | Non
     if required:
         raise InputError(f"{data_dir}: {name} not found (looked loose, one folder down and in *.zip)")
     return None
+
+
+def unpacked_once(archive: Path | str, *cache: str) -> Path:
+    """A zip unpacked once into the cache folder `cache` (bounded by safe_extract, each
+    file checked against the manifest written with it on every later use: a damaged file
+    would otherwise be read as it now is). Unpacked beside, then renamed: a killed unzip
+    never passes for a finished one."""
+    archive = Path(archive)
+    target = cache_dir(*cache) / hash_files([archive])
+    if target.is_dir():
+        why = folder_damage(target)
+        if why is not None:
+            if why != UNFINISHED:
+                rebuilding(target, why)
+            shutil.rmtree(target)
+    if not target.is_dir():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        safe_extract(archive, partial, manifest=True)
+        os.replace(partial, target)
+    return target
 
 
 def csv_sources(data_dir: Path | str) -> list[Source]:

@@ -97,20 +97,13 @@ def device() -> torch.device:
 
 
 def load_backbone(model: nn.Module, path: Path | str, head: Sequence[str] = ()) -> nn.Module:
-    """Load pretrained weights from a local file into `model`. Tensors whose names
-    start with one of `head` may be absent or of another shape (a new head for other
-    classes keeps its fresh weights); every other tensor must load."""
-    path = Path(path)
-    if not path.is_file():
-        raise io.InputError(f"{path}: pretrained weights not found (a local file saved with torch.save is needed; nothing is downloaded)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a pickle that is not a state dict, a truncated file
-        raise io.InputError(f"{path}: cannot read weights: {' '.join(str(error).split())[:200]}") from None
-    state = state.get("model", state.get("state_dict", state)) if isinstance(state, dict) else state
-    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
-        raise io.InputError(f"{path}: not a state dict of tensors (save one with torch.save(model.state_dict(), path))")
-    return load_state(model, state, path, head)
+    """Load pretrained weights from a local file (a torch.save state dict or safetensors)
+    into `model`. Tensors whose names start with one of `head` may be absent or of
+    another shape (a new head for other classes keeps its fresh weights); every other
+    tensor must load."""
+    from common.backbones import read_state   # one reader of weight files for every network
+
+    return load_state(model, read_state(path), Path(path), head)
 
 
 def load_state(model: nn.Module, state: dict, path: Path, head: Sequence[str] = ()) -> nn.Module:

@@ -7,8 +7,6 @@ by ID whatever the case of their name or extension.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,20 +104,6 @@ def clip_folder(data_dir: Path, folder: str) -> Path | None:
     archive = io.find(data_dir, f"{folder}.zip", required=False)
     if archive is None or archive.member is not None:
         return None
-    unpacked = io.cache_dir("birdcall", "unzipped") / io.hash_files([archive.path])
-    if unpacked.is_dir():
-        # every clip against the size and sha256 it was unpacked with: a damaged clip
-        # would otherwise get a new log-mel key and be heard as it now is
-        why = io.folder_damage(unpacked)
-        if why is not None:
-            if why != io.UNFINISHED:
-                io.rebuilding(unpacked, why)
-            shutil.rmtree(unpacked)
-    if not unpacked.is_dir():
-        # Unpack beside, then rename: a killed unzip never passes for a finished one.
-        partial = unpacked.with_name(unpacked.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        io.safe_extract(archive.path, partial, manifest=True)
-        os.replace(partial, unpacked)
+    unpacked = io.unpacked_once(archive.path, "birdcall", "unzipped")
     nested = [p for p in unpacked.rglob("*") if p.is_dir() and p.name.lower() == wanted]
     return nested[0] if nested else unpacked

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -93,21 +92,8 @@ def kind_of(path: Path) -> str | None:
 
 
 def _unpacked(archive: Path) -> Path:
-    """A zip of media files unpacked once into the cache (bounded, checked against the
-    manifest written with it), as birdcall's clip folders are."""
-    target = io.cache_dir("media", "unzipped") / io.hash_files([archive])
-    if target.is_dir():
-        why = io.folder_damage(target)
-        if why is not None:
-            if why != io.UNFINISHED:
-                io.rebuilding(target, why)
-            shutil.rmtree(target)
-    if not target.is_dir():
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        io.safe_extract(archive, partial, manifest=True)
-        os.replace(partial, target)
-    return target
+    """A zip of media files unpacked once into the cache, as birdcall's clip folders are."""
+    return io.unpacked_once(archive, "media", "unzipped")
 
 
 def scan(data_dir: Path) -> dict[Path, list[Path]]:

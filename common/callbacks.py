@@ -5,7 +5,7 @@ MedianPruner); a plain run has no listener and the call costs nothing.
 
 A competition's fit calls `scored(step, value)` after each fold (step 0, 1, ...) with a
 figure of the competition's metric comparable across runs at the same step (e.g. the mean
-of the folds so far): house-prices and birdcall do. One network trained on a hold-out
+of the folds so far): house-prices, birdcall and the generic tables do. One network trained on a hold-out
 reports each epoch's validation loss instead (serengeti, through common/trainers.py's
 `report=True`). A listener that wants the fit to end raises `Stop`: the stages let it
 through as it is (it is not a failure of the stage) and the run leaves nothing behind.

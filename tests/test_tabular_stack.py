@@ -113,3 +113,17 @@ def test_the_plan_spends_the_budget_by_the_data_shape():
     assert M.plan(800, 10, 3, "binary", 1, 600.0, False, None) == small  # nothing but the shape and budget goes in
     chosen = M.plan(800, 10, 3, "binary", 1, 600.0, False, None, families=("xgboost",), repeats=2)
     assert chosen.families == ("xgboost",) and chosen.repeats == 2
+
+
+def test_a_tune_pruner_hears_each_fold_the_mean_of_the_families_on_the_rows_done(compete, additive, tmp_path):
+    from common import callbacks
+
+    heard = []
+    with callbacks.listening(lambda step, value: heard.append((step, value))):   # as tune's pruner listens
+        _run(compete, additive, "rmse", tmp_path, "heard", "models=lightgbm,linear", "combiner=blend")
+    assert [step for step, _ in heard] == [0, 1, 2]        # once a fold (folds=3), the first split only
+    oof = pd.read_csv(tmp_path / "run-heard" / "oof.csv")
+    # after the last fold every row is done: the figure is the plain mean of the two families' oof
+    mean = (oof["oof_lightgbm"] + oof["oof_linear"]) / 2
+    assert heard[-1][1] == pytest.approx(np.sqrt(np.mean((mean - oof["y"]) ** 2)), rel=1e-6)
+    assert 0 < heard[0][1] < 1.5                            # the first fold's rows alone, on the metric's scale

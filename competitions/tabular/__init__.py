@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import io
+from common import callbacks, io
 from common import metrics as metric_table
 from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import Metric
@@ -311,12 +311,21 @@ class Tabular(BaseCompetition):
                  f", lightgbm/xgboost {plan.rounds} rounds at lr {plan.boosted_learning_rate:.3g}"
                  if {"lightgbm", "xgboost"} & set(makers) else "")
 
+        truth = self._truth(data)
+
+        def fold_figure(fold: int, predictions: dict, done: np.ndarray) -> None:
+            """For a tune's pruner: the metric of the families' plain mean on the rows done so
+            far, its decision fitted on them (comparable across trials at the same fold)."""
+            if callbacks.listened():
+                mean = np.mean([predictions[name][done] for name in predictions], axis=0)
+                decided = M.fit_decision(target.task, metric, y[done], mean).apply(mean)
+                callbacks.scored(fold, metric(truth[done], self._values(decided, target, log_target, as_indices=True)))
+
         with tqdm(total=plan.folds * repeats * len(makers), desc=self.name, disable=options.quiet) as bar:
             oof, fold_of, fold_models, seconds = M.cross_validate(linear_frame, y, makers, target.task, plan.folds,
                                                                   options.seed, bar.update, weights=row_weights,
-                                                                  repeats=repeats)
+                                                                  repeats=repeats, after_fold=fold_figure)
         names = list(oof)
-        truth = self._truth(data)
         # Blend and stack each scored in nested CV; auto keeps the stack only when it is better.
         kinds_tried = ["blend", "stack"] if options.combiner == "auto" and len(names) > 1 else [options.combiner]
         kinds_tried = ["blend" if kind == "auto" else kind for kind in kinds_tried]

@@ -620,14 +620,17 @@ class Ensemble:
 
 
 def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, folds: int, seed: int, progress=None,
-                   weights: np.ndarray | None = None, repeats: int = 1):
+                   weights: np.ndarray | None = None, repeats: int = 1, after_fold=None):
     """Out-of-fold predictions of every family, the fold of each row, the fitted fold
     models and the seconds each family took. `weights`: each row's, passed to every fit. With `repeats` the K-fold CV runs again on
     other splits (seed + repeat): each row's prediction is its mean over the repeats (every
     one from a model that did not see the row), K x repeats models bagged per family; the
-    fold of a row is its fold in the first split."""
+    fold of a row is its fold in the first split. `after_fold(fold, predictions, done)`,
+    when given, hears after each fold of the first split every family's predictions of
+    the rows done so far (`done`, a mask): what a tune's pruner judges a trial on."""
     fold_of = np.zeros(len(X), dtype=int)
     oof, models, seconds = {}, {name: [] for name in families}, {name: 0.0 for name in families}
+    first, done = {}, np.zeros(len(X), dtype=bool)
     for repeat in range(repeats):
         split = list(splitter(task, y, folds, seed + repeat))
         for fold, (train_index, valid_index) in enumerate(split):
@@ -641,12 +644,17 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, fo
                 if name not in oof:
                     oof[name] = np.zeros((len(X),) + predicted.shape[1:])
                 oof[name][valid_index] += predicted / repeats
+                if after_fold is not None and repeat == 0:
+                    first.setdefault(name, np.zeros((len(X),) + predicted.shape[1:]))[valid_index] = predicted
                 models[name].append(model)
                 seconds[name] += time.perf_counter() - started
                 log.info("fold %d%s %-8s %.1fs %s", fold + 1, f" of repeat {repeat + 1}" if repeats > 1 else "", name,
                          time.perf_counter() - started, model.summary())
                 if progress:
                     progress()
+            if after_fold is not None and repeat == 0:
+                done[valid_index] = True
+                after_fold(fold, first, done)
     return oof, fold_of, models, seconds
 
 

@@ -8,6 +8,11 @@ CLI, the notebooks and the tests never grow a branch per competition:
     predict(model, data) -> submission frame
     synth(out_dir, seed, scale)
 
+Stateless, as scikit-learn's estimators: nothing a run learns is written on the
+object. A competition whose format and metric are read from its data folder (the
+generic PLATFORM:SLUG) returns them with the data; callers ask `metric_for(data, model)`
+and `submission_for(data, model)`, the class's own for every other competition.
+
 `options` is the competition's dataclass of run knobs (common/options.py); every
 optional hook is declared on BaseCompetition with its default, so nothing is found by
 getattr. `fit` returns what it learned in a Report; common/runs.py alone writes it to

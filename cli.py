@@ -227,7 +227,7 @@ def tune(competition, data_dir, trials, minutes, searches, storage, study, metri
     """Search the options COMP declares with Optuna (TPE, median pruning on per-fold
     scores): every trial a run; the study is stored, so a killed tune resumes. Prints
     the best trial and, last, the --set line that reproduces it."""
-    from common import options, tune as tuning
+    from common import options, runs, tune as tuning
     comp = _competition(competition, metric)
     search = {key: value for key, value in (pair.partition("=")[::2] for pair in searches)}
     bad = [pair for pair in searches if "=" not in pair]
@@ -242,7 +242,8 @@ def tune(competition, data_dir, trials, minutes, searches, storage, study, metri
     if result.best_trial is None:
         raise io.CheckFailed(f"study {result.study}: no trial completed; `compete runs {competition}` and the trials' "
                              f"lines above say why")
-    click.echo(f"best: trial {result.best_trial}, cv {comp.metric.name}: {result.best_value:.5f}, run: {result.best_run}")
+    metric = runs.read_metrics(Path(result.best_run)).get("metric", comp.metric.name) if result.best_run else comp.metric.name
+    click.echo(f"best: trial {result.best_trial}, cv {metric}: {result.best_value:.5f}, run: {result.best_run}")
     click.echo(tuning.set_line(result.best_options))
 
 
@@ -260,9 +261,9 @@ def fit(competition, data_dir, run_dir, metric, scheduler, given):
     from common import runs
     comp = _competition(competition, metric)
     _, _, run_dir = runs.fit(comp, data_dir, _options(comp, given), run_dir, scheduler=scheduler)
-    cv = runs.read_metrics(run_dir).get("cv_score")
-    if cv is not None:
-        click.echo(f"cv {comp.metric.name}: {cv:.5f}")
+    made = runs.read_metrics(run_dir)
+    if made.get("cv_score") is not None:
+        click.echo(f"cv {made.get('metric', comp.metric.name)}: {made['cv_score']:.5f}")
     click.echo(f"run: {run_dir}")
 
 

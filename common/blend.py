@@ -244,9 +244,9 @@ def blend(competition: Competition, run_list: list, data_dir: Path, out: Path | 
     members = [read_member(competition, run_dir) for run_dir in run_dirs]
     check_alike(members)
     sample = competition.sample(Path(data_dir))  # before any work: a blend that cannot be submitted never starts
-    if competition.submission is None:  # a format (and metric) read from the data, PLATFORM:SLUG's, is known once loaded
-        competition.load(Path(data_dir))
-    metric = competition.metric
+    # a format (and metric) read from the data, PLATFORM:SLUG's, is known once loaded
+    data = competition.load(Path(data_dir)) if competition.submission is None else None
+    metric, format = competition.metric_for(data), competition.submission_for(data)
     truth, values = members[0].truth, [member.predictions for member in members]
     how = kind(metric, values)
     started = time.perf_counter()
@@ -275,8 +275,8 @@ def blend(competition: Competition, run_list: list, data_dir: Path, out: Path | 
                                pd.DataFrame(applied(threshold, test_pooled), columns=first.columns)], axis=1)
             if threshold is not None:
                 frame[first.columns] = frame[first.columns].astype(int)
-            frame = align_to_sample(frame, sample, competition.submission)
-            problems = validate(frame, sample, competition.submission)
+            frame = align_to_sample(frame, sample, format)
+            problems = validate(frame, sample, format)
             if problems:
                 raise io.InputError(f"{competition.name}: the blend does not make a valid submission: {problems[0]}")
             names = [member.run_dir.name for member in members]

@@ -8,6 +8,11 @@ CLI, the notebooks and the tests never grow a branch per competition:
     predict(model, data) -> submission frame
     synth(out_dir, seed, scale)
 
+Stateless, as scikit-learn's estimators: nothing a run learns is written on the
+object. A competition whose format and metric are read from its data folder (the
+generic PLATFORM:SLUG) returns them with the data; callers ask `metric_for(data, model)`
+and `submission_for(data, model)`, the class's own for every other competition.
+
 `options` is the competition's dataclass of run knobs (common/options.py); every
 optional hook is declared on BaseCompetition with its default, so nothing is found by
 getattr. `fit` returns what it learned in a Report; common/runs.py alone writes it to
@@ -72,10 +77,12 @@ class Competition(Protocol):
     platform: str
     slug: str
     metric: Metric
-    submission: SubmissionFormat
+    submission: SubmissionFormat | None
     options: type
 
     def load(self, data_dir: Path) -> Data: ...
+    def metric_for(self, data: Data, model: Model | None = None) -> Metric: ...
+    def submission_for(self, data: Data, model: Model | None = None) -> SubmissionFormat: ...
     def fit(self, data: Data, options: Options, run_dir: Path) -> tuple[Model, Report]: ...
     def predict(self, model: Model, data: Data) -> pd.DataFrame: ...
     def synth(self, out_dir: Path, seed: int, scale: str) -> None: ...
@@ -92,7 +99,9 @@ class BaseCompetition:
     platform: ClassVar[str]             # one of common.registry.PLATFORMS
     slug: ClassVar[str]                 # the platform's id for the competition
     metric: ClassVar[Metric]
-    submission: ClassVar[SubmissionFormat]
+    submission: ClassVar[SubmissionFormat | None]
+    """The submission's format; None: read from the data folder by `load` (the generic
+    PLATFORM:SLUG), and `submission_for(data)` is the one to ask."""
     options: ClassVar[type] = Options   # the dataclass of run knobs; subclass Options
     description: ClassVar[str] = ""
     data_files: ClassVar[tuple[str, ...]] = ()  # files whose presence means "data is here"
@@ -110,6 +119,19 @@ class BaseCompetition:
     """The hidden-test runtime a code submission runs in (a name of common/runtimes,
     e.g. "hakuna-madata"): `package` builds for it, `runtime test` and `submit` emulate
     it. None for a competition whose submission is a file."""
+
+    # Stateless, as scikit-learn's estimators: a competition whose format and metric are
+    # read from its folder returns them with the data; `load`, `fit` and `predict` write
+    # nothing on the object, and the callers ask these two.
+    def metric_for(self, data: Data, model: Model | None = None) -> Metric:
+        """The metric a run on `data` is scored by (that `model` was fitted to score, when
+        given). Default: the competition's own."""
+        return self.metric
+
+    def submission_for(self, data: Data, model: Model | None = None) -> SubmissionFormat:
+        """The format of the submission made for `data` (by `model`, when given).
+        Default: the competition's own."""
+        return self.submission
 
     def bundle(self, run_dir: Path, profile=None) -> tuple[str | None, tuple[str, ...]]:
         """The inference entry and the run files a code submission of the run in
@@ -178,17 +200,19 @@ class BaseCompetition:
         return self.validate(read_submission(file), data_dir)
 
     # Scoring against known truth (synthetic data, hosting, a private key).
-    def read_answers(self, answers: Path, columns: list[str]) -> pd.DataFrame:
+    def read_answers(self, answers: Path, columns: list[str], format: SubmissionFormat | None = None) -> pd.DataFrame:
         """The truth in submission shape: the CSV in `answers` (or `answers` itself) that
         holds the id column and every one of `columns`; solution.csv is looked at first.
 
         The competition's own data files (train.csv, the sample) are never the truth:
-        scoring test predictions against training labels would print a meaningless number."""
+        scoring test predictions against training labels would print a meaningless number.
+        `format`: the submission's, when the competition has none of its own (file_format)."""
+        format = format or self.submission
         answers = Path(answers)
         candidates = [answers] if answers.is_file() else sorted(
             answers.glob("*.csv"), key=lambda p: (p.stem.lower() not in ("solution", "answers"), p.name))
-        own = {name.lower() for name in (*self.data_files, self.submission.sample_file)}
-        wanted = [self.submission.id_column, *columns]
+        own = {name.lower() for name in (*self.data_files, format.sample_file)}
+        wanted = [format.id_column, *columns]
         refused = []
         for candidate in candidates:
             if all(column in io.header_names(candidate) for column in wanted):
@@ -206,17 +230,21 @@ class BaseCompetition:
         against the sample (a partial file, a blank or a text value is a list of problems,
         exit 1, never a score), then `score` it."""
         submission = read_submission(file)
-        # A competition whose format is read from its data has none before it loads: the
-        # submission's first column is then its id, as on every platform, and a value is
-        # only checked to be there (a label domain with no labels listed).
-        format = self.submission or SubmissionFormat(
-            "", id_column=str(submission.columns[0]) if len(submission.columns) else "id", domain="label")
+        format = self.file_format(submission)
         columns = list(format.columns) or [str(c) for c in submission.columns if c != format.id_column]
-        truth = self.read_answers(answers, columns)
+        truth = self.read_answers(answers, columns, format)
         problems = validate(submission, truth[[format.id_column, *columns]], format)
         if problems:
             raise InvalidSubmission(file, problems)
         return self.score(submission, answers)
+
+    def file_format(self, submission: pd.DataFrame) -> SubmissionFormat:
+        """The format to check `submission` against with no data folder at hand: the
+        competition's own; for one whose format is read from its data (None), the
+        submission's first column is its id, as on every platform, and a value is only
+        checked to be there (a label domain with no labels listed)."""
+        return self.submission or SubmissionFormat(
+            "", id_column=str(submission.columns[0]) if len(submission.columns) else "id", domain="label")
 
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
         """Score a valid submission with the platform's metric against the truth in `answers`."""

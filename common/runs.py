@@ -32,6 +32,7 @@ import pandas as pd
 
 from common import callbacks, distributed, io, parallel, tracking
 from common.competition import Competition, Report, write_json
+from common.metrics import Metric
 from common.options import Options, describe
 from common.submission import align_to_sample, validate, write
 
@@ -247,7 +248,8 @@ def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Pa
             data = stage("load", data_dir, run_dir, competition.load, Path(data_dir))
             # after load: bad input stays one line on the terminal
             log.info("data stages: %s; training on %d process(es)", parallel.describe(), distributed.world_size())
-            _track(tracker, competition, options, run_dir, data_dir)
+            metric = competition.metric_for(data)
+            _track(tracker, competition, metric, options, run_dir, data_dir)
             model, report = stage("fit", run_dir, run_dir, competition.fit, data, options, run_dir)
             if not isinstance(report, Report):
                 raise TypeError(f"{competition.name}.fit must return (model, Report), not {type(report).__name__}")
@@ -256,9 +258,9 @@ def _fit(competition: Competition, data_dir: Path, options: Options, run_dir: Pa
                 keep_out_of_fold(report.out_of_fold, run_dir)
             # rows the checks left out, by file and kind (common/io.py), beside what fit learned
             found = {"unusable_rows": unusable} if unusable else {}
-            metrics = record(run_dir, **report.metrics(competition.metric), **found,
+            metrics = record(run_dir, **report.metrics(metric), **found,
                              fit_seconds=round(time.perf_counter() - started, 2), world_size=distributed.world_size())
-            log.info("cv %s = %.5f", competition.metric.name, metrics["cv_score"])
+            log.info("cv %s = %.5f", metric.name, metrics["cv_score"])
             tracker.log_record(metrics)
             tracker.log_artifacts(run_dir)
     except KeyboardInterrupt as error:
@@ -370,13 +372,14 @@ class StageFailed(io.Unexpected):
     stage and its file, the traceback kept in a log the message points at."""
 
 
-def _track(tracker: tracking.Tracker, competition: Competition, options: Options, run_dir: Path, data_dir: Path) -> None:
+def _track(tracker: tracking.Tracker, competition: Competition, metric: Metric, options: Options, run_dir: Path,
+           data_dir: Path) -> None:
     """Open the run's MLflow record: the options (quiet aside) as params; metrics.json names it."""
     params = {name: value for name, value in asdict(options).items() if name != "quiet"}
     tracker.start(competition.name, run_dir, params, tags={
-        "competition": competition.name, "platform": competition.platform, "metric": competition.metric.name,
+        "competition": competition.name, "platform": competition.platform, "metric": metric.name,
         "data": str(Path(data_dir).resolve()), "run_dir": str(run_dir.resolve()), **tracking.extra_tags()},
-        greater_is_better=competition.metric.greater_is_better)
+        greater_is_better=metric.greater_is_better)
     if tracker.active:
         record(run_dir, mlflow_run_id=tracker.run_id, mlflow_tracking_uri=tracking.shown(tracker.uri))
 
@@ -420,8 +423,9 @@ def predict(competition: Competition, data_dir: Path, model, out: Path, data=Non
     with parallel.using(scheduler):
         frame = competition.predict(model, data)
     sample = competition.sample(Path(data_dir))
-    frame = align_to_sample(frame, sample, competition.submission)
-    problems = validate(frame, sample, competition.submission)
+    format = competition.submission_for(data, model)  # the format of what the model makes, read from the folder or not
+    frame = align_to_sample(frame, sample, format)
+    problems = validate(frame, sample, format)
     if problems:
         raise io.InputError(f"{competition.name}: the predictions do not make a valid submission: {problems[0]}")
     return write(frame, out, float_format=competition.float_format)
@@ -443,7 +447,7 @@ def _run(competition: Competition, data_dir: Path, options: Options, out: Path |
     fresh = run_dir is None or not Path(run_dir).exists() or not any(Path(run_dir).iterdir())
     model, data, run_dir = fit(competition, data_dir, options, run_dir)
     if not distributed.is_main():  # rank 0 predicts and writes the submission
-        return RunResult(run_dir, None, None, competition.metric.name)
+        return RunResult(run_dir, None, None, competition.metric_for(data, model).name)
     out = Path(out) if out else Path("submissions") / competition.name / f"{run_dir.name}.csv"
     try:
         with logging_to(run_dir, options.quiet):
@@ -458,7 +462,7 @@ def _run(competition: Competition, data_dir: Path, options: Options, out: Path |
         raise
     with tracking.scope() as tracker:
         metrics = _made(run_dir, path, tracker)
-    return RunResult(run_dir, path, metrics.get("cv_score"), competition.metric.name)
+    return RunResult(run_dir, path, metrics.get("cv_score"), competition.metric_for(data, model).name)
 
 
 def predict_from(competition: Competition, data_dir: Path, run_dir: Path, out: Path, scheduler=None) -> Path:

@@ -122,7 +122,6 @@ def _run_trial(competition, data_dir, given, study, trial, progress) -> None:
 
     sampled = dict(trial.params)
     options = build(competition.options, {**given, **sampled}, source=f"trial {trial.number}")
-    metric = competition.metric.name
     reported: list[tuple[int, float]] = []
 
     def listen(step: int, value: float) -> None:
@@ -162,7 +161,7 @@ def _run_trial(competition, data_dir, given, study, trial, progress) -> None:
         progress(f"trial {trial.number}: failed: the run reported no cv score")
         return
     study.tell(trial, float(result.cv_score))
-    progress(f"trial {trial.number}: cv {metric}: {result.cv_score:.5f}  {_words(sampled)}  run: {result.run_dir}")
+    progress(f"trial {trial.number}: cv {result.metric}: {result.cv_score:.5f}  {_words(sampled)}  run: {result.run_dir}")
 
 
 def _finished(study) -> int:

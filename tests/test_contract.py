@@ -45,7 +45,7 @@ def case(request, fast_run) -> Case:
     fast_run, shared with the competition's own tests: each trains once per session)."""
     run = fast_run(request.param)
     competition = get(run.name)
-    loaded = competition.load(run.data)  # the format of a PLATFORM:SLUG competition is known from here on
+    loaded = competition.load(run.data)  # a PLATFORM:SLUG competition's format and metric come with it
     return Case(run.name, competition, run.data, run.work, run.submission, run.run_dir, run.stdout, run.stderr, loaded)
 
 
@@ -72,11 +72,11 @@ def test_it_declares_the_protocol(case):
 def test_load_reads_the_data_and_the_sample(case):
     assert case.loaded is not None
     sample = case.competition.sample(case.data)
-    assert sample.columns[0] == case.competition.submission.id_column and len(sample) > 0
+    assert sample.columns[0] == case.competition.submission_for(case.loaded).id_column and len(sample) > 0
 
 
 def test_run_reports_what_fit_learned_and_what_it_was_given(case):
-    metric = case.competition.metric.name
+    metric = case.competition.metric_for(case.loaded).name
     cv = float(re.search(rf"^cv {re.escape(metric)}: (-?[0-9.]+)$", case.stdout, re.M).group(1))
     assert f"submission: {case.submission}" in case.stdout
     metrics = json.loads((case.run_dir / "metrics.json").read_text())
@@ -126,12 +126,12 @@ def test_score_with_the_platform_metric(case, compete, tmp_path):
     if answers.parent == tmp_path:
         frame = pd.read_csv(case.submission).iloc[:, 1:].to_numpy(dtype=float)
         values = frame if frame.shape[1] > 1 else frame[:, 0]
-        assert float(scores[metric]) == pytest.approx(case.competition.metric(values, values), abs=1e-6)
+        assert float(scores[metric]) == pytest.approx(case.competition.metric_for(case.loaded)(values, values), abs=1e-6)
 
 
 def test_a_broken_submission_exits_1_listing_every_problem(case, compete, tmp_path):
     frame = pd.read_csv(case.submission, dtype=str, keep_default_na=False)
-    id_column = case.competition.submission.id_column
+    id_column = case.competition.submission_for(case.loaded).id_column
     broken = pd.concat([frame.iloc[:-1], frame.iloc[:1]])   # the last id missing, the first twice
     broken.iloc[1, 1] = "not-a-number"
     path = tmp_path / "broken.csv"
@@ -151,7 +151,7 @@ def test_a_broken_submission_exits_1_listing_every_problem(case, compete, tmp_pa
 def test_a_corrupted_sample_row_is_one_line_naming_it(case, compete, tmp_path):
     broken = tmp_path / "data"
     shutil.copytree(case.data, broken, ignore=shutil.ignore_patterns("answers"), symlinks=True)
-    sample = io.find(broken, case.competition.submission.sample_file)
+    sample = io.find(broken, case.competition.submission_for(case.loaded).sample_file)
     lines = sample.path.read_text().splitlines()
     lines[3] += ",extra"   # data row 3, line 4 of the file: one field too many
     sample.path.write_text("\n".join(lines) + "\n")
@@ -164,3 +164,44 @@ def test_a_corrupted_sample_row_is_one_line_naming_it(case, compete, tmp_path):
 def _fields(options: type):
     from common.options import describe
     return describe(options)
+
+
+# Stateless as scikit-learn's estimators: what a run learns (the format and metric read
+# from the folder too) comes back as data and model, never as attributes of the object.
+# Not slow: a generic table and a folder of images, small enough to fit here in seconds.
+GENERIC_CASES = [("kaggle:example", "table", {"models": "linear"}, "accuracy"),
+                 ("kaggle:aerial-cactus-identification", "images", {"width": 8, "epochs": 1}, "auc")]
+
+
+@pytest.mark.parametrize("name,kind,given,guessed", GENERIC_CASES, ids=[case[1] for case in GENERIC_CASES])
+def test_load_fit_predict_write_nothing_on_a_generic_competition(name, kind, given, guessed, tmp_path):
+    from common.submission import validate
+    from competitions.tabular import media_synth, synth
+    data_dir, run_dir = tmp_path / "data", tmp_path / "run"
+    run_dir.mkdir()
+    if kind == "table":
+        synth.make(data_dir, "binary", 200, seed=0)
+    else:
+        media_synth.make(data_dir, "aerial-cactus-identification", rows=120, seed=0)
+    competition = get(name)
+    before = dict(vars(competition))
+    data = competition.load(data_dir)
+    model, _ = competition.fit(data, competition.options(fast=True, quiet=True, **given), run_dir)
+    frame = competition.predict(model, data)
+    assert vars(competition).keys() == before.keys()
+    assert all(vars(competition)[key] is value for key, value in before.items()), vars(competition)
+    assert competition.submission is None   # the object still knows no format: the data carries it
+    assert competition.metric_for(data).name == competition.metric_for(data, model).name == guessed
+    format = competition.submission_for(data, model)
+    assert format == competition.submission_for(data) and format.sample_file == "sample_submission.csv"
+    assert validate(frame, competition.sample(data_dir), format) == []
+
+
+def test_load_and_predict_write_nothing_on_the_competition(case):
+    """Every registered competition, on the model its --fast run saved (no second fit)."""
+    competition = get(case.name)
+    before = dict(vars(competition))
+    data = competition.load(case.data)
+    competition.predict(competition.load_model(case.run_dir), data)
+    assert vars(competition).keys() == before.keys()
+    assert all(vars(competition)[key] is value for key, value in before.items()), vars(competition)

@@ -126,33 +126,43 @@ class Tabular(BaseCompetition):
         except ValueError as error:
             raise io.InputError(f"--metric: {error}") from None
         self.metric = metric_table.resolve(metric) if metric else metric_table.RMSE
-        self.submission = None
+        self.submission = None   # read from the folder: `load` returns it with the data
 
-    # The format and the metric are the data's: read them once per folder.
+    # The format and the metric are the data's: `load` reads them once per folder and
+    # returns them with it; nothing is written on the competition (stateless).
     def _metric_for(self, target: D.Target, sample: pd.DataFrame) -> Metric:
         name = self.metric_name or guess_metric(target, sample)
         if self.metric_name is None:
             log.info("%s: no --metric given; %s guessed from the sample (pass --metric to choose)", self.name, name)
         return metric_table.resolve(name, target.task)
 
-    def _settle(self, data: D.TabularData, metric: Metric | None = None) -> None:
-        """The metric and the submission format of this folder: the domain follows the metric."""
-        self.metric = metric or self._metric_for(data.target, data.sample)
-        self.submission = inference.submission_format(data.target, self.metric, data.layout.source.name, data.id_column)
+    @staticmethod
+    def _table_format(data: D.TabularData, metric: Metric):
+        """The submission format of a table's folder: the domain follows the metric."""
+        return inference.submission_format(data.target, metric, data.layout.source.name, data.id_column)
+
+    def metric_for(self, data: D.TabularData | MD.MediaData, model=None) -> Metric:
+        if isinstance(model, MD.MediaModel):
+            return metric_table.resolve(model.metric, model.meta["task"])
+        return model.metric if model is not None else data.metric  # what the model was fitted to score, whatever --metric says now
+
+    def submission_for(self, data: D.TabularData | MD.MediaData, model=None):
+        if isinstance(model, MD.MediaModel):
+            return MD.submission_format(model.meta, self.metric_for(data, model))
+        return self._table_format(data, model.metric) if model is not None else data.submission
 
     def load(self, data_dir: Path) -> D.TabularData | MD.MediaData:
         layout = MD.recognise(Path(data_dir))
         if layout is not None:   # images or audio beside a CSV: media.py
             provisional = metric_table.resolve(self.metric_name) if self.metric_name else None
             data = MD.load(Path(data_dir), layout, provisional)
-            self.metric = metric_table.resolve(MD.metric_name(data, self.metric_name), data.target.task)
-            self.submission = MD.submission_format(data, self.metric)
-            return data
+            metric = metric_table.resolve(MD.metric_name(data, self.metric_name), data.target.task)
+            return dataclasses.replace(data, metric=metric, submission=MD.submission_format(data, metric))
         provisional = metric_table.resolve(self.metric_name) if self.metric_name else None
         data = D.load(Path(data_dir), provisional)
         T.refuse_empty(data.train, data.test, data.features, data.train_source.name, data.layout.test.name)
-        self._settle(data)
-        return data
+        metric = self._metric_for(data.target, data.sample)
+        return dataclasses.replace(data, metric=metric, submission=self._table_format(data, metric))
 
     def synth(self, out_dir: Path, seed: int = 0, scale: str = "small") -> None:
         """A competition in the layout the slug names when it is one of the free-text layouts
@@ -179,34 +189,23 @@ class Tabular(BaseCompetition):
 
     def validate(self, submission: pd.DataFrame, data_dir: Path):
         from common.submission import validate
-        if self.submission is None:
-            try:
-                self.load(data_dir)
-            except D.NoTrainFile:
-                # Only the sample to go by: its ids and header, and the metric's domain
-                # when that needs no train labels.
-                layout = D.infer_sample(Path(data_dir))
-                output = metric_table.resolve(self.metric_name).output if self.metric_name else "value"
-                domain = DOMAIN_OF_OUTPUT[output] if output != "label" else "any"
-                self.submission = SubmissionFormat(layout.source.name, id_column=layout.id_column, domain=domain)
-        return validate(submission, self.sample(data_dir), self.submission)
-
-    def score_file(self, file: Path, answers: Path) -> dict[str, float]:
-        # No data folder to read the format from: the file's first column is its id, as on
-        # every platform, and a value is only checked to be there.
-        if self.submission is None:
-            from common.submission import read_submission
-            header = read_submission(file).columns
-            self.submission = SubmissionFormat("", id_column=str(header[0]) if len(header) else "id", domain="label")
-        return super().score_file(file, answers)
+        try:
+            format = self.load(data_dir).submission
+        except D.NoTrainFile:
+            # Only the sample to go by: its ids and header, and the metric's domain
+            # when that needs no train labels.
+            layout = D.infer_sample(Path(data_dir))
+            output = metric_table.resolve(self.metric_name).output if self.metric_name else "value"
+            domain = DOMAIN_OF_OUTPUT[output] if output != "label" else "any"
+            format = SubmissionFormat(layout.source.name, id_column=layout.id_column, domain=domain)
+        return validate(submission, self.sample(data_dir), format)
 
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
         """The metric against the truth in submission shape; labels compare as text."""
         id_column, value_columns = str(submission.columns[0]), [str(c) for c in submission.columns[1:]]
-        self.submission = self.submission or SubmissionFormat("", id_column=id_column)
         if self.metric_name is None:
             raise io.InputError(f"{self.name}: scoring needs the metric: pass --metric (e.g. {', '.join(metric_table.NAMES)})")
-        truth = self.read_answers(answers, value_columns).astype({id_column: str}).set_index(id_column)
+        truth = self.read_answers(answers, value_columns, self.file_format(submission)).astype({id_column: str}).set_index(id_column)
         predicted = submission.astype({id_column: str}).set_index(id_column)
         absent = predicted.index.difference(truth.index)
         if len(absent):
@@ -243,7 +242,7 @@ class Tabular(BaseCompetition):
                                     f"{data.layout.kind} files take none")
             return MD.fit(self, data, options, run_dir)
         started = time.perf_counter()
-        target, metric = data.target, self.metric
+        target, metric = data.target, data.metric
         columns = F.describe(data.train, data.test, data.features)
         layout = T.recognise(data.train, data.test, columns.kinds, data.train_source.name, data.layout.test.name)
         families = [name.strip() for name in options.models.split(",") if name.strip()]
@@ -330,7 +329,7 @@ class Tabular(BaseCompetition):
         kinds_tried = ["blend", "stack"] if options.combiner == "auto" and len(names) > 1 else [options.combiner]
         kinds_tried = ["blend" if kind == "auto" else kind for kind in kinds_tried]
         nested = {kind: stacking.nested(oof, y, fold_of, target.task, metric, kind, options.seed) for kind in kinds_tried}
-        cv_by_combiner = {kind: float(metric(truth, self._values(nested[kind][0], target, log_target, as_indices=True)))
+        cv_by_combiner = {kind: float(metric(truth, self._values(nested[kind][0], target, log_target, metric, as_indices=True)))
                           for kind in kinds_tried}
         chosen = kinds_tried[0]
         for kind in kinds_tried[1:]:
@@ -343,9 +342,10 @@ class Tabular(BaseCompetition):
         weights = combiner.weights if chosen == "blend" else np.ones(len(names))
         cv_score = cv_by_combiner[chosen]
         by_family = {n: metric(truth, self._values(M.fit_decision(target.task, metric, y, oof[n]).apply(oof[n]), target,
-                                                   log_target, as_indices=True)) for n in names}
+                                                   log_target, metric, as_indices=True)) for n in names}
         fold_scores = {n: [float(metric(truth[fold_of == f], self._values(
-            M.fit_decision(target.task, metric, y, oof[n]).apply(oof[n][fold_of == f]), target, log_target, as_indices=True)))
+            M.fit_decision(target.task, metric, y, oof[n]).apply(oof[n][fold_of == f]), target, log_target, metric,
+            as_indices=True)))
             for f in range(plan.folds)] for n in names}
         if len(kinds_tried) > 1:
             log.info("nested cv %s: %s; %s kept", metric.name,
@@ -373,7 +373,7 @@ class Tabular(BaseCompetition):
         model = TabularModel(ensemble, features, target, metric, log_target, list(X.columns))
         self._write_oof(data, oof, honest, fold_of, target, log_target, run_dir)
         self._plot(truth, honest, blended, y, target, metric, log_target, run_dir)
-        honest_by_fold = [float(metric(truth[fold_of == f], self._values(honest[fold_of == f], target, log_target,
+        honest_by_fold = [float(metric(truth[fold_of == f], self._values(honest[fold_of == f], target, log_target, metric,
                                                                           as_indices=True))) for f in range(plan.folds)]
         note = (f"out-of-fold; the {'stack (level 2)' if chosen == 'stack' else 'blend weights'} and the decision for "
                 f"each fold fitted on the other folds; the level-1 out-of-fold predictions it learns from come from fold "
@@ -440,11 +440,11 @@ class Tabular(BaseCompetition):
         """Every training row's out-of-fold prediction in submission shape: the nested one
         the CV scores, or for a label metric the blended probability before the threshold
         (the families' weights fitted on every row). None where a blend could not use it."""
-        target = data.target
-        if data.id_column not in data.train.columns or (self.metric.output == "label" and not self._blends_labels(target)):
+        target, metric = data.target, data.metric
+        if data.id_column not in data.train.columns or (metric.output == "label" and not self._blends_labels(target)):
             return None
         ids = data.train[[data.id_column]].astype(str).reset_index(drop=True)
-        scores = blended if self.metric.output == "label" else self._values(honest, target, log_target)
+        scores = blended if metric.output == "label" else self._values(honest, target, log_target, metric)
         truth = self._truth(data)
         if target.class_columns:
             truth = np.eye(len(target.classes))[truth.astype(int)]
@@ -498,10 +498,10 @@ class Tabular(BaseCompetition):
         target = data.target
         if target.task == "regression":
             y = pd.to_numeric(data.train[target.columns[0]]).to_numpy(dtype=float)
-            if self.metric.output == "nonnegative":
+            if data.metric.output == "nonnegative":
                 if (y < 0).any():
                     raise io.InputError(f"{data.train_source}: {target.columns[0]} holds negative values; "
-                                        f"{self.metric.name} needs values >= 0")
+                                        f"{data.metric.name} needs values >= 0")
                 return np.log1p(y), True
             return y, False
         if target.task == "multilabel":
@@ -516,8 +516,9 @@ class Tabular(BaseCompetition):
         y, _ = self._encode(data)
         return y
 
-    def _values(self, predictions: np.ndarray, target: D.Target, log_target: bool, as_indices: bool = False):
-        return inference.values(predictions, target, log_target, self.metric, as_indices)
+    @staticmethod
+    def _values(predictions: np.ndarray, target: D.Target, log_target: bool, metric: Metric, as_indices: bool = False):
+        return inference.values(predictions, target, log_target, metric, as_indices)
 
     def adversarial_frames(self, data: D.TabularData):
         columns = F.describe(data.train, data.test, data.features)
@@ -528,10 +529,7 @@ class Tabular(BaseCompetition):
 
     def predict(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame:
         if isinstance(model, MD.MediaModel):
-            self.metric = metric_table.resolve(model.metric, model.meta["task"])
-            self.submission = MD.submission_format(model.meta, self.metric)
             return MD.predict(model, data)
-        self._settle(data, model.metric)  # what the model was fitted to score, whatever --metric says now
         return inference.predict(model, data.test, data.id_column)  # the packaged notebook's own code
 
     def _write_oof(self, data, oof, honest, fold_of, target, log_target, run_dir: Path) -> None:
@@ -559,7 +557,7 @@ class Tabular(BaseCompetition):
 
         figure, axis = plt.subplots(figsize=(6, 5))
         if target.task == "regression":
-            predicted = self._values(honest, target, log_target)
+            predicted = self._values(honest, target, log_target, metric)
             axis.scatter(truth, predicted, s=5, alpha=0.4)
             low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
             axis.plot([low, high], [low, high], color="black", linewidth=1)

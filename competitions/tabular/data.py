@@ -15,7 +15,7 @@ import pandas as pd
 
 from common import io
 from common.metrics import Metric
-from common.submission import SampleLayout, infer_sample
+from common.submission import SampleLayout, SubmissionFormat, infer_sample
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
 
@@ -47,6 +47,10 @@ class TabularData:
     target: Target
     features: list[str]       # columns the model may use: in train and test, not id, not target
     source: Path
+    # The folder's metric and submission format (the domain follows the metric): the
+    # generic competition reads them here, so the competition object learns nothing.
+    metric: Metric | None = None
+    submission: SubmissionFormat | None = None
 
     @property
     def id_column(self) -> str:

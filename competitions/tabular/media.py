@@ -38,6 +38,7 @@ import pandas as pd
 
 from common import io
 from common.competition import OutOfFold, Report
+from common.metrics import Metric
 from common.options import Options, option
 from common.submission import SampleLayout, SubmissionFormat, _looks_like_sample
 from competitions.tabular import data as D
@@ -292,6 +293,8 @@ class MediaData:
     sample: pd.DataFrame
     y: np.ndarray
     source: Path
+    metric: Metric | None = None            # the folder's metric and format, as TabularData's
+    submission: SubmissionFormat | None = None
 
     @property
     def id_column(self) -> str:
@@ -446,7 +449,7 @@ def fit(competition, data: MediaData, options, run_dir: Path):
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    metric, task = competition.metric, data.target.task
+    metric, task = data.metric, data.target.task
     meta = {**describe_target(data), "output": metric.output}
     classes = list(data.target.classes) if task != "multilabel" else list(data.target.columns)
     held = holdout(data.y, task, options.valid_share, options.seed)

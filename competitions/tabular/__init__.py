@@ -318,7 +318,7 @@ class Tabular(BaseCompetition):
             if callbacks.listened():
                 mean = np.mean([predictions[name][done] for name in predictions], axis=0)
                 decided = M.fit_decision(target.task, metric, y[done], mean).apply(mean)
-                callbacks.scored(fold, metric(truth[done], self._values(decided, target, log_target, as_indices=True)))
+                callbacks.scored(fold, metric(truth[done], self._values(decided, target, log_target, metric, as_indices=True)))
 
         with tqdm(total=plan.folds * repeats * len(makers), desc=self.name, disable=options.quiet) as bar:
             oof, fold_of, fold_models, seconds = M.cross_validate(linear_frame, y, makers, target.task, plan.folds,

@@ -181,7 +181,10 @@ class Tabular(BaseCompetition):
             S.synth(Path(out_dir), seed=seed, scale=scale)
 
     def sample(self, data_dir: Path) -> pd.DataFrame:
-        media = MD.recognise(Path(data_dir))
+        try:
+            media = MD.recognise(Path(data_dir))
+        except D.NoTrainFile:   # media whose labels cannot be told: the sample is still the sample
+            media = None
         if media is not None:
             return io.read_csv(media.sample, dtype=str, keep_default_na=False)
         layout = D.infer_sample(Path(data_dir))

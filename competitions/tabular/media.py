@@ -187,7 +187,8 @@ class MediaLayout:
 def recognise(data_dir: Path) -> MediaLayout | None:
     """The media layout of `data_dir`, or None when it holds fewer than MIN_FILES media
     files (a table). A folder of media with no way to tell its labels or its test files
-    is one error saying what was found."""
+    is one error saying what was found (D.NoTrainFile where nothing says which files
+    are labelled: validating a submission needs only the sample)."""
     data_dir = Path(data_dir)
     folders = scan(data_dir)
     count = sum(len(files) for files in folders.values())
@@ -217,14 +218,14 @@ def recognise(data_dir: Path) -> MediaLayout | None:
             absent = [i for i, path in zip(ids, found.files) if path is None]
             raise io.InputError(f"{source}: {len(absent)} of its {len(ids)} ids name no file in {found.folder} "
                                 f"(first: {absent[0]!r}): the test folder does not match the sample")
-        raise io.InputError(f"{data_dir}: {count} {kind} files in {len(folders)} folder(s), but no CSV names the files "
+        raise D.NoTrainFile(f"{data_dir}: {count} {kind} files in {len(folders)} folder(s), but no CSV names the files "
                             f"of one folder in its first column (the sample submission and its test folder)")
     id_column, values = headers[sample][0], tuple(headers[sample][1:])
     others = {folder: files for folder, files in folders.items() if folder != test.folder}
     layout = _labels_csv(sample, test, ordered, headers, others, data_dir, kind, id_column, values) or \
         _class_folders(sample, test, others, data_dir, kind, id_column, values)
     if layout is None:
-        raise io.InputError(f"{data_dir}: {count - len(test.files)} {kind} files beside the test folder "
+        raise D.NoTrainFile(f"{data_dir}: {count - len(test.files)} {kind} files beside the test folder "
                             f"{test.folder.name}/, but no labels for them: no CSV names them with labels, and they "
                             f"are not in class-named folders")
     return layout

@@ -90,9 +90,12 @@ def tune(competition: Competition, data_dir: Path, trials: int, given: dict, sea
     storage = storage or default_storage(competition)
     name = name or study_name(competition, data_dir, given, space)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # A competition whose format is read from its folder (submission None) knows its metric
+    # only then: a guessed AUC must be maximised, not minimised as the RMSE default would be.
+    metric = competition.metric if competition.submission is not None else competition.metric_for(competition.load(data_dir))
     try:
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
-                                    direction="maximize" if competition.metric.greater_is_better else "minimize",
+                                    direction="maximize" if metric.greater_is_better else "minimize",
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
     except Exception as error:  # an unreachable database, a bad URL: one line
         raise io.InputError(f"--storage {tracking.shown(storage)}: cannot open the study ({tracking.reason(error)})") from None

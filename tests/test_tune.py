@@ -156,3 +156,25 @@ def test_same_seed_same_study_and_a_failed_trial_is_recorded_with_its_reason(com
     import optuna
     (name,) = optuna.get_all_study_names(storage)
     assert all(t.state.name == "FAIL" and t.user_attrs["failure"] for t in optuna.load_study(study_name=name, storage=storage).trials)
+
+
+def test_a_generic_competition_is_tuned_in_the_direction_of_the_metric_guessed_from_its_folder(compete, tmp_path):
+    """No --metric: a binary sample guesses a metric to maximise; the study must maximise it
+    (the class's default RMSE would have minimised it)."""
+    import numpy as np
+    import optuna
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 3))
+    frame = pd.DataFrame(x.round(4), columns=["a", "b", "c"]).assign(id=range(160), label=(x[:, 0] > 0).astype(int))
+    frame.iloc[:120].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[120:].drop(columns="label").to_csv(tmp_path / "test.csv", index=False)
+    frame.iloc[120:][["id"]].assign(label=0).to_csv(tmp_path / "sample_submission.csv", index=False)
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    result = compete.in_process("tune", "kaggle:directions", "--data", tmp_path, "--trials", 1, "--storage", storage,
+                                "--fast", "--quiet", "--set", "models=linear", "--set", "folds=2",
+                                "--search", "encode_above=10..40")
+    assert result.exit_code == 0, result.output
+    (summary,) = optuna.get_all_study_summaries(storage)
+    assert summary.direction == optuna.study.StudyDirection.MAXIMIZE

@@ -23,7 +23,7 @@ REGISTRY = Registry([
           "DrivenData, camera-trap multi-label images, code submission",
           data_files=("train_metadata.csv", "train_labels.csv"), sources=("synth", "download")),
     Entry(GENERIC, "competitions.tabular:Tabular", None, None,
-          "any tabular or free-text competition: format read from its files, metric from --metric",
+          "any table, free-text, image or audio competition: format read from its files, metric from --metric or guessed",
           sources=("synth", "download")),
     # `compete new` adds its entry above this line
 ])

@@ -113,7 +113,8 @@ def explain_blend(metric: Metric, cv_score: float, by_model: dict[str, float], d
 class Tabular(BaseCompetition):
     """One entry serves every PLATFORM:SLUG; `metric` is a `--metric` name or alias."""
 
-    description = "any tabular or free-text competition: format read from its files, metric from --metric"
+    description = ("any table, free-text, image or audio competition: format read from its files, metric from --metric "
+                   "or guessed")
     options = TabularOptions
     bundle_entry = "competitions.tabular.inference:run"   # a Kaggle notebook (`compete package`)
     bundle_files = (inference.MODEL,)

@@ -16,7 +16,7 @@ from common import io
 from common.registry import PLATFORMS
 from common.submission import InvalidSubmission, described
 
-COMPETITION = click.argument("competition", metavar="COMP")
+COMPETITION = click.argument("name", metavar="COMP")
 DATA = click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
                     help="The platform's data folder, as unzipped (zip files inside are read too).")
 SEED = click.option("--seed", default=0, show_default=True, help="Random seed: same seed, same data, same bytes.")
@@ -136,12 +136,12 @@ def list_command():
 @main.command("options")
 @COMPETITION
 @user_errors
-def options_command(competition):
+def options_command(name):
     """The options COMP's runs take: name, type, default and doc, one line each.
     Set them with `--set KEY=VALUE` or `--config FILE.toml` on `run` and `fit`."""
     from common import options
     rows = [(row.name, row.type, repr(row.default) if isinstance(row.default, str) else str(row.default), row.doc)
-            for row in options.describe(_competition(competition).options)]
+            for row in options.describe(_competition(name).options)]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[3]]).rstrip())
@@ -158,9 +158,9 @@ def data():
 @click.option("--from", "from_zip", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Use this zip downloaded from the platform instead of the offline copy.")
 @user_errors
-def data_fetch(competition, out, from_zip):
+def data_fetch(name, out, from_zip):
     """Real competition data that can be had offline, checked against pinned hashes."""
-    for path in _competition(competition).fetch(out, from_zip=from_zip):
+    for path in _competition(name).fetch(out, from_zip=from_zip):
         click.echo(path)
 
 
@@ -171,10 +171,10 @@ def data_fetch(competition, out, from_zip):
 @click.option("--scale", type=click.Choice(["small", "full"]), default="small", show_default=True,
               help="small: seconds to make, for tests; full: the real competition's size.")
 @user_errors
-def data_synth(competition, out, seed, scale):
+def data_synth(name, out, seed, scale):
     """Format-faithful synthetic data with its answer key in OUT/answers/."""
-    comp = _competition(competition)
-    comp.synth(Path(out), seed=seed, scale=scale)
+    competition = _competition(name)
+    competition.synth(Path(out), seed=seed, scale=scale)
     click.echo(out)
 
 
@@ -183,10 +183,10 @@ def data_synth(competition, out, seed, scale):
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to unzip the platform files into.")
 @QUIET
 @user_errors
-def data_download(competition, out, quiet):
+def data_download(name, out, quiet):
     """The platform's files, with your credentials, unzipped into OUT (resumes a partial download)."""
     from common import platforms
-    for path in platforms.download(_competition(competition), out, quiet=quiet):
+    for path in platforms.download(_competition(name), out, quiet=quiet):
         click.echo(path)
 
 
@@ -199,11 +199,12 @@ def data_download(competition, out, quiet):
 @SCHEDULER
 @user_errors
 @run_options
-def run(competition, data_dir, out, run_dir, metric, scheduler, given):
+def run(name, data_dir, out, run_dir, metric, scheduler, given):
     """Load, fit, predict and validate; print the CV score and the submission path."""
     from common import runs
-    comp = _competition(competition, metric)
-    result = runs.run(comp, data_dir, _options(comp, given), out=out, run_dir=run_dir, scheduler=scheduler)
+    competition = _competition(name, metric)
+    result = runs.run(competition, data_dir, _options(competition, given), out=out, run_dir=run_dir,
+                      scheduler=scheduler)
     if result.cv_score is not None:
         click.echo(f"cv {result.metric}: {result.cv_score:.5f}")
     click.echo(f"run: {result.run_dir}")
@@ -223,26 +224,27 @@ def run(competition, data_dir, out, run_dir, metric, scheduler, given):
 @METRIC
 @user_errors
 @run_options
-def tune(competition, data_dir, trials, minutes, searches, storage, study, metric, given):
+def tune(name, data_dir, trials, minutes, searches, storage, study, metric, given):
     """Search the options COMP declares with Optuna (TPE, median pruning on per-fold
     scores): every trial a run; the study is stored, so a killed tune resumes. Prints
     the best trial and, last, the --set line that reproduces it."""
     from common import options, runs, tune as tuning
-    comp = _competition(competition, metric)
+    competition = _competition(name, metric)
     search = {key: value for key, value in (pair.partition("=")[::2] for pair in searches)}
     bad = [pair for pair in searches if "=" not in pair]
     if bad:
         raise io.InputError(f"--search {bad[0]!r}: expected KEY=LOW..HIGH or KEY=A,B,C")
-    options.build(comp.options, given, source=competition)
-    result = tuning.tune(comp, data_dir, trials, given, search, minutes=minutes, storage=storage, name=study,
+    options.build(competition.options, given, source=name)
+    result = tuning.tune(competition, data_dir, trials, given, search, minutes=minutes, storage=storage, name=study,
                          progress=click.echo)
     counts = result.counts
     click.echo(f"study {result.study} ({result.storage}): {counts['complete']} complete, {counts['pruned']} pruned, "
                f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted and run again" if counts["interrupted"] else ""))
     if result.best_trial is None:
-        raise io.CheckFailed(f"study {result.study}: no trial completed; `compete runs {competition}` and the trials' "
+        raise io.CheckFailed(f"study {result.study}: no trial completed; `compete runs {name}` and the trials' "
                              f"lines above say why")
-    metric = runs.read_metrics(Path(result.best_run)).get("metric", comp.metric.name) if result.best_run else comp.metric.name
+    metric = (runs.read_metrics(Path(result.best_run)).get("metric", competition.metric.name) if result.best_run
+              else competition.metric.name)
     click.echo(f"best: trial {result.best_trial}, cv {metric}: {result.best_value:.5f}, run: {result.best_run}")
     click.echo(tuning.set_line(result.best_options))
 
@@ -255,15 +257,15 @@ def tune(competition, data_dir, trials, minutes, searches, storage, study, metri
 @SCHEDULER
 @user_errors
 @run_options
-def fit(competition, data_dir, run_dir, metric, scheduler, given):
+def fit(name, data_dir, run_dir, metric, scheduler, given):
     """Train only: cross-validate, write the run directory and the final model.
     Under `torchrun --nproc-per-node N` the training is data-parallel over N processes."""
     from common import runs
-    comp = _competition(competition, metric)
-    _, _, run_dir = runs.fit(comp, data_dir, _options(comp, given), run_dir, scheduler=scheduler)
+    competition = _competition(name, metric)
+    _, _, run_dir = runs.fit(competition, data_dir, _options(competition, given), run_dir, scheduler=scheduler)
     made = runs.read_metrics(run_dir)
     if made.get("cv_score") is not None:
-        click.echo(f"cv {made.get('metric', comp.metric.name)}: {made['cv_score']:.5f}")
+        click.echo(f"cv {made.get('metric', competition.metric.name)}: {made['cv_score']:.5f}")
     click.echo(f"run: {run_dir}")
 
 
@@ -274,10 +276,10 @@ def fit(competition, data_dir, run_dir, metric, scheduler, given):
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Submission file to write.")
 @SCHEDULER
 @user_errors
-def predict(competition, data_dir, run_dir, out, scheduler):
+def predict(name, data_dir, run_dir, out, scheduler):
     """Predict the test set with a trained run and write a validated submission."""
     from common import runs
-    path = runs.predict_from(_competition(competition), data_dir, run_dir, out, scheduler=scheduler)
+    path = runs.predict_from(_competition(name), data_dir, run_dir, out, scheduler=scheduler)
     click.echo(f"submission: {path}")
 
 
@@ -288,13 +290,13 @@ def predict(competition, data_dir, run_dir, out, scheduler):
 @click.option("--out", type=click.Path(path_type=Path), help="Submission file (default submissions/COMP/<blend-run>.csv).")
 @METRIC
 @user_errors
-def blend(competition, run_list, data_dir, out, metric):
+def blend(name, run_list, data_dir, out, metric):
     """Blend runs (their folders, or names under runs/COMP/) with non-negative weights
     fitted on their out-of-fold predictions for the competition's metric; print each
     run's CV, the blend's nested CV and the submission path."""
     from common import blend as blending
-    comp = _competition(competition, metric)
-    result = blending.blend(comp, list(run_list), data_dir, out=out)
+    competition = _competition(name, metric)
+    result = blending.blend(competition, list(run_list), data_dir, out=out)
     for run_dir, own, weight in result.members:
         click.echo(f"{run_dir}: cv {result.metric}: {own:.5f}, weight {weight:.3f}" if own is not None else
                    f"{run_dir}: weight {weight:.3f}")
@@ -313,17 +315,17 @@ def blend(competition, run_list, data_dir, out, metric):
 @SEED
 @METRIC
 @user_errors
-def check_split(competition, data_dir, out, weights, seed, metric):
+def check_split(name, data_dir, out, weights, seed, metric):
     """Adversarial validation: a classifier, out of fold, tells test rows from training
     rows. Prints its AUC (0.5: the test looks like the training data), the features that
     give the test away and the most test-like training rows; writes them as a table and a plot."""
     from common import adversarial, tracking
-    comp = _competition(competition, metric)
+    competition = _competition(name, metric)
     if weights is not None:
         from common.runs import check_output
         check_output(weights, "--weights")
-    out = out or Path(tracking.ROOT) / comp.name / "check-split"
-    result = adversarial.check_split(comp, data_dir, out, seed=seed, weights=weights)
+    out = out or Path(tracking.ROOT) / competition.name / "check-split"
+    result = adversarial.check_split(competition, data_dir, out, seed=seed, weights=weights)
     click.echo("features that give the test away (share of the classifier's importance):")
     for row in result.features.head(10).itertuples():
         click.echo(f"  {row.feature:24} {row.importance:.3f}")
@@ -341,11 +343,11 @@ def check_split(competition, data_dir, out, weights, seed, metric):
 @DATA
 @METRIC
 @user_errors
-def validate(competition, file, data_dir, metric):
+def validate(name, file, data_dir, metric):
     """Check FILE against the sample submission in --data; exit 1 listing every problem
     (an empty file is one), 2 when FILE or --data cannot be read. FILE may be
     gzip-compressed (FILE.csv.gz) or a zip of one CSV, as the platforms accept it."""
-    problems = _competition(competition, metric).validate_file(file, data_dir)
+    problems = _competition(name, metric).validate_file(file, data_dir)
     if problems:
         raise InvalidSubmission(file, problems)
     click.echo(f"{described(file)}: valid")
@@ -358,10 +360,10 @@ def validate(competition, file, data_dir, metric):
               help="The truth: a folder (e.g. DATA/answers) or a CSV in submission shape.")
 @METRIC
 @user_errors
-def score(competition, file, answers, metric):
+def score(name, file, answers, metric):
     """Score FILE locally with the platform's metric against known answers. FILE may be
     gzip-compressed or a zip of one CSV, as the platforms accept it."""
-    scores = _competition(competition, metric).score_file(file, answers)
+    scores = _competition(name, metric).score_file(file, answers)
     if described(file) != str(file):  # stdout keeps only the figures
         click.echo(f"{described(file)}: scored the CSV it holds", err=True)
     for name, value in scores.items():
@@ -379,7 +381,7 @@ def score(competition, file, answers, metric):
 @METRIC
 @QUIET
 @user_errors
-def submit(competition, file, data_dir, message, dry_run, wait, profile, metric, quiet):
+def submit(name, file, data_dir, message, dry_run, wait, profile, metric, quiet):
     """Validate FILE against the sample in --data, then upload it to the platform.
 
     For a code competition FILE is a run directory or a built submission.zip: the bundle
@@ -388,41 +390,41 @@ def submit(competition, file, data_dir, message, dry_run, wait, profile, metric,
     the rerun emulation, then its dataset, kernel and submission go up, a line per step.
     With --wait, exit 1 when the platform fails to score it or it is still pending."""
     from common import platforms, runs
-    comp = _competition(competition, metric)
-    receipt = platforms.submit(comp, file, data_dir, message, dry_run=dry_run, quiet=quiet, profile=profile,
+    competition = _competition(name, metric)
+    receipt = platforms.submit(competition, file, data_dir, message, dry_run=dry_run, quiet=quiet, profile=profile,
                                progress=click.echo)
     for line in receipt.lines:
         click.echo(line)
     if not wait or dry_run:
         return
-    status = platforms.wait_for_score(comp, receipt)
+    status = platforms.wait_for_score(competition, receipt)
     if status.state != "complete":
         verb = "is not scored yet" if status.state == "pending" else "was not scored"
         click.echo(f"error: {file} {verb}: {status.detail}" + (
-            f"; see `compete submissions {competition}` later" if status.state == "pending" else ""), err=True)
+            f"; see `compete submissions {name}` later" if status.state == "pending" else ""), err=True)
         sys.exit(1)
-    click.echo(f"public score ({comp.metric.name}): {status.public_score}")
-    run_dir = runs.record_leaderboard(comp, file, status.public_score, receipt.reference, run_dir=receipt.run_dir)
+    click.echo(f"public score ({competition.metric.name}): {status.public_score}")
+    run_dir = runs.record_leaderboard(competition, file, status.public_score, receipt.reference, run_dir=receipt.run_dir)
     click.echo(f"recorded as lb_score of run {run_dir}" if run_dir else
-               f"no run of {competition} made {file}: the score is recorded nowhere")
+               f"no run of {name} made {file}: the score is recorded nowhere")
 
 
 @main.command()
 @COMPETITION
 @user_errors
-def submissions(competition):
+def submissions(name):
     """Your submissions on the platform, newest first, with their scores."""
     from common import platforms
-    _echo_table(platforms.submissions(_competition(competition)), "no submissions yet")
+    _echo_table(platforms.submissions(_competition(name)), "no submissions yet")
 
 
 @main.command()
 @COMPETITION
 @user_errors
-def leaderboard(competition):
+def leaderboard(name):
     """The platform's public leaderboard, best first."""
     from common import platforms
-    _echo_table(platforms.leaderboard(_competition(competition)), "the leaderboard is empty")
+    _echo_table(platforms.leaderboard(_competition(name)), "the leaderboard is empty")
 
 
 @main.command("runs")
@@ -431,20 +433,20 @@ def leaderboard(competition):
 @click.option("--compare", nargs=2, metavar="RUN RUN", help="Two runs (folders, or names under runs/COMP/) side by side: "
                                                             "their scores and the options that differ.")
 @user_errors
-def runs_command(competition, plot, compare):
+def runs_command(name, plot, compare):
     """Past runs from MLflow, newest first: run, CV, leaderboard score, options changed
     from the defaults, wall time, and the study or blend that made each."""
     from common import runs
-    comp = _competition(competition)
+    competition = _competition(name)
     if compare:
-        click.echo(runs.compare(comp, *compare).to_string(index=False))
+        click.echo(runs.compare(competition, *compare).to_string(index=False))
         return
-    table = runs.history(comp)
-    _echo_table(table.astype(object).where(table.notna(), ""), f"no tracked runs of {competition} in {runs.tracking_store()}")
+    table = runs.history(competition)
+    _echo_table(table.astype(object).where(table.notna(), ""), f"no tracked runs of {name} in {runs.tracking_store()}")
     if plot:
-        path, drawn = runs.plot_history(comp, table, plot)
+        path, drawn = runs.plot_history(competition, table, plot)
         click.echo(f"plot: {path} ({drawn} run(s) with both scores)")
-    link = runs.browse_link(comp) if len(table) else None
+    link = runs.browse_link(competition) if len(table) else None
     if link:
         click.echo(f"browse: {link}")
 
@@ -531,7 +533,7 @@ def host_audit(directory, seed, quiet):
                                 "for a Kaggle competition kaggle-notebook.")
 @click.option("--dockerfile", is_flag=True, help="Also write a Docker build context (OUT's name + _runtime/) after the competition's runtime.")
 @user_errors
-def package(competition, run_dir, source, out, profile, dockerfile):
+def package(name, run_dir, source, out, profile, dockerfile):
     """Build a code submission for the competition's runtime: from a run (the model and
     the code it needs, with main.py or a notebook calling it) or from your own folder
     (--from). A package that imports what the runtime lacks is refused (exit 1)."""
@@ -539,7 +541,7 @@ def package(competition, run_dir, source, out, profile, dockerfile):
     if (run_dir is None) == (source is None):
         raise io.InputError("give one of --run-dir (a trained run) or --from (your own folder)")
     try:
-        built = packaging.package(_competition(competition), out, run_dir=run_dir, source=source, profile=profile,
+        built = packaging.package(_competition(name), out, run_dir=run_dir, source=source, profile=profile,
                                   dockerfile=dockerfile)
     except packaging.Refused as refused:
         for problem in refused.problems:

@@ -48,7 +48,6 @@ class UberModel:
     threshold: float                # the validation F1-optimal probability threshold
     calibration: float = 1.0        # validation incidents / the sum of validation probabilities
     run_dir: str | None = None
-    details: dict = field(default_factory=dict)
     offset: str = "shrunk"  # features.OFFSETS: what the offset column copies
     bagged: list = field(default_factory=list)  # more boosters, other seeds on the same rows: their raw outputs are averaged
 

@@ -31,6 +31,9 @@ log = logging.getLogger("compete")
 _client = None
 
 
+CONNECT_SECONDS = 30  # Dask retries a refused connection until then: a scheduler still starting gets that long
+
+
 @contextlib.contextmanager
 def using(address):
     """Run `map_chunks` on the Dask cluster at `address` inside the block. None: the
@@ -45,7 +48,7 @@ def using(address):
         raise io.InputError("--scheduler needs Dask: pip install 'dask[distributed]'") from None
     owned = isinstance(address, str)
     try:
-        client = Client(address, timeout=30) if owned else (address if isinstance(address, Client) else Client(address))
+        client = Client(address, timeout=CONNECT_SECONDS) if owned else (address if isinstance(address, Client) else Client(address))
     except (OSError, TimeoutError) as error:
         raise io.InputError(f"--scheduler {address}: cannot reach the Dask scheduler ({' '.join(str(error).split())[:160]})") from None
     previous, _client = _client, client

@@ -247,9 +247,10 @@ def test_parallel_map_chunks_keeps_the_order_and_needs_no_cluster(cluster):
     assert "scale" in cluster.scheduler.task_prefixes
 
 
-def test_an_unreachable_scheduler_is_one_clear_error():
+def test_an_unreachable_scheduler_is_one_clear_error(monkeypatch):
     from common import io, parallel
 
+    monkeypatch.setattr(parallel, "CONNECT_SECONDS", 2)   # Dask retries the refused port until then
     with pytest.raises(io.InputError, match="tcp://127.0.0.1:9: cannot reach the Dask scheduler"):
         with parallel.using("tcp://127.0.0.1:9"):
             pass

@@ -173,6 +173,7 @@ def test_an_unreadable_test_image_gets_the_prior_and_is_named(cactus_run):
 
 
 @pytest.mark.slow   # ~50 s at load 15; the decision and the columns it writes: test_decided_values_become_the_samples_columns
+@pytest.mark.extended   # training end to end: the cactus run
 def test_tags_are_multi_label_end_to_end(compete, tmp_path):
     data = made(tmp_path, PLANET, rows=160)
     out = tmp_path / "submission.csv"
@@ -191,6 +192,7 @@ def test_tags_are_multi_label_end_to_end(compete, tmp_path):
 
 
 @pytest.mark.slow   # ~40 s at load 15; the folders: test_each_layout_is_recognised_from_its_files, labels: below
+@pytest.mark.extended   # training end to end: the cactus run
 def test_class_folders_end_to_end(compete, tmp_path):
     data = made(tmp_path, SEEDLINGS, rows=120)
     out = tmp_path / "submission.csv"

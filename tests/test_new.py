@@ -67,6 +67,7 @@ def test_new_writes_a_skeleton_that_synthesises_runs_and_scores(compete, tmp_pat
 
 
 @pytest.mark.slow   # the contract suite and the notebook on the skeleton, in a pytest of its own: ~1 min
+@pytest.mark.extended   # the skeleton's synth, run and score: the test above
 def test_the_contract_suite_and_the_notebook_pass_on_a_new_skeleton_at_once(compete, tmp_path):
     copy = project_copy(tmp_path)
     # cwd: `python -c` imports from the folder it runs in first, which must not be the checkout

@@ -74,6 +74,7 @@ def test_binary_accuracy_gives_labels_from_an_oof_threshold_and_same_seed_same_b
 
 
 @pytest.mark.slow
+@pytest.mark.extended   # multi-class log loss end to end: test_text's authors run; the stack's: test_tabular_stack
 def test_multiclass_log_loss_writes_calibrated_probabilities_per_class(compete, folders, tmp_path):
     data = folders["multiclass"]
     printed, out, run_dir = _run(compete, "zindi:demo-grades", data, "LogLoss", tmp_path)

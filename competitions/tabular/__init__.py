@@ -1,13 +1,17 @@
-"""Any tabular competition on Kaggle, Zindi or DrivenData (`PLATFORM:SLUG`): the format
-is read from the sample submission in the data folder, the metric from `--metric`.
+"""Any competition on Kaggle, Zindi or DrivenData (`PLATFORM:SLUG`) shipped as a table, free
+text, or a folder of images or audio beside a CSV: the format is read from the sample
+submission in the data folder, the metric from `--metric` (else guessed from the sample).
 
-load: sample (by content) -> test (same ids) -> train (the test's columns + targets) ->
-task and column kinds. fit: K-fold out-of-fold CV of CatBoost on native categoricals and
-a linear model, a blend fitted on their out-of-fold predictions, then the decision the
-metric asks for (labels from an OOF threshold, calibrated probabilities, a log target).
-When free text dominates the columns (text.py: a tweet, an author's sentence, a comment)
-the families are the text models instead, TF-IDF logistic regression and NB-SVM, through
-the same CV, blend and decision: a text competition is read exactly as a table is.
+load: media first (media.py: a labels CSV or class folders beside the files the sample
+names), else sample (by content) -> test (same ids) -> train (the test's columns + targets)
+-> task and column kinds. fit, for a table: K-fold out-of-fold CV of each family (CatBoost,
+LightGBM, XGBoost, the linear model; model.py, with out-of-fold target encoding in
+encoding.py), a blend or a level-2 stack fitted on their out-of-fold predictions (stack.py),
+then the decision the metric asks for (labels from an OOF threshold, calibrated
+probabilities, a log target). When free text dominates the columns (text.py) the families
+are the text models instead, TF-IDF logistic regression and NB-SVM, through the same CV,
+blend and decision. Images and audio train one network on a held-out split (media.py,
+common/vision.py, common/sound.py).
 """
 from __future__ import annotations
 

@@ -248,3 +248,26 @@ def test_download_then_validate_a_kaggle_slug(compete, kaggle, tmp_path):
     checked = compete.in_process("validate", "kaggle:house-prices-advanced-regression-techniques", out / "sample_submission.csv",
                       "--data", out)
     assert checked.exit_code == 0, checked.output
+
+
+def test_a_smoke_run_of_a_drivendata_slug_keeps_the_first_rows_of_its_folders_sample(compete, tmp_path):
+    """PLATFORM:SLUG has its format only from the folder: `--smoke` reads the sample from there."""
+    if not runner.sandbox_available()[0]:
+        pytest.skip("no mount/network namespaces here")
+    code, data = tmp_path / "code", tmp_path / "data"
+    code.mkdir()
+    data.mkdir()
+    (code / "main.py").write_text(
+        "import csv\n"
+        "rows = list(csv.reader(open('data/submission_format.csv')))\n"
+        "with open('submission.csv', 'w', newline='') as out:\n"
+        "    csv.writer(out).writerows([rows[0]] + [[row[0], '0.25'] for row in rows[1:]])\n")
+    (data / "train.csv").write_text("uid,size,score\nt1,1,0.5\nt2,2,0.1\nt3,3,0.3\nt4,3,0.9\nt5,5,0.2\n")
+    (data / "test_features.csv").write_text("uid,size\na1,3\nb2,4\nc3,5\n")
+    (data / "submission_format.csv").write_text("uid,score\na1,0\nb2,0\nc3,0\n")
+    bundle = tmp_path / "submission.zip"
+    compete("package", "drivendata:any-challenge", "--from", code, "--out", bundle)
+    result = compete("runtime", "test", bundle, "--data", data, "--competition", "drivendata:any-challenge",
+                     "--profile", "snomed-ct", "--smoke", 2, "--out", tmp_path / "out.csv")
+    assert "smoke run: the first 2 row(s) of submission_format.csv" in result.stdout + result.stderr
+    assert (tmp_path / "out.csv").read_text().splitlines() == ["uid,score", "a1,0.25", "b2,0.25"]

@@ -56,7 +56,7 @@ def run(bundle: Path, competition, profile, data_dir: Path, hidden: Path | None 
             cut = runner.smoke_view(competition, data_dir, smoke, workdir / "smoke")
             view.files.update({name: path for name, path in cut.overlays.items() if name in view.files})
             view.truth = cut.directory
-            result.notes.append(f"smoke run: the first {smoke} row(s) of {competition.submission.sample_file} and the "
+            result.notes.append(f"smoke run: the first {smoke} row(s) of {cut.sample} and the "
                                 f"test rows of their ids ({', '.join(sorted(cut.overlays))})")
         limit = runner.time_limit(profile, time_limit, result.notes)
         outcome = execute(bundle, code, workdir, view, profile, log_path, limit, memory_limit, isolated, smoke=smoke is not None)

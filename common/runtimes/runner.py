@@ -326,6 +326,7 @@ def collect(result: RuntimeResult, competition, written: Path, shown_as: str, tr
 class SmokeView:
     directory: Path                  # the cut files, at their places relative to the data folder
     overlays: dict[str, Path]        # data-relative path -> cut file shown over the original
+    sample: str = ""                 # the sample file's name, whose first rows were kept
 
 
 def smoke_view(competition, data_dir: Path, rows: int, directory: Path) -> SmokeView:
@@ -336,10 +337,12 @@ def smoke_view(competition, data_dir: Path, rows: int, directory: Path) -> Smoke
     left as they are."""
     if rows < 1:
         raise io.InputError(f"--smoke {rows}: give a number of rows of at least 1")
-    sample_source = io.find(data_dir, competition.submission.sample_file)
+    # a competition whose format is read from its folder (PLATFORM:SLUG) has it only from there
+    format = competition.submission or competition.submission_for(competition.load(Path(data_dir)))
+    sample_source = io.find(data_dir, format.sample_file)
     if sample_source.member is not None:
         raise io.InputError(f"{sample_source}: a smoke run needs the data unzipped (the sample is inside a zip)")
-    id_column = competition.submission.id_column
+    id_column = format.id_column
     sample = io.read_csv(sample_source.path, dtype=str, keep_default_na=False)
     io.require_columns(sample, [id_column], sample_source)
     kept = sample.head(rows)
@@ -358,7 +361,7 @@ def smoke_view(competition, data_dir: Path, rows: int, directory: Path) -> Smoke
     for path, frame in cut.items():
         relative = path.relative_to(data_dir).as_posix()
         overlays[relative] = io.write_csv(frame, directory / relative)
-    return SmokeView(directory, overlays)
+    return SmokeView(directory, overlays, format.sample_file)
 
 
 def last_line(text: str) -> str:

@@ -556,7 +556,9 @@ def compare(competition: Competition, first: str | Path, second: str | Path, roo
         found.append(check_run(competition, path))
     configs = [json.loads((path / "config.json").read_text()) for path in found]
     metrics = [read_metrics(path) for path in found]
-    rows = [("cv " + competition.metric.name, *(m.get("cv_score") for m in metrics)),
+    # each run records the metric it was scored by (a PLATFORM:SLUG one is its folder's, not the class's)
+    named = {m.get("metric") for m in metrics if m.get("metric")}
+    rows = [("cv " + (named.pop() if len(named) == 1 else competition.metric.name), *(m.get("cv_score") for m in metrics)),
             ("lb", *(m.get("lb_score") for m in metrics)),
             ("from", *(f"study {m['study']} #{m.get('trial')}" if m.get("study") else
                        f"blend of {','.join(Path(p).name for p in c['blend']['members'])}" if c.get("blend") else ""

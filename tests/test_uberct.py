@@ -288,7 +288,7 @@ def test_the_validation_block_is_kept_as_out_of_fold_rows_in_submission_shape():
     """What `compete blend` reads of an uberct run: each validation row under the sample's
     "<hour> x <segment>" id, its probability, its label, and its half of the block as its
     fold (the rule fitted on one half scores the other)."""
-    from competitions.uberct import validation_out_of_fold
+    from competitions.uberct.validate import validation_out_of_fold
     from competitions.uberct.features import Rows
 
     class Context:

@@ -12,15 +12,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from common import io, plots
-from common.competition import BaseCompetition, OutOfFold, Report
+from common import io
+from common.competition import BaseCompetition, Report
 from common.metrics import F1
 from common.options import Options, option
-from common.thresholds import RateRule, Threshold, best_threshold, expected_f1_count, fit_rate_rule, plot_f1
+from common.thresholds import best_threshold, expected_f1_count
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
+from competitions.uberct import blocks, panel, validate
 from competitions.uberct import model as uber_model
-from competitions.uberct import panel
 
 log = logging.getLogger("compete")
 
@@ -78,12 +78,12 @@ class UberCapeTown(BaseCompetition):
 
         started = time.perf_counter()
         context = self.context(data, offset=options.offset)
-        plan = plan_blocks(context, data, options)
+        plan = blocks.plan_blocks(context, data, options)
         rng = np.random.default_rng(options.seed)
         rows = uber_features.concatenate([context.block_rows(data.events, span, plan.negative_rate, rng)
                                           for span in tqdm(plan.training_spans, desc="panel", disable=options.quiet)])
         features = uber_features.trained_columns(panel.features(context, rows), options.segment_history)
-        validation_rows = validation_panel(context, data, plan, rng)
+        validation_rows = blocks.validation_panel(context, data, plan, rng)
         validation_features = uber_features.trained_columns(panel.features(context, validation_rows), options.segment_history)
         categorical = context.categorical_columns(features)
         log.info("uberct: training on %d rows (%d positive) x %d features; validating on %d rows (%d positive)",
@@ -94,7 +94,7 @@ class UberCapeTown(BaseCompetition):
         booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params,
                                    (validation_features, validation_rows.label))
         iterations = booster.get_best_iteration() + 1
-        checked = check_on_validation(uber_model.probabilities(booster, validation_features), validation_rows, context, plan,
+        checked = validate.check_on_validation(uber_model.probabilities(booster, validation_features), validation_rows, context, plan,
                                       options.rule, run_dir)
         importance = pd.Series(booster.get_feature_importance(), index=features.columns).sort_values(ascending=False)
         fit_seconds = time.perf_counter() - fit_started
@@ -141,7 +141,7 @@ class UberCapeTown(BaseCompetition):
         return model, Report(cv_score=cv, fold_scores=[cv], decisions=decisions,
                              note=f"F1 on the last {context.block_days} days before the test period (out of time), "
                                   f"with the '{options.rule}' rule fitted on the other half of that period",
-                             out_of_fold=validation_out_of_fold(context, validation_rows, checked.p))
+                             out_of_fold=validate.validation_out_of_fold(context, validation_rows, checked.p))
 
     def predict(self, model: uber_model.UberModel, data: uber_data.UberData) -> pd.DataFrame:
         context = self.context(data, model.block_days, model.offset)
@@ -185,106 +185,7 @@ class UberCapeTown(BaseCompetition):
         return scores
 
 
-@dataclass
-class BlockPlan:
-    """Which days train and which validate, and how densely negatives are sampled."""
-    validation_span: tuple[int, int]        # the last block before the test period
-    training_spans: list[tuple[int, int]]   # the blocks before it, most recent first
-    negative_rate: float                    # share of the negative cells sampled into the panel
-
-
-def plan_blocks(context: uber_features.Context, data: uber_data.UberData, options: UberOptions) -> BlockPlan:
-    blocks = context.blocks()
-    if len(blocks) < 2:
-        raise io.InputError(f"{uber_data.TRAIN_FILE}: incidents cover {context.test_day} days before the test period; "
-                            f"need at least {3 * context.block_days} (history, training and validation blocks)")
-    validation_span, training_spans = blocks[0], blocks[1:(options.max_blocks or len(blocks)) + 1]
-    per_positive = options.negatives_per_positive
-    per_positive = (5 if options.fast else 15) if per_positive is None else per_positive
-    segments, block_hours = len(context.ids), context.block_days * 24
-    _, positive_offset = context.positive_cells(data.events)
-    in_training = (positive_offset >= training_spans[-1][0] * 24) & (positive_offset < training_spans[0][1] * 24)
-    positives = int(in_training.sum())
-    cells = segments * block_hours * len(training_spans)
-    negative_rate = float(min(1.0, per_positive * max(positives, 1) / max(cells - positives, 1)))
-    log.info("uberct: %d segments, blocks of %d days: %d for training, 1 for validation; %d positive cells of %d; "
-             "negatives sampled at %.4f", segments, context.block_days, len(training_spans), positives, cells, negative_rate)
-    return BlockPlan(validation_span, training_spans, negative_rate)
-
-
-def validation_panel(context: uber_features.Context, data: uber_data.UberData, plan: BlockPlan, rng) -> uber_features.Rows:
-    """Every cell of the validation block (no sampling) on the segments the test scores."""
-    scored = np.isin(np.arange(len(context.ids)), context.position.reindex(np.unique(data.test_segments)).to_numpy())
-    rows = context.block_rows(data.events, plan.validation_span, 1.0, rng)
-    return _subset(rows, scored[rows.segment])
-
-
 def catboost_parameters(options: UberOptions) -> dict:
     params = uber_model.parameters(options.fast, options.seed, options.threads)
     chosen = {"iterations": options.iterations, "learning_rate": options.learning_rate, "depth": options.depth}
     return {**params, **{key: value for key, value in chosen.items() if value is not None}}
-
-
-@dataclass
-class ValidationCheck:
-    """What the validation block decided: the F1-optimal threshold, the rate rule, the
-    calibration, and each rule's F1 fitted on one half of the block, scored on the other."""
-    p: np.ndarray
-    best: Threshold
-    rate_rule: RateRule
-    calibration: float
-    crossed: dict[str, float]
-
-    def figures(self) -> dict:
-        return dict(validation_f1_best=round(self.best.f1, 6), validation_threshold=self.best.threshold,
-                    validation_flags=self.best.predicted_positives, validation_positives=self.best.positives,
-                    validation_expected_positives=round(float(self.p.sum()), 2),
-                    flags_per_expected=round(self.rate_rule.flags_per_expected, 6), calibration=round(self.calibration, 6),
-                    cross_fitted_f1={k: round(v, 6) for k, v in self.crossed.items()})
-
-
-def check_on_validation(p: np.ndarray, rows: uber_features.Rows, context: uber_features.Context, plan: BlockPlan,
-                        rule: str, run_dir: Path) -> ValidationCheck:
-    labels, block_hours = rows.label, context.block_days * 24
-    best = best_threshold(labels, p)
-    rate_rule = fit_rate_rule(labels, p)
-    calibration = uber_model.calibration(labels, p)
-    first_half = in_first_half(rows, block_hours)
-    crossed = uber_model.cross_fitted_f1(labels, p, first_half)
-    log.info("validation: best F1 %.4f at p >= %.4g (%d flags, %d positives, %.1f expected); %.3f flags per expected incident; "
-             "calibration %.3f; cross-fitted F1 by rule: %s", best.f1, best.threshold, best.predicted_positives, best.positives,
-             p.sum(), rate_rule.flags_per_expected, calibration, ", ".join(f"{k} {v:.4f}" for k, v in crossed.items()))
-    span = plan.validation_span
-    plot_f1(labels, p, Path(run_dir) / "f1_threshold.png", marks={"validation optimum": best.threshold},
-            title=f"{plots.cv_title('uberct', F1.name, crossed[rule])} ({rule} rule); "
-                  f"best in hindsight {best.f1:.4f} over {span[1] - span[0]} days")
-    _save_validation(run_dir, context, rows, p)
-    return ValidationCheck(p, best, rate_rule, calibration, crossed)
-
-
-def in_first_half(rows: uber_features.Rows, block_hours: int) -> np.ndarray:
-    """The validation rows of the block's first half: the rule fitted on one half scores the other."""
-    return rows.hour < rows.hour.min() + (block_hours // 2) * uber_features.HOUR
-
-
-def validation_out_of_fold(context: uber_features.Context, rows: uber_features.Rows, p: np.ndarray) -> OutOfFold:
-    """What a blend reads: the validation block's rows in submission shape (the sample's
-    "<hour> x <segment>" ids), each one's probability before the rule decides, its label,
-    and its half as its fold."""
-    hours = pd.to_datetime(rows.hour.astype("datetime64[s]")).strftime(uber_data.ID_TIME_FORMAT)
-    ids = pd.Series(hours.to_numpy(dtype=object) + uber_data.ID_SEPARATOR + context.ids[rows.segment].astype(str),
-                    name=uber_data.ID)
-    return OutOfFold(pd.DataFrame({uber_data.ID: ids, uber_data.TARGET: p}),
-                     pd.DataFrame({uber_data.ID: ids, uber_data.TARGET: rows.label.astype(int)}),
-                     np.where(in_first_half(rows, context.block_days * 24), 0, 1))
-
-
-def _subset(rows: uber_features.Rows, keep: np.ndarray) -> uber_features.Rows:
-    return uber_features.Rows(rows.segment[keep], rows.hour[keep], rows.as_of[keep], None if rows.label is None else rows.label[keep])
-
-
-def _save_validation(run_dir: Path, context: uber_features.Context, rows: uber_features.Rows, p: np.ndarray) -> None:
-    frame = pd.DataFrame({uber_data.SEGMENT_ID: context.ids[rows.segment].astype(str), "hour": rows.hour.astype("datetime64[s]"),
-                          "label": rows.label, "probability": p.astype(np.float32)})
-    with io.atomic_path(Path(run_dir) / "validation.parquet") as temporary:
-        frame.to_parquet(temporary, index=False)

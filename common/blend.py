@@ -244,8 +244,7 @@ def blend(competition: Competition, run_list: list, data_dir: Path, out: Path | 
     members = [read_member(competition, run_dir) for run_dir in run_dirs]
     check_alike(members)
     sample = competition.sample(Path(data_dir))  # before any work: a blend that cannot be submitted never starts
-    # a format (and metric) read from the data, PLATFORM:SLUG's, is known once loaded
-    data = competition.load(Path(data_dir)) if competition.submission is None else None
+    data = competition.data_for_format(data_dir)
     metric, format = competition.metric_for(data), competition.submission_for(data)
     truth, values = members[0].truth, [member.predictions for member in members]
     how = kind(metric, values)

@@ -90,9 +90,8 @@ def tune(competition: Competition, data_dir: Path, trials: int, given: dict, sea
     storage = storage or default_storage(competition)
     name = name or study_name(competition, data_dir, given, space)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # A competition whose format is read from its folder (submission None) knows its metric
-    # only then: a guessed AUC must be maximised, not minimised as the RMSE default would be.
-    metric = competition.metric if competition.submission is not None else competition.metric_for(competition.load(data_dir))
+    # a metric read from the folder (a guessed AUC) sets the direction, not the class's default RMSE
+    metric = competition.metric_for(competition.data_for_format(data_dir))
     try:
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
                                     direction="maximize" if metric.greater_is_better else "minimize",

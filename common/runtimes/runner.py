@@ -337,8 +337,7 @@ def smoke_view(competition, data_dir: Path, rows: int, directory: Path) -> Smoke
     left as they are."""
     if rows < 1:
         raise io.InputError(f"--smoke {rows}: give a number of rows of at least 1")
-    # a competition whose format is read from its folder (PLATFORM:SLUG) has it only from there
-    format = competition.submission or competition.submission_for(competition.load(Path(data_dir)))
+    format = competition.submission_for(competition.data_for_format(data_dir))
     sample_source = io.find(data_dir, format.sample_file)
     if sample_source.member is not None:
         raise io.InputError(f"{sample_source}: a smoke run needs the data unzipped (the sample is inside a zip)")

@@ -17,11 +17,8 @@ SCRIPT = "audio.torchscript.pt"   # sound_inference.script_path(MODEL): its Torc
 
 
 def files_for(profile):
-    """The run files a package ships for a runtime (a common.runtimes Profile, or None):
-    the ONNX network where the runtime has onnxruntime, else its TorchScript copy."""
-    if profile is not None and not profile.version_of("onnxruntime")[0]:
-        return (SCRIPT, media_inference.META)
-    return (MODEL, media_inference.META)
+    """The run files a package of an audio run ships for a runtime."""
+    return (media_inference.network_file(profile, MODEL, SCRIPT), media_inference.META)
 
 
 class Network(object):

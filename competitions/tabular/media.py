@@ -550,10 +550,12 @@ def save(model: MediaModel, run_dir: Path, profile: str | None) -> None:
         network.save(run_dir / IMAGE_WEIGHTS)
         network.export(run_dir, MI.MODEL, MI.SCRIPT, MI.NETWORK, profile)
     else:
+        import pickle
+
         from common import sound
         from competitions.tabular import audio_inference
 
-        io.write_bytes(run_dir / AUDIO_MODEL, __import__("pickle").dumps(network))
+        io.write_bytes(run_dir / AUDIO_MODEL, pickle.dumps(network))
         sound.export(network, run_dir / audio_inference.MODEL, profile=profile)
     io.write_text(run_dir / MI.META, json.dumps({**model.meta, "metric": model.metric, "decision": model.decision},
                                                 indent=1) + "\n")

@@ -23,12 +23,15 @@ MODEL, SCRIPT, NETWORK, META = "model.onnx", "model.torchscript.pt", "network.js
 FILES = (MODEL, SCRIPT, NETWORK, META)
 
 
+def network_file(profile, onnx, script):
+    """The form of the network a package ships for a runtime (a common.runtimes Profile, or
+    None): the ONNX file where the runtime has onnxruntime, else its TorchScript copy."""
+    return script if profile is not None and not profile.version_of("onnxruntime")[0] else onnx
+
+
 def files_for(profile):
-    """The run files a package ships for a runtime (a common.runtimes Profile, or None):
-    the ONNX network where the runtime has onnxruntime, else its TorchScript copy."""
-    if profile is not None and not profile.version_of("onnxruntime")[0]:
-        return (SCRIPT, NETWORK, META)
-    return (MODEL, NETWORK, META)
+    """The run files a package of an image run ships for a runtime."""
+    return (network_file(profile, MODEL, SCRIPT), NETWORK, META)
 BATCH = 32
 
 def _onnxruntime():

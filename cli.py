@@ -403,7 +403,9 @@ def submit(name, file, data_dir, message, dry_run, wait, profile, metric, quiet)
         click.echo(f"error: {file} {verb}: {status.detail}" + (
             f"; see `compete submissions {name}` later" if status.state == "pending" else ""), err=True)
         sys.exit(1)
-    click.echo(f"public score ({competition.metric.name}): {status.public_score}")
+    # the folder's metric for a PLATFORM:SLUG (its class default is a placeholder)
+    shown = competition.metric_for(competition.data_for_format(data_dir))
+    click.echo(f"public score ({shown.name}): {status.public_score}")
     run_dir = runs.record_leaderboard(competition, file, status.public_score, receipt.reference, run_dir=receipt.run_dir)
     click.echo(f"recorded as lb_score of run {run_dir}" if run_dir else
                f"no run of {name} made {file}: the score is recorded nowhere")

@@ -587,9 +587,11 @@ def tracking_store() -> str:
 def plot_history(competition: Competition, table: pd.DataFrame, path: Path) -> tuple[Path, int]:
     """CV against leaderboard score for the runs that have both; returns (path, how many)."""
     both = table.dropna(subset=["cv", "lb"])
+    # the metric the runs recorded (a PLATFORM:SLUG run's is its folder's, not the class default)
+    named = {past["tags"].get("metric") for past in tracking.past_runs(competition.name)} - {None}
+    metric = named.pop() if len(named) == 1 else competition.metric.name
     tracking.plot_cv_against_leaderboard(both["cv"].tolist(), both["lb"].tolist(), both["run"].tolist(), path,
-                                         f"{competition.name}: CV against the leaderboard", competition.metric.name,
-                                         competition.name)
+                                         f"{competition.name}: CV against the leaderboard", metric, competition.name)
     return Path(path), len(both)
 
 

@@ -545,6 +545,29 @@ def test_submit_wait_reports_a_submission_zindi_could_not_score(compete, zindi, 
     assert "lb_score" not in json.loads((run_dir / "metrics.json").read_text())
 
 
+def test_submit_wait_names_the_metric_of_a_platform_slug_folder(compete, zindi, tmp_path, monkeypatch):
+    """A `zindi:SLUG` competition's metric is read from its folder: the score line names
+    that one, not the generic class's placeholder."""
+    from competitions import REGISTRY
+    monkeypatch.setattr(platforms, "SCORE_DELAYS", (0.01,) * 3)
+    folder = tmp_path / "table"
+    folder.mkdir()
+    rows = range(40)
+    (folder / "Train.csv").write_text("ID,x,target\n" + "".join(f"T{i},{i % 7},{'yes' if i % 3 else 'no'}\n" for i in rows))
+    (folder / "Test.csv").write_text("ID,x\n" + "".join(f"S{i},{i % 5}\n" for i in rows))
+    (folder / "SampleSubmission.csv").write_text("ID,target\n" + "".join(f"S{i},no\n" for i in rows))
+    file = tmp_path / "labels.csv"
+    file.write_text("ID,target\n" + "".join(f"S{i},yes\n" for i in rows))
+    name = f"zindi:{SLUG}"
+    competition = REGISTRY.get(name)
+    expected = competition.metric_for(competition.data_for_format(folder)).name
+    assert expected != competition.metric.name  # the folder's labels are not the placeholder's regression
+    zindi.scoring = [{}]
+    result = compete.in_process("submit", name, file, "--data", folder, "-m", "labels", "--wait")
+    assert result.exit_code == 0, result.output
+    assert f"public score ({expected}): 1.25" in result.output
+
+
 @pytest.mark.parametrize("kind", ["gzip", "zip"])
 def test_a_compressed_file_goes_to_zindi_as_its_plain_csv(compete, zindi, data_dir, good_file, tmp_path, kind):
     """Zindi's upload takes a plain CSV (its public client refuses other extensions): a

@@ -457,3 +457,29 @@ def test_the_experiment_opens_on_its_training_runs_with_the_cv_score_a_column(co
     listed = compete.in_process("runs", NAME)
     link = next(line for line in listed.output.splitlines() if line.startswith("browse: "))
     assert f"#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=compete" in link
+
+
+def test_runs_of_a_platform_slug_name_the_metric_of_its_folder(compete, tmp_path, monkeypatch):
+    """A `kaggle:SLUG` run is scored by the metric its folder says (accuracy for labels):
+    `runs --compare` and `runs --plot` name that one, not the generic class's placeholder."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "table"
+    folder.mkdir()
+    rows = range(60)
+    (folder / "train.csv").write_text("id,x,label\n" + "".join(f"{i},{i % 7},{'yes' if i % 3 else 'no'}\n" for i in rows))
+    (folder / "test.csv").write_text("id,x\n" + "".join(f"{100 + i},{i % 5}\n" for i in rows))
+    (folder / "sample_submission.csv").write_text("id,label\n" + "".join(f"{100 + i},no\n" for i in rows))
+    name = "kaggle:labels-demo"
+    made = [run_dir_of(compete.in_process("run", name, "--data", folder, "--fast", "--quiet", check=True))] * 2
+    metric = json.loads((made[0] / "metrics.json").read_text())["metric"]
+    assert metric == "accuracy"
+    compared = compete.in_process("runs", name, "--compare", *made, check=True)
+    assert compared.output.splitlines()[1].split()[:2] == ["cv", metric]
+    from competitions import REGISTRY
+    submission = Path(json.loads((made[0] / "metrics.json").read_text())["submission"])
+    assert runs.record_leaderboard(REGISTRY.get(name), submission, 0.7, "1") == made[0]
+    drawn = {}
+    monkeypatch.setattr(tracking, "plot_cv_against_leaderboard",
+                        lambda cv, lb, labels, path, title, metric, competition: drawn.update(metric=metric) or path)
+    compete.in_process("runs", name, "--plot", tmp_path / "cv-lb.png", check=True)
+    assert drawn == {"metric": metric}

@@ -12,12 +12,16 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from common import io
 from common.submission import SubmissionFormat, read_sample as read_sample_file
+
+if TYPE_CHECKING:  # the annotations only: geopandas is imported where it is used
+    import geopandas
 
 log = logging.getLogger("compete")
 

@@ -78,7 +78,7 @@ def unexpected(command: str, error: Exception) -> str:
 
 def _competition(name: str, metric: str | None = None):
     from competitions import REGISTRY
-    return REGISTRY.get(name, metric)
+    return REGISTRY.competition(name, metric)
 
 
 def run_options(function):
@@ -105,7 +105,7 @@ def run_options(function):
 
 def _options(competition, given: dict):
     from common import options
-    return options.build(competition.options, given, source=competition.name)
+    return options.make_options(competition.options, given, source=competition.name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -234,7 +234,7 @@ def tune(name, data_dir, trials, minutes, searches, storage, study, metric, give
     bad = [pair for pair in searches if "=" not in pair]
     if bad:
         raise io.InputError(f"--search {bad[0]!r}: expected KEY=LOW..HIGH or KEY=A,B,C")
-    options.build(competition.options, given, source=name)
+    options.make_options(competition.options, given, source=name)
     result = tuning.tune(competition, data_dir, trials, given, search, minutes=minutes, storage=storage, name=study,
                          progress=click.echo)
     counts = result.counts
@@ -567,7 +567,7 @@ def runtime_profiles():
     from common import runtimes
     width = max(map(len, runtimes.names())) + 1
     for name in runtimes.names():
-        profile = runtimes.get(name)
+        profile = runtimes.profile(name)
         data = " and ".join((profile.data, *profile.data_aliases))
         click.echo(f"{name:{width}} Python {profile.python:8} root {profile.root:16} data {data} (read-only)")
         click.echo(f"{'':{width}} {profile.description}; {len(profile.packages)} packages")

@@ -35,11 +35,11 @@ import json, resource, sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
 from common import parallel
-from competitions import get
+from competitions import REGISTRY
 from competitions.uberct import features, panel
 
 data_dir, run_dir, rows_wanted, engine = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-competition = get("uberct")
+competition = REGISTRY.competition("uberct")
 data, model = competition.load(data_dir), competition.load_model(run_dir)
 context = features.Context(data, model.block_days)
 grid = context.test_rows(data)

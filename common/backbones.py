@@ -4,7 +4,7 @@ or from the user's Hugging Face cache. Nothing is ever downloaded: the cache is 
 HF_HUB_OFFLINE set, and a name that is not there trains from scratch (an architecture
 name) or is one line saying so (a hub repository name).
 
-    build(name, outputs, weights=None, width=32) -> Backbone
+    make_backbone(name, outputs, weights=None, width=32) -> Backbone
         `name` "small" (the default without weights) or a timm architecture
         ("resnet18", "efficientnet_b0", ...) or a hub name of one ("timm/resnet18.a1_in1k",
         "hf-hub:timm/..."); `weights` a state dict saved by torch.save or a .safetensors
@@ -91,7 +91,7 @@ def architecture(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def build(name: str, outputs: int, weights: Path | str | None = None, width: int = 32, image_size: int = 64) -> Backbone:
+def make_backbone(name: str, outputs: int, weights: Path | str | None = None, width: int = 32, image_size: int = 64) -> Backbone:
     """The network `name` with `outputs` logits; see the module docstring."""
     name = (name or SMALL).strip()
     if name == SMALL:

@@ -133,7 +133,7 @@ def type_name(annotation) -> str:
     return annotation.__name__ if isinstance(annotation, type) else str(annotation)
 
 
-def build(options: type, given: dict[str, Any] | None = None, source: str = "--set") -> Any:
+def make_options(options: type, given: dict[str, Any] | None = None, source: str = "--set") -> Any:
     """An instance of `options` with `given` applied (strings are parsed to each field's
     type); an unknown key or a value of the wrong type is an InputError naming it."""
     given = dict(given or {})

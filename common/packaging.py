@@ -118,7 +118,7 @@ def package(competition, out: Path, run_dir: Path | None = None, source: Path | 
     from common import runtimes
 
     name = profile or default_profile(competition)
-    target = runtimes.get(name) if name else None
+    target = runtimes.profile(name) if name else None
     if target is not None and target.kind == "notebook":
         if dockerfile:
             raise io.InputError(f"--dockerfile: for DrivenData profiles; the {target.name} runtime is Kaggle's own image")
@@ -128,8 +128,8 @@ def package(competition, out: Path, run_dir: Path | None = None, source: Path | 
     if Path(out).is_dir():
         raise io.InputError(f"{out}: is a folder; {'a ' + name if name else 'this'} bundle is a zip file (e.g. submission.zip)")
     if source is not None:
-        return Built(build_from(source, out))
-    return Built(build(competition, run_dir, out, dockerfile=dockerfile, profile=name))
+        return Built(build_bundle_from(source, out))
+    return Built(build_bundle(competition, run_dir, out, dockerfile=dockerfile, profile=name))
 
 
 def project_modules(module: str) -> tuple[list[str], set[str]]:
@@ -177,13 +177,13 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-def build(competition, run_dir: Path, out: Path, dockerfile: bool = False, profile: str | None = None) -> list[Path]:
+def build_bundle(competition, run_dir: Path, out: Path, dockerfile: bool = False, profile: str | None = None) -> list[Path]:
     """Write the bundle `out` for `profile` (default: the competition's) and, with
     `dockerfile`, a build context beside it; returns the paths written."""
     from common import runtimes
 
     name = profile or default_profile(competition)
-    target = runtimes.get(name) if name else None
+    target = runtimes.profile(name) if name else None
     entry = competition.bundle(Path(run_dir), target)[0]
     if entry is None or name is None:
         raise io.InputError(f"{competition.name}: not a code competition; its submission is a file (`compete run`)")
@@ -243,7 +243,7 @@ def folder_files(folder: Path, out: Path | None = None) -> list[Path]:
                   and not any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(folder).parts))
 
 
-def build_from(folder: Path, out: Path) -> list[Path]:
+def build_bundle_from(folder: Path, out: Path) -> list[Path]:
     """Zip your own submission folder (main.py at its root) as DrivenData's
     `pack-submission` does: its contents at the zip's root, hidden files left out
     (the Makefile's `./*` glob), here also __pycache__; fixed member times, so the same
@@ -297,7 +297,7 @@ def export_onnx(module, example, path: Path, profile: str | None) -> Path:
     from common.runtimes.environment import highest_onnx
 
     if profile is not None:
-        opset, ir_version = highest_onnx(runtimes.get(profile))
+        opset, ir_version = highest_onnx(runtimes.profile(profile))
     else:  # no runtime named (or it reads the network another way): what the installed onnxruntime reads
         import onnxruntime
 

@@ -95,3 +95,27 @@ def per_label_scores(scores: dict[str, float], path: Path, title: str, xlabel: s
     axis.set_yticks(range(len(ordered)), [name for name, _ in ordered], fontsize=6)
     axis.set(xlabel=xlabel, title=title)
     return save(figure, path)
+
+
+def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, path: Path, title: str, xlabel: str) -> Path:
+    """Each row's out-of-fold prediction against its truth, with the diagonal."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 5))
+    axis.scatter(actual, predicted, s=5, alpha=0.4)
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    axis.plot([low, high], [low, high], color="black", linewidth=1)
+    axis.set(xlabel=xlabel, ylabel="out-of-fold prediction", title=title)
+    return save(figure, path)
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str) -> Path:
+    """How often a prediction is right against how sure it was, in ten bins of
+    confidence, with the diagonal a calibrated model follows."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 5))
+    bins = np.clip((confidence * 10).astype(int), 0, 9)
+    centres = [(confidence[bins == b].mean(), correct[bins == b].mean()) for b in range(10) if (bins == b).any()]
+    axis.plot(*zip(*centres), marker="o")
+    axis.plot([0, 1], [0, 1], color="black", linewidth=1)
+    axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    return save(figure, path)

@@ -7,13 +7,13 @@ module receives: `competitions/__init__.py` builds `Registry([...])` from its en
 and the CLI passes that on; nothing in common/ imports a competition.
 
 A `PLATFORM:SLUG` name (kaggle:titanic, zindi:SLUG, drivendata:SLUG) is served by the
-entry named GENERIC: `get("kaggle:x", metric="auc")` returns
+entry named GENERIC: `competition("kaggle:x", metric="auc")` returns
 `Class(platform="kaggle", slug="x", metric="auc")` (metric None when `--metric` was not
 given). That entry is not in `names()` (it needs a platform and a slug to be a
 competition); `example_names()` adds one PLATFORM:SLUG name for it, for the contract
 suite (so its `synth` must write a competition that `compete run NAME --fast` trains
 with no other flag). `--metric` reaches only that constructor: a built-in competition's
-metric is fixed, and `get("house-prices", metric="auc")` is a usage error. An entry the
+metric is fixed, and `competition("house-prices", metric="auc")` is a usage error. An entry the
 installed code cannot import (a missing optional dependency) is one line naming what to
 install.
 """
@@ -71,7 +71,7 @@ class Registry:
         hint = f"did you mean {' or '.join(closest)}? " if closest else ""
         raise io.InputError(f"unknown competition {name!r}; {hint}known: {', '.join(known)}")
 
-    def get(self, name: str, metric: str | None = None):
+    def competition(self, name: str, metric: str | None = None):
         """The competition called `name`: a built-in name, or PLATFORM:SLUG (scored by
         `metric`, a --metric name, when given)."""
         platform, colon, slug = name.partition(":")

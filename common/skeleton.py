@@ -261,14 +261,14 @@ import pandas as pd
 
 import common
 from common import runs
-from competitions import get
+from competitions import REGISTRY
 
 # Work in the checkout, as the command line does, whatever folder Jupyter started in:
 # data/, runs/ and submissions/ are the README's folders and nothing lands in notebooks/.
 # COMPETE_HOME moves the whole workspace (the tests point it at a temporary folder).
 os.chdir(os.environ.get("COMPETE_HOME") or Path(common.__file__).resolve().parents[1])
 
-competition = get("$name")
+competition = REGISTRY.competition("$name")
 data_dir = Path(os.environ.get("COMPETE_DATA", "data/$name"))
 if not (data_dir / "$train").exists():
     competition.synth(data_dir, seed=0, scale="small")

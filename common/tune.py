@@ -28,7 +28,7 @@ from typing import Callable
 
 from common import callbacks, io, runs, tracking
 from common.competition import Competition
-from common.options import Dimension, build, search_space
+from common.options import Dimension, make_options, search_space
 
 log = logging.getLogger("compete")
 
@@ -85,8 +85,8 @@ def tune(competition: Competition, data_dir: Path, trials: int, given: dict, sea
     space = [dimension for dimension in space if dimension.name not in fixed]  # --set wins over a declared range
     if not space:
         raise io.InputError(f"{competition.name}: no option to search; declare search ranges or pass --search KEY=LOW..HIGH")
-    build(competition.options, given)  # a bad --set is one line before any study is made
-    seed = int(build(competition.options, given).seed)
+    make_options(competition.options, given)  # a bad --set is one line before any study is made
+    seed = int(make_options(competition.options, given).seed)
     storage = storage or default_storage(competition)
     name = name or study_name(competition, data_dir, given, space)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -123,7 +123,7 @@ def _run_trial(competition, data_dir, given, study, trial, progress) -> None:
     from optuna.trial import TrialState
 
     sampled = dict(trial.params)
-    options = build(competition.options, {**given, **sampled}, source=f"trial {trial.number}")
+    options = make_options(competition.options, {**given, **sampled}, source=f"trial {trial.number}")
     reported: list[tuple[int, float]] = []
 
     def listen(step: int, value: float) -> None:

@@ -215,7 +215,7 @@ class ImageModel:
         prepared = time.perf_counter()
 
         torch.manual_seed(seed)
-        backbone = backbones.build(self.backbone, self.outputs, weights, width=self.width, image_size=self.size)
+        backbone = backbones.make_backbone(self.backbone, self.outputs, weights, width=self.width, image_size=self.size)
         backbones.start_at(backbone, self.task, self.prior)
         log.info("image model: %s at %dx%d, %d training and %d validation images, %s", self.task, self.size, self.size,
                  sets["train"].count, sets["valid"].count, backbones.describe(backbone))
@@ -322,7 +322,7 @@ class ImageModel:
         model = cls(payload["task"], payload["classes"])
         model.size, model.backbone, model.width = payload["image_size"], payload["backbone"], payload["width"]
         model.prior, model.decisions = np.asarray(payload["prior"]), payload.get("decisions", {})
-        net = backbones.build(model.backbone, payload["outputs"], None, width=model.width, image_size=model.size).net
+        net = backbones.make_backbone(model.backbone, payload["outputs"], None, width=model.width, image_size=model.size).net
         net.load_state_dict(payload["state_dict"])
         model.net = net.eval()
         return model

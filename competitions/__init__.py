@@ -28,4 +28,4 @@ REGISTRY = Registry([
     # `compete new` adds its entry above this line
 ])
 
-get, names, example_names = REGISTRY.get, REGISTRY.names, REGISTRY.example_names
+names, example_names = REGISTRY.names, REGISTRY.example_names

@@ -81,9 +81,9 @@ def competition_data(compete, tmp_path_factory) -> Callable[[str], Path]:
 
     def make(name: str) -> Path:
         if name not in made:
-            from competitions import get
+            from competitions import REGISTRY
             out = tmp_path_factory.mktemp(_folder(name)) / "data"
-            if "synth" in get(name).data_sources():
+            if "synth" in REGISTRY.competition(name).data_sources():
                 compete("data", "synth", name, "--out", out, "--seed", 0, "--scale", "small")
             else:
                 compete("data", "fetch", name, "--out", out)

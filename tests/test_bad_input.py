@@ -538,8 +538,8 @@ def test_a_run_directory_of_other_settings_is_refused_untouched(sandbox, segment
     run_dir.mkdir()
     from dataclasses import asdict
 
-    from competitions import get
-    settings = {"competition": "house-prices", "data": str(data.resolve()), "options": asdict(get("house-prices").options(quiet=True))}
+    from competitions import REGISTRY
+    settings = {"competition": "house-prices", "data": str(data.resolve()), "options": asdict(REGISTRY.competition("house-prices").options(quiet=True))}
     (run_dir / "config.json").write_text(json.dumps(settings))
     (run_dir / "metrics.json").write_text('{"cv_score": 0.12}\n')
     before = snapshot(sandbox)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from common import media
-from competitions import get
+from competitions import REGISTRY
 from competitions.birdcall import data as bird_data
 from competitions.birdcall.synth import synth
 
@@ -107,7 +107,7 @@ def test_fast_run_plots_gives_unreadable_clips_the_prior_and_beats_a_uniform_gue
 
 def test_cnn_trains_through_the_shared_trainer_and_blends(small, tmp_path):
     from common import runs
-    competition = get("birdcall")
+    competition = REGISTRY.competition("birdcall")
     from common import callbacks
     config = competition.options(seed=0, quiet=True, folds=2, epochs=1, width=8, crop_frames=64)
     heard = []
@@ -122,7 +122,7 @@ def test_cnn_trains_through_the_shared_trainer_and_blends(small, tmp_path):
     species = list(pd.read_csv(small / "SampleSubmission.csv", nrows=0).columns[1:])
     assert oof.columns.tolist() == ["ID", "fold", *species, *(f"truth:{name}" for name in species)]
     assert set(oof["fold"]) == {1, 2} and (oof[[f"truth:{name}" for name in species]].sum(axis=1) == 1).all()
-    assert get("birdcall").metric(oof[[f"truth:{n}" for n in species]].to_numpy(), oof[species].to_numpy()) == \
+    assert REGISTRY.competition("birdcall").metric(oof[[f"truth:{n}" for n in species]].to_numpy(), oof[species].to_numpy()) == \
         pytest.approx(metrics["cv_score"], abs=1e-5)
     assert "not nested: each fold's CNN keeps its epoch" in metrics["cv_score_note"]  # what the CV leaves unnested is said
     assert (tmp_path / "run" / "cnn" / "fold1" / "history.csv").is_file()
@@ -140,7 +140,7 @@ def test_cnn_path_is_reproducible_whatever_state_torch_starts_in(small, tmp_path
     import torch
 
     from common import runs
-    competition = get("birdcall")
+    competition = REGISTRY.competition("birdcall")
     config = competition.options(seed=0, quiet=True, folds=2, epochs=1, width=8, crop_frames=64)
     submissions = []
     for attempt in (1, 2):

@@ -185,11 +185,11 @@ def test_truncated_serengeti_shards_are_packed_again_and_read_whole(competition_
     a loader worker's traceback): serengeti's prepare step, as `fit` calls it, packs
     them again with one line, and the stream its training reads is whole. (Through
     prepare_shards rather than two CLI fits: the same path in seconds, not a minute.)"""
-    from competitions import get
+    from competitions import REGISTRY
     from competitions.serengeti import data as serengeti_data
     from competitions.serengeti import prepare
 
-    data = get("serengeti").load(competition_data("serengeti"))
+    data = REGISTRY.competition("serengeti").load(competition_data("serengeti"))
     frames = data.train.merge(data.labels, on=serengeti_data.ID, how="left")
     first = prepare.prepare_shards(frames, data.root, "train")
     keys = sorted(key for key, _, _ in loaders.read_shards(first))

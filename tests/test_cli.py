@@ -1,11 +1,11 @@
 """The command line contract: listing, unknown names, one-line user errors."""
 from common.competition import Competition
-from competitions import get, names
+from competitions import REGISTRY, names
 
 
 def test_every_registered_competition_follows_the_protocol():
     for name in names():
-        competition = get(name)
+        competition = REGISTRY.competition(name)
         assert isinstance(competition, Competition)
         assert competition.name == name and competition.platform in {"kaggle", "zindi", "drivendata"}
 
@@ -97,8 +97,8 @@ def test_an_unknown_option_exits_2_naming_the_known_ones(compete, tmp_path):
     assert result.returncode == 2
     import dataclasses
 
-    from competitions import get
-    known = ", ".join(field.name for field in dataclasses.fields(get("house-prices").options))   # in declaration order
+    from competitions import REGISTRY
+    known = ", ".join(field.name for field in dataclasses.fields(REGISTRY.competition("house-prices").options))   # in declaration order
     assert known.startswith("seed, fast, quiet, folds, ") and "l2_leaf_reg" in known
     assert result.stderr.strip() == f"error: house-prices: unknown option 'fold'; known: {known}"
     result = compete("run", "serengeti", "--data", tmp_path, "--set", "epochs=two", check=False, cwd=tmp_path)

@@ -22,7 +22,7 @@ import pytest
 from common import io
 from common.competition import Competition
 from common.registry import GENERIC
-from competitions import REGISTRY, example_names, get
+from competitions import REGISTRY, example_names
 
 
 @dataclass
@@ -44,7 +44,7 @@ def case(request, fast_run) -> Case:
     """One competition's small data and its `compete run --fast --seed 0` (conftest's
     fast_run, shared with the competition's own tests: each trains once per session)."""
     run = fast_run(request.param)
-    competition = get(run.name)
+    competition = REGISTRY.competition(run.name)
     loaded = competition.load(run.data)  # a PLATFORM:SLUG competition's format and metric come with it
     return Case(run.name, competition, run.data, run.work, run.submission, run.run_dir, run.stdout, run.stderr, loaded)
 
@@ -52,7 +52,7 @@ def case(request, fast_run) -> Case:
 @pytest.mark.parametrize("name", sorted(REGISTRY.entries))
 def test_the_registry_entry_agrees_with_the_class(name):
     entry = REGISTRY.entries[name]
-    competition = get(REGISTRY.example_names()[-1] if name == GENERIC else name)   # kaggle:example for GENERIC
+    competition = REGISTRY.competition(REGISTRY.example_names()[-1] if name == GENERIC else name)   # kaggle:example for GENERIC
     assert type(competition) is REGISTRY.competition_class(name)
     if name != GENERIC:
         assert (competition.name, competition.platform, competition.metric.name) == (name, entry.platform, entry.metric)
@@ -183,7 +183,7 @@ def test_load_fit_predict_write_nothing_on_a_generic_competition(name, kind, giv
         synth.make(data_dir, "binary", 200, seed=0)
     else:
         media_synth.make(data_dir, "aerial-cactus-identification", rows=120, seed=0)
-    competition = get(name)
+    competition = REGISTRY.competition(name)
     before = dict(vars(competition))
     data = competition.load(data_dir)
     model, _ = competition.fit(data, competition.options(fast=True, quiet=True, **given), run_dir)
@@ -199,7 +199,7 @@ def test_load_fit_predict_write_nothing_on_a_generic_competition(name, kind, giv
 
 def test_load_and_predict_write_nothing_on_the_competition(case):
     """Every registered competition, on the model its --fast run saved (no second fit)."""
-    competition = get(case.name)
+    competition = REGISTRY.competition(case.name)
     before = dict(vars(competition))
     data = competition.load(case.data)
     competition.predict(competition.load_model(case.run_dir), data)

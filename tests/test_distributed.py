@@ -288,11 +288,11 @@ def test_uberct_on_a_local_dask_cluster_writes_the_same_bytes_as_the_default_pat
 def test_serengeti_shards_packed_by_dask_equal_those_packed_here(tmp_path, cluster, monkeypatch):
     from competitions.serengeti import prepare
     from common import parallel
-    from competitions import get
+    from competitions import REGISTRY
     from competitions.serengeti import data
 
     source = tmp_path / "data"
-    get("serengeti").synth(source, seed=0, scale="small")
+    REGISTRY.competition("serengeti").synth(source, seed=0, scale="small")
     loaded = data.load(source)
     frames = loaded.train.merge(loaded.labels, on=data.ID, how="left")
     monkeypatch.setattr(prepare, "SHARD_SEQUENCES", 15)  # several shards from the small set
@@ -314,10 +314,10 @@ def test_serengeti_shards_packed_by_dask_equal_those_packed_here(tmp_path, clust
 
 @pytest.mark.slow
 def test_torchrun_two_processes_fit_serengeti_through_the_cli(tmp_path):
-    from competitions import get
+    from competitions import REGISTRY
 
     data = tmp_path / "data"
-    get("serengeti").synth(data, seed=0, scale="small")
+    REGISTRY.competition("serengeti").synth(data, seed=0, scale="small")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",

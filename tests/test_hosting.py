@@ -176,7 +176,7 @@ def test_mask_with_a_hidden_test_makes_the_public_and_hidden_pair(compete, sourc
     rerun's view shows the hidden Test/ and sample instead of the public ones."""
     from dataclasses import replace
 
-    from common.runtimes import get as profile, runner
+    from common.runtimes import profile, runner
 
     out = tmp_path / "masked"
     result = compete("host", "mask", source, "--out", out, "--top", 3, "--seed", 5, "--hidden-test", "--quiet")

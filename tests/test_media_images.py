@@ -229,7 +229,7 @@ def tiny_model(task: str, classes: list, size: int = 24):
 
     model = ImageModel(task, classes)
     model.size, model.width = size, 8
-    model.net = backbones.build("small", model.outputs, width=8, image_size=size).net.eval()
+    model.net = backbones.make_backbone("small", model.outputs, width=8, image_size=size).net.eval()
     model.prior = np.full(model.outputs, 0.4)
     return model
 
@@ -282,7 +282,7 @@ def test_a_timm_backbone_loads_weights_from_a_local_file_and_fine_tunes_its_body
     else:
         from safetensors.torch import save_file
         save_file({name: tensor.contiguous() for name, tensor in donor.state_dict().items()}, str(path))
-    built = backbones.build("test_efficientnet", 3, weights=path)
+    built = backbones.make_backbone("test_efficientnet", 3, weights=path)
     assert built.pretrained and built.head == ("classifier.",)
     mine, theirs = built.net.state_dict(), donor.state_dict()
     body = [name for name in theirs if not name.startswith("classifier.")]
@@ -316,10 +316,10 @@ def test_a_hub_name_is_read_from_the_hugging_face_cache_offline(tmp_path, monkey
     donor = timm.create_model("test_resnet", num_classes=5)
     save_file({name: tensor.contiguous() for name, tensor in donor.state_dict().items()}, str(snapshot / "model.safetensors"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
-    built = backbones.build("timm/test_resnet.r160_in1k", 2)
+    built = backbones.make_backbone("timm/test_resnet.r160_in1k", 2)
     first = next(iter(donor.state_dict()))
     assert built.pretrained and torch.equal(built.net.state_dict()[first], donor.state_dict()[first])
     with pytest.raises(io.InputError, match="not in the Hugging Face cache"):
-        backbones.build("timm/test_convnext.r160_in1k", 2)
+        backbones.make_backbone("timm/test_convnext.r160_in1k", 2)
     with pytest.raises(io.InputError, match="not a timm architecture"):
-        backbones.build("no_such_net", 2)
+        backbones.make_backbone("no_such_net", 2)

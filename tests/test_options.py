@@ -6,7 +6,7 @@ from typing import Literal
 import pytest
 
 from common import io
-from common.options import Options, build, describe, option, parse_assignments, read_toml
+from common.options import Options, describe, make_options, option, parse_assignments, read_toml
 
 
 @dataclass
@@ -20,28 +20,28 @@ class Knobs(Options):
 
 
 def test_text_is_parsed_to_each_declared_type():
-    knobs = build(Knobs, parse_assignments(["epochs=3", "lr=0.5", "backbone=weights/r50.pth", "refit=false",
+    knobs = make_options(Knobs, parse_assignments(["epochs=3", "lr=0.5", "backbone=weights/r50.pth", "refit=false",
                                             "rule=threshold", "name=7", "seed=4", "fast=yes"]))
     assert knobs == Knobs(epochs=3, lr=0.5, backbone=Path("weights/r50.pth"), refit=False, rule="threshold",
                           name="7", seed=4, fast=True)
-    assert build(Knobs, {"epochs": "none"}).epochs is None
-    assert build(Knobs, {"lr": "2"}).lr == 2.0 and isinstance(build(Knobs, {"lr": "2"}).lr, float)
+    assert make_options(Knobs, {"epochs": "none"}).epochs is None
+    assert make_options(Knobs, {"lr": "2"}).lr == 2.0 and isinstance(make_options(Knobs, {"lr": "2"}).lr, float)
 
 
 def test_a_value_of_the_wrong_type_names_the_option():
     with pytest.raises(io.InputError, match=r"^knobs: epochs: 'three' is not an integer$"):
-        build(Knobs, {"epochs": "three"}, source="knobs")
+        make_options(Knobs, {"epochs": "three"}, source="knobs")
     with pytest.raises(io.InputError, match=r"refit: 'maybe' is not a boolean"):
-        build(Knobs, {"refit": "maybe"})
+        make_options(Knobs, {"refit": "maybe"})
     with pytest.raises(io.InputError, match=r"rule: 'top' is not one of 'rate', 'threshold'"):
-        build(Knobs, {"rule": "top"})
+        make_options(Knobs, {"rule": "top"})
     with pytest.raises(io.InputError, match=r"lr: True is not a number"):
-        build(Knobs, {"lr": True})  # TOML's own types are checked too
+        make_options(Knobs, {"lr": True})  # TOML's own types are checked too
 
 
 def test_an_unknown_key_lists_the_known_ones():
     with pytest.raises(io.InputError) as raised:
-        build(Knobs, {"epoch": "1"}, source="demo")
+        make_options(Knobs, {"epoch": "1"}, source="demo")
     assert str(raised.value) == ("demo: unknown option 'epoch'; known: seed, fast, quiet, epochs, lr, backbone, "
                                  "refit, rule, name")
 
@@ -55,7 +55,7 @@ def test_assignments_need_an_equals_sign():
 def test_toml_values_keep_their_types_and_bad_toml_is_one_line(tmp_path):
     good = tmp_path / "run.toml"
     good.write_text('epochs = 2\nlr = 0.01\nbackbone = "w.pth"\nrefit = false\n')
-    assert build(Knobs, read_toml(good)) == Knobs(epochs=2, lr=0.01, backbone=Path("w.pth"), refit=False)
+    assert make_options(Knobs, read_toml(good)) == Knobs(epochs=2, lr=0.01, backbone=Path("w.pth"), refit=False)
     bad = tmp_path / "bad.toml"
     bad.write_text("epochs = = 2\n")
     with pytest.raises(io.InputError, match=rf"^{bad}: not readable as TOML"):

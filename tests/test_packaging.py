@@ -20,7 +20,7 @@ import pytest
 import cli
 from common import io, packaging, runtimes
 from common.runtimes import environment, runner
-from competitions import REGISTRY, get
+from competitions import REGISTRY
 from competitions.serengeti import model as serengeti_model
 
 needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="no mount/network namespaces here")
@@ -29,7 +29,7 @@ needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="no
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("serengeti")
-    get("serengeti").synth(out, seed=1, scale="small")
+    REGISTRY.competition("serengeti").synth(out, seed=1, scale="small")
     return out
 
 
@@ -49,7 +49,7 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bundle(run_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "submission.zip"
-    packaging.build(get("serengeti"), run_dir, out, dockerfile=True)
+    packaging.build_bundle(REGISTRY.competition("serengeti"), run_dir, out, dockerfile=True)
     return out
 
 
@@ -108,18 +108,18 @@ shutil.copy("/inference/data/submission_format.csv", "submission.csv")
 
 def test_profiles_are_data_citing_their_repository(compete):
     assert {"hakuna-madata", "snomed-ct"} <= set(runtimes.names())
-    hakuna = runtimes.get("hakuna-madata")
+    hakuna = runtimes.profile("hakuna-madata")
     assert "drivendataorg/ai4earth-serengeti-runtime" in hakuna.source and "runtime/entrypoint.sh" in hakuna.source
     assert (hakuna.root, hakuna.data, hakuna.output, hakuna.python) == ("/inference", "/inference/data", "submission.csv", "3.6.9")
     assert hakuna.version_of("onnxruntime") == (True, "1.1.0") and hakuna.version_of("numpy")[0]  # numpy comes with pandas
     assert not hakuna.version_of("tqdm")[0] or hakuna.version_of("tqdm")[1] is None
-    current = runtimes.get("snomed-ct")
+    current = runtimes.profile("snomed-ct")
     assert current.data == "/code_execution/data" and "conda-lock" in current.source
     assert current.version_of("numpy") == (True, "1.25.2")
     result = compete.in_process("runtime", "profiles")
     assert result.exit_code == 0 and "hakuna-madata" in result.output and "/code_execution" in result.output
     with pytest.raises(io.InputError, match="known: hakuna-madata"):
-        runtimes.get("nope")
+        runtimes.profile("nope")
 
 
 # ---------------------------------------------------------------- the bundle
@@ -134,7 +134,7 @@ def test_bundle_holds_main_the_onnx_model_and_only_the_code_it_needs(bundle, run
     manifest = json.loads(archive.read("bundle.json"))
     assert manifest["profile"] == "hakuna-madata" and manifest["requirements"] == ["numpy", "onnxruntime", "pillow"]
     again = tmp_path / "again.zip"
-    packaging.build(get("serengeti"), run_dir, again)
+    packaging.build_bundle(REGISTRY.competition("serengeti"), run_dir, again)
     assert again.read_bytes() == bundle.read_bytes()  # same run, same bundle bytes
 
 
@@ -142,7 +142,7 @@ def test_the_serengeti_bundle_passes_the_hakuna_madata_checks(bundle, tmp_path):
     import onnx
 
     zipfile.ZipFile(bundle).extractall(tmp_path / "code")
-    assert environment.check(tmp_path / "code", runtimes.get("hakuna-madata")) == []
+    assert environment.check(tmp_path / "code", runtimes.profile("hakuna-madata")) == []
     model = onnx.load(str(tmp_path / "code" / "model.onnx"))
     assert max(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")) <= 11
     assert model.ir_version <= 6   # onnxruntime 1.1 (microsoft/onnxruntime docs/Versioning.md)
@@ -179,9 +179,9 @@ def test_dockerfile_follows_the_profile(bundle):
 
 def test_package_needs_a_trained_run(tmp_path):
     with pytest.raises(io.InputError, match="not found, and no model to make it from"):
-        packaging.build(get("serengeti"), tmp_path, tmp_path / "s.zip")
+        packaging.build_bundle(REGISTRY.competition("serengeti"), tmp_path, tmp_path / "s.zip")
     with pytest.raises(io.InputError, match="not a code competition"):
-        packaging.build(get("uberct"), tmp_path, tmp_path / "s.zip")
+        packaging.build_bundle(REGISTRY.competition("uberct"), tmp_path, tmp_path / "s.zip")
 
 
 def test_package_from_your_own_folder_zips_it_as_pack_submission_does(compete, tmp_path):
@@ -210,7 +210,7 @@ def check_zip(tmp_path: Path, members: dict, profile="hakuna-madata") -> list[st
     for name, text in members.items():
         (code / name).parent.mkdir(parents=True, exist_ok=True)
         (code / name).write_text(text)
-    return environment.check(code, runtimes.get(profile))
+    return environment.check(code, runtimes.profile(profile))
 
 
 def test_environment_check_names_file_line_and_package(tmp_path):
@@ -230,7 +230,7 @@ def test_environment_check_names_file_line_and_package(tmp_path):
     assert len(problems) == 4, problems
     # the same files on the 3.10 runtime: the syntax is fine; formatter left the standard library in 3.10, and
     # its lock file has no catboost, opencv or onnxruntime
-    current = environment.check(tmp_path / "unpacked", runtimes.get("snomed-ct"))
+    current = environment.check(tmp_path / "unpacked", runtimes.profile("snomed-ct"))
     assert [p.split(",")[0] for p in current] == ["later.py:2: imports formatter", "main.py:2: imports catboost",
                                                   "main.py:4: imports cv2",
                                                   "requirements.txt:2: requires onnxruntime"]
@@ -243,9 +243,9 @@ def test_an_onnx_model_newer_than_the_runtime_is_named(tmp_path):
     code = tmp_path / "code"
     code.mkdir()
     torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(code / "model.onnx"), opset_version=17, dynamo=False)
-    problems = environment.check(code, runtimes.get("hakuna-madata"))
+    problems = environment.check(code, runtimes.profile("hakuna-madata"))
     assert problems and problems[0].startswith("model.onnx: ONNX opset 17; the hakuna-madata runtime's onnxruntime 1.1.0 reads opsets up to 11")
-    assert "has no onnxruntime" in environment.check(code, runtimes.get("snomed-ct"))[0]
+    assert "has no onnxruntime" in environment.check(code, runtimes.profile("snomed-ct"))[0]
 
 
 # ---------------------------------------------------------------- running as the runtime does

@@ -25,7 +25,7 @@ from common.runtimes import environment
 HOUSE_SLUG = "house-prices-advanced-regression-techniques"
 OWNER = "tester"
 
-PROFILE = runtimes.get("kaggle-notebook")
+PROFILE = runtimes.profile("kaggle-notebook")
 # Kaggle's image without catboost: a run whose model needs it is refused for it.
 LEAN = dataclasses.replace(PROFILE, name="kaggle-lean",
                            packages={name: version for name, version in PROFILE.packages.items() if name != "catboost"})
@@ -144,7 +144,7 @@ def test_the_notebook_installs_nothing_and_reads_both_input_paths(house_package)
     assert "pip" not in code and "!" not in code and "%" not in code
     assert f"'/kaggle/input/competitions/{HOUSE_SLUG}'" in code and f"'/kaggle/input/{HOUSE_SLUG}'" in code
     assert "'/kaggle/input/house-prices-compete-model'" in code and "'/kaggle/working/submission.csv'" in code
-    assert environment.check_notebook(path, "notebook.ipynb", runtimes.get("kaggle-notebook"), {"competitions"}) == []
+    assert environment.check_notebook(path, "notebook.ipynb", runtimes.profile("kaggle-notebook"), {"competitions"}) == []
 
 
 @pytest.mark.parametrize("layout", ["competitions", "older"])

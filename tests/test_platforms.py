@@ -12,14 +12,14 @@ import pytest
 
 from common import io
 from common import platforms
-from competitions import get, names
+from competitions import REGISTRY, names
 from common.platforms import credentials, errors, kaggle, web
 
 
 def test_every_competition_routes_to_a_runner_with_the_four_calls():
     for name in names():
-        module = platforms.runner(get(name))
-        assert module.__name__.endswith(get(name).platform)
+        module = platforms.runner(REGISTRY.competition(name))
+        assert module.__name__.endswith(REGISTRY.competition(name).platform)
         for call in ("download", "submit", "submissions", "leaderboard"):
             assert callable(getattr(module, call))
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from common.runtimes import runner
-from competitions import get
+from competitions import REGISTRY
 
 needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="unshare --net --mount unavailable here")
 
@@ -18,7 +18,7 @@ needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="un
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("serengeti")
-    get("serengeti").synth(out, seed=3, scale="small")
+    REGISTRY.competition("serengeti").synth(out, seed=3, scale="small")
     return out
 
 

@@ -378,7 +378,7 @@ def test_download_lands_unzipped_where_run_reads(compete, kaggle, tmp_path):
 def test_real_files_downloaded_load_as_compete_run_reads_them(compete, kaggle, house_data, tmp_path):
     """Kaggle's real House Prices files served as Kaggle zips them: the folder `data
     download` leaves is one the competition's loader reads unchanged."""
-    from competitions import get
+    from competitions import REGISTRY
     buffer = bytes_io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(house_data.iterdir()):
@@ -387,7 +387,7 @@ def test_real_files_downloaded_load_as_compete_run_reads_them(compete, kaggle, h
     kaggle.archive = buffer.getvalue()
     out = tmp_path / "house"
     assert compete.in_process("data", "download", "house-prices", "--out", out, "--quiet").exit_code == 0
-    loaded = get("house-prices").load(out)
+    loaded = REGISTRY.competition("house-prices").load(out)
     assert len(loaded.train) == 1460 and len(loaded.test) == 1459
     assert compete.in_process("validate", "house-prices", out / "sample_submission.csv", "--data", out).exit_code == 0
 
@@ -601,9 +601,9 @@ def test_secrets_never_reach_output_logs_or_errors(compete, kaggle, tmp_path):
     assert TOKEN not in result.output
     assert log_file.read_text() and TOKEN not in log_file.read_text()
     from common.platforms import kaggle as runner
-    from competitions import get
+    from competitions import REGISTRY
     with pytest.raises(Exception) as caught:
-        runner.submissions(get("house-prices"))
+        runner.submissions(REGISTRY.competition("house-prices"))
     assert "Bad request" in str(caught.value) and TOKEN not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 

@@ -258,14 +258,14 @@ def test_download_lands_every_file_and_unpacks_zips(compete, zindi, tmp_path):
 @pytest.fixture(scope="module")
 def uberct_files(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("uberct")
-    registry.get("uberct").synth(out, seed=0, scale="small")
+    registry.REGISTRY.competition("uberct").synth(out, seed=0, scale="small")
     return out
 
 
 def test_downloaded_files_load_as_compete_run_reads_them(compete, zindi, uberct_files, tmp_path, monkeypatch):
     """A real competition's files served as Zindi lists them (the shapefile zipped): the
     folder `data download` leaves is one the competition's loader reads unchanged."""
-    uberct = registry.get("uberct")
+    uberct = registry.REGISTRY.competition("uberct")
     zindi.files = {path.name: path.read_bytes() for path in sorted(uberct_files.iterdir()) if path.is_file()}
     monkeypatch.setattr(type(uberct), "slug", SLUG)
     out = tmp_path / "uberct"

@@ -68,7 +68,7 @@ def overlapping_tick_labels(figure) -> list[tuple[str, str]]:
 
 
 def test_house_prices_predictions_have_tick_labels_that_do_not_overlap(drawn, tmp_path):
-    from competitions.house_prices import plot_predictions
+    from competitions.house_prices.report import plot_predictions
     rng = np.random.default_rng(0)
     y = np.log(rng.lognormal(12, 0.4, 1460).clip(34_900, 755_000))  # the spread of House Prices' SalePrice
     plot_predictions(y, y + rng.normal(0, 0.12, len(y)), tmp_path / "predicted.png", "t")

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from common import runtimes
-from competitions import get
+from competitions import REGISTRY
 from common.runtimes import runner, sandbox
 
 needs_sandbox = pytest.mark.skipif(not runner.sandbox_available()[0], reason="no mount/network namespaces here")
@@ -66,7 +66,7 @@ print('FACTS ' + json.dumps(facts))
 
 @pytest.fixture
 def profile():
-    return runtimes.get("kaggle-notebook")
+    return runtimes.profile("kaggle-notebook")
 
 
 def write_test(folder: Path, ids, x, answers: bool = True) -> None:
@@ -319,7 +319,7 @@ def test_the_layout_shows_each_input_path_read_only_and_working_alone_writable(p
     assert {"/kaggle", INPUT, f"/kaggle/input/{SLUG}", f"/kaggle/input/{DATASET}/helper.py"} <= targets
     assert not [target for target in targets if "answers" in target or target.endswith("dataset-metadata.json")]
     assert box.workdir == "/kaggle/working"
-    assert get(COMPETITION).slug == SLUG
+    assert REGISTRY.competition(COMPETITION).slug == SLUG
 
 
 @needs_sandbox

@@ -13,7 +13,7 @@ from PIL import Image
 
 from common.runtimes import runner
 from common import io, packaging
-from competitions import get
+from competitions import REGISTRY
 from common.metrics import MEAN_BINARY_LOG_LOSS
 from competitions.serengeti import data as serengeti_data
 from competitions.serengeti import model as serengeti_model
@@ -71,7 +71,7 @@ def test_images_are_jpegs_with_exif_time_and_some_are_dirty(small):
 
 
 def test_same_seed_same_bytes(small, tmp_path):
-    get("serengeti").synth(tmp_path, seed=0, scale="small")
+    REGISTRY.competition("serengeti").synth(tmp_path, seed=0, scale="small")
     files = sorted(p.relative_to(small) for p in small.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert io.hash_files([small / f for f in files]) == io.hash_files([tmp_path / f for f in files])
@@ -120,7 +120,7 @@ def test_a_sequence_with_no_readable_frame_gets_the_prior():
 def test_predict_without_hidden_test_files_explains_the_code_submission(small, tmp_path):
     train_only = tmp_path / "train_only"
     shutil.copytree(small, train_only, ignore=shutil.ignore_patterns("test_metadata.csv", "submission_format.csv", "answers"))
-    competition = get("serengeti")
+    competition = REGISTRY.competition("serengeti")
     data = competition.load(train_only)
     assert data.test is None
     with pytest.raises(io.InputError, match="hidden runtime.*compete package serengeti"):

@@ -33,6 +33,14 @@ def _score(compete, name: str, file: Path, answers: Path, metric: str) -> float:
     return float(printed.split(":")[-1])
 
 
+def _assert_plots_claim_the_printed_cv(printed: str, metric: str, run_dir: Path, names: list[str]) -> None:
+    from PIL import Image
+    cv = float(printed.split(f"cv {metric}: ")[1].split()[0])
+    for name in names:
+        with Image.open(run_dir / name) as plot:   # saved by plots.save: the title in the PNG's Title chunk
+            assert f"cv {metric} {cv:.5f}" in plot.text["Title"], name
+
+
 @pytest.mark.slow
 def test_regression_with_rmsle_trains_on_the_log_and_beats_the_median(compete, folders, tmp_path):
     data = folders["regression"]
@@ -50,7 +58,8 @@ def test_regression_with_rmsle_trains_on_the_log_and_beats_the_median(compete, f
     assert metrics["column_kinds"] == {"amount": "numeric", "level": "numeric", "city": "categorical",
                                        "visited": "date", "review": "text"}
     assert set(metrics["blend_weights"]) == {"catboost", "lightgbm", "xgboost", "linear"}  # auto: every family on small data
-    assert (run_dir / "predicted_vs_actual.png").stat().st_size > 1000 and (run_dir / "oof.csv").is_file()
+    assert (run_dir / "oof.csv").is_file()
+    _assert_plots_claim_the_printed_cv(printed, "rmsle", run_dir, ["predicted_vs_actual.png"])
 
 
 @pytest.mark.slow
@@ -64,6 +73,7 @@ def test_binary_accuracy_gives_labels_from_an_oof_threshold_and_same_seed_same_b
     logged = (run_dir / "log.txt").read_text()
     assert "decision: the positive class where the blended probability is at least" in logged
     assert "is the blend's, nested" in logged and "Decision(" not in logged
+    _assert_plots_claim_the_printed_cv(printed, "accuracy", run_dir, ["calibration.png", "confusion_matrix.png"])
     truth = pd.read_csv(data / "answers" / "solution.csv")["outcome"]
     majority = max(truth.mean(), 1 - truth.mean())
     assert _score(compete, "kaggle:demo-outcome", out, data / "answers", "accuracy") > majority + 0.1
@@ -144,17 +154,17 @@ def test_the_generic_path_refuses_what_it_cannot_learn_in_one_line(compete, fold
 
 def test_the_log_says_which_figure_is_nested_and_why_a_blend_can_score_below_a_model(caplog):
     from common.metrics import ACCURACY
-    from competitions.tabular import explain_blend
+    from competitions.tabular.combine import explain
     from competitions.tabular.model import Decision
     with caplog.at_level("INFO", logger="compete"):
-        explain_blend(ACCURACY, 0.80, {"catboost": 0.83, "linear": 0.75}, Decision("threshold", threshold=0.4321))
+        explain(ACCURACY, 0.80, {"catboost": 0.83, "linear": 0.75}, Decision("threshold", threshold=0.4321))
     said = caplog.text
     assert "cv accuracy 0.80000 is the blend's, nested" in said and "catboost 0.83000, linear 0.75000 (not nested)" in said
     assert "the blend scores below catboost alone (0.80000 against 0.83000)" in said
     assert "the positive class where the blended probability is at least 0.432" in said and "Decision(" not in said
     caplog.clear()
     with caplog.at_level("INFO", logger="compete"):
-        explain_blend(ACCURACY, 0.90, {"catboost": 0.83, "linear": 0.75}, Decision("threshold", threshold=0.5))
+        explain(ACCURACY, 0.90, {"catboost": 0.83, "linear": 0.75}, Decision("threshold", threshold=0.5))
     assert "scores below" not in caplog.text  # nothing to explain when the blend is best
 
 

@@ -60,8 +60,8 @@ def test_search_outside_the_allowed_range_or_choices_is_one_line():
 
 @pytest.mark.parametrize("name", ["house-prices", "uberct", "birdcall", "serengeti", "kaggle:example"])
 def test_each_competition_declares_a_search_space_whose_defaults_lie_inside_it(name):
-    from competitions import get
-    options = get(name).options
+    from competitions import REGISTRY
+    options = REGISTRY.competition(name).options
     space = search_space(options)
     assert len(space) >= 3, f"{name} declares only {[d.name for d in space]}"
     defaults = options()

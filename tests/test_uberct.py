@@ -15,7 +15,7 @@ import pytest
 from shapely import LineString
 
 from common import io
-from competitions import get
+from competitions import REGISTRY
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
 from competitions.uberct import level as uber_level
@@ -76,7 +76,7 @@ def test_synthetic_train_csv_carries_the_real_dirt(small):
     text = (small / uber_data.TRAIN_FILE).read_text().splitlines()
     assert text[0] == ",".join(uber_data.EVENT_COLUMNS)
     assert re.fullmatch(r"\d{2}/\d{2}/\d{2} \d{2}:\d{2}", text[1].split(",")[1])
-    data = get("uberct").load(small)
+    data = REGISTRY.competition("uberct").load(small)
     assert data.dirt["shifted_columns"] == 2 and data.dirt["missing_agency"] == 40
     assert data.dirt["excluded_no_segment"] > 0  # the ramp id the shapefile lacks
     assert len(data.test_ids) == 16 * (14 * 24 - 1)
@@ -208,7 +208,7 @@ def test_the_level_filter_tracks_a_planted_level_shift():
 
 def test_synth_is_deterministic(small, tmp_path):
     again = tmp_path / "again"
-    get("uberct").synth(again, seed=0, scale="small")
+    REGISTRY.competition("uberct").synth(again, seed=0, scale="small")
     for path in sorted(p for p in small.rglob("*") if p.is_file()):
         assert (again / path.relative_to(small)).read_bytes() == path.read_bytes(), path.name
 
@@ -264,7 +264,7 @@ def test_runs_without_the_extra_sources(small, tmp_path):
     bare.mkdir()
     for name in (uber_data.TRAIN_FILE, uber_data.SEGMENTS_ZIP, uber_data.SAMPLE_FILE):
         shutil.copy(small / name, bare / name)
-    competition = get("uberct")
+    competition = REGISTRY.competition("uberct")
     data = competition.load(bare)
     assert data.weather is None and data.traffic is None and data.congestion is None
     model, report = competition.fit(data, competition.options(seed=0, fast=True, quiet=True), tmp_path)

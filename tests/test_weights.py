@@ -96,7 +96,8 @@ def test_the_option_is_declared_and_a_mismatch_is_one_line_from_the_command(comp
 def test_the_generic_tabular_package_weights_its_rows_too(tmp_path):
     """A PLATFORM:SLUG table: the planted rows (40%, the target shifted by +10) weighted 0
     leave the linear model on the clean relation; ignored, they pull every prediction up ~4."""
-    from competitions import get
+    from competitions import REGISTRY
+    from competitions.tabular import prepare
     generator = np.random.default_rng(0)
     x = generator.normal(size=500)
     price = 3.0 * x + generator.normal(0, 0.3, 500)
@@ -111,7 +112,7 @@ def test_the_generic_tabular_package_weights_its_rows_too(tmp_path):
     weights = tmp_path / "weights.csv"
     pd.DataFrame({"row_id": train["row_id"], "weight": np.where(planted[:400], 0.0, 1.0)}).to_csv(weights, index=False)
 
-    competition = get("kaggle:planted", metric="rmse")
+    competition = REGISTRY.competition("kaggle:planted", metric="rmse")
     data = competition.load(folder)
     options = dict(models="linear", folds=2, fast=True, quiet=True)
     predicted = {}
@@ -123,4 +124,4 @@ def test_the_generic_tabular_package_weights_its_rows_too(tmp_path):
     assert np.sqrt(np.mean((predicted["weighted"] - clean) ** 2)) < 1.0 < np.sqrt(np.mean((predicted["plain"] - clean) ** 2))
     assert "training rows weighted by" in report.note and report.decisions["weights_sha256"] == io.sha256(weights)
     with pytest.raises(io.InputError, match="the tfidf family takes no row weights; use models=catboost,lightgbm,xgboost,linear"):
-        competition._row_weights(data, competition.options(weights=weights), ["linear", "tfidf"])
+        prepare.row_weights(data, competition.options(weights=weights), ["linear", "tfidf"])

@@ -56,7 +56,7 @@ def submit(competition, file: Path, data_dir: Path, message: str, dry_run: bool 
     target = runner.profile_for(competition, profile)  # no profile at all: one line asking for --profile, before any work
     if file.is_dir():
         bundle = Path("submissions") / competition.name / f"{file.resolve().name}.zip"
-        packaging.build(competition, file, bundle, profile=target.name)
+        packaging.build_bundle(competition, file, bundle, profile=target.name)
         log.info("%s: built %s from %s", competition.name, bundle, file)
     elif file.suffix.lower() == ".zip" and file.is_file():
         bundle = file

@@ -86,7 +86,7 @@ def names() -> list[str]:
     return sorted(PROFILES)
 
 
-def get(name: str) -> Profile:
+def profile(name: str) -> Profile:
     if name not in PROFILES:
         raise io.InputError(f"unknown runtime profile {name!r}; known: {', '.join(names())}")
     module, _, attribute = PROFILES[name].partition(":")

@@ -114,17 +114,16 @@ def resolve(registry, submission: Path, data_dir: Path, name: str | None = None)
     """The competition of `registry` (common.registry.Registry) a submission is for:
     `name` (--competition), the manifest `compete package` wrote into it, or the code
     competition whose sample file the data folder holds."""
-    get = registry.get
     if name:
-        return get(name)
+        return registry.competition(name)
     manifest = read_manifest(Path(submission))
     if manifest is not None:
         try:   # a PLATFORM:SLUG package names the metric its run was fitted for
-            return get(manifest["competition"], manifest.get("metric"))
+            return registry.competition(manifest["competition"], manifest.get("metric"))
         except (KeyError, TypeError, AttributeError):
             raise io.InputError(f"{submission}: its manifest names no competition; pass --competition") from None
     for candidate in registry.names():
-        competition = get(candidate)
+        competition = registry.competition(candidate)
         if competition.runtime_profile and io.find(Path(data_dir), competition.submission.sample_file, required=False):
             return competition
     raise io.InputError(f"{submission}: no manifest of `compete package` in it and no code competition's sample file in "
@@ -153,10 +152,10 @@ def profile_for(competition, name: str | None = None):
     from common import runtimes
 
     if name:
-        return runtimes.get(name)
+        return runtimes.profile(name)
     if competition.runtime_profile is None:
         raise io.InputError(f"{competition.name}: no runtime profile; pass --profile (see `compete runtime profiles`)")
-    return runtimes.get(competition.runtime_profile)
+    return runtimes.profile(competition.runtime_profile)
 
 
 def run_test(submission: Path, competition, data_dir: Path, hidden: Path | None = None, profile: str | None = None,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import io, plots, sound, spectrograms
-from common.competition import BaseCompetition, Report
+from common import io, sound, spectrograms
+from common.competition import BaseCompetition
 from common.metrics import MULTICLASS_LOG_LOSS
 from common.options import Options, option
 from common.spectrograms import Quarantine
@@ -19,6 +19,7 @@ from competitions.birdcall import data as bird_data
 from competitions.birdcall import folds as bird_folds
 from competitions.birdcall import model as bird_model
 from competitions.birdcall import prepare as bird_prepare
+from competitions.birdcall import report as bird_report
 from competitions.birdcall.data import ID, BirdData
 
 log = logging.getLogger("compete")
@@ -75,9 +76,8 @@ class Birdcall(BaseCompetition):
         split, fold_of = bird_folds.stratified_folds(y, folds, options.seed)
 
         oof_baseline = bird_folds.baseline_oof(clips.pooled, y, split, classes, options.seed, report=options.fast)
-        baseline_score = MULTICLASS_LOG_LOSS(y, np.clip(oof_baseline, 1e-15, 1))
         log.info("baseline (pooled log-mel + logistic regression): oof log loss %.4f, accuracy %.3f",
-                 baseline_score, float((oof_baseline.argmax(1) == y).mean()))
+                 MULTICLASS_LOG_LOSS(y, np.clip(oof_baseline, 1e-15, 1)), float((oof_baseline.argmax(1) == y).mean()))
         final_baseline = sound.fit_baseline(clips.pooled, y, options.seed)
 
         networks, oof_cnn, settings = [], None, None
@@ -91,35 +91,9 @@ class Birdcall(BaseCompetition):
         log.info("calibration: cnn weight %.2f, temperature %.3f, floor %g", calibration.blend, calibration.temperature, calibration.floor)
         bird_folds.write_oof(Path(run_dir) / "oof.csv", clips, fold_of, data.species, oof_baseline, oof_cnn, calibrated)
 
-        decisions = {
-            "cv_accuracy": round(float((calibrated.argmax(1) == y).mean()), 6),
-            "cv_baseline_log_loss": round(baseline_score, 6),
-            "cv_baseline_accuracy": round(float((oof_baseline.argmax(1) == y).mean()), 6),
-            "calibration": {"cnn_weight": calibration.blend, "temperature": round(calibration.temperature, 6), "floor": calibration.floor},
-            "folds": folds, "train_clips": len(data.train), "usable_clips": len(y), "quarantined_train": clips.quarantined,
-            "model": "baseline" if options.fast else "cnn+baseline",
-            "train_seconds": round(time.perf_counter() - started, 2),
-        }
-        if oof_cnn is not None:
-            decisions["cv_baseline_calibrated_log_loss"] = round(sound.nested_score(oof_baseline, None, y, fold_of), 6)
-            decisions["cv_cnn_log_loss"] = round(MULTICLASS_LOG_LOSS(y, np.clip(oof_cnn, 1e-15, 1)), 6)
-            decisions["cv_cnn_accuracy"] = round(float((oof_cnn.argmax(1) == y).mean()), 6)
-            decisions["network"] = sound.settings_dict(settings)
-        report = Report(
-            cv_score=MULTICLASS_LOG_LOSS(y, nested),
-            fold_scores=[MULTICLASS_LOG_LOSS(y[fold_of == fold], nested[fold_of == fold]) for fold in range(folds)],
-            note=("nested: blend weight, temperature and floor for each fold fitted on the other folds' OOF; "
-                  "not nested: each fold's CNN keeps its epoch of lowest loss on that fold's own held-out clips"
-                  if oof_cnn is not None else
-                  "nested: temperature and floor for each fold fitted on the other folds' OOF"),
-            decisions=decisions,
-            out_of_fold=bird_folds.out_of_fold(clips, fold_of, list(data.species), nested))
-        title = plots.cv_title("birdcall", self.metric.name, report.cv_score)
-        plots.confusion_matrix(y, nested.argmax(1), list(data.species), Path(run_dir) / "confusion_matrix.png",
-                               f"{title} (nested OOF, top species)")
-        if oof_cnn is not None:
-            plots.training_curves({f"fold {k + 1}": Path(run_dir) / "cnn" / f"fold{k + 1}" / "history.csv" for k in range(folds)},
-                                  Path(run_dir) / "training_curves.png", f"{title}: CNN loss by epoch")
+        report = bird_report.report(data, clips, fold_of, folds, oof_baseline, oof_cnn, calibration, calibrated, nested,
+                                    settings, options, time.perf_counter() - started)
+        bird_report.plot(data, y, nested, report.cv_score, self.metric.name, folds, oof_cnn is not None, run_dir)
         fitted = bird_model.BirdModel(species=list(data.species), prior=prior, mel_settings=asdict(bird_prepare.MEL_SETTINGS),
                                       baseline=final_baseline, calibration=calibration,
                                       network_settings=sound.settings_dict(settings) if settings else None,

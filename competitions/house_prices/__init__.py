@@ -1,24 +1,22 @@
-"""Kaggle "House Prices: Advanced Regression Techniques": tabular regression, RMSLE."""
+"""Kaggle "House Prices: Advanced Regression Techniques": tabular regression scored by the
+RMSE of log prices (metrics.RMSE_OF_LOGS; its runs print and record it as rmsle, as
+they always have). fit: train.py (the candidates' K-fold CV, the blend, the final
+models), report.py (oof.csv, the plot, the Report)."""
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from common import io, plots
-from common.competition import BaseCompetition, OutOfFold, Report
+from common.competition import BaseCompetition
 from common.metrics import RMSE_OF_LOGS
 from common.options import Options, option
 from competitions.house_prices import data as house_data
 from competitions.house_prices import inference
-from competitions.house_prices.data import ID, TARGET, HouseData
-
-log = logging.getLogger("compete")
-
+from competitions.house_prices.data import ID, HouseData
 
 MODELS = ("lasso", "elastic_net", "svr", "catboost", "lightgbm", "xgboost")
 DEFAULT_MODELS = ("lasso", "elastic_net", "svr", "catboost")
@@ -90,73 +88,14 @@ class HousePrices(BaseCompetition):
         return house_data.load(data_dir)
 
     def fit(self, data: HouseData, options: HouseOptions, run_dir: Path):
-        from common.progress import tqdm  # a bar on a terminal, plain lines in a log
-
-        # scikit-learn and catboost load here, not at import: `compete list` stays light.
-        from competitions.house_prices import features as house_features
-        from competitions.house_prices import model as house_model
+        from competitions.house_prices import report, train
 
         started = time.perf_counter()
-        folds = options.folds
-        X = house_features.features(data.train, options.engineered)
-        y = np.log(data.train[TARGET].to_numpy(dtype=float))
-        outlier = house_features.is_outlier(data.train)
-        row_weights = None
-        if options.weights:  # here, not at import: the packaged notebook imports this package and needs none of it
-            from common.adversarial import read_weights
-            row_weights = read_weights(options.weights, data.train[ID])
-        candidates = house_model.candidates(X, options)
-        log.info("house-prices: %d rows, all trained on and scored, %d features, %d models x %d folds",
-                 len(X), X.shape[1], len(candidates), folds)
-
-        names = list(candidates)
-        with tqdm(total=(folds + 1) * len(candidates), desc="house-prices", disable=options.quiet) as bar:
-            oof, fold_of, fold_scores = house_model.cross_validate(X, y, candidates, folds, options.seed, bar.update,
-                                                                   weights=row_weights)
-            weights = house_model.blend_weights(oof, y)
-            log.info("blend weights: %s", ", ".join(f"{n}={w:.3f}" for n, w in zip(names, weights)))
-            final = {}
-            for name, weight in zip(names, weights):
-                if weight > 0:  # final models on every row; zero-weight models are not refitted
-                    final[name] = house_model.fit_weighted(house_model.clone(candidates[name]), X, y, row_weights)
-                bar.update()
-        nested = house_model.nested_blend(oof, y, fold_of)
-        cv_score = house_model.rmse(nested, y)
-        without_outliers = house_model.rmse(nested[~outlier], y[~outlier])
-        log.info("cv rmsle %.5f on all %d rows out of fold; %.5f with the %d De Cock outliers left out of the score only",
-                 cv_score, len(y), without_outliers, int(outlier.sum()))
-        nested_by_fold = [house_model.rmse(nested[fold_of == fold], y[fold_of == fold]) for fold in range(folds)]
-        fitted = house_model.HouseModel(models=final, weights=dict(zip(names, map(float, weights))), feature_columns=list(X.columns),
-                                        engineered=options.engineered)
-
-        oof_frame = pd.DataFrame({ID: data.train[ID], "fold": fold_of + 1, "outlier": outlier, TARGET: data.train[TARGET],
-                                  **{f"oof_{n}": np.exp(oof[:, i]) for i, n in enumerate(names)},
-                                  "oof_blend": np.exp(nested)})
-        io.write_csv(oof_frame, run_dir / "oof.csv", float_format="%.2f")
-        plot_predictions(y, nested, run_dir / "predicted_vs_actual.png",
-                         plots.cv_title("house-prices nested OOF, every row", self.metric.name, cv_score))
-        truth = data.train[[ID, TARGET]]
-        weighted = weighting(options.weights, row_weights, nested, y) if row_weights is not None else {}
-        report = Report(
-            out_of_fold=OutOfFold(predictions=pd.DataFrame({ID: data.train[ID], TARGET: np.exp(nested)}), truth=truth,
-                                  fold=fold_of),
-            cv_score=cv_score,
-            fold_scores=nested_by_fold,
-            note=f"all {len(y)} rows, out of fold; nested: blend weights for each fold fitted on the other folds"
-                 + (f"; training rows weighted by {options.weights} in every model's fit, the blend weights and the score "
-                    f"unweighted (cv_score_weighted weights it)"
-                    if row_weights is not None else ""),
-            decisions={
-                "cv_score_without_outliers": round(without_outliers, 6),
-                "cv_score_without_outliers_note": f"rows left out of the score: the {int(outlier.sum())} De Cock outliers "
-                                                  f"(GrLivArea>{house_features.OUTLIER_AREA}, price<{house_features.OUTLIER_PRICE}); "
-                                                  "they are still trained on",
-                "cv_by_model": {n: round(house_model.rmse(oof[:, i], y), 6) for i, n in enumerate(names)},
-                "fold_scores_by_model": {n: [round(s, 6) for s in fold_scores[n]] for n in names},
-                "blend_weights": {n: round(float(w), 6) for n, w in zip(names, weights)},
-                "folds": folds, "rows": len(X),
-                "train_seconds": round(time.perf_counter() - started, 2), **weighted})
-        return fitted, report
+        trained = train.train(data, options)
+        report.write_out_of_fold(data, trained, run_dir)
+        report.plot_predictions(trained.y, trained.nested, run_dir / "predicted_vs_actual.png",
+                                plots.cv_title("house-prices nested OOF, every row", self.metric.name, trained.cv_score))
+        return trained.model, report.report(data, options, trained, started)
 
     def adversarial_frames(self, data: HouseData):
         from competitions.house_prices import features as house_features
@@ -166,35 +105,3 @@ class HousePrices(BaseCompetition):
 
     def predict(self, model, data: HouseData) -> pd.DataFrame:
         return inference.predict(model, data.test)  # the packaged notebook's own code: same file both ways
-
-
-def weighting(path: Path, row_weights: np.ndarray, nested: np.ndarray, y: np.ndarray) -> dict:
-    """What a run weighted by a file records: the file, its checksum, and the nested CV
-    weighted as the training rows were (the score the weighting aims at: test-like rows count more)."""
-    squared = (nested - y) ** 2
-    return {"weights_file": str(Path(path).resolve()), "weights_sha256": io.sha256(path),
-            "cv_score_weighted": round(float(np.sqrt(np.sum(row_weights * squared) / np.sum(row_weights))), 6)}
-
-
-def plot_predictions(y_log: np.ndarray, predicted_log: np.ndarray, path: Path, title: str) -> None:
-    """The out-of-fold predictions the CV score is measured on, against the truth."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    actual, predicted = np.exp(y_log), np.exp(predicted_log)
-    figure, axis = plt.subplots(figsize=(6, 6))
-    axis.scatter(actual, predicted, s=6, alpha=0.5)
-    low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
-    axis.plot([low, high], [low, high], color="black", linewidth=1)
-    axis.set(xscale="log", yscale="log", xlabel="actual SalePrice ($)", ylabel="out-of-fold prediction ($)",
-             title=title)
-    # Prices doubling from 25k: evenly spaced on the log scale, and short enough never to
-    # overlap (matplotlib's labels for minor log ticks, "3x10^4 4x10^4", ran together).
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-    ticks = [25_000 * 2 ** k for k in range(8) if low / 1.5 <= 25_000 * 2 ** k <= high * 1.5]
-    for side in (axis.xaxis, axis.yaxis):
-        side.set_major_locator(FixedLocator(ticks))
-        side.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1000:,.0f}k"))
-        side.set_minor_formatter(NullFormatter())
-    plots.save(figure, path)

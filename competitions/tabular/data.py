@@ -222,6 +222,19 @@ def check_metric_fits(labels: pd.Series, column: str, source, metric: Metric | N
                             f"metrics that fit: {', '.join(REGRESSION_METRICS)}")
 
 
+def guess_metric(target: Target, sample: pd.DataFrame) -> str:
+    """A metric when none was given, from what the sample holds: numbers for
+    regression, labels when the sample holds whole numbers or words, else probabilities."""
+    if target.task == "regression":
+        return "rmse"
+    if target.class_columns or target.task == "multilabel":
+        return "logloss"
+    values = pd.to_numeric(sample[target.sample_columns[0]], errors="coerce")
+    if values.notna().all() and (values.round() != values).any():
+        return "auc" if target.task == "binary" else "logloss"
+    return "accuracy"
+
+
 def _is_classification(labels: pd.Series, metric: Metric | None) -> bool:
     if metric is not None:
         return metric.output in ("label", "probability", "score")

@@ -365,10 +365,9 @@ def load(data_dir: Path, layout: MediaLayout, metric) -> MediaData:
 
 def metric_name(data: MediaData, given: str | None) -> str:
     """--metric, or a guess from the sample (as a table's), F1 for tags."""
-    from competitions.tabular import guess_metric
     if given:
         return given
-    name = "f1" if data.tags else guess_metric(data.target, data.sample)
+    name = "f1" if data.tags else D.guess_metric(data.target, data.sample)
     log.info("no --metric given; %s guessed from the sample (pass --metric to choose)", name)
     return name
 

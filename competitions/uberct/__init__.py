@@ -19,7 +19,7 @@ from common.options import Options, option
 from common.thresholds import best_threshold, expected_f1_count
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
-from competitions.uberct import blocks, panel, validate
+from competitions.uberct import blocks, panel, refit, validate
 from competitions.uberct import model as uber_model
 
 log = logging.getLogger("compete")
@@ -100,30 +100,11 @@ class UberCapeTown(BaseCompetition):
         fit_seconds = time.perf_counter() - fit_started
         del features, validation_features
 
-        refit = (not options.fast) if options.refit is None else options.refit
-        bagged = []
-        if refit or options.bags > 1:
-            # The validation block is the most recent data: train again with it, as
-            # many trees as validation chose plus a tenth for the larger training set
-            # (and the bag's other boosters alike, each with its own seed).
-            with tqdm(total=options.bags, desc="refit", disable=options.quiet) as bar:
-                if refit:
-                    rows = uber_features.concatenate([context.block_rows(data.events, plan.validation_span, plan.negative_rate, rng), rows])
-                    params = {**params, "iterations": max(1, int(round(iterations * 1.1)))}
-                else:
-                    params = {**params, "iterations": iterations}
-                features = uber_features.trained_columns(panel.features(context, rows), options.segment_history)
-                if refit:
-                    booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params)
-                bar.update()
-                for bag in range(1, options.bags):
-                    bagged.append(uber_model.train(features, rows.label, plan.negative_rate, categorical,
-                                                   {**params, "random_seed": params["random_seed"] + bag}))
-                    bar.update()
-                del features
+        final = refit.final_boosters(booster, iterations, rows, context, data, plan, categorical, params, rng, options)
+        booster, rows = final.booster, final.rows
 
         model = uber_model.UberModel(booster, list(booster.feature_names_), categorical, context.block_days, options.rule,
-                                     checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir), bagged=bagged,
+                                     checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir), bagged=final.bagged,
                                      offset=options.offset)
         decisions = dict(
             **checked.figures(), rule=options.rule, dirt=data.dirt,
@@ -132,7 +113,7 @@ class UberCapeTown(BaseCompetition):
             feature_importance={k: round(float(v), 3) for k, v in importance.head(20).items()},
             level_drift=dict(zip(("persistence", "size"), context.level_drift or ())), bags=options.bags,
             block_days=context.block_days, training_blocks=len(plan.training_spans), negative_rate=plan.negative_rate,
-            training_rows=len(rows), best_iteration=iterations, refit=bool(refit),
+            training_rows=len(rows), best_iteration=iterations, refit=final.refit,
             model_seconds=round(fit_seconds, 2), train_seconds=round(time.perf_counter() - started, 2))
         cv = checked.crossed[options.rule]
         decisions["out_of_fold_note"] = (f"out of time, not K folds: out_of_fold.csv holds the validation block's "

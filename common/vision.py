@@ -99,31 +99,44 @@ def fingerprint(files: list[Path], labels: np.ndarray, size: int, part: str) -> 
     return digest.hexdigest()[:20]
 
 
-def pack(files: list[Path], labels: np.ndarray, size: int, part: str, workers: int, quiet: bool):
-    """Every readable image at `size` into cached shards (the key: `fingerprint`); the
-    unreadable ones are listed in the set's metadata as [file, reason]."""
+def _pack_images(group, size: int, pool=None):
+    """One shard: its images decoded at `size` (on `pool` when given) and packed; the
+    unreadable ones as [file, reason]. A Dask task under --scheduler, returning the
+    tar's bytes (the worker reads the images at the same paths; it writes nothing)."""
     from common import loaders
 
+    number, files, labels = group
+    jobs = [(path, size) for path in files]
+    decoded = pool.map(_decode, jobs, chunksize=32) if pool is not None else map(_decode, jobs)
+    samples, unreadable = [], []
+    for path, label, (array, reason) in zip(files, labels, decoded):
+        if array is None:
+            unreadable.append([path, reason])
+        else:
+            samples.append((path, array, label))
+    return (*loaders.pack_shard(number, samples), unreadable)
+
+
+def pack(files: list[Path], labels: np.ndarray, size: int, part: str, workers: int, quiet: bool):
+    """Every readable image at `size` into cached shards (the key: `fingerprint`) of
+    SHARD_IMAGES each, packed on the Dask cluster under --scheduler and here otherwise
+    (common.loaders.pack_groups: the same bytes either way); the unreadable ones are
+    listed in the set's metadata as [file, reason]. Memory holds a shard or two of
+    decoded images, whatever the number of files."""
+    from common import loaders, parallel
+
+    names = [str(path) for path in files]
+    groups = [(number, names[chosen], labels[chosen]) for number, chosen in enumerate(parallel.split(len(names), SHARD_IMAGES))]
+
     def build(directory: Path):
-        unreadable: list = []
-        metadata = {"image_size": size, "unreadable": unreadable}
-
-        def samples():
-            for index, (array, reason) in enumerate(decode_all(files, size, workers)):
-                if array is None:
-                    unreadable.append([str(files[index]), reason])
-                else:
-                    yield str(files[index]), array, labels[index]
-
         try:
-            return loaders.write_shards(samples(), directory, samples_per_shard=SHARD_IMAGES, metadata=metadata,
-                                        progress=not quiet, total=len(files))
-        except io.InputError:
-            if unreadable:   # no image at all could be read
-                first, reason = unreadable[0]
-                raise io.InputError(f"{first}: cannot be read as an image ({reason}); none of the {len(files)} "
-                                    f"{part} images could be") from None
-            raise
+            return loaders.pack_groups(directory, groups, _pack_images, metadata={"image_size": size},
+                                       workers=workers if len(names) >= PARALLEL_DECODE else 1, progress=not quiet,
+                                       size=size)
+        except loaders.NothingReadable as nothing:
+            first, reason = nothing.unreadable[0] if nothing.unreadable else (directory, "no files")
+            raise io.InputError(f"{first}: cannot be read as an image ({reason}); none of the {len(files)} "
+                                f"{part} images could be") from None
 
     return loaders.cached_shards("images", fingerprint(files, labels, size, part), build=build)
 

@@ -271,6 +271,9 @@ class ImageModel:
                               minutes_budget=minutes, seconds_per_batch=budget["seconds_per_batch"],
                               train_images=sets["train"].count, valid_images=sets["valid"].count,
                               unreadable_images=[name for name, _ in unreadable], threads=threads,
+                              # a rerun of a killed run resumes from its last checkpoint: where, and what it trained itself
+                              resumed_from=learn.resumed, train_steps=int(learn.train_iter),
+                              train_steps_this_run=int(learn.train_iter - (learn.resumed or {}).get("train_iter", 0)),
                               prepare_seconds=round(prepared - started, 2),
                               train_seconds=round(time.perf_counter() - prepared, 2))
         return self

@@ -338,7 +338,8 @@ class ImageModel:
         model = cls(payload["task"], payload["classes"])
         model.size, model.backbone, model.width = payload["image_size"], payload["backbone"], payload["width"]
         model.prior, model.decisions = np.asarray(payload["prior"]), payload.get("decisions", {})
-        net = backbones.build(model.backbone, payload["outputs"], None, width=model.width, image_size=model.size).net
+        net = backbones.build(model.backbone, payload["outputs"], None, width=model.width, image_size=model.size,
+                              cached=False).net   # the trained weights follow: no cache read
         net.load_state_dict(payload["state_dict"])
         model.net = net.eval()
         return model

@@ -325,7 +325,17 @@ def test_a_hub_name_is_read_from_the_hugging_face_cache_offline(tmp_path, monkey
         backbones.build("no_such_net", 2)
 
 
-@pytest.mark.slow   # a whole fit through the CLI: ~20 s
+def test_set_weights_on_an_image_folder_names_the_backbone_weights_file(compete, tmp_path):
+    """--set weights=PATH on an image folder is the backbone's weights file, not the
+    tables' row weights sharing the option's name (which once refused it for media)."""
+    data = made(tmp_path, CACTUS, rows=24)
+    result = compete("fit", f"kaggle:{CACTUS}", "--data", data, "--fast", "--quiet", "--set", "image_size=32",
+                     "--set", f"weights={tmp_path / 'absent.pth'}", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "absent.pth: pretrained weights not found" in result.stderr
+
+
+@pytest.mark.slow   # a whole fit through the CLI: ~25 s at load 2, 107 s at load 13
+@pytest.mark.extended   # the option's plumbing: the test above; the loading: the timm backbone tests
 def test_set_weights_through_the_cli_fine_tunes_a_timm_backbone_from_a_local_file(compete, tmp_path):
     """--set weights=PATH on an image folder is the backbone's weights (the tables' row
     weights option shares the name and once refused it for media)."""

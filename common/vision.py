@@ -18,6 +18,14 @@ budget fitting the epochs, MLflow's per-epoch losses). The network is common/bac
 the small from-scratch CNN, or a timm architecture, pretrained weights fine-tuned at a
 lower rate for the body. Predictions average each image and its mirror.
 
+Beyond one process, as serengeti: with `--scheduler` the shards are packed on the Dask
+cluster (one shard a task, `pack`); under torchrun rank 0 packs while the others wait
+(loaders.cached_shards), each rank streams its own share of the shards, the trainer's DDP
+averages the gradients, and rank 0 alone predicts the held-out files and writes the run
+(competitions/tabular/media.py). A killed run started again in its run directory resumes
+from its last checkpoint; `decisions` says from where (resumed_from) and how many steps
+the rerun trained itself.
+
 An image that cannot be decoded is left out of training (counted, and fatal when it is
 most of them) and gets the training prior at prediction (counted in `unreadable`), so a
 submission stays complete.

@@ -4,14 +4,19 @@ or from the user's Hugging Face cache. Nothing is ever downloaded: the cache is 
 HF_HUB_OFFLINE set, and a name that is not there trains from scratch (an architecture
 name) or is one line saying so (a hub repository name).
 
-    make_backbone(name, outputs, weights=None, width=32) -> Backbone
+    make_backbone(name, outputs, weights=None, width=32, image_size=64, channels=3, dropout=None, cached=True) -> Backbone
         `name` "small" (the default without weights) or a timm architecture
         ("resnet18", "efficientnet_b0", ...) or a hub name of one ("timm/resnet18.a1_in1k",
         "hf-hub:timm/..."); `weights` a state dict saved by torch.save or a .safetensors
         file. Backbone.net is the module (logits out), .pretrained says whether weights
         were loaded, .head the parameter-name prefixes of its classifier (trained anew),
         and .groups(net) the body's and the head's parameters, for a lower rate on a
-        pretrained body (fastai's splitter).
+        pretrained body (fastai's splitter). `channels`: the input's (3 for images, 1 for
+        common/sound.py's log-mels: a first convolution saved for another count is
+        adapted as timm adapts it); `cached` False builds without looking in the Hugging
+        Face cache (a network about to receive a trained state dict).
+    check(name)                     one line when `name` is neither "small" nor timm's
+    load_weights(net, path, head)   a local file into `net`, its first convolution adapted
 """
 from __future__ import annotations
 
@@ -39,13 +44,13 @@ class SmallNet(nn.Module):
     of serengeti's frames). Blocks are added while the map is at least 8 pixels across, so
     a 32-pixel image gets two stages and a 128-pixel one four; exported at any ONNX opset."""
 
-    def __init__(self, outputs: int, width: int = 32, image_size: int = 64, dropout: float = 0.2):
+    def __init__(self, outputs: int, width: int = 32, image_size: int = 64, dropout: float = 0.2, channels: int = 3):
         super().__init__()
 
         def block(a, b):
             return [nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
 
-        layers, channels, size, stage = [], 3, int(image_size), 0
+        layers, size, stage = [], int(image_size), 0
         while stage == 0 or (size >= 16 and stage < 4):
             out = width * 2 ** stage
             layers += block(channels, out) + block(out, out) + [nn.MaxPool2d(2)]
@@ -91,11 +96,28 @@ def architecture(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def make_backbone(name: str, outputs: int, weights: Path | str | None = None, width: int = 32, image_size: int = 64) -> Backbone:
-    """The network `name` with `outputs` logits; see the module docstring."""
+def check(name: str) -> str:
+    """The timm architecture `name` builds, "small" for the project's CNN, or one line
+    naming similar architectures when it is neither."""
     name = (name or SMALL).strip()
     if name == SMALL:
-        net = SmallNet(outputs, width=width, image_size=image_size)
+        return SMALL
+    import timm
+
+    arch, _ = architecture(name)
+    if not timm.is_model(arch):
+        similar = timm.list_models(f"*{arch.split('_')[0][:6]}*")[:6]
+        raise io.InputError(f"backbone={name!r}: not a timm architecture{'; e.g. ' + ', '.join(similar) if similar else ''} "
+                            f"(or {SMALL!r}, the project's small CNN)")
+    return arch
+
+
+def make_backbone(name: str, outputs: int, weights: Path | str | None = None, width: int = 32, image_size: int = 64,
+          channels: int = 3, dropout: float | None = None, cached: bool = True) -> Backbone:
+    """The network `name` with `outputs` logits; see the module docstring."""
+    name = (name or SMALL).strip()
+    if check(name) == SMALL:
+        net = SmallNet(outputs, width=width, image_size=image_size, channels=channels)
         backbone = Backbone(net, SMALL, False, ("head.",))
         if weights:
             load_weights(net, weights, backbone.head)
@@ -104,17 +126,14 @@ def make_backbone(name: str, outputs: int, weights: Path | str | None = None, wi
     import timm
 
     arch, repository = architecture(name)
-    if not timm.is_model(arch):
-        similar = timm.list_models(f"*{arch.split('_')[0][:6]}*")[:6]
-        raise io.InputError(f"backbone={name!r}: not a timm architecture{'; e.g. ' + ', '.join(similar) if similar else ''} "
-                            f"(or {SMALL!r}, the project's small CNN)")
-    net = timm.create_model(arch, pretrained=False, num_classes=outputs)
+    net = timm.create_model(arch, pretrained=False, num_classes=outputs, in_chans=channels,
+                            **({"drop_rate": dropout} if dropout is not None else {}))
     classifier = net.pretrained_cfg.get("classifier", "fc") if hasattr(net, "pretrained_cfg") else "fc"
     prefixes = tuple(f"{c}." for c in (classifier if isinstance(classifier, (list, tuple)) else [classifier]))
     backbone = Backbone(net, arch, False, prefixes)
-    source = Path(weights) if weights else cached_weights(arch, repository)
+    source = Path(weights) if weights else cached_weights(arch, repository) if cached else None
     if source is None:
-        if repository:
+        if repository and cached:
             raise io.InputError(f"backbone={name!r}: not in the Hugging Face cache ({hub_cache()}); nothing is downloaded "
                                 f"at run time: fetch it once with `huggingface-cli download {repository}` or pass "
                                 f"--set weights=PATH")
@@ -179,9 +198,26 @@ def read_state(path: Path | str) -> dict[str, torch.Tensor]:
 
 def load_weights(net: nn.Module, path: Path | str, head: tuple[str, ...]) -> nn.Module:
     """Every tensor of `net` outside the `head` prefixes from the file (their shapes
-    must match: another architecture's file is one line); the head's too where they fit."""
+    must match: another architecture's file is one line); the head's too where they fit.
+    A first convolution saved for another number of input channels (an ImageNet
+    model's three colours into a log-mel's one) is adapted first, as timm does: summed
+    to one channel, repeated to more."""
     from common.trainers import load_state
-    return load_state(net, read_state(path), Path(path), head)
+    return load_state(net, adapt_channels(net, read_state(path)), Path(path), head)
+
+
+def adapt_channels(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` with the first convolution timm names for `net` (pretrained_cfg's
+    first_conv) fitted to the net's input channels, when the file's differ."""
+    config = getattr(net, "pretrained_cfg", None) or {}
+    first = config.get("first_conv") or ()
+    own = net.state_dict()
+    for layer in ([first] if isinstance(first, str) else first):
+        key = f"{layer}.weight"
+        if key in state and key in own and state[key].ndim == 4 and state[key].shape[1] != own[key].shape[1]:
+            from timm.models import adapt_input_conv
+            state = {**state, key: adapt_input_conv(own[key].shape[1], state[key], base_chans=state[key].shape[1])}
+    return state
 
 
 def start_at(backbone: Backbone, task: str, prior: np.ndarray) -> None:

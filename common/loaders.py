@@ -15,6 +15,12 @@ API (stable; later changes are additive only)
     finish_shards(out_dir, [(name, labels), ...], metadata) -> ShardSet
         The same in pieces, so shards can be packed anywhere (a Dask worker) and
         written here: each shard is a pure function of its own samples.
+    pack_groups(out_dir, groups, pack_group, metadata=None, workers=4, progress=False, **shared) -> ShardSet
+        One shard a group, `pack_group(group, pool=..., **shared)` -> (tar bytes, labels,
+        unreadable): on the Dask cluster under --scheduler (common.parallel; a worker
+        returns its shard's bytes, so no disk is shared), else here with a process pool
+        for the group's decoding. The same bytes either way; the groups' unreadable
+        items are listed in the metadata (a set of none raises NothingReadable).
     cached_shards(name, fingerprint, samples=None, build=None, **write_kwargs) -> ShardSet
         `write_shards` (or `build(directory)`) into `io.cache_dir("shards", name,
         fingerprint)` unless a complete set is already there; an interrupted prepare is
@@ -134,6 +140,48 @@ def finish_shards(out_dir: Path | str, packed: list[tuple[str, list[np.ndarray]]
     # index.json last: its presence marks a complete set; its own checksum beside it
     io.write_checked(out_dir / INDEX, (json.dumps(index, indent=1) + "\n").encode())
     return ShardSet(out_dir)
+
+
+class NothingReadable(io.InputError):
+    """No group of `pack_groups` had one readable sample; `unreadable` lists what the
+    groups said of each item, for the caller's own one line."""
+
+    def __init__(self, message: str, unreadable: list):
+        super().__init__(message)
+        self.unreadable = unreadable
+
+
+def pack_groups(out_dir: Path | str, groups: Iterable, pack_group: Callable, metadata: dict | None = None,
+                workers: int = 4, progress: bool = False, **shared) -> "ShardSet":
+    """Shard number k from groups[k] (a group starts with its number, for pack_shard)
+    by `pack_group(group, pool=None, **shared)` -> (tar bytes, labels, unreadable), on
+    the Dask cluster when common.parallel has one (each worker returns the tar's bytes,
+    so no shared disk is needed; `shared` is sent once) and here otherwise, where `pool`
+    is a process pool of `workers` (None for workers <= 1) the group may decode on.
+    Written in group order; a group none of whose samples could be read is no shard.
+    As serengeti's frames and the generic images are packed (one copy of the engine
+    choice)."""
+    import contextlib
+    from concurrent.futures import ProcessPoolExecutor
+
+    from common import parallel
+    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
+
+    groups = list(groups)
+    unreadable, packed = [], []
+    with contextlib.ExitStack() as stack:
+        if parallel.active():
+            results = parallel.map_chunks(pack_group, groups, **shared)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers)) if workers > 1 else None
+            results = (pack_group(group, pool=pool, **shared) for group in groups)
+        for number, (content, labels, bad) in enumerate(tqdm(results, total=len(groups), desc="packing shards",
+                                                             disable=not progress, unit="shard")):
+            packed.append(write_shard(out_dir, number, content, labels))
+            unreadable += bad
+    if not any(labels for _, labels in packed):
+        raise NothingReadable(f"{out_dir}: no samples to pack ({len(unreadable)} unreadable)", unreadable)
+    return finish_shards(out_dir, packed, metadata={**(metadata or {}), "unreadable": unreadable})
 
 
 def cached_shards(name: str, fingerprint: str, samples: Callable[[], Iterable] | Iterable | None = None,

@@ -81,15 +81,34 @@ class NetworkSettings:
 
 
 def network(classes: int, n_mels: int, settings: NetworkSettings):
-    """Four conv blocks that halve time and frequency, then per-time-step features
-    (channels x remaining bands, so pitch stays known) pooled over time by mean and
-    max: a sound may sit anywhere in the crop. Another `backbone` is built by timm,
-    the field's model zoo, with random weights (nothing is downloaded)."""
-    import torch
-    from torch import nn
+    """The network `backbone` builds, with fresh weights (nothing read from any cache):
+    the module a trained state dict is loaded into."""
+    return backbone(classes, n_mels, settings, cached=False).net
+
+
+def backbone(classes: int, n_mels: int, settings: NetworkSettings, weights: Path | str | None = None, cached: bool = True):
+    """A common.backbones.Backbone on log-mel crops (one input channel). The small CNN
+    ("small" or "cnn"): four conv blocks that halve time and frequency, then per-time-step
+    features (channels x remaining bands, so pitch stays known) pooled over time by mean
+    and max: a sound may sit anywhere in the crop. Any other name is built by
+    common/backbones.py as for images: a timm architecture or hub name, pretrained
+    weights from the local file `weights` or, with `cached`, from the Hugging Face cache
+    offline (a colour first convolution summed to the log-mel's one channel); nothing is
+    downloaded."""
+    from common import backbones
 
     if settings.backbone not in SMALL:
-        return timm_network(settings.backbone, classes, settings.dropout)
+        return backbones.make_backbone(settings.backbone, classes, weights, channels=1, dropout=settings.dropout, cached=cached)
+    built = backbones.Backbone(_mel_cnn(classes, n_mels, settings), backbones.SMALL, False, ("head.",))
+    if weights:
+        backbones.load_weights(built.net, weights, built.head)
+        built.pretrained, built.source = True, str(weights)
+    return built
+
+
+def _mel_cnn(classes: int, n_mels: int, settings: NetworkSettings):
+    import torch
+    from torch import nn
 
     class MelCNN(nn.Module):
         def __init__(self):
@@ -109,42 +128,6 @@ def network(classes: int, n_mels: int, settings: NetworkSettings):
             return self.head(x)
 
     return MelCNN()
-
-
-def timm_network(name: str, classes: int, dropout: float):
-    import timm
-    try:
-        return timm.create_model(name, pretrained=False, num_classes=classes, in_chans=1, drop_rate=dropout)
-    except RuntimeError as error:  # timm's "Unknown model"
-        raise io.InputError(f"backbone {name!r}: neither 'small' nor a timm architecture ({' '.join(str(error).split())[:120]})") from None
-
-
-def load_weights(module, path: Path | str, run_dir: Path):
-    """Pretrained weights from a local file (common.trainers.load_backbone: every tensor
-    outside the classifier must fit). A first convolution saved for three colour
-    channels is summed to the one channel of a log-mel, as timm adapts it."""
-    import torch
-    from common import trainers
-
-    head = ()
-    config = getattr(module, "pretrained_cfg", None) or {}
-    if config.get("classifier"):
-        head = (config["classifier"],)
-    first = config.get("first_conv")
-    if first:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            state = None  # load_backbone says why, in one line
-        key = f"{first}.weight"
-        if isinstance(state, dict) and key in state and state[key].ndim == 4 and state[key].shape[1] != 1:
-            from timm.models import adapt_input_conv
-            state = dict(state)
-            state[key] = adapt_input_conv(1, state[key])
-            path = Path(run_dir) / "weights_one_channel.pt"
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            torch.save(state, path)
-    return trainers.load_backbone(module, path, head=head if head else ("head",))
 
 
 def random_crop(frames: int, settings: NetworkSettings | None = None):
@@ -224,7 +207,7 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
     from fastai.callback.mixup import MixUp
     from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
 
-    from common import loaders, trainers
+    from common import backbones, loaders, trainers
 
     def shards(part, arrays, labels, keys):
         samples = lambda: ((k, a, _label(l, multilabel)) for k, a, l in zip(keys, arrays, labels))  # noqa: E731
@@ -247,9 +230,10 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
     # The weights are drawn here, before the trainer seeds its loop, and torch starts
     # each process from a random seed: seed first, or no two runs agree.
     torch.manual_seed(seed)
-    module = network(classes, n_mels, settings)
-    if weights is not None:
-        module = load_weights(module, weights, run_dir)
+    built = backbone(classes, n_mels, settings, weights)
+    module = built.net
+    # a pretrained body fine-tunes at a tenth of the new head's rate, as for images
+    lr = slice(settings.lr * backbones.BODY_RATE, settings.lr) if built.pretrained else settings.lr
     loss = BCEWithLogitsLossFlat() if multilabel else CrossEntropyLossFlat()
     epochs = settings.epochs
     if minutes is not None:
@@ -257,8 +241,8 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
                                      len(valid) / settings.batch_size, name="audio")["epochs"]
     callbacks = [MixUp(settings.mixup)] if settings.mixup else []
     learn = trainers.train(module, train_loader(), valid_loader, loss, run_dir,
-                           epochs=epochs, lr=settings.lr, seed=seed, quiet=quiet,
-                           cbs=callbacks, wd=settings.weight_decay, checkpoint_every=0)
+                           epochs=epochs, lr=lr, seed=seed, quiet=quiet, cbs=callbacks, wd=settings.weight_decay,
+                           checkpoint_every=0, splitter=built.groups if built.pretrained else None)
     return learn.model.to("cpu").eval()
 
 
@@ -356,7 +340,7 @@ class AudioSettings:
     n_mels: int = 64              # a multiple of 16: the CNN halves the bands four times
     epochs: int = 16
     minutes: float | None = None  # a time budget: the epochs are cut to what fits
-    backbone: str = "small"       # the project's small from-scratch CNN, or a timm architecture by name
+    backbone: str = "small"       # the project's small from-scratch CNN, or a timm architecture or hub name (common/backbones.py)
     weights: str | None = None    # a local file of pretrained weights for the backbone
     seed: int = 0
     width: int = 16
@@ -414,9 +398,8 @@ class AudioModel:
             raise ValueError(f"task {task!r}: one of {', '.join(TASKS)}")
         settings = AudioSettings.of(settings) if settings is not None else AudioSettings()
         if settings.backbone not in SMALL:
-            import timm
-            if not timm.is_model(settings.backbone):
-                raise io.InputError(f"backbone {settings.backbone!r}: neither 'small' nor a timm architecture (timm.list_models())")
+            from common import backbones
+            backbones.check(settings.backbone)
         if settings.n_mels < 16 or settings.n_mels % 16:
             raise io.InputError(f"n_mels {settings.n_mels}: a multiple of 16 (the CNN halves the bands four times)")
         if task == "binary" and len(classes) != 2:

@@ -19,7 +19,10 @@ API (stable; later changes are additive only)
           report=False)
         -> fastai Learner with the best weights (by `monitor`) loaded; its
            `epochs_done` is how many epochs were trained in all (early stopping
-           included, resumes included).
+           included, resumes included), `train_iter` the optimiser steps in all, and
+           `resumed` where this call started: None, or the checkpoint's
+           {"epoch", "batches", "train_iter", "world_size"} (a run's report can say it
+           resumed and how many steps it trained itself: train_iter - resumed["train_iter"]).
         `cbs` are extra fastai callbacks (e.g. a per-epoch tracker), added beside the
         trainer's own; they run on every process, so one that writes should check
         `common.distributed.is_main()`.
@@ -576,6 +579,8 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
     if main and not quiet:
         learn.add_cb(Progress())
     learn.logger = lambda *args, **kwargs: None  # epochs are logged by CSVHistory
+    learn.resumed = None if state is None else {"epoch": state["epoch"], "batches": state["batches"],
+                                                "train_iter": state["train_iter"], "world_size": state.get("world_size", 1)}
 
     if state is not None:
         model.load_state_dict(state["model"])
@@ -584,6 +589,7 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
         learn.opt.load_state_dict(state["optimizer"])
         learn.first_epoch = learn.epochs_done = state["epoch"]
         if state["finished"]:
+            learn.train_iter = state["train_iter"]
             load_best(learn)
             return learn
 
@@ -614,11 +620,13 @@ def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int,
     import json
 
     path = Path(run_dir) / "budget.json"
-    if path.is_file():
-        return json.loads(path.read_text())
     distributed.start()
     decision = None
-    if distributed.is_main():
+    # rank 0's run directory alone holds the decision (the others' is a scratch folder):
+    # read there and broadcast, so a resumed torchrun takes the same collectives on every rank
+    if distributed.is_main() and path.is_file():
+        decision = json.loads(path.read_text())
+    elif distributed.is_main():
         trial = copy.deepcopy(net).train()
         optimiser = torch.optim.Adam(trial.parameters(), lr=1e-4)
         loader = make_loader()

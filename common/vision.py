@@ -18,6 +18,14 @@ budget fitting the epochs, MLflow's per-epoch losses). The network is common/bac
 the small from-scratch CNN, or a timm architecture, pretrained weights fine-tuned at a
 lower rate for the body. Predictions average each image and its mirror.
 
+Beyond one process, as serengeti: with `--scheduler` the shards are packed on the Dask
+cluster (one shard a task, `pack`); under torchrun rank 0 packs while the others wait
+(loaders.cached_shards), each rank streams its own share of the shards, the trainer's DDP
+averages the gradients, and rank 0 alone predicts the held-out files and writes the run
+(competitions/tabular/media.py). A killed run started again in its run directory resumes
+from its last checkpoint; `decisions` says from where (resumed_from) and how many steps
+the rerun trained itself.
+
 An image that cannot be decoded is left out of training (counted, and fatal when it is
 most of them) and gets the training prior at prediction (counted in `unreadable`), so a
 submission stays complete.
@@ -99,31 +107,44 @@ def fingerprint(files: list[Path], labels: np.ndarray, size: int, part: str) -> 
     return digest.hexdigest()[:20]
 
 
-def pack(files: list[Path], labels: np.ndarray, size: int, part: str, workers: int, quiet: bool):
-    """Every readable image at `size` into cached shards (the key: `fingerprint`); the
-    unreadable ones are listed in the set's metadata as [file, reason]."""
+def _pack_images(group, size: int, pool=None):
+    """One shard: its images decoded at `size` (on `pool` when given) and packed; the
+    unreadable ones as [file, reason]. A Dask task under --scheduler, returning the
+    tar's bytes (the worker reads the images at the same paths; it writes nothing)."""
     from common import loaders
 
+    number, files, labels = group
+    jobs = [(path, size) for path in files]
+    decoded = pool.map(_decode, jobs, chunksize=32) if pool is not None else map(_decode, jobs)
+    samples, unreadable = [], []
+    for path, label, (array, reason) in zip(files, labels, decoded):
+        if array is None:
+            unreadable.append([path, reason])
+        else:
+            samples.append((path, array, label))
+    return (*loaders.pack_shard(number, samples), unreadable)
+
+
+def pack(files: list[Path], labels: np.ndarray, size: int, part: str, workers: int, quiet: bool):
+    """Every readable image at `size` into cached shards (the key: `fingerprint`) of
+    SHARD_IMAGES each, packed on the Dask cluster under --scheduler and here otherwise
+    (common.loaders.pack_groups: the same bytes either way); the unreadable ones are
+    listed in the set's metadata as [file, reason]. Memory holds a shard or two of
+    decoded images, whatever the number of files."""
+    from common import loaders, parallel
+
+    names = [str(path) for path in files]
+    groups = [(number, names[chosen], labels[chosen]) for number, chosen in enumerate(parallel.split(len(names), SHARD_IMAGES))]
+
     def build(directory: Path):
-        unreadable: list = []
-        metadata = {"image_size": size, "unreadable": unreadable}
-
-        def samples():
-            for index, (array, reason) in enumerate(decode_all(files, size, workers)):
-                if array is None:
-                    unreadable.append([str(files[index]), reason])
-                else:
-                    yield str(files[index]), array, labels[index]
-
         try:
-            return loaders.write_shards(samples(), directory, samples_per_shard=SHARD_IMAGES, metadata=metadata,
-                                        progress=not quiet, total=len(files))
-        except io.InputError:
-            if unreadable:   # no image at all could be read
-                first, reason = unreadable[0]
-                raise io.InputError(f"{first}: cannot be read as an image ({reason}); none of the {len(files)} "
-                                    f"{part} images could be") from None
-            raise
+            return loaders.pack_groups(directory, groups, _pack_images, metadata={"image_size": size},
+                                       workers=workers if len(names) >= PARALLEL_DECODE else 1, progress=not quiet,
+                                       size=size)
+        except loaders.NothingReadable as nothing:
+            first, reason = nothing.unreadable[0] if nothing.unreadable else (directory, "no files")
+            raise io.InputError(f"{first}: cannot be read as an image ({reason}); none of the {len(files)} "
+                                f"{part} images could be") from None
 
     return loaders.cached_shards("images", fingerprint(files, labels, size, part), build=build)
 
@@ -258,6 +279,9 @@ class ImageModel:
                               minutes_budget=minutes, seconds_per_batch=budget["seconds_per_batch"],
                               train_images=sets["train"].count, valid_images=sets["valid"].count,
                               unreadable_images=[name for name, _ in unreadable], threads=threads,
+                              # a rerun of a killed run resumes from its last checkpoint: where, and what it trained itself
+                              resumed_from=learn.resumed, train_steps=int(learn.train_iter),
+                              train_steps_this_run=int(learn.train_iter - (learn.resumed or {}).get("train_iter", 0)),
                               prepare_seconds=round(prepared - started, 2),
                               train_seconds=round(time.perf_counter() - prepared, 2))
         return self
@@ -322,7 +346,8 @@ class ImageModel:
         model = cls(payload["task"], payload["classes"])
         model.size, model.backbone, model.width = payload["image_size"], payload["backbone"], payload["width"]
         model.prior, model.decisions = np.asarray(payload["prior"]), payload.get("decisions", {})
-        net = backbones.make_backbone(model.backbone, payload["outputs"], None, width=model.width, image_size=model.size).net
+        net = backbones.make_backbone(model.backbone, payload["outputs"], None, width=model.width,
+                                      image_size=model.size, cached=False).net   # the trained weights follow: no cache read
         net.load_state_dict(payload["state_dict"])
         model.net = net.eval()
         return model

@@ -559,7 +559,7 @@ def test_submit_wait_names_the_metric_of_a_platform_slug_folder(compete, zindi, 
     file = tmp_path / "labels.csv"
     file.write_text("ID,target\n" + "".join(f"S{i},yes\n" for i in rows))
     name = f"zindi:{SLUG}"
-    competition = REGISTRY.get(name)
+    competition = REGISTRY.competition(name)
     expected = competition.metric_for(competition.data_for_format(folder)).name
     assert expected != competition.metric.name  # the folder's labels are not the placeholder's regression
     zindi.scoring = [{}]

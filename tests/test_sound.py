@@ -119,14 +119,14 @@ def test_a_timm_backbone_loads_three_channel_weights_from_a_local_file_and_expor
     y = np.arange(12) % 3
     files = write_clips(tmp_path / "train", rng, [[k] for k in y])
     settings = sound.AudioSettings(**{**TINY.__dict__, "epochs": 1, "backbone": "test_efficientnet"})
-    module = sound.load_weights(sound.network(3, 64, settings.network()), tmp_path / "weights.pth", tmp_path / "run")
+    module = sound.backbone(3, 64, settings.network(), tmp_path / "weights.pth").net
     assert torch.equal(module.state_dict()["conv_stem.weight"], colour.state_dict()["conv_stem.weight"].sum(dim=1, keepdim=True))
     assert torch.equal(module.state_dict()["bn1.weight"], colour.state_dict()["bn1.weight"])  # the body as saved
     settings.weights = str(tmp_path / "weights.pth")
     model = sound.AudioModel("multiclass", ["low", "mid", "high"], settings).fit(files, y, tmp_path / "run", quiet=True)
     path = sound.export(model, tmp_path / "model.onnx")
     assert np.abs(sound.predict_exported(path, files[:3]) - model.predict(files[:3])).max() < 2e-3
-    with pytest.raises(Exception, match="neither 'small' nor a timm architecture"):
+    with pytest.raises(Exception, match="not a timm architecture"):
         sound.AudioModel("multiclass", ["a", "b"], sound.AudioSettings(backbone="no_such_net"))
 
 
@@ -230,3 +230,31 @@ def test_the_numpy_log_mel_is_librosas_within_float16_rounding(rate):
     theirs = spectrograms.log_mel(x, settings)
     assert ours.shape == theirs.shape
     assert np.abs(ours.astype(np.float32) - theirs.astype(np.float32)).max() <= 0.0625  # a float16 step at 40 dB
+
+
+def test_an_audio_backbone_comes_from_the_hugging_face_cache_offline_as_an_image_ones_does(tmp_path, monkeypatch):
+    """common/backbones.py builds the audio network too: a hub name read from the cache,
+    the colour first convolution summed to the log-mel's one channel; a network rebuilt
+    for a trained state dict reads no cache."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    repository = tmp_path / "hub" / "models--timm--test_resnet.r160_in1k"
+    (repository / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text("0" * 40)
+    torch.manual_seed(1)
+    donor = timm.create_model("test_resnet", num_classes=5)
+    save_file({name: tensor.contiguous() for name, tensor in donor.state_dict().items()},
+              str(repository / "snapshots" / ("0" * 40) / "model.safetensors"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    settings = sound.NetworkSettings(backbone="timm/test_resnet.r160_in1k")
+    built = sound.backbone(3, 64, settings)
+    mine, theirs = built.net.state_dict(), donor.state_dict()
+    assert built.pretrained and mine["conv1.0.weight"].shape[1] == 1
+    assert torch.equal(mine["conv1.0.weight"], theirs["conv1.0.weight"].sum(dim=1, keepdim=True))
+    assert all(torch.equal(mine[name], theirs[name]) for name in theirs if not name.startswith(("conv1.0.", "fc.")))
+    assert mine["fc.weight"].shape[0] == 3                     # a new head for the clips' classes
+    assert not torch.equal(sound.network(3, 64, settings).state_dict()["conv1.0.weight"], mine["conv1.0.weight"])
+    sound.AudioModel("multiclass", ["a", "b", "c"], sound.AudioSettings(backbone="timm/test_resnet.r160_in1k"))  # a known name

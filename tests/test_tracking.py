@@ -477,7 +477,7 @@ def test_runs_of_a_platform_slug_name_the_metric_of_its_folder(compete, tmp_path
     assert compared.output.splitlines()[1].split()[:2] == ["cv", metric]
     from competitions import REGISTRY
     submission = Path(json.loads((made[0] / "metrics.json").read_text())["submission"])
-    assert runs.record_leaderboard(REGISTRY.get(name), submission, 0.7, "1") == made[0]
+    assert runs.record_leaderboard(REGISTRY.competition(name), submission, 0.7, "1") == made[0]
     drawn = {}
     monkeypatch.setattr(tracking, "plot_cv_against_leaderboard",
                         lambda cv, lb, labels, path, title, metric, competition: drawn.update(metric=metric) or path)

@@ -4,11 +4,9 @@ packed into tar shards in the cache. Under torchrun rank 0 packs and the other r
 wait for it and open the same shards (common.loaders.cached_shards)."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +96,6 @@ def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int,
     SHARD_SEQUENCES sequences, packed on the Dask cluster under --scheduler
     (common.parallel) and here otherwise: the same bytes either way."""
     from common import loaders, parallel
-    from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
     columns = [ID, FILE, *CLASSES]
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()
@@ -110,18 +107,7 @@ def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int,
               for number, chosen in enumerate(parallel.split(len(sequences), SHARD_SEQUENCES))]
 
     def build(directory: Path):
-        unreadable, packed = [], []
-        with contextlib.ExitStack() as stack:
-            if parallel.active():
-                results = parallel.map_chunks(_pack_group, groups, root=str(root), size=tuple(size))
-            else:
-                pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)))
-                results = (_pack_group(group, str(root), tuple(size), pool) for group in groups)
-            for number, (content, shard_labels, bad) in enumerate(tqdm(results, total=len(groups), desc="packing shards",
-                                                                     disable=quiet, unit="shard")):
-                packed.append(loaders.write_shard(directory, number, content, shard_labels))
-                unreadable += bad
-        return loaders.finish_shards(directory, packed, metadata={"classes": list(CLASSES), "image_size": list(size),
-                                                                  "unreadable": unreadable})
+        return loaders.pack_groups(directory, groups, _pack_group, metadata={"classes": list(CLASSES), "image_size": list(size)},
+                                   workers=min(4, os.cpu_count() or 1), progress=not quiet, root=str(root), size=tuple(size))
 
     return loaders.cached_shards("serengeti", fingerprint, build=build)

@@ -78,8 +78,10 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     final: str = option("bag", "each boosted family's final model: bag (its fold models' mean) or refit (CatBoost "
                                "once more on every row)", choices=("bag", "refit"))
     # row weights (issue 24): the file `compete check-split --weights` writes
-    weights: Path | None = option(None, "a CSV of id,weight (`compete check-split --weights`): the table families train "
-                                        "on the rows weighted by it; the CV score stays unweighted")
+    weights: Path | None = option(None, "a table: a CSV of id,weight (`compete check-split --weights`), the table families "
+                                        "train on the rows weighted by it, the CV score stays unweighted; media: the "
+                                        "backbone's pretrained weights, a local state dict (.pth) or .safetensors file, "
+                                        "the body then fine-tuned at a tenth of the head's rate")
 
 
 class Tabular(BaseCompetition):
@@ -180,10 +182,7 @@ class Tabular(BaseCompetition):
         return scoring.score(truth.loc[predicted.index, value_columns], predicted[value_columns], self.metric_name)
 
     def fit(self, data: D.TabularData | MD.MediaData, options: TabularOptions, run_dir: Path):
-        if isinstance(data, MD.MediaData):
-            if options.weights is not None:
-                raise io.InputError(f"weights={options.weights}: row weights are for tables (catboost, linear); "
-                                    f"{data.layout.kind} files take none")
+        if isinstance(data, MD.MediaData):   # `weights` is the backbone's pretrained weights there (MediaOptions)
             return MD.fit(self, data, options, run_dir)
         started = time.perf_counter()
         target, metric = data.target, data.metric

@@ -444,7 +444,7 @@ def score_values(meta: dict, metric, decided: np.ndarray) -> np.ndarray:
 
 
 def fit(competition, data: MediaData, options, run_dir: Path):
-    from common import plots
+    from common import distributed, plots
     from competitions.tabular import model as M
 
     started = time.perf_counter()
@@ -460,6 +460,10 @@ def fit(competition, data: MediaData, options, run_dir: Path):
              "stratified" if stratifiable(data.y, task, options.valid_share) else "at random")
     network = model_for(data.layout.kind, task, classes, options)
     network.fit(list(files[~held]), data.y[~held], run_dir, options.quiet, valid=(list(files[held]), data.y[held]))
+    if not distributed.is_main():
+        # under torchrun a rank > 0 trained beside rank 0 (common/runs.py drops what it
+        # returns): the held-out predictions, plots and report are rank 0's alone
+        return MediaModel(network, meta, metric.name), None
     predicted = network.predict(list(files[held]))
     truth = data.y[held]
 

@@ -263,9 +263,9 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
 
 def mixup(alpha: float):
     """fastai's MixUp, safe on a batch of one clip: its `squeeze` makes the mixing weight
-    a scalar there and the batch fails (a training set of 64k + 1 clips, as 1,473 of
-    birdcall's full synthetic set after the hold-out, ended the run in its first epoch).
-    A lone clip is left unmixed."""
+    a scalar there and the batch fails (birdcall's full synthetic set through
+    PLATFORM:SLUG met one in its first epoch and the run ended). A lone clip is left
+    unmixed."""
     import torch
     from fastai.callback.mixup import MixUp
 

@@ -204,7 +204,6 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
     (one binary cross-entropy per label). `minutes` caps the epochs at what fits;
     `weights` is a local file of pretrained weights for the backbone."""
     import torch
-    from fastai.callback.mixup import MixUp
     from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
 
     from common import backbones, loaders, trainers
@@ -239,11 +238,28 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
     if minutes is not None:
         epochs = trainers.fit_budget(module, train_loader, loss, run_dir, minutes * 60, settings.epochs,
                                      len(valid) / settings.batch_size, name="audio")["epochs"]
-    callbacks = [MixUp(settings.mixup)] if settings.mixup else []
+    callbacks = [mixup(settings.mixup)] if settings.mixup else []
     learn = trainers.train(module, train_loader(), valid_loader, loss, run_dir,
                            epochs=epochs, lr=lr, seed=seed, quiet=quiet, cbs=callbacks, wd=settings.weight_decay,
                            checkpoint_every=0, splitter=built.groups if built.pretrained else None)
     return learn.model.to("cpu").eval()
+
+
+def mixup(alpha: float):
+    """fastai's MixUp, safe on a batch of one clip: its `squeeze` makes the mixing weight
+    a scalar there and the batch fails (birdcall's full synthetic set through
+    PLATFORM:SLUG met one in its first epoch and the run ended). A lone clip is left
+    unmixed."""
+    import torch
+    from fastai.callback.mixup import MixUp
+
+    class LoneSafeMixUp(MixUp):
+        def before_batch(self):
+            if self.y.size(0) > 1:
+                return super().before_batch()
+            self.lam, self.yb1 = torch.ones(1, device=self.x.device), self.yb
+
+    return LoneSafeMixUp(alpha)
 
 
 def predict_network(module, arrays: list, frames: int, batch: int = 512, multilabel: bool = False) -> np.ndarray:

@@ -94,6 +94,20 @@ def test_binary_predicts_the_second_class_and_an_unreadable_clip_gets_the_prior(
     assert any("broken.wav" in record.getMessage() and "prior" in record.getMessage() for record in caplog.records)
 
 
+def test_mixup_trains_through_a_last_batch_of_one_clip(tmp_path):
+    # 17 training clips in batches of 16: fastai's MixUp alone failed on the lone 17th
+    rng = np.random.default_rng(6)
+    y = np.arange(23) % 3
+    files = write_clips(tmp_path / "train", rng, [[k] for k in y])
+    settings = sound.AudioSettings(**{**TINY.__dict__, "epochs": 1})
+    assert settings.mixup > 0
+    model = sound.AudioModel("multiclass", ["low", "mid", "high"], settings).fit(
+        files[:17], y[:17], tmp_path / "run", quiet=True, valid=(files[17:], y[17:]))
+    assert model.history["train_clips"] == 17
+    assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == 2   # the epoch ran whole
+    assert np.allclose(model.predict(files[17:]).sum(axis=1), 1)
+
+
 def test_a_time_budget_cuts_the_epochs_and_is_kept_for_a_resume(tmp_path):
     rng = np.random.default_rng(5)
     y = np.arange(16) % 2

@@ -38,6 +38,8 @@ from competitions.tabular import media as MD
 from competitions.tabular import model as M
 from competitions.tabular import stack as stacking
 from competitions.tabular import text as T
+from competitions.tabular import transformer as TR
+from competitions.tabular import transformer_inference as TI
 from competitions.tabular.model import TabularModel  # here before it moved: older runs' pickles name it so
 
 log = logging.getLogger("compete")
@@ -57,7 +59,8 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     models: str = option("auto", "the families to cross-validate and combine; auto: tfidf,nbsvm when free text "
                                  "dominates (text.py), else catboost,lightgbm,xgboost,linear as the budget affords "
                                  "(model.plan)",
-                         choices=("auto", *_subsets(M.TABLE_FAMILIES), "linear,catboost", "tfidf,nbsvm", "tfidf", "nbsvm"))
+                         choices=("auto", *_subsets(M.TABLE_FAMILIES), "linear,catboost", "tfidf,nbsvm", "tfidf", "nbsvm",
+                                  "tfidf,nbsvm,transformer", "tfidf,transformer", "nbsvm,transformer", "transformer"))
     iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords", minimum=0)
     learning_rate: float | None = option(None, "CatBoost's learning rate; None: sized with its rounds from the budget",
                                          above=0, search=(0.01, 0.3), log=True)
@@ -255,11 +258,12 @@ class Tabular(BaseCompetition):
         layout = T.recognise(data.train, data.test, columns.kinds, data.train_source.name, data.layout.test.name)
         families = [name.strip() for name in options.models.split(",") if name.strip()]
         if families == ["auto"]:
-            families = list(T.FAMILIES) if layout else None  # None: the plan picks them from the data's shape
-        unknown = [name for name in families or () if name not in (*M.TABLE_FAMILIES, *T.FAMILIES)]
+            # None: the plan picks them from the data's shape; a transformer joins when a backbone is given
+            families = [*T.FAMILIES, *[TR.FAMILY] * TR.joins(options.backbone)] if layout else None
+        unknown = [name for name in families or () if name not in (*M.TABLE_FAMILIES, *T.FAMILIES, TR.FAMILY)]
         if unknown or families == []:
             raise io.InputError(f"models={options.models!r}: known families are auto, {', '.join(M.TABLE_FAMILIES)}, "
-                                f"{', '.join(T.FAMILIES)}")
+                                f"{', '.join(T.FAMILIES)}, {TR.FAMILY}")
         features = F.Features(columns, seed=options.seed).fit(data.train, data.test)
         X = features.trees(data.train)
         y, log_target = self._encode(data)
@@ -295,6 +299,8 @@ class Tabular(BaseCompetition):
             vectors.remember(linear_frame)
             log.info("text features: %d TF-IDF word and character n-grams, %d other columns", vectors.text_width,
                      len(vectors.categorical) + len(vectors.numeric))
+        transformer = TR.plan(options, target.task, outputs, columns.of("text"), data.train, data.test, y, plan.folds) \
+            if TR.FAMILY in families else None
         makers = {
             "catboost": lambda: M.CatBoostModel(target.task, list(X.columns), columns.of("categorical"), plan, options.seed, loss),
             "lightgbm": lambda: M.LightGBMModel(target.task, list(X.columns), columns.of("categorical"), encoded, plan,
@@ -305,6 +311,7 @@ class Tabular(BaseCompetition):
                                             encoded),
             "tfidf": lambda: T.TfidfLogistic(target.task, vectors, options.seed),
             "nbsvm": lambda: T.NaiveBayesLogistic(target.task, vectors, options.seed),
+            "transformer": lambda: TR.Transformer(transformer),
         }
         makers = {name: makers[name] for name in families}
         row_weights = self._row_weights(data, options, families)
@@ -395,6 +402,8 @@ class Tabular(BaseCompetition):
         if vectors is not None:
             note += (f"; each logistic regression's C chosen by an inner {T.INNER_FOLDS}-fold CV on its outer fold's "
                      f"training rows (nested); TF-IDF vocabularies fitted on train + test text without labels (not nested)")
+        if transformer is not None:
+            note += TR.note(transformer, plan.folds)
         if row_weights is not None:
             note += f"; training rows weighted by {options.weights} (blend weights, decision and score unweighted)"
         out_of_fold = self._out_of_fold(data, honest, blended, fold_of, log_target)
@@ -418,6 +427,7 @@ class Tabular(BaseCompetition):
                sample_shape=data.layout.shape, test=data.layout.test.name, train=data.train_source.name,
                column_kinds=columns.kinds, family_seconds={n: round(s, 2) for n, s in seconds.items()},
                train_seconds=round(time.perf_counter() - started, 2),
+               **({"transformer": TR.described(transformer)} if transformer is not None else {}),
                **({"weights_file": str(Path(options.weights).resolve()), "weights_sha256": io.sha256(options.weights)}
                   if row_weights is not None else {})))
         return model, report
@@ -427,15 +437,17 @@ class Tabular(BaseCompetition):
     def save_model(self, model, run_dir: Path) -> None:
         if isinstance(model, MD.MediaModel):
             return MD.save(model, run_dir, self.runtime_profile)
+        TI.save(model, run_dir)   # a fine-tuned transformer: save_pretrained into run_dir/transformer
         return super().save_model(model, run_dir)
 
     def load_model(self, run_dir: Path):
-        return MD.load_model(run_dir) if MD.is_media_run(run_dir) else super().load_model(run_dir)
+        return MD.load_model(run_dir) if MD.is_media_run(run_dir) else TI.attach(super().load_model(run_dir), run_dir)
 
     def bundle(self, run_dir: Path, profile=None) -> tuple[str | None, tuple[str, ...]]:
         if MD.is_media_run(run_dir):
             return MD.bundle(run_dir, profile)
-        return super().bundle(run_dir, profile)
+        entry, files = super().bundle(run_dir, profile)
+        return entry, files + TI.files(run_dir)
 
     # --- what `compete blend` reads (issue 24): out_of_fold.csv and the test scores ---
 

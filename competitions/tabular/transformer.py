@@ -214,7 +214,7 @@ def plan(options, task: str, outputs: int, columns: list[str], train: pd.DataFra
     step_budget = max(share - predicting, 0) / (epochs * steps_an_epoch)
     chosen = Plan(options.backbone, source, task, outputs, tuple(columns), max_length, round(epochs, 4), learning_rate,
                   BATCH, options.seed, round(step_seconds, 4), step_budget, wanted)
-    log.info("transformer: %s; %.2f s a step measured, about %.0f s for %d fold fits and the final one",
+    log.info("transformer: %s; %.3g s a step measured, about %.0f s for %d fold fits and the final one",
              chosen.words(), step_seconds, chosen.epochs * steps_an_epoch * step_seconds + predicting, folds)
     return chosen
 

@@ -46,8 +46,8 @@ def corpus(folder: Path, rows: int, seed: int, classes: int = 2) -> Path:
     return folder
 
 
-def tiny_bert(folder: Path, texts: list[str], seed: int = 0) -> Path:
-    """A 2-layer BERT of hidden size 32 (weights drawn from `seed`) and a WordLevel
+def tiny_bert(folder: Path, texts: list[str], seed: int = 0, hidden_size: int = 32, positions: int = 128) -> Path:
+    """A 2-layer BERT of `hidden_size` (weights drawn from `seed`) and a WordLevel
     tokenizer trained on `texts`, saved with save_pretrained: what a local backbone folder holds."""
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
@@ -62,9 +62,9 @@ def tiny_bert(folder: Path, texts: list[str], seed: int = 0) -> Path:
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[(token, tokenizer.token_to_id(token)) for token in ("[CLS]", "[SEP]")])
     PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                            sep_token="[SEP]", mask_token="[MASK]", model_max_length=128).save_pretrained(folder)
-    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+                            sep_token="[SEP]", mask_token="[MASK]", model_max_length=positions).save_pretrained(folder)
+    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=hidden_size, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=positions)
     torch.manual_seed(seed)
     BertForSequenceClassification(config).save_pretrained(folder)
     return folder

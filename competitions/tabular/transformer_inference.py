@@ -15,6 +15,7 @@ both: torch from the Colab base it is built on (Kaggle/docker-python Dockerfile.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -151,6 +152,7 @@ class Predictor:
         try:
             network.save_pretrained(building, safe_serialization=True)
             tokenizer.save_pretrained(building)
+            _readable_by_older(building / "tokenizer_config.json")
             umask = os.umask(0)
             os.umask(umask)
             for path in [building, *building.rglob("*")]:  # mkdtemp's and the weights' owner-only modes: a run's files are not
@@ -161,6 +163,17 @@ class Predictor:
         finally:
             if building.exists():
                 shutil.rmtree(building)
+
+
+def _readable_by_older(path: Path) -> None:
+    """transformers 5 names a plain fast tokenizer's class TokenizersBackend, which 4.x (the
+    Kaggle image's floor is 4.51) does not know; PreTrainedTokenizerFast, its name in both,
+    loads the same tokenizer.json (checked: a run's predictions equal under 4.51.3 and 5.25)."""
+    if path.is_file():
+        config = json.loads(path.read_text())
+        if config.get("tokenizer_class") == "TokenizersBackend":
+            config["tokenizer_class"] = "PreTrainedTokenizerFast"
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _predictors(model) -> list[Predictor]:

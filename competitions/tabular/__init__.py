@@ -9,8 +9,9 @@ LightGBM, XGBoost, the linear model; model.py, with out-of-fold target encoding 
 encoding.py), a blend or a level-2 stack fitted on their out-of-fold predictions (stack.py),
 then the decision the metric asks for (labels from an OOF threshold, calibrated
 probabilities, a log target). When free text dominates the columns (text.py) the families
-are the text models instead, TF-IDF logistic regression and NB-SVM, through the same CV,
-blend and decision. Images and audio train one network on a held-out split (media.py,
+are the text models instead, TF-IDF logistic regression and NB-SVM (and a fine-tuned
+transformer when `--set backbone=` names one: transformer.py), through the same CV, blend
+and decision. Images and audio train one network on a held-out split (media.py,
 common/vision.py, common/sound.py).
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     time_budget: float = option(600.0, "seconds for the whole fit; sizes the families, CV repeats and rounds from "
                                        "the data's shape", above=0)
     models: str = option("auto", "the families to cross-validate and combine; auto: tfidf,nbsvm when free text "
-                                 "dominates (text.py), else catboost,lightgbm,xgboost,linear as the budget affords "
+                                 "dominates (text.py), and transformer when backbone names one (transformer.py), else catboost,lightgbm,xgboost,linear as the budget affords "
                                  "(model.plan)",
                          choices=("auto", *_subsets(M.TABLE_FAMILIES), "linear,catboost", "tfidf,nbsvm", "tfidf", "nbsvm",
                                   "tfidf,nbsvm,transformer", "tfidf,transformer", "nbsvm,transformer", "transformer"))
@@ -259,7 +260,7 @@ class Tabular(BaseCompetition):
         families = [name.strip() for name in options.models.split(",") if name.strip()]
         if families == ["auto"]:
             # None: the plan picks them from the data's shape; a transformer joins when a backbone is given
-            families = [*T.FAMILIES, *[TR.FAMILY] * TR.joins(options.backbone)] if layout else None
+            families = [*T.FAMILIES, *([TR.FAMILY] if TR.joins(options.backbone) else [])] if layout else None
         unknown = [name for name in families or () if name not in (*M.TABLE_FAMILIES, *T.FAMILIES, TR.FAMILY)]
         if unknown or families == []:
             raise io.InputError(f"models={options.models!r}: known families are auto, {', '.join(M.TABLE_FAMILIES)}, "
@@ -403,7 +404,7 @@ class Tabular(BaseCompetition):
             note += (f"; each logistic regression's C chosen by an inner {T.INNER_FOLDS}-fold CV on its outer fold's "
                      f"training rows (nested); TF-IDF vocabularies fitted on train + test text without labels (not nested)")
         if transformer is not None:
-            note += TR.note(transformer, plan.folds)
+            note += TR.note(transformer)
         if row_weights is not None:
             note += f"; training rows weighted by {options.weights} (blend weights, decision and score unweighted)"
         out_of_fold = self._out_of_fold(data, honest, blended, fold_of, log_target)

@@ -183,7 +183,7 @@ def plan(options, task: str, outputs: int, columns: list[str], train: pd.DataFra
     learning_rate = options.lr or LEARNING_RATE
     wanted = options.epochs or (FAST_EPOCHS if options.fast else EPOCHS)
 
-    # The speed of a training step on the longest batches, on a throwaway copy of the start.
+    # The speed of a training step on the longest rows, on this load of the backbone (thrown away after).
     rows = len(train)
     longest = np.argsort(-counts[:rows], kind="stable")[:BATCH]
     encoded = tokenizer([every[i] for i in longest], truncation=True, max_length=max_length)
@@ -219,7 +219,7 @@ def plan(options, task: str, outputs: int, columns: list[str], train: pd.DataFra
     return chosen
 
 
-def note(chosen: Plan, folds: int) -> str:
+def note(chosen: Plan) -> str:
     """What the CV note says of the transformer."""
     return (f"; the transformer ({chosen.backbone}) fine-tuned once per fold on that fold's training rows (nested), "
             f"{chosen.epochs:g} epochs, max length {chosen.max_length} from train + test token counts without labels "

@@ -197,6 +197,7 @@ def plan(options, task: str, outputs: int, columns: list[str], train: pd.DataFra
                 started = time.perf_counter()
             _step(network, optimiser, schedule, tokenizer, encoded, labels, np.arange(len(encoded)))
     step_seconds = (time.perf_counter() - started) / TIMED_STEPS
+    where = next(network.parameters()).device.type
     del network, optimiser
 
     # K fold fits of (K-1)/K of the rows, a final one on all of them, and the predictions.
@@ -214,8 +215,8 @@ def plan(options, task: str, outputs: int, columns: list[str], train: pd.DataFra
     step_budget = max(share - predicting, 0) / (epochs * steps_an_epoch)
     chosen = Plan(options.backbone, source, task, outputs, tuple(columns), max_length, round(epochs, 4), learning_rate,
                   BATCH, options.seed, round(step_seconds, 4), step_budget, wanted)
-    log.info("transformer: %s; %.3g s a step measured, about %.0f s for %d fold fits and the final one",
-             chosen.words(), step_seconds, chosen.epochs * steps_an_epoch * step_seconds + predicting, folds)
+    log.info("transformer: %s on %s; %.3g s a step measured, about %.0f s for %d fold fits and the final one",
+             chosen.words(), where, step_seconds, chosen.epochs * steps_an_epoch * step_seconds + predicting, folds)
     return chosen
 
 

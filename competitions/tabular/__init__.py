@@ -9,7 +9,8 @@ names), else sample (by content) -> test (same ids) -> train (the test's columns
   time budget affords, target encoding (encoding.py), row weights, TF-IDF vocabularies;
 - families.py: the model families by name (CatBoost, LightGBM, XGBoost, the linear model
   of model.py; TF-IDF logistic regression and NB-SVM of text.py when free text dominates
-  the columns), the one place a family is registered;
+  the columns, and a fine-tuned transformer when `--set backbone=` names one:
+  transformer.py), the one place a family is registered;
 - train.py: K-fold out-of-fold CV of each family, then the final models;
 - combine.py: a blend or a level-2 stack (stack.py) of the out-of-fold predictions, each
   in nested CV, and the decision the metric asks for (labels from an OOF threshold,
@@ -41,6 +42,7 @@ from competitions.tabular import features as F
 from competitions.tabular import media as MD
 from competitions.tabular import model as M
 from competitions.tabular import text as T
+from competitions.tabular import transformer_inference as TI
 from competitions.tabular.model import TabularModel  # here before it moved: older runs' pickles name it so
 
 log = logging.getLogger("compete")
@@ -58,9 +60,10 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     time_budget: float = option(600.0, "seconds for the whole fit; sizes the families, CV repeats and rounds from "
                                        "the data's shape", above=0)
     models: str = option("auto", "the families to cross-validate and combine; auto: tfidf,nbsvm when free text "
-                                 "dominates (text.py), else catboost,lightgbm,xgboost,linear as the budget affords "
+                                 "dominates (text.py), and transformer when backbone names one (transformer.py), else catboost,lightgbm,xgboost,linear as the budget affords "
                                  "(model.plan)",
-                         choices=("auto", *_subsets(M.TABLE_FAMILIES), "linear,catboost", "tfidf,nbsvm", "tfidf", "nbsvm"))
+                         choices=("auto", *_subsets(M.TABLE_FAMILIES), "linear,catboost", "tfidf,nbsvm", "tfidf", "nbsvm",
+                                  "tfidf,nbsvm,transformer", "tfidf,transformer", "nbsvm,transformer", "transformer"))
     iterations: int = option(0, "CatBoost's maximum rounds; 0: as many as the budget affords", minimum=0)
     learning_rate: float | None = option(None, "CatBoost's learning rate; None: sized with its rounds from the budget",
                                          above=0, search=(0.01, 0.3), log=True)
@@ -207,15 +210,17 @@ class Tabular(BaseCompetition):
     def save_model(self, model, run_dir: Path) -> None:
         if isinstance(model, MD.MediaModel):
             return MD.save(model, run_dir, self.runtime_profile)
+        TI.save(model, run_dir)   # a fine-tuned transformer: save_pretrained into run_dir/transformer
         return super().save_model(model, run_dir)
 
     def load_model(self, run_dir: Path):
-        return MD.load_model(run_dir) if MD.is_media_run(run_dir) else super().load_model(run_dir)
+        return MD.load_model(run_dir) if MD.is_media_run(run_dir) else TI.attach(super().load_model(run_dir), run_dir)
 
     def bundle(self, run_dir: Path, profile=None) -> tuple[str | None, tuple[str, ...]]:
         if MD.is_media_run(run_dir):
             return MD.bundle(run_dir, profile)
-        return super().bundle(run_dir, profile)
+        entry, files = super().bundle(run_dir, profile)
+        return entry, files + TI.files(run_dir)
 
     def test_scores(self, model: TabularModel, data: D.TabularData) -> pd.DataFrame | None:
         """For a 0/1 label metric the blended probabilities before the threshold; else None

@@ -4,7 +4,8 @@ arguments returning a fresh model with fit(X, y[, sample_weight]), predict(X),
 refit(X, y, fold_models) and summary() (model.py's and text.py's classes are the examples).
 
 The `models` option names them; auto is the text families when free text dominates the
-columns (text.py), else the table families the budget affords (model.plan).
+columns (text.py), with the transformer (transformer.py) when `backbone` names a model,
+else the table families the budget affords (model.plan).
 """
 from __future__ import annotations
 
@@ -13,19 +14,21 @@ from typing import Callable
 from common import io
 from competitions.tabular import model as M
 from competitions.tabular import text as T
+from competitions.tabular import transformer as TR
 
-KNOWN = (*M.TABLE_FAMILIES, *T.FAMILIES)
+KNOWN = (*M.TABLE_FAMILIES, *T.FAMILIES, TR.FAMILY)
 
 
-def chosen(models: str, text_layout: T.TextLayout | None) -> list[str] | None:
-    """The families the `models` option names; None: the plan picks them from the data's shape."""
+def chosen(models: str, text_layout: T.TextLayout | None, backbone: str | None = None) -> list[str] | None:
+    """The families the `models` option names; None: the plan picks them from the data's
+    shape. A transformer joins auto's text families when `backbone` names one."""
     families = [name.strip() for name in models.split(",") if name.strip()]
     if families == ["auto"]:
-        return list(T.FAMILIES) if text_layout else None
+        return [*T.FAMILIES, *([TR.FAMILY] if TR.joins(backbone) else [])] if text_layout else None
     unknown = [name for name in families if name not in KNOWN]
     if unknown or families == []:
         raise io.InputError(f"models={models!r}: known families are auto, {', '.join(M.TABLE_FAMILIES)}, "
-                            f"{', '.join(T.FAMILIES)}")
+                            f"{', '.join(T.FAMILIES)}, {TR.FAMILY}")
     return families
 
 
@@ -41,5 +44,6 @@ def makers(prepared, task: str, metric, seed: int) -> dict[str, Callable[[], obj
         "linear": lambda: M.LinearModel(task, numeric, columns.of("categorical"), columns.of("text"), seed, encoded),
         "tfidf": lambda: T.TfidfLogistic(task, prepared.vectors, seed),
         "nbsvm": lambda: T.NaiveBayesLogistic(task, prepared.vectors, seed),
+        "transformer": lambda: TR.Transformer(prepared.transformer),
     }
     return {name: every[name] for name in prepared.families}

@@ -5,7 +5,8 @@ sample names, predict, write the submission in the sample's shape, validated.
 builds share these functions, so both give the same file. The notebook runs them on
 Kaggle's image with only this module and what it imports vendored beside the model:
 numpy, pandas, scikit-learn, scipy, catboost, lightgbm and xgboost (through the pickled
-model; text.py for the free-text families), nothing of the training stack (no MLflow, no click, no registry).
+model; text.py for the free-text families; torch and transformers for a fine-tuned
+transformer, transformer_inference.py), nothing of the training stack (no MLflow, no click, no registry).
 """
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ def load_model(folder: Path):
     # The pickle names classes of these modules; importing them here also makes
     # packaging's import tracer ship them with this one.
     from competitions.tabular import encoding, features, model, stack, text  # noqa: F401
+    from competitions.tabular import transformer_inference
 
-    return io.read_pickle(Path(folder) / MODEL, "run `compete fit` first")
+    # a fine-tuned transformer is read from the folder's transformer/, not from the pickle
+    return transformer_inference.attach(io.read_pickle(Path(folder) / MODEL, "run `compete fit` first"), folder)
 
 
 def submission_format(target: D.Target, metric: Metric, sample_name: str, id_column: str) -> SubmissionFormat:

@@ -64,16 +64,19 @@ class MediaOptions(Options):
                                          "epoch cap alone, so a quick run's bytes never depend on the machine's speed)",
                                    above=0)
     epochs: int | None = option(None, "media: training epochs at most (the budget and early stopping may end sooner); "
-                                      "None: 30 (2 with --fast)", minimum=1)
+                                      "None: 30 (2 with --fast); text: the transformer's fine-tune epochs, None: 3 "
+                                      "(2 with --fast)", minimum=1)
     backbone: str = option("small", "media: the network: 'small' (the project's CNN, trained from scratch) or a timm "
                                     "architecture (resnet18, efficientnet_b0, ...) or hub name (timm/resnet18.a1_in1k) "
-                                    "read from the Hugging Face cache offline; never downloaded")
+                                    "read from the Hugging Face cache offline; never downloaded; text: a Hugging Face "
+                                    "model folder or cached name fine-tuned beside TF-IDF and NB-SVM (transformer.py)")
     weights: Path | None = option(None, "media: pretrained weights for the backbone, a local state dict (.pth) or "
                                         ".safetensors file; the body then fine-tunes at a tenth of the head's rate")
     image_size: int = option(0, "media: pixels of the square each image is resized to; 0: from the data (median "
                                 "shorter side, at most 128 from scratch, 224 pretrained)", minimum=0)
     width: int = option(32, "media: channels of the small CNN's first block", minimum=4, search=(16, 64), log=True)
-    lr: float | None = option(None, "media: peak learning rate (one-cycle); None: 1e-2 from scratch, 1e-3 pretrained",
+    lr: float | None = option(None, "media: peak learning rate (one-cycle); None: 1e-2 from scratch, 1e-3 pretrained; "
+                                    "text: the transformer's, None: 3e-5",
                               above=0, search=(3e-4, 1e-2), log=True)
     batch_size: int = option(64, "media: files per training batch", minimum=1)
     valid_share: float = option(0.2, "media: share of the labelled files held out (stratified where it can be) for the CV score, the "

@@ -22,6 +22,7 @@ from competitions.tabular import families as families_of
 from competitions.tabular import features as F
 from competitions.tabular import model as M
 from competitions.tabular import text as T
+from competitions.tabular import transformer as TR
 
 log = logging.getLogger("compete")
 
@@ -42,13 +43,14 @@ class Prepared:
     encoded: list[str]                   # categoricals target-encoded out of fold
     vectors: T.TextVectors | None        # the text families' vocabularies; None without them
     row_weights: np.ndarray | None
+    transformer: TR.Plan | None = None   # the fine-tune's plan (transformer.py); None without it
 
 
 def prepare(data: D.TabularData, options, name: str) -> Prepared:
     target, metric = data.target, data.metric
     columns = F.describe(data.train, data.test, data.features)
     layout = T.recognise(data.train, data.test, columns.kinds, data.train_source.name, data.layout.test.name)
-    asked = families_of.chosen(options.models, layout)
+    asked = families_of.chosen(options.models, layout, options.backbone)
     features = F.Features(columns, seed=options.seed).fit(data.train, data.test)
     X = features.trees(data.train)
     y, log_target = target_values(data)
@@ -73,8 +75,10 @@ def prepare(data: D.TabularData, options, name: str) -> Prepared:
     vectors = None
     if any(family in T.FAMILIES for family in families):
         vectors = text_vectors(data, options, columns, features, frame)
+    transformer = TR.plan(options, target.task, outputs, columns.of("text"), data.train, data.test, y, plan.folds) \
+        if TR.FAMILY in families else None
     return Prepared(columns, layout, families, features, X, frame, y, log_target, truth(data), outputs, plan, encoded,
-                    vectors, row_weights(data, options, families))
+                    vectors, row_weights(data, options, families), transformer)
 
 
 def text_vectors(data: D.TabularData, options, columns: F.Columns, features: F.Features,

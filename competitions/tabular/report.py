@@ -12,6 +12,7 @@ from common import io
 from common.competition import OutOfFold, Report
 from competitions.tabular import data as D
 from competitions.tabular import text as T
+from competitions.tabular import transformer as TR
 from competitions.tabular.combine import Combined
 from competitions.tabular.prepare import Prepared
 
@@ -29,6 +30,8 @@ def note(prepared: Prepared, combined: Combined, repeats: int, options) -> str:
     if prepared.vectors is not None:
         text += (f"; each logistic regression's C chosen by an inner {T.INNER_FOLDS}-fold CV on its outer fold's "
                  f"training rows (nested); TF-IDF vocabularies fitted on train + test text without labels (not nested)")
+    if prepared.transformer is not None:
+        text += TR.note(prepared.transformer)
     if prepared.row_weights is not None:
         text += f"; training rows weighted by {options.weights} (blend weights, decision and score unweighted)"
     return text
@@ -57,5 +60,6 @@ def report(data: D.TabularData, options, prepared: Prepared, combined: Combined,
         sample_shape=data.layout.shape, test=data.layout.test.name, train=data.train_source.name,
         column_kinds=prepared.columns.kinds, family_seconds={n: round(s, 2) for n, s in seconds.items()},
         train_seconds=round(time.perf_counter() - started, 2),
+        **({"transformer": TR.described(prepared.transformer)} if prepared.transformer is not None else {}),
         **({"weights_file": str(Path(options.weights).resolve()), "weights_sha256": io.sha256(options.weights)}
            if prepared.row_weights is not None else {})))

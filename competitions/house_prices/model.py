@@ -27,29 +27,33 @@ log = logging.getLogger("compete")
 
 
 class CatBoostNative(BaseEstimator, RegressorMixin):
-    """CatBoost on the engineered frame with its categorical columns left native."""
+    """CatBoost on the engineered frame with its categorical columns left native, `bags`
+    models seeded apart (seed, seed + 100, ...) and their predictions averaged."""
 
     def __init__(self, iterations: int = 1000, learning_rate: float = 0.05, depth: int = 6, l2_leaf_reg: float = 3.0,
-                 seed: int = 0):
+                 seed: int = 0, bags: int = 1):
         self.iterations = iterations
         self.learning_rate = learning_rate
         self.depth = depth
         self.l2_leaf_reg = l2_leaf_reg
         self.seed = seed
+        self.bags = bags
 
     def fit(self, X: pd.DataFrame, y, sample_weight=None):
         from catboost import CatBoostRegressor
         self.categorical_ = house_features.categorical_columns(X)
-        self.model_ = CatBoostRegressor(
+        frame = self._frame(X)
+        self.models_ = [CatBoostRegressor(
             iterations=self.iterations, learning_rate=self.learning_rate, depth=self.depth,
-            l2_leaf_reg=self.l2_leaf_reg, loss_function="RMSE", random_seed=self.seed, verbose=False,
+            l2_leaf_reg=self.l2_leaf_reg, loss_function="RMSE", random_seed=self.seed + 100 * bag, verbose=False,
             allow_writing_files=False, thread_count=-1, cat_features=self.categorical_,
             max_ctr_complexity=1)  # no categorical combinations: 2x faster, no loss here
-        self.model_.fit(self._frame(X), y, sample_weight=sample_weight)
+            .fit(frame, y, sample_weight=sample_weight) for bag in range(self.bags)]
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.model_.predict(self._frame(X))
+        frame = self._frame(X)
+        return np.mean([model.predict(frame) for model in self.models_], axis=0)
 
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
         X = X.copy()
@@ -183,7 +187,8 @@ def candidates(frame: pd.DataFrame, options) -> dict:
         "catboost": lambda: CatBoostNative(
             iterations=options.iterations or (400 if options.fast else 2000),
             learning_rate=options.learning_rate or (0.1 if options.fast else 0.04),
-            depth=options.depth, l2_leaf_reg=options.l2_leaf_reg, seed=seed),
+            depth=options.depth, l2_leaf_reg=options.l2_leaf_reg, seed=seed,
+            bags=options.catboost_bags or (1 if options.fast else 2)),
         **{library: (lambda library=library: CodedTrees(
             library, trees=options.boosted_trees or (300 if options.fast else 2000),
             learning_rate=options.boosted_learning_rate or (0.05 if options.fast else 0.01), leaves=options.leaves,

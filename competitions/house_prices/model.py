@@ -165,8 +165,8 @@ def candidates(frame: pd.DataFrame, options) -> dict:
     linear model can only extrapolate. (Kernel ridge was dropped: with every row scored its
     blend weight was 0.)
 
-    Measured and not kept (nested all-rows CV, mean of fold seeds 0, 1, 2; this default
-    0.11777 = 0.11669, 0.11727, 0.11934): + LightGBM 0.11787; + kernel ridge, sklearn GBR
+    Measured and not kept (nested all-rows CV, mean of fold seeds 0, 1, 2; these four with one
+    CatBoost 0.11777 = 0.11669, 0.11727, 0.11934, with two bagged 0.11742): + LightGBM 0.11787; + kernel ridge, sklearn GBR
     (huber) and LightGBM 0.11804; a ridge stack level instead of the blend 0.11806; linear
     models trimmed at 4 sigmas 0.11777; squares and logs of the size and quality columns
     0.11786; inputs unclipped (winsorize 1.0) w/o outliers 0.1101 for Lasso alone but 0.11909

@@ -45,6 +45,8 @@ class HouseOptions(Options):
                                          search=(0.01, 0.3), log=True)
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
     l2_leaf_reg: float = option(3.0, "CatBoost L2 regularisation of leaf values", minimum=0, search=(0.3, 30.0), log=True)
+    catboost_bags: int | None = option(None, "CatBoost models per fit, seeded apart and averaged; None: 1 with --fast, 2",
+                                       minimum=1)
     boosted_trees: int | None = option(None, "LightGBM's and XGBoost's trees; None: 300 with --fast, 2000", minimum=1,
                                        search=(300, 5000), log=True)
     boosted_learning_rate: float | None = option(None, "LightGBM's and XGBoost's learning rate; None: 0.05 with --fast, "

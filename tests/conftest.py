@@ -170,6 +170,19 @@ def register(competition: type, monkeypatch) -> None:
     monkeypatch.setitem(REGISTRY.entries, competition.name, entry)
 
 
+def label_table(folder: Path, names=("train.csv", "test.csv", "sample_submission.csv"), id_column="id",
+                target="label", rows: int = 60) -> Path:
+    """A small platform folder of a yes/no label table (one feature `x`), as Kaggle
+    (the default names) or Zindi (Train.csv, Test.csv, SampleSubmission.csv) ship one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train, test, sample = names
+    (folder / train).write_text(f"{id_column},x,{target}\n" + "".join(f"{i},{i % 7},{'yes' if i % 3 else 'no'}\n"
+                                                                     for i in range(rows)))
+    (folder / test).write_text(f"{id_column},x\n" + "".join(f"{100 + i},{i % 5}\n" for i in range(rows)))
+    (folder / sample).write_text(f"{id_column},{target}\n" + "".join(f"{100 + i},no\n" for i in range(rows)))
+    return folder
+
+
 def submission_of_a_run(name: str, data_dir: Path, folder: Path, monkeypatch) -> tuple[Path, Path]:
     """`compete run NAME` in `folder` (its runs/ and submissions/ land there, and the
     platforms' score polling is made fast): (the submission file, the run directory)."""

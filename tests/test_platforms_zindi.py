@@ -19,7 +19,7 @@ from common.metrics import MULTICLASS_LOG_LOSS
 from common import platforms
 from common.platforms import web
 from common.submission import SubmissionFormat
-from conftest import SampleEcho, register, submission_of_a_run
+from conftest import SampleEcho, label_table, register, submission_of_a_run
 
 SLUG = "fowl-escapades"
 USER, PASSWORD = "amina", "correct-horse-battery-staple"
@@ -550,14 +550,9 @@ def test_submit_wait_names_the_metric_of_a_platform_slug_folder(compete, zindi, 
     that one, not the generic class's placeholder."""
     from competitions import REGISTRY
     monkeypatch.setattr(platforms, "SCORE_DELAYS", (0.01,) * 3)
-    folder = tmp_path / "table"
-    folder.mkdir()
-    rows = range(40)
-    (folder / "Train.csv").write_text("ID,x,target\n" + "".join(f"T{i},{i % 7},{'yes' if i % 3 else 'no'}\n" for i in rows))
-    (folder / "Test.csv").write_text("ID,x\n" + "".join(f"S{i},{i % 5}\n" for i in rows))
-    (folder / "SampleSubmission.csv").write_text("ID,target\n" + "".join(f"S{i},no\n" for i in rows))
+    folder = label_table(tmp_path / "table", ("Train.csv", "Test.csv", "SampleSubmission.csv"), "ID", "target", 40)
     file = tmp_path / "labels.csv"
-    file.write_text("ID,target\n" + "".join(f"S{i},yes\n" for i in rows))
+    file.write_text("ID,target\n" + "".join(f"{100 + i},yes\n" for i in range(40)))
     name = f"zindi:{SLUG}"
     competition = REGISTRY.competition(name)
     expected = competition.metric_for(competition.data_for_format(folder)).name

@@ -25,7 +25,7 @@ from common.competition import BaseCompetition, OutOfFold, Report
 from common.metrics import RMSE_OF_LOGS
 from common.options import Options, option
 from common.submission import SubmissionFormat
-from conftest import register
+from conftest import label_table, register
 
 NAME = "tracking-demo"
 
@@ -463,12 +463,7 @@ def test_runs_of_a_platform_slug_name_the_metric_of_its_folder(compete, tmp_path
     """A `kaggle:SLUG` run is scored by the metric its folder says (accuracy for labels):
     `runs --compare` and `runs --plot` name that one, not the generic class's placeholder."""
     monkeypatch.chdir(tmp_path)
-    folder = tmp_path / "table"
-    folder.mkdir()
-    rows = range(60)
-    (folder / "train.csv").write_text("id,x,label\n" + "".join(f"{i},{i % 7},{'yes' if i % 3 else 'no'}\n" for i in rows))
-    (folder / "test.csv").write_text("id,x\n" + "".join(f"{100 + i},{i % 5}\n" for i in rows))
-    (folder / "sample_submission.csv").write_text("id,label\n" + "".join(f"{100 + i},no\n" for i in rows))
+    folder = label_table(tmp_path / "table")
     name = "kaggle:labels-demo"
     made = [run_dir_of(compete.in_process("run", name, "--data", folder, "--fast", "--quiet", check=True))] * 2
     metric = json.loads((made[0] / "metrics.json").read_text())["metric"]

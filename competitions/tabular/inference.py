@@ -39,7 +39,8 @@ def submission_format(target: D.Target, metric: Metric, sample_name: str, id_col
     domain = DOMAIN_OF_OUTPUT[metric.output]
     labels = ()
     if domain == "label":
-        labels = tuple(map(str, target.classes)) if target.task != "multilabel" else ("0", "1")
+        # a column per class (a wide sample) or per label holds 0/1; one column holds the class
+        labels = ("0", "1") if target.task == "multilabel" or target.class_columns else tuple(map(str, target.classes))
     if metric.output == "probability" and target.task == "regression":
         domain = "any"
     return SubmissionFormat(sample_name, id_column=id_column, domain=domain, labels=labels)
@@ -72,6 +73,10 @@ def shaped(predicted: np.ndarray, target: D.Target, metric: Metric, ids, id_colu
     elif target.task == "multilabel":
         for j, column in enumerate(target.columns):
             frame[column] = predicted[:, j]
+    elif metric.output == "label" and target.class_columns:   # the chosen class's column 1, the others 0
+        chosen = predicted.astype(int)
+        for i, column in enumerate(target.class_columns):
+            frame[column] = (chosen == i).astype(int)
     elif metric.output == "label":
         frame[target.sample_columns[0]] = np.asarray(target.classes, dtype=object)[predicted.astype(int)]
     elif target.class_columns:

@@ -156,6 +156,7 @@ def test_runs_whose_rows_differ_are_refused_naming_both():
 
 
 @pytest.mark.slow
+@pytest.mark.extended   # by default: blends on one held-out split and the refusals by name, without uberct (this file)
 def test_two_uberct_runs_blend_on_their_validation_block_and_other_rows_are_refused(compete, competition_data, tmp_path):
     """uberct validates out of time on one block, its halves the folds: two runs blend on
     those rows (probabilities pooled, the F1 threshold refitted), the submission is that

@@ -71,6 +71,7 @@ def test_image_shards_packed_on_dask_are_the_bytes_packed_here(tmp_path, cluster
 
 
 @pytest.mark.slow
+@pytest.mark.extended   # by default: serengeti's torchrun test (the shared trainer's DDP), Dask image shards' bytes (this file)
 def test_torchrun_two_gloo_processes_train_an_image_folder_packed_on_dask(compete, tmp_path, cluster,  # noqa: F811
                                                                            tracking_store):
     data = media_synth.make(tmp_path / "data", CACTUS, rows=100, seed=1)

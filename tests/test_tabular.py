@@ -63,6 +63,7 @@ def test_regression_with_rmsle_trains_on_the_log_and_beats_the_median(compete, f
 
 
 @pytest.mark.slow
+@pytest.mark.extended   # by default: test_text's tweets (an OOF threshold for F1), the contract's same bytes for kaggle:example
 def test_binary_accuracy_gives_labels_from_an_oof_threshold_and_same_seed_same_bytes(compete, folders, tmp_path):
     data = folders["binary"]
     printed, out, run_dir = _run(compete, "kaggle:demo-outcome", data, "accuracy", tmp_path)
@@ -98,6 +99,7 @@ def test_multiclass_log_loss_writes_calibrated_probabilities_per_class(compete, 
 
 
 @pytest.mark.slow
+@pytest.mark.extended   # a rarer sample shape; the table path by default: test_tabular's rmsle run, the contract suite
 def test_accuracy_on_a_sample_with_a_column_per_class_writes_the_chosen_class_as_one_hot(compete, tmp_path):
     """A label metric on a wide sample (a column per class): each row's most probable
     class is 1 in its column and 0 elsewhere (a KeyError at predict before)."""

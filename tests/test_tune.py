@@ -135,6 +135,7 @@ def test_tune_resumes_after_a_kill_and_its_set_line_reproduces_the_best(compete,
 
 
 @pytest.mark.slow
+@pytest.mark.extended   # by default: the resumed study reproducing its best and the generic direction (this file)
 def test_same_seed_same_study_and_a_failed_trial_is_recorded_with_its_reason(compete, house_data, tmp_path):
     studies = []
     for label in ("a", "b"):

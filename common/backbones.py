@@ -113,7 +113,7 @@ def check(name: str) -> str:
 
 
 def make_backbone(name: str, outputs: int, weights: Path | str | None = None, width: int = 32, image_size: int = 64,
-          channels: int = 3, dropout: float | None = None, cached: bool = True) -> Backbone:
+                  channels: int = 3, dropout: float | None = None, cached: bool = True) -> Backbone:
     """The network `name` with `outputs` logits; see the module docstring."""
     name = (name or SMALL).strip()
     if check(name) == SMALL:

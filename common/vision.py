@@ -38,7 +38,6 @@ import logging
 import os
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -85,15 +84,10 @@ def _decode(job):
         return None, str(error)
 
 
-def decode_all(files: list[Path], size: int, workers: int):
-    """(array or None, reason or None) per file, in order; a pool of `workers` processes
-    for many files."""
-    jobs = [(str(path), size) for path in files]
-    if workers > 1 and len(jobs) >= PARALLEL_DECODE:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            yield from pool.map(_decode, jobs, chunksize=32)
-    else:
-        yield from map(_decode, jobs)
+def decode_all(files: list[Path], size: int):
+    """(array or None, reason or None) per file, in order, decoded here (training's
+    decoding runs per shard in `_pack_images`, on a pool or a Dask worker)."""
+    return map(_decode, [(str(path), size) for path in files])
 
 
 def fingerprint(files: list[Path], labels: np.ndarray, size: int, part: str) -> str:
@@ -301,7 +295,7 @@ class ImageModel:
         for start in range(0, len(files), batch):
             chunk = files[start:start + batch]
             arrays, readable = [], []
-            for path, (array, reason) in zip(chunk, decode_all(chunk, self.size, 1)):
+            for path, (array, reason) in zip(chunk, decode_all(chunk, self.size)):
                 if array is None:
                     self.unreadable.append([str(path), reason])
                 else:

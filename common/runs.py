@@ -525,10 +525,11 @@ def record_leaderboard(competition: Competition, file: Path, score: float, refer
 
 def history(competition: Competition) -> pd.DataFrame:
     """Past tracked runs, newest first: run, CV, leaderboard score, options that differ
-    from the defaults, wall time, status."""
+    from the defaults, wall time, status; `attrs["metric"]` the metric the runs recorded."""
     defaults = {row.name: str(row.default) for row in describe(competition.options)}  # as MLflow keeps params: text
     rows = []
-    for past in tracking.past_runs(competition.name):
+    found = tracking.past_runs(competition.name)
+    for past in found:
         params, metrics = past["params"], past["metrics"]
         changed = {name: value for name, value in params.items() if defaults.get(name) != value}
         tags = past.get("tags", {})
@@ -543,7 +544,11 @@ def history(competition: Competition) -> pd.DataFrame:
             "status": past["status"].lower(),
             "from": made_by,
         })
-    return pd.DataFrame(rows, columns=["run", "cv", "lb", "options", "wall", "status", "from"])
+    table = pd.DataFrame(rows, columns=["run", "cv", "lb", "options", "wall", "status", "from"])
+    # the metric the runs recorded (a PLATFORM:SLUG run's is its folder's, not the class default)
+    named = {past.get("tags", {}).get("metric") for past in found} - {None}
+    table.attrs["metric"] = named.pop() if len(named) == 1 else competition.metric.name
+    return table
 
 
 def compare(competition: Competition, first: str | Path, second: str | Path, root: Path | str = tracking.ROOT) -> pd.DataFrame:
@@ -587,11 +592,9 @@ def tracking_store() -> str:
 def plot_history(competition: Competition, table: pd.DataFrame, path: Path) -> tuple[Path, int]:
     """CV against leaderboard score for the runs that have both; returns (path, how many)."""
     both = table.dropna(subset=["cv", "lb"])
-    # the metric the runs recorded (a PLATFORM:SLUG run's is its folder's, not the class default)
-    named = {past["tags"].get("metric") for past in tracking.past_runs(competition.name)} - {None}
-    metric = named.pop() if len(named) == 1 else competition.metric.name
     tracking.plot_cv_against_leaderboard(both["cv"].tolist(), both["lb"].tolist(), both["run"].tolist(), path,
-                                         f"{competition.name}: CV against the leaderboard", metric, competition.name)
+                                         f"{competition.name}: CV against the leaderboard",
+                                         table.attrs.get("metric", competition.metric.name), competition.name)
     return Path(path), len(both)
 
 

@@ -487,6 +487,38 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_folder(path: Path | str) -> Iterator[Path]:
+    """Yield an empty folder beside `path` to build in; on success it takes `path`'s
+    place whole (an old folder is moved aside first and removed last, so `path` never
+    holds half of either), on failure it is removed and `path` is untouched. Folders and
+    files get the modes a plain mkdir and open() would: mkdtemp's folder is owner-only,
+    and so are some libraries' files (save_pretrained's weights)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".building", dir=path.parent))
+    try:
+        yield building
+        umask = os.umask(0)
+        os.umask(umask)
+        for item in [building, *building.rglob("*")]:
+            item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
+        if not path.exists():
+            os.replace(building, path)
+            return
+        aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        os.replace(path, aside / path.name)
+        try:
+            os.replace(building, path)
+        except OSError:
+            os.replace(aside / path.name, path)
+            raise
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
 def write_bytes(path: Path | str, data: bytes) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_bytes(data)

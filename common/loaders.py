@@ -61,10 +61,8 @@ import functools
 import io as _io
 import json
 import math
-import os
 import random
 import shutil
-import tempfile
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -241,13 +239,8 @@ def _pack_once(target: Path, fingerprint: str, build: Callable[[Path], "ShardSet
             return ShardSet(target)
         io.rebuilding(target, why)
         shutil.rmtree(target, ignore_errors=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{fingerprint}.", dir=target.parent))
-    try:
+    with io.atomic_folder(target) as building:
         build(building)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(building, target)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
     return ShardSet(target)
 
 

@@ -45,7 +45,6 @@ import importlib.metadata
 import json
 import os
 import re
-import shutil
 import tempfile
 import warnings
 import zipfile
@@ -627,23 +626,13 @@ def write_package(competition, profile, out: Path, names: KaggleNames, code_file
         files.update({f"{DATASET}/{name}": content for name, content in dataset.items()})
         files[f"{DATASET}/{DATASET_METADATA}"] = _json({"title": names.dataset_title, "id": names.dataset_id,
                                                         "licenses": [{"name": LICENSE}]})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
-    try:
+    with io.atomic_folder(out) as building:
         for name in sorted(files):
             (building / name).parent.mkdir(parents=True, exist_ok=True)
             (building / name).write_bytes(files[name])
         problems = check_package(building, profile)
         if problems:
             raise Refused(out, profile.name, problems)
-        umask = os.umask(0)
-        os.umask(umask)
-        for folder in [building, *(path for path in building.rglob("*") if path.is_dir())]:
-            folder.chmod(0o777 & ~umask)   # mkdtemp's folder is owner-only; the package is not
-        _replace(building, out)
-    finally:
-        if building.exists():
-            shutil.rmtree(building)
     notes = [] if names.owner != OWNER else [
         (f"the ids name the placeholder owner {OWNER} (no KAGGLE_USERNAME, no kaggle.json username); `compete submit` "
          f"fills in the signed-in user")]
@@ -693,23 +682,6 @@ def check_package(folder: Path, profile) -> list[str]:
     else:
         problems += environment.check_source(code, f"{KERNEL}/{code_file}", profile, local)
     return problems
-
-
-def _replace(building: Path, out: Path) -> None:
-    """Put the finished folder `building` where `out` is, with no moment when `out` holds
-    half a package: the old one is moved aside first, removed last."""
-    if not out.exists():
-        os.replace(building, out)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    os.replace(out, aside / out.name)
-    try:
-        os.replace(building, out)
-    except OSError:
-        os.replace(aside / out.name, out)
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _json(payload: dict) -> bytes:

@@ -1,3 +1,4 @@
+import os
 import zipfile
 
 import pytest
@@ -48,6 +49,28 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             temporary.write_bytes(b"half")
             1 / 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_folder_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "package"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(ZeroDivisionError):
+        with io.atomic_folder(target) as building:
+            (building / "new.txt").write_text("half")
+            1 / 0
+    assert [path.name for path in tmp_path.iterdir()] == ["package"]
+    assert [path.name for path in target.iterdir()] == ["old.txt"]
+    with io.atomic_folder(target) as building:
+        (building / "sub").mkdir()
+        (building / "sub" / "weights.bin").write_bytes(b"w")
+        (building / "sub" / "weights.bin").chmod(0o600)   # as save_pretrained leaves its weights
+    assert [path.name for path in tmp_path.iterdir()] == ["package"]
+    assert sorted(path.relative_to(target).as_posix() for path in target.rglob("*")) == ["sub", "sub/weights.bin"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (target.stat().st_mode & 0o777) == 0o777 & ~umask
+    assert ((target / "sub" / "weights.bin").stat().st_mode & 0o777) == 0o666 & ~umask
 
 
 def test_safe_extract_refuses_path_escape(tmp_path):

@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -148,21 +146,12 @@ class Predictor:
         """save_pretrained of the network and tokenizer into `folder`, whole or not at all."""
         network, tokenizer = self._loaded()
         folder = Path(folder)
-        building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        from common import io  # training only: a Kaggle package predicts without common.io
+
+        with io.atomic_folder(folder) as building:
             network.save_pretrained(building, safe_serialization=True)
             tokenizer.save_pretrained(building)
             _readable_by_older(building / "tokenizer_config.json")
-            umask = os.umask(0)
-            os.umask(umask)
-            for path in [building, *building.rglob("*")]:  # mkdtemp's and the weights' owner-only modes: a run's files are not
-                path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-            if folder.exists():
-                shutil.rmtree(folder)
-            building.rename(folder)
-        finally:
-            if building.exists():
-                shutil.rmtree(building)
 
 
 def _readable_by_older(path: Path) -> None:

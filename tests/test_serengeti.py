@@ -46,6 +46,9 @@ def test_synth_writes_the_platform_files_in_the_real_layout(small):
     assert set(frames) == {1, 2, 3}
     # a season held out for test, as the real Season 11
     assert not set(train["seq_id"].map(serengeti_data.season_of)) & set(test["seq_id"].map(serengeti_data.season_of))
+    # from cameras training saw and new ones, as the real later seasons
+    train_sites, test_sites = (set(frame["seq_id"].str.split("#").str[1]) for frame in (train, test))
+    assert test_sites - train_sites and test_sites & train_sites
     assert set(sample["seq_id"]) == set(test["seq_id"])
     values = labels[CLASS_ORDER]
     assert 0.55 < values["empty"].mean() < 0.85

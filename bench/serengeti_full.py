@@ -63,8 +63,8 @@ def baseline_cnn(data: Path, passes: int, seed: int = 0) -> pd.DataFrame:
     sequence_labels = pd.read_csv(data / "train_labels.csv")
     labelled = pd.read_csv(data / "train_metadata.csv").merge(sequence_labels, on=ID)
     labelled["season"] = labelled[ID].map(season_of)
-    held_out = validation_split(labelled, seed, share=0.5)  # the sequences the default run validates on
-    train, valid = labelled[~held_out].reset_index(drop=True), labelled[held_out].reset_index(drop=True)
+    trains, held_out = validation_split(labelled, seed)  # the sequences the default run trains and validates on
+    train, valid = labelled[trains].reset_index(drop=True), labelled[held_out].reset_index(drop=True)
     test = pd.read_csv(data / "test_metadata.csv")
     prior = sequence_labels[list(CLASSES)].mean().to_numpy()
 

@@ -219,16 +219,21 @@ def test_a_saved_model_keeps_its_stem_and_predicts_the_same(tmp_path):
         assert torch.allclose(loaded.net.eval()(example), net(example))
 
 
-def test_validation_holds_out_a_share_of_the_last_season_and_trains_on_the_rest():
+def test_validation_holds_out_whole_sites_of_the_last_season_and_never_trains_on_them():
     from competitions.serengeti.prepare import validation_split
 
-    seq_ids = [f"SER_S{season}#B01#1#{number}" for season in (1, 2, 3) for number in range(400)]
+    sites = [f"{letter}{number:02d}" for letter in "BCD" for number in range(1, 5)]   # 12 camera sites
+    seq_ids = [f"SER_S{season}#{site}#1#{number}" for season in (1, 2, 3) for site in sites for number in range(20)]
     frames = pd.DataFrame({"seq_id": seq_ids, "season": [s.split("#")[0].removeprefix("SER_") for s in seq_ids]})
-    whole = validation_split(frames, seed=0, share=1.0)
-    assert set(frames.loc[whole, "season"]) == {"S3"} and whole.sum() == 400
-    half = validation_split(frames, seed=0, share=0.5)
-    assert not (half & ~whole).any() and 150 < half.sum() < 250           # only the last season, about half of it
-    assert (half == validation_split(frames, seed=0, share=0.5)).all()    # the same sequences every run
+    site = frames["seq_id"].str.split("#").str[1]
+    train, valid = validation_split(frames, seed=0, share=0.25)
+    assert set(frames.loc[valid, "season"]) == {"S3"} and site[valid].nunique() == 3 and valid.sum() == 60
+    assert not set(site[train]) & set(site[valid])                        # a validation site never trains, in any season
+    assert train.sum() == 9 * 3 * 20 and not (train & valid).any()
+    again_train, again_valid = validation_split(frames, seed=0, share=0.25)
+    assert (again_valid == valid).all() and (again_train == train).all()   # the same sites every run
+    assert set(site[validation_split(frames, seed=1, share=0.25)[1]]) != set(site[valid])   # the seed picks them
+    assert site[validation_split(frames, seed=0, share=1.0)[0]].nunique() == 1          # one site trains at least
 
 
 def test_the_budget_is_spent_its_epochs_rounded_up():

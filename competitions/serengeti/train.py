@@ -36,7 +36,7 @@ def train(data: SerengetiData, prepared: Prepared, options, run_dir: Path) -> Tr
     minutes = options.minutes if options.minutes is not None else (None if options.fast else 20.0)
     workers = min(2, os.cpu_count() or 1) if options.workers is None else options.workers
     shard_sets, frames = prepared.shard_sets, prepared.frames
-    train_sequences = data.labels[ID].isin(frames.loc[~prepared.valid_mask, ID])
+    train_sequences = data.labels[ID].isin(frames.loc[prepared.train_mask, ID])
     prior = data.labels.loc[train_sequences, list(CLASSES)].to_numpy(dtype=float).mean(axis=0)
     torch.manual_seed(options.seed)
     net = serengeti_model.SerengetiNet(width=options.width, stem=options.stem).start_at(prior)

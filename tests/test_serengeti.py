@@ -110,6 +110,19 @@ def test_a_sequence_is_read_whole_its_frames_and_their_motion():
     assert np.allclose(pair[:3], pair[6:9]) and np.allclose(pair[9:, 1, [0, 2]] * 255, 150)
 
 
+def test_training_recolours_a_burst_as_another_camera_and_season_every_frame_alike():
+    from competitions.serengeti import inference
+
+    rng = np.random.default_rng(0)
+    still = np.repeat(rng.integers(60, 200, (1, 24, 32, 3), dtype=np.uint8), 3, axis=0)   # a burst where nothing moved
+    channels = [serengeti_model.augment(still, rng).numpy() for _ in range(20)]
+    assert all(not c[9:].any() for c in channels)             # every frame alike: no motion appears
+    balance = [c[0:3].reshape(3, -1).mean(axis=1) for c in channels]
+    ratios = np.array([b[0] / b[1] for b in balance])
+    assert ratios.std() > 0.02 and np.ptp([b.mean() for b in balance]) > 0.1   # colour balance and exposure vary
+    assert np.allclose(inference.sequence_input(still), serengeti_model.plain(still).numpy())  # never at prediction
+
+
 def test_a_sequence_with_no_readable_frame_gets_the_prior():
     prior = np.full(54, 0.03)
     zebra = serengeti_data.CLASSES.index("zebra")

@@ -119,10 +119,11 @@ class Serengeti(BaseCompetition):
                  f"sites ({options.valid_share:.0%} of them; no sequence of theirs trains), each sequence read whole "
                  "(its frames and their motion)",
             decisions=dict(prior_baseline=round(baseline, 6), ratio_to_prior=round(cv / baseline, 4),
-                           epochs=trained.epochs_done, epochs_asked=budget["epochs"], epochs_most=trained.most,
+                           epochs=trained.epochs_done, epochs_asked=budget["epochs"], epochs_first_plan=budget["first_plan"],
+                           epochs_most=trained.most, seconds_spent=budget.get("spent"),
                            minutes_budget=trained.minutes, threads=trained.threads, seconds_per_batch=budget["seconds_per_batch"],
                            stopped_early=trained.epochs_done < budget["epochs"],
-                           train_sequences=prepared.shard_sets["train"].count, valid_sequences=prepared.shard_sets["valid"].count,
+                           train_sequences=prepared.shard_sets["train"].count, valid_sequences=len(held_out.predicted),
                            unreadable_images=prepared.unreadable, prepare_seconds=round(ready - started, 2),
                            train_seconds=round(done - ready, 2),
                            out_of_fold_note="a hold-out, not K folds: out_of_fold.csv holds the validation sequences "

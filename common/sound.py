@@ -234,14 +234,13 @@ def train_network(train: list, train_labels: np.ndarray, train_keys: list[str],
     # a pretrained body fine-tunes at a tenth of the new head's rate, as for images
     lr = slice(settings.lr * backbones.BODY_RATE, settings.lr) if built.pretrained else settings.lr
     loss = BCEWithLogitsLossFlat() if multilabel else CrossEntropyLossFlat()
-    epochs = settings.epochs
-    if minutes is not None:
-        epochs = trainers.fit_budget(module, train_loader, loss, run_dir, minutes * 60, settings.epochs,
-                                     len(valid) / settings.batch_size, name="audio")["epochs"]
+    budget = None if minutes is None else trainers.fit_budget(module, train_loader, loss, run_dir, minutes * 60,
+                                                              settings.epochs, len(valid) / settings.batch_size, name="audio")
+    epochs = settings.epochs if budget is None else budget["epochs"]
     callbacks = [mixup(settings.mixup)] if settings.mixup else []
     learn = trainers.train(module, train_loader(), valid_loader, loss, run_dir,
                            epochs=epochs, lr=lr, seed=seed, quiet=quiet, cbs=callbacks, wd=settings.weight_decay,
-                           checkpoint_every=0, splitter=built.groups if built.pretrained else None)
+                           checkpoint_every=0, splitter=built.groups if built.pretrained else None, budget=budget)
     return learn.model.to("cpu").eval()
 
 

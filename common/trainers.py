@@ -16,7 +16,7 @@ API (stable; later changes are additive only)
     train(model, train_loader, valid_loader, loss_func, run_dir, epochs, lr=1e-3,
           checkpoint_every=200, patience=None, monitor="valid_loss", metrics=(),
           seed=0, quiet=False, resume=True, one_cycle=True, opt_func=Adam, cbs=(),
-          report=False)
+          report=False, budget=None)
         -> fastai Learner with the best weights (by `monitor`) loaded; its
            `epochs_done` is how many epochs were trained in all (early stopping
            included, resumes included), `train_iter` the optimiser steps in all, and
@@ -28,6 +28,9 @@ API (stable; later changes are additive only)
         `common.distributed.is_main()`.
         `report`: tell common.callbacks each epoch's `monitor` (step = epoch), for
         `compete tune`'s pruner; a fit of one network per fold reports per fold instead.
+        `budget`: fit_budget's decision; the epochs are then re-planned at each epoch's
+        end from the measured speed so the run ends within its seconds (Replan), and
+        `learn.budget` is the last plan (budget.json keeps it for a resume).
         Writes run_dir/checkpoints/last.pt every `checkpoint_every` optimiser steps and
         every epoch (model, optimiser, grad scaler, RNG states, loader position,
         early-stopping state), run_dir/checkpoints/best.pth and run_dir/history.csv.
@@ -184,10 +187,13 @@ class ResumableLearner(Learner):
 
     # fastai's SkipToEpoch still runs every callback's after_epoch for skipped
     # epochs (logging and early-stopping on stale values): start the loop later instead.
+    # A while, not fastai's range: Replan may change n_epoch at an epoch's end.
     def _do_fit(self):
-        for epoch in range(self.first_epoch, self.n_epoch):
+        epoch = self.first_epoch
+        while epoch < self.n_epoch:
             self.epoch = epoch
             self._with_events(self._do_epoch, "epoch", CancelEpochException)
+            epoch += 1
 
 
 class Progress(Callback):
@@ -273,6 +279,48 @@ class EpochLoader(Callback):
     def before_train(self):
         if hasattr(self.dls.train, "set_epoch"):
             self.dls.train.set_epoch(self.epoch)
+
+
+class Replan(Callback):
+    """Re-fit the epochs to the time budget at each epoch's end (fit_budget's first
+    guess is timed on a few batches; load that arrives later would stretch the run):
+    the epochs left are as many as the last epoch's measured length fits in the seconds
+    left, so the run ends within its budget (at least the epoch just done, at most
+    `most`). One-cycle follows: fastai sets each epoch's place in the schedule from
+    epoch / n_epoch. Rank 0 decides and broadcasts; the decision, with the seconds
+    spent, goes back to budget.json so a resumed run keeps it."""
+    order = 60              # after CSVHistory (55): an epoch's line is written before the plan may change
+    clock = staticmethod(time.perf_counter)
+
+    def __init__(self, decision: dict, path: Path | None = None):
+        self.decision, self.path = dict(decision), path
+        self.seconds, self.most = float(decision["seconds"]), int(decision.get("most", decision["epochs"]))
+
+    def before_fit(self):
+        self.mark = self.clock()
+        self.started = self.mark - float(self.decision.get("spent", 0.0))   # a resumed run's seconds already spent
+
+    def after_epoch(self):
+        import json
+        import math
+
+        now = self.clock()
+        last, self.mark = now - self.mark, now
+        done, epochs = self.epoch + 1, None
+        if distributed.is_main():
+            left = self.seconds - (now - self.started)
+            more = math.floor(left / last) if last > 0 else self.n_epoch - done
+            epochs = int(min(self.most, max(done, done + more)))
+        epochs = distributed.broadcast(epochs)
+        if epochs != self.n_epoch and distributed.is_main():
+            log.info("budget: epoch %d took %.0f s, %.0f s of %.0f spent: %d epoch(s) in all, not %d",
+                     done, last, now - self.started, self.seconds, epochs, self.n_epoch)
+        self.learn.n_epoch = epochs
+        self.decision.update(epochs=epochs, spent=round(now - self.started, 2))
+        self.decision.setdefault("replanned", []).append([done, epochs])
+        self.learn.budget = self.decision
+        if self.path is not None and distributed.is_main():
+            io.write_text(self.path, json.dumps(self.decision) + "\n")
 
 
 class CSVHistory(Callback):
@@ -538,10 +586,12 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
           lr: float = 1e-3, checkpoint_every: int = 200, patience: int | None = None, monitor: str = "valid_loss",
           metrics: Sequence = (), seed: int = 0, quiet: bool = False, resume: bool = True, one_cycle: bool = True,
           opt_func: Callable | None = None, cbs: Sequence = (), wd: float | None = None, splitter: Callable | None = None,
-          report: bool = False):
+          report: bool = False, budget: dict | None = None):
     """Train `model`; see the module docstring. Returns the fastai Learner. `splitter`
     (fastai's): the model's parameter groups, e.g. [body, head], each with its own rate
-    when `lr` is a slice (a pretrained body fine-tuned at a lower rate than its new head)."""
+    when `lr` is a slice (a pretrained body fine-tuned at a lower rate than its new head).
+    `budget`: fit_budget's decision; with its seconds, the epochs are re-planned at each
+    epoch's end from the measured speed (Replan), and `learn.budget` is the last plan."""
     distributed.start()
     main = distributed.is_main()
     run_dir = Path(run_dir)
@@ -566,6 +616,8 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
     callbacks += tracking.epoch_callbacks()  # each epoch's losses to MLflow while a run is tracked
     if patience:
         callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=patience))
+    if budget is not None and budget.get("seconds"):
+        callbacks.append(Replan(budget, run_dir / "budget.json"))
     reporter = ReportEpochs(monitor) if report and fit_callbacks.listened() else None
     if reporter is not None:
         callbacks.append(reporter)
@@ -579,6 +631,7 @@ def train(model: nn.Module, train_loader, valid_loader, loss_func: Callable, run
     if main and not quiet:
         learn.add_cb(Progress())
     learn.logger = lambda *args, **kwargs: None  # epochs are logged by CSVHistory
+    learn.budget = budget
     learn.resumed = None if state is None else {"epoch": state["epoch"], "batches": state["batches"],
                                                 "train_iter": state["train_iter"], "world_size": state.get("world_size", 1)}
 
@@ -613,8 +666,9 @@ def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int,
     on the real loader (decoding and augmenting included), then count an epoch as its
     batches plus a validation pass (`valid_batches` in training batches' worth of
     samples, each ~a third of a training step: no backward pass). One-cycle needs the
-    length up front, so the budget picks it rather than cutting a schedule short. The
-    decision is kept in the run directory (budget.json): a resumed run keeps its epochs,
+    length up front, so the budget picks it rather than cutting a schedule short; `train`
+    given the decision re-plans it at each epoch's end (Replan). The decision is kept
+    in the run directory (budget.json): a resumed run keeps its epochs,
     and every process of a torchrun uses rank 0's."""
     import copy
     import json
@@ -644,7 +698,7 @@ def fit_budget(net, make_loader, loss, run_dir: Path, seconds: float, most: int,
         # one (a one-batch epoch timed at zero would be given every epoch whatever the budget)
         per_batch = float(np.median(timings[1:] if len(timings) > 1 else timings)) if timings else 0.0
         epochs = budget_epochs(seconds, per_batch, len(loader), valid_batches, most)
-        decision = {"epochs": epochs, "seconds_per_batch": round(per_batch, 4), "seconds": seconds}
+        decision = {"epochs": epochs, "seconds_per_batch": round(per_batch, 4), "seconds": seconds, "most": most}
         log.info("%s: %.2f s a batch, %d batches an epoch: %d epoch(s) in the %.0f-minute budget (at most %d)",
                  name, per_batch, len(loader), epochs, seconds / 60, most)
         Path(run_dir).mkdir(parents=True, exist_ok=True)

@@ -262,14 +262,15 @@ class ImageModel:
                                    lr=lr, checkpoint_every=int(setting(settings, "checkpoint_every", 200)),
                                    patience=int(setting(settings, "patience", 6)), seed=seed, quiet=quiet,
                                    wd=float(setting(settings, "weight_decay", 1e-4)),
-                                   splitter=backbone.groups if backbone.pretrained else None)
+                                   splitter=backbone.groups if backbone.pretrained else None, budget=budget)
         finally:
             torch.set_num_threads(threads_before)
         self.rates = [float(hypers["lr"]) for hypers in learn.opt.hypers] if learn.opt is not None else [rate]
         self.net = learn.model.cpu().eval()
         self.pretrained, self.source = backbone.pretrained, backbone.source
         self.decisions = dict(image_size=self.size, backbone=backbone.name, pretrained=backbone.pretrained,
-                              epochs=learn.epochs_done, epochs_asked=budget["epochs"], epochs_most=most,
+                              epochs=learn.epochs_done, epochs_asked=(learn.budget or budget)["epochs"],
+                              epochs_first_plan=budget["epochs"], epochs_most=most,
                               minutes_budget=minutes, seconds_per_batch=budget["seconds_per_batch"],
                               train_images=sets["train"].count, valid_images=sets["valid"].count,
                               unreadable_images=[name for name, _ in unreadable], threads=threads,

@@ -46,6 +46,9 @@ def test_synth_writes_the_platform_files_in_the_real_layout(small):
     assert set(frames) == {1, 2, 3}
     # a season held out for test, as the real Season 11
     assert not set(train["seq_id"].map(serengeti_data.season_of)) & set(test["seq_id"].map(serengeti_data.season_of))
+    # from cameras training saw and new ones, as the real later seasons
+    train_sites, test_sites = (set(frame["seq_id"].str.split("#").str[1]) for frame in (train, test))
+    assert test_sites - train_sites and test_sites & train_sites
     assert set(sample["seq_id"]) == set(test["seq_id"])
     values = labels[CLASS_ORDER]
     assert 0.55 < values["empty"].mean() < 0.85
@@ -105,6 +108,19 @@ def test_a_sequence_is_read_whole_its_frames_and_their_motion():
     assert not inference.sequence_input(inference.stack_frames(walked[:1]))[9:].any()
     pair = inference.sequence_input(inference.stack_frames(walked[:2]))
     assert np.allclose(pair[:3], pair[6:9]) and np.allclose(pair[9:, 1, [0, 2]] * 255, 150)
+
+
+def test_training_recolours_a_burst_as_another_camera_and_season_every_frame_alike():
+    from competitions.serengeti import inference
+
+    rng = np.random.default_rng(0)
+    still = np.repeat(rng.integers(60, 200, (1, 24, 32, 3), dtype=np.uint8), 3, axis=0)   # a burst where nothing moved
+    channels = [serengeti_model.augment(still, rng).numpy() for _ in range(20)]
+    assert all(not c[9:].any() for c in channels)             # every frame alike: no motion appears
+    balance = [c[0:3].reshape(3, -1).mean(axis=1) for c in channels]
+    ratios = np.array([b[0] / b[1] for b in balance])
+    assert ratios.std() > 0.02 and np.ptp([b.mean() for b in balance]) > 0.1   # colour balance and exposure vary
+    assert np.allclose(inference.sequence_input(still), serengeti_model.plain(still).numpy())  # never at prediction
 
 
 def test_a_sequence_with_no_readable_frame_gets_the_prior():
@@ -216,16 +232,21 @@ def test_a_saved_model_keeps_its_stem_and_predicts_the_same(tmp_path):
         assert torch.allclose(loaded.net.eval()(example), net(example))
 
 
-def test_validation_holds_out_a_share_of_the_last_season_and_trains_on_the_rest():
+def test_validation_holds_out_whole_sites_of_the_last_season_and_never_trains_on_them():
     from competitions.serengeti.prepare import validation_split
 
-    seq_ids = [f"SER_S{season}#B01#1#{number}" for season in (1, 2, 3) for number in range(400)]
+    sites = [f"{letter}{number:02d}" for letter in "BCD" for number in range(1, 5)]   # 12 camera sites
+    seq_ids = [f"SER_S{season}#{site}#1#{number}" for season in (1, 2, 3) for site in sites for number in range(20)]
     frames = pd.DataFrame({"seq_id": seq_ids, "season": [s.split("#")[0].removeprefix("SER_") for s in seq_ids]})
-    whole = validation_split(frames, seed=0, share=1.0)
-    assert set(frames.loc[whole, "season"]) == {"S3"} and whole.sum() == 400
-    half = validation_split(frames, seed=0, share=0.5)
-    assert not (half & ~whole).any() and 150 < half.sum() < 250           # only the last season, about half of it
-    assert (half == validation_split(frames, seed=0, share=0.5)).all()    # the same sequences every run
+    site = frames["seq_id"].str.split("#").str[1]
+    train, valid = validation_split(frames, seed=0, share=0.25)
+    assert set(frames.loc[valid, "season"]) == {"S3"} and site[valid].nunique() == 3 and valid.sum() == 60
+    assert not set(site[train]) & set(site[valid])                        # a validation site never trains, in any season
+    assert train.sum() == 9 * 3 * 20 and not (train & valid).any()
+    again_train, again_valid = validation_split(frames, seed=0, share=0.25)
+    assert (again_valid == valid).all() and (again_train == train).all()   # the same sites every run
+    assert set(site[validation_split(frames, seed=1, share=0.25)[1]]) != set(site[valid])   # the seed picks them
+    assert site[validation_split(frames, seed=0, share=1.0)[0]].nunique() == 1          # one site trains at least
 
 
 def test_the_budget_is_spent_its_epochs_rounded_up():

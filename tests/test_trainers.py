@@ -396,3 +396,36 @@ def test_each_epoch_is_reported_to_a_listener_and_its_stop_ends_the_fit_with_its
     with callbacks.listening(prune):   # without report=True nothing is told (a fit of one network per fold)
         trainers.train(nn.Sequential(nn.Linear(8, 3)), train, valid, nn.BCEWithLogitsLoss(), tmp_path / "silent",
                        epochs=2, lr=1e-2, quiet=True)
+
+
+def test_a_machine_slowed_after_the_first_epoch_gets_its_epochs_replanned_within_the_budget(tmp_path, monkeypatch):
+    """A fake clock advanced by each loss call: 1 s a batch in the first epoch (3 training
+    and 2 validation batches), 3 s after, as when load arrives mid-run."""
+    import json
+
+    calls, now = [], [0.0]
+
+    def slowing_loss(output, target):
+        calls.append(1)
+        now.append(now[-1] + (1.0 if len(calls) <= 5 else 3.0))
+        return nn.functional.binary_cross_entropy_with_logits(output, target)
+
+    monkeypatch.setattr(trainers.Replan, "clock", staticmethod(lambda: now[-1]))
+    samples = vector_samples(40)
+    batches = [(torch.from_numpy(np.stack([f for _, f, _ in samples[i:i + 8]])),
+                torch.from_numpy(np.stack([y for _, _, y in samples[i:i + 8]]))) for i in range(0, 40, 8)]
+    train, valid = batches[:3], batches[3:]
+    decision = {"epochs": 6, "seconds_per_batch": 1.0, "seconds": 50.0, "most": 6}
+    learn = trainers.train(nn.Sequential(nn.Linear(8, 3)), train, valid, slowing_loss, tmp_path / "slowed", epochs=6,
+                           lr=1e-2, quiet=True, budget=decision)
+    # 5 s, then 15 s an epoch: after the second 30 s are left, two epochs' worth
+    assert learn.epochs_done == 4 and now[-1] <= 50
+    assert learn.opt.hypers[0]["lr"] < 1e-3   # the one-cycle schedule ended with the run (~5e-3 two thirds into 6 epochs)
+    kept = json.loads((tmp_path / "slowed" / "budget.json").read_text())
+    assert kept["epochs"] == 4 and kept["spent"] == 50 and kept["replanned"][:2] == [[1, 6], [2, 4]]
+    # a machine faster than the first guess: the epochs grow to fill the budget, up to `most`
+    now.append(0.0)
+    quick = dict(decision, epochs=1, seconds=1000.0, most=3)
+    learn = trainers.train(nn.Sequential(nn.Linear(8, 3)), train, valid, slowing_loss, tmp_path / "quick", epochs=1,
+                           lr=1e-2, quiet=True, budget=quick)
+    assert learn.epochs_done == 3 and learn.budget["epochs"] == 3

@@ -60,6 +60,12 @@ def season_of(seq_id: str) -> str:
     return parts[0].split("_")[-1] if len(parts) == 4 else str(seq_id)
 
 
+def site_of(seq_id: str) -> str:
+    """`SER_S1#B04#1#1` -> `B04` (the camera site); an id of another shape is its own site."""
+    parts = str(seq_id).split("#")
+    return parts[1] if len(parts) == 4 else str(seq_id)
+
+
 def read_labels(source) -> pd.DataFrame:
     frame = io.read_table(source, [ID, *CLASSES], dtype=str, keep_default_na=False)
     values = frame[list(CLASSES)].apply(lambda column: pd.to_numeric(column.str.strip(), errors="coerce"))

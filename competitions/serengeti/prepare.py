@@ -25,8 +25,10 @@ SHARD_SEQUENCES = 300   # ~33 MB of 128x96 frame stacks a shard
 @dataclass
 class Prepared:
     """What training and validation read: every training image with its sequence's
-    labels, which of them validate, the two shard sets and the images none could read."""
+    labels, which of them train and which validate (the held-out sites' other seasons
+    do neither), the two shard sets and the images none could read."""
     frames: pd.DataFrame
+    train_mask: np.ndarray
     valid_mask: np.ndarray
     shard_sets: dict            # "train" and "valid": common.loaders.ShardSet
     unreadable: list[str]
@@ -39,32 +41,44 @@ def prepare(data: SerengetiData, seed: int, valid_share: float, size: tuple[int,
     if not 0 < valid_share <= 1:
         raise io.InputError(f"valid_share: {valid_share!r} is not a share in (0, 1]")
     frames = data.train.merge(data.labels, on=ID, how="left")
-    valid_mask = validation_split(frames, seed, valid_share)
-    log.info("serengeti: %d images in %d sequences; validation: %d sequences (%s)", len(frames), frames[ID].nunique(),
-             frames.loc[valid_mask, ID].nunique(),
-             f"{valid_share:.0%} of the last training season" if frames["season"].nunique() > 1 else "20% of sequences")
+    train_mask, valid_mask = validation_split(frames, seed, valid_share)
+    sites = frames.loc[valid_mask, ID].map(serengeti_data.site_of).unique()
+    log.info("serengeti: %d images in %d sequences; validation: %d sequences of %s at %d held-out site(s) (%s), "
+             "training: %d sequences at the other sites (%d at the held-out sites left unused)",
+             len(frames), frames[ID].nunique(), frames.loc[valid_mask, ID].nunique(),
+             "the last training season" if frames["season"].nunique() > 1 else "every season", len(sites),
+             " ".join(sorted(sites)), frames.loc[train_mask, ID].nunique(), frames.loc[~train_mask & ~valid_mask, ID].nunique())
     shard_sets, unreadable = {}, []
-    for part, mask in (("train", ~valid_mask), ("valid", valid_mask)):
+    for part, mask in (("train", train_mask), ("valid", valid_mask)):
         shard_sets[part] = prepare_shards(frames[mask], data.root, part, size, quiet=quiet)
         unreadable += shard_sets[part].metadata["unreadable"]
     io.unusable_rows(serengeti_data.TRAIN_METADATA, len(frames), {"image_unreadable": frames[FILE].isin(unreadable).to_numpy()},
                      examples=frames[FILE])
-    return Prepared(frames, valid_mask, shard_sets, unreadable)
+    return Prepared(frames, train_mask, valid_mask, shard_sets, unreadable)
 
 
-def validation_split(frames: pd.DataFrame, seed: int, share: float = 1.0) -> np.ndarray:
-    """The validation set: `share` of the last training season's sequences (by hash),
-    like the hidden test season is a season of its own; the rest of that season
-    trains with the others. With a single season, a fifth of the sequences by hash."""
-    def hashed(modulo):
-        return frames[ID].map(lambda s: int(hashlib.md5(f"{seed}:{s}".encode()).hexdigest()[:8], 16) % modulo)
+def validation_split(frames: pd.DataFrame, seed: int, share: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """(train, valid) masks over `frames` as the hidden test differs from training: a
+    later season, from cameras training never saw. `share` of the last season's camera
+    sites (chosen by hash) are held out: their last-season sequences validate, and none
+    of their sequences trains (their earlier seasons are left unused); the other sites'
+    sequences of every season train. At least one site is held out and one trains; with
+    a single season the held-out sites' sequences of it validate; with a single site, a
+    fifth of the sequences by hash."""
+    def hashed(values, modulo=2 ** 32):
+        return values.map(lambda s: int(hashlib.md5(f"{seed}:{s}".encode()).hexdigest()[:8], 16) % modulo)
 
     seasons = sorted(frames["season"].unique(), key=lambda s: (len(s), s))
-    if len(seasons) > 1:
-        return ((frames["season"] == seasons[-1]) & (hashed(1000) < share * 1000)).to_numpy()
-    return (hashed(5) == 0).to_numpy()
-
-
+    last = (frames["season"] == seasons[-1]).to_numpy()
+    site = frames[ID].map(serengeti_data.site_of)
+    candidates = pd.Series(site[last].unique())
+    if len(candidates) < 2:
+        valid = (hashed(frames[ID], 5) == 0).to_numpy()
+        return ~valid, valid
+    count = int(min(len(candidates) - 1, max(1, round(share * len(candidates)))))
+    held = set(candidates.iloc[np.argsort(hashed(candidates).to_numpy(), kind="stable")[:count]])
+    at_held = site.isin(held).to_numpy()
+    return ~at_held, at_held & last
 def _decode(job):
     root, files, size = job
     return inference.read_frames(root, files, size)

@@ -19,7 +19,7 @@ class Trained:
     model: object               # model.SerengetiModel
     prior: np.ndarray           # each label's share of the training sequences
     epochs_done: int
-    budget: dict                # fit_budget's decision: epochs, seconds_per_batch, seconds
+    budget: dict                # fit_budget's decision as last re-planned: epochs, seconds_per_batch, seconds, first_plan
     most: int                   # the epoch cap
     minutes: float | None       # the time budget; None: the cap alone
     threads: int
@@ -36,7 +36,7 @@ def train(data: SerengetiData, prepared: Prepared, options, run_dir: Path) -> Tr
     minutes = options.minutes if options.minutes is not None else (None if options.fast else 20.0)
     workers = min(2, os.cpu_count() or 1) if options.workers is None else options.workers
     shard_sets, frames = prepared.shard_sets, prepared.frames
-    train_sequences = data.labels[ID].isin(frames.loc[~prepared.valid_mask, ID])
+    train_sequences = data.labels[ID].isin(frames.loc[prepared.train_mask, ID])
     prior = data.labels.loc[train_sequences, list(CLASSES)].to_numpy(dtype=float).mean(axis=0)
     torch.manual_seed(options.seed)
     net = serengeti_model.SerengetiNet(width=options.width, stem=options.stem).start_at(prior)
@@ -61,8 +61,10 @@ def train(data: SerengetiData, prepared: Prepared, options, run_dir: Path) -> Tr
         learn = trainers.train(net, train_loader(), valid_loader, serengeti_model.loss, run_dir, epochs=budget["epochs"],
                                lr=options.lr, checkpoint_every=options.checkpoint_every,
                                patience=options.patience, seed=options.seed, quiet=options.quiet, wd=1e-4,
-                               report=True)  # each epoch's validation loss to tune's pruner
+                               report=True,  # each epoch's validation loss to tune's pruner
+                               budget=budget)  # re-planned at each epoch's end from the measured speed
     finally:
         torch.set_num_threads(threads_before)
     model = serengeti_model.SerengetiModel(learn.model.cpu(), prior, options.image_size, options.width)
-    return Trained(model, prior, learn.epochs_done, budget, most, minutes, threads)
+    return Trained(model, prior, learn.epochs_done, {**budget, **(learn.budget or {}), "first_plan": budget["epochs"]},
+                   most, minutes, threads)

@@ -301,21 +301,27 @@ def settings_dict(settings: NetworkSettings) -> dict:
 @dataclass
 class Calibration:
     """p_cnn * blend + p_baseline * (1 - blend), sharpened or softened by a temperature
-    on the log scale, then floored and renormalised."""
+    on the log scale, shifted by a log-scale bias per class when fitted with one, then
+    floored and renormalised."""
 
     blend: float = 0.0
     temperature: float = 1.0
     floor: float = 1e-3
+    bias: list | None = None      # one log-scale offset per class (fit_calibration's class_bias)
 
     def apply(self, baseline: np.ndarray, cnn: np.ndarray | None) -> np.ndarray:
-        return calibrated(baseline, cnn, self.blend, self.temperature, self.floor)
+        return calibrated(baseline, cnn, self.blend, self.temperature, self.floor, self.bias)
 
 
 FLOORS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2)
 
 
-def fit_calibration(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray) -> Calibration:
-    """Blend weight, temperature and floor minimising log loss on out-of-fold predictions."""
+def fit_calibration(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, class_bias: bool = False) -> Calibration:
+    """Blend weight, temperature and floor minimising log loss on out-of-fold predictions.
+    `class_bias`: at the chosen blend, the temperature refitted together with a log-scale
+    offset per class (bias-corrected temperature scaling, Alexandari et al. 2020), which
+    corrects a blend that favours some classes over others, as one temperature cannot
+    (birdcall's nested CV on one CNN fold: 0.2405 to 0.2247)."""
     from scipy.optimize import minimize_scalar
     blends = np.linspace(0, 1, 21) if cnn is not None else [0.0]
     best = None
@@ -326,22 +332,51 @@ def fit_calibration(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray)
         if best is None or found.fun < best[0]:
             best = (found.fun, float(blend), float(np.exp(found.x)))
     _, blend, temperature = best
-    floor = min(FLOORS, key=lambda f: multiclass_log_loss(y, Calibration(blend, temperature, f).apply(baseline, cnn)))
-    return Calibration(blend, temperature, floor)
+    bias = None
+    if class_bias:
+        temperature, bias = _temperature_and_bias(Calibration(blend).apply(baseline, cnn), y, baseline.shape[1], temperature)
+    floor = min(FLOORS, key=lambda f: multiclass_log_loss(y, Calibration(blend, temperature, f, bias).apply(baseline, cnn)))
+    return Calibration(blend, temperature, floor, bias)
 
 
-def nested_calibrated(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray) -> np.ndarray:
+def _temperature_and_bias(mixed: np.ndarray, y: np.ndarray, classes: int, temperature: float,
+                          penalty: float = 1.0) -> tuple[float, list]:
+    """softmax(log(mixed) / T + b) fitted by L-BFGS for log loss, b shrunk towards 0 by
+    `penalty` * |b|^2 / n. Written here: scikit-learn's multinomial regression cannot
+    share one slope across the classes."""
+    from scipy.optimize import minimize
+
+    logs, n = np.log(np.clip(mixed, 1e-12, None)), len(y)
+    truth = np.eye(classes)[y]
+
+    def loss(theta):
+        scale, bias = theta[0], theta[1:]
+        z = logs * scale + bias
+        z -= z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        residual = (np.exp(log_p) - truth) / n
+        value = -log_p[np.arange(n), y].mean() + penalty * (bias ** 2).sum() / n
+        return value, np.r_[(residual * logs).sum(), residual.sum(axis=0) + 2 * penalty * bias / n]
+
+    start = np.r_[1.0 / temperature, np.zeros(classes)]
+    found = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0.2, 5.0)] + [(None, None)] * classes)
+    return float(1.0 / found.x[0]), [round(float(b), 6) for b in found.x[1:]]
+
+
+def nested_calibrated(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray,
+                      class_bias: bool = False) -> np.ndarray:
     """Honest calibrated blend of the OOF: each fold's calibration fitted on the others."""
     calibrated = np.zeros_like(baseline)
     for fold in np.unique(fold_of):
         inside, outside = fold_of == fold, fold_of != fold
-        calibration = fit_calibration(baseline[outside], None if cnn is None else cnn[outside], y[outside])
+        calibration = fit_calibration(baseline[outside], None if cnn is None else cnn[outside], y[outside], class_bias)
         calibrated[inside] = calibration.apply(baseline[inside], None if cnn is None else cnn[inside])
     return calibrated
 
 
-def nested_score(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray) -> float:
-    return multiclass_log_loss(y, nested_calibrated(baseline, cnn, y, fold_of))
+def nested_score(baseline: np.ndarray, cnn: np.ndarray | None, y: np.ndarray, fold_of: np.ndarray,
+                 class_bias: bool = False) -> float:
+    return multiclass_log_loss(y, nested_calibrated(baseline, cnn, y, fold_of, class_bias))
 
 
 # ---------------------------------------------------------------- any audio classification task

@@ -165,11 +165,14 @@ def normalise(mel: np.ndarray) -> np.ndarray:
     return x / (x.std() + 1e-3)
 
 
-def calibrated(baseline: np.ndarray, cnn, blend: float, temperature: float, floor: float) -> np.ndarray:
+def calibrated(baseline: np.ndarray, cnn, blend: float, temperature: float, floor: float, bias=None) -> np.ndarray:
     """p_cnn * blend + p_baseline * (1 - blend), sharpened or softened by a temperature
-    on the log scale, then floored and renormalised (common.sound.Calibration)."""
+    on the log scale, shifted by a log-scale `bias` per class when there is one, then
+    floored and renormalised (common.sound.Calibration)."""
     mixed = baseline if cnn is None or blend == 0 else blend * cnn + (1 - blend) * baseline
     logits = np.log(np.clip(mixed, 1e-12, None)) / temperature
+    if bias is not None:
+        logits = logits + np.asarray(bias, dtype=np.float64)
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     p /= p.sum(axis=1, keepdims=True)

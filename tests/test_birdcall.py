@@ -125,6 +125,8 @@ def test_cnn_trains_through_the_shared_trainer_and_blends(small, tmp_path):
     assert REGISTRY.competition("birdcall").metric(oof[[f"truth:{n}" for n in species]].to_numpy(), oof[species].to_numpy()) == \
         pytest.approx(metrics["cv_score"], abs=1e-5)
     assert "not nested: each fold's CNN keeps its epoch" in metrics["cv_score_note"]  # what the CV leaves unnested is said
+    assert len(metrics["calibration"]["class_bias"]) == len(species)   # the blend's offset per species, kept in the model
+    assert competition.load_model(tmp_path / "run").calibration.bias == pytest.approx(metrics["calibration"]["class_bias"], abs=1e-4)
     assert (tmp_path / "run" / "cnn" / "fold1" / "history.csv").is_file()
     from PIL import Image
     with Image.open(tmp_path / "run" / "training_curves.png") as plot:  # curves of both folds, titled with the cv

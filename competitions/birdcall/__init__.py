@@ -85,10 +85,13 @@ class Birdcall(BaseCompetition):
             settings = options.network()
             oof_cnn, networks = bird_folds.cnn_oof(clips, split, classes, settings, run_dir, options.seed, options.quiet)
 
-        calibration = sound.fit_calibration(oof_baseline, oof_cnn, y)
+        # a bias per class beside the temperature where the CNN is in the blend (sound.fit_calibration)
+        class_bias = oof_cnn is not None
+        calibration = sound.fit_calibration(oof_baseline, oof_cnn, y, class_bias)
         calibrated = calibration.apply(oof_baseline, oof_cnn)
-        nested = sound.nested_calibrated(oof_baseline, oof_cnn, y, fold_of)
-        log.info("calibration: cnn weight %.2f, temperature %.3f, floor %g", calibration.blend, calibration.temperature, calibration.floor)
+        nested = sound.nested_calibrated(oof_baseline, oof_cnn, y, fold_of, class_bias)
+        log.info("calibration: cnn weight %.2f, temperature %.3f, floor %g%s", calibration.blend, calibration.temperature,
+                 calibration.floor, f", class bias {min(calibration.bias):+.2f} to {max(calibration.bias):+.2f}" if calibration.bias else "")
         bird_folds.write_oof(Path(run_dir) / "oof.csv", clips, fold_of, data.species, oof_baseline, oof_cnn, calibrated)
 
         report = bird_report.report(data, clips, fold_of, folds, oof_baseline, oof_cnn, calibration, calibrated, nested,

@@ -22,7 +22,8 @@ def report(data: BirdData, clips, fold_of: np.ndarray, folds: int, oof_baseline:
         "cv_accuracy": round(float((calibrated.argmax(1) == y).mean()), 6),
         "cv_baseline_log_loss": round(baseline_score, 6),
         "cv_baseline_accuracy": round(float((oof_baseline.argmax(1) == y).mean()), 6),
-        "calibration": {"cnn_weight": calibration.blend, "temperature": round(calibration.temperature, 6), "floor": calibration.floor},
+        "calibration": {"cnn_weight": calibration.blend, "temperature": round(calibration.temperature, 6), "floor": calibration.floor,
+                        **({"class_bias": [round(b, 4) for b in calibration.bias]} if calibration.bias else {})},
         "folds": folds, "train_clips": len(data.train), "usable_clips": len(y), "quarantined_train": clips.quarantined,
         "model": "baseline" if options.fast else "cnn+baseline",
         "train_seconds": round(seconds, 2),
@@ -35,7 +36,7 @@ def report(data: BirdData, clips, fold_of: np.ndarray, folds: int, oof_baseline:
     return Report(
         cv_score=MULTICLASS_LOG_LOSS(y, nested),
         fold_scores=[MULTICLASS_LOG_LOSS(y[fold_of == fold], nested[fold_of == fold]) for fold in range(folds)],
-        note=("nested: blend weight, temperature and floor for each fold fitted on the other folds' OOF; "
+        note=("nested: blend weight, temperature, class bias and floor for each fold fitted on the other folds' OOF; "
               "not nested: each fold's CNN keeps its epoch of lowest loss on that fold's own held-out clips"
               if oof_cnn is not None else
               "nested: temperature and floor for each fold fitted on the other folds' OOF"),

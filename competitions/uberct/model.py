@@ -50,6 +50,7 @@ class UberModel:
     run_dir: str | None = None
     offset: str = "shrunk"  # features.OFFSETS: what the offset column copies
     bagged: list = field(default_factory=list)  # more boosters, other seeds on the same rows: their raw outputs are averaged
+    shares: str = "trees"  # "level": each segment's share of a month's incidents the level filter's (competitions.uberct.shares)
 
     def probabilities(self, features: pd.DataFrame) -> np.ndarray:
         return probabilities([self.booster, *self.bagged], features[self.columns])

@@ -20,6 +20,7 @@ from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
 from competitions.uberct import level as uber_level
 from competitions.uberct import model as uber_model
+from competitions.uberct import shares
 from competitions.uberct import synth as uber_synth
 
 @pytest.fixture(scope="module")
@@ -179,6 +180,28 @@ def test_the_model_starts_from_the_segment_rate_and_stays_calibrated():
     bagged = uber_model.probabilities([booster, other], frame)
     logit = [np.log(q / (1 - q)) for q in (p, uber_model.probabilities(other, frame), bagged)]
     assert np.allclose(logit[2], (logit[0] + logit[1]) / 2, atol=1e-6) and not np.allclose(logit[0], logit[1])
+
+
+def test_segment_shares_come_from_the_level_and_every_hour_keeps_its_total():
+    """Rates that are a segment's level (drifting by month) x an hour's profile, predicted
+    with a wrong level per segment: fitted to the true levels, the rates come back exact
+    up to one factor a month, and every hour keeps the total it was given."""
+    rng = np.random.default_rng(0)
+    hours = np.arange(np.datetime64("2019-01-01T00"), np.datetime64("2019-03-01T00"))
+    month = (hours.astype("datetime64[M]") - hours[0].astype("datetime64[M]")).astype(np.int64)
+    segment, hour = np.repeat(np.arange(5), len(hours)), np.tile(hours, 5)
+    row_month = np.tile(month, 5)
+    level = np.exp(rng.normal(-5, 1, (5, 2)))[segment, row_month]
+    truth = level * np.exp(rng.normal(0, 0.5, len(hours)))[np.tile(np.arange(len(hours)), 5)]
+    predicted = truth * np.exp(rng.normal(0, 0.5, 5))[segment]
+    fitted = shares.proportional_fit(predicted, level, segment, row_month, hour)
+    for m in (0, 1):
+        ratio = (fitted / truth)[row_month == m]
+        assert np.allclose(ratio, ratio[0], rtol=1e-6)
+        before = (predicted / truth)[row_month == m]
+        assert not np.allclose(before, before[0], rtol=1e-2)  # the prediction's shares were wrong
+    by_hour = [np.bincount(np.tile(np.arange(len(hours)), 5), r) for r in (fitted, predicted)]
+    assert np.allclose(by_hour[0], by_hour[1], rtol=1e-9)
 
 
 def test_the_level_filter_tracks_a_planted_level_shift():

@@ -36,17 +36,26 @@ def level_shares(p: np.ndarray, rows: uber_features.Rows, context: uber_features
     for as_of in np.unique(rows.as_of):
         chosen = rows.as_of == as_of
         level[chosen] = np.exp(context.row_levels(rows.segment[chosen], day[chosen], int(as_of)).astype(np.float64))
-    month = context.month_of_day(day)
-    _, cell = np.unique(rows.segment.astype(np.int64) * (int(month.max()) + 1) + month, return_inverse=True)
-    _, hour = np.unique(rows.hour, return_inverse=True)
-    _, month = np.unique(month, return_inverse=True)
     rate = -np.log1p(-np.clip(p.astype(np.float64), 0, 1 - 1e-12))
-    # The filter's share of its month for each (segment, month) cell, times the trees' total of that month.
-    filter_cells, cell_month = np.bincount(cell, level), np.zeros(cell.max() + 1, dtype=np.int64)
+    fitted = proportional_fit(rate, level, rows.segment, context.month_of_day(day), rows.hour)
+    return (-np.expm1(-fitted)).astype(p.dtype)
+
+
+def proportional_fit(rate: np.ndarray, level: np.ndarray, segment: np.ndarray, month: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """`rate` rescaled so that each segment's share of each month's total is its share of
+    `level` summed over the same rows, and each hour (any key nested in the months) keeps
+    its total."""
+    _, cell = np.unique(segment.astype(np.int64) * (int(month.max()) + 1) + month, return_inverse=True)
+    _, hour = np.unique(hour, return_inverse=True)
+    _, month = np.unique(month, return_inverse=True)
+    cell_month = np.zeros(cell.max() + 1, dtype=np.int64)
     cell_month[cell] = month
-    target = filter_cells / np.bincount(cell_month, filter_cells)[cell_month] * np.bincount(month, rate)[cell_month]
+    # The level's share of its month for each (segment, month) cell, times the rate's total of that month.
+    level_cells = np.bincount(cell, level)
+    target = level_cells / np.bincount(cell_month, level_cells)[cell_month] * np.bincount(month, rate)[cell_month]
     hour_totals = np.bincount(hour, rate)
+    rate = rate.copy()
     for _ in range(ITERATIONS):
         rate *= (target / np.maximum(np.bincount(cell, rate), 1e-300))[cell]
         rate *= (hour_totals / np.maximum(np.bincount(hour, rate), 1e-300))[hour]
-    return (-np.expm1(-rate)).astype(p.dtype)
+    return rate

@@ -46,9 +46,9 @@ class UberOptions(Options):
     segment_history: bool = option(True, "the windowed, part-of-day, neighbour and road incident rates as features beside the "
                                    "offset", choices=(False, True))
     bags: int = option(1, "boosters on the final rows, each with its own seed; their log-odds are averaged", minimum=1)
-    shares: Literal["trees", "level"] = option(
-        "level", "each segment's share of a month's incidents: as the trees predict, or the level filter's (the trees "
-        "spread it over the hours)")
+    level_share: float = option(0.5, "the level filter's weight in each segment's share of the test period's incidents, "
+                                "beside the trees' (in log; the trees spread it over the hours); 0: the trees' alone",
+                                minimum=0, maximum=1)
 
 
 class UberCapeTown(BaseCompetition):
@@ -97,7 +97,7 @@ class UberCapeTown(BaseCompetition):
         booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params,
                                    (validation_features, validation_rows.label))
         iterations = booster.get_best_iteration() + 1
-        validation_p = shared(uber_model.probabilities(booster, validation_features), validation_rows, context, options.shares)
+        validation_p = shared(uber_model.probabilities(booster, validation_features), validation_rows, context, options.level_share)
         checked = validate.check_on_validation(validation_p, validation_rows, context, plan, options.rule, run_dir)
         importance = pd.Series(booster.get_feature_importance(), index=features.columns).sort_values(ascending=False)
         fit_seconds = time.perf_counter() - fit_started
@@ -108,13 +108,13 @@ class UberCapeTown(BaseCompetition):
 
         model = uber_model.UberModel(booster, list(booster.feature_names_), categorical, context.block_days, options.rule,
                                      checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir), bagged=final.bagged,
-                                     offset=options.offset, shares=options.shares)
+                                     offset=options.offset, level_share=options.level_share)
         decisions = dict(
             **checked.figures(), rule=options.rule, dirt=data.dirt,
             extras={k: v for k, v in data.sources.items() if k not in ("train", "segments")},
             features_used=list(booster.feature_names_),
             feature_importance={k: round(float(v), 3) for k, v in importance.head(20).items()},
-            level_drift=dict(zip(("persistence", "size"), context.level_drift or ())), bags=options.bags, shares=options.shares,
+            level_drift=dict(zip(("persistence", "size"), context.level_drift or ())), bags=options.bags, level_share=options.level_share,
             block_days=context.block_days, training_blocks=len(plan.training_spans), negative_rate=plan.negative_rate,
             training_rows=len(rows), best_iteration=iterations, refit=final.refit,
             model_seconds=round(fit_seconds, 2), train_seconds=round(time.perf_counter() - started, 2))
@@ -130,7 +130,7 @@ class UberCapeTown(BaseCompetition):
     def predict(self, model: uber_model.UberModel, data: uber_data.UberData) -> pd.DataFrame:
         context = self.context(data, model.block_days, model.offset)
         rows = context.test_rows(data)
-        p = shared(panel.probabilities(model, context, rows), rows, context, model.shares)  # on Dask under --scheduler
+        p = shared(panel.probabilities(model, context, rows), rows, context, model.level_share)  # on Dask under --scheduler
         flags = model.flags(p)
         log.info("test: %d rows, %.1f expected incidents, %d flagged by the '%s' rule (by rule: rate %d, threshold %d, "
                  "expected_f1 %d)", len(p), p.sum(), flags.sum(), model.rule, model.rate_rule.count(p),
@@ -151,7 +151,7 @@ class UberCapeTown(BaseCompetition):
                 return frame.rename(columns={"probability": uber_data.TARGET})
         context = self.context(data, model.block_days, model.offset)
         rows = context.test_rows(data)
-        p = shared(panel.probabilities(model, context, rows), rows, context, model.shares)
+        p = shared(panel.probabilities(model, context, rows), rows, context, model.level_share)
         return pd.DataFrame({uber_data.ID: data.test_ids.astype(str), uber_data.TARGET: p})
 
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
@@ -170,10 +170,9 @@ class UberCapeTown(BaseCompetition):
         return scores
 
 
-def shared(p: np.ndarray, rows: uber_features.Rows, context: uber_features.Context, how: str) -> np.ndarray:
-    """p with each segment's share of a month's incidents the level filter's (`level`),
-    or as the trees gave it (`trees`)."""
-    return shares.level_shares(p, rows, context) if how == "level" else p
+def shared(p: np.ndarray, rows: uber_features.Rows, context: uber_features.Context, weight: float) -> np.ndarray:
+    """p with each segment's share of the rows' incidents partly the level filter's (competitions.uberct.shares)."""
+    return shares.level_shares(p, rows, context, weight)
 
 
 def catboost_parameters(options: UberOptions) -> dict:

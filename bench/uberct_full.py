@@ -8,7 +8,7 @@ prints the test F1 every decision rule would have given (the run applies one,
 `expected_f1` by default), from the run's saved test
 probabilities, so the choice of rule can be checked against the truth.
 
-Usage: python bench/uberct_full.py [--seeds 0 1 2] [--work DIR] [--model-seed N]
+Usage: python bench/uberct_full.py [--seeds 0 1 2] [--work DIR] [--model-seed N] [--set KEY=VALUE ...]
 """
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", type=Path, help="keep data and runs here (default: a temporary folder)")
     parser.add_argument("--model-seed", type=int, help="the run's --seed (sampling and CatBoost); default: the data's seed")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the run (compete run --set), repeatable")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         work = arguments.work or Path(temporary)
@@ -80,7 +82,8 @@ def main() -> None:
                 compete("data", "synth", "uberct", "--out", data, "--scale", "full", "--seed", seed)
             run_dir, out = work / f"run-seed{seed}", work / f"submission-seed{seed}.csv"
             wall, rss, stdout = timed_run("run", "uberct", "--data", data, "--out", out, "--run-dir", run_dir, "--seed",
-                                          seed if arguments.model_seed is None else arguments.model_seed, "--quiet")
+                                          seed if arguments.model_seed is None else arguments.model_seed, "--quiet",
+                                          *[item for pair in arguments.assignments for item in ("--set", pair)])
             cv = float(re.search(r"cv f1: ([0-9.]+)", stdout).group(1))
             scores = dict(re.findall(r"(\w+): ([0-9.]+)", compete("score", "uberct", out, "--answers", data / "answers")[1]))
             f1, oracle = float(scores["f1"]), float(scores["oracle_f1"])

@@ -20,6 +20,7 @@ from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
 from competitions.uberct import level as uber_level
 from competitions.uberct import model as uber_model
+from competitions.uberct import shares
 from competitions.uberct import synth as uber_synth
 
 @pytest.fixture(scope="module")
@@ -179,6 +180,27 @@ def test_the_model_starts_from_the_segment_rate_and_stays_calibrated():
     bagged = uber_model.probabilities([booster, other], frame)
     logit = [np.log(q / (1 - q)) for q in (p, uber_model.probabilities(other, frame), bagged)]
     assert np.allclose(logit[2], (logit[0] + logit[1]) / 2, atol=1e-6) and not np.allclose(logit[0], logit[1])
+
+
+def test_segment_shares_come_from_the_level_and_every_hour_keeps_its_total():
+    """Rates that are a segment's level x an hour's profile, predicted with a wrong level
+    per segment: fitted to the true levels with weight 1 they come back exact up to one
+    factor; with weight 0.5 each segment's share is the geometric mean of the two; every
+    hour keeps the total it was given."""
+    rng = np.random.default_rng(0)
+    hours = np.arange(np.datetime64("2019-01-01T00"), np.datetime64("2019-03-01T00"))
+    segment, hour = np.repeat(np.arange(5), len(hours)), np.tile(hours, 5)
+    level = np.exp(rng.normal(-5, 1, 5))[segment]
+    truth = level * np.exp(rng.normal(0, 0.5, len(hours)))[np.tile(np.arange(len(hours)), 5)]
+    predicted = truth * np.exp(rng.normal(0, 0.5, 5))[segment]
+    fitted = shares.proportional_fit(predicted, level, segment, hour)
+    assert np.allclose(fitted / truth, (fitted / truth)[0], rtol=1e-6)
+    assert not np.allclose(predicted / truth, (predicted / truth)[0], rtol=1e-2)  # the prediction's shares were wrong
+    half = shares.proportional_fit(predicted, level, segment, hour, weight=0.5)
+    share = [np.bincount(segment, r) / r.sum() for r in (half, truth, predicted)]
+    assert np.allclose(share[0], np.sqrt(share[1] * share[2]) / np.sqrt(share[1] * share[2]).sum(), rtol=1e-6)
+    by_hour = [np.bincount(np.tile(np.arange(len(hours)), 5), r) for r in (fitted, half, predicted)]
+    assert np.allclose(by_hour[0], by_hour[2], rtol=1e-9) and np.allclose(by_hour[1], by_hour[2], rtol=1e-9)
 
 
 def test_the_level_filter_tracks_a_planted_level_shift():

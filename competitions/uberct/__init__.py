@@ -19,7 +19,7 @@ from common.options import Options, option
 from common.thresholds import best_threshold, expected_f1_count
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
-from competitions.uberct import blocks, panel, refit, validate
+from competitions.uberct import blocks, panel, refit, shares, validate
 from competitions.uberct import model as uber_model
 
 log = logging.getLogger("compete")
@@ -46,6 +46,9 @@ class UberOptions(Options):
     segment_history: bool = option(True, "the windowed, part-of-day, neighbour and road incident rates as features beside the "
                                    "offset", choices=(False, True))
     bags: int = option(1, "boosters on the final rows, each with its own seed; their log-odds are averaged", minimum=1)
+    level_share: float = option(0.5, "the level filter's weight in each segment's share of the test period's incidents, "
+                                "beside the trees' (in log; the trees spread it over the hours); 0: the trees' alone",
+                                minimum=0, maximum=1)
 
 
 class UberCapeTown(BaseCompetition):
@@ -94,8 +97,8 @@ class UberCapeTown(BaseCompetition):
         booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params,
                                    (validation_features, validation_rows.label))
         iterations = booster.get_best_iteration() + 1
-        checked = validate.check_on_validation(uber_model.probabilities(booster, validation_features), validation_rows, context, plan,
-                                      options.rule, run_dir)
+        validation_p = shared(uber_model.probabilities(booster, validation_features), validation_rows, context, options.level_share)
+        checked = validate.check_on_validation(validation_p, validation_rows, context, plan, options.rule, run_dir)
         importance = pd.Series(booster.get_feature_importance(), index=features.columns).sort_values(ascending=False)
         fit_seconds = time.perf_counter() - fit_started
         del features, validation_features
@@ -105,13 +108,13 @@ class UberCapeTown(BaseCompetition):
 
         model = uber_model.UberModel(booster, list(booster.feature_names_), categorical, context.block_days, options.rule,
                                      checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir), bagged=final.bagged,
-                                     offset=options.offset)
+                                     offset=options.offset, level_share=options.level_share)
         decisions = dict(
             **checked.figures(), rule=options.rule, dirt=data.dirt,
             extras={k: v for k, v in data.sources.items() if k not in ("train", "segments")},
             features_used=list(booster.feature_names_),
             feature_importance={k: round(float(v), 3) for k, v in importance.head(20).items()},
-            level_drift=dict(zip(("persistence", "size"), context.level_drift or ())), bags=options.bags,
+            level_drift=dict(zip(("persistence", "size"), context.level_drift or ())), bags=options.bags, level_share=options.level_share,
             block_days=context.block_days, training_blocks=len(plan.training_spans), negative_rate=plan.negative_rate,
             training_rows=len(rows), best_iteration=iterations, refit=final.refit,
             model_seconds=round(fit_seconds, 2), train_seconds=round(time.perf_counter() - started, 2))
@@ -127,7 +130,7 @@ class UberCapeTown(BaseCompetition):
     def predict(self, model: uber_model.UberModel, data: uber_data.UberData) -> pd.DataFrame:
         context = self.context(data, model.block_days, model.offset)
         rows = context.test_rows(data)
-        p = panel.probabilities(model, context, rows)  # on Dask under --scheduler
+        p = shared(panel.probabilities(model, context, rows), rows, context, model.level_share)  # on Dask under --scheduler
         flags = model.flags(p)
         log.info("test: %d rows, %.1f expected incidents, %d flagged by the '%s' rule (by rule: rate %d, threshold %d, "
                  "expected_f1 %d)", len(p), p.sum(), flags.sum(), model.rule, model.rate_rule.count(p),
@@ -146,8 +149,9 @@ class UberCapeTown(BaseCompetition):
             frame = pd.read_parquet(kept)
             if len(frame) == len(data.test_ids) and (frame[uber_data.ID].to_numpy() == data.test_ids.astype(str)).all():
                 return frame.rename(columns={"probability": uber_data.TARGET})
-        context = self.context(data, model.block_days)
-        p = panel.probabilities(model, context, context.test_rows(data))
+        context = self.context(data, model.block_days, model.offset)
+        rows = context.test_rows(data)
+        p = shared(panel.probabilities(model, context, rows), rows, context, model.level_share)
         return pd.DataFrame({uber_data.ID: data.test_ids.astype(str), uber_data.TARGET: p})
 
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
@@ -164,6 +168,11 @@ class UberCapeTown(BaseCompetition):
             scores["oracle_f1"] = oracle
             scores["ratio_to_oracle"] = scores[self.metric.name] / oracle if oracle else float("nan")
         return scores
+
+
+def shared(p: np.ndarray, rows: uber_features.Rows, context: uber_features.Context, weight: float) -> np.ndarray:
+    """p with each segment's share of the rows' incidents partly the level filter's (competitions.uberct.shares)."""
+    return shares.level_shares(p, rows, context, weight)
 
 
 def catboost_parameters(options: UberOptions) -> dict:

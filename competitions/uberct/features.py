@@ -192,6 +192,13 @@ class Context:
         self.level_choices[as_of] = dict(persistence=self.level_drift[0], size=self.level_drift[1], prior_sd=round(prior_sd, 4))
         return self._level_cache[as_of]
 
+    def row_levels(self, segment: np.ndarray, day: np.ndarray, as_of: int) -> np.ndarray:
+        """log of the level filter's forecast incidents per hour of each row (a segment on a
+        day since the origin) from the history as of day `as_of`, for the row's month."""
+        ahead = self.level_offsets(as_of)
+        horizon = self.month_of_day(day) - self.month_of_day(max(as_of - 1, 0))
+        return ahead[segment, np.clip(horizon, 0, ahead.shape[1] - 1)]
+
     def monthly_counts(self, as_of: int) -> tuple[np.ndarray, np.ndarray]:
         """Each segment's incidents by calendar month before day `as_of` (the last month
         partial), and the exposure: the city's incidents that month per mapped segment."""
@@ -376,9 +383,8 @@ class Context:
             table, buckets = self.history(int(as_of))
             history[chosen] = table[rows.segment[chosen]]
             bucket_rate[chosen] = buckets[rows.segment[chosen], bucket[chosen]]
-            ahead = self.level_offsets(int(as_of))
-            horizon = self.month_of_day(((day[chosen] - self.origin) / DAY).astype(np.int64)) - self.month_of_day(max(int(as_of) - 1, 0))
-            history[chosen, self.HISTORY_COLUMNS.index(LEVEL)] = ahead[rows.segment[chosen], np.clip(horizon, 0, ahead.shape[1] - 1)]
+            history[chosen, self.HISTORY_COLUMNS.index(LEVEL)] = self.row_levels(
+                rows.segment[chosen], ((day[chosen] - self.origin) / DAY).astype(np.int64), int(as_of))
         for i, name in enumerate(self.HISTORY_COLUMNS):
             frame[name] = history[:, i]
         frame[OFFSET] = frame[LEVEL if self.offset == "level" else SHRUNK]

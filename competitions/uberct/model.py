@@ -18,7 +18,10 @@ Each row also starts from its segment's incident rate (features.OFFSET: by defau
 the all-history rate shrunk towards the city's; or the level filter's forecast
 (competitions.uberct.level) as of the day the row's history ends, for the row's month), added to the baseline in training and to the raw output in
 prediction. The trees then learn how the hour, the weather and the rest multiply that
-rate, instead of rebuilding a continuous rate from splits.
+rate, instead of rebuilding a continuous rate from splits. Then (by default) each
+segment's share of the period's expected incidents is half the level filter's, in log
+(competitions.uberct.shares), on the validation block as on the test period, before
+any rule sees the probabilities.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ class UberModel:
     run_dir: str | None = None
     offset: str = "shrunk"  # features.OFFSETS: what the offset column copies
     bagged: list = field(default_factory=list)  # more boosters, other seeds on the same rows: their raw outputs are averaged
+    level_share: float = 0.0  # the level filter's weight in each segment's share of the test incidents (competitions.uberct.shares)
 
     def probabilities(self, features: pd.DataFrame) -> np.ndarray:
         return probabilities([self.booster, *self.bagged], features[self.columns])

@@ -29,7 +29,10 @@ bagging and dynamic stacking run through), and torch's CPU build where pip can f
 (on this machine a wheel on disk; the CUDA build would add gigabytes), else without the
 neural networks. About 2.3 GB on disk.
 Usage: python bench/tabular_generic.py [NAME ...] [--budget S] [--rows N] [--baselines catboost,autogluon-medium,...]
-       (default: every data set, 600 s, all rows, every baseline)
+       [--work DIR]
+       (default: every data set, 600 s, all rows, every baseline, a temporary folder; --work keeps
+       each contender's predictions and the generic run's folder there; --baselines '' runs the
+       generic pipeline alone)
 """
 from __future__ import annotations
 
@@ -256,6 +259,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=BUDGET, help="the generic run's time_budget and AutoGluon's time_limit")
     parser.add_argument("--rows", type=int, default=None, help="at most this many rows of each data set (seeded sample)")
     parser.add_argument("--baselines", default="catboost," + ",".join(PRESETS))
+    parser.add_argument("--work", type=Path, default=None, help="a folder to keep the data, runs and predictions in")
     arguments = parser.parse_args()
     wanted = arguments.names or list(DATA_SETS)
     unknown = [name for name in wanted if name not in DATA_SETS]
@@ -270,7 +274,7 @@ def main() -> None:
     log(f"budget {budget:g} s (the generic run's time_budget; AutoGluon's time_limit), rows "
         f"{arguments.rows or 'all'}, baselines {', '.join(baselines)}")
     with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
+        work = arguments.work or Path(scratch)
         for name in wanted:
             frame, target, metric_name = DATA_SETS[name](work)
             frame = subsample(frame, arguments.rows)

@@ -72,7 +72,9 @@ LINEAR_SECONDS_PER_CELL = 2e-6
 # The logistic model's C, chosen by an inner CV on log loss where the rows are few (each fold
 # fit then costs len(LINEAR_CS) x LINEAR_TUNED_FOLDS + 1 fits), else LINEAR_C: on small data
 # the fixed C underfits a class boundary the data draws sharply (penguins' out-of-fold log
-# loss 0.064 at C 0.5, 0.025 with C chosen (8); wine 0.089 against 0.058).
+# loss 0.064 at C 0.5, 0.025 with C chosen (8); wine 0.089 against 0.058). Not with free
+# text: its TF-IDF columns make a fit ~20x dearer (the `reviews` bench table, 2,400 rows:
+# 13 s against 0.6 s at load 16), and it chose 0.5 there.
 LINEAR_C = 0.5
 LINEAR_CS = (0.05, 0.2, 0.5, 2.0, 8.0, 32.0)
 LINEAR_TUNED_FOLDS = 3
@@ -300,7 +302,7 @@ class LinearModel:
             estimator = RidgeCV(alphas=np.logspace(-2, 3, 11))
         else:
             estimator = LogisticRegression(C=LINEAR_C, max_iter=3000, random_state=self.seed)
-            if tuned(rows, self.task, y):
+            if tuned(rows, self.task, y) and not self.text:  # TF-IDF's columns: each fit ~20x a table's
                 estimator = LogisticRegressionCV(Cs=LINEAR_CS, cv=LINEAR_TUNED_FOLDS, scoring="neg_log_loss",
                                                  max_iter=3000, random_state=self.seed)
             if self.task == "multilabel":

@@ -139,11 +139,11 @@ def _sites(rows: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"x": x, "site": site, "label": label})
 
 
-def test_the_linear_model_learns_no_indicator_from_one_missing_row_and_chooses_its_c(monkeypatch):
+def test_the_linear_model_learns_no_indicator_from_one_missing_row_and_chooses_its_c():
     train, test = _sites(240, 0), _sites(400, 1)
     train.loc[0, ["x", "label", "site"]] = [np.nan, 0, "A"]  # the one training row missing x: class 0
     X, y = train[["x", "site"]], train["label"].to_numpy()
-    chosen = M.LinearModel("binary", ["x"], ["site"], [], 0).fit(X, y)
+    chosen = M.LinearModel("binary", ["x"], ["site"], [], 0, tune=True).fit(X, y)
     assert chosen.flagged_ == []
     # a row missing x at site B: class 1 by its site, not class 0 by the one row that missed x too
     assert chosen.predict(pd.DataFrame({"x": [np.nan], "site": ["B"]}))[0] > 0.5
@@ -152,8 +152,10 @@ def test_the_linear_model_learns_no_indicator_from_one_missing_row_and_chooses_i
         p = np.clip(model.predict(test[["x", "site"]]), 1e-15, 1 - 1e-15)
         return -np.mean(test["label"] * np.log(p) + (1 - test["label"]) * np.log(1 - p))
     # a boundary this sharp wants less shrinkage than the fixed C: the chosen one loses less on new rows
-    assert M.tuned(len(train), "binary", y) and float(chosen.summary().removeprefix("C ")) > M.LINEAR_C
-    monkeypatch.setattr(M, "LINEAR_TUNED_ROWS", 0)  # above this many rows the fixed C
+    assert float(chosen.summary().removeprefix("C ")) > M.LINEAR_C
+    assert M.plan(len(train), 1, 1, "binary", 1, 600.0, False, None).tune_linear  # not when fast, nor on many rows
+    assert not M.plan(len(train), 1, 1, "binary", 1, 600.0, True, None).tune_linear
+    assert not M.plan(M.LINEAR_TUNED_ROWS + 1, 1, 1, "binary", 1, 600.0, False, None).tune_linear
     fixed = M.LinearModel("binary", ["x"], ["site"], [], 0).fit(X, y)
     assert fixed.summary() == "" and loss(chosen) < 0.8 * loss(fixed)
     many = train.copy()

@@ -100,6 +100,7 @@ class Plan:
     rounds: int = 1000            # LightGBM's and XGBoost's maximum rounds
     boosted_learning_rate: float = 0.05
     leaves: int = 31              # LightGBM's leaves a tree (XGBoost: depth 6)
+    tune_linear: bool = False     # the logistic model's C chosen by an inner CV (`tuned`)
 
 
 def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, budget: float, fast: bool,
@@ -123,9 +124,10 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     fits = {name: (folds + (1.5 if refit and name == "catboost" else 0)) * models_per_fold for name in BOOSTED}
     share = BUDGET_SHARE * budget
     ceiling = 300 if fast else 2000
+    tune_linear = not fast and tuned(rows, task)
 
     def cost(chosen, rounds, times=1):
-        linear_fits = len(LINEAR_CS) * LINEAR_TUNED_FOLDS + 1 if tuned(rows, task) else 1
+        linear_fits = len(LINEAR_CS) * LINEAR_TUNED_FOLDS + 1 if tune_linear else 1
         linear = folds * (FIT_SECONDS + linear_fits * rows * (numeric + categorical) * LINEAR_SECONDS_PER_CELL)
         return times * sum(fits[name] * per_iteration[name] * rounds + folds * models_per_fold * FIT_SECONDS
                            if name in BOOSTED else linear for name in chosen)
@@ -147,7 +149,8 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     learning_rate = float(np.clip(0.06 * np.sqrt(2000 / iterations), 0.06, 0.3))
     boosted_learning_rate = float(np.clip(0.04 * np.sqrt(2000 / rounds), 0.04, 0.3))
     return Plan(folds, iterations, round(learning_rate, 4), max(50, iterations // 10), families=tuple(families),
-                repeats=repeats, rounds=rounds, boosted_learning_rate=round(boosted_learning_rate, 4))
+                repeats=repeats, rounds=rounds, boosted_learning_rate=round(boosted_learning_rate, 4),
+                tune_linear=tune_linear)
 
 
 def splitter(task: str, y, folds: int, seed: int):
@@ -255,8 +258,9 @@ class CatBoostModel:
 
 
 def tuned(rows: int, task: str, y=None) -> bool:
-    """Whether the logistic model chooses its C by an inner CV: few rows, one label and,
-    given `y`, every class in each inner fold's training rows (two rows of it an inner fold)."""
+    """Whether the logistic model chooses its C by an inner CV (the plan asks it when not
+    `fast`): few rows, one label and, given `y`, every class in each inner fold's training
+    rows (two rows of it an inner fold)."""
     if task not in ("binary", "multiclass") or rows > LINEAR_TUNED_ROWS:
         return False
     return y is None or np.bincount(np.asarray(y, dtype=int)).min() >= 2 * LINEAR_TUNED_FOLDS
@@ -269,9 +273,10 @@ class LinearModel:
     name = "linear"
 
     def __init__(self, task: str, numeric: list[str], categorical: list[str], text: list[str], seed: int,
-                 encoded: list[str] | tuple = ()):
+                 encoded: list[str] | tuple = (), tune: bool = False):
         self.task, self.numeric, self.categorical, self.text, self.seed = task, numeric, categorical, text, seed
         self.encoded = list(encoded)  # categoricals with many categories: target-encoded out of fold, then scaled
+        self.tune = tune              # C by an inner CV where `tuned` allows (Plan.tune_linear)
 
     def _pipeline(self, rows: int, y=None):
         from sklearn.compose import ColumnTransformer
@@ -302,7 +307,7 @@ class LinearModel:
             estimator = RidgeCV(alphas=np.logspace(-2, 3, 11))
         else:
             estimator = LogisticRegression(C=LINEAR_C, max_iter=3000, random_state=self.seed)
-            if tuned(rows, self.task, y) and not self.text:  # TF-IDF's columns: each fit ~20x a table's
+            if self.tune and tuned(rows, self.task, y) and not self.text:  # TF-IDF: each fit ~20x a table's
                 estimator = LogisticRegressionCV(Cs=LINEAR_CS, cv=LINEAR_TUNED_FOLDS, scoring="neg_log_loss",
                                                  max_iter=3000, random_state=self.seed)
             if self.task == "multilabel":
@@ -338,7 +343,8 @@ class LinearModel:
         return self
 
     def refit(self, X, y, folds: list["LinearModel"], sample_weight=None) -> "LinearModel":
-        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed, self.encoded).fit(
+        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed, self.encoded,
+                           self.tune).fit(
             X, y, sample_weight)
 
     def summary(self) -> str:

@@ -308,8 +308,10 @@ class LinearModel:
         else:
             estimator = LogisticRegression(C=LINEAR_C, max_iter=3000, random_state=self.seed)
             if self.tune and tuned(rows, self.task, y) and not self.text:  # TF-IDF: each fit ~20x a table's
-                estimator = LogisticRegressionCV(Cs=LINEAR_CS, cv=LINEAR_TUNED_FOLDS, scoring="neg_log_loss",
-                                                 max_iter=3000, random_state=self.seed)
+                # shuffled: a file's rows often come sorted by the class
+                inner = StratifiedKFold(LINEAR_TUNED_FOLDS, shuffle=True, random_state=self.seed)
+                estimator = LogisticRegressionCV(Cs=LINEAR_CS, cv=inner, scoring="neg_log_loss", max_iter=3000,
+                                                 random_state=self.seed)
             if self.task == "multilabel":
                 estimator = MultiOutputClassifier(estimator)
         return make_pipeline(columns, estimator)

@@ -12,7 +12,8 @@ aside; every contender is scored on the same hold-out with the same metric.
             AUC and accuracy the error is 1 - score)
 
 Target: ratio < 1 against every baseline on every data set, each generic run within the
-budget (600 s) on 2 cores.
+budget (600 s) on 2 cores. Each line ends with the machine's load average when it was
+printed (the generic plan is sized for idle cores; AutoGluon stops at its time_limit).
 Data: House Prices through `compete data fetch house-prices` (the real Kaggle rows);
 scikit-learn's bundled diabetes, breast cancer, wine and digits; the Palmer penguins
 (the public `palmerpenguins` wheel, read out of the zip as house-prices does, never
@@ -29,12 +30,16 @@ bagging and dynamic stacking run through), and torch's CPU build where pip can f
 (on this machine a wheel on disk; the CUDA build would add gigabytes), else without the
 neural networks. About 2.3 GB on disk.
 Usage: python bench/tabular_generic.py [NAME ...] [--budget S] [--rows N] [--baselines catboost,autogluon-medium,...]
-       (default: every data set, 600 s, all rows, every baseline)
+       [--work DIR]
+       (default: every data set, 600 s, all rows, every baseline, a temporary folder; --work keeps
+       each contender's predictions and the generic run's folder there; --baselines '' runs the
+       generic pipeline alone)
 """
 from __future__ import annotations
 
 import argparse
 import io as bytes_io
+import os
 import re
 import subprocess
 import tarfile
@@ -256,6 +261,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=BUDGET, help="the generic run's time_budget and AutoGluon's time_limit")
     parser.add_argument("--rows", type=int, default=None, help="at most this many rows of each data set (seeded sample)")
     parser.add_argument("--baselines", default="catboost," + ",".join(PRESETS))
+    parser.add_argument("--work", type=Path, default=None, help="a folder to keep the data, runs and predictions in")
     arguments = parser.parse_args()
     wanted = arguments.names or list(DATA_SETS)
     unknown = [name for name in wanted if name not in DATA_SETS]
@@ -270,7 +276,7 @@ def main() -> None:
     log(f"budget {budget:g} s (the generic run's time_budget; AutoGluon's time_limit), rows "
         f"{arguments.rows or 'all'}, baselines {', '.join(baselines)}")
     with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
+        work = arguments.work or Path(scratch)
         for name in wanted:
             frame, target, metric_name = DATA_SETS[name](work)
             frame = subsample(frame, arguments.rows)
@@ -285,7 +291,7 @@ def main() -> None:
             predicted = pd.read_csv(out, dtype={"id": str}).set_index("id").loc[test["id"]].reset_index(drop=True)
             value = score(metric_name, truth, predicted, classes)
             log(f"{name:14} {len(train):6d} train {len(test):6d} held out  {metric_name:8}  generic {value:.5f} "
-                f"({seconds:6.1f} s)")
+                f"({seconds:6.1f} s, load {os.getloadavg()[0]:.1f})")
             for contender in baselines:
                 if contender == "catboost":
                     base_seconds, base_predicted = baseline(train, test, target, metric_name, classes)
@@ -303,7 +309,7 @@ def main() -> None:
                 if not (ratio < 1 and seconds <= budget):
                     missed.append(f"{name} vs {contender}")
                 log(f"{'':14} {contender:17} {base_value:.5f} ({base_seconds:6.1f} s)  ratio generic/{contender} "
-                    f"{ratio:.3f}")
+                    f"{ratio:.3f}  (load {os.getloadavg()[0]:.1f})")
     log(f"target: ratio < 1 against every baseline and <= {budget:.0f} s on every data set: "
         + ("met" if not missed else f"MISSED on {', '.join(missed)}"))
 

@@ -127,3 +127,37 @@ def test_a_tune_pruner_hears_each_fold_the_mean_of_the_families_on_the_rows_done
     mean = (oof["oof_lightgbm"] + oof["oof_linear"]) / 2
     assert heard[-1][1] == pytest.approx(np.sqrt(np.mean((mean - oof["y"]) ** 2)), rel=1e-6)
     assert 0 < heard[0][1] < 1.5                            # the first fold's rows alone, on the metric's scale
+
+
+def _sites(rows: int, seed: int) -> pd.DataFrame:
+    """Two classes, a measurement `x` that separates them sharply (the class boundary at
+    0) and a site where each class mostly lives (class 1 at site B four times in five)."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, rows)
+    site = np.where(rng.random(rows) < 0.8, np.where(label == 1, "B", "A"), np.where(label == 1, "A", "B"))
+    x = np.where(label == 1, 1.0, -1.0) * rng.uniform(0.05, 2.0, rows)
+    return pd.DataFrame({"x": x, "site": site, "label": label})
+
+
+def test_the_linear_model_learns_no_indicator_from_one_missing_row_and_chooses_its_c():
+    train, test = _sites(240, 0), _sites(400, 1)
+    train.loc[0, ["x", "label", "site"]] = [np.nan, 0, "A"]  # the one training row missing x: class 0
+    X, y = train[["x", "site"]], train["label"].to_numpy()
+    chosen = M.LinearModel("binary", ["x"], ["site"], [], 0, tune=True).fit(X, y)
+    assert chosen.flagged_ == []
+    # a row missing x at site B: class 1 by its site, not class 0 by the one row that missed x too
+    assert chosen.predict(pd.DataFrame({"x": [np.nan], "site": ["B"]}))[0] > 0.5
+
+    def loss(model):
+        p = np.clip(model.predict(test[["x", "site"]]), 1e-15, 1 - 1e-15)
+        return -np.mean(test["label"] * np.log(p) + (1 - test["label"]) * np.log(1 - p))
+    # a boundary this sharp wants less shrinkage than the fixed C: the chosen one loses less on new rows
+    assert float(chosen.summary().removeprefix("C ")) > M.LINEAR_C
+    assert M.plan(len(train), 1, 1, "binary", 1, 600.0, False, None).tune_linear  # not when fast, nor on many rows
+    assert not M.plan(len(train), 1, 1, "binary", 1, 600.0, True, None).tune_linear
+    assert not M.plan(M.LINEAR_TUNED_ROWS + 1, 1, 1, "binary", 1, 600.0, False, None).tune_linear
+    fixed = M.LinearModel("binary", ["x"], ["site"], [], 0).fit(X, y)
+    assert fixed.summary() == "" and loss(chosen) < 0.8 * loss(fixed)
+    many = train.copy()
+    many.loc[:M.MISSING_FLAG_ROWS, "x"] = np.nan  # enough rows missing x: its indicator joins
+    assert M.LinearModel("binary", ["x"], ["site"], [], 0).fit(many[["x", "site"]], y).flagged_ == ["x"]

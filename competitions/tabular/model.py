@@ -69,6 +69,21 @@ FIT_SECONDS = 1.0
 # The linear model's fit grows with the cells (one-hot, quantiles, the solver): on NYC flights
 # (60,000 training rows, 18 columns) 18-22 s a fold at load 16 on 2 cores, ~2 us a cell idle.
 LINEAR_SECONDS_PER_CELL = 2e-6
+# The logistic model's C, chosen by an inner CV on log loss where the rows are few (each fold
+# fit then costs len(LINEAR_CS) x LINEAR_TUNED_FOLDS + 1 fits), else LINEAR_C: on small data
+# the fixed C underfits a class boundary the data draws sharply (penguins' out-of-fold log
+# loss 0.064 at C 0.5, 0.025 with C chosen (8); wine 0.089 against 0.058). Not with free
+# text: its TF-IDF columns make a fit ~20x dearer (the `reviews` bench table, 2,400 rows:
+# 13 s against 0.6 s at load 16), and it chose 0.5 there.
+LINEAR_C = 0.5
+LINEAR_CS = (0.05, 0.2, 0.5, 2.0, 8.0, 32.0)
+LINEAR_TUNED_FOLDS = 3
+LINEAR_TUNED_ROWS = 5000
+# A numeric column's missing-cell indicator joins the linear model only where at least this
+# many training rows miss it: learned from one row, it made the model 0.99 sure that any row
+# missing the same cells was that row's class (penguins: one training row with no
+# measurements; the hold-out's other such row, of another species, cost 6.3 nats).
+MISSING_FLAG_ROWS = 10
 BUDGET_SHARE = 0.7  # of the budget for the boosted families' rounds; the rest: features, linear, stack
 
 
@@ -85,6 +100,7 @@ class Plan:
     rounds: int = 1000            # LightGBM's and XGBoost's maximum rounds
     boosted_learning_rate: float = 0.05
     leaves: int = 31              # LightGBM's leaves a tree (XGBoost: depth 6)
+    tune_linear: bool = False     # the logistic model's C chosen by an inner CV (`tuned`)
 
 
 def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, budget: float, fast: bool,
@@ -108,9 +124,11 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     fits = {name: (folds + (1.5 if refit and name == "catboost" else 0)) * models_per_fold for name in BOOSTED}
     share = BUDGET_SHARE * budget
     ceiling = 300 if fast else 2000
+    tune_linear = not fast and tuned(rows, task)
 
     def cost(chosen, rounds, times=1):
-        linear = folds * (FIT_SECONDS + rows * (numeric + categorical) * LINEAR_SECONDS_PER_CELL)
+        linear_fits = len(LINEAR_CS) * LINEAR_TUNED_FOLDS + 1 if tune_linear else 1
+        linear = folds * (FIT_SECONDS + linear_fits * rows * (numeric + categorical) * LINEAR_SECONDS_PER_CELL)
         return times * sum(fits[name] * per_iteration[name] * rounds + folds * models_per_fold * FIT_SECONDS
                            if name in BOOSTED else linear for name in chosen)
     if families is None:
@@ -131,7 +149,8 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     learning_rate = float(np.clip(0.06 * np.sqrt(2000 / iterations), 0.06, 0.3))
     boosted_learning_rate = float(np.clip(0.04 * np.sqrt(2000 / rounds), 0.04, 0.3))
     return Plan(folds, iterations, round(learning_rate, 4), max(50, iterations // 10), families=tuple(families),
-                repeats=repeats, rounds=rounds, boosted_learning_rate=round(boosted_learning_rate, 4))
+                repeats=repeats, rounds=rounds, boosted_learning_rate=round(boosted_learning_rate, 4),
+                tune_linear=tune_linear)
 
 
 def splitter(task: str, y, folds: int, seed: int):
@@ -238,6 +257,15 @@ class CatBoostModel:
         return probabilities[:, 1] if self.task == "binary" else probabilities
 
 
+def tuned(rows: int, task: str, y=None) -> bool:
+    """Whether the logistic model chooses its C by an inner CV (the plan asks it when not
+    `fast`): few rows, one label and, given `y`, every class in each inner fold's training
+    rows (two rows of it an inner fold)."""
+    if task not in ("binary", "multiclass") or rows > LINEAR_TUNED_ROWS:
+        return False
+    return y is None or np.bincount(np.asarray(y, dtype=int)).min() >= 2 * LINEAR_TUNED_FOLDS
+
+
 class LinearModel:
     """Ridge or logistic regression on imputed quantile-scaled numbers, one-hot categories
     and each text column's TF-IDF: a different family from the trees, so it blends well."""
@@ -245,15 +273,16 @@ class LinearModel:
     name = "linear"
 
     def __init__(self, task: str, numeric: list[str], categorical: list[str], text: list[str], seed: int,
-                 encoded: list[str] | tuple = ()):
+                 encoded: list[str] | tuple = (), tune: bool = False):
         self.task, self.numeric, self.categorical, self.text, self.seed = task, numeric, categorical, text, seed
         self.encoded = list(encoded)  # categoricals with many categories: target-encoded out of fold, then scaled
+        self.tune = tune              # C by an inner CV where `tuned` allows (Plan.tune_linear)
 
-    def _pipeline(self, rows: int):
+    def _pipeline(self, rows: int, y=None):
         from sklearn.compose import ColumnTransformer
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import LogisticRegression, RidgeCV
+        from sklearn.impute import MissingIndicator, SimpleImputer
+        from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
         from sklearn.multioutput import MultiOutputClassifier
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
@@ -263,9 +292,11 @@ class LinearModel:
         categorical = [column for column in self.categorical if column not in self.encoded]
         if numeric:
             parts.append(("numeric", make_pipeline(
-                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                SimpleImputer(strategy="median", keep_empty_features=True),
                 QuantileTransformer(n_quantiles=min(1000, max(10, rows)), output_distribution="normal",
                                     random_state=self.seed)), numeric))
+        if self.flagged_:
+            parts.append(("missing", MissingIndicator(features="all"), self.flagged_))
         if categorical:
             parts.append(("categorical", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=2), categorical))
         for column in self.text:
@@ -275,7 +306,12 @@ class LinearModel:
         if self.task == "regression":
             estimator = RidgeCV(alphas=np.logspace(-2, 3, 11))
         else:
-            estimator = LogisticRegression(C=0.5, max_iter=3000, random_state=self.seed)
+            estimator = LogisticRegression(C=LINEAR_C, max_iter=3000, random_state=self.seed)
+            if self.tune and tuned(rows, self.task, y) and not self.text:  # TF-IDF: each fit ~20x a table's
+                # shuffled: a file's rows often come sorted by the class
+                inner = StratifiedKFold(LINEAR_TUNED_FOLDS, shuffle=True, random_state=self.seed)
+                estimator = LogisticRegressionCV(Cs=LINEAR_CS, cv=inner, scoring="neg_log_loss", max_iter=3000,
+                                                 random_state=self.seed)
             if self.task == "multilabel":
                 estimator = MultiOutputClassifier(estimator)
         return make_pipeline(columns, estimator)
@@ -297,7 +333,9 @@ class LinearModel:
     def fit(self, X, y, sample_weight=None):
         self.encoded = getattr(self, "encoded", [])
         frame = self._frame(X, np.asarray(y))
-        pipeline = self._pipeline(len(X))
+        numeric = self.numeric + self.encoded_columns_
+        self.flagged_ = [column for column in numeric if frame[column].isna().sum() >= MISSING_FLAG_ROWS]
+        pipeline = self._pipeline(len(X), y)
         # a row weight reaches the pipeline's last step, the estimator (scikit-learn's step__param routing)
         weights = {} if sample_weight is None else {f"{pipeline.steps[-1][0]}__sample_weight": np.asarray(sample_weight)}
         self.model_ = pipeline.fit(frame, y, **weights)
@@ -307,12 +345,14 @@ class LinearModel:
         return self
 
     def refit(self, X, y, folds: list["LinearModel"], sample_weight=None) -> "LinearModel":
-        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed, self.encoded).fit(
+        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed, self.encoded,
+                           self.tune).fit(
             X, y, sample_weight)
 
     def summary(self) -> str:
-        alpha = getattr(self.model_[-1], "alpha_", None)  # RidgeCV's choice; logistic regression has none
-        return f"alpha {alpha:g}" if alpha is not None else ""
+        alpha = getattr(self.model_[-1], "alpha_", None)  # RidgeCV's choice
+        chosen = getattr(self.model_[-1], "C_", None)     # LogisticRegressionCV's (one per class, all the same)
+        return f"alpha {alpha:g}" if alpha is not None else f"C {np.ravel(chosen)[0]:g}" if chosen is not None else ""
 
     def predict(self, X) -> np.ndarray:
         X = self._frame(X)

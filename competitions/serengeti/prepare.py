@@ -79,6 +79,8 @@ def validation_split(frames: pd.DataFrame, seed: int, share: float = 0.25) -> tu
     held = set(candidates.iloc[np.argsort(hashed(candidates).to_numpy(), kind="stable")[:count]])
     at_held = site.isin(held).to_numpy()
     return ~at_held, at_held & last
+
+
 def _decode(job):
     root, files, size = job
     return inference.read_frames(root, files, size)

@@ -97,7 +97,7 @@ class UberCapeTown(BaseCompetition):
         booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params,
                                    (validation_features, validation_rows.label))
         iterations = booster.get_best_iteration() + 1
-        validation_p = shared(uber_model.probabilities(booster, validation_features), validation_rows, context, options.level_share)
+        validation_p = shares.level_shares(uber_model.probabilities(booster, validation_features), validation_rows, context, options.level_share)
         checked = validate.check_on_validation(validation_p, validation_rows, context, plan, options.rule, run_dir)
         importance = pd.Series(booster.get_feature_importance(), index=features.columns).sort_values(ascending=False)
         fit_seconds = time.perf_counter() - fit_started
@@ -130,7 +130,7 @@ class UberCapeTown(BaseCompetition):
     def predict(self, model: uber_model.UberModel, data: uber_data.UberData) -> pd.DataFrame:
         context = self.context(data, model.block_days, model.offset)
         rows = context.test_rows(data)
-        p = shared(panel.probabilities(model, context, rows), rows, context, model.level_share)  # on Dask under --scheduler
+        p = shares.level_shares(panel.probabilities(model, context, rows), rows, context, model.level_share)  # on Dask under --scheduler
         flags = model.flags(p)
         log.info("test: %d rows, %.1f expected incidents, %d flagged by the '%s' rule (by rule: rate %d, threshold %d, "
                  "expected_f1 %d)", len(p), p.sum(), flags.sum(), model.rule, model.rate_rule.count(p),
@@ -151,7 +151,7 @@ class UberCapeTown(BaseCompetition):
                 return frame.rename(columns={"probability": uber_data.TARGET})
         context = self.context(data, model.block_days, model.offset)
         rows = context.test_rows(data)
-        p = shared(panel.probabilities(model, context, rows), rows, context, model.level_share)
+        p = shares.level_shares(panel.probabilities(model, context, rows), rows, context, model.level_share)
         return pd.DataFrame({uber_data.ID: data.test_ids.astype(str), uber_data.TARGET: p})
 
     def score(self, submission: pd.DataFrame, answers: Path) -> dict[str, float]:
@@ -168,11 +168,6 @@ class UberCapeTown(BaseCompetition):
             scores["oracle_f1"] = oracle
             scores["ratio_to_oracle"] = scores[self.metric.name] / oracle if oracle else float("nan")
         return scores
-
-
-def shared(p: np.ndarray, rows: uber_features.Rows, context: uber_features.Context, weight: float) -> np.ndarray:
-    """p with each segment's share of the rows' incidents partly the level filter's (competitions.uberct.shares)."""
-    return shares.level_shares(p, rows, context, weight)
 
 
 def catboost_parameters(options: UberOptions) -> dict:

@@ -97,7 +97,8 @@ class UberCapeTown(BaseCompetition):
         booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params,
                                    (validation_features, validation_rows.label))
         iterations = booster.get_best_iteration() + 1
-        validation_p = shares.level_shares(uber_model.probabilities(booster, validation_features), validation_rows, context, options.level_share)
+        validation_p = shares.level_shares(uber_model.probabilities(booster, validation_features), validation_rows, context,
+                                           options.level_share)
         checked = validate.check_on_validation(validation_p, validation_rows, context, plan, options.rule, run_dir)
         importance = pd.Series(booster.get_feature_importance(), index=features.columns).sort_values(ascending=False)
         fit_seconds = time.perf_counter() - fit_started

@@ -80,7 +80,11 @@ def _tune(data, storage, *extra, trials=3) -> list:
             str(trials), "--storage", storage, *QUICK, *SEARCH, *extra]
 
 
+# Extended to keep CI under 20 min (38 s): `compete tune` runs end to end by default in
+# test_a_generic_competition_is_tuned_in_the_direction_of_the_metric_guessed_from_its_folder;
+# this one adds the kill, the resume from the study's storage and the printed --set line.
 @pytest.mark.slow
+@pytest.mark.extended
 def test_tune_resumes_after_a_kill_and_its_set_line_reproduces_the_best(compete, house_data, tmp_path, tracking_store):
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "MLFLOW_TRACKING_URI": tracking_store}

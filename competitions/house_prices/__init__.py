@@ -39,9 +39,9 @@ class HouseOptions(Options):
                                      "robust standard deviations", above=0, search=(2.0, 6.0))
     winsorize: float = option(0.995, "linear models' inputs are clipped to this quantile's tails, measured at fit",
                               above=0.5, maximum=1, search=(0.95, 1.0))
-    iterations: int | None = option(None, "CatBoost trees; None: 150 with --fast, 2000", minimum=1,
+    iterations: int | None = option(None, "CatBoost trees; None: 400 with --fast, 2000", minimum=1,
                                     search=(200, 3000), log=True)
-    learning_rate: float | None = option(None, "CatBoost learning rate; None: 0.2 with --fast, 0.04", above=0,
+    learning_rate: float | None = option(None, "CatBoost learning rate; None: 0.1 with --fast, 0.04", above=0,
                                          search=(0.01, 0.3), log=True)
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
     l2_leaf_reg: float = option(3.0, "CatBoost L2 regularisation of leaf values", minimum=0, search=(0.3, 30.0), log=True)

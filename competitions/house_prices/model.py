@@ -185,8 +185,8 @@ def candidates(frame: pd.DataFrame, options) -> dict:
                                                  max_iter=50_000, random_state=seed)),
         "svr": lambda: linear(SVR(C=options.svr_c, epsilon=options.svr_epsilon, gamma=options.svr_gamma)),
         "catboost": lambda: CatBoostNative(
-            iterations=options.iterations or (150 if options.fast else 2000),
-            learning_rate=options.learning_rate or (0.2 if options.fast else 0.04),
+            iterations=options.iterations or (400 if options.fast else 2000),
+            learning_rate=options.learning_rate or (0.1 if options.fast else 0.04),
             depth=options.depth, l2_leaf_reg=options.l2_leaf_reg, seed=seed,
             bags=options.catboost_bags or (1 if options.fast else 2)),
         **{library: (lambda library=library: CodedTrees(

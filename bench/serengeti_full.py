@@ -182,7 +182,7 @@ def main():
     import argparse
 
     from common.metrics import MEAN_BINARY_LOG_LOSS
-    from competitions.serengeti.data import CLASSES, ID
+    from competitions.serengeti.data import CLASSES, ID, site_of
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="?", type=Path, help="a --scale full data folder (synthesised when absent)")
@@ -218,8 +218,7 @@ def main():
     print(f"test season, model (the bundle's predictions): {model:.5f}, ratio to prior {model / baseline:.3f} (target <= 0.20); "
           f"cv / test {metrics['cv_score'] / model:.2f}, cv ratio / test ratio "
           f"{metrics['ratio_to_prior'] / (model / baseline):.2f}")
-    sites = pd.Series(truth.index.str.split("#").str[1], index=truth.index)
-    seen = sites.isin(set(pd.read_csv(data / "train_labels.csv")[ID].str.split("#").str[1])).to_numpy()
+    seen = truth.index.map(site_of).isin(set(pd.read_csv(data / "train_labels.csv")[ID].map(site_of)))
     for name, rows in (("sites training saw", seen), ("new sites", ~seen)):
         part = MEAN_BINARY_LOG_LOSS(y[rows], bundled[list(CLASSES)].to_numpy()[rows])
         part_prior = MEAN_BINARY_LOG_LOSS(y[rows], np.tile(prior, (rows.sum(), 1)))

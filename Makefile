@@ -19,11 +19,16 @@ demo: $(STAMP)
 	$(BIN)/compete run house-prices --data data/house-prices
 
 # CI's run (.ci/run): everything but the extended variants, which `make test-all` adds.
+# Two processes (pytest-xdist), a test file each at a time: a file's module fixtures are
+# made once, and the session's shared runs once for both (tests/conftest.py `_once`).
+TEST_PROCESSES ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not extended"
+	$(PYTEST) -m "not extended"
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 bench: $(STAMP)
 	for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

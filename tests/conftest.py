@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -73,23 +74,40 @@ def compete(tracking_store) -> Compete:
     return Compete(tracking_store)
 
 
+def _once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder `name` made by `make(folder)` once per session, also when pytest-xdist
+    splits the session over processes (`make test` does): the first worker to ask makes it
+    under a lock, the others wait and take it (pytest-xdist's documented recipe for a
+    session fixture, https://pytest-xdist.readthedocs.io/en/stable/how-to.html). A folder
+    whose making failed is made anew, never taken half-made."""
+    from filelock import FileLock
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if worker else base    # every worker's base temp sits in one session folder
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def competition_data(compete, tmp_path_factory) -> Callable[[str], Path]:
     """`competition_data(NAME)`: a data folder for NAME, made once per session: its small
     synthetic data (seed 0), or the real files where it has an offline fetch and no generator."""
-    made: dict[str, Path] = {}
 
-    def make(name: str) -> Path:
-        if name not in made:
-            from competitions import REGISTRY
-            out = tmp_path_factory.mktemp(_folder(name)) / "data"
-            if "synth" in REGISTRY.competition(name).data_sources():
-                compete("data", "synth", name, "--out", out, "--seed", 0, "--scale", "small")
-            else:
-                compete("data", "fetch", name, "--out", out)
-            made[name] = out
-        return made[name]
-    return make
+    def synthesise(folder: Path, name: str) -> None:
+        from competitions import REGISTRY
+        if "synth" in REGISTRY.competition(name).data_sources():
+            compete("data", "synth", name, "--out", folder / "data", "--seed", 0, "--scale", "small")
+        else:
+            compete("data", "fetch", name, "--out", folder / "data")
+
+    return lambda name: _once(tmp_path_factory, f"data-{_folder(name)}",
+                              lambda folder: synthesise(folder, name)) / "data"
 
 
 @dataclass
@@ -110,17 +128,18 @@ class FastRun:
 def fast_run(compete, competition_data, tmp_path_factory) -> Callable[[str], FastRun]:
     """`fast_run(NAME)`: made once per session, shared by the contract suite and the
     competition's own tests, so each competition trains once for both."""
-    made: dict[str, FastRun] = {}
+
+    def run(work: Path, name: str, data: Path) -> None:
+        result = compete("run", name, "--data", data, "--fast", "--seed", 0, "--out", work / "submission.csv",
+                         "--run-dir", work / "run", cwd=work)
+        (work / "stdout.txt").write_text(result.stdout)   # what every worker's tests read
+        (work / "stderr.txt").write_text(result.stderr)
 
     def make(name: str) -> FastRun:
-        if name not in made:
-            data = competition_data(name)
-            work = tmp_path_factory.mktemp(f"{_folder(name)}-run")
-            submission, run_dir = work / "submission.csv", work / "run"
-            result = compete("run", name, "--data", data, "--fast", "--seed", 0, "--out", submission,
-                             "--run-dir", run_dir, cwd=work)
-            made[name] = FastRun(name, data, work, submission, run_dir, result.stdout, result.stderr)
-        return made[name]
+        data = competition_data(name)
+        work = _once(tmp_path_factory, f"run-{_folder(name)}", lambda folder: run(folder, name, data))
+        return FastRun(name, data, work, work / "submission.csv", work / "run", (work / "stdout.txt").read_text(),
+                       (work / "stderr.txt").read_text())
     return make
 
 

@@ -8,11 +8,14 @@ import functools
 import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas.testing
@@ -321,8 +324,9 @@ def test_torchrun_two_processes_fit_serengeti_through_the_cli(tmp_path):
 
     data = tmp_path / "data"
     REGISTRY.competition("serengeti").synth(data, seed=0, scale="small")
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    # the ranks' temp folder, short: the loader workers' sockets live in it, and a Unix
+    # socket's path has at most 107 bytes (tmp_path, deeper under pytest-xdist, can pass it)
+    scratch = Path(tempfile.mkdtemp(prefix="ddp-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
            "COMPETE_CACHE": str(tmp_path / "cache"), "TMPDIR": str(scratch)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(ROOT / "cli.py"),
@@ -331,14 +335,16 @@ def test_torchrun_two_processes_fit_serengeti_through_the_cli(tmp_path):
                                start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=600)
+        left = [path.name for path in scratch.iterdir() if path.name.startswith("compete-rank")]
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
     assert process.returncode == 0, stderr[-3000:]
     assert stdout.count("run: ") == 1  # rank 0 alone speaks
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["epochs"] == 2 and metrics["cv_score"] > 0
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)["world_size"] == 2
     assert "training on 2 process(es)" in (tmp_path / "run" / "log.txt").read_text()
-    assert not [path.name for path in scratch.iterdir() if path.name.startswith("compete-rank")]  # rank 1's scratch is gone
+    assert not left  # rank 1's scratch is gone

@@ -54,9 +54,14 @@ class UberModel:
     offset: str = "shrunk"  # features.OFFSETS: what the offset column copies
     bagged: list = field(default_factory=list)  # more boosters, other seeds on the same rows: their raw outputs are averaged
     level_share: float = 0.0  # the level filter's weight in each segment's share of the test incidents (competitions.uberct.shares)
+    poisson: object = None    # competitions.uberct.poisson.PoissonModel, or None
+    poisson_share: float = 0.0  # its weight in each row's log rate beside the trees'
 
     def probabilities(self, features: pd.DataFrame) -> np.ndarray:
-        return probabilities([self.booster, *self.bagged], features[self.columns])
+        p = probabilities([self.booster, *self.bagged], features[self.columns])
+        if self.poisson is None or self.poisson_share == 0:
+            return p
+        return blended(p, self.poisson.log_rate(features), self.poisson_share)
 
     def flags(self, p: np.ndarray) -> np.ndarray:
         return decide(p, self.rule, self.rate_rule, self.threshold, self.calibration)
@@ -93,6 +98,13 @@ def probabilities(boosters, features: pd.DataFrame) -> np.ndarray:
     raw = np.mean([b.predict(features, prediction_type="RawFormulaVal", thread_count=b.get_params().get("thread_count", -1))
                    for b in boosters], axis=0)
     return 1.0 / (1.0 + np.exp(-(raw + offset(features))))
+
+
+def blended(p: np.ndarray, log_rate: np.ndarray, weight: float) -> np.ndarray:
+    """The probabilities whose log rates are the trees' (from p) and `log_rate` averaged
+    with `weight` on the latter."""
+    trees = np.log(-np.log1p(-np.clip(p.astype(np.float64), 1e-300, 1 - 1e-12)))
+    return -np.expm1(-np.exp((1 - weight) * trees + weight * log_rate))
 
 
 def calibration(labels: np.ndarray, p: np.ndarray) -> float:

@@ -1,0 +1,107 @@
+"""A log-linear Poisson model of a row's incident rate, beside the trees.
+
+An incident rate is a product of parts: the segment's own level, the hour's profile on
+its kind of road and kind of day, how congested its zone is at that hour, the weather,
+the road's traffic that day, the season. In log these are a sum, so a Poisson GLM with
+the level filter's forecast (features.LEVEL) as its offset and one term for each part
+fits the whole structure from every training row at once, where the trees rebuild each
+product from splits on a sampled panel. The terms, all read from the row's features:
+  hour of day x resting day x road class (one-hot), log of the zone's congestion at the
+  hour, each weather column in quantile bins (one-hot), log of the road's SANRAL day
+  ratio (0 where the road has no counts), the season (sine and cosine of the day of
+  the year) and the days since the history ends.
+Rows are weighted by the inverse of their sampling rate, so the negative sampling of
+the panel leaves the rates calibrated. scikit-learn's PoissonRegressor fits it; the
+offset enters as the usual rescaling (target y / exp(offset), weight exp(offset)).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from competitions.uberct.features import LEVEL
+
+WEATHER_BINS = 8
+ALPHA = 1e-6  # a ridge, only to keep the one-hot cells with few incidents finite
+
+
+@dataclass
+class PoissonModel:
+    coefficients: np.ndarray
+    intercept: float
+    weather_edges: dict[str, np.ndarray]  # column -> inner bin edges (from the training rows)
+    classes: int                          # road class codes seen in training (0..classes-1)
+
+    def log_rate(self, features: pd.DataFrame) -> np.ndarray:
+        """log of each row's expected incidents in its hour."""
+        x = design(features, self.weather_edges, self.classes)
+        return features[LEVEL].to_numpy(np.float64) + x @ self.coefficients + self.intercept
+
+
+def weather_columns(features: pd.DataFrame) -> list[str]:
+    return [c for c in features.columns if c.startswith("weather_") and not c.endswith("_previous_3h")]
+
+
+def design(features: pd.DataFrame, weather_edges: dict[str, np.ndarray], classes: int):
+    """The sparse design matrix of `features` (rows x terms)."""
+    from scipy import sparse
+
+    n = len(features)
+    hour = features["hour"].to_numpy(np.int64)
+    resting = features["resting"].to_numpy(np.int64)
+    road_class = features["attr_CLASS"].to_numpy(np.int64) if "attr_CLASS" in features else np.zeros(n, np.int64)
+    road_class = np.clip(road_class, 0, classes - 1)
+    blocks = [sparse.csr_matrix((np.ones(n), (np.arange(n), (road_class * 2 + resting) * 24 + hour)), shape=(n, classes * 48))]
+    for name, edges in weather_edges.items():
+        values = features[name].to_numpy(np.float64)
+        bins = np.where(np.isfinite(values), np.searchsorted(edges, values, side="left"), len(edges) + 1)
+        blocks.append(sparse.csr_matrix((np.ones(n), (np.arange(n), bins)), shape=(n, len(edges) + 2)))
+    dense = []
+    congestion = features["zone_congestion"].to_numpy(np.float64) if "zone_congestion" in features else np.full(n, np.nan)
+    dense.append(np.where(np.isfinite(congestion), np.log(np.clip(congestion, 0.2, 5)), 0.0))
+    traffic = features["traffic_day_ratio"].to_numpy(np.float64) if "traffic_day_ratio" in features else np.full(n, np.nan)
+    known = np.isfinite(traffic) & (traffic > 0)
+    dense.append(np.where(known, np.log(np.clip(np.where(known, traffic, 1.0), 0.3, 3)), 0.0))
+    dense.append(known.astype(float))
+    angle = 2 * np.pi * features["day_of_year"].to_numpy(np.float64) / 365.25
+    dense += [np.sin(angle), np.cos(angle), features["lead_days"].to_numpy(np.float64) / 365.25]
+    blocks.append(sparse.csr_matrix(np.column_stack(dense)))
+    return sparse.hstack(blocks, format="csr")
+
+
+def bin_edges(values: np.ndarray) -> np.ndarray:
+    """Inner edges of WEATHER_BINS quantile bins of `values`, and as many again of the
+    values above their minimum: a column that is mostly one value (no rain) still gets
+    its bins where it varies. A bin holds the values up to and including its edge."""
+    if len(values) == 0:
+        return np.array([])
+    inner = np.linspace(0, 1, WEATHER_BINS + 1)[1:-1]
+    above = values[values > values.min()]
+    return np.unique(np.r_[values.min(), np.quantile(values, inner), np.quantile(above, inner) if len(above) else []])
+
+
+def row_weights(labels: np.ndarray, negative_rate: float) -> np.ndarray:
+    """How many full-panel rows each sampled row stands for: every positive was kept,
+    negatives at `negative_rate`."""
+    return np.where(np.asarray(labels) > 0, 1.0, 1.0 / negative_rate)
+
+
+def fit(features: pd.DataFrame, labels: np.ndarray, weights: np.ndarray) -> PoissonModel:
+    """The GLM on rows with 0/1 `labels` (incidents in the hour, capped at one), each row
+    standing for `weights` rows of the full panel."""
+    from sklearn.linear_model import PoissonRegressor
+
+    edges = {}
+    for name in weather_columns(features):
+        values = features[name].to_numpy(np.float64)
+        values = values[np.isfinite(values)]
+        edges[name] = bin_edges(values)
+    classes = int(features["attr_CLASS"].max()) + 1 if "attr_CLASS" in features else 1
+    x = design(features, edges, classes)
+    offset = features[LEVEL].to_numpy(np.float64)
+    exposure = np.exp(offset)
+    regressor = PoissonRegressor(alpha=ALPHA, solver="newton-cholesky", max_iter=100, tol=1e-6)
+    regressor.fit(x, np.minimum(np.asarray(labels, dtype=np.float64), 1) / exposure, sample_weight=weights * exposure)
+    return PoissonModel(regressor.coef_, float(regressor.intercept_), edges, classes)

@@ -207,10 +207,10 @@ def test_the_poisson_glm_recovers_a_planted_product_of_rates_from_a_sampled_pane
     """Rates that are the level offset x an hour profile by road class and kind of day x
     congestion^1.2 x road traffic^1.5 x wet hours' 1.9, negatives sampled at a tenth: the
     GLM must find the exponents, and its rates must stay calibrated on the full panel
-    and beat the level offset alone in log likelihood. The blend with the trees averages
+    and come close to the true rates' log likelihood. The blend with the trees averages
     the two log rates."""
     rng = np.random.default_rng(0)
-    n = 200_000
+    n = 120_000
     hour, resting, road_class = rng.integers(0, 24, n), rng.integers(0, 2, n), rng.integers(0, 3, n)
     profile = np.exp(np.sin(hour / 24 * 2 * np.pi) * (1 + 0.3 * road_class) * (1 - 0.5 * resting))
     congestion, traffic = np.exp(rng.normal(0, 0.3, n)), np.exp(rng.normal(0, 0.2, n))
@@ -233,7 +233,8 @@ def test_the_poisson_glm_recovers_a_planted_product_of_rates_from_a_sampled_pane
 
     def log_likelihood(r):
         return np.sum(np.where(labels == 1, np.log(-np.expm1(-r)), -r))
-    assert log_likelihood(fitted) > log_likelihood(np.exp(level)) + 1000
+    gain, lost = log_likelihood(rate) - log_likelihood(np.exp(level)), log_likelihood(rate) - log_likelihood(fitted)
+    assert lost < 0.15 * gain  # the product's structure is found, up to the noise of ~190 terms
     p = uber_model.blended(np.full(n, 0.01), np.log(fitted), 0.7)
     assert np.allclose(-np.log1p(-p), np.exp(0.3 * np.log(-np.log1p(-0.01)) + 0.7 * np.log(fitted)), rtol=1e-9)
 

@@ -45,7 +45,8 @@ def weather_columns(features: pd.DataFrame) -> list[str]:
 
 
 def design(features: pd.DataFrame, weather_edges: dict[str, np.ndarray], classes: int):
-    """The sparse design matrix of `features` (rows x terms)."""
+    """The sparse design matrix of `features` (rows x terms): every row has one entry in
+    each one-hot block and one in each numeric column, so the CSR arrays are built whole."""
     from scipy import sparse
 
     n = len(features)
@@ -53,22 +54,26 @@ def design(features: pd.DataFrame, weather_edges: dict[str, np.ndarray], classes
     resting = features["resting"].to_numpy(np.int64)
     road_class = features["attr_CLASS"].to_numpy(np.int64) if "attr_CLASS" in features else np.zeros(n, np.int64)
     road_class = np.clip(road_class, 0, classes - 1)
-    blocks = [sparse.csr_matrix((np.ones(n), (np.arange(n), (road_class * 2 + resting) * 24 + hour)), shape=(n, classes * 48))]
+    columns, values, width = [(road_class * 2 + resting) * 24 + hour], [np.ones(n)], classes * 48
     for name, edges in weather_edges.items():
-        values = features[name].to_numpy(np.float64)
-        bins = np.where(np.isfinite(values), np.searchsorted(edges, values, side="left"), len(edges) + 1)
-        blocks.append(sparse.csr_matrix((np.ones(n), (np.arange(n), bins)), shape=(n, len(edges) + 2)))
-    dense = []
+        value = features[name].to_numpy(np.float64)
+        columns.append(width + np.where(np.isfinite(value), np.searchsorted(edges, value, side="left"), len(edges) + 1))
+        values.append(np.ones(n))
+        width += len(edges) + 2
     congestion = features["zone_congestion"].to_numpy(np.float64) if "zone_congestion" in features else np.full(n, np.nan)
-    dense.append(np.where(np.isfinite(congestion), np.log(np.clip(congestion, 0.2, 5)), 0.0))
     traffic = features["traffic_day_ratio"].to_numpy(np.float64) if "traffic_day_ratio" in features else np.full(n, np.nan)
     known = np.isfinite(traffic) & (traffic > 0)
-    dense.append(np.where(known, np.log(np.clip(np.where(known, traffic, 1.0), 0.3, 3)), 0.0))
-    dense.append(known.astype(float))
     angle = 2 * np.pi * features["day_of_year"].to_numpy(np.float64) / 365.25
-    dense += [np.sin(angle), np.cos(angle), features["lead_days"].to_numpy(np.float64) / 365.25]
-    blocks.append(sparse.csr_matrix(np.column_stack(dense)))
-    return sparse.hstack(blocks, format="csr")
+    numeric = [np.where(np.isfinite(congestion), np.log(np.clip(congestion, 0.2, 5)), 0.0),
+               np.where(known, np.log(np.clip(np.where(known, traffic, 1.0), 0.3, 3)), 0.0), known.astype(float),
+               np.sin(angle), np.cos(angle), features["lead_days"].to_numpy(np.float64) / 365.25]
+    for column in numeric:
+        columns.append(np.full(n, width))
+        values.append(column)
+        width += 1
+    per_row = len(columns)
+    return sparse.csr_matrix((np.column_stack(values).ravel(), np.column_stack(columns).ravel(), np.arange(n + 1) * per_row),
+                             shape=(n, width))
 
 
 def bin_edges(values: np.ndarray) -> np.ndarray:

@@ -18,8 +18,12 @@ Each row also starts from its segment's incident rate (features.OFFSET: by defau
 the all-history rate shrunk towards the city's; or the level filter's forecast
 (competitions.uberct.level) as of the day the row's history ends, for the row's month), added to the baseline in training and to the raw output in
 prediction. The trees then learn how the hour, the weather and the rest multiply that
-rate, instead of rebuilding a continuous rate from splits. Then (by default) each
-segment's share of the period's expected incidents is half the level filter's, in log
+rate, instead of rebuilding a continuous rate from splits. Beside the trees, a
+log-linear Poisson GLM (competitions.uberct.poisson) fits the rate as a product of the
+level filter's forecast and one term per part of the hour (profile by road class and
+kind of day, congestion, weather, traffic, season); a row's log rate is the two
+averaged, 0.7 on the GLM (`poisson_share`). Then (by default) each segment's share of
+the period's expected incidents is half the level filter's, in log
 (competitions.uberct.shares), on the validation block as on the test period, before
 any rule sees the probabilities.
 """

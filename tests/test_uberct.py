@@ -20,7 +20,7 @@ from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
 from competitions.uberct import level as uber_level
 from competitions.uberct import model as uber_model
-from competitions.uberct import shares
+from competitions.uberct import poisson, shares
 from competitions.uberct import synth as uber_synth
 
 @pytest.fixture(scope="module")
@@ -201,6 +201,42 @@ def test_segment_shares_come_from_the_level_and_every_hour_keeps_its_total():
     assert np.allclose(share[0], np.sqrt(share[1] * share[2]) / np.sqrt(share[1] * share[2]).sum(), rtol=1e-6)
     by_hour = [np.bincount(np.tile(np.arange(len(hours)), 5), r) for r in (fitted, half, predicted)]
     assert np.allclose(by_hour[0], by_hour[2], rtol=1e-9) and np.allclose(by_hour[1], by_hour[2], rtol=1e-9)
+
+
+def test_the_poisson_glm_recovers_a_planted_product_of_rates_from_a_sampled_panel():
+    """Rates that are the level offset x an hour profile by road class and kind of day x
+    congestion^1.2 x road traffic^1.5 x wet hours' 1.9, negatives sampled at a tenth: the
+    GLM must find the exponents, and its rates must stay calibrated on the full panel
+    and come close to the true rates' log likelihood. The blend with the trees averages
+    the two log rates."""
+    rng = np.random.default_rng(0)
+    n = 120_000
+    hour, resting, road_class = rng.integers(0, 24, n), rng.integers(0, 2, n), rng.integers(0, 3, n)
+    profile = np.exp(np.sin(hour / 24 * 2 * np.pi) * (1 + 0.3 * road_class) * (1 - 0.5 * resting))
+    congestion, traffic = np.exp(rng.normal(0, 0.3, n)), np.exp(rng.normal(0, 0.2, n))
+    traffic[road_class == 2] = np.nan  # no counts on this road class
+    rain = np.where(rng.random(n) < 0.1, rng.gamma(1.2, 1.5, n), 0.0)
+    level = np.log(rng.uniform(0.002, 0.02, n))
+    rate = np.exp(level) * profile * congestion ** 1.2 * np.nan_to_num(traffic, nan=1.0) ** 1.5 * np.where(rain > 0, 1.9, 1.0)
+    labels = (rng.random(n) < -np.expm1(-rate)).astype(np.int8)
+    frame = pd.DataFrame({"hour": hour, "resting": resting, "attr_CLASS": road_class, "zone_congestion": congestion,
+                          "traffic_day_ratio": traffic, "weather_precipitation": rain, "day_of_year": rng.integers(1, 366, n),
+                          "lead_days": rng.integers(0, 90, n), uber_features.LEVEL: level})
+    kept = (labels == 1) | (rng.random(n) < 0.1)
+    glm = poisson.fit(frame[kept].reset_index(drop=True), labels[kept], poisson.row_weights(labels[kept], 0.1))
+    congestion_term, traffic_term = glm.coefficients[-6], glm.coefficients[-5]
+    assert congestion_term == pytest.approx(1.2, abs=0.15) and traffic_term == pytest.approx(1.5, abs=0.25)
+    fitted = np.exp(glm.log_rate(frame))
+    assert fitted.sum() == pytest.approx(labels.sum(), rel=0.03)
+    wet = rain > 0
+    assert fitted[wet].sum() / rate[wet].sum() == pytest.approx(1, abs=0.05)
+
+    def log_likelihood(r):
+        return np.sum(np.where(labels == 1, np.log(-np.expm1(-r)), -r))
+    gain, lost = log_likelihood(rate) - log_likelihood(np.exp(level)), log_likelihood(rate) - log_likelihood(fitted)
+    assert lost < 0.15 * gain  # the product's structure is found, up to the noise of ~190 terms
+    p = uber_model.blended(np.full(n, 0.01), np.log(fitted), 0.7)
+    assert np.allclose(-np.log1p(-p), np.exp(0.3 * np.log(-np.log1p(-0.01)) + 0.7 * np.log(fitted)), rtol=1e-9)
 
 
 def test_the_level_filter_tracks_a_planted_level_shift():

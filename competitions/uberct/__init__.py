@@ -19,7 +19,7 @@ from common.options import Options, option
 from common.thresholds import best_threshold, expected_f1_count
 from competitions.uberct import data as uber_data
 from competitions.uberct import features as uber_features
-from competitions.uberct import blocks, panel, refit, shares, validate
+from competitions.uberct import blocks, panel, poisson, refit, shares, validate
 from competitions.uberct import model as uber_model
 
 log = logging.getLogger("compete")
@@ -49,6 +49,8 @@ class UberOptions(Options):
     level_share: float = option(0.5, "the level filter's weight in each segment's share of the test period's incidents, "
                                 "beside the trees' (in log; the trees spread it over the hours); 0: the trees' alone",
                                 minimum=0, maximum=1)
+    poisson_share: float = option(0.7, "the Poisson GLM's weight (competitions.uberct.poisson) in each row's log rate "
+                                  "beside the trees'; 0: the trees alone, 1: the GLM alone", minimum=0, maximum=1)
 
 
 class UberCapeTown(BaseCompetition):
@@ -97,25 +99,30 @@ class UberCapeTown(BaseCompetition):
         booster = uber_model.train(features, rows.label, plan.negative_rate, categorical, params,
                                    (validation_features, validation_rows.label))
         iterations = booster.get_best_iteration() + 1
-        validation_p = shares.level_shares(uber_model.probabilities(booster, validation_features), validation_rows, context,
-                                           options.level_share)
+        glm = poisson.fit(features, rows.label, poisson.row_weights(rows.label, plan.negative_rate)) if options.poisson_share else None
+        validation_p = uber_model.probabilities(booster, validation_features)
+        if glm is not None:
+            validation_p = uber_model.blended(validation_p, glm.log_rate(validation_features), options.poisson_share)
+        validation_p = shares.level_shares(validation_p, validation_rows, context, options.level_share)
         checked = validate.check_on_validation(validation_p, validation_rows, context, plan, options.rule, run_dir)
         importance = pd.Series(booster.get_feature_importance(), index=features.columns).sort_values(ascending=False)
         fit_seconds = time.perf_counter() - fit_started
         del features, validation_features
 
-        final = refit.final_boosters(booster, iterations, rows, context, data, plan, categorical, params, rng, options)
+        final = refit.final_boosters(booster, iterations, rows, context, data, plan, categorical, params, rng, options, glm)
         booster, rows = final.booster, final.rows
 
         model = uber_model.UberModel(booster, list(booster.feature_names_), categorical, context.block_days, options.rule,
                                      checked.rate_rule, checked.best.threshold, checked.calibration, str(run_dir), bagged=final.bagged,
-                                     offset=options.offset, level_share=options.level_share)
+                                     offset=options.offset, level_share=options.level_share, poisson=final.poisson,
+                                     poisson_share=options.poisson_share)
         decisions = dict(
             **checked.figures(), rule=options.rule, dirt=data.dirt,
             extras={k: v for k, v in data.sources.items() if k not in ("train", "segments")},
             features_used=list(booster.feature_names_),
             feature_importance={k: round(float(v), 3) for k, v in importance.head(20).items()},
             level_drift=dict(zip(("persistence", "size"), context.level_drift or ())), bags=options.bags, level_share=options.level_share,
+            poisson_share=options.poisson_share,
             block_days=context.block_days, training_blocks=len(plan.training_spans), negative_rate=plan.negative_rate,
             training_rows=len(rows), best_iteration=iterations, refit=final.refit,
             model_seconds=round(fit_seconds, 2), train_seconds=round(time.perf_counter() - started, 2))

@@ -18,8 +18,12 @@ Each row also starts from its segment's incident rate (features.OFFSET: by defau
 the all-history rate shrunk towards the city's; or the level filter's forecast
 (competitions.uberct.level) as of the day the row's history ends, for the row's month), added to the baseline in training and to the raw output in
 prediction. The trees then learn how the hour, the weather and the rest multiply that
-rate, instead of rebuilding a continuous rate from splits. Then (by default) each
-segment's share of the period's expected incidents is half the level filter's, in log
+rate, instead of rebuilding a continuous rate from splits. Beside the trees, a
+log-linear Poisson GLM (competitions.uberct.poisson) fits the rate as a product of the
+level filter's forecast and one term per part of the hour (profile by road class and
+kind of day, congestion, weather, traffic, season); a row's log rate is the two
+averaged, 0.7 on the GLM (`poisson_share`). Then (by default) each segment's share of
+the period's expected incidents is half the level filter's, in log
 (competitions.uberct.shares), on the validation block as on the test period, before
 any rule sees the probabilities.
 """
@@ -54,9 +58,14 @@ class UberModel:
     offset: str = "shrunk"  # features.OFFSETS: what the offset column copies
     bagged: list = field(default_factory=list)  # more boosters, other seeds on the same rows: their raw outputs are averaged
     level_share: float = 0.0  # the level filter's weight in each segment's share of the test incidents (competitions.uberct.shares)
+    poisson: object = None    # competitions.uberct.poisson.PoissonModel, or None
+    poisson_share: float = 0.0  # its weight in each row's log rate beside the trees'
 
     def probabilities(self, features: pd.DataFrame) -> np.ndarray:
-        return probabilities([self.booster, *self.bagged], features[self.columns])
+        p = probabilities([self.booster, *self.bagged], features[self.columns])
+        if self.poisson is None or self.poisson_share == 0:
+            return p
+        return blended(p, self.poisson.log_rate(features), self.poisson_share)
 
     def flags(self, p: np.ndarray) -> np.ndarray:
         return decide(p, self.rule, self.rate_rule, self.threshold, self.calibration)
@@ -93,6 +102,13 @@ def probabilities(boosters, features: pd.DataFrame) -> np.ndarray:
     raw = np.mean([b.predict(features, prediction_type="RawFormulaVal", thread_count=b.get_params().get("thread_count", -1))
                    for b in boosters], axis=0)
     return 1.0 / (1.0 + np.exp(-(raw + offset(features))))
+
+
+def blended(p: np.ndarray, log_rate: np.ndarray, weight: float) -> np.ndarray:
+    """The probabilities whose log rates are the trees' (from p) and `log_rate` averaged
+    with `weight` on the latter."""
+    trees = np.log(-np.log1p(-np.clip(p.astype(np.float64), 1e-300, 1 - 1e-12)))
+    return -np.expm1(-np.exp((1 - weight) * trees + weight * log_rate))
 
 
 def calibration(labels: np.ndarray, p: np.ndarray) -> float:

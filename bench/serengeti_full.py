@@ -166,7 +166,9 @@ def model_stages(data: Path, scratch: Path) -> list[str]:
              f"(first plan {metrics.get('epochs_first_plan')}, re-planned at each epoch's end) in the "
              f"{metrics['minutes_budget']:g}-minute budget ({metrics['seconds_per_batch']} s a batch at first, "
              f"{metrics['threads']} thread(s)), training {metrics['train_seconds']:.0f} s, shards {metrics['prepare_seconds']:.0f} s, "
-             f"{metrics['train_sequences']} training sequences; {load()}"]
+             f"{metrics['train_sequences']} training sequences; then the final fit on every site: "
+             f"{metrics.get('refit_epochs')} epoch(s) on {metrics.get('refit_sequences')} sequences in "
+             f"{metrics.get('refit_seconds')} s; {load()}"]
     print(lines[-1], flush=True)
     package_seconds, _ = compete("package", "serengeti", "--run-dir", run_dir, "--out", bundle, env=env)
     runtime_seconds, _ = compete("runtime", "test", bundle, "--data", data, "--out", scratch / "runtime.csv", env=env)

@@ -158,6 +158,14 @@ def test_fast_run_beats_the_prior_and_its_bundle_predicts_the_same(compete, fast
         with Image.open(run_dir / plot) as image:
             assert f"cv mean_binary_log_loss {cv:.5f}" in image.text["Title"]
     assert cv < 0.2                                  # started at the prior: never the 0.69 of an untrained sigmoid
+    # the final model is the validated network trained on with every site: the held-out sites' sequences joined
+    assert recorded["epochs"] == 1 and recorded["refit_epochs"] == 1     # --fast: the 2-epoch cap shared
+    assert recorded["refit_sequences"] > recorded["train_sequences"] + recorded["valid_sequences"]  # their earlier seasons too
+    import torch
+    saved = torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
+    final, validated = (torch.load(run_dir / folder / "checkpoints" / "best.pth", weights_only=True) for folder in ("refit", "."))
+    assert all(torch.equal(saved[name], final[name]) for name in saved) and not torch.equal(saved["head.2.weight"],
+                                                                                            validated["head.2.weight"])
 
     # what a blend reads: the held-out sequences only, all in fold 1, whose own score is the run's
     oof = pd.read_csv(run_dir / "out_of_fold.csv")

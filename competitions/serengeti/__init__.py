@@ -32,8 +32,9 @@ class SerengetiOptions(Options):
                                "measured, training the validated network on with every site's sequences (the held-out "
                                "sites join: a quarter more data, more cameras); 0: the final model is the validated one",
                           minimum=0, maximum=0.9)
-    epochs: int | None = option(None, "training epochs at most (the time budget and early stopping may end sooner); "
-                                      "None: 40 (2 with --fast)", minimum=1)
+    epochs: int | None = option(None, "training epochs at most, the validated fit and the final one together (the "
+                                      "final one's share by `refit`; the time budget and early stopping may end sooner); "
+                                      "None: 40 (2 with --fast: 1 + 1)", minimum=1)
     backbone: Path | None = option(None, "a state dict (.pth) of weights to start from, e.g. weights/resnet50.pth "
                                          "(the head is trained anew)")
     width: int = option(32, "channels of the network's first block", minimum=1, search=(16, 64), log=True)
@@ -135,8 +136,9 @@ class Serengeti(BaseCompetition):
                            train_sequences=prepared.shard_sets["train"].count, valid_sequences=len(held_out.predicted),
                            unreadable_images=prepared.unreadable, prepare_seconds=round(ready - started, 2),
                            train_seconds=round(done - ready, 2),
-                           refit_epochs=refitted and refitted.epochs_done, refit_sequences=refitted and refitted.sequences,
-                           refit_seconds=round(refit_done - validated, 2) if refitted else None,
+                           refit_epochs=refitted.epochs_done if refitted else 0,
+                           refit_sequences=refitted.sequences if refitted else 0,
+                           refit_seconds=round(refit_done - validated, 2) if refitted else 0,
                            out_of_fold_note="a hold-out, not K folds: out_of_fold.csv holds the validation sequences "
                                             "only, all in fold 1, predicted by the validated network before it trained "
                                             "on with every site (refit); a blend of runs made with the same seed and "

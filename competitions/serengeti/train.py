@@ -24,7 +24,7 @@ class Trained:
     epochs_done: int
     budget: dict                # fit_budget's decision as last re-planned: epochs, seconds_per_batch, seconds, first_plan
     most: int                   # the epoch cap
-    minutes: float | None       # the time budget; None: the cap alone
+    minutes: float | None       # the validated fit's share of the time budget; None: the cap alone
     threads: int
 
 
@@ -106,13 +106,13 @@ def refit_epochs(options) -> int:
 
 def refit(trained: Trained, prepared: Prepared, options, run_dir: Path, started: float) -> Refitted | None:
     """The final model: the validated network trained on, now on every site (the
-    held-out sites' sequences of every season join the training ones), for the
-    training budget's `options.refit` share, or what is left of the whole budget since
-    `started` (time.perf_counter()) when the validated fit ended early or late; by
-    epochs (refit_epochs) without a budget. A one-cycle of its own
+    held-out sites' sequences of every season join the training ones), for what is left
+    of the whole training budget since `started` (time.perf_counter(); about the
+    `options.refit` share, more when the validated fit stopped early, less when the
+    validation ran long), or refit_epochs epochs without a budget. A one-cycle of its own
     at a third of the peak rate: a warm restart, not a fresh start. The cv was measured
-    before, on sites this network had not seen; None when `options.refit` is 0.
-    Checkpoints in run_dir/refit, so a killed run resumes here."""
+    before, on sites this network had not seen; None without a final fit (refit 0, or an
+    epoch cap of 1). Checkpoints in run_dir/refit, so a killed run resumes here."""
     import time
 
     import torch

@@ -65,7 +65,7 @@ import random
 import shutil
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -320,6 +320,24 @@ class ShardSet:
 
     def __len__(self) -> int:
         return self.count
+
+    @classmethod
+    def union(cls, sets: Sequence["ShardSet"]) -> "ShardSet":
+        """Every shard of `sets` as one set, in their order (e.g. a final fit on the
+        training shards and the held-out ones), without copying a shard."""
+        if len({shard_set.remote for shard_set in sets}) != 1:
+            raise ValueError("a union of local and remote shard sets")
+        joined = cls.__new__(cls)
+        joined.remote, joined.directory = sets[0].remote, None
+        joined.location = " + ".join(shard_set.location for shard_set in sets)
+        joined.shards = [shard for shard_set in sets for shard in shard_set.shards]
+        joined.checksums = [digest for shard_set in sets for digest in shard_set.checksums]
+        joined.counts = np.concatenate([shard_set.counts for shard_set in sets])
+        joined.starts = np.concatenate([[0], np.cumsum(joined.counts)[:-1]]).astype(np.int64)
+        joined.count = int(sum(shard_set.count for shard_set in sets))
+        joined.metadata = sets[0].metadata
+        joined._labels = np.concatenate([np.asarray(shard_set.labels) for shard_set in sets])
+        return joined
 
     def members(self, shard: int) -> Iterator[tuple[bytes, bytes, str]]:
         """Shard number `shard`'s samples, undecoded. A local shard is checked against

@@ -45,6 +45,20 @@ def test_round_trip_keeps_keys_arrays_labels_and_order(tmp_path):
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
 
 
+def test_a_union_streams_every_sample_of_its_sets(tmp_path):
+    samples = list(make_samples(130))
+    both = ShardSet.union([write_shards(samples[:70], tmp_path / "a", samples_per_shard=30),
+                           write_shards(samples[70:], tmp_path / "b", samples_per_shard=30)])
+    assert both.count == 130 and both.counts.tolist() == [30, 30, 10, 30, 30] and both.starts.tolist() == [0, 30, 60, 70, 100]
+    names = [key for key, _, _ in samples]
+    assert [key for key, _, _ in read_shards(both)] == names                                  # every sample, in order
+    assert np.array_equal(both.labels, np.stack([label for _, _, label in samples]))
+    shuffled = keys_of(StreamLoader(ShardStream(both, seed=1, with_keys=True), batch_size=32))
+    assert sorted(shuffled) == sorted(names) and shuffled != names
+    balanced = keys_of(StreamLoader(ShardStream(both, seed=1, with_keys=True, balance=1.0), batch_size=32))
+    assert abs(len(balanced) - 130) <= 5 and set(balanced) < set(names)   # the labels of both sets weigh the draw
+
+
 def test_integer_labels_round_trip(tmp_path):
     shard_set = write_shards(make_samples(10, multi_label=False), tmp_path, samples_per_shard=4)
     labels = [int(label) for _, _, label in read_shards(shard_set)]

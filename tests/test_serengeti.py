@@ -99,15 +99,23 @@ def test_a_sequence_is_read_whole_its_frames_and_their_motion():
     walked = [background.copy() for _ in range(3)]
     for shot, column in enumerate((0, 2, 4)):   # an animal walking across a fixed background
         walked[shot][1, column] = 250
-    channels = inference.sequence_input(inference.stack_frames(walked))
+    stack = inference.stack_frames(walked)
+    channels = inference.sequence_input(stack)
     assert channels.shape == (12, 4, 6) and channels.dtype == np.float32
-    motion = channels[9:] * 255
+    mean, std = stack.reshape(-1, 3).mean(axis=0), stack.reshape(-1, 3).std(axis=0)   # the burst's own, per channel
+    motion = channels[9:] * std[:, None, None]
     assert np.allclose(motion[:, 1, [0, 2, 4]], 150) and motion.sum() == pytest.approx(150 * 3 * 3)
-    assert np.allclose(channels[3:6] * 255, walked[1].transpose(2, 0, 1))   # every frame's colours, in order
+    assert np.allclose(channels[3:6] * std[:, None, None] + mean[:, None, None], walked[1].transpose(2, 0, 1),
+                       atol=1e-3)                                  # every frame's colours, in order
+    # a camera with another gain per channel and a season with another light: the same input
+    other = np.clip(stack.astype(np.float32) * [0.8, 1.1, 0.95] + [10, -5, 0], 0, 255).round().astype(np.uint8)
+    assert np.abs(inference.sequence_input(other) - channels).max() < 0.01
+    flat = inference.sequence_input(np.full((3, 4, 6, 3), 90, np.uint8))    # nothing to standardise: zeros, not noise
+    assert np.isfinite(flat).all() and not flat.any()
     # a single frame: repeated, no motion; two frames: a b a, the motion is b against a
     assert not inference.sequence_input(inference.stack_frames(walked[:1]))[9:].any()
     pair = inference.sequence_input(inference.stack_frames(walked[:2]))
-    assert np.allclose(pair[:3], pair[6:9]) and np.allclose(pair[9:, 1, [0, 2]] * 255, 150)
+    assert np.allclose(pair[:3], pair[6:9]) and (pair[9:, 1, [0, 2]] > 0).all() and pair[9:].sum() > 0
 
 
 def test_training_recolours_a_burst_as_another_camera_and_season_every_frame_alike():
@@ -115,9 +123,10 @@ def test_training_recolours_a_burst_as_another_camera_and_season_every_frame_ali
 
     rng = np.random.default_rng(0)
     still = np.repeat(rng.integers(60, 200, (1, 24, 32, 3), dtype=np.uint8), 3, axis=0)   # a burst where nothing moved
-    channels = [serengeti_model.augment(still, rng).numpy() for _ in range(20)]
-    assert all(not c[9:].any() for c in channels)             # every frame alike: no motion appears
-    balance = [c[0:3].reshape(3, -1).mean(axis=1) for c in channels]
+    assert all(not serengeti_model.augment(still, rng).numpy()[9:].any() for _ in range(20))  # every frame alike: no motion
+    recoloured = [serengeti_model.recolour(still, rng).astype(float) for _ in range(20)]
+    assert all(np.array_equal(r[0], r[1]) and np.array_equal(r[0], r[2]) for r in recoloured)
+    balance = [r[0].reshape(-1, 3).mean(axis=0) / 255 for r in recoloured]
     ratios = np.array([b[0] / b[1] for b in balance])
     assert ratios.std() > 0.02 and np.ptp([b.mean() for b in balance]) > 0.1   # colour balance and exposure vary
     assert np.allclose(inference.sequence_input(still), serengeti_model.plain(still).numpy())  # never at prediction
@@ -158,6 +167,14 @@ def test_fast_run_beats_the_prior_and_its_bundle_predicts_the_same(compete, fast
         with Image.open(run_dir / plot) as image:
             assert f"cv mean_binary_log_loss {cv:.5f}" in image.text["Title"]
     assert cv < 0.2                                  # started at the prior: never the 0.69 of an untrained sigmoid
+    # the final model is the validated network trained on with every site: the held-out sites' sequences joined
+    assert recorded["epochs"] == 1 and recorded["refit_epochs"] == 1     # --fast: the 2-epoch cap shared
+    assert recorded["refit_sequences"] > recorded["train_sequences"] + recorded["valid_sequences"]  # their earlier seasons too
+    import torch
+    saved = torch.load(run_dir / "model.pt", weights_only=True)["state_dict"]
+    final, validated = (torch.load(run_dir / folder / "checkpoints" / "best.pth", weights_only=True) for folder in ("refit", "."))
+    assert all(torch.equal(saved[name], final[name]) for name in saved) and not torch.equal(saved["head.2.weight"],
+                                                                                            validated["head.2.weight"])
 
     # what a blend reads: the held-out sequences only, all in fold 1, whose own score is the run's
     oof = pd.read_csv(run_dir / "out_of_fold.csv")

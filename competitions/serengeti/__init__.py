@@ -23,12 +23,18 @@ log = logging.getLogger("compete")
 
 @dataclass
 class SerengetiOptions(Options):
-    minutes: float | None = option(None, "training time budget in minutes: the number of epochs is fitted to it from the "
-                                         "measured speed of the first batches; None: 20 (with --fast: no budget, the "
+    minutes: float | None = option(None, "training time budget in minutes, the validated fit and the final one on every "
+                                         "site together: the number of epochs is fitted to it from the measured speed "
+                                         "and re-planned at each epoch's end; None: 28 (with --fast: no budget, the "
                                          "epoch cap alone, so a quick run's bytes never depend on the machine's speed)",
                                  above=0)
-    epochs: int | None = option(None, "training epochs at most (the time budget and early stopping may end sooner); "
-                                      "None: 40 (2 with --fast)", minimum=1)
+    refit: float = option(0.3, "share of the training budget (of the epoch cap without one) spent after the cv is "
+                               "measured, training the validated network on with every site's sequences (the held-out "
+                               "sites join: a quarter more data, more cameras); 0: the final model is the validated one",
+                          minimum=0, maximum=0.9)
+    epochs: int | None = option(None, "training epochs at most, the validated fit and the final one together (the "
+                                      "final one's share by `refit`; the time budget and early stopping may end sooner); "
+                                      "None: 40 (2 with --fast: 1 + 1)", minimum=1)
     backbone: Path | None = option(None, "a state dict (.pth) of weights to start from, e.g. weights/resnet50.pth "
                                          "(the head is trained anew)")
     width: int = option(32, "channels of the network's first block", minimum=1, search=(16, 64), log=True)
@@ -104,6 +110,10 @@ class Serengeti(BaseCompetition):
 
         # Cross-validation score: the last season at sites training never saw, as at test time.
         held_out = validate.validate(trained.model, trained.prior, data, prepared, quiet=options.quiet)
+        validated = time.perf_counter()
+        # then the final model: the same network trained on with the held-out sites too (its cv is the one above)
+        refitted = train.refit(trained, prepared, options, run_dir, started=ready)
+        refit_done = time.perf_counter()
         predicted, truth = held_out.predicted[list(CLASSES)].to_numpy(), held_out.truth
         cv = self.metric(truth, predicted)
         baseline = self.metric(truth, np.tile(np.clip(trained.prior, inference.CLIP, 1 - inference.CLIP), (len(truth), 1)))
@@ -126,13 +136,17 @@ class Serengeti(BaseCompetition):
                            train_sequences=prepared.shard_sets["train"].count, valid_sequences=len(held_out.predicted),
                            unreadable_images=prepared.unreadable, prepare_seconds=round(ready - started, 2),
                            train_seconds=round(done - ready, 2),
+                           refit_epochs=refitted.epochs_done if refitted else 0,
+                           refit_sequences=refitted.sequences if refitted else 0,
+                           refit_seconds=round(refit_done - validated, 2) if refitted else 0,
                            out_of_fold_note="a hold-out, not K folds: out_of_fold.csv holds the validation sequences "
-                                            "only, all in fold 1; a blend of runs made with the same seed and "
+                                            "only, all in fold 1, predicted by the validated network before it trained "
+                                            "on with every site (refit); a blend of runs made with the same seed and "
                                             "valid_share works on those rows"),
             # what a blend reads: the held-out sequences' probabilities (runs.OUT_OF_FOLD)
             out_of_fold=OutOfFold(held_out.predicted.reset_index(drop=True), held_out.truth_frame,
                                   np.zeros(len(held_out.predicted), dtype=int)))
-        return trained.model, report
+        return (refitted or trained).model, report
 
     def save_model(self, model, run_dir: Path) -> None:
         model.save(Path(run_dir) / WEIGHTS)

@@ -24,6 +24,7 @@ CLIP = 1e-4                   # log loss punishes a confident miss without bound
 MODEL, META = "model.onnx", "model.json"
 BATCH = 16                    # sequences per ONNX call
 FRAMES = 3                    # a burst is 1-3 shots
+STD_FLOOR = 4.0               # grey levels: the least standard deviation a burst is divided by (sequence_input)
 
 
 def read_image(path, size):
@@ -52,17 +53,29 @@ def stack_frames(frames):
 
 
 def sequence_input(stack):
-    """uint8 (FRAMES, H, W, 3) -> float32 (3 * FRAMES + 3, H, W) in [0, 1], the
-    network's input: every frame's colours, then the motion of the burst, the largest
-    difference of any frame from the per-pixel median of the frames. The camera does
-    not move, so the median is the background where an animal walked, and the motion
-    lights up animals too small or too dark to see in one frame (a single frame, or a
-    burst whose animal stood still, has none)."""
+    """uint8 (FRAMES, H, W, 3) -> float32 (3 * FRAMES + 3, H, W), the network's
+    input: every frame's colours, then the motion of the burst, the largest difference
+    of any frame from the per-pixel median of the frames. The camera does not move, so
+    the median is the background where an animal walked, and the motion lights up
+    animals too small or too dark to see in one frame (a single frame, or a burst whose
+    animal stood still, has none).
+
+    Each burst is standardised by its own statistics, every frame alike: a colour
+    channel less its mean over the burst, divided (as the motion) by its standard
+    deviation over the burst (at least STD_FLOOR grey levels, so a flat frame's noise
+    is not blown up). A camera's colour response and a season's light are a gain per
+    channel, and its grass height a contrast: divided out, a burst from a camera and a
+    season training never saw reads as the ones it did (issue 23). The statistics are
+    the burst's own, so the code submission needs no other sequence to compute them."""
     first, second, third = (stack[index].astype(np.int16) for index in range(FRAMES))
     background = np.maximum(np.minimum(first, second), np.minimum(np.maximum(first, second), third))
     motion = np.maximum(np.maximum(np.abs(first - background), np.abs(second - background)), np.abs(third - background))
-    channels = np.concatenate([stack[index] for index in range(FRAMES)] + [motion.astype(np.uint8)], axis=-1)
-    return np.ascontiguousarray(channels.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+    colours = stack.astype(np.float32)
+    mean = colours.mean(axis=(0, 1, 2))
+    scale = np.float32(1.0) / np.maximum(colours.std(axis=(0, 1, 2)), np.float32(STD_FLOOR))
+    channels = np.concatenate([(colours[index] - mean) * scale for index in range(FRAMES)]
+                              + [motion.astype(np.float32) * scale], axis=-1)
+    return np.ascontiguousarray(channels.transpose(2, 0, 1), dtype=np.float32)
 
 
 def assemble(sequences, predicted, prior):

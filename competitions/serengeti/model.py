@@ -100,7 +100,10 @@ def recolour(stack: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     alike (so the motion stays the animals'): contrast and saturation (torchvision), the
     exposure and a gain per channel (white balance, the light's colour). The hidden test
     is a later season from cameras training never saw; the ranges are the spread of real
-    camera traps' exposure and colour, not fitted to a score."""
+    camera traps' exposure and colour, not fitted to a score. The network's input is
+    standardised per burst (inference.sequence_input), which divides most of this out
+    again (gain, exposure, contrast): what stays is the saturation and the clipping of
+    bright pixels, as a camera of another gain would clip them."""
     from torchvision.transforms.v2 import functional as tv
 
     frames = torch.from_numpy(np.ascontiguousarray(stack)).permute(0, 3, 1, 2)

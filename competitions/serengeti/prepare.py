@@ -26,7 +26,8 @@ SHARD_SEQUENCES = 300   # ~33 MB of 128x96 frame stacks a shard
 class Prepared:
     """What training and validation read: every training image with its sequence's
     labels, which of them train and which validate (the held-out sites' other seasons
-    do neither), the two shard sets and the images none could read."""
+    do neither until the final fit on every site), the shard sets ("train", "valid" and,
+    when there are any, "rest": those other seasons) and the images none could read."""
     frames: pd.DataFrame
     train_mask: np.ndarray
     valid_mask: np.ndarray
@@ -49,7 +50,10 @@ def prepare(data: SerengetiData, seed: int, valid_share: float, size: tuple[int,
              "the last training season" if frames["season"].nunique() > 1 else "every season", len(sites),
              " ".join(sorted(sites)), frames.loc[train_mask, ID].nunique(), frames.loc[~train_mask & ~valid_mask, ID].nunique())
     shard_sets, unreadable = {}, []
-    for part, mask in (("train", train_mask), ("valid", valid_mask)):
+    rest = ~train_mask & ~valid_mask   # the held-out sites' earlier seasons: the final fit on every site reads them
+    for part, mask in (("train", train_mask), ("valid", valid_mask), ("rest", rest)):
+        if part == "rest" and not rest.any():
+            continue
         shard_sets[part] = prepare_shards(frames[mask], data.root, part, size, quiet=quiet)
         unreadable += shard_sets[part].metadata["unreadable"]
     io.unusable_rows(serengeti_data.TRAIN_METADATA, len(frames), {"image_unreadable": frames[FILE].isin(unreadable).to_numpy()},

@@ -13,6 +13,9 @@ from competitions.serengeti.data import CLASSES, ID, SerengetiData
 from competitions.serengeti.prepare import Prepared
 
 
+DEFAULT_MINUTES = 28.0   # the training budget when none is given: the validated fit and the final one together
+
+
 @dataclass
 class Trained:
     """The trained model and what a report says of its training."""
@@ -21,8 +24,17 @@ class Trained:
     epochs_done: int
     budget: dict                # fit_budget's decision as last re-planned: epochs, seconds_per_batch, seconds, first_plan
     most: int                   # the epoch cap
-    minutes: float | None       # the time budget; None: the cap alone
+    minutes: float | None       # the validated fit's share of the time budget; None: the cap alone
     threads: int
+
+
+@dataclass
+class Refitted:
+    """The final model, trained on from the validated one on every site."""
+    model: object               # model.SerengetiModel
+    epochs_done: int
+    sequences: int              # the training sequences of every site
+    budget: dict
 
 
 def train(data: SerengetiData, prepared: Prepared, options, run_dir: Path) -> Trained:
@@ -32,8 +44,9 @@ def train(data: SerengetiData, prepared: Prepared, options, run_dir: Path) -> Tr
     from common import loaders, trainers
     from competitions.serengeti import model as serengeti_model
 
-    most = options.epochs or (2 if options.fast else 40)
-    minutes = options.minutes if options.minutes is not None else (None if options.fast else 20.0)
+    most = epoch_cap(options) - refit_epochs(options)
+    minutes = budget_minutes(options)
+    minutes = None if minutes is None else minutes * (1 - options.refit)
     workers = min(2, os.cpu_count() or 1) if options.workers is None else options.workers
     shard_sets, frames = prepared.shard_sets, prepared.frames
     train_sequences = data.labels[ID].isin(frames.loc[prepared.train_mask, ID])
@@ -68,3 +81,73 @@ def train(data: SerengetiData, prepared: Prepared, options, run_dir: Path) -> Tr
     model = serengeti_model.SerengetiModel(learn.model.cpu(), prior, options.image_size, options.width)
     return Trained(model, prior, learn.epochs_done, {**budget, **(learn.budget or {}), "first_plan": budget["epochs"]},
                    most, minutes, threads)
+
+
+def budget_minutes(options) -> float | None:
+    """The whole training budget (the validated fit and the final one on every site);
+    None: no budget, the epoch caps alone (--fast, so a quick run's bytes never depend
+    on the machine's speed)."""
+    return options.minutes if options.minutes is not None else (None if options.fast else DEFAULT_MINUTES)
+
+
+def epoch_cap(options) -> int:
+    """The epochs of the validated fit and the final one together, at most."""
+    return options.epochs or (2 if options.fast else 40)
+
+
+def refit_epochs(options) -> int:
+    """The final fit's share of the epoch cap (at least one, and one left to validate);
+    0 without a final fit."""
+    import math
+
+    cap = epoch_cap(options)
+    return min(cap - 1, max(1, math.ceil(options.refit * cap))) if options.refit else 0
+
+
+def refit(trained: Trained, prepared: Prepared, options, run_dir: Path, started: float) -> Refitted | None:
+    """The final model: the validated network trained on, now on every site (the
+    held-out sites' sequences of every season join the training ones), for what is left
+    of the whole training budget since `started` (time.perf_counter(); about the
+    `options.refit` share, more when the validated fit stopped early, less when the
+    validation ran long), or refit_epochs epochs without a budget. A one-cycle of its own
+    at a third of the peak rate: a warm restart, not a fresh start. The cv was measured
+    before, on sites this network had not seen; None without a final fit (refit 0, or an
+    epoch cap of 1). Checkpoints in run_dir/refit, so a killed run resumes here."""
+    import time
+
+    import torch
+
+    from common import loaders, trainers
+    from competitions.serengeti import model as serengeti_model
+
+    most = refit_epochs(options)
+    if not most:
+        return None
+    workers = min(2, os.cpu_count() or 1) if options.workers is None else options.workers
+    every = loaders.ShardSet.union([prepared.shard_sets[part] for part in ("train", "valid", "rest") if part in prepared.shard_sets])
+    refit_dir = Path(run_dir) / "refit"
+
+    def train_loader():
+        return loaders.StreamLoader(
+            loaders.ShardStream(every, buffer_size=400, seed=options.seed + 1, balance=options.balance,
+                                transform=serengeti_model.augment), batch_size=options.batch_size, num_workers=workers)
+
+    # the held-out sequences again (fastai's loop wants a validation set): now training ones, not a score
+    valid_loader = loaders.StreamLoader(loaders.ShardStream(prepared.shard_sets["valid"], shuffle=False,
+                                                            transform=serengeti_model.plain), batch_size=64, num_workers=workers)
+    minutes = budget_minutes(options)
+    net = trained.model.net
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(trained.threads)
+    try:
+        seconds = None if minutes is None else max(1.0, minutes * 60 - (time.perf_counter() - started))
+        budget = {"epochs": most, "seconds_per_batch": None, "seconds": None} if seconds is None else trainers.fit_budget(
+            net, train_loader, serengeti_model.loss, refit_dir, seconds, most,
+            valid_loader.batch_size * len(valid_loader) / options.batch_size, name="serengeti refit")
+        learn = trainers.train(net, train_loader(), valid_loader, serengeti_model.loss, refit_dir, epochs=budget["epochs"],
+                               lr=options.lr / 3, checkpoint_every=options.checkpoint_every, seed=options.seed + 1,
+                               quiet=options.quiet, wd=1e-4, budget=budget)
+    finally:
+        torch.set_num_threads(threads_before)
+    model = serengeti_model.SerengetiModel(learn.model.cpu(), trained.prior, options.image_size, options.width)
+    return Refitted(model, learn.epochs_done, every.count, {**budget, **(learn.budget or {})})

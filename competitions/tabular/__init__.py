@@ -191,7 +191,7 @@ class Tabular(BaseCompetition):
         target, metric = data.target, data.metric
         prepared = prepare.prepare(data, options, self.name)
         makers = families.makers(prepared, target.task, metric, options.seed)
-        crossed = train.cross_validate(data, prepared, makers, options, self.name)
+        crossed = train.cross_validate(data, prepared, makers, options, self.name, started)
         combined = combine.combine(crossed.oof, crossed.fold_of, prepared.y, prepared.truth, target, metric,
                                    prepared.log_target, options.combiner, options.seed)
         final, seconds = train.refit(crossed, combined.weights, prepared, options)
@@ -203,7 +203,8 @@ class Tabular(BaseCompetition):
                      metric, prepared.log_target, run_dir)
         rows = out_of_fold.for_blend(data, combined.honest, combined.blended, crossed.fold_of, prepared.truth,
                                      prepared.log_target)
-        return model, report.report(data, options, prepared, combined, crossed.repeats, seconds, rows, started)
+        return model, report.report(data, options, prepared, combined, crossed.repeats, seconds, rows, started,
+                                    crossed.cuts)
 
     # A media run keeps its network its own way, and packages the exported network with
     # numpy/Pillow/onnxruntime inference (media_inference.py) instead of the pickle.

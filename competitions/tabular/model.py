@@ -251,7 +251,9 @@ class CatBoostModel:
         else:
             default = {"regression": "RMSE", "binary": "Logloss", "multiclass": "MultiClass"}[self.task]
             self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.loss or default, **weights)]
-        self.best_iterations_ = [int(m.get_best_iteration() or self.plan.iterations) for m in self.models_]
+        # the best round may be round 0 (a fit its deadline stopped at once): None only means no stopping set
+        self.best_iterations_ = [int(self.plan.iterations if m.get_best_iteration() is None else m.get_best_iteration())
+                                 for m in self.models_]
         self.cut_ = deadline.rounds / (self.plan.iterations * len(self.models_)) if deadline.stopped else None
         return self
 
@@ -572,7 +574,9 @@ class XGBoostModel(BoostedModel):
 
     def _remember(self, model):
         best = getattr(model, "best_iteration", None)
-        self.best_iterations_.append(int(best + 1 if best is not None else self.plan.rounds))
+        # none: early stopping never judged a round (a deadline stopped the first; the callbacks
+        # ask in turn and stop at the first that says so): every round grown is kept
+        self.best_iterations_.append(int(best + 1 if best is not None else model.get_booster().num_boosted_rounds()))
         return model
 
 

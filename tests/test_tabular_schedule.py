@@ -15,20 +15,21 @@ from competitions.tabular import schedule as S
 
 def run(schedule: S.Schedule, now: list, slowdown: dict[str, float]) -> list[tuple]:
     """Drive `schedule` as model.cross_validate does, each fit taking its planned seconds
-    times its family's slowdown, a boosted one stopped at its deadline; what was fitted."""
+    times its family's slowdown times the share of its rounds it is given, a boosted one
+    stopped at its deadline; what was fitted: (fit, share of the rounds given, share of those grown)."""
     fitted = []
     while True:
-        fit, deadline = schedule.next()
+        fit, deadline, share = schedule.next()
         if fit is None:
             return fitted
-        natural = schedule.planned[fit.family] * slowdown[fit.family]
+        natural = schedule.planned[fit.family] * slowdown[fit.family] * share
         grown = None
         if deadline is not None and now[0] + natural > deadline:
             grown = (deadline - now[0]) / natural
             natural = deadline - now[0]
         now[0] += natural
         schedule.done(fit, natural, grown)
-        fitted.append((fit, grown))
+        fitted.append((fit, share, grown))
 
 
 def todo(repeats: int, folds: int, families: tuple) -> list[S.Fit]:
@@ -43,16 +44,16 @@ def test_a_cv_slowed_by_load_is_cut_to_end_in_its_budget_and_one_on_plan_is_left
     # on plan: 3 repeats x 5 folds = 330 s of fits within 400 s: every fit, none stopped
     whole = run(S.Schedule(todo(3, 5, families), planned, 400.0, cuttable=("lightgbm", "xgboost"),
                            refitted=("linear",)), now, dict.fromkeys(families, 1.0))
-    assert len(whole) == 45 and all(grown is None for _, grown in whole) and now[0] == pytest.approx(330)
+    assert len(whole) == 45 and all(share == 1 and grown is None for _, share, grown in whole) and now[0] == pytest.approx(330)
 
     # four times slower than planned: the later repeats go, the trees are cut, the first repeat stays whole
     now[0] = 0.0
     schedule = S.Schedule(todo(3, 5, families), planned, 400.0, cuttable=("lightgbm", "xgboost"), refitted=("linear",))
     fitted = run(schedule, now, dict.fromkeys(families, 4.0))
-    first = [fit for fit, _ in fitted if fit.repeat == 0]
+    first = [fit for fit, _, _ in fitted if fit.repeat == 0]
     assert sorted(first, key=lambda f: (f.fold, f.family)) == sorted(todo(1, 5, families), key=lambda f: (f.fold, f.family))
     assert len(fitted) < 45 and schedule.cut_repeats and not schedule.dropped
-    assert any(grown is not None for _, grown in fitted)
+    assert any(share < 1 for _, share, _ in fitted) and all(share >= S.SHORTEST for _, share, _ in fitted)
     refit = S.REFIT_FITS * 2.0 * 4.0
     assert now[0] + refit <= 400.0 + 1e-6   # the linear model's refit on every row still fits
 
@@ -62,8 +63,16 @@ def test_a_cv_slowed_by_load_is_cut_to_end_in_its_budget_and_one_on_plan_is_left
     fitted = run(schedule, now, dict.fromkeys(families, 40.0))
     assert schedule.dropped and set(schedule.dropped) < set(families)
     for family in set(families) - set(schedule.dropped):   # each family kept has every fold's predictions
-        assert sorted(fit.fold for fit, _ in fitted if fit.family == family) == list(range(5))
+        assert sorted(fit.fold for fit, _, _ in fitted if fit.family == family) == list(range(5))
     assert now[0] <= 400.0 + 1e-6
+
+
+def test_fewer_rounds_take_larger_steps():
+    plan = M.Plan(folds=5, iterations=800, learning_rate=0.1, early_stopping=80, rounds=1000, boosted_learning_rate=0.05)
+    cut = M.shrunk(plan, 0.25)
+    assert (cut.iterations, cut.rounds) == (200, 250)
+    assert (cut.learning_rate, cut.boosted_learning_rate) == pytest.approx((0.2, 0.1))
+    assert M.shrunk(plan, 1.0) == plan and M.shrunk(plan, 0.01).rounds == 20
 
 
 def frame(rows: int = 240, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

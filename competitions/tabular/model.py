@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -173,6 +174,21 @@ def fold_seconds(plan: Plan, rows: int, numeric: int, categorical: int, task: st
     return {name: models_per_fold * (per_iteration[name] * rounds[name] + FIT_SECONDS) if name in BOOSTED
             else linear_seconds(rows, numeric + categorical, plan.tune_linear)
             for name in plan.families if name in TABLE_FAMILIES}
+
+
+def shrunk(plan: Plan, share: float) -> Plan:
+    """`plan` with its boosted families' rounds cut to `share` of them (schedule.py, when
+    the machine runs slower than planned), each learning rate grown as model.plan grows
+    it for fewer rounds (by the square root), up to 0.3 (or the rate as given, if larger)."""
+    if share >= 1:
+        return plan
+
+    def faster(rate):
+        return max(rate, min(0.3, rate / np.sqrt(share)))
+    return dataclasses.replace(plan, iterations=max(20, int(plan.iterations * share)),
+                               learning_rate=faster(plan.learning_rate) if plan.learning_rate else plan.learning_rate,
+                               rounds=max(20, int(plan.rounds * share)),
+                               boosted_learning_rate=faster(plan.boosted_learning_rate))
 
 
 def splitter(task: str, y, folds: int, seed: int):
@@ -740,17 +756,18 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, fo
     the rows done so far (`done`, a mask): what a tune's pruner judges a trial on.
     `schedule`: a function of the fits to do (schedule.Fit, in order) returning a
     schedule.Schedule that cuts them to the time budget as they run: fewer repeats (a row
-    then averages the repeats that reached it), a deadline for a fit's trees (a model
-    with a `deadline` attribute stops growing them there), a family dropped."""
+    then averages the repeats that reached it), fewer rounds (a model with a `plan`) and a
+    deadline for a fit's trees (a model with a `deadline` stops growing them there), a
+    family dropped."""
     from competitions.tabular.schedule import Fit
     fold_of = np.zeros(len(X), dtype=int)
     oof, models, seconds = {}, {name: [] for name in families}, {name: 0.0 for name in families}
     first, done, reached = {}, np.zeros(len(X), dtype=bool), {}
     splits = [list(splitter(task, y, folds, seed + repeat)) for repeat in range(repeats)]
     todo = [Fit(repeat, fold, name) for repeat in range(repeats) for fold in range(folds) for name in families]
-    plan = schedule(todo) if schedule is not None else None
+    timing = schedule(todo) if schedule is not None else None
     while True:
-        fit, deadline = plan.next() if plan is not None else (todo[0] if todo else None, None)
+        fit, deadline, share = timing.next() if timing is not None else (todo[0] if todo else None, None, 1.0)
         if fit is None:
             break
         train_index, valid_index = splits[fit.repeat][fit.fold]
@@ -760,6 +777,8 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, fo
         model = families[fit.family]()
         if hasattr(model, "deadline"):
             model.deadline = deadline
+        if share < 1 and hasattr(model, "plan"):
+            model.plan = shrunk(model.plan, share)
         model.fit(X.iloc[train_index], y[train_index], **({} if weights is None else {"sample_weight": weights[train_index]}))
         predicted = model.predict(X.iloc[valid_index])
         if fit.family not in oof:
@@ -776,18 +795,18 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, fo
         log.info("fold %d%s %-8s %.1fs %s%s", fit.fold + 1, f" of repeat {fit.repeat + 1}" if repeats > 1 else "",
                  fit.family, took, model.summary(),
                  f" (stopped at its deadline, {grown:.0%} of its rounds)" if grown is not None else "")
-        if plan is not None:
-            plan.done(fit, took, grown)
+        if timing is not None:
+            timing.done(fit, took, grown)
         else:
             todo.pop(0)
         if progress:
             progress()
-        left = plan.todo if plan is not None else todo
+        left = timing.todo if timing is not None else todo
         if after_fold is not None and fit.repeat == 0 and not any(f.repeat == 0 and f.fold == fit.fold for f in left):
             done[valid_index] = True
-            after_fold(fit.fold, {name: first[name] for name in first if name not in getattr(plan, "dropped", ())},
+            after_fold(fit.fold, {name: first[name] for name in first if name not in getattr(timing, "dropped", ())},
                        done)
-    for name in getattr(plan, "dropped", ()):
+    for name in getattr(timing, "dropped", ()):
         for kept in (oof, models, seconds, reached):
             kept.pop(name, None)
     for name in oof:  # each row's mean over the repeats that reached it (every row: the first)

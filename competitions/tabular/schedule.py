@@ -4,8 +4,9 @@ slower than the estimate, would stretch the run past its budget (NYC flights at 
 2,022 s of 600). So before each fold fit the work left is estimated again from the
 seconds measured so far, and what no longer fits by the CV's end is cut, in this order:
 the CV repeats beyond the first (fewer bagged models), then the boosted fits' trees
-(each stops at a deadline with its best trees so far), then a whole family, when even
-SHORTEST of its fits cannot fit. The plan is only ever cut, never grown: where the
+(fewer rounds at a larger step, model.shrunk, and a deadline each fit stops growing trees
+at, its best trees so far kept), then a whole family, when even SHORTEST of its fits
+cannot fit. The plan is only ever cut, never grown: where the
 machine keeps up with the plan nothing changes, and the same data and budget give the
 same bytes as before; only a run that would overrun depends on the machine's speed.
 
@@ -26,6 +27,12 @@ CV_SHARE = 0.8
 # The least share of its estimated seconds a boosted fit is cut to before its family goes:
 # stopped sooner, its trees are too few to add to the others.
 SHORTEST = 0.15
+# A fit given fewer rounds may take this much longer than they were estimated to before
+# its deadline stops it (the estimate is a mean; the fits after it are re-planned).
+DEADLINE_SLACK = 1.2
+# A shortfall this small cuts no rounds: early stopping often ends a fit sooner, and the
+# deadline (with its slack) stops one that does not.
+ROUNDS_KEPT = 0.9
 # A final model refitted on every row costs about this many fold fits (1 / (1 - 1/K) the rows, and more).
 REFIT_FITS = 1.5
 
@@ -53,8 +60,8 @@ class Deadline:
 
 class Schedule:
     """What remains of the CV, cut to end by `end` (a clock time): `next` before each fold
-    fit gives the fits still to do and the next one's deadline, `done` after it takes its
-    measured seconds. `planned`: each family's estimated seconds a fold fit (on idle cores,
+    fit gives the next fit, its deadline and the share of its planned rounds it may grow,
+    `done` after it takes its measured seconds. `planned`: each family's estimated seconds a fold fit (on idle cores,
     model.fold_seconds; a family it lacks: an even share of the time); `cuttable`: the
     families whose fits stop at a deadline (the boosted ones); `refitted`: those whose
     final model is fitted again on every row after the CV (its time kept aside)."""
@@ -70,6 +77,8 @@ class Schedule:
         self.measured = self.expected = 0.0
         self.dropped: list[str] = []
         self.cut_repeats = False
+        self.least_share = 1.0  # the fewest rounds a fit was given, a share of its planned ones
+        self.share = 1.0  # of its planned rounds, the fit `next` gave last
 
     def estimate(self, family: str) -> float:
         """Seconds a fold fit of `family` will take: the mean of its own fits, else its
@@ -78,11 +87,13 @@ class Schedule:
             return sum(self.natural[family]) / len(self.natural[family])
         return self.planned[family] * (self.measured / self.expected if self.expected else 1.0)
 
-    def next(self) -> tuple[Fit | None, float | None]:
-        """The next fit (None: the CV is done) and the clock time it stops growing trees at
-        (None: no limit), the fits after it cut to what the time left affords."""
+    def next(self) -> tuple[Fit | None, float | None, float]:
+        """The next fit (None: the CV is done), the clock time it stops growing trees at
+        (None: no limit) and the share of its planned rounds it may grow (1: all), the fits
+        after it cut to what the time left affords."""
+        self.share = 1.0
         if not self.todo:
-            return None, None
+            return None, None, 1.0
         left = self.end - self.clock() - sum(REFIT_FITS * self.estimate(family) for family in self.refitted
                                              if family in self.natural and family not in self.dropped)
         first = [fit for fit in self.todo if fit.repeat == 0]
@@ -111,20 +122,30 @@ class Schedule:
         self.todo = first + kept
         fit = self.todo[0]
         if fit.family not in self.cuttable:
-            return fit, None
+            return fit, None, 1.0
         fixed = sum(self.estimate_fit(other) for other in self.todo if other.family not in self.cuttable)
         cut = sum(self.estimate_fit(other) for other in self.todo if other.family in self.cuttable)
-        scale = max(left - fixed, 0.0) / cut if cut else 1.0
-        return fit, self.clock() + max(scale, SHORTEST) * self.estimate_fit(fit)
+        scale = max(max(left - fixed, 0.0) / cut if cut else 1.0, SHORTEST)
+        if scale >= 1:
+            return fit, self.clock() + scale * self.estimate_fit(fit), 1.0
+        if scale >= ROUNDS_KEPT:
+            return fit, self.clock() + DEADLINE_SLACK * scale * self.estimate_fit(fit), 1.0
+        if scale < self.least_share:
+            log.info("budget: %.0f s left for %.0f s of fits: the boosted fits' rounds cut to %.0f%%",
+                     left, fixed + cut, 100 * scale)
+        self.least_share = min(self.least_share, scale)
+        self.share = scale
+        return fit, self.clock() + DEADLINE_SLACK * scale * self.estimate_fit(fit), scale
 
     def estimate_fit(self, fit: Fit) -> float:
         return self.estimate(fit.family)
 
     def done(self, fit: Fit, seconds: float, grown: float | None = None) -> None:
-        """`fit` took `seconds`; `grown`: the share of its planned rounds it grew when its
-        deadline stopped it (None: not stopped), from which its uncut seconds are told."""
+        """`fit` took `seconds`; `grown`: the share of the rounds it was given that it grew
+        when its deadline stopped it (None: not stopped), from which, with the share of the
+        planned rounds `next` gave it, its seconds at the planned rounds are told."""
         self.todo.remove(fit)
-        natural = seconds / max(grown, 0.01) if grown is not None else seconds
+        natural = (seconds / max(grown, 0.01) if grown is not None else seconds) / self.share
         self.natural[fit.family].append(natural)
         if fit.family in self.known:
             self.measured += natural

@@ -86,6 +86,8 @@ def cuts(schedule: S.Schedule, fold_models: dict, folds: int) -> list[str]:
     bagged = {family: len(models) for family, models in fold_models.items()}
     if schedule.cut_repeats:
         said.append("later CV repeats cut: fold models per family " + ", ".join(f"{f} {n}" for f, n in bagged.items()))
+    if schedule.least_share < 1:
+        said.append(f"boosted rounds cut to as few as {schedule.least_share:.0%} of the plan's (larger steps)")
     stopped = sum(getattr(model, "cut_", None) is not None for models in fold_models.values() for model in models)
     if stopped:
         said.append(f"{stopped} fold fit(s) stopped at their deadline with fewer trees")

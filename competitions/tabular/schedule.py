@@ -61,8 +61,8 @@ class Deadline:
 class Schedule:
     """What remains of the CV, cut to end by `end` (a clock time): `next` before each fold
     fit gives the next fit, its deadline and the share of its planned rounds it may grow,
-    `done` after it takes its measured seconds. `planned`: each family's estimated seconds a fold fit (on idle cores,
-    model.fold_seconds; a family it lacks: an even share of the time); `cuttable`: the
+    `done` after it takes its measured seconds. `planned`: each family's estimated seconds
+    a fold fit (on idle cores, model.fold_seconds; a family it lacks: an even share of the time); `cuttable`: the
     families whose fits stop at a deadline (the boosted ones); `refitted`: those whose
     final model is fitted again on every row after the CV (its time kept aside)."""
     clock = staticmethod(time.perf_counter)
@@ -97,7 +97,9 @@ class Schedule:
         left = self.end - self.clock() - sum(REFIT_FITS * self.estimate(family) for family in self.refitted
                                              if family in self.natural and family not in self.dropped)
         first = [fit for fit in self.todo if fit.repeat == 0]
-        least = lambda fit: self.estimate(fit.family) * (SHORTEST if fit.family in self.cuttable else 1.0)  # noqa: E731
+
+        def least(fit: Fit) -> float:  # a fit's seconds cut as far as it can be
+            return self.estimate(fit.family) * (SHORTEST if fit.family in self.cuttable else 1.0)
         while first and len(set(self.natural) - set(self.dropped)) > 1 and sum(map(least, first)) > left:
             remaining = {}
             for fit in first:
@@ -108,37 +110,34 @@ class Schedule:
             self.dropped.append(family)
             self.todo = [fit for fit in self.todo if fit.family != family]
             first = [fit for fit in first if fit.family != family]
-        more, kept = sum(map(self.estimate_fit, first)), []
+        more, kept = sum(self.estimate(f.family) for f in first), []
         for fit in (fit for fit in self.todo if fit.repeat > 0):
-            if more + self.estimate_fit(fit) > left:
+            if more + self.estimate(fit.family) > left:
                 break
-            more += self.estimate_fit(fit)
+            more += self.estimate(fit.family)
             kept.append(fit)
         extra = [fit for fit in self.todo if fit.repeat > 0]
         if len(kept) < len(extra):
             log.info("budget: %.0f s left for %.0f s of fits: %d of %d fold fits of the later CV repeats kept",
-                     left, sum(map(self.estimate_fit, first + extra)), len(kept), len(extra))
+                     left, sum((self.estimate(f.family) for f in first + extra)), len(kept), len(extra))
             self.cut_repeats = True
         self.todo = first + kept
         fit = self.todo[0]
         if fit.family not in self.cuttable:
             return fit, None, 1.0
-        fixed = sum(self.estimate_fit(other) for other in self.todo if other.family not in self.cuttable)
-        cut = sum(self.estimate_fit(other) for other in self.todo if other.family in self.cuttable)
+        fixed = sum(self.estimate(other.family) for other in self.todo if other.family not in self.cuttable)
+        cut = sum(self.estimate(other.family) for other in self.todo if other.family in self.cuttable)
         scale = max(max(left - fixed, 0.0) / cut if cut else 1.0, SHORTEST)
         if scale >= 1:
-            return fit, self.clock() + scale * self.estimate_fit(fit), 1.0
+            return fit, self.clock() + scale * self.estimate(fit.family), 1.0
         if scale >= ROUNDS_KEPT:
-            return fit, self.clock() + DEADLINE_SLACK * scale * self.estimate_fit(fit), 1.0
+            return fit, self.clock() + DEADLINE_SLACK * scale * self.estimate(fit.family), 1.0
         if scale < self.least_share:
             log.info("budget: %.0f s left for %.0f s of fits: the boosted fits' rounds cut to %.0f%%",
                      left, fixed + cut, 100 * scale)
         self.least_share = min(self.least_share, scale)
         self.share = scale
-        return fit, self.clock() + DEADLINE_SLACK * scale * self.estimate_fit(fit), scale
-
-    def estimate_fit(self, fit: Fit) -> float:
-        return self.estimate(fit.family)
+        return fit, self.clock() + DEADLINE_SLACK * scale * self.estimate(fit.family), scale
 
     def done(self, fit: Fit, seconds: float, grown: float | None = None) -> None:
         """`fit` took `seconds`; `grown`: the share of the rounds it was given that it grew

@@ -13,23 +13,33 @@ from competitions.tabular import model as M
 from competitions.tabular import schedule as S
 
 
-def run(schedule: S.Schedule, now: list, slowdown: dict[str, float]) -> list[tuple]:
+ROUNDS = 100
+
+
+def run(schedule: S.Schedule, now: list, slowdown: dict[str, float], fixed: float = 0.2) -> list[tuple]:
     """Drive `schedule` as model.cross_validate does, each fit taking its planned seconds
-    times its family's slowdown times the share of its rounds it is given, a boosted one
-    stopped at its deadline; what was fitted: (fit, share of the rounds given, share of those grown)."""
+    times its family's slowdown: for a boosted family `fixed` of them whatever its rounds,
+    the rest spread over its ROUNDS, of which it grows the share it is given (at least
+    20, as model.shrunk gives) up to its deadline (at least one). What was fitted: (fit,
+    share of the rounds given, rounds grown)."""
     fitted = []
     while True:
         fit, deadline, share = schedule.next()
         if fit is None:
             return fitted
-        natural = schedule.planned[fit.family] * slowdown[fit.family] * share
-        grown = None
-        if deadline is not None and now[0] + natural > deadline:
-            grown = (deadline - now[0]) / natural
-            natural = deadline - now[0]
-        now[0] += natural
-        schedule.done(fit, natural, grown)
-        fitted.append((fit, share, grown))
+        seconds = schedule.planned[fit.family] * slowdown[fit.family]
+        if fit.family not in schedule.cuttable:
+            now[0] += seconds
+            schedule.done(fit, seconds)
+            fitted.append((fit, share, None))
+            continue
+        setup, a_round = fixed * seconds, (1 - fixed) * seconds / ROUNDS
+        rounds = ROUNDS if share >= 1 else max(20, int(ROUNDS * share))
+        if deadline is not None:
+            rounds = int(np.clip((deadline - now[0] - setup) // a_round + 1, 1, rounds))
+        now[0] += setup + rounds * a_round
+        schedule.done(fit, setup + rounds * a_round, rounds, (rounds - 1) * a_round)
+        fitted.append((fit, share, rounds))
 
 
 def todo(repeats: int, folds: int, families: tuple) -> list[S.Fit]:
@@ -40,31 +50,32 @@ def test_a_cv_slowed_by_load_is_cut_to_end_in_its_budget_and_one_on_plan_is_left
     now = [0.0]
     monkeypatch.setattr(S.Schedule, "clock", staticmethod(lambda: now[0]))
     planned = {"lightgbm": 10.0, "xgboost": 10.0, "linear": 2.0}
-    families = tuple(planned)
+    families, boosted = tuple(planned), dict.fromkeys(("lightgbm", "xgboost"), ROUNDS)
     # on plan: 3 repeats x 5 folds = 330 s of fits within 400 s: every fit, none stopped
-    whole = run(S.Schedule(todo(3, 5, families), planned, 400.0, cuttable=("lightgbm", "xgboost"),
-                           refitted=("linear",)), now, dict.fromkeys(families, 1.0))
-    assert len(whole) == 45 and all(share == 1 and grown is None for _, share, grown in whole) and now[0] == pytest.approx(330)
+    whole = run(S.Schedule(todo(3, 5, families), planned, 400.0, boosted, ("linear",), 20.0), now, dict.fromkeys(families, 1.0))
+    assert len(whole) == 45 and all(share == 1 and grown in (None, ROUNDS) for _, share, grown in whole)
+    assert now[0] == pytest.approx(330)
 
     # four times slower than planned: the later repeats go, the trees are cut, the first repeat stays whole
     now[0] = 0.0
-    schedule = S.Schedule(todo(3, 5, families), planned, 400.0, cuttable=("lightgbm", "xgboost"), refitted=("linear",))
+    schedule = S.Schedule(todo(3, 5, families), planned, 400.0, boosted, ("linear",), 20.0)
     fitted = run(schedule, now, dict.fromkeys(families, 4.0))
     first = [fit for fit, _, _ in fitted if fit.repeat == 0]
     assert sorted(first, key=lambda f: (f.fold, f.family)) == sorted(todo(1, 5, families), key=lambda f: (f.fold, f.family))
     assert len(fitted) < 45 and schedule.cut_repeats and not schedule.dropped
     assert any(share < 1 for _, share, _ in fitted) and all(share >= S.SHORTEST for _, share, _ in fitted)
-    refit = S.REFIT_FITS * 2.0 * 4.0
-    assert now[0] + refit <= 400.0 + 1e-6   # the linear model's refit on every row still fits
+    assert now[0] + S.REFIT_FITS * 2.0 * 4.0 <= 400.0 + 20.0   # the linear model's refit on every row, within the slack
 
-    # forty times slower: even 15% of the trees of every fold left cannot fit; a family goes, the rest end in time
+    # thirty times slower: two boosted families cannot both fit at 15% of their rounds; one goes
+    # (once measured), the other is cut as far as it takes, the linear model stays, the run ends in time
     now[0] = 0.0
-    schedule = S.Schedule(todo(1, 5, families), planned, 400.0, cuttable=("lightgbm", "xgboost"), refitted=("linear",))
-    fitted = run(schedule, now, dict.fromkeys(families, 40.0))
-    assert schedule.dropped and set(schedule.dropped) < set(families)
+    schedule = S.Schedule(todo(1, 5, families), planned, 400.0, boosted, ("linear",), 20.0)
+    fitted = run(schedule, now, {"lightgbm": 30.0, "xgboost": 30.0, "linear": 4.0}, fixed=0.05)
+    assert len(schedule.dropped) == 1 and schedule.dropped[0] in ("lightgbm", "xgboost")
     for family in set(families) - set(schedule.dropped):   # each family kept has every fold's predictions
         assert sorted(fit.fold for fit, _, _ in fitted if fit.family == family) == list(range(5))
-    assert now[0] <= 400.0 + 1e-6
+    assert min(share for _, share, _ in fitted) < S.SHORTEST
+    assert now[0] + S.REFIT_FITS * 8.0 <= 400.0 + 20.0
 
 
 def test_fewer_rounds_take_larger_steps():

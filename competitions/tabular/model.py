@@ -271,6 +271,7 @@ class CatBoostModel:
         self.best_iterations_ = [int(self.plan.iterations if m.get_best_iteration() is None else m.get_best_iteration())
                                  for m in self.models_]
         self.cut_ = deadline.rounds / (self.plan.iterations * len(self.models_)) if deadline.stopped else None
+        self.rounds_, self.growing_ = deadline.rounds, deadline.growing  # the rounds grown and their seconds
         return self
 
     def refit(self, X, y, folds: list["CatBoostModel"], sample_weight=None) -> "CatBoostModel":
@@ -473,6 +474,7 @@ class BoostedModel:
         else:
             self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.task, deadline)]
         self.cut_ = deadline.rounds / (self.plan.rounds * len(self.models_)) if deadline.stopped else None
+        self.rounds_, self.growing_ = deadline.rounds, deadline.growing  # the rounds grown and their seconds
         return self
 
     def refit(self, X, y, folds: list, sample_weight=None) -> FoldBag:
@@ -796,7 +798,7 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, fo
                  fit.family, took, model.summary(),
                  f" (stopped at its deadline, {grown:.0%} of its rounds)" if grown is not None else "")
         if timing is not None:
-            timing.done(fit, took, grown)
+            timing.done(fit, took, getattr(model, "rounds_", 0), getattr(model, "growing_", None))
         else:
             todo.pop(0)
         if progress:

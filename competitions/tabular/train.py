@@ -68,8 +68,10 @@ def cross_validate(data: D.TabularData, prepared: Prepared, makers: dict, option
         refitted = [family for family in makers if family not in M.BOOSTED or (options.final == "refit"
                                                                                and family == "catboost")]
         end = (started if started is not None else time.perf_counter()) + S.CV_SHARE * options.time_budget
-        schedules.append(S.Schedule(todo, planned, end, cuttable=[f for f in makers if f in M.BOOSTED],
-                                    refitted=refitted))
+        models = prepared.outputs if target.task == "multilabel" else 1
+        rounds = {"catboost": plan.iterations * models, "lightgbm": plan.rounds * models, "xgboost": plan.rounds * models}
+        schedules.append(S.Schedule(todo, planned, end, {f: rounds[f] for f in makers if f in M.BOOSTED}, refitted,
+                                    S.DROP_SLACK * options.time_budget))
         return schedules[-1]
 
     with tqdm(total=plan.folds * repeats * len(makers), desc=name, disable=options.quiet) as bar:

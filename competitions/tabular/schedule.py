@@ -147,25 +147,30 @@ class Schedule:
             kept.discard(family)
             self.todo = [fit for fit in self.todo if fit.family != family]
             first = [fit for fit in first if fit.family != family]
+        # the later repeats' fits in order while each fits after the first repeat's; one that
+        # does not is skipped when its turn comes (a cheaper family's may still fit), and
+        # until then kept: the fits before it may run faster than estimated
         more, later = sum(self.total(f.family) for f in first), []
         for fit in (fit for fit in self.todo if fit.repeat > 0):
             if more + self.total(fit.family) > left:
                 break
             more += self.total(fit.family)
             later.append(fit)
-        extra = [fit for fit in self.todo if fit.repeat > 0]
-        if len(later) < len(extra):
-            log.info("budget: %.0f s left for %.0f s of fits: %d of %d fold fits of the later CV repeats kept",
-                     left, sum(self.total(f.family) for f in first + extra), len(later), len(extra))
+        while not first and self.todo and not later:
+            skipped = self.todo.pop(0)
+            if not self.cut_repeats:
+                log.info("budget: %.0f s left, a %s fold fit of a later CV repeat takes %.0f s: skipped, and any "
+                         "other that does not fit", left, skipped.family, self.total(skipped.family))
             self.cut_repeats = True
-        self.todo = first + later
+            later = [fit for fit in self.todo[:1] if self.total(fit.family) <= left]
         if not self.todo:
             return None, None, 1.0
+        ahead = first + later   # what the next fit's rounds are sized against
         fit = self.todo[0]
         if fit.family not in self.cuttable:
             return fit, None, 1.0
-        fixed = sum(self.estimate(other.family)[0] for other in self.todo)
-        rounds = sum(self.estimate(other.family)[1] for other in self.todo)
+        fixed = sum(self.estimate(other.family)[0] for other in ahead)
+        rounds = sum(self.estimate(other.family)[1] for other in ahead)
         scale = max((left - fixed) / rounds if rounds else 1.0, shortest())
         own_fixed, own_rounds = self.estimate(fit.family)
         if scale >= 1:

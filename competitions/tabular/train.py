@@ -79,10 +79,10 @@ def cross_validate(data: D.TabularData, prepared: Prepared, makers: dict, option
                                                               options.seed, bar.update, weights=prepared.row_weights,
                                                               repeats=repeats, after_fold=fold_figure,
                                                               schedule=schedule)
-    return CrossValidated(oof, fold_of, fold_models, seconds, repeats, cuts(schedules[0], fold_models, plan.folds))
+    return CrossValidated(oof, fold_of, fold_models, seconds, repeats, cuts(schedules[0], fold_models))
 
 
-def cuts(schedule: S.Schedule, fold_models: dict, folds: int) -> list[str]:
+def cuts(schedule: S.Schedule, fold_models: dict) -> list[str]:
     """What the schedule cut, in words for the report."""
     said = [f"{family} dropped" for family in schedule.dropped]
     bagged = {family: len(models) for family, models in fold_models.items()}

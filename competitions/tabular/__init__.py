@@ -11,7 +11,8 @@ names), else sample (by content) -> test (same ids) -> train (the test's columns
   of model.py; TF-IDF logistic regression and NB-SVM of text.py when free text dominates
   the columns, and a fine-tuned transformer when `--set backbone=` names one:
   transformer.py), the one place a family is registered;
-- train.py: K-fold out-of-fold CV of each family, then the final models;
+- train.py: K-fold out-of-fold CV of each family, then the final models; schedule.py cuts
+  the CV to the time budget as it runs when the machine is slower than the plan;
 - combine.py: a blend or a level-2 stack (stack.py) of the out-of-fold predictions, each
   in nested CV, and the decision the metric asks for (labels from an OOF threshold,
   calibrated probabilities, a log target);
@@ -58,7 +59,7 @@ def _subsets(names: tuple) -> tuple:
 class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served too (media.py)
     folds: int | None = option(None, "K of the K-fold CV; None: 3 with --fast, else 5", minimum=2)
     time_budget: float = option(600.0, "seconds for the whole fit; sizes the families, CV repeats and rounds from "
-                                       "the data's shape", above=0)
+                                       "the data's shape, cut while the CV runs if the machine is slower", above=0)
     models: str = option("auto", "the families to cross-validate and combine; auto: tfidf,nbsvm when free text "
                                  "dominates (text.py), and transformer when backbone names one (transformer.py), else catboost,lightgbm,xgboost,linear as the budget affords "
                                  "(model.plan)",
@@ -191,7 +192,7 @@ class Tabular(BaseCompetition):
         target, metric = data.target, data.metric
         prepared = prepare.prepare(data, options, self.name)
         makers = families.makers(prepared, target.task, metric, options.seed)
-        crossed = train.cross_validate(data, prepared, makers, options, self.name)
+        crossed = train.cross_validate(data, prepared, makers, options, self.name, started)
         combined = combine.combine(crossed.oof, crossed.fold_of, prepared.y, prepared.truth, target, metric,
                                    prepared.log_target, options.combiner, options.seed)
         final, seconds = train.refit(crossed, combined.weights, prepared, options)
@@ -203,7 +204,8 @@ class Tabular(BaseCompetition):
                      metric, prepared.log_target, run_dir)
         rows = out_of_fold.for_blend(data, combined.honest, combined.blended, crossed.fold_of, prepared.truth,
                                      prepared.log_target)
-        return model, report.report(data, options, prepared, combined, crossed.repeats, seconds, rows, started)
+        return model, report.report(data, options, prepared, combined, crossed.repeats, seconds, rows, started,
+                                    crossed.cuts)
 
     # A media run keeps its network its own way, and packages the exported network with
     # numpy/Pillow/onnxruntime inference (media_inference.py) instead of the pickle.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -113,22 +114,14 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     budget affords at full rounds: more bagged models on small data, one pass on large."""
     folds = folds or (3 if fast else 5)
     models_per_fold = outputs if task == "multilabel" else 1
-    classes = outputs if task == "multiclass" else 1
-    cells = rows * (numeric + CATEGORICAL_COST * categorical)
-    per_iteration = {
-        "catboost": cells * SECONDS_PER_CELL_ITERATION * classes + SECONDS_PER_ITERATION,
-        "lightgbm": rows * (numeric + categorical) * BOOSTED_SECONDS_PER_CELL_ITERATION * classes + BOOSTED_SECONDS_PER_ITERATION,
-    }
-    per_iteration["xgboost"] = per_iteration["lightgbm"]
-    # K folds, and for CatBoost refitted on every row the final model (about 1.5 folds' rows).
+    per_iteration = round_seconds(rows, numeric, categorical, task, outputs)
     fits = {name: (folds + (1.5 if refit and name == "catboost" else 0)) * models_per_fold for name in BOOSTED}
     share = BUDGET_SHARE * budget
     ceiling = 300 if fast else 2000
     tune_linear = not fast and tuned(rows, task)
 
     def cost(chosen, rounds, times=1):
-        linear_fits = len(LINEAR_CS) * LINEAR_TUNED_FOLDS + 1 if tune_linear else 1
-        linear = folds * (FIT_SECONDS + linear_fits * rows * (numeric + categorical) * LINEAR_SECONDS_PER_CELL)
+        linear = folds * linear_seconds(rows, numeric + categorical, tune_linear)
         return times * sum(fits[name] * per_iteration[name] * rounds + folds * models_per_fold * FIT_SECONDS
                            if name in BOOSTED else linear for name in chosen)
     if families is None:
@@ -151,6 +144,51 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     return Plan(folds, iterations, round(learning_rate, 4), max(50, iterations // 10), families=tuple(families),
                 repeats=repeats, rounds=rounds, boosted_learning_rate=round(boosted_learning_rate, 4),
                 tune_linear=tune_linear)
+
+
+def round_seconds(rows: int, numeric: int, categorical: int, task: str, outputs: int) -> dict[str, float]:
+    """The estimated seconds of one boosting round of each boosted family on idle cores."""
+    classes = outputs if task == "multiclass" else 1
+    cells = rows * (numeric + CATEGORICAL_COST * categorical)
+    per_iteration = {
+        "catboost": cells * SECONDS_PER_CELL_ITERATION * classes + SECONDS_PER_ITERATION,
+        "lightgbm": rows * (numeric + categorical) * BOOSTED_SECONDS_PER_CELL_ITERATION * classes + BOOSTED_SECONDS_PER_ITERATION,
+    }
+    per_iteration["xgboost"] = per_iteration["lightgbm"]
+    return per_iteration
+
+
+def linear_seconds(rows: int, columns: int, tune: bool) -> float:
+    """The estimated seconds of one fold fit of the linear model on idle cores."""
+    fits = len(LINEAR_CS) * LINEAR_TUNED_FOLDS + 1 if tune else 1
+    return FIT_SECONDS + fits * rows * columns * LINEAR_SECONDS_PER_CELL
+
+
+def fold_seconds(plan: Plan, rows: int, numeric: int, categorical: int, task: str, outputs: int) -> dict[str, float]:
+    """The plan's estimate of one fold fit of each table family in it, on idle cores and at
+    its full rounds (early stopping often ends sooner): what the CV's schedule
+    (schedule.py) compares the measured seconds with."""
+    models_per_fold = outputs if task == "multilabel" else 1
+    per_iteration = round_seconds(rows, numeric, categorical, task, outputs)
+    rounds = {"catboost": plan.iterations, "lightgbm": plan.rounds, "xgboost": plan.rounds}
+    return {name: models_per_fold * (per_iteration[name] * rounds[name] + FIT_SECONDS) if name in BOOSTED
+            else linear_seconds(rows, numeric + categorical, plan.tune_linear)
+            for name in plan.families if name in TABLE_FAMILIES}
+
+
+def shrunk(plan: Plan, share: float) -> Plan:
+    """`plan` with its boosted families' rounds cut to `share` of them (schedule.py, when
+    the machine runs slower than planned), each learning rate grown as model.plan grows
+    it for fewer rounds (by the square root), up to 0.3 (or the rate as given, if larger)."""
+    if share >= 1:
+        return plan
+
+    def faster(rate):
+        return max(rate, min(0.3, rate / np.sqrt(share)))
+    return dataclasses.replace(plan, iterations=max(20, int(plan.iterations * share)),
+                               learning_rate=faster(plan.learning_rate) if plan.learning_rate else plan.learning_rate,
+                               rounds=max(20, int(plan.rounds * share)),
+                               boosted_learning_rate=faster(plan.boosted_learning_rate))
 
 
 def splitter(task: str, y, folds: int, seed: int):
@@ -189,11 +227,13 @@ class CatBoostModel:
     """CatBoost with the categorical columns native; early stopping on the fold's held-out rows."""
 
     name = "catboost"
+    deadline = None  # a clock time a fold fit stops growing trees at (schedule.py); None: its rounds decide
 
     def __init__(self, task: str, columns: list[str], categorical: list[str], plan: Plan, seed: int, loss: str | None = None):
         self.task, self.columns, self.categorical, self.plan, self.seed, self.loss = task, columns, categorical, plan, seed, loss
 
-    def _one(self, X, y, X_valid, y_valid, loss, rounds: int | None = None, weight=None, weight_valid=None):
+    def _one(self, X, y, X_valid, y_valid, loss, rounds: int | None = None, weight=None, weight_valid=None,
+             deadline=None):
         from catboost import CatBoostClassifier, CatBoostRegressor, Pool
         kind = CatBoostRegressor if self.task == "regression" else CatBoostClassifier
         model = kind(iterations=rounds or self.plan.iterations, learning_rate=self.plan.learning_rate or None,
@@ -206,7 +246,8 @@ class CatBoostModel:
         train = Pool(X[self.columns], y, cat_features=self.categorical, weight=weight)
         valid = Pool(X_valid[self.columns], y_valid, cat_features=self.categorical, weight=weight_valid) \
             if X_valid is not None else None
-        model.fit(train, eval_set=valid, use_best_model=valid is not None)
+        model.fit(train, eval_set=valid, use_best_model=valid is not None,
+                  callbacks=[CatBoostStop(deadline)] if deadline is not None else None)
         return model
 
     def fit(self, X, y, sample_weight=None):
@@ -214,17 +255,23 @@ class CatBoostModel:
         rows: stopping where those score best would make the out-of-fold predictions (and
         the blend and calibration fitted on them) look better than the test will.
         `sample_weight`: each row's weight (a check-split file), for both shares."""
+        from competitions.tabular.schedule import Deadline
         fit_rows, stop_rows = stopping_split(self.task, y, self.seed)
         X_fit, X_stop = X.iloc[fit_rows], X.iloc[stop_rows]
         weights = {} if sample_weight is None else {"weight": np.asarray(sample_weight)[fit_rows],
                                                     "weight_valid": np.asarray(sample_weight)[stop_rows]}
+        deadline = weights["deadline"] = Deadline(self.deadline)
         if self.task == "multilabel":
             self.models_ = [self._one(X_fit, y[fit_rows, j], X_stop, y[stop_rows, j], "Logloss", **weights)
                             for j in range(y.shape[1])]
         else:
             default = {"regression": "RMSE", "binary": "Logloss", "multiclass": "MultiClass"}[self.task]
             self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.loss or default, **weights)]
-        self.best_iterations_ = [int(m.get_best_iteration() or self.plan.iterations) for m in self.models_]
+        # the best round may be round 0 (a fit its deadline stopped at once): None only means no stopping set
+        self.best_iterations_ = [int(self.plan.iterations if m.get_best_iteration() is None else m.get_best_iteration())
+                                 for m in self.models_]
+        self.cut_ = deadline.rounds / (self.plan.iterations * len(self.models_)) if deadline.stopped else None
+        self.rounds_, self.growing_ = deadline.rounds, deadline.growing  # the rounds grown and their seconds
         return self
 
     def refit(self, X, y, folds: list["CatBoostModel"], sample_weight=None) -> "CatBoostModel":
@@ -387,6 +434,7 @@ class BoostedModel:
     model per label for several labels."""
 
     name = ""
+    deadline = None  # a clock time a fold fit stops growing trees at (schedule.py); None: its rounds decide
 
     def __init__(self, task: str, columns: list[str], categorical: list[str], encoded: list[str], plan: Plan,
                  seed: int, outputs: int, loss: str | None = None):
@@ -418,11 +466,15 @@ class BoostedModel:
         fit_rows, stop_rows = stopping_split(self.task, y, self.seed)
         X_fit, X_stop = frame.iloc[fit_rows], frame.iloc[stop_rows]
         self.weight_ = None if sample_weight is None else np.asarray(sample_weight)[fit_rows]
+        from competitions.tabular.schedule import Deadline
+        deadline = Deadline(self.deadline)
         if self.task == "multilabel":
-            self.models_ = [self._one(X_fit, y[fit_rows, j], X_stop, y[stop_rows, j], "binary")
+            self.models_ = [self._one(X_fit, y[fit_rows, j], X_stop, y[stop_rows, j], "binary", deadline)
                             for j in range(y.shape[1])]
         else:
-            self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.task)]
+            self.models_ = [self._one(X_fit, y[fit_rows], X_stop, y[stop_rows], self.task, deadline)]
+        self.cut_ = deadline.rounds / (self.plan.rounds * len(self.models_)) if deadline.stopped else None
+        self.rounds_, self.growing_ = deadline.rounds, deadline.growing  # the rounds grown and their seconds
         return self
 
     def refit(self, X, y, folds: list, sample_weight=None) -> FoldBag:
@@ -453,10 +505,44 @@ class BoostedModel:
         return probabilities[:, 1] if self.task == "binary" else probabilities
 
 
+class CatBoostStop:
+    """CatBoost's callback: training ends when the fit's deadline (schedule.Deadline) is due;
+    use_best_model keeps the best round so far."""
+
+    def __init__(self, deadline):
+        self.deadline = deadline
+
+    def after_iteration(self, info) -> bool:
+        return not self.deadline.due()
+
+
+def lightgbm_stop(deadline, stopping):
+    """LightGBM's callback: training ends when the deadline is due, at early stopping's best
+    round so far (`stopping`, the early_stopping callback, runs before it)."""
+    import lightgbm
+
+    def callback(env):
+        if deadline.due() and stopping.best_iter:
+            raise lightgbm.callback.EarlyStopException(stopping.best_iter[0], stopping.best_score_list[0])
+    callback.order = 40  # after early stopping's 30
+    return callback
+
+
+def xgboost_stop(deadline):
+    """XGBoost's callback: training ends when the deadline is due; the early stopping
+    callback's best round so far is what predict uses."""
+    import xgboost
+
+    class Stop(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            return deadline.due()
+    return Stop()
+
+
 class LightGBMModel(BoostedModel):
     name = "lightgbm"
 
-    def _one(self, X, y, X_stop, y_stop, task: str):
+    def _one(self, X, y, X_stop, y_stop, task: str, deadline):
         import lightgbm
         settings = dict(n_estimators=self.plan.rounds, learning_rate=self.plan.boosted_learning_rate,
                         num_leaves=self.plan.leaves, min_child_samples=int(np.clip(len(X) // 100, 5, 20)),
@@ -473,8 +559,8 @@ class LightGBMModel(BoostedModel):
         # LightGBM 4.7 renamed eval_set (and warns on it); older releases (a platform's image) know only that
         stop = ({"eval_X": (X_stop,), "eval_y": (y_stop,)} if "eval_X" in inspect.signature(model.fit).parameters
                 else {"eval_set": [(X_stop, y_stop)]})
-        model.fit(X, y, sample_weight=self.weight_,
-                  callbacks=[lightgbm.early_stopping(max(30, self.plan.rounds // 10), verbose=False)], **stop)
+        stopping = lightgbm.early_stopping(max(30, self.plan.rounds // 10), verbose=False)
+        model.fit(X, y, sample_weight=self.weight_, callbacks=[stopping, lightgbm_stop(deadline, stopping)], **stop)
         self.best_iterations_.append(int(model.best_iteration_ or self.plan.rounds))
         return model
 
@@ -482,13 +568,13 @@ class LightGBMModel(BoostedModel):
 class XGBoostModel(BoostedModel):
     name = "xgboost"
 
-    def _one(self, X, y, X_stop, y_stop, task: str):
+    def _one(self, X, y, X_stop, y_stop, task: str, deadline):
         import xgboost
         settings = dict(n_estimators=self.plan.rounds, learning_rate=self.plan.boosted_learning_rate, max_depth=6,
                         min_child_weight=1.0, subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0,
                         tree_method="hist", enable_categorical=True, max_cat_to_onehot=4,
                         early_stopping_rounds=max(30, self.plan.rounds // 10), random_state=self.seed, n_jobs=self.threads(X),
-                        device="cuda" if gpu() else "cpu")
+                        device="cuda" if gpu() else "cpu", callbacks=[xgboost_stop(deadline)])
         if task == "regression":
             model = xgboost.XGBRegressor(objective="reg:absoluteerror" if self.loss == "MAE" else "reg:squarederror",
                                          **settings)
@@ -500,13 +586,15 @@ class XGBoostModel(BoostedModel):
                 model.fit(X, np.searchsorted(present, y), sample_weight=self.weight_,
                           eval_set=[(X_stop, np.searchsorted(present, y_stop))], verbose=False)
                 model.classes_ = present
-                return self._remember(model)
+                return self._remember(model.set_params(callbacks=None))
         model.fit(X, y, sample_weight=self.weight_, eval_set=[(X_stop, y_stop)], verbose=False)
-        return self._remember(model)
+        return self._remember(model.set_params(callbacks=None))  # the callback's class is local: not pickled
 
     def _remember(self, model):
         best = getattr(model, "best_iteration", None)
-        self.best_iterations_.append(int(best + 1 if best is not None else self.plan.rounds))
+        # none: early stopping never judged a round (a deadline stopped the first; the callbacks
+        # ask in turn and stop at the first that says so): every round grown is kept
+        self.best_iterations_.append(int(best + 1 if best is not None else model.get_booster().num_boosted_rounds()))
         return model
 
 
@@ -660,41 +748,71 @@ class Ensemble:
 
 
 def cross_validate(X: pd.DataFrame, y: np.ndarray, families: dict, task: str, folds: int, seed: int, progress=None,
-                   weights: np.ndarray | None = None, repeats: int = 1, after_fold=None):
+                   weights: np.ndarray | None = None, repeats: int = 1, after_fold=None, schedule=None):
     """Out-of-fold predictions of every family, the fold of each row, the fitted fold
     models and the seconds each family took. `weights`: each row's, passed to every fit. With `repeats` the K-fold CV runs again on
     other splits (seed + repeat): each row's prediction is its mean over the repeats (every
     one from a model that did not see the row), K x repeats models bagged per family; the
     fold of a row is its fold in the first split. `after_fold(fold, predictions, done)`,
     when given, hears after each fold of the first split every family's predictions of
-    the rows done so far (`done`, a mask): what a tune's pruner judges a trial on."""
+    the rows done so far (`done`, a mask): what a tune's pruner judges a trial on.
+    `schedule`: a function of the fits to do (schedule.Fit, in order) returning a
+    schedule.Schedule that cuts them to the time budget as they run: fewer repeats (a row
+    then averages the repeats that reached it), fewer rounds (a model with a `plan`) and a
+    deadline for a fit's trees (a model with a `deadline` stops growing them there), a
+    family dropped."""
+    from competitions.tabular.schedule import Fit
     fold_of = np.zeros(len(X), dtype=int)
     oof, models, seconds = {}, {name: [] for name in families}, {name: 0.0 for name in families}
-    first, done = {}, np.zeros(len(X), dtype=bool)
-    for repeat in range(repeats):
-        split = list(splitter(task, y, folds, seed + repeat))
-        for fold, (train_index, valid_index) in enumerate(split):
-            if repeat == 0:
-                fold_of[valid_index] = fold
-            for name, make in families.items():
-                started = time.perf_counter()
-                model = make().fit(X.iloc[train_index], y[train_index],
-                                   **({} if weights is None else {"sample_weight": weights[train_index]}))
-                predicted = model.predict(X.iloc[valid_index])
-                if name not in oof:
-                    oof[name] = np.zeros((len(X),) + predicted.shape[1:])
-                oof[name][valid_index] += predicted / repeats
-                if after_fold is not None and repeat == 0:
-                    first.setdefault(name, np.zeros((len(X),) + predicted.shape[1:]))[valid_index] = predicted
-                models[name].append(model)
-                seconds[name] += time.perf_counter() - started
-                log.info("fold %d%s %-8s %.1fs %s", fold + 1, f" of repeat {repeat + 1}" if repeats > 1 else "", name,
-                         time.perf_counter() - started, model.summary())
-                if progress:
-                    progress()
-            if after_fold is not None and repeat == 0:
-                done[valid_index] = True
-                after_fold(fold, first, done)
+    first, done, reached = {}, np.zeros(len(X), dtype=bool), {}
+    splits = [list(splitter(task, y, folds, seed + repeat)) for repeat in range(repeats)]
+    todo = [Fit(repeat, fold, name) for repeat in range(repeats) for fold in range(folds) for name in families]
+    timing = schedule(todo) if schedule is not None else None
+    while True:
+        fit, deadline, share = timing.next() if timing is not None else (todo[0] if todo else None, None, 1.0)
+        if fit is None:
+            break
+        train_index, valid_index = splits[fit.repeat][fit.fold]
+        if fit.repeat == 0:
+            fold_of[valid_index] = fit.fold
+        started = time.perf_counter()
+        model = families[fit.family]()
+        if hasattr(model, "deadline"):
+            model.deadline = deadline
+        if share < 1 and hasattr(model, "plan"):
+            model.plan = shrunk(model.plan, share)
+        model.fit(X.iloc[train_index], y[train_index], **({} if weights is None else {"sample_weight": weights[train_index]}))
+        predicted = model.predict(X.iloc[valid_index])
+        if fit.family not in oof:
+            oof[fit.family] = np.zeros((len(X),) + predicted.shape[1:])
+            reached[fit.family] = np.zeros(len(X))
+        oof[fit.family][valid_index] += predicted
+        reached[fit.family][valid_index] += 1
+        if after_fold is not None and fit.repeat == 0:
+            first.setdefault(fit.family, np.zeros((len(X),) + predicted.shape[1:]))[valid_index] = predicted
+        models[fit.family].append(model)
+        took = time.perf_counter() - started
+        seconds[fit.family] += took
+        grown = getattr(model, "cut_", None)
+        log.info("fold %d%s %-8s %.1fs %s%s", fit.fold + 1, f" of repeat {fit.repeat + 1}" if repeats > 1 else "",
+                 fit.family, took, model.summary(),
+                 f" (stopped at its deadline, {grown:.0%} of its rounds)" if grown is not None else "")
+        if timing is not None:
+            timing.done(fit, took, getattr(model, "rounds_", 0), getattr(model, "growing_", None))
+        else:
+            todo.pop(0)
+        if progress:
+            progress()
+        left = timing.todo if timing is not None else todo
+        if after_fold is not None and fit.repeat == 0 and not any(f.repeat == 0 and f.fold == fit.fold for f in left):
+            done[valid_index] = True
+            after_fold(fit.fold, {name: first[name] for name in first if name not in getattr(timing, "dropped", ())},
+                       done)
+    for name in getattr(timing, "dropped", ()):
+        for kept in (oof, models, seconds, reached):
+            kept.pop(name, None)
+    for name in oof:  # each row's mean over the repeats that reached it (every row: the first)
+        oof[name] /= reached[name].reshape((-1,) + (1,) * (oof[name].ndim - 1))
     return oof, fold_of, models, seconds
 
 

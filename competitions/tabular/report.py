@@ -38,7 +38,7 @@ def note(prepared: Prepared, combined: Combined, repeats: int, options) -> str:
 
 
 def report(data: D.TabularData, options, prepared: Prepared, combined: Combined, repeats: int,
-           seconds: dict[str, float], out_of_fold: OutOfFold | None, started: float) -> Report:
+           seconds: dict[str, float], out_of_fold: OutOfFold | None, started: float, cuts=()) -> Report:
     plan, decision, target = prepared.plan, combined.decision, data.target
     return Report(cv_score=combined.cv_score, fold_scores=combined.fold_scores, note=note(prepared, combined, repeats, options),
                   out_of_fold=out_of_fold, decisions=dict(
@@ -58,7 +58,7 @@ def report(data: D.TabularData, options, prepared: Prepared, combined: Combined,
         time_budget=options.time_budget, rows=len(prepared.X), unlabelled_rows=data.train.attrs.get("unlabelled_rows", 0),
         id_column=data.id_column, targets=target.columns, sample=data.layout.source.name,
         sample_shape=data.layout.shape, test=data.layout.test.name, train=data.train_source.name,
-        column_kinds=prepared.columns.kinds, family_seconds={n: round(s, 2) for n, s in seconds.items()},
+        column_kinds=prepared.columns.kinds, budget_cuts=list(cuts), family_seconds={n: round(s, 2) for n, s in seconds.items()},
         train_seconds=round(time.perf_counter() - started, 2),
         **({"transformer": TR.described(prepared.transformer)} if prepared.transformer is not None else {}),
         **({"weights_file": str(Path(options.weights).resolve()), "weights_sha256": io.sha256(options.weights)}

@@ -1,6 +1,7 @@
 """The generic table's training: each family's K-fold out-of-fold predictions (repeated on
-other splits as the plan affords; model.cross_validate), telling a tune's pruner the
-figure of each fold, then the final model of each family the combination keeps.
+other splits as the plan affords; model.cross_validate), cut to the time budget as they
+run (schedule.py), telling a tune's pruner the figure of each fold, then the final model
+of each family the combination keeps.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from competitions.tabular import data as D
 from competitions.tabular import features as F
 from competitions.tabular import inference
 from competitions.tabular import model as M
+from competitions.tabular import schedule as S
 from competitions.tabular.prepare import Prepared
 
 log = logging.getLogger("compete")
@@ -27,9 +29,13 @@ class CrossValidated:
     fold_models: dict[str, list]        # each family's fold models, folds x repeats
     seconds: dict[str, float]           # each family's training seconds
     repeats: int
+    cuts: list[str]                     # what the schedule cut to keep the budget (empty: the plan ran whole)
 
 
-def cross_validate(data: D.TabularData, prepared: Prepared, makers: dict, options, name: str) -> CrossValidated:
+def cross_validate(data: D.TabularData, prepared: Prepared, makers: dict, options, name: str,
+                   started: float | None = None) -> CrossValidated:
+    """`started`: the clock time the fit began (time.perf_counter), from which the time
+    budget counts; None: now."""
     from common.progress import tqdm  # a bar on a terminal, plain lines in a log
 
     target, metric, plan = data.target, data.metric, prepared.plan
@@ -53,11 +59,41 @@ def cross_validate(data: D.TabularData, prepared: Prepared, makers: dict, option
             callbacks.scored(fold, metric(truth[done], inference.values(decided, target, log_target, metric,
                                                                         as_indices=True)))
 
+    schedules = []
+
+    def schedule(todo: list[S.Fit]) -> S.Schedule:
+        categorical = len(prepared.columns.of("categorical"))
+        planned = M.fold_seconds(plan, len(prepared.X), prepared.X.shape[1] - categorical, categorical, target.task,
+                                 prepared.outputs)
+        refitted = [family for family in makers if family not in M.BOOSTED or (options.final == "refit"
+                                                                               and family == "catboost")]
+        end = (started if started is not None else time.perf_counter()) + S.CV_SHARE * options.time_budget
+        models = prepared.outputs if target.task == "multilabel" else 1
+        rounds = {"catboost": plan.iterations * models, "lightgbm": plan.rounds * models, "xgboost": plan.rounds * models}
+        schedules.append(S.Schedule(todo, planned, end, {f: rounds[f] for f in makers if f in M.BOOSTED}, refitted,
+                                    S.DROP_SLACK * options.time_budget))
+        return schedules[-1]
+
     with tqdm(total=plan.folds * repeats * len(makers), desc=name, disable=options.quiet) as bar:
         oof, fold_of, fold_models, seconds = M.cross_validate(prepared.frame, y, makers, target.task, plan.folds,
                                                               options.seed, bar.update, weights=prepared.row_weights,
-                                                              repeats=repeats, after_fold=fold_figure)
-    return CrossValidated(oof, fold_of, fold_models, seconds, repeats)
+                                                              repeats=repeats, after_fold=fold_figure,
+                                                              schedule=schedule)
+    return CrossValidated(oof, fold_of, fold_models, seconds, repeats, cuts(schedules[0], fold_models))
+
+
+def cuts(schedule: S.Schedule, fold_models: dict) -> list[str]:
+    """What the schedule cut, in words for the report."""
+    said = [f"{family} dropped" for family in schedule.dropped]
+    bagged = {family: len(models) for family, models in fold_models.items()}
+    if schedule.cut_repeats:
+        said.append("later CV repeats cut: fold models per family " + ", ".join(f"{f} {n}" for f, n in bagged.items()))
+    if schedule.least_share < 1:
+        said.append(f"boosted rounds cut to as few as {schedule.least_share:.0%} of the plan's (larger steps)")
+    stopped = sum(getattr(model, "cut_", None) is not None for models in fold_models.values() for model in models)
+    if stopped:
+        said.append(f"{stopped} fold fit(s) stopped at their deadline with fewer trees")
+    return said
 
 
 def refit(crossed: CrossValidated, weights: dict[str, float], prepared: Prepared, options) -> tuple[dict, dict]:

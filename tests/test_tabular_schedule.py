@@ -55,6 +55,10 @@ def test_a_cv_slowed_by_load_is_cut_to_end_in_its_budget_and_one_on_plan_is_left
     whole = run(S.Schedule(todo(3, 5, families), planned, 400.0, boosted, ("linear",), 20.0), now, dict.fromkeys(families, 1.0))
     assert len(whole) == 45 and all(share == 1 and grown in (None, ROUNDS) for _, share, grown in whole)
     assert now[0] == pytest.approx(330)
+    # three times slower with the budget far from spent: still every fit whole (the bytes do not hang on the load)
+    now[0] = 0.0
+    slow = run(S.Schedule(todo(3, 5, families), planned, 4000.0, boosted, ("linear",), 200.0), now, dict.fromkeys(families, 3.0))
+    assert len(slow) == 45 and all(share == 1 and grown in (None, ROUNDS) for _, share, grown in slow)
 
     # four times slower than planned: the later repeats go, the trees are cut, the first repeat stays whole
     now[0] = 0.0

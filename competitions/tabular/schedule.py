@@ -34,9 +34,11 @@ DROP_SLACK = 0.05
 # A fit given fewer rounds may take this much longer than they were estimated to before
 # its deadline stops it (the estimate is a mean; the fits after it are re-planned).
 DEADLINE_SLACK = 1.2
-# With time to spare, a fit may take this many times its estimate before its deadline (an
-# estimate is a mean, or the plan's before a family's first fit; the deadline is there
-# against a fit running away, as the first under load does).
+# With time to spare, a fit may take its share of the time left (in proportion to its
+# estimate among the fits ahead), and at least this many times its estimate, before its
+# deadline: against a fit running away, as the first of a family under load does, yet
+# far from the estimate, so that a busy machine with the budget far from spent stops no
+# fit (a run's bytes do not hang on the load).
 SPARE_SLACK = 2.0
 # A shortfall this small cuts no rounds: early stopping often ends a fit sooner, and the
 # deadline (with its slack) stops one that does not.
@@ -177,9 +179,10 @@ class Schedule:
         rounds = sum(self.estimate(other.family)[1] for other in ahead)
         scale = max((left - fixed) / rounds if rounds else 1.0, shortest())
         own_fixed, own_rounds = self.estimate(fit.family)
-        if scale >= 1:  # time to spare: up to SPARE_SLACK x its estimate, as far as the others leave
-            spare = left - (fixed + rounds - own_fixed - own_rounds)
-            return fit, self.clock() + min(spare, SPARE_SLACK * (own_fixed + own_rounds)), 1.0
+        if scale >= 1:  # time to spare: its share of it (SPARE_SLACK), as far as the others' estimates leave
+            own, spare = own_fixed + own_rounds, left - (fixed + rounds - own_fixed - own_rounds)
+            share = left * own / (fixed + rounds) if fixed + rounds > 0 else spare
+            return fit, self.clock() + min(spare, max(SPARE_SLACK * own, share)), 1.0
         if scale >= ROUNDS_KEPT:
             return fit, self.clock() + own_fixed + DEADLINE_SLACK * scale * own_rounds, 1.0
         if scale < self.least_share:

@@ -31,8 +31,8 @@ import pandas as pd
 from common import io
 from common.media import DecodeError, read_audio
 # numpy alone, so they live in the module a code competition's bundle ships; used here
-from common.sound_inference import (RHYTHM_BINS, SWEEP_GROUPS, normalise, pooled, rhythm, spectrum,  # noqa: F401
-                                    sweep)
+from common.sound_inference import (RHYTHM_BINS, SWEEP_GROUPS, normalise, phrases, pooled, rhythm,  # noqa: F401
+                                    spectrum, sweep)
 
 log = logging.getLogger("compete")
 

@@ -207,6 +207,13 @@ def test_pooled_time_statistics_tell_sweep_direction_and_pulse_rate_apart():
     assert np.argmax(slow[:bins]) < np.argmax(fast[:bins])   # the modulation spectrum peaks at the pulse rate
     assert np.abs(slow[bins:] - fast[bins:]).max() > 0.3       # and the autocorrelations differ
 
+    def phrased(calls):  # 0.15 s calls 0.15 s apart, `calls` to a phrase, phrases 1.2 s apart
+        within = t % (calls * 0.3 + 1.2)
+        return features.phrases(heard(np.sin(2 * np.pi * 2000 * t) * ((within % 0.3) < 0.15) * (within < calls * 0.3)))
+    two, five = phrased(2), phrased(5)
+    assert np.exp(two[0]) - 1 == pytest.approx(2, abs=0.5) and np.exp(five[0]) - 1 == pytest.approx(5, abs=0.5)  # calls a phrase
+    assert five[2] > two[2] + 0.5                             # and the phrase lasts longer
+
 
 def test_the_baseline_reports_each_fold_when_it_is_the_model():
     """--fast trains the baseline alone: tune's pruner hears the log loss of the folds so

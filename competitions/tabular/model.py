@@ -10,9 +10,9 @@ one column per class, multilabel one probability column per label.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 

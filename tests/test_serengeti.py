@@ -247,6 +247,12 @@ def test_a_saved_model_keeps_its_stem_and_predicts_the_same(tmp_path):
     example = torch.rand(2, serengeti_model.CHANNELS, 72, 96)
     with torch.no_grad():
         assert torch.allclose(loaded.net.eval()(example), net(example))
+    # a model saved before the bursts were standardised has the same shapes: refused, not run on other inputs
+    payload = torch.load(path, weights_only=True)
+    del payload["input"]
+    torch.save(payload, path)
+    with pytest.raises(io.InputError, match=r"model\.pt: a model trained before bursts were standardised.*train it again"):
+        serengeti_model.SerengetiModel.load(path)
 
 
 def test_validation_holds_out_whole_sites_of_the_last_season_and_never_trains_on_them():

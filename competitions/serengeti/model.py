@@ -116,6 +116,11 @@ def plain(stack: np.ndarray, rng=None) -> torch.Tensor:
     return torch.from_numpy(inference.sequence_input(stack))
 
 
+# What the saved network reads (inference.sequence_input): each burst standardised by its
+# own statistics. A model saved without it read raw [0, 1] frames.
+INPUT = "burst-standardised"
+
+
 class SerengetiModel:
     """The trained network with what inference needs beside it: the input size, the
     class prior (the answer for a sequence whose every frame is unreadable)."""
@@ -137,7 +142,7 @@ class SerengetiModel:
 
     def save(self, path: Path) -> Path:
         payload = {"state_dict": self.net.state_dict(), "prior": self.prior.tolist(), "image_size": list(self.image_size),
-                   "width": self.width, "stem": self.net.stem, "classes": list(CLASSES)}
+                   "width": self.width, "stem": self.net.stem, "classes": list(CLASSES), "input": INPUT}
         with io.atomic_path(path) as temporary:
             torch.save(payload, temporary)
         return Path(path)
@@ -154,6 +159,9 @@ class SerengetiModel:
                                 f"the file is damaged: fit again") from None
         if list(payload["classes"]) != list(CLASSES):
             raise io.InputError(f"{path}: the model's classes differ from the competition's 54")
+        if payload.get("input") != INPUT:   # same shapes, other numbers in: it would predict nonsense, silently
+            raise io.InputError(f"{path}: a model trained before bursts were standardised at the input "
+                                f"(inference.sequence_input); train it again")
         net = SerengetiNet(width=payload["width"], stem=payload.get("stem", 4))   # models saved before the stem was kept had 4
         try:
             net.load_state_dict(payload["state_dict"])

@@ -41,7 +41,7 @@ def train(data: SerengetiData, prepared: Prepared, options, run_dir: Path) -> Tr
     """`options`: the competition's SerengetiOptions."""
     import torch
 
-    from common import loaders, trainers
+    from common import trainers
     from competitions.serengeti import model as serengeti_model
 
     most = epoch_cap(options) - refit_epochs(options)
@@ -56,28 +56,11 @@ def train(data: SerengetiData, prepared: Prepared, options, run_dir: Path) -> Tr
     if options.backbone:
         trainers.load_backbone(net, options.backbone, head=("head.",))
 
-    def train_loader():
-        # ~110 KB a sequence at 128x96: the shuffle buffer holds a few hundred
-        return loaders.StreamLoader(
-            loaders.ShardStream(shard_sets["train"], buffer_size=400, seed=options.seed, balance=options.balance,
-                                transform=serengeti_model.augment), batch_size=options.batch_size, num_workers=workers)
-
-    valid_loader = loaders.StreamLoader(loaders.ShardStream(shard_sets["valid"], shuffle=False, transform=serengeti_model.plain),
-                                        batch_size=64, num_workers=workers)
-    threads_before = torch.get_num_threads()
     threads = options.threads or max(1, (os.cpu_count() or 1) - workers)
-    torch.set_num_threads(threads)
-    try:
-        budget = {"epochs": most, "seconds_per_batch": None, "seconds": None} if minutes is None else trainers.fit_budget(
-            net, train_loader, serengeti_model.loss, run_dir, minutes * 60, most,
-            valid_loader.batch_size * len(valid_loader) / options.batch_size, name="serengeti")
-        learn = trainers.train(net, train_loader(), valid_loader, serengeti_model.loss, run_dir, epochs=budget["epochs"],
-                               lr=options.lr, checkpoint_every=options.checkpoint_every,
-                               patience=options.patience, seed=options.seed, quiet=options.quiet, wd=1e-4,
-                               report=True,  # each epoch's validation loss to tune's pruner
-                               budget=budget)  # re-planned at each epoch's end from the measured speed
-    finally:
-        torch.set_num_threads(threads_before)
+    learn, budget = _fit(net, shard_sets["train"], shard_sets["valid"], options, run_dir, most,
+                         None if minutes is None else minutes * 60, options.seed, options.lr, threads, workers, "serengeti",
+                         patience=options.patience,
+                         report=True)  # each epoch's validation loss to tune's pruner
     model = serengeti_model.SerengetiModel(learn.model.cpu(), prior, options.image_size, options.width)
     return Trained(model, prior, learn.epochs_done, {**budget, **(learn.budget or {}), "first_plan": budget["epochs"]},
                    most, minutes, threads)
@@ -115,9 +98,7 @@ def refit(trained: Trained, prepared: Prepared, options, run_dir: Path, started:
     epoch cap of 1). Checkpoints in run_dir/refit, so a killed run resumes here."""
     import time
 
-    import torch
-
-    from common import loaders, trainers
+    from common import loaders
     from competitions.serengeti import model as serengeti_model
 
     most = refit_epochs(options)
@@ -125,29 +106,45 @@ def refit(trained: Trained, prepared: Prepared, options, run_dir: Path, started:
         return None
     workers = min(2, os.cpu_count() or 1) if options.workers is None else options.workers
     every = loaders.ShardSet.union([prepared.shard_sets[part] for part in ("train", "valid", "rest") if part in prepared.shard_sets])
-    refit_dir = Path(run_dir) / "refit"
-
-    def train_loader():
-        return loaders.StreamLoader(
-            loaders.ShardStream(every, buffer_size=400, seed=options.seed + 1, balance=options.balance,
-                                transform=serengeti_model.augment), batch_size=options.batch_size, num_workers=workers)
-
-    # the held-out sequences again (fastai's loop wants a validation set): now training ones, not a score
-    valid_loader = loaders.StreamLoader(loaders.ShardStream(prepared.shard_sets["valid"], shuffle=False,
-                                                            transform=serengeti_model.plain), batch_size=64, num_workers=workers)
     minutes = budget_minutes(options)
-    net = trained.model.net
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(trained.threads)
-    try:
-        seconds = None if minutes is None else max(1.0, minutes * 60 - (time.perf_counter() - started))
-        budget = {"epochs": most, "seconds_per_batch": None, "seconds": None} if seconds is None else trainers.fit_budget(
-            net, train_loader, serengeti_model.loss, refit_dir, seconds, most,
-            valid_loader.batch_size * len(valid_loader) / options.batch_size, name="serengeti refit")
-        learn = trainers.train(net, train_loader(), valid_loader, serengeti_model.loss, refit_dir, epochs=budget["epochs"],
-                               lr=options.lr / 3, checkpoint_every=options.checkpoint_every, seed=options.seed + 1,
-                               quiet=options.quiet, wd=1e-4, budget=budget)
-    finally:
-        torch.set_num_threads(threads_before)
+    seconds = None if minutes is None else max(1.0, minutes * 60 - (time.perf_counter() - started))
+    # the held-out sequences validate again (fastai's loop wants a validation set): now training ones, not a score
+    learn, budget = _fit(trained.model.net, every, prepared.shard_sets["valid"], options, Path(run_dir) / "refit", most,
+                         seconds, options.seed + 1, options.lr / 3, trained.threads, workers, "serengeti refit")
     model = serengeti_model.SerengetiModel(learn.model.cpu(), trained.prior, options.image_size, options.width)
     return Refitted(model, learn.epochs_done, every.count, {**budget, **(learn.budget or {})})
+
+
+def _fit(net, train_set, valid_set, options, run_dir: Path, most: int, seconds: float | None, seed: int, lr: float,
+         threads: int, workers: int, name: str, **extra):
+    """One one-cycle training of `net` on the shard set `train_set` (augmented, shuffled
+    by `seed`), validated on `valid_set`, on `threads` torch threads beside the loader's
+    `workers`: its epochs fitted to `seconds` and re-planned at each epoch's end
+    (common.trainers.fit_budget, Replan), or `most` without a budget. `extra`: more of
+    trainers.train's options. The fastai learner and the budget it trained under."""
+    import torch
+
+    from common import loaders, trainers
+    from competitions.serengeti import model as serengeti_model
+
+    def train_loader():
+        # ~110 KB a sequence at 128x96: the shuffle buffer holds a few hundred
+        return loaders.StreamLoader(
+            loaders.ShardStream(train_set, buffer_size=400, seed=seed, balance=options.balance,
+                                transform=serengeti_model.augment), batch_size=options.batch_size, num_workers=workers)
+
+    valid_loader = loaders.StreamLoader(loaders.ShardStream(valid_set, shuffle=False, transform=serengeti_model.plain),
+                                        batch_size=64, num_workers=workers)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        budget = {"epochs": most, "seconds_per_batch": None, "seconds": None} if seconds is None else trainers.fit_budget(
+            net, train_loader, serengeti_model.loss, run_dir, seconds, most,
+            valid_loader.batch_size * len(valid_loader) / options.batch_size, name=name)
+        learn = trainers.train(net, train_loader(), valid_loader, serengeti_model.loss, run_dir, epochs=budget["epochs"],
+                               lr=lr, checkpoint_every=options.checkpoint_every, seed=seed, quiet=options.quiet, wd=1e-4,
+                               budget=budget,  # re-planned at each epoch's end from the measured speed
+                               **extra)
+    finally:
+        torch.set_num_threads(threads_before)
+    return learn, budget

@@ -51,6 +51,8 @@ class PlainBar(_tqdm):
         pass
 
     def close(self):
+        if not hasattr(self, "pos"):  # a signal cut __init__ short (Ctrl-C, a run's SIGTERM): nothing was drawn,
+            return                    # and tqdm's own close, called again from __del__, would raise on the missing row
         if not self.disable and self._line_at is not None and self._line_n != self.n:
             self._line_at = -float("inf")  # the last figures, once, whatever the interval
             self.display()

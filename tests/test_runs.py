@@ -66,6 +66,24 @@ def test_where_nothing_redraws_a_row_progress_is_whole_lines_at_an_interval(monk
     assert shown[-1].startswith("folds: 100%") and "10/10" in shown[-1]
 
 
+def test_a_bar_whose_making_a_signal_cut_short_says_nothing_when_collected(monkeypatch):
+    """Ctrl-C or a run's SIGTERM can land inside tqdm's __init__, before the bar has a row; the half-made
+    bar is collected later, and its close must not raise there (CI saw "'PlainBar' object has no attribute
+    'pos'" as a run's last line of stderr, after "interrupted; nothing was kept")."""
+    import gc
+    from common.progress import PlainBar
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(PlainBar, "_get_free_pos", interrupted)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(KeyboardInterrupt):
+        PlainBar(range(3), file=text_io.StringIO())
+    gc.collect()
+    assert unraisable == []
+
+
 # ---- checked before any work, and interrupted cleanly: through the real CLI on house-prices
 
 

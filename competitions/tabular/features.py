@@ -71,7 +71,7 @@ def date_parts(values: pd.Series, name: str) -> pd.DataFrame:
     parsed = _parse_dates(values)
     parts = {
         f"{name}__year": parsed.dt.year, f"{name}__month": parsed.dt.month, f"{name}__day": parsed.dt.day,
-        f"{name}__weekday": parsed.dt.weekday, f"{name}__dayofyear": parsed.dt.dayofyear,
+        f"{name}__weekday": parsed.dt.day_of_week, f"{name}__dayofyear": parsed.dt.day_of_year,
         f"{name}__days": (parsed - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0,
     }
     if (parsed.dt.hour.fillna(0) != 0).any() or (parsed.dt.minute.fillna(0) != 0).any():

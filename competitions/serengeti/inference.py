@@ -1,7 +1,8 @@
 """Serengeti inference as the hidden-test runtime runs it: ONNX model, JPEGs, one row per
 sequence. The code submission's main.py calls `run`; `compete predict` and training
-share `read_sequence` (`read_image`, `stack_frames`, `sequence_input`) and `assemble`,
-so the bundle, a local prediction and the training inputs agree.
+share `read_burst` / `read_sequence` (`read_image`, `stack_frames`, `locate`,
+`crop_frames`, `sequence_input`) and `assemble`, so the bundle, a local prediction and
+the training inputs agree.
 
 Written for the Hakuna Ma-data runtime (drivendataorg/ai4earth-serengeti-runtime,
 runtime/py-cpu.yml): Python 3.6 syntax, and only numpy, pandas, Pillow and onnxruntime

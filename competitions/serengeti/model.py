@@ -13,7 +13,15 @@ max as well as mean, so one small animal anywhere in the frame can decide. Why n
 scored 0.498 x the class prior on the validation season in 678 s, 128x96 0.484 in
 360 s; under a training time budget the steps count for more than the resolution.
 A 2x2 stride-2 first layer puts the first features at 64x48 either way (~70 M
-multiply-adds a burst)."""
+multiply-adds a burst).
+
+What tells species apart (coat pattern, colours, shape) is lost at 128x96 for a far
+animal, so the network also looks closer, as camera-trap pipelines detect then
+classify: the square around the burst's main moving blob (inference.locate), cut from
+a finer decode of the same JPEGs at 64x64 (inference.crop_frames; on the real frames
+1/2 to 1/8 scale), standardised and stacked with its own motion as the frames are, is
+read by a second trunk of the same shape (~25 M multiply-adds), and the head reads
+both trunks' pooled features."""
 from __future__ import annotations
 
 import json

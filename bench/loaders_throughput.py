@@ -85,9 +85,11 @@ def measure(arguments, scratch: Path):
             return len(groups)
 
         def __getitem__(self, index):
-            array, _ = inference.read_sequence(loaded.root, groups[index][1], serengeti_data.IMAGE_SIZE)
-            image = torch.from_numpy(array) if array is not None else torch.zeros(serengeti_model.CHANNELS, serengeti_data.IMAGE_SIZE[1], serengeti_data.IMAGE_SIZE[0])
-            return image, self.labels[index]
+            arrays, _ = inference.read_sequence(loaded.root, groups[index][1], serengeti_data.IMAGE_SIZE)
+            inputs = tuple(torch.from_numpy(array) for array in arrays) if arrays is not None else (
+                torch.zeros(serengeti_model.CHANNELS, serengeti_data.IMAGE_SIZE[1], serengeti_data.IMAGE_SIZE[0]),
+                torch.zeros(serengeti_model.CHANNELS, inference.CROP, inference.CROP))
+            return inputs, self.labels[index]
 
     def rate(loader) -> float:
         count, started = 0, time.perf_counter()

@@ -35,7 +35,7 @@ class Clock(Callback):  # the training phase of each epoch (loading included); v
         self.started = time.perf_counter()
     def after_batch(self):
         if self.training:
-            Clock.samples += len(self.xb[0])
+            Clock.samples += len(self.yb[0])
     def after_train(self):
         Clock.seconds += time.perf_counter() - self.started
 
@@ -56,9 +56,11 @@ def make(directory: Path, images: int) -> None:
     sys.path.insert(0, str(ROOT))
     from common.loaders import write_shards
     from competitions.serengeti.data import CLASSES
+    from competitions.serengeti.prepare import burst_sample
     rng = np.random.default_rng(0)
-    # one sample a sequence, as serengeti's shards hold: a stack of its 3 frames
-    samples = ((f"image{i}", rng.integers(0, 255, (3, 48, 64, 3), dtype=np.uint8),
+    # one sample a sequence, as serengeti's shards hold: a stack of its 3 frames and of their crops
+    samples = ((f"image{i}", burst_sample(rng.integers(0, 255, (3, 48, 64, 3), dtype=np.uint8),
+                                          rng.integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)),
                 (rng.random(len(CLASSES)) < 0.05).astype(np.uint8)) for i in range(images))
     write_shards(samples, directory, samples_per_shard=128)
 

@@ -283,8 +283,9 @@ def run_files(competition, run_dir: Path, profile=None) -> dict[str, bytes]:
         return {name: path.read_bytes() for name, path in sources.items()}
 
 
-def export_onnx(module, example, path: Path, profile: str | None) -> Path:
-    """Write the torch `module` (in eval mode, traced on `example`) as ONNX at the
+def export_onnx(module, example, path: Path, profile: str | None, input_names=("images",)) -> Path:
+    """Write the torch `module` (in eval mode, traced on `example`: a tensor, or a tuple
+    of them for a module of several inputs, named by `input_names`) as ONNX at the
     highest opset and IR version the profile's onnxruntime reads (no profile: the
     installed onnxruntime's), batch size free."""
     import io as bytes_io
@@ -309,8 +310,12 @@ def export_onnx(module, example, path: Path, profile: str | None) -> Path:
     try:
         with warnings.catch_warnings():  # the TorchScript exporter is the one that writes opsets below 18
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(module, (example,), buffer, opset_version=opset, input_names=["images"],
-                              output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            examples = example if isinstance(example, tuple) else (example,)
+            names = list(input_names)
+            if len(names) != len(examples):
+                raise ValueError(f"export_onnx: {len(examples)} example input(s), {len(names)} name(s)")
+            torch.onnx.export(module, examples, buffer, opset_version=opset, input_names=names,
+                              output_names=["logits"], dynamic_axes={**{name: {0: "batch"} for name in names}, "logits": {0: "batch"}},
                               dynamo=False)
     finally:
         module.train(was_training)

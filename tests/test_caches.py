@@ -199,5 +199,7 @@ def test_truncated_serengeti_shards_are_packed_again_and_read_whole(competition_
         again = prepare.prepare_shards(frames, data.root, "train")
     (line,) = damaged_lines(caplog)
     assert "shard-000000.tar" in line and "truncated" in line
-    stream = loaders.StreamLoader(loaders.ShardStream(again, with_keys=True, buffer_size=8), batch_size=4)
+    from competitions.serengeti import model as serengeti_model
+    stream = loaders.StreamLoader(loaders.ShardStream(again, with_keys=True, buffer_size=8, transform=serengeti_model.plain),
+                                  batch_size=4)
     assert sorted(key for _, _, batch in stream for key in batch) == keys

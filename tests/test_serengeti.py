@@ -17,6 +17,7 @@ from competitions import REGISTRY
 from common.metrics import MEAN_BINARY_LOG_LOSS
 from competitions.serengeti import data as serengeti_data
 from competitions.serengeti import model as serengeti_model
+from competitions.serengeti.prepare import burst_sample
 
 CLASS_ORDER = ("aardvark,aardwolf,baboon,bat,batearedfox,buffalo,bushbuck,caracal,cattle,cheetah,civet,dikdik,duiker,eland,"
                "elephant,empty,gazellegrants,gazellethomsons,genet,giraffe,guineafowl,hare,hartebeest,hippopotamus,"
@@ -118,18 +119,44 @@ def test_a_sequence_is_read_whole_its_frames_and_their_motion():
     assert np.allclose(pair[:3], pair[6:9]) and (pair[9:, 1, [0, 2]] > 0).all() and pair[9:].sum() > 0
 
 
+def test_the_network_looks_closer_where_the_burst_moved(tmp_path):
+    from competitions.serengeti import inference
+
+    rng = np.random.default_rng(0)
+    background = np.full((384, 512, 3), 40, np.uint8)
+    stripes = np.where((np.arange(24) // 2 % 2 == 0)[:, None, None], 230, 70).astype(np.uint8)   # 2-pixel stripes
+    files = []
+    for shot, left in enumerate((300, 316, 332)):   # a far animal, 24x24 source pixels, walking right
+        frame = background.copy()
+        frame[200:224, left:left + 24] = stripes
+        frame = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(frame).save(tmp_path / f"{shot}.jpg", quality=95)
+        files.append(f"{shot}.jpg")
+    stack, crops, bad = inference.read_burst(tmp_path, files + ["missing.jpg"], (128, 96))
+    assert bad == ["missing.jpg"] and stack.shape == (3, 96, 128, 3) and crops.shape == (3, 64, 64, 3)
+    centre_x, centre_y, side = inference.locate(stack)
+    assert abs(centre_x - 83) <= 2 and abs(centre_y - 53) <= 2 and side < 40   # around the walk (x 75-89, y 50-56 at 1/4)
+    # at 1/4 the stripes blur to grey; in the crop, cut from the source frames, they are resolved
+    animal = crops[0][crops[0].mean(axis=-1) > 60]
+    assert stack[0, 51:55, 76:81].std() < 10 and len(animal) > 200 and animal.std() > 40
+    # nothing moved (a lone frame): the frames' middle square, nothing decoded again
+    alone, middle, _ = inference.read_burst(tmp_path, files[:1], (128, 96))
+    assert inference.locate(alone) is None and np.array_equal(middle, inference.middle(alone))
+
+
 def test_training_recolours_a_burst_as_another_camera_and_season_every_frame_alike():
     from competitions.serengeti import inference
 
     rng = np.random.default_rng(0)
     still = np.repeat(rng.integers(60, 200, (1, 24, 32, 3), dtype=np.uint8), 3, axis=0)   # a burst where nothing moved
-    assert all(not serengeti_model.augment(still, rng).numpy()[9:].any() for _ in range(20))  # every frame alike: no motion
-    recoloured = [serengeti_model.recolour(still, rng).astype(float) for _ in range(20)]
+    sample = burst_sample(still, still[:, :16, :16])
+    assert all(not part.numpy()[9:].any() for _ in range(20) for part in serengeti_model.augment(sample, rng))  # no motion
+    recoloured = [serengeti_model.recolour(still, serengeti_model.colour_draw(rng)).astype(float) for _ in range(20)]
     assert all(np.array_equal(r[0], r[1]) and np.array_equal(r[0], r[2]) for r in recoloured)
     balance = [r[0].reshape(-1, 3).mean(axis=0) / 255 for r in recoloured]
     ratios = np.array([b[0] / b[1] for b in balance])
     assert ratios.std() > 0.02 and np.ptp([b.mean() for b in balance]) > 0.1   # colour balance and exposure vary
-    assert np.allclose(inference.sequence_input(still), serengeti_model.plain(still).numpy())  # never at prediction
+    assert np.allclose(inference.sequence_input(still), serengeti_model.plain(sample)[0].numpy())  # never at prediction
 
 
 def test_a_sequence_with_no_readable_frame_gets_the_prior():
@@ -224,7 +251,8 @@ def test_the_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)               # a tiny net: 2 threads only spin against other processes on a shared machine
     net = serengeti_model.SerengetiNet(width=4)
-    batches = [(torch.rand(2, serengeti_model.CHANNELS, 48, 64), torch.zeros(2, 54, dtype=torch.uint8)) for _ in range(10)]
+    batches = [([torch.rand(2, serengeti_model.CHANNELS, 48, 64), torch.rand(2, serengeti_model.CHANNELS, 32, 32)],
+                torch.zeros(2, 54, dtype=torch.uint8)) for _ in range(10)]
     tight = fit_budget(net, lambda: batches, slow_loss, tmp_path / "tight", seconds=0.2, most=40, valid_batches=3)
     assert tight["epochs"] == 1 and tight["seconds_per_batch"] >= 0.05     # at least one epoch, even over budget
     roomy = fit_budget(net, lambda: batches, slow_loss, tmp_path / "roomy", seconds=3600, most=7, valid_batches=3)
@@ -244,14 +272,14 @@ def test_a_saved_model_keeps_its_stem_and_predicts_the_same(tmp_path):
     path = serengeti_model.SerengetiModel(net, prior, (96, 72), width=4).save(tmp_path / "model.pt")
     loaded = serengeti_model.SerengetiModel.load(path)
     assert loaded.net.stem == 3 and loaded.image_size == (96, 72)
-    example = torch.rand(2, serengeti_model.CHANNELS, 72, 96)
+    example = (torch.rand(2, serengeti_model.CHANNELS, 72, 96), torch.rand(2, serengeti_model.CHANNELS, 64, 64))
     with torch.no_grad():
-        assert torch.allclose(loaded.net.eval()(example), net(example))
-    # a model saved before the bursts were standardised has the same shapes: refused, not run on other inputs
+        assert torch.allclose(loaded.net.eval()(*example), net(*example))
+    # a model saved before its inputs changed may have the same shapes: refused, not run on other inputs
     payload = torch.load(path, weights_only=True)
-    del payload["input"]
+    payload["input"] = "burst-standardised"
     torch.save(payload, path)
-    with pytest.raises(io.InputError, match=r"model\.pt: a model trained before bursts were standardised.*train it again"):
+    with pytest.raises(io.InputError, match=r"model\.pt: a model trained before the network read each burst's crops.*train it again"):
         serengeti_model.SerengetiModel.load(path)
 
 
@@ -291,16 +319,16 @@ def test_both_predictors_average_a_sequence_and_its_mirror(tmp_path):
     torch.manual_seed(0)
     net = serengeti_model.SerengetiNet(width=4).eval()      # no prior bias: the outputs spread
     model = serengeti_model.SerengetiModel(net, prior, (64, 48), width=4)
-    example = torch.rand(2, serengeti_model.CHANNELS, 48, 64)
+    example = [torch.rand(2, serengeti_model.CHANNELS, 48, 64), torch.rand(2, serengeti_model.CHANNELS, 64, 64)]
     ours = serengeti_model.sequence_probabilities(model, [(example,)])
-    mirrored = serengeti_model.sequence_probabilities(model, [(torch.flip(example, dims=[3]),)])
+    mirrored = serengeti_model.sequence_probabilities(model, [([torch.flip(part, dims=[3]) for part in example],)])
     assert np.abs(ours - mirrored).max() <= 1e-6             # one answer for a sequence and its mirror image
     with torch.no_grad():
-        one_view = torch.sigmoid(net(example)).numpy()
+        one_view = torch.sigmoid(net(*example)).numpy()
     assert np.abs(ours - one_view).max() > 1e-4              # a random net is not symmetric: this is an average
     model.export(tmp_path)
     bundle = inference.Model(tmp_path)                        # the code submission's ONNX path averages the same views
-    assert np.abs(bundle.probabilities(example.numpy()) - ours).max() <= 1e-5
+    assert np.abs(bundle.probabilities(*(part.numpy() for part in example)) - ours).max() <= 1e-5
 
 
 def test_training_shifts_every_frame_alike_within_a_sixteenth_of_the_width():
@@ -308,7 +336,7 @@ def test_training_shifts_every_frame_alike_within_a_sixteenth_of_the_width():
     stack[:, 24, 32] = 200                         # one bright pixel, still in every frame: no motion
     seen = set()
     for seed in range(40):
-        sample = serengeti_model.augment(stack, np.random.default_rng(seed)).numpy()
+        sample = serengeti_model.augment(burst_sample(stack, stack[:, :16, :16]), np.random.default_rng(seed))[0].numpy()
         assert sample.shape == (serengeti_model.CHANNELS, 48, 64)
         places = {tuple(np.argwhere(sample[channel] > 0)[0]) for channel in range(0, 9, 3)}
         assert len(places) == 1                    # the three frames moved together

@@ -1,7 +1,8 @@
 """Serengeti inference as the hidden-test runtime runs it: ONNX model, JPEGs, one row per
 sequence. The code submission's main.py calls `run`; `compete predict` and training
-share `read_sequence` (`read_image`, `stack_frames`, `sequence_input`) and `assemble`,
-so the bundle, a local prediction and the training inputs agree.
+share `read_burst` / `read_sequence` (`read_image`, `stack_frames`, `locate`,
+`crop_frames`, `sequence_input`) and `assemble`, so the bundle, a local prediction and
+the training inputs agree.
 
 Written for the Hakuna Ma-data runtime (drivendataorg/ai4earth-serengeti-runtime,
 runtime/py-cpu.yml): Python 3.6 syntax, and only numpy, pandas, Pillow and onnxruntime
@@ -25,6 +26,11 @@ MODEL, META = "model.onnx", "model.json"
 BATCH = 16                    # sequences per ONNX call
 FRAMES = 3                    # a burst is 1-3 shots
 STD_FLOOR = 4.0               # grey levels: the least standard deviation a burst is divided by (sequence_input)
+CROP = 64                     # pixels of the square the network reads around what moved (crop_frames)
+MOTION_FLOOR = 20             # grey levels at 128x96 that count as something moving: an empty burst's noise and
+                              # flicker stay under 10 (full-scale synthetic), an animal's over 39
+MARGIN = 1.5                  # the crop's side: the moving blob's longer side times this
+LEAST = 12                    # the crop's side at least, in pixels of the frames the network reads
 
 
 def read_image(path, size):
@@ -52,6 +58,14 @@ def stack_frames(frames):
     return np.stack([frames[index % len(frames)] for index in range(FRAMES)])
 
 
+def motion_map(stack):
+    """uint8 (FRAMES, H, W, 3) -> int16 (H, W, 3): the largest difference of any frame
+    from the per-pixel median of the frames (the background where an animal walked)."""
+    first, second, third = (stack[index].astype(np.int16) for index in range(FRAMES))
+    background = np.maximum(np.minimum(first, second), np.minimum(np.maximum(first, second), third))
+    return np.maximum(np.maximum(np.abs(first - background), np.abs(second - background)), np.abs(third - background))
+
+
 def sequence_input(stack):
     """uint8 (FRAMES, H, W, 3) -> float32 (3 * FRAMES + 3, H, W), the network's
     input: every frame's colours, then the motion of the burst, the largest difference
@@ -67,9 +81,7 @@ def sequence_input(stack):
     channel, and its grass height a contrast: divided out, a burst from a camera and a
     season training never saw reads as the ones it did (issue 23). The statistics are
     the burst's own, so the code submission needs no other sequence to compute them."""
-    first, second, third = (stack[index].astype(np.int16) for index in range(FRAMES))
-    background = np.maximum(np.minimum(first, second), np.minimum(np.maximum(first, second), third))
-    motion = np.maximum(np.maximum(np.abs(first - background), np.abs(second - background)), np.abs(third - background))
+    motion = motion_map(stack)
     colours = stack.astype(np.float32)
     mean = colours.mean(axis=(0, 1, 2))
     scale = np.float32(1.0) / np.maximum(colours.std(axis=(0, 1, 2)), np.float32(STD_FLOOR))
@@ -111,11 +123,109 @@ def read_frames(root, files, size):
     return (stack_frames(frames) if frames else None), bad
 
 
-def read_sequence(root, files, size):
-    """The network's input for one sequence (None when no frame could be read) and
-    the files of it that could not be read."""
+def locate(stack, cell=4):
+    """Where the burst's main moving thing is: (centre x, centre y, side) of the square
+    to look closer at, in pixels of the stack's frames, or None when nothing moved (a
+    single frame, an empty burst). The moving pixels (motion_map over MOTION_FLOOR) are
+    grouped by `cell` x `cell` cells, touching cells (8 ways) into one blob, so the
+    pieces of one animal join; the blob with most motion wins, and the square is its
+    longer side times MARGIN, at least LEAST."""
+    motion = motion_map(stack).max(axis=-1)
+    mask = motion > MOTION_FLOOR
+    if not mask.any():
+        return None
+    height, width = mask.shape
+    rows, columns = -(-height // cell), -(-width // cell)
+    padded = np.zeros((rows * cell, columns * cell), np.int64)
+    padded[:height, :width] = np.where(mask, motion, 0)
+    weight = padded.reshape(rows, cell, columns, cell).sum(axis=(1, 3))
+    label = np.zeros((rows, columns), np.int32)
+    best, best_weight = 0, -1
+    for start in zip(*np.nonzero(weight)):
+        if label[start]:
+            continue
+        number = label.max() + 1
+        label[start], pending, total = number, [start], 0
+        while pending:
+            y, x = pending.pop()
+            total += weight[y, x]
+            for yy in range(max(y - 1, 0), min(y + 2, rows)):
+                for xx in range(max(x - 1, 0), min(x + 2, columns)):
+                    if weight[yy, xx] and not label[yy, xx]:
+                        label[yy, xx] = number
+                        pending.append((yy, xx))
+        if total > best_weight:
+            best, best_weight = number, total
+    chosen = np.kron(label == best, np.ones((cell, cell), bool))[:height, :width] & mask
+    ys, xs = np.nonzero(chosen)
+    side = max(float(LEAST), MARGIN * max(ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()))
+    return (xs.min() + xs.max() + 1) / 2.0, (ys.min() + ys.max() + 1) / 2.0, side
+
+
+def square(box, width, height):
+    """The (left, top, right, bottom) of `box` (centre x, centre y, side, in this
+    frame's pixels) moved inside a width x height frame, its side at most the frame's."""
+    centre_x, centre_y, side = box
+    side = min(side, width, height)
+    left = min(max(centre_x - side / 2.0, 0.0), width - side)
+    top = min(max(centre_y - side / 2.0, 0.0), height - side)
+    return left, top, left + side, top + side
+
+
+def crop_frames(root, files, box, size):
+    """The square `box` (locate's, in pixels of frames of `size`) cut from each frame of
+    `files` at a finer scale and resized to CROP x CROP, as a stack (stack_frames), or
+    None when no frame could be read. Each JPEG is decoded at the least size at which the
+    square is CROP pixels or more (draft mode): a real 2048x1536 frame at 1/2 to 1/8, a
+    fraction of a full decode."""
+    from PIL import Image
+
+    scale = CROP / min(box[2], size[1])   # decoded pixels wanted per pixel of the frames the network reads
+    crops = []
+    for name in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(str(Path(root) / name)) as image:
+                    image.draft("RGB", (int(np.ceil(size[0] * scale)), int(np.ceil(size[1] * scale))))
+                    image = image.convert("RGB")
+                    factor = image.size[0] / float(size[0])
+                    corners = square([value * factor for value in box], *image.size)
+                    crops.append(np.asarray(image.resize((CROP, CROP), Image.BILINEAR, box=corners), dtype=np.uint8))
+        except (OSError, SyntaxError, ValueError):
+            continue
+    return stack_frames(crops) if crops else None
+
+
+def middle(stack):
+    """The crop stack of a burst where nothing moved: the frames' middle square, resized."""
+    from PIL import Image
+
+    height, width = stack.shape[1:3]
+    corners = square((width / 2.0, height / 2.0, height), width, height)
+    return np.stack([np.asarray(Image.fromarray(frame).resize((CROP, CROP), Image.BILINEAR, box=corners), dtype=np.uint8)
+                     for frame in stack])
+
+
+def read_burst(root, files, size):
+    """One sequence as the network reads it: its frame stack (read_frames) at `size`,
+    the stack of squares around what moved in it at a finer scale (locate, crop_frames;
+    the frames' middle square when nothing moved), both uint8, or (None, None) when no
+    frame could be read; and the files of it that could not be read."""
     stack, bad = read_frames(root, files, size)
-    return (sequence_input(stack) if stack is not None else None), bad
+    if stack is None:
+        return None, None, bad
+    box = locate(stack)
+    crops = crop_frames(root, [name for name in files if name not in bad], box, size) if box is not None else None
+    return stack, (crops if crops is not None else middle(stack)), bad
+
+
+def read_sequence(root, files, size):
+    """The network's two inputs for one sequence (sequence_input of its frames and of
+    its crops; None when no frame could be read) and the files of it that could not be
+    read."""
+    stack, crops, bad = read_burst(root, files, size)
+    return ((sequence_input(stack), sequence_input(crops)) if stack is not None else None), bad
 
 
 def find(data_dir, name):
@@ -153,11 +263,12 @@ class Model(object):
             meta = json.load(handle)
         self.classes, self.prior, self.image_size = meta["classes"], np.array(meta["prior"]), tuple(meta["image_size"])
         self.session = onnxruntime.InferenceSession(str(folder / MODEL))
-        self.input = self.session.get_inputs()[0].name
+        self.inputs = [node.name for node in self.session.get_inputs()]   # the frames, the crops
 
-    def probabilities(self, batch):
+    def probabilities(self, frames, crops):
         """The sigmoid outputs averaged over the batch and its mirror image (see mirror)."""
-        views = [self.session.run(None, {self.input: view})[0] for view in (batch, mirror(batch))]
+        views = [self.session.run(None, dict(zip(self.inputs, view)))[0]
+                 for view in ((frames, crops), (mirror(frames), mirror(crops)))]
         return np.mean([1.0 / (1.0 + np.exp(-logits.astype(np.float32))) for logits in views], axis=0)
 
 
@@ -176,13 +287,14 @@ def predict(model, groups, root):
     for start in range(0, len(groups), BATCH):
         inputs, names = [], []
         for seq_id, files in groups[start:start + BATCH]:
-            array, unreadable = read_sequence(root, files, (width, height))
+            arrays, unreadable = read_sequence(root, files, (width, height))
             bad.extend(unreadable)
-            if array is not None:
-                inputs.append(array)
+            if arrays is not None:
+                inputs.append(arrays)
                 names.append(seq_id)
         if inputs:
-            for seq_id, row in zip(names, model.probabilities(np.stack(inputs))):
+            frames, crops = (np.stack([arrays[part] for arrays in inputs]) for part in (0, 1))
+            for seq_id, row in zip(names, model.probabilities(frames, crops)):
                 predicted[seq_id] = row
     return predicted, bad
 

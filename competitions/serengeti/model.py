@@ -13,7 +13,15 @@ max as well as mean, so one small animal anywhere in the frame can decide. Why n
 scored 0.498 x the class prior on the validation season in 678 s, 128x96 0.484 in
 360 s; under a training time budget the steps count for more than the resolution.
 A 2x2 stride-2 first layer puts the first features at 64x48 either way (~70 M
-multiply-adds a burst)."""
+multiply-adds a burst).
+
+What tells species apart (coat pattern, colours, shape) is lost at 128x96 for a far
+animal, so the network also looks closer, as camera-trap pipelines detect then
+classify: the square around the burst's main moving blob (inference.locate), cut from
+a finer decode of the same JPEGs at 64x64 (inference.crop_frames; on the real frames
+1/2 to 1/8 scale), standardised and stacked with its own motion as the frames are, is
+read by a second trunk of the same shape (~25 M multiply-adds), and the head reads
+both trunks' pooled features."""
 from __future__ import annotations
 
 import json
@@ -37,26 +45,35 @@ FRAMES = inference.FRAMES
 CHANNELS = 3 * FRAMES + 3   # every frame's colours and the burst's motion
 
 
+def _trunk(channels: int, width: int, stem: int) -> nn.Sequential:
+    """A stride-`stem` first layer and four conv blocks (plain conv/batch-norm/relu/pool)."""
+    def block(a, b, kernel=3, stride=1):
+        return [nn.Conv2d(a, b, kernel, stride=stride, padding=kernel // 2 if stride == 1 else 0, bias=False),
+                nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
+
+    widths = [width, width, width * 2, width * 4, width * 5]
+    layers = block(channels, widths[0], kernel=stem, stride=stem)
+    for index, (a, b) in enumerate(zip(widths, widths[1:])):
+        layers += block(a, b) + ([nn.MaxPool2d(2)] if index < len(widths) - 2 else [])
+    return nn.Sequential(*layers)
+
+
 class SerengetiNet(nn.Module):
-    """A stride-`stem` first layer, four conv blocks and a head on mean- and max-pooled features;
-    plain conv/batch-norm/relu/pool/linear, exported at ONNX opset 11."""
+    """Two trunks, one on the burst's frames and one on its crops (the square around what
+    moved, at a finer scale: inference.read_burst), and a head on both trunks' mean- and
+    max-pooled features; plain conv/batch-norm/relu/pool/linear, exported at ONNX opset 11.
+    The frames say whether anything is there and where; the crops what it is: a far
+    animal is a few pixels in the frames, and its coat pattern and shape (what tells
+    species apart) are lost there."""
 
     def __init__(self, classes: int = len(CLASSES), width: int = 32, dropout: float = 0.2, channels: int = CHANNELS,
                  stem: int = STEM):
         super().__init__()
         self.stem = stem
-
-        def block(a, b, kernel=3, stride=1):
-            return [nn.Conv2d(a, b, kernel, stride=stride, padding=kernel // 2 if stride == 1 else 0, bias=False),
-                    nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
-
-        widths = [width, width, width * 2, width * 4, width * 5]
-        layers = block(channels, widths[0], kernel=stem, stride=stem)
-        for index, (a, b) in enumerate(zip(widths, widths[1:])):
-            layers += block(a, b) + ([nn.MaxPool2d(2)] if index < len(widths) - 2 else [])
-        self.features = nn.Sequential(*layers)
+        self.features = _trunk(channels, width, stem)
+        self.crop_features = _trunk(channels, width, stem)
         self.mean, self.max = nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * widths[-1], classes))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * width * 5, classes))
 
     def start_at(self, prior: np.ndarray) -> "SerengetiNet":
         """Set the output bias to the logit of the class prior: training starts at the
@@ -66,9 +83,14 @@ class SerengetiNet(nn.Module):
             self.head[-1].bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))).float())
         return self
 
-    def forward(self, x):
-        features = self.features(x)
-        return self.head(torch.cat([self.mean(features), self.max(features)], dim=1))
+    def forward(self, frames, crops=None):
+        if crops is None:   # a batch from the loaders: [frames, crops]
+            frames, crops = frames
+        pooled = []
+        for trunk, x in ((self.features, frames), (self.crop_features, crops)):
+            features = trunk(x)
+            pooled += [self.mean(features), self.max(features)]
+        return self.head(torch.cat(pooled, dim=1))
 
 
 def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -79,46 +101,67 @@ def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 SHIFT_SHARE = 16   # the training shift reaches width / SHIFT_SHARE pixels each way
 
 
-def augment(stack: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-    """A sequence's uint8 frame stack (FRAMES, H, W, 3) -> the network's input, with a
-    random mirror, shift and recolouring (`recolour`) applied to every frame alike
-    (training). The shift (up to 1/16 of the width each way, edges repeated) is against
-    overfitting: without it the validation loss stopped at 0.0119 from epoch 15 of 22
-    while the training loss kept falling; with it, full-scale synthetic test 0.01107 -> 0.01062."""
-    if rng.random() < 0.5:
-        stack = stack[:, :, ::-1]
+def parts(sample) -> tuple[np.ndarray, np.ndarray]:
+    """A shard's sample (prepare.burst_sample: one record of the frame stack and the crop
+    stack) -> (frames, crops), uint8 (FRAMES, H, W, 3) and (FRAMES, CROP, CROP, 3)."""
+    record = sample.reshape(-1)[0]
+    return record["frames"], record["crops"]
+
+
+def _shifted(stack: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     _, height, width, _ = stack.shape
     shift = max(1, width // SHIFT_SHARE)
     padded = np.pad(stack, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
     top, left = rng.integers(0, 2 * shift + 1, size=2)
-    stack = padded[:, top:top + height, left:left + width]
-    return torch.from_numpy(inference.sequence_input(recolour(stack, rng)))
+    return padded[:, top:top + height, left:left + width]
 
 
-def recolour(stack: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augment(sample, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A shard's sample -> the network's two inputs (frames, crops), with a random
+    mirror, shift and recolouring (`recolour`) applied to every frame alike, and to the
+    frames and the crops alike (training). The shift (up to 1/16 of the width each way,
+    edges repeated) is against overfitting: without it the validation loss stopped at
+    0.0119 from epoch 15 of 22 while the training loss kept falling; with it, full-scale
+    synthetic test 0.01107 -> 0.01062. On the crops it moves the square as the locator's
+    error would."""
+    frames, crops = parts(sample)
+    if rng.random() < 0.5:
+        frames, crops = frames[:, :, ::-1], crops[:, :, ::-1]
+    frames, crops = _shifted(frames, rng), _shifted(crops, rng)
+    colour = colour_draw(rng)
+    return tuple(torch.from_numpy(inference.sequence_input(recolour(stack, colour))) for stack in (frames, crops))
+
+
+def colour_draw(rng: np.random.Generator) -> tuple:
+    """One recolouring (recolour): contrast, saturation and a gain per channel."""
+    return rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.3), (rng.uniform(0.75, 1.25) * rng.uniform(0.9, 1.1, 3)).astype(np.float32)
+
+
+def recolour(stack: np.ndarray, colour: tuple) -> np.ndarray:
     """The burst as another season's light and another camera would see it, every frame
     alike (so the motion stays the animals'): contrast and saturation (torchvision), the
-    exposure and a gain per channel (white balance, the light's colour). The hidden test
-    is a later season from cameras training never saw; the ranges are the spread of real
-    camera traps' exposure and colour, not fitted to a score. The network's input is
-    standardised per burst (inference.sequence_input), which divides most of this out
-    again (gain, exposure, contrast): what stays is the saturation and the clipping of
-    bright pixels, as a camera of another gain would clip them."""
+    exposure and a gain per channel (white balance, the light's colour): `colour`, a
+    colour_draw. The hidden test is a later season from cameras training never saw; the
+    ranges are the spread of real camera traps' exposure and colour, not fitted to a
+    score. The network's input is standardised per burst (inference.sequence_input),
+    which divides most of this out again (gain, exposure, contrast): what stays is the
+    saturation and the clipping of bright pixels, as a camera of another gain would clip them."""
     from torchvision.transforms.v2 import functional as tv
 
+    contrast, saturation, gains = colour
     frames = torch.from_numpy(np.ascontiguousarray(stack)).permute(0, 3, 1, 2)
-    frames = tv.adjust_saturation(tv.adjust_contrast(frames, rng.uniform(0.7, 1.3)), rng.uniform(0.7, 1.3))
-    gains = (rng.uniform(0.75, 1.25) * rng.uniform(0.9, 1.1, 3)).astype(np.float32)
+    frames = tv.adjust_saturation(tv.adjust_contrast(frames, contrast), saturation)
     return np.clip(frames.permute(0, 2, 3, 1).numpy() * gains, 0, 255).astype(np.uint8)
 
 
-def plain(stack: np.ndarray, rng=None) -> torch.Tensor:
-    return torch.from_numpy(inference.sequence_input(stack))
+def plain(sample, rng=None) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(torch.from_numpy(inference.sequence_input(stack)) for stack in parts(sample))
 
 
 # What the saved network reads (inference.sequence_input): each burst standardised by its
-# own statistics. A model saved without it read raw [0, 1] frames.
-INPUT = "burst-standardised"
+# own statistics, its frames and its crops. Models saved before read raw [0, 1] frames
+# ("" ), or the standardised frames alone ("burst-standardised").
+INPUT = "burst-standardised, frames and crops"
 
 
 class SerengetiModel:
@@ -134,10 +177,12 @@ class SerengetiModel:
         from common.packaging import export_onnx
 
         folder = Path(folder)
-        example = torch.zeros(1, CHANNELS, self.image_size[1], self.image_size[0])
+        example = (torch.zeros(1, CHANNELS, self.image_size[1], self.image_size[0]),
+                   torch.zeros(1, CHANNELS, inference.CROP, inference.CROP))
         meta = {"classes": list(CLASSES), "prior": self.prior.tolist(), "image_size": list(self.image_size),
-                "frames": FRAMES}
-        return [export_onnx(self.net, example, folder / inference.MODEL, profile="hakuna-madata"),
+                "frames": FRAMES, "crop": inference.CROP}
+        return [export_onnx(self.net, example, folder / inference.MODEL, profile="hakuna-madata",
+                            input_names=("frames", "crops")),
                 io.write_text(folder / inference.META, json.dumps(meta, indent=1) + "\n")]
 
     def save(self, path: Path) -> Path:
@@ -160,8 +205,8 @@ class SerengetiModel:
         if list(payload["classes"]) != list(CLASSES):
             raise io.InputError(f"{path}: the model's classes differ from the competition's 54")
         if payload.get("input") != INPUT:   # same shapes, other numbers in: it would predict nonsense, silently
-            raise io.InputError(f"{path}: a model trained before bursts were standardised at the input "
-                                f"(inference.sequence_input); train it again")
+            raise io.InputError(f"{path}: a model trained before the network read each burst's crops beside its "
+                                f"frames, standardised (inference.read_sequence); train it again")
         net = SerengetiNet(width=payload["width"], stem=payload.get("stem", 4))   # models saved before the stem was kept had 4
         try:
             net.load_state_dict(payload["state_dict"])
@@ -182,10 +227,11 @@ class SequenceFiles(torch.utils.data.Dataset):
         return len(self.groups)
 
     def __getitem__(self, index):
-        array, bad = inference.read_sequence(self.root, self.groups[index][1], self.size)
-        if array is None:
-            return torch.zeros(CHANNELS, self.size[1], self.size[0]), False, "\n".join(bad)
-        return torch.from_numpy(array), True, "\n".join(bad)
+        arrays, bad = inference.read_sequence(self.root, self.groups[index][1], self.size)
+        if arrays is None:
+            return ((torch.zeros(CHANNELS, self.size[1], self.size[0]), torch.zeros(CHANNELS, inference.CROP, inference.CROP)),
+                    False, "\n".join(bad))
+        return tuple(torch.from_numpy(array) for array in arrays), True, "\n".join(bad)
 
 
 def sequence_probabilities(model: SerengetiModel, batches, quiet: bool = True, total: int | None = None) -> np.ndarray:
@@ -199,8 +245,9 @@ def sequence_probabilities(model: SerengetiModel, batches, quiet: bool = True, t
     outputs = []
     with torch.no_grad():
         for batch in tqdm(batches, total=total, desc="predicting", disable=quiet, unit="batch"):
-            inputs = batch[0].to(device)
-            views = [torch.sigmoid(net(view).float()) for view in (inputs, torch.flip(inputs, dims=[3]))]
+            frames, crops = (part.to(device) for part in batch[0])
+            views = [torch.sigmoid(net(*view).float())
+                     for view in ((frames, crops), (torch.flip(frames, dims=[3]), torch.flip(crops, dims=[3])))]
             outputs.append(torch.stack(views).mean(dim=0).cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASSES)))
 

@@ -19,7 +19,7 @@ from competitions.serengeti import inference
 from competitions.serengeti.data import CLASSES, FILE, ID, SerengetiData
 
 log = logging.getLogger("compete")
-SHARD_SEQUENCES = 300   # ~33 MB of 128x96 frame stacks a shard
+SHARD_SEQUENCES = 300   # ~44 MB of 128x96 frame stacks and 64x64 crop stacks a shard
 
 
 @dataclass
@@ -85,9 +85,19 @@ def validation_split(frames: pd.DataFrame, seed: int, share: float = 0.25) -> tu
     return ~at_held, at_held & last
 
 
+def burst_sample(frames: np.ndarray, crops: np.ndarray) -> np.ndarray:
+    """One shard sample of a sequence: a record of its frame stack and its crop stack
+    (inference.read_burst), stored as one .npy (model.parts reads it back)."""
+    kind = np.dtype([("frames", np.uint8, frames.shape), ("crops", np.uint8, crops.shape)])
+    record = np.zeros(1, kind)
+    record["frames"], record["crops"] = frames, crops
+    return record
+
+
 def _decode(job):
     root, files, size = job
-    return inference.read_frames(root, files, size)
+    frames, crops, bad = inference.read_burst(root, files, size)
+    return (burst_sample(frames, crops) if frames is not None else None), bad
 
 
 def _pack_group(group, root: str, size: tuple[int, int], pool=None):
@@ -110,7 +120,7 @@ def _pack_group(group, root: str, size: tuple[int, int], pool=None):
 def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int, int] = serengeti_data.IMAGE_SIZE,
                    quiet: bool = True):
     """Decode and resize every sequence's frames once into tar shards in the cache,
-    one sample a sequence (its frame stack, inference.stack_frames; its label); a
+    one sample a sequence (its frame stack and crop stack, burst_sample; its label); a
     sequence with no readable frame is left out. The key is the metadata and labels
     themselves (hashing 6 TB of images is not an option). One shard per
     SHARD_SEQUENCES sequences, packed on the Dask cluster under --scheduler
@@ -119,7 +129,7 @@ def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int,
 
     columns = [ID, FILE, *CLASSES]
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()
-                                 + f"{Path(root).resolve()}|{tuple(size)}|{part}|stacks".encode()).hexdigest()[:16]
+                                 + f"{Path(root).resolve()}|{tuple(size)}|{part}|stacks+crops{inference.CROP}".encode()).hexdigest()[:16]
     sequences = inference.group_sequences(frames[ID], frames[FILE])
     first = frames.drop_duplicates(ID).set_index(ID)
     labels = first.loc[[seq_id for seq_id, _ in sequences], list(CLASSES)].to_numpy(dtype=np.uint8)
@@ -127,7 +137,7 @@ def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int,
               for number, chosen in enumerate(parallel.split(len(sequences), SHARD_SEQUENCES))]
 
     def build(directory: Path):
-        return loaders.pack_groups(directory, groups, _pack_group, metadata={"classes": list(CLASSES), "image_size": list(size)},
+        return loaders.pack_groups(directory, groups, _pack_group, metadata={"classes": list(CLASSES), "image_size": list(size), "crop": inference.CROP},
                                    workers=min(4, os.cpu_count() or 1), progress=not quiet, root=str(root), size=tuple(size))
 
     return loaders.cached_shards("serengeti", fingerprint, build=build)

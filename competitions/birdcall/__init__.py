@@ -122,7 +122,8 @@ class Birdcall(BaseCompetition):
             if model.networks:
                 arrays = [spectrograms.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
                 modules, network_settings = model.network_modules()
-                cnn = np.mean([sound.predict_network(m, arrays, network_settings.crop_frames) for m in modules], axis=0)
+                cnn = np.mean([sound.predict_network(m, arrays, network_settings.crop_frames, pool=network_settings.crop_pool)
+                               for m in modules], axis=0)
             probabilities[readable] = model.calibration.apply(base, cnn)
         frame = pd.DataFrame(probabilities, columns=model.species)
         frame.insert(0, ID, data.test[ID].to_numpy())

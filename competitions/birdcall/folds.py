@@ -64,7 +64,7 @@ def cnn_oof(clips: Clips, split: list, classes: int, settings, run_dir: Path, se
             [arrays[i] for i in fit_rows], y[fit_rows], [keys[i] for i in fit_rows],
             [arrays[i] for i in valid], y[valid], [keys[i] for i in valid],
             classes, settings, Path(run_dir) / "cnn" / f"fold{fold + 1}", seed + fold, quiet, name="birdcall")
-        oof[valid] = sound.predict_network(module, [arrays[i] for i in valid], settings.crop_frames)
+        oof[valid] = sound.predict_network(module, [arrays[i] for i in valid], settings.crop_frames, pool=settings.crop_pool)
         networks.append(sound.state_dict(module))
         log.info("cnn fold %d/%d: log loss %.4f, accuracy %.3f (%.0f s)", fold + 1, len(split),
                  MULTICLASS_LOG_LOSS(y[valid], np.clip(oof[valid], 1e-15, 1)),

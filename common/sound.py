@@ -78,6 +78,7 @@ class NetworkSettings:
     frequency_masks: int = 0   # and this many spans of up to `mask_bands` mel bands
     mask_bands: int = 8
     backbone: str = "cnn"      # the small CNN below ("cnn" or "small"), or a timm architecture by name (one input channel)
+    crop_pool: str = "mean"    # how a clip's crops are averaged at prediction: "mean" probability or "geometric" (predict_network)
 
 
 def network(classes: int, n_mels: int, settings: NetworkSettings):
@@ -261,9 +262,15 @@ def mixup(alpha: float):
     return LoneSafeMixUp(alpha)
 
 
-def predict_network(module, arrays: list, frames: int, batch: int = 512, multilabel: bool = False) -> np.ndarray:
+def predict_network(module, arrays: list, frames: int, batch: int = 512, multilabel: bool = False,
+                    pool: str = "mean") -> np.ndarray:
     """Mean probabilities over every crop of each clip: softmax over classes, or one
-    sigmoid per label when `multilabel`."""
+    sigmoid per label when `multilabel`. `pool="geometric"` (classes only) averages the
+    crops' log-probabilities instead and renormalises: a crop that hears the species
+    clearly then moves the clip's answer as much as an unsure crop holds it back, where
+    the mean of probabilities lets the unsure crops dilute it."""
+    if pool not in ("mean", "geometric") or (pool == "geometric" and multilabel):
+        raise ValueError(f"pool {pool!r}: 'mean', or 'geometric' for one label per clip")
     import torch
     windows, owners = [], []
     for index, array in enumerate(arrays):
@@ -278,11 +285,16 @@ def predict_network(module, arrays: list, frames: int, batch: int = 512, multila
         for start in range(0, len(stacked), batch):
             x = torch.from_numpy(stacked[start:start + batch])[:, None]
             logits = module(x)
-            outputs.append((torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).numpy())
-    probabilities = np.concatenate(outputs)
-    summed = np.zeros((len(arrays), probabilities.shape[1]))
-    np.add.at(summed, owners, probabilities)
-    return summed / np.bincount(owners, minlength=len(arrays))[:, None]
+            outputs.append((torch.sigmoid(logits) if multilabel else
+                            torch.log_softmax(logits, dim=1) if pool == "geometric" else torch.softmax(logits, dim=1)).numpy())
+    values = np.concatenate(outputs).astype(np.float64)
+    summed = np.zeros((len(arrays), values.shape[1]))
+    np.add.at(summed, owners, values)
+    summed /= np.bincount(owners, minlength=len(arrays))[:, None]
+    if pool == "mean":
+        return summed
+    summed = np.exp(summed - summed.max(axis=1, keepdims=True))
+    return summed / summed.sum(axis=1, keepdims=True)
 
 
 def state_dict(module) -> dict:

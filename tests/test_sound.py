@@ -286,3 +286,23 @@ def test_a_class_bias_undoes_a_lean_one_temperature_cannot():
     plain, biased = fit_calibration(p, None, y), fit_calibration(p, None, y, class_bias=True)
     assert plain.bias is None and np.argmax(biased.bias) == 0 and biased.bias[0] - np.mean(biased.bias[1:]) > 1.0
     assert multiclass_log_loss(y, biased.apply(p, None)) < multiclass_log_loss(y, plain.apply(p, None)) - 0.01
+
+
+def test_geometric_crop_pooling_averages_log_probabilities():
+    # two crops of one clip: one sure of class 0, one unsure; the mean of probabilities
+    # lets the unsure crop dilute the sure one, the geometric pool keeps their log-odds' mean
+    import torch
+
+    class PerCrop(torch.nn.Module):   # logits read from the crop's first cell
+        def forward(self, x):
+            return torch.stack([x[:, 0, 0, 0], torch.zeros(len(x))], dim=1)
+
+    clip = np.zeros((4, 8), dtype=np.float16)
+    clip[0, 0] = np.log(9.0)        # crops start at frames 0, 2, 4: p = (0.9, 0.1), then (0.5, 0.5) twice
+    mean = sound.predict_network(PerCrop(), [clip], frames=4)
+    geometric = sound.predict_network(PerCrop(), [clip], frames=4, pool="geometric")
+    assert mean[0] == pytest.approx([(0.9 + 0.5 + 0.5) / 3, (0.1 + 0.5 + 0.5) / 3], abs=1e-3)
+    sure = 9.0 ** (1 / 3)           # (0.9 * 0.5 * 0.5) ** (1/3) : (0.1 * 0.5 * 0.5) ** (1/3), renormalised
+    assert geometric[0] == pytest.approx([sure / (1 + sure), 1 / (1 + sure)], abs=1e-3)
+    with pytest.raises(ValueError, match="pool"):
+        sound.predict_network(PerCrop(), [clip], frames=4, pool="median")

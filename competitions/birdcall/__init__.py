@@ -28,7 +28,7 @@ _NETWORK = sound.NetworkSettings()
 
 @dataclass
 class BirdOptions(Options):
-    folds: int | None = option(None, "stratified folds; None: 5 with --fast (baseline only), 3 for the CNN, "
+    folds: int | None = option(None, "stratified folds (one CNN each); None: 5, "
                                      "never more than the rarest species' clips", minimum=2)
     epochs: int = option(_NETWORK.epochs, "CNN epochs per fold (--fast trains no CNN)", minimum=1)
     width: int = option(_NETWORK.width, "channels of the CNN's first block; doubled per block", minimum=1)
@@ -39,11 +39,14 @@ class BirdOptions(Options):
     mixup: float = option(_NETWORK.mixup, "Beta(a, a) of fastai's MixUp; 0 turns it off", minimum=0, search=(0.0, 1.0))
     dropout: float = option(_NETWORK.dropout, "dropout before the CNN's classifier", minimum=0, below=1, search=(0.0, 0.6))
     weight_decay: float = option(_NETWORK.weight_decay, "CNN weight decay", minimum=0, search=(1e-4, 0.1), log=True)
+    crop_pool: str = option(_NETWORK.crop_pool, "how a clip's crops are averaged: mean probability or geometric "
+                                                 "(mean log-probability)", choices=("mean", "geometric"))
 
     def network(self) -> sound.NetworkSettings:
         return sound.NetworkSettings(crop_frames=self.crop_frames, width=self.width, epochs=self.epochs,
                                           batch_size=self.batch_size, lr=self.lr, mixup=self.mixup,
-                                          dropout=self.dropout, weight_decay=self.weight_decay)
+                                          dropout=self.dropout, weight_decay=self.weight_decay,
+                                          crop_pool=self.crop_pool)
 
 
 class Birdcall(BaseCompetition):
@@ -72,7 +75,7 @@ class Birdcall(BaseCompetition):
         prior = (np.bincount(y, minlength=classes) + 1.0) / (len(y) + classes)
         log.info("birdcall: %d training clips usable, %d quarantined; %d species", len(y), clips.quarantined, classes)
 
-        folds = bird_folds.fold_count(y, classes, options.folds, options.fast)
+        folds = bird_folds.fold_count(y, classes, options.folds)
         split, fold_of = bird_folds.stratified_folds(y, folds, options.seed)
 
         oof_baseline = bird_folds.baseline_oof(clips.pooled, y, split, classes, options.seed, report=options.fast)
@@ -122,7 +125,8 @@ class Birdcall(BaseCompetition):
             if model.networks:
                 arrays = [spectrograms.normalise(mels[i].astype(np.float32)).astype(np.float16) for i in readable]
                 modules, network_settings = model.network_modules()
-                cnn = np.mean([sound.predict_network(m, arrays, network_settings.crop_frames) for m in modules], axis=0)
+                cnn = np.mean([sound.predict_network(m, arrays, network_settings.crop_frames, pool=network_settings.crop_pool)
+                               for m in modules], axis=0)
             probabilities[readable] = model.calibration.apply(base, cnn)
         frame = pd.DataFrame(probabilities, columns=model.species)
         frame.insert(0, ID, data.test[ID].to_numpy())

@@ -18,12 +18,14 @@ from competitions.birdcall.prepare import Clips
 log = logging.getLogger("compete")
 
 
-def fold_count(y: np.ndarray, classes: int, asked: int | None, fast: bool) -> int:
-    """`asked`, or three folds for the CNN (one network per fold, averaged at test time)
-    and five for the baseline alone, which costs seconds; never more than the rarest
-    species' clips."""
+def fold_count(y: np.ndarray, classes: int, asked: int | None) -> int:
+    """`asked`, or five folds (one CNN per fold, averaged at test time; --fast, the
+    baseline alone, the same five); never more than the rarest species' clips. Five rather than three:
+    each network sees 4/5 of the clips and five are averaged, which on seed 0's data at
+    full size took the test log loss from 0.2034 to 0.1742 and the nested CV from 0.2491
+    to 0.1912, for about twice the CNN's time."""
     counts = np.bincount(y, minlength=classes)
-    return asked or max(2, min(5 if fast else 3, int(counts[counts > 0].min())))
+    return asked or max(2, min(5, int(counts[counts > 0].min())))
 
 
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> tuple[list, np.ndarray]:
@@ -64,7 +66,7 @@ def cnn_oof(clips: Clips, split: list, classes: int, settings, run_dir: Path, se
             [arrays[i] for i in fit_rows], y[fit_rows], [keys[i] for i in fit_rows],
             [arrays[i] for i in valid], y[valid], [keys[i] for i in valid],
             classes, settings, Path(run_dir) / "cnn" / f"fold{fold + 1}", seed + fold, quiet, name="birdcall")
-        oof[valid] = sound.predict_network(module, [arrays[i] for i in valid], settings.crop_frames)
+        oof[valid] = sound.predict_network(module, [arrays[i] for i in valid], settings.crop_frames, pool=settings.crop_pool)
         networks.append(sound.state_dict(module))
         log.info("cnn fold %d/%d: log loss %.4f, accuracy %.3f (%.0f s)", fold + 1, len(split),
                  MULTICLASS_LOG_LOSS(y[valid], np.clip(oof[valid], 1e-15, 1)),

@@ -62,13 +62,13 @@ def combine(oof: dict[str, np.ndarray], fold_of: np.ndarray, y: np.ndarray, trut
     nested, cv_by_combiner, chosen = best(every)
     names = every
     # An optional family (model.OPTIONAL) joins only when the combination's nested CV is
-    # better with it: on a few hundred rows the blend's weights are noisy enough that a
-    # family adding nothing can still cost a little.
+    # better with it by OPTIONAL_GAIN: on a few hundred rows the blend's weights are noisy
+    # enough that a family adding nothing can still cost a little.
     optional = [n for n in every if n in M.OPTIONAL]
     if optional and len(every) > len(optional):
         without = [n for n in every if n not in optional]
         other = best(without)
-        if not metric.better(cv_by_combiner[chosen], other[1][other[2]]):
+        if not better_by(metric, cv_by_combiner[chosen], other[1][other[2]], M.OPTIONAL_GAIN):
             log.info("nested cv %s without %s %.5f, with %.5f: %s left out", metric.name, ", ".join(optional),
                      other[1][other[2]], cv_by_combiner[chosen], ", ".join(optional))
             (nested, cv_by_combiner, chosen), names = other, without
@@ -91,6 +91,12 @@ def combine(oof: dict[str, np.ndarray], fold_of: np.ndarray, y: np.ndarray, trut
     return Combined(names, chosen, tried, cv_by_combiner, combiner, blended, decision, honest,
                     dict(zip(names, map(float, weights))), cv_by_combiner[chosen],
                     [scored(honest[fold_of == f], fold_of == f) for f in folds], by_family, fold_scores_by_family)
+
+
+def better_by(metric: Metric, score: float, other: float, gain: float) -> bool:
+    """Whether `score` is better than `other` by more than `gain` of it (a share)."""
+    margin = gain * abs(other)
+    return score > other + margin if metric.greater_is_better else score < other - margin
 
 
 def explain(metric: Metric, cv_score: float, by_model: dict[str, float], decision: M.Decision,

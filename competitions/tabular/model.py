@@ -72,13 +72,19 @@ TABLE_FAMILIES = ("catboost", "lightgbm", "xgboost", "linear", "extratrees")
 # closest to LightGBM), then CatBoost (the slowest a round).
 DROPPED_FIRST = ("extratrees", "xgboost", "catboost")
 # The extremely randomised trees: trees a forest, the fewest rows a leaf, and their cost.
-# A family the combination keeps only when its nested CV is better with it (combine.py).
+# A family the combination keeps only when its nested CV is better with it, by more than
+# OPTIONAL_GAIN of it (combine.py): a family that adds nothing measurable is not kept.
 OPTIONAL = ("extratrees",)
+OPTIONAL_GAIN = 1e-3
 FOREST_TREES = 300
 FOREST_LEAF = 2
 FOREST_SECONDS_PER_CELL = 1e-8  # a tree's seconds a row x log2(rows) x column tried, idle (300 trees: 1,000-20,000 rows x 10-64 columns, 6-20 ns at load 6)
 MINIMUM_ROUNDS = 300
-MAXIMUM_REPEATS = 3
+# On small data the budget affords many CV repeats: each makes every row's out-of-fold
+# prediction a mean over one more model that did not see it (the combination's nested CV
+# less noisy) and bags K more models for the test.
+MAXIMUM_REPEATS = 10
+LONGER = 3
 # Threads for LightGBM and XGBoost, from the data's size alone (a count read off the machine
 # would change the bytes from one machine to the next): one on small data, where a second
 # thread's synchronisation costs more than it gives (on 300 rows x 30 columns, 100 rounds,
@@ -158,14 +164,23 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
             if cost(chosen, MINIMUM_ROUNDS) > share:
                 chosen.remove(name)
         families = tuple(chosen)
-    if not repeats:
-        repeats = 1 if fast else max([1] + [r for r in range(1, MAXIMUM_REPEATS + 1) if cost(families, ceiling, r) <= share])
     boosted = [name for name in families if name in BOOSTED] or ["catboost"]
-    # Each boosted family an equal share of the time: its rounds as many as that affords.
-    rounds_share = max(share - cost(families, 0, repeats), 0.2 * share)  # what the fits' fixed costs leave
-    affordable = {name: int(rounds_share / len(boosted) / (repeats * fits[name] * per_iteration[name])) for name in BOOSTED}
-    iterations = int(np.clip(affordable["catboost"], 100, ceiling))
-    rounds = int(np.clip(min(affordable["lightgbm"], affordable["xgboost"]), 100, ceiling))
+
+    def affordable(times: int) -> dict[str, int]:
+        # Each boosted family an equal share of the time: its rounds as many as that affords.
+        rounds_share = max(share - cost(families, 0, times), 0.2 * share)  # what the fits' fixed costs leave
+        return {name: int(rounds_share / len(boosted) / (times * fits[name] * per_iteration[name])) for name in BOOSTED}
+    if not repeats:  # as many as leave each boosted family of the plan its ceiling of rounds
+        repeats = 1 if fast else max([1] + [r for r in range(1, MAXIMUM_REPEATS + 1)
+                                            if min(affordable(r)[name] for name in boosted) >= ceiling])
+    affordable = affordable(repeats)
+    # The repeats are sized at `ceiling` rounds; what they leave goes to more rounds, up to
+    # LONGER x ceiling: a fit early stopping ends sooner is unchanged, one still learning at
+    # the ceiling (digits, 10 classes: CatBoost's and LightGBM's best round 1,996-1,999 of
+    # 2,000) goes on.
+    longest = ceiling if fast else LONGER * ceiling
+    iterations = int(np.clip(affordable["catboost"], 100, longest))
+    rounds = int(np.clip(min(affordable["lightgbm"], affordable["xgboost"]), 100, longest))
     # Fewer rounds need larger steps to reach the same fit; early stopping ends the rest.
     learning_rate = float(np.clip(0.06 * np.sqrt(2000 / iterations), 0.06, 0.3))
     boosted_learning_rate = float(np.clip(0.04 * np.sqrt(2000 / rounds), 0.04, 0.3))
@@ -368,7 +383,7 @@ def inner_score(estimator) -> float:
     scores = getattr(estimator, "scores_", None)
     if not scores:
         return 0.0
-    folds = np.asarray(next(iter(scores.values())))
+    folds = np.asarray(next(iter(scores.values())) if isinstance(scores, dict) else scores)
     return float(folds.reshape(folds.shape[0], -1).mean(axis=0).max())
 
 

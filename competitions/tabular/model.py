@@ -1,6 +1,7 @@
 """K-fold out-of-fold CV of CatBoost (native categoricals), LightGBM and XGBoost (few
-categories native, many target-encoded out of fold: encoding.py) and a linear model
-(one-hot, scaled numbers, TF-IDF text), each bagged over the folds; a blend or a stack
+categories native, many target-encoded out of fold: encoding.py), a linear model
+(one-hot, scaled numbers, TF-IDF text) and extremely randomised trees (joining the
+combination only when its nested CV gains), each bagged over the folds; a blend or a stack
 fitted on their out-of-fold predictions (stack.py), and the decision that turns combined
 predictions into what the metric scores.
 

@@ -180,19 +180,26 @@ def test_a_round_costs_by_the_columns_distinct_values_and_a_class_less_than_an_o
     assert flights.families == ("lightgbm", "linear") and flights.repeats == 1 and 700 < flights.rounds < 1000
 
 
-def test_extra_trees_fit_each_task_and_every_class_has_its_column():
+@pytest.mark.parametrize("family", [M.ExtraTreesModel, M.SupportVectorModel])
+def test_extra_trees_and_the_svm_fit_each_task_and_every_class_has_its_column(family):
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"x": rng.normal(size=120), "site": rng.choice(list("ABC"), 120)})
     X.loc[::7, "x"] = np.nan
     plan = M.plan(120, 1, 1, "binary", 1, 60.0, True, 3)
     y = (X["x"].fillna(0) > 0).astype(int).to_numpy()
-    binary = M.ExtraTreesModel("binary", ["x", "site"], ["site"], [], plan, 0, 1).fit(X, y)
+    binary = family("binary", ["x", "site"], ["site"], [], plan, 0, 1).fit(X, y)
     assert binary.predict(X).shape == (120,) and np.corrcoef(binary.predict(X), y)[0, 1] > 0.8
     classes = np.where(y == 1, 3, rng.integers(0, 2, 120))  # class 2 never in the training rows
-    multi = M.ExtraTreesModel("multiclass", ["x", "site"], ["site"], [], plan, 0, 4).fit(X, classes).predict(X)
+    multi = family("multiclass", ["x", "site"], ["site"], [], plan, 0, 4).fit(X, classes).predict(X)
     assert multi.shape == (120, 4) and np.allclose(multi.sum(axis=1), 1) and (multi[:, 2] == 0).all()
-    labels = np.column_stack([y, np.zeros(120, dtype=int)])  # a label with one value
-    assert M.ExtraTreesModel("multilabel", ["x", "site"], ["site"], [], plan, 0, 2).fit(X, labels).predict(X).shape == (120, 2)
+    number = family("regression", ["x", "site"], ["site"], [], plan, 0, 1).fit(X, X["x"].fillna(0).to_numpy())
+    assert np.corrcoef(number.predict(X), X["x"].fillna(0))[0, 1] > 0.9
+    if family is M.ExtraTreesModel:
+        labels = np.column_stack([y, np.zeros(120, dtype=int)])  # a label with one value
+        assert family("multilabel", ["x", "site"], ["site"], [], plan, 0, 2).fit(X, labels).predict(X).shape == (120, 2)
+    else:  # offered on few rows of classes only
+        assert "svm" not in M.plan(120, 1, 1, "regression", 1, 600.0, False, None).families
+        assert "svm" not in M.plan(M.SVM_ROWS + 1, 1, 1, "binary", 1, 600.0, False, None).families
 
 
 def test_an_optional_family_joins_the_combination_only_when_its_nested_cv_helps():

@@ -43,6 +43,7 @@ def makers(prepared, task: str, metric, seed: int) -> dict[str, Callable[[], obj
         "xgboost": lambda: M.XGBoostModel(task, list(X.columns), columns.of("categorical"), encoded, plan, seed, outputs, loss),
         "extratrees": lambda: M.ExtraTreesModel(task, list(X.columns), columns.of("categorical"), encoded, plan, seed,
                                                 outputs),
+        "svm": lambda: M.SupportVectorModel(task, list(X.columns), columns.of("categorical"), encoded, plan, seed, outputs),
         "linear": lambda: M.LinearModel(task, numeric, columns.of("categorical"), columns.of("text"), seed, encoded,
                                         plan.tune_linear),
         "tfidf": lambda: T.TfidfLogistic(task, prepared.vectors, seed),

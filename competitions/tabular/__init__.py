@@ -61,7 +61,7 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     time_budget: float = option(600.0, "seconds for the whole fit; sizes the families, CV repeats and rounds from "
                                        "the data's shape, cut while the CV runs if the machine is slower", above=0)
     models: str = option("auto", "the families to cross-validate and combine; auto: tfidf,nbsvm when free text "
-                                 "dominates (text.py), and transformer when backbone names one (transformer.py), else catboost,lightgbm,xgboost,linear,extratrees as the budget affords "
+                                 "dominates (text.py), and transformer when backbone names one (transformer.py), else catboost,lightgbm,xgboost,linear,extratrees,svm as the budget affords "
                                  "(model.plan)",
                          choices=("auto", *_subsets(M.TABLE_FAMILIES), "linear,catboost", "tfidf,nbsvm", "tfidf", "nbsvm",
                                   "tfidf,nbsvm,transformer", "tfidf,transformer", "nbsvm,transformer", "transformer"))

@@ -71,7 +71,7 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
     leaves: int = option(31, "LightGBM's leaves a tree", minimum=2, maximum=1024, search=(8, 128), log=True)
     bags: int | None = option(None, "times the K-fold CV runs on other splits (K x bags models averaged per "
-                                    "family); None: as many (up to 3) as the budget affords", minimum=1, maximum=10,
+                                    "family); None: as many (up to 10) as the budget affords", minimum=1, maximum=10,
                               search=(1, 3))
     combiner: str = option("auto", "how the families' out-of-fold predictions combine: blend (non-negative weights), "
                                    "stack (ridge / logistic level 2), auto: the better in nested CV",

@@ -57,7 +57,9 @@ def test_regression_with_rmsle_trains_on_the_log_and_beats_the_median(compete, f
     assert metrics["metric"] == "rmsle" and metrics["task"] == "regression"
     assert metrics["column_kinds"] == {"amount": "numeric", "level": "numeric", "city": "categorical",
                                        "visited": "date", "review": "text"}
-    assert set(metrics["blend_weights"]) == {"catboost", "lightgbm", "xgboost", "linear"}  # auto: every family on small data
+    # auto: every family on small data (no svm for numbers); the optional ones combined only where they help
+    assert set(metrics["models"]) == {"catboost", "lightgbm", "xgboost", "linear", "extratrees"}
+    assert {"catboost", "lightgbm", "xgboost", "linear"} <= set(metrics["blend_weights"]) <= set(metrics["models"])
     assert (run_dir / "oof.csv").is_file()
     _assert_plots_claim_the_printed_cv(printed, "rmsle", run_dir, ["predicted_vs_actual.png"])
 

@@ -61,7 +61,7 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     time_budget: float = option(600.0, "seconds for the whole fit; sizes the families, CV repeats and rounds from "
                                        "the data's shape, cut while the CV runs if the machine is slower", above=0)
     models: str = option("auto", "the families to cross-validate and combine; auto: tfidf,nbsvm when free text "
-                                 "dominates (text.py), and transformer when backbone names one (transformer.py), else catboost,lightgbm,xgboost,linear as the budget affords "
+                                 "dominates (text.py), and transformer when backbone names one (transformer.py), else catboost,lightgbm,xgboost,linear,extratrees,svm as the budget affords "
                                  "(model.plan)",
                          choices=("auto", *_subsets(M.TABLE_FAMILIES), "linear,catboost", "tfidf,nbsvm", "tfidf", "nbsvm",
                                   "tfidf,nbsvm,transformer", "tfidf,transformer", "nbsvm,transformer", "transformer"))
@@ -71,7 +71,7 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
     leaves: int = option(31, "LightGBM's leaves a tree", minimum=2, maximum=1024, search=(8, 128), log=True)
     bags: int | None = option(None, "times the K-fold CV runs on other splits (K x bags models averaged per "
-                                    "family); None: as many (up to 3) as the budget affords", minimum=1, maximum=10,
+                                    "family); None: as many (up to 10) as the budget affords", minimum=1, maximum=10,
                               search=(1, 3))
     combiner: str = option("auto", "how the families' out-of-fold predictions combine: blend (non-negative weights), "
                                    "stack (ridge / logistic level 2), auto: the better in nested CV",

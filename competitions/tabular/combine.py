@@ -22,7 +22,8 @@ log = logging.getLogger("compete")
 
 @dataclass
 class Combined:
-    names: list[str]                     # the families, in their cross-validation order
+    names: list[str]                     # the families combined, in their cross-validation order (an optional one
+                                         # left out when the nested CV is no better with it)
     chosen: str                          # "blend" or "stack"
     tried: list[str]                     # the kinds scored in nested CV
     cv_by_combiner: dict[str, float]     # each kind tried: its nested CV
@@ -33,7 +34,7 @@ class Combined:
     weights: dict[str, float]            # each family's blend weight (1 each under a stack)
     cv_score: float                      # the chosen kind's nested CV
     fold_scores: list[float]             # the same, fold by fold
-    by_family: dict[str, float]          # each family alone, its decision fitted on all its rows (not nested)
+    by_family: dict[str, float]          # each family cross-validated alone, its decision fitted on all its rows (not nested)
     fold_scores_by_family: dict[str, list[float]]
 
 
@@ -42,25 +43,46 @@ def combine(oof: dict[str, np.ndarray], fold_of: np.ndarray, y: np.ndarray, trut
     def scored(predictions: np.ndarray, rows=slice(None)) -> float:
         return float(metric(truth[rows], inference.values(predictions, target, log_target, metric, as_indices=True)))
 
-    task, names = target.task, list(oof)
+    task, every = target.task, list(oof)
     folds = range(int(fold_of.max()) + 1)
     # Blend and stack each scored in nested CV; auto keeps the stack only when it is better.
-    tried = ["blend", "stack"] if how == "auto" and len(names) > 1 else [how]
+    tried = ["blend", "stack"] if how == "auto" and len(every) > 1 else [how]
     tried = ["blend" if kind == "auto" else kind for kind in tried]
-    nested = {kind: stacking.nested(oof, y, fold_of, task, metric, kind, seed) for kind in tried}
-    cv_by_combiner = {kind: scored(nested[kind][0]) for kind in tried}
-    chosen = tried[0]
-    for kind in tried[1:]:
-        if metric.better(cv_by_combiner[kind], cv_by_combiner[chosen]):
-            chosen = kind
+
+    def best(names: list[str]):
+        nested = {kind: stacking.nested({n: oof[n] for n in names}, y, fold_of, task, metric, kind, seed)
+                  for kind in tried}
+        figures = {kind: scored(nested[kind][0]) for kind in tried}
+        chosen = tried[0]
+        for kind in tried[1:]:
+            if metric.better(figures[kind], figures[chosen]):
+                chosen = kind
+        return nested, figures, chosen
+
+    nested, cv_by_combiner, chosen = best(every)
+    names = every
+    # An optional family (model.OPTIONAL) joins only when the combination's nested CV is
+    # better with it by OPTIONAL_GAIN: on a few hundred rows the blend's weights are noisy
+    # enough that a family adding nothing can still cost a little.
+    optional = [n for n in every if n in M.OPTIONAL]
+    if optional and len(every) > len(optional):
+        without = [n for n in every if n not in optional]
+        other = best(without)
+        if not better_by(metric, cv_by_combiner[chosen], other[1][other[2]], M.OPTIONAL_GAIN):
+            log.info("nested cv %s without %s %.5f, with %.5f: %s left out", metric.name, ", ".join(optional),
+                     other[1][other[2]], cv_by_combiner[chosen], ", ".join(optional))
+            (nested, cv_by_combiner, chosen), names = other, without
+        else:
+            log.info("nested cv %s with %s %.5f, without %.5f: kept", metric.name, ", ".join(optional),
+                     cv_by_combiner[chosen], other[1][other[2]])
     combiner = stacking.make(chosen, task, metric, names, seed).fit([oof[n] for n in names], y)
     blended = combiner.apply([oof[n] for n in names])
     decision = M.fit_decision(task, metric, y, blended)
     honest = nested[chosen][0]
     weights = combiner.weights if chosen == "blend" else np.ones(len(names))
-    own = {n: M.fit_decision(task, metric, y, oof[n]) for n in names}
-    by_family = {n: scored(own[n].apply(oof[n])) for n in names}
-    fold_scores_by_family = {n: [scored(own[n].apply(oof[n][fold_of == f]), fold_of == f) for f in folds] for n in names}
+    own = {n: M.fit_decision(task, metric, y, oof[n]) for n in every}
+    by_family = {n: scored(own[n].apply(oof[n])) for n in every}
+    fold_scores_by_family = {n: [scored(own[n].apply(oof[n][fold_of == f]), fold_of == f) for f in folds] for n in every}
     if len(tried) > 1:
         log.info("nested cv %s: %s; %s kept", metric.name,
                  ", ".join(f"{kind} {score:.5f}" for kind, score in cv_by_combiner.items()), chosen)
@@ -69,6 +91,12 @@ def combine(oof: dict[str, np.ndarray], fold_of: np.ndarray, y: np.ndarray, trut
     return Combined(names, chosen, tried, cv_by_combiner, combiner, blended, decision, honest,
                     dict(zip(names, map(float, weights))), cv_by_combiner[chosen],
                     [scored(honest[fold_of == f], fold_of == f) for f in folds], by_family, fold_scores_by_family)
+
+
+def better_by(metric: Metric, score: float, other: float, gain: float) -> bool:
+    """Whether `score` is better than `other` by more than `gain` of it (a share)."""
+    margin = gain * abs(other)
+    return score > other + margin if metric.greater_is_better else score < other - margin
 
 
 def explain(metric: Metric, cv_score: float, by_model: dict[str, float], decision: M.Decision,

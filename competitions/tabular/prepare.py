@@ -59,7 +59,7 @@ def prepare(data: D.TabularData, options, name: str) -> Prepared:
     categorical = len(columns.of("categorical"))
     plan = M.plan(len(X), X.shape[1] - categorical, categorical, target.task, outputs, options.time_budget,
                   options.fast, options.folds or None, tuple(asked) if asked else None, options.bags or 0,
-                  options.final == "refit")
+                  options.final == "refit", bins(X, columns.of("categorical")))
     families = list(plan.families)
     log.info("%s: layout %s -> models %s", name, layout.describe() if layout else
              "table (no free-text column dominates)", ", ".join(families))
@@ -69,8 +69,8 @@ def prepare(data: D.TabularData, options, name: str) -> Prepared:
                                leaves=options.leaves)
     encoded = E.high_cardinality(pd.concat([data.train[columns.of("categorical")], data.test[columns.of("categorical")]]),
                                  columns.of("categorical"), options.encode_above)
-    if encoded and any(family in ("lightgbm", "xgboost", "linear") for family in families):
-        log.info("target-encoded out of fold (LightGBM, XGBoost, linear): %s", ", ".join(encoded))
+    if encoded and any(family in ("lightgbm", "xgboost", "linear", "extratrees") for family in families):
+        log.info("target-encoded out of fold (LightGBM, XGBoost, linear, extra trees): %s", ", ".join(encoded))
     frame = pd.concat([X, data.train[columns.of("text")]], axis=1)
     vectors = None
     if any(family in T.FAMILIES for family in families):
@@ -79,6 +79,13 @@ def prepare(data: D.TabularData, options, name: str) -> Prepared:
         if TR.FAMILY in families else None
     return Prepared(columns, layout, families, features, X, frame, y, log_target, truth(data), outputs, plan, encoded,
                     vectors, row_weights(data, options, families), transformer)
+
+
+def bins(X: pd.DataFrame, categorical: list[str]) -> int:
+    """The numeric columns' distinct values, each up to model.MAX_BINS, summed: what a boosting
+    round's split search costs on small data (model.round_seconds)."""
+    numeric = X.drop(columns=[c for c in categorical if c in X.columns])
+    return int(numeric.nunique().clip(upper=M.MAX_BINS).sum())
 
 
 def text_vectors(data: D.TabularData, options, columns: F.Columns, features: F.Features,

@@ -11,6 +11,7 @@ from pathlib import Path
 from common import io
 from common.competition import OutOfFold, Report
 from competitions.tabular import data as D
+from competitions.tabular import model as M
 from competitions.tabular import text as T
 from competitions.tabular import transformer as TR
 from competitions.tabular.combine import Combined
@@ -23,7 +24,11 @@ def note(prepared: Prepared, combined: Combined, repeats: int, options) -> str:
             f"fold models that saw the other folds (not nested)")
     if len(combined.tried) > 1:
         text += "; the choice of blend or stack made on both nested scores (not nested)"
-    if prepared.encoded and {"lightgbm", "xgboost", "linear"} & set(combined.names):
+    left_out = [n for n in combined.by_family if n not in combined.names]
+    if any(n in M.OPTIONAL for n in combined.by_family) and len(combined.by_family) > 1:
+        text += (f"; whether {', '.join(n for n in combined.by_family if n in M.OPTIONAL)} joins chosen on both nested "
+                 f"scores (not nested){': left out' if left_out else ''}")
+    if prepared.encoded and {"lightgbm", "xgboost", "linear", "extratrees"} & set(combined.names):
         text += "; target encoding fitted inside each fold on its training rows (nested)"
     if repeats > 1:
         text += f"; {repeats} repeats of the CV averaged per row, each prediction from a model that did not see the row"

@@ -157,13 +157,14 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     # the linear model's C (classes) and numbers' scaling by an inner CV on few rows
     tune_linear = not fast and (tuned(rows, task) or (task == "regression" and rows <= LINEAR_TUNED_ROWS))
 
+    # families without rounds; the text families (tfidf, nbsvm, a transformer) cost as the linear model
     unrounded = {"linear": folds * linear_seconds(rows, numeric + categorical, tune_linear),
                  "extratrees": folds * forest_seconds(rows, numeric + categorical, task),
                  "svm": folds * svm_seconds(rows, numeric + categorical)}
 
     def cost(chosen, rounds, times=1):
         return times * sum(fits[name] * per_iteration[name] * rounds + folds * models_per_fold * FIT_SECONDS
-                           if name in BOOSTED else unrounded[name] for name in chosen)
+                           if name in BOOSTED else unrounded.get(name, unrounded["linear"]) for name in chosen)
     if families is None:
         chosen = [name for name in TABLE_FAMILIES if name != "svm" or (rows <= SVM_ROWS and task in ("binary", "multiclass"))]
         for name in DROPPED_FIRST:

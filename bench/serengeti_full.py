@@ -246,14 +246,14 @@ def main():
 def species_scores(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
     """On the bursts with an animal: the mean binary log loss of the species columns, and
     the share whose most probable species is one of theirs."""
+    from common.metrics import MEAN_BINARY_LOG_LOSS
     from competitions.serengeti import inference
     from competitions.serengeti.data import EMPTY
 
     animal = truth[:, EMPTY] == 0
     species = [column for column in range(truth.shape[1]) if column != EMPTY]
     t, p = truth[animal][:, species], np.clip(predicted[animal][:, species], inference.CLIP, 1 - inference.CLIP)
-    loss = float(-(t * np.log(p) + (1 - t) * np.log(1 - p)).mean())
-    return loss, float(t[np.arange(len(t)), p.argmax(axis=1)].mean())
+    return MEAN_BINARY_LOG_LOSS(t, p), float(t[np.arange(len(t)), p.argmax(axis=1)].mean())
 
 
 if __name__ == "__main__":

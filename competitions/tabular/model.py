@@ -76,6 +76,10 @@ DROPPED_FIRST = ("svm", "extratrees", "xgboost", "catboost")
 # A family the combination keeps only when its nested CV is better with it, by more than
 # OPTIONAL_GAIN of it (combine.py): a family that adds nothing measurable is not kept.
 OPTIONAL = ("extratrees", "svm")
+# The families whose submission model is the mean of their fold models (the others are
+# fitted again on every row after the CV), and those reading the out-of-fold target encodings.
+BAGGED = (*BOOSTED, "extratrees", "svm")
+TARGET_ENCODED = ("lightgbm", "xgboost", "linear", "extratrees")
 # The support vector machine's rows at most (its fit grows with their square) and its cost:
 # seconds a row squared x column, idle (SVC with its 5-fold Platt scaling, 6 fits).
 SVM_ROWS = 5000
@@ -173,14 +177,14 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
         families = tuple(chosen)
     boosted = [name for name in families if name in BOOSTED] or ["catboost"]
 
-    def affordable(times: int) -> dict[str, int]:
+    def rounds_for(times: int) -> dict[str, int]:
         # Each boosted family an equal share of the time: its rounds as many as that affords.
         rounds_share = max(share - cost(families, 0, times), 0.2 * share)  # what the fits' fixed costs leave
         return {name: int(rounds_share / len(boosted) / (times * fits[name] * per_iteration[name])) for name in BOOSTED}
     if not repeats:  # as many as leave each boosted family of the plan its ceiling of rounds
         repeats = 1 if fast else max([1] + [r for r in range(1, MAXIMUM_REPEATS + 1)
-                                            if min(affordable(r)[name] for name in boosted) >= ceiling])
-    affordable = affordable(repeats)
+                                            if min(rounds_for(r)[name] for name in boosted) >= ceiling])
+    affordable = rounds_for(repeats)
     # The repeats are sized at `ceiling` rounds; what they leave goes to more rounds, up to
     # LONGER x ceiling: a fit early stopping ends sooner is unchanged, one still learning at
     # the ceiling (digits, 10 classes: CatBoost's and LightGBM's best round 1,996-1,999 of
@@ -651,13 +655,18 @@ class ExtraTreesModel(BoostedModel):
             return self.model_.predict(frame)
         probabilities = self.model_.predict_proba(frame)
         if self.task == "multilabel":  # one array per label; a label with one value in the fold: one column
-            return np.column_stack([p[:, list(classes).index(1)] if 1 in classes else np.zeros(len(frame))
-                                    for p, classes in zip(probabilities, self.model_.classes_)])
-        if self.task == "binary":
-            classes = list(self.model_.classes_)
-            return probabilities[:, classes.index(1)] if 1 in classes else np.zeros(len(frame))
-        full = np.zeros((len(frame), self.outputs))
-        full[:, np.asarray(self.model_.classes_, dtype=int)] = probabilities
+            return np.column_stack([self._columns(p, classes, "binary") for p, classes in zip(probabilities, self.model_.classes_)])
+        return self._columns(probabilities, self.model_.classes_, self.task)
+
+    def _columns(self, probabilities: np.ndarray, classes, task: str) -> np.ndarray:
+        """scikit-learn's predict_proba, over the classes the fold's rows held -> the 1 class's
+        column (binary: zeros when the fold had none) or every class's (multi-class: zeros for
+        a class the fold lacked)."""
+        if task == "binary":
+            classes = list(classes)
+            return probabilities[:, classes.index(1)] if 1 in classes else np.zeros(len(probabilities))
+        full = np.zeros((len(probabilities), self.outputs))
+        full[:, np.asarray(classes, dtype=int)] = probabilities
         return full
 
 
@@ -706,13 +715,7 @@ class SupportVectorModel(ExtraTreesModel):
         frame = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
         if self.task == "regression":
             return self.model_.predict(frame)
-        probabilities = self.model_.predict_proba(frame)
-        classes = list(self.model_.classes_)
-        if self.task == "binary":
-            return probabilities[:, classes.index(1)] if 1 in classes else np.zeros(len(frame))
-        full = np.zeros((len(frame), self.outputs))
-        full[:, np.asarray(classes, dtype=int)] = probabilities
-        return full
+        return self._columns(self.model_.predict_proba(frame), self.model_.classes_, self.task)
 
 
 class CatBoostStop:

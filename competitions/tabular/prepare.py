@@ -69,7 +69,7 @@ def prepare(data: D.TabularData, options, name: str) -> Prepared:
                                leaves=options.leaves)
     encoded = E.high_cardinality(pd.concat([data.train[columns.of("categorical")], data.test[columns.of("categorical")]]),
                                  columns.of("categorical"), options.encode_above)
-    if encoded and any(family in ("lightgbm", "xgboost", "linear", "extratrees") for family in families):
+    if encoded and any(family in M.TARGET_ENCODED for family in families):
         log.info("target-encoded out of fold (LightGBM, XGBoost, linear, extra trees): %s", ", ".join(encoded))
     frame = pd.concat([X, data.train[columns.of("text")]], axis=1)
     vectors = None

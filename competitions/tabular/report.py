@@ -28,7 +28,7 @@ def note(prepared: Prepared, combined: Combined, repeats: int, options) -> str:
     if any(n in M.OPTIONAL for n in combined.by_family) and len(combined.by_family) > 1:
         text += (f"; whether {', '.join(n for n in combined.by_family if n in M.OPTIONAL)} joins chosen on both nested "
                  f"scores (not nested){': left out' if left_out else ''}")
-    if prepared.encoded and {"lightgbm", "xgboost", "linear", "extratrees"} & set(combined.names):
+    if prepared.encoded and set(M.TARGET_ENCODED) & set(combined.names):
         text += "; target encoding fitted inside each fold on its training rows (nested)"
     if repeats > 1:
         text += f"; {repeats} repeats of the CV averaged per row, each prediction from a model that did not see the row"

@@ -66,7 +66,7 @@ def cross_validate(data: D.TabularData, prepared: Prepared, makers: dict, option
         planned = M.fold_seconds(plan, len(prepared.X), prepared.X.shape[1] - categorical, categorical, target.task,
                                  prepared.outputs)
         # the families refitted on every row after the CV (the others' final model is their fold models' mean)
-        refitted = [family for family in makers if family not in (*M.BOOSTED, "extratrees", "svm")
+        refitted = [family for family in makers if family not in M.BAGGED
                     or (options.final == "refit" and family == "catboost")]
         end = (started if started is not None else time.perf_counter()) + S.CV_SHARE * options.time_budget
         models = prepared.outputs if target.task == "multilabel" else 1

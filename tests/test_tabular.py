@@ -12,6 +12,7 @@ import pytest
 
 from common.runtimes import runner
 
+from competitions.tabular import model as M
 from competitions.tabular.synth import make
 
 
@@ -57,8 +58,8 @@ def test_regression_with_rmsle_trains_on_the_log_and_beats_the_median(compete, f
     assert metrics["metric"] == "rmsle" and metrics["task"] == "regression"
     assert metrics["column_kinds"] == {"amount": "numeric", "level": "numeric", "city": "categorical",
                                        "visited": "date", "review": "text"}
-    # auto: every family on small data (no svm for numbers); the optional ones combined only where they help
-    assert set(metrics["models"]) == {"catboost", "lightgbm", "xgboost", "linear", "extratrees"}
+    # auto: every family on small data; the optional ones combined only where they help
+    assert set(metrics["models"]) == set(M.TABLE_FAMILIES)
     assert {"catboost", "lightgbm", "xgboost", "linear"} <= set(metrics["blend_weights"]) <= set(metrics["models"])
     assert (run_dir / "oof.csv").is_file()
     _assert_plots_claim_the_printed_cv(printed, "rmsle", run_dir, ["predicted_vs_actual.png"])

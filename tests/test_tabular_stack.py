@@ -106,7 +106,7 @@ def test_models_lightgbm_and_xgboost_run_alone_and_same_seed_gives_same_bytes(co
 
 def test_the_plan_spends_the_budget_by_the_data_shape():
     small = M.plan(800, 10, 3, "binary", 1, 600.0, False, None)
-    assert small.families == M.TABLE_FAMILIES and small.repeats > 3
+    assert small.families == tuple(f for f in M.TABLE_FAMILIES if f != "spline") and small.repeats > 3
     large = M.plan(300_000, 40, 10, "binary", 1, 600.0, False, None)
     assert large.families == ("lightgbm", "linear") and large.repeats == 1
     assert small.rounds > large.rounds and small.iterations > large.iterations
@@ -173,15 +173,17 @@ def test_a_round_costs_by_the_columns_distinct_values_and_a_class_less_than_an_o
     # the plan the budget then affords digits: every family, past the rounds' ceiling at the lowest rate
     # (with every value continuous: ~500 rounds at a larger step)
     digits = M.plan(1327, 64, 0, "multiclass", 10, 600.0, False, None, bins=881)
-    assert digits.families == M.TABLE_FAMILIES and digits.iterations > 2000 and digits.learning_rate == 0.06
+    assert digits.families == tuple(f for f in M.TABLE_FAMILIES if f != "spline")   # the spline: numbers only
+    assert digits.iterations > 2000 and digits.learning_rate == 0.06 and digits.leaves == 31
     assert M.plan(1327, 64, 0, "multiclass", 10, 600.0, False, None).iterations < 2000
     # NYC flights' shape (245k rows, 13 numeric and 5 categorical columns) keeps the plan it had
     flights = M.plan(245_224, 13, 5, "binary", 1, 600.0, False, None, bins=13 * 180)
     assert flights.families == ("lightgbm", "linear") and flights.repeats == 1 and 700 < flights.rounds < 1000
+    assert flights.leaves == 127   # many rows: larger trees (model.leaves_for)
 
 
-@pytest.mark.parametrize("family", [M.ExtraTreesModel, M.SupportVectorModel])
-def test_extra_trees_and_the_svm_fit_each_task_and_every_class_has_its_column(family):
+@pytest.mark.parametrize("family", [M.ExtraTreesModel, M.SupportVectorModel, M.NeighboursModel])
+def test_extra_trees_the_svm_and_the_neighbours_fit_each_task_and_every_class_has_its_column(family):
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"x": rng.normal(size=120), "site": rng.choice(list("ABC"), 120)})
     X.loc[::7, "x"] = np.nan
@@ -197,9 +199,18 @@ def test_extra_trees_and_the_svm_fit_each_task_and_every_class_has_its_column(fa
     if family is M.ExtraTreesModel:
         labels = np.column_stack([y, np.zeros(120, dtype=int)])  # a label with one value
         assert family("multilabel", ["x", "site"], ["site"], [], plan, 0, 2).fit(X, labels).predict(X).shape == (120, 2)
-    else:  # offered on few rows of classes only
-        assert "svm" not in M.plan(120, 1, 1, "regression", 1, 600.0, False, None).families
+    elif family is M.SupportVectorModel:  # offered on few rows of one target only
+        assert "svm" in M.plan(120, 1, 1, "regression", 1, 600.0, False, None).families
+        assert "svm" not in M.plan(120, 1, 1, "multilabel", 2, 600.0, False, None).families
         assert "svm" not in M.plan(M.SVM_ROWS + 1, 1, 1, "binary", 1, 600.0, False, None).families
+    else:  # offered on few rows of any one target; k and the weighting chosen by the inner CV
+        assert "knn" in M.plan(120, 1, 1, "regression", 1, 600.0, False, None).families
+        assert "knn" not in M.plan(M.KNN_ROWS + 1, 1, 1, "binary", 1, 600.0, False, None).families
+        x = rng.uniform(-3, 3, 300)
+        smooth = family("regression", ["x"], [], [], plan, 0, 1).fit(pd.DataFrame({"x": x}), np.sin(x))
+        assert smooth.chosen_[0] <= 8    # a noiseless curve: the fewest neighbours follow it closest
+        noisy = family("regression", ["x"], [], [], plan, 0, 1).fit(pd.DataFrame({"x": x}), rng.normal(size=300))
+        assert noisy.chosen_ == (50, "uniform")   # pure noise: the widest plain average
 
 
 def test_an_optional_family_joins_the_combination_only_when_its_nested_cv_helps():
@@ -219,6 +230,10 @@ def test_an_optional_family_joins_the_combination_only_when_its_nested_cv_helps(
     helps = C.combine({**good, "extratrees": y + rng.normal(scale=0.5, size=300)}, fold_of, y, y, target, rmse,
                       False, "blend", 0)
     assert helps.names == ["linear", "catboost", "extratrees"] and helps.cv_score < noise.cv_score
+    # each optional family judged on its own: one that adds nothing does not keep out one that helps
+    both = C.combine({**good, "extratrees": good["linear"].copy(), "knn": y + rng.normal(scale=0.5, size=300)},
+                     fold_of, y, y, target, rmse, False, "blend", 0)
+    assert both.names == ["linear", "catboost", "knn"] and both.cv_score < noise.cv_score
 
 
 def test_the_linear_model_chooses_its_numbers_scaling_by_its_inner_cv():
@@ -230,3 +245,9 @@ def test_the_linear_model_chooses_its_numbers_scaling_by_its_inner_cv():
     skewed = X.assign(x=np.exp(4 * x))                   # the same effect through a heavy tail: quantiles undo it
     assert M.LinearModel("regression", ["x"], ["site"], [], 0, tune=True).fit(skewed, straight).scaling_ == "quantile"
     assert M.LinearModel("regression", ["x"], ["site"], [], 0).fit(X, straight).scaling_ == "quantile"  # untuned
+    curved = np.abs(3 * x) + rng.normal(scale=0.1, size=400)   # a bend no slope draws: the spline family's
+    ridge = M.LinearModel("regression", ["x"], ["site"], [], 0, tune=True).fit(X, curved)
+    spline = M.SplineModel("regression", ["x"], ["site"], [], 0).fit(X, curved)
+    assert np.sqrt(np.mean((spline.predict(X) - curved) ** 2)) < 0.2 < np.sqrt(np.mean((ridge.predict(X) - curved) ** 2))
+    assert "spline" in M.plan(400, 1, 1, "regression", 1, 600.0, False, None).families
+    assert "spline" not in M.plan(400, 1, 1, "binary", 1, 600.0, False, None).families

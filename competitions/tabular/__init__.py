@@ -61,7 +61,7 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     time_budget: float = option(600.0, "seconds for the whole fit; sizes the families, CV repeats and rounds from "
                                        "the data's shape, cut while the CV runs if the machine is slower", above=0)
     models: str = option("auto", "the families to cross-validate and combine; auto: tfidf,nbsvm when free text "
-                                 "dominates (text.py), and transformer when backbone names one (transformer.py), else catboost,lightgbm,xgboost,linear,extratrees,svm as the budget affords "
+                                 "dominates (text.py), and transformer when backbone names one (transformer.py), else catboost,lightgbm,xgboost,linear,extratrees,svm,knn,spline as the budget affords "
                                  "(model.plan)",
                          choices=("auto", *_subsets(M.TABLE_FAMILIES), "linear,catboost", "tfidf,nbsvm", "tfidf", "nbsvm",
                                   "tfidf,nbsvm,transformer", "tfidf,transformer", "nbsvm,transformer", "transformer"))
@@ -69,7 +69,8 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
     learning_rate: float | None = option(None, "CatBoost's learning rate; None: sized with its rounds from the budget",
                                          above=0, search=(0.01, 0.3), log=True)
     depth: int = option(6, "CatBoost tree depth", minimum=1, maximum=16, search=(3, 10))
-    leaves: int = option(31, "LightGBM's leaves a tree", minimum=2, maximum=1024, search=(8, 128), log=True)
+    leaves: int | None = option(None, "LightGBM's leaves a tree; None: from the rows (model.leaves_for: 31, up to "
+                                      "127 on a few hundred thousand)", minimum=2, maximum=1024, search=(8, 128), log=True)
     bags: int | None = option(None, "times the K-fold CV runs on other splits (K x bags models averaged per "
                                     "family); None: as many (up to 10) as the budget affords", minimum=1, maximum=10,
                               search=(1, 3))

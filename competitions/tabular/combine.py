@@ -59,22 +59,24 @@ def combine(oof: dict[str, np.ndarray], fold_of: np.ndarray, y: np.ndarray, trut
                 chosen = kind
         return nested, figures, chosen
 
-    nested, cv_by_combiner, chosen = best(every)
-    names = every
     # An optional family (model.OPTIONAL) joins only when the combination's nested CV is
     # better with it by OPTIONAL_GAIN: on a few hundred rows the blend's weights are noisy
-    # enough that a family adding nothing can still cost a little.
+    # enough that a family adding nothing can still cost a little. Each is tried in turn on
+    # what joined before it (forward selection): one that helps is not held back by
+    # another that does not (diabetes: the extra trees add nothing, k nearest neighbours do).
     optional = [n for n in every if n in M.OPTIONAL]
-    if optional and len(every) > len(optional):
-        without = [n for n in every if n not in optional]
-        other = best(without)
-        if not better_by(metric, cv_by_combiner[chosen], other[1][other[2]], M.OPTIONAL_GAIN):
-            log.info("nested cv %s without %s %.5f, with %.5f: %s left out", metric.name, ", ".join(optional),
-                     other[1][other[2]], cv_by_combiner[chosen], ", ".join(optional))
-            (nested, cv_by_combiner, chosen), names = other, without
+    names = [n for n in every if n not in optional] if len(every) > len(optional) else every
+    nested, cv_by_combiner, chosen = best(names)
+    for family in optional if names is not every else ():
+        tried_with = [n for n in every if n in names or n == family]
+        other = best(tried_with)
+        if better_by(metric, other[1][other[2]], cv_by_combiner[chosen], M.OPTIONAL_GAIN):
+            log.info("nested cv %s with %s %.5f, without %.5f: kept", metric.name, family, other[1][other[2]],
+                     cv_by_combiner[chosen])
+            (nested, cv_by_combiner, chosen), names = other, tried_with
         else:
-            log.info("nested cv %s with %s %.5f, without %.5f: kept", metric.name, ", ".join(optional),
-                     cv_by_combiner[chosen], other[1][other[2]])
+            log.info("nested cv %s without %s %.5f, with %.5f: %s left out", metric.name, family,
+                     cv_by_combiner[chosen], other[1][other[2]], family)
     combiner = stacking.make(chosen, task, metric, names, seed).fit([oof[n] for n in names], y)
     blended = combiner.apply([oof[n] for n in names])
     decision = M.fit_decision(task, metric, y, blended)

@@ -67,23 +67,30 @@ BOOSTED_CELL_SMALL = 3e-9                    # A_SMALL
 BOOSTED_SECONDS_PER_BIN = 2e-7
 BOOSTED_SECONDS_PER_ITERATION = 1.5e-4
 BOOSTED = ("catboost", "lightgbm", "xgboost")
-TABLE_FAMILIES = ("catboost", "lightgbm", "xgboost", "linear", "extratrees", "svm")
+TABLE_FAMILIES = ("catboost", "lightgbm", "xgboost", "linear", "extratrees", "svm", "knn", "spline")
 # What the automatic choice gives up first when the budget cannot afford every family at
 # MINIMUM_ROUNDS: the extremely randomised trees (an extra on small data), XGBoost (the
 # closest to LightGBM), then CatBoost (the slowest a round).
-DROPPED_FIRST = ("svm", "extratrees", "xgboost", "catboost")
+DROPPED_FIRST = ("spline", "knn", "svm", "extratrees", "xgboost", "catboost")
 # The extremely randomised trees: trees a forest, the fewest rows a leaf, and their cost.
 # A family the combination keeps only when its nested CV is better with it, by more than
 # OPTIONAL_GAIN of it (combine.py): a family that adds nothing measurable is not kept.
-OPTIONAL = ("extratrees", "svm")
+OPTIONAL = ("extratrees", "svm", "knn", "spline")
 # The families whose submission model is the mean of their fold models (the others are
 # fitted again on every row after the CV), and those reading the out-of-fold target encodings.
-BAGGED = (*BOOSTED, "extratrees", "svm")
-TARGET_ENCODED = ("lightgbm", "xgboost", "linear", "extratrees")
+BAGGED = (*BOOSTED, "extratrees", "svm", "knn")
+TARGET_ENCODED = ("lightgbm", "xgboost", "linear", "extratrees", "svm", "knn", "spline")
 # The support vector machine's rows at most (its fit grows with their square) and its cost:
 # seconds a row squared x column, idle (SVC with its 5-fold Platt scaling, 6 fits).
 SVM_ROWS = 5000
 SVM_SECONDS_PER_CELL = 6e-8
+# k nearest neighbours: on up to KNN_ROWS rows (a prediction compares a row with every
+# training row), k from KNN_KS and the weighting by a KNN_FOLDS-fold inner CV, and the cost
+# of the search: seconds a row squared x column, idle (len(KNN_KS) x 2 x KNN_FOLDS fits).
+KNN_ROWS = 5000
+KNN_KS = (3, 5, 8, 12, 18, 25, 35, 50)
+KNN_FOLDS = 5
+KNN_SECONDS_PER_CELL = 3e-8
 OPTIONAL_GAIN = 1e-3
 FOREST_TREES = 300
 FOREST_LEAF = 2
@@ -118,11 +125,16 @@ LINEAR_C = 0.5
 LINEAR_CS = (0.05, 0.2, 0.5, 2.0, 8.0, 32.0)
 LINEAR_TUNED_FOLDS = 3
 LINEAR_TUNED_ROWS = 5000
+# The knots of the ridge's spline scaling (LinearModel._scalings): cubic, so 2 + SPLINE_KNOTS columns a number.
+SPLINE_KNOTS = 4
 # A numeric column's missing-cell indicator joins the linear model only where at least this
 # many training rows miss it: learned from one row, it made the model 0.99 sure that any row
 # missing the same cells was that row's class (penguins: one training row with no
 # measurements; the hold-out's other such row, of another species, cost 6.3 nats).
 MISSING_FLAG_ROWS = 10
+# LightGBM's leaves grow with the rows (leaves_for): about a leaf for each LEAF_ROWS rows.
+LEAF_ROWS = 2000
+MAXIMUM_LEAVES = 127
 BUDGET_SHARE = 0.7  # of the budget for the boosted families' rounds; the rest: features, linear, stack
 
 
@@ -164,13 +176,17 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     # families without rounds; the text families (tfidf, nbsvm, a transformer) cost as the linear model
     unrounded = {"linear": folds * linear_seconds(rows, numeric + categorical, tune_linear),
                  "extratrees": folds * forest_seconds(rows, numeric + categorical, task),
-                 "svm": folds * svm_seconds(rows, numeric + categorical)}
+                 "svm": folds * svm_seconds(rows, numeric + categorical),
+                 "knn": folds * neighbours_seconds(rows, numeric + categorical),
+                 "spline": folds * linear_seconds(rows, numeric * (SPLINE_KNOTS + 2) + categorical, False)}
 
     def cost(chosen, rounds, times=1):
         return times * sum(fits[name] * per_iteration[name] * rounds + folds * models_per_fold * FIT_SECONDS
                            if name in BOOSTED else unrounded.get(name, unrounded["linear"]) for name in chosen)
     if families is None:
-        chosen = [name for name in TABLE_FAMILIES if name != "svm" or (rows <= SVM_ROWS and task in ("binary", "multiclass"))]
+        chosen = [name for name in TABLE_FAMILIES if (name != "svm" or (rows <= SVM_ROWS and task != "multilabel"))
+                  and (name != "knn" or (rows <= KNN_ROWS and task != "multilabel"))
+                  and (name != "spline" or (rows <= LINEAR_TUNED_ROWS and task == "regression" and numeric > 0))]
         for name in DROPPED_FIRST:
             if name in chosen and cost(chosen, MINIMUM_ROUNDS) > share:
                 chosen.remove(name)
@@ -197,7 +213,16 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     boosted_learning_rate = float(np.clip(0.04 * np.sqrt(2000 / rounds), 0.04, 0.3))
     return Plan(folds, iterations, round(learning_rate, 4), max(50, iterations // 10), families=tuple(families),
                 repeats=repeats, rounds=rounds, boosted_learning_rate=round(boosted_learning_rate, 4),
-                tune_linear=tune_linear, bins=bins or 0)
+                leaves=leaves_for(rows), tune_linear=tune_linear, bins=bins or 0)
+
+
+def leaves_for(rows: int) -> int:
+    """LightGBM's leaves a tree: rows / LEAF_ROWS to the nearest power of 2, less one, from
+    31 (its default; up to ~90,000 rows) to MAXIMUM_LEAVES (from ~180,000). Many rows hold interactions a
+    31-leaf tree needs many rounds to draw (NYC flights, 196k rows, one fold: log loss 0.4342
+    at 31 leaves, still learning at its 969th round, 0.4279 at 127, best round 571, in less
+    time); on small data more leaves only overfit sooner."""
+    return int(np.clip(2 ** np.round(np.log2(max(rows, 1) / LEAF_ROWS)) - 1, 31, MAXIMUM_LEAVES))
 
 
 def round_seconds(rows: int, numeric: int, categorical: int, task: str, outputs: int,
@@ -223,7 +248,7 @@ def round_seconds(rows: int, numeric: int, categorical: int, task: str, outputs:
 
 def linear_seconds(rows: int, columns: int, tune: bool) -> float:
     """The estimated seconds of one fold fit of the linear model on idle cores."""
-    fits = 2 * (len(LINEAR_CS) * LINEAR_TUNED_FOLDS + 1) if tune else 1  # two scalings (LinearModel._scalings)
+    fits = 2 * (len(LINEAR_CS) * LINEAR_TUNED_FOLDS + 1) if tune else 1  # two scalings for classes (a ridge's third, the spline, is cheap)
     return FIT_SECONDS + fits * rows * columns * LINEAR_SECONDS_PER_CELL
 
 
@@ -240,6 +265,11 @@ def svm_seconds(rows: int, columns: int) -> float:
     return FIT_SECONDS + rows * rows * columns * SVM_SECONDS_PER_CELL
 
 
+def neighbours_seconds(rows: int, columns: int) -> float:
+    """The estimated seconds of one fold fit of k nearest neighbours (its inner CV's search) on idle cores."""
+    return FIT_SECONDS + rows * rows * columns * KNN_SECONDS_PER_CELL
+
+
 def fold_seconds(plan: Plan, rows: int, numeric: int, categorical: int, task: str, outputs: int) -> dict[str, float]:
     """The plan's estimate of one fold fit of each table family in it, on idle cores and at
     its full rounds (early stopping often ends sooner): what the CV's schedule
@@ -250,6 +280,8 @@ def fold_seconds(plan: Plan, rows: int, numeric: int, categorical: int, task: st
     return {name: models_per_fold * (per_iteration[name] * rounds[name] + FIT_SECONDS) if name in BOOSTED
             else forest_seconds(rows, numeric + categorical, task) if name == "extratrees"
             else svm_seconds(rows, numeric + categorical) if name == "svm"
+            else neighbours_seconds(rows, numeric + categorical) if name == "knn"
+            else linear_seconds(rows, numeric * (SPLINE_KNOTS + 2) + categorical, False) if name == "spline"
             else linear_seconds(rows, numeric + categorical, plan.tune_linear)
             for name in plan.families if name in TABLE_FAMILIES}
 
@@ -423,13 +455,15 @@ class LinearModel:
         from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
         from sklearn.multioutput import MultiOutputClassifier
         from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, StandardScaler
+        from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, SplineTransformer, StandardScaler
 
         parts = []
         numeric = self.numeric + self.encoded_columns_
         categorical = [column for column in self.categorical if column not in self.encoded]
         if numeric:
             scaler = (StandardScaler() if scaling == "standard" else
+                      make_pipeline(StandardScaler(), SplineTransformer(n_knots=SPLINE_KNOTS, extrapolation="linear"))
+                      if scaling == "spline" else
                       QuantileTransformer(n_quantiles=min(1000, max(10, rows)), output_distribution="normal",
                                           random_state=self.seed))
             parts.append(("numeric", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), scaler),
@@ -499,9 +533,8 @@ class LinearModel:
         return self
 
     def refit(self, X, y, folds: list["LinearModel"], sample_weight=None) -> "LinearModel":
-        return LinearModel(self.task, self.numeric, self.categorical, self.text, self.seed, self.encoded,
-                           self.tune).fit(
-            X, y, sample_weight)
+        return type(self)(self.task, self.numeric, self.categorical, self.text, self.seed, self.encoded,
+                          self.tune).fit(X, y, sample_weight)
 
     def summary(self) -> str:
         alpha = getattr(self.model_[-1], "alpha_", None)  # RidgeCV's choice
@@ -518,6 +551,19 @@ class LinearModel:
         if self.task == "multilabel":
             return np.column_stack([p[:, 1] for p in probabilities])
         return probabilities[:, 1] if self.task == "binary" else probabilities
+
+
+class SplineModel(LinearModel):
+    """The ridge on a cubic spline of each standardised number (SPLINE_KNOTS knots; one-hot
+    categories as the linear model's): an additive curve per column, which neither the
+    straight ridge nor the trees' steps draw. Diabetes, out of fold: alone 54.45 RMSE against
+    the ridge's 54.98, and the combination's nested CV 54.29 -> 54.18 beside the ridge and
+    the SVM. Numbers only, on up to LINEAR_TUNED_ROWS rows (model.plan)."""
+
+    name = "spline"
+
+    def _scalings(self, rows: int, y) -> tuple[str, ...]:
+        return ("spline",) if self.numeric_columns_ else ("quantile",)
 
 
 _GPU = None
@@ -680,10 +726,9 @@ class SupportVectorModel(ExtraTreesModel):
     name = "svm"
 
     def fit(self, X, y, sample_weight=None):
-        from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-        from sklearn.impute import SimpleImputer
+        from sklearn.compose import TransformedTargetRegressor
         from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+        from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC, SVR
         if self.task == "multilabel":
             from common import io
@@ -691,19 +736,13 @@ class SupportVectorModel(ExtraTreesModel):
                                 "(use the other families)")
         y = np.asarray(y)
         frame = self._frame(X, y)
-        native = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
-        numbers = [c for c in frame.columns if c not in native]
-        parts = [("numbers", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
-                  numbers)] if numbers else []
-        if native:
-            parts.append(("categories", OneHotEncoder(handle_unknown="ignore"), native))
         if self.task == "regression":
             estimator = TransformedTargetRegressor(SVR(), transformer=StandardScaler())
         else:
             estimator = SVC(probability=True, random_state=self.seed)
-        self.model_ = make_pipeline(ColumnTransformer(parts), estimator)
+        self.model_ = make_pipeline(distances(frame), estimator)
         weights = {} if sample_weight is None else {f"{self.model_.steps[-1][0]}__sample_weight": np.asarray(sample_weight)}
-        self.model_.fit(frame.astype({c: object for c in native}), y, **weights)
+        self.model_.fit(as_objects(frame), y, **weights)
         self.best_iterations_ = [0]
         return self
 
@@ -711,8 +750,76 @@ class SupportVectorModel(ExtraTreesModel):
         return "RBF kernel"
 
     def predict(self, X) -> np.ndarray:
-        frame = self._frame(X)
-        frame = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+        frame = as_objects(self._frame(X))
+        if self.task == "regression":
+            return self.model_.predict(frame)
+        return self._columns(self.model_.predict_proba(frame), self.model_.classes_, self.task)
+
+
+def distances(frame: pd.DataFrame):
+    """The columns as the distance-based families (the SVM, k nearest neighbours) read them:
+    numbers imputed and standardised (each column weighs the same in a distance), categories
+    one-hot (native ones; many-valued ones arrive target-encoded, as numbers)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    native = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    numbers = [c for c in frame.columns if c not in native]
+    parts = [("numbers", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()),
+              numbers)] if numbers else []
+    if native:
+        parts.append(("categories", OneHotEncoder(handle_unknown="ignore"), native))
+    return ColumnTransformer(parts)
+
+
+def as_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Pandas categories as plain objects, which scikit-learn's one-hot encoder reads."""
+    return frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+
+
+class NeighboursModel(ExtraTreesModel):
+    """k nearest neighbours (scikit-learn's KNeighbors) on the SVM's columns (`distances`):
+    a row predicted by the rows most like it, a local average no tree or linear model draws
+    (AutoGluon fits two on small data). k and the weighting (uniform, or by inverse
+    distance) chosen by an inner CV on the fold's training rows (KNN_FOLDS folds; squared
+    error for numbers, log loss for classes). Its cost grows with the rows squared: the
+    plan offers it on up to KNN_ROWS rows only."""
+
+    name = "knn"
+
+    def fit(self, X, y, sample_weight=None):
+        from sklearn.model_selection import GridSearchCV
+        from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+        from sklearn.pipeline import Pipeline
+        if self.task == "multilabel":
+            from common import io
+            raise io.InputError("models=knn: k nearest neighbours learn one target, not several 0/1 labels "
+                                "(use the other families)")
+        y = np.asarray(y)
+        frame = self._frame(X, y)
+        columns, frame = distances(frame), as_objects(frame)
+        regression = self.task == "regression"
+        inner = (KFold if regression else StratifiedKFold)(KNN_FOLDS, shuffle=True, random_state=self.seed)
+        if not regression and np.bincount(y.astype(int)).min() < KNN_FOLDS:
+            inner = KFold(KNN_FOLDS, shuffle=True, random_state=self.seed)
+        # k up to what the inner folds' training rows hold; sample weights are not a KNeighbors notion
+        ks = [k for k in KNN_KS if k <= len(y) * (KNN_FOLDS - 1) // KNN_FOLDS] or [1]
+        estimator = KNeighborsRegressor() if regression else KNeighborsClassifier()
+        search = GridSearchCV(Pipeline([("columns", columns), ("neighbours", estimator)]),
+                              {"neighbours__n_neighbors": ks, "neighbours__weights": ["uniform", "distance"]},
+                              cv=inner, scoring="neg_mean_squared_error" if regression else "neg_log_loss", n_jobs=1)
+        search.fit(frame, y)
+        self.model_ = search.best_estimator_
+        self.chosen_ = (search.best_params_["neighbours__n_neighbors"], search.best_params_["neighbours__weights"])
+        self.best_iterations_ = [0]
+        return self
+
+    def summary(self) -> str:
+        return f"k {self.chosen_[0]}, {self.chosen_[1]} weights"
+
+    def predict(self, X) -> np.ndarray:
+        frame = as_objects(self._frame(X))
         if self.task == "regression":
             return self.model_.predict(frame)
         return self._columns(self.model_.predict_proba(frame), self.model_.classes_, self.task)

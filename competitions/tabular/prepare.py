@@ -66,11 +66,11 @@ def prepare(data: D.TabularData, options, name: str) -> Prepared:
     if options.iterations:
         plan = dataclasses.replace(plan, iterations=options.iterations, early_stopping=max(50, options.iterations // 10))
     plan = dataclasses.replace(plan, learning_rate=options.learning_rate or plan.learning_rate, depth=options.depth,
-                               leaves=options.leaves)
+                               leaves=options.leaves or plan.leaves)
     encoded = E.high_cardinality(pd.concat([data.train[columns.of("categorical")], data.test[columns.of("categorical")]]),
                                  columns.of("categorical"), options.encode_above)
     if encoded and any(family in M.TARGET_ENCODED for family in families):
-        log.info("target-encoded out of fold (LightGBM, XGBoost, linear, extra trees): %s", ", ".join(encoded))
+        log.info("target-encoded out of fold (LightGBM, XGBoost, linear, extra trees, SVM, k nearest neighbours, spline): %s", ", ".join(encoded))
     frame = pd.concat([X, data.train[columns.of("text")]], axis=1)
     vectors = None
     if any(family in T.FAMILIES for family in families):

@@ -78,7 +78,8 @@ class TabularOptions(MD.MediaOptions):  # a folder of images or audio is served 
                                    "stack (ridge / logistic level 2), auto: the better in nested CV",
                            choices=("auto", "blend", "stack"))
     encode_above: int = option(E.ENCODE_ABOVE, "distinct values above which a categorical is target-encoded out of "
-                                               "fold for LightGBM, XGBoost and the linear model", minimum=1,
+                                               "fold for the families that read numbers (model.TARGET_ENCODED: all "
+                                               "but CatBoost, which reads it natively)", minimum=1,
                                search=(5, 200), log=True)
     final: str = option("bag", "each boosted family's final model: bag (its fold models' mean) or refit (CatBoost "
                                "once more on every row)", choices=("bag", "refit"))

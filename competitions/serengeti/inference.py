@@ -114,7 +114,7 @@ def group_sequences(seq_ids, files):
 
 
 def site_key(seq_id):
-    """`SER_S1#B04#1#1` -> `S1#B04`: one camera in one season, whose frames share a
+    """`SER_S1#B04#1#1` -> `SER_S1#B04`: one camera in one season, whose frames share a
     background (the camera is fixed); an id of another shape is its own key."""
     parts = str(seq_id).split("#")
     return "#".join(parts[:2]) if len(parts) == 4 else str(seq_id)
@@ -148,9 +148,10 @@ def site_backgrounds(root, groups, size):
                 if len(kinds) < BACKGROUND_BURSTS:
                     kinds.append(frame)
                 break
-    return {key: {kind: np.median(np.stack(stack), axis=0).astype(np.uint8) for kind, stack in kinds.items()
-                  if len(stack) >= BACKGROUND_LEAST}
-            for key, kinds in frames.items()}
+    backgrounds = {key: {kind: np.median(np.stack(stack), axis=0).astype(np.uint8) for kind, stack in kinds.items()
+                         if len(stack) >= BACKGROUND_LEAST}
+                   for key, kinds in frames.items()}
+    return {key: kinds for key, kinds in backgrounds.items() if kinds}
 
 
 def with_background(frame, background):

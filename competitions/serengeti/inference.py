@@ -74,8 +74,8 @@ def sequence_input(stack):
     input: every frame's colours, then the motion of the burst, the largest difference
     of any frame from the per-pixel median of the frames. The camera does not move, so
     the median is the background where an animal walked, and the motion lights up
-    animals too small or too dark to see in one frame (a single frame, or a burst whose
-    animal stood still, has none).
+    animals too small or too dark to see in one frame (a burst whose animal stood still
+    has none; a single frame is stacked with its camera's background, read_burst).
 
     Each burst is standardised by its own statistics, every frame alike: a colour
     channel less its mean over the burst, divided (as the motion) by its standard

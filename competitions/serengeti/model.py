@@ -1,5 +1,6 @@
-"""The Serengeti sequence model: a small multi-label CNN (one sigmoid per class) that
-reads a whole burst at once, and its export for the code submission (ONNX, run by
+"""The Serengeti sequence model: a small multi-label CNN (the empty label a sigmoid,
+the species a softmax over what is not empty: exclusive_logits) that reads a whole
+burst at once, and its export for the code submission (ONNX, run by
 competitions/serengeti/inference.py in the hidden-test runtime).
 
 Chosen for the real frames, where many animals are far away: the network reads each

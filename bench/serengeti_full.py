@@ -235,6 +235,13 @@ def main():
     prior_loss, _ = species_scores(y, np.tile(prior, (len(y), 1)))
     print(f"  species on the {int((y[:, EMPTY] == 0).sum())} bursts with an animal: mean binary log loss {loss:.5f} "
           f"(prior {prior_loss:.5f}, ratio {loss / prior_loss:.3f}), most probable species right {top:.3f}")
+    from sklearn.metrics import roc_auc_score
+    predicted, animal = bundled[list(CLASSES)].to_numpy(), y[:, EMPTY] == 0
+    lone = (pd.read_csv(data / "test_metadata.csv").groupby(ID).size().reindex(truth.index) == 1).to_numpy()
+    print(f"  empty: AUC {roc_auc_score(y[:, EMPTY], predicted[:, EMPTY]):.5f}, {int((animal & (predicted[:, EMPTY] > 0.5)).sum())} "
+          f"of the {int(animal.sum())} bursts with an animal called empty ({int((animal & lone & (predicted[:, EMPTY] > 0.5)).sum())} "
+          f"of them single frames); the {int(lone.sum())} single-frame bursts hold "
+          f"{MEAN_BINARY_LOG_LOSS(y[lone], predicted[lone]) * lone.sum() / (model * len(y)):.1%} of the loss")
     if not arguments.no_baseline:
         cnn = baseline_cnn(data, BASELINE_PASSES).set_index(ID).loc[truth.index]
         small = MEAN_BINARY_LOG_LOSS(y, cnn[list(CLASSES)].to_numpy())

@@ -31,6 +31,9 @@ MOTION_FLOOR = 20             # grey levels at 128x96 that count as something mo
                               # flicker stay under 10 (full-scale synthetic), an animal's over 39
 MARGIN = 1.5                  # the crop's side: the moving blob's longer side times this
 LEAST = 12                    # the crop's side at least, in pixels of the frames the network reads
+BACKGROUND_BURSTS = 64        # bursts at most whose first frame makes a site's background (site_backgrounds)
+BACKGROUND_LEAST = 5          # and at least: fewer, and an animal could be the median
+GREY = 2.0                    # grey levels between colour channels, on average, under which a frame is infrared
 
 
 def read_image(path, size):
@@ -71,8 +74,8 @@ def sequence_input(stack):
     input: every frame's colours, then the motion of the burst, the largest difference
     of any frame from the per-pixel median of the frames. The camera does not move, so
     the median is the background where an animal walked, and the motion lights up
-    animals too small or too dark to see in one frame (a single frame, or a burst whose
-    animal stood still, has none).
+    animals too small or too dark to see in one frame (a burst whose animal stood still
+    has none; a single frame is stacked with its camera's background, read_burst).
 
     Each burst is standardised by its own statistics, every frame alike: a colour
     channel less its mean over the burst, divided (as the motion) by its standard
@@ -108,6 +111,57 @@ def group_sequences(seq_ids, files):
     for seq_id, name in zip(seq_ids, files):
         groups.setdefault(seq_id, []).append(name)
     return list(groups.items())
+
+
+def site_key(seq_id):
+    """`SER_S1#B04#1#1` -> `SER_S1#B04`: one camera in one season, whose frames share a
+    background (the camera is fixed); an id of another shape is its own key."""
+    parts = str(seq_id).split("#")
+    return "#".join(parts[:2]) if len(parts) == 4 else str(seq_id)
+
+
+def infrared(frame):
+    """Whether a uint8 (H, W, 3) frame is a night shot: grey, its channels alike."""
+    colours = frame.astype(np.int16)
+    return float(np.abs(colours[..., 0] - colours[..., 1]).mean() + np.abs(colours[..., 1] - colours[..., 2]).mean()) < 2 * GREY
+
+
+def site_backgrounds(root, groups, size):
+    """Each camera's background in the set being read, by day and by night: {site_key:
+    {infrared: uint8 (H, W, 3)}}, the per-pixel median of the first readable frame of
+    BACKGROUND_BURSTS of its bursts at most (BACKGROUND_LEAST at least; fewer: none).
+    Three bursts in four are empty and an animal is elsewhere in each, so the median is
+    the scene without animals; a burst of a single frame has no motion of its own, and
+    its difference from this background is what moved (read_burst). The same rule for
+    the training set (its sites and seasons) and for the set predicted, which the code
+    submission reads whole; a background is a camera's own, so one site never lends
+    another its scene."""
+    frames = {}
+    for seq_id, files in groups:
+        key = site_key(seq_id)
+        if sum(len(kinds) for kinds in frames.get(key, {}).values()) >= 2 * BACKGROUND_BURSTS:
+            continue
+        for name in files:
+            frame = read_image(Path(root) / name, size)
+            if frame is not None:
+                kinds = frames.setdefault(key, {}).setdefault(infrared(frame), [])
+                if len(kinds) < BACKGROUND_BURSTS:
+                    kinds.append(frame)
+                break
+    backgrounds = {key: {kind: np.median(np.stack(stack), axis=0).astype(np.uint8) for kind, stack in kinds.items()
+                         if len(stack) >= BACKGROUND_LEAST}
+                   for key, kinds in frames.items()}
+    return {key: kinds for key, kinds in backgrounds.items() if kinds}
+
+
+def with_background(frame, background):
+    """A single frame's stack against its camera's background: (frame, background,
+    background), the background brought to the frame's exposure (its mean per channel),
+    so that motion_map is the frame's difference from the scene without animals."""
+    colours = background.astype(np.float32)
+    gain = (frame.reshape(-1, 3).mean(axis=0) + 1.0) / (colours.reshape(-1, 3).mean(axis=0) + 1.0)
+    matched = np.clip(colours * gain + 0.5, 0, 255).astype(np.uint8)
+    return np.stack([frame, matched, matched])
 
 
 def read_frames(root, files, size):
@@ -207,24 +261,31 @@ def middle(stack):
                      for frame in stack])
 
 
-def read_burst(root, files, size):
+def read_burst(root, files, size, backgrounds=None):
     """One sequence as the network reads it: its frame stack (read_frames) at `size`,
     the stack of squares around what moved in it at a finer scale (locate, crop_frames;
     the frames' middle square when nothing moved), both uint8, or (None, None) when no
-    frame could be read; and the files of it that could not be read."""
+    frame could be read; and the files of it that could not be read. A burst of one
+    readable frame is stacked with its camera's background (`backgrounds`: its site's
+    entry of site_backgrounds, by infrared; with_background) where there is one, so
+    that it has motion and a crop where the animal is too."""
     stack, bad = read_frames(root, files, size)
     if stack is None:
         return None, None, bad
+    if len(files) - len(bad) == 1 and backgrounds:
+        background = backgrounds.get(infrared(stack[0]))
+        if background is not None and background.shape == stack[0].shape:
+            stack = with_background(stack[0], background)
     box = locate(stack)
     crops = crop_frames(root, [name for name in files if name not in bad], box, size) if box is not None else None
     return stack, (crops if crops is not None else middle(stack)), bad
 
 
-def read_sequence(root, files, size):
+def read_sequence(root, files, size, backgrounds=None):
     """The network's two inputs for one sequence (sequence_input of its frames and of
     its crops; None when no frame could be read) and the files of it that could not be
-    read."""
-    stack, crops, bad = read_burst(root, files, size)
+    read; `backgrounds` as read_burst's."""
+    stack, crops, bad = read_burst(root, files, size, backgrounds)
     return ((sequence_input(stack), sequence_input(crops)) if stack is not None else None), bad
 
 
@@ -284,10 +345,11 @@ def predict(model, groups, root):
     frame (seq_id -> row), and the files that could not be read."""
     width, height = model.image_size
     predicted, bad = {}, []
+    backgrounds = site_backgrounds(root, groups, (width, height))
     for start in range(0, len(groups), BATCH):
         inputs, names = [], []
         for seq_id, files in groups[start:start + BATCH]:
-            arrays, unreadable = read_sequence(root, files, (width, height))
+            arrays, unreadable = read_sequence(root, files, (width, height), backgrounds.get(site_key(seq_id)))
             bad.extend(unreadable)
             if arrays is not None:
                 inputs.append(arrays)

@@ -1,5 +1,6 @@
-"""The Serengeti sequence model: a small multi-label CNN (one sigmoid per class) that
-reads a whole burst at once, and its export for the code submission (ONNX, run by
+"""The Serengeti sequence model: a small multi-label CNN (the empty label a sigmoid,
+the species a softmax over what is not empty: exclusive_logits) that reads a whole
+burst at once, and its export for the code submission (ONNX, run by
 competitions/serengeti/inference.py in the hidden-test runtime).
 
 Chosen for the real frames, where many animals are far away: the network reads each
@@ -36,7 +37,7 @@ from torch import nn
 
 from common import io
 from competitions.serengeti import inference
-from competitions.serengeti.data import CLASSES, FILE, ID, IMAGE_SIZE, STEM, WEIGHTS  # noqa: F401  (WEIGHTS: tests save models under it)
+from competitions.serengeti.data import CLASSES, EMPTY, FILE, ID, IMAGE_SIZE, STEM, WEIGHTS  # noqa: F401  (WEIGHTS: tests save models under it)
 
 log = logging.getLogger("compete")
 
@@ -67,9 +68,9 @@ class SerengetiNet(nn.Module):
     species apart) are lost there."""
 
     def __init__(self, classes: int = len(CLASSES), width: int = 32, dropout: float = 0.2, channels: int = CHANNELS,
-                 stem: int = STEM):
+                 stem: int = STEM, exclusive: bool = True):
         super().__init__()
-        self.stem = stem
+        self.stem, self.exclusive = stem, exclusive
         self.features = _trunk(channels, width, stem)
         self.crop_features = _trunk(channels, width, stem)
         self.mean, self.max = nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1)
@@ -79,8 +80,12 @@ class SerengetiNet(nn.Module):
         """Set the output bias to the logit of the class prior: training starts at the
         prior baseline instead of 0.5 everywhere, which log loss punishes hard."""
         prior = np.clip(np.asarray(prior, dtype=np.float64), 1e-4, 1 - 1e-4)
+        bias = np.log(prior / (1 - prior))
+        if self.exclusive:   # the species' scores are a softmax: their log shares of the animals
+            species = np.delete(prior, EMPTY)
+            bias = np.insert(np.log(species / species.sum()), EMPTY, bias[EMPTY])
         with torch.no_grad():
-            self.head[-1].bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))).float())
+            self.head[-1].bias.copy_(torch.from_numpy(bias).float())
         return self
 
     def forward(self, frames, crops=None):
@@ -90,7 +95,26 @@ class SerengetiNet(nn.Module):
         for trunk, x in ((self.features, frames), (self.crop_features, crops)):
             features = trunk(x)
             pooled += [self.mean(features), self.max(features)]
-        return self.head(torch.cat(pooled, dim=1))
+        scores = self.head(torch.cat(pooled, dim=1))
+        return exclusive_logits(scores) if self.exclusive else scores
+
+
+def exclusive_logits(scores: torch.Tensor) -> torch.Tensor:
+    """The head's scores -> one logit per label whose sigmoid is its probability, with
+    the species exclusive: P(empty) = sigmoid(its score), P(species k) = (1 - P(empty))
+    x softmax_k(the species' scores). A burst holds one species almost always (two in 6%
+    of the synthetic animal bursts, rarely in the real ones), so the 53 probabilities
+    share one unit of belief instead of 53 independent ones: what one species gains, the
+    others lose, as the binary log loss of each column wants when only one is true. The
+    outputs stay sigmoid logits, so the loss (binary cross-entropy, the metric), the
+    bundle and both predictors read them as before."""
+    empty = scores[:, EMPTY:EMPTY + 1]
+    species = torch.cat([scores[:, :EMPTY], scores[:, EMPTY + 1:]], dim=1)
+    log_p = nn.functional.logsigmoid(-empty) + torch.log_softmax(species, dim=1)
+    # log(1 - p), p kept below 1 - 1e-6 (float32; the submission clips at 1e-4 anyway)
+    log_q = torch.log(1 - torch.exp(log_p).clamp(max=1 - 1e-6))
+    logits = log_p - log_q
+    return torch.cat([logits[:, :EMPTY], empty, logits[:, EMPTY:]], dim=1)
 
 
 def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -159,9 +183,10 @@ def plain(sample, rng=None) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # What the saved network reads (inference.sequence_input): each burst standardised by its
-# own statistics, its frames and its crops. Models saved before read raw [0, 1] frames
-# ("" ), or the standardised frames alone ("burst-standardised").
-INPUT = "burst-standardised, frames and crops"
+# own statistics, its frames and its crops, a single frame stacked with its camera's
+# background. Models saved before read raw [0, 1] frames ("" ), the standardised frames
+# alone ("burst-standardised"), or a single frame repeated ("burst-standardised, frames and crops").
+INPUT = "burst-standardised, frames and crops, single frames against the background"
 
 
 class SerengetiModel:
@@ -187,7 +212,8 @@ class SerengetiModel:
 
     def save(self, path: Path) -> Path:
         payload = {"state_dict": self.net.state_dict(), "prior": self.prior.tolist(), "image_size": list(self.image_size),
-                   "width": self.width, "stem": self.net.stem, "classes": list(CLASSES), "input": INPUT}
+                   "width": self.width, "stem": self.net.stem, "classes": list(CLASSES), "input": INPUT,
+                   "head": "exclusive" if self.net.exclusive else "sigmoid"}
         with io.atomic_path(path) as temporary:
             torch.save(payload, temporary)
         return Path(path)
@@ -206,8 +232,10 @@ class SerengetiModel:
             raise io.InputError(f"{path}: the model's classes differ from the competition's 54")
         if payload.get("input") != INPUT:   # same shapes, other numbers in: it would predict nonsense, silently
             raise io.InputError(f"{path}: a model trained before the network read each burst's crops beside its "
-                                f"frames, standardised (inference.read_sequence); train it again")
-        net = SerengetiNet(width=payload["width"], stem=payload.get("stem", 4))   # models saved before the stem was kept had 4
+                                f"frames, standardised, and a single frame against its camera's background "
+                                f"(inference.read_sequence); train it again")
+        net = SerengetiNet(width=payload["width"], stem=payload.get("stem", 4),   # models saved before the stem was kept had 4
+                           exclusive=payload.get("head") == "exclusive")        # and before the exclusive species, sigmoids
         try:
             net.load_state_dict(payload["state_dict"])
         except RuntimeError:
@@ -220,14 +248,16 @@ class SequenceFiles(torch.utils.data.Dataset):
     the code submission does). A sequence with no readable frame gives a blank input
     and readable=False, so bad files never stop a prediction run."""
 
-    def __init__(self, root: Path, groups, size=IMAGE_SIZE):
+    def __init__(self, root: Path, groups, size=IMAGE_SIZE, backgrounds: dict | None = None):
         self.root, self.groups, self.size = Path(root), list(groups), tuple(size)
+        self.backgrounds = backgrounds or {}   # inference.site_backgrounds of these sequences
 
     def __len__(self):
         return len(self.groups)
 
     def __getitem__(self, index):
-        arrays, bad = inference.read_sequence(self.root, self.groups[index][1], self.size)
+        seq_id, files = self.groups[index]
+        arrays, bad = inference.read_sequence(self.root, files, self.size, self.backgrounds.get(inference.site_key(seq_id)))
         if arrays is None:
             return ((torch.zeros(CHANNELS, self.size[1], self.size[0]), torch.zeros(CHANNELS, inference.CROP, inference.CROP)),
                     False, "\n".join(bad))
@@ -266,7 +296,7 @@ def predict_folder(model: SerengetiModel, metadata: pd.DataFrame, root: Path, qu
     """Predict every sequence of `metadata` from the JPEGs under `root`, one row a
     sequence; the files that could not be read are logged."""
     groups = inference.group_sequences(metadata[ID], metadata[FILE])
-    dataset = SequenceFiles(root, groups, model.image_size)
+    dataset = SequenceFiles(root, groups, model.image_size, inference.site_backgrounds(root, groups, model.image_size))
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     loader = torch.utils.data.DataLoader(dataset, batch_size=inference.BATCH, num_workers=workers)
     readable, bad = [], []

@@ -51,10 +51,13 @@ def prepare(data: SerengetiData, seed: int, valid_share: float, size: tuple[int,
              " ".join(sorted(sites)), frames.loc[train_mask, ID].nunique(), frames.loc[~train_mask & ~valid_mask, ID].nunique())
     shard_sets, unreadable = {}, []
     rest = ~train_mask & ~valid_mask   # the held-out sites' earlier seasons: the final fit on every site reads them
+    # each camera's background in each season, from its own bursts (a key is one site in one season: no part
+    # lends another its scenes), as the code submission computes it from the set it predicts
+    backgrounds = inference.site_backgrounds(data.root, inference.group_sequences(frames[ID], frames[FILE]), size)
     for part, mask in (("train", train_mask), ("valid", valid_mask), ("rest", rest)):
         if part == "rest" and not rest.any():
             continue
-        shard_sets[part] = prepare_shards(frames[mask], data.root, part, size, quiet=quiet)
+        shard_sets[part] = prepare_shards(frames[mask], data.root, part, size, quiet=quiet, backgrounds=backgrounds)
         unreadable += shard_sets[part].metadata["unreadable"]
     io.unusable_rows(serengeti_data.TRAIN_METADATA, len(frames), {"image_unreadable": frames[FILE].isin(unreadable).to_numpy()},
                      examples=frames[FILE])
@@ -95,8 +98,8 @@ def burst_sample(frames: np.ndarray, crops: np.ndarray) -> np.ndarray:
 
 
 def _decode(job):
-    root, files, size = job
-    frames, crops, bad = inference.read_burst(root, files, size)
+    root, files, size, backgrounds = job
+    frames, crops, bad = inference.read_burst(root, files, size, backgrounds)
     return (burst_sample(frames, crops) if frames is not None else None), bad
 
 
@@ -106,8 +109,8 @@ def _pack_group(group, root: str, size: tuple[int, int], pool=None):
     disk is needed)."""
     from common import loaders
 
-    number, sequences, labels = group
-    jobs = [(root, files, size) for _, files in sequences]
+    number, sequences, labels, backgrounds = group
+    jobs = [(root, files, size, backgrounds.get(inference.site_key(seq_id))) for seq_id, files in sequences]
     stacks = pool.map(_decode, jobs, chunksize=16) if pool is not None else map(_decode, jobs)
     samples, unreadable = [], []
     for (seq_id, _), label, (stack, bad) in zip(sequences, labels, stacks):
@@ -118,10 +121,11 @@ def _pack_group(group, root: str, size: tuple[int, int], pool=None):
 
 
 def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int, int] = serengeti_data.IMAGE_SIZE,
-                   quiet: bool = True):
+                   quiet: bool = True, backgrounds: dict | None = None):
     """Decode and resize every sequence's frames once into tar shards in the cache,
-    one sample a sequence (its frame stack and crop stack, burst_sample; its label); a
-    sequence with no readable frame is left out. The key is the metadata and labels
+    one sample a sequence (its frame stack and crop stack, burst_sample, a single frame
+    against its camera's background in `backgrounds`, inference.site_backgrounds; its
+    label); a sequence with no readable frame is left out. The key is the metadata and labels
     themselves (hashing 6 TB of images is not an option). One shard per
     SHARD_SEQUENCES sequences, packed on the Dask cluster under --scheduler
     (common.parallel) and here otherwise: the same bytes either way."""
@@ -129,12 +133,16 @@ def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int,
 
     columns = [ID, FILE, *CLASSES]
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()
-                                 + f"{Path(root).resolve()}|{tuple(size)}|{part}|stacks+crops{inference.CROP}".encode()).hexdigest()[:16]
+                                 + f"{Path(root).resolve()}|{tuple(size)}|{part}|stacks+crops{inference.CROP}|backgrounds"
+                                 f"{inference.BACKGROUND_BURSTS}".encode()).hexdigest()[:16]
     sequences = inference.group_sequences(frames[ID], frames[FILE])
+    backgrounds = backgrounds or {}
     first = frames.drop_duplicates(ID).set_index(ID)
     labels = first.loc[[seq_id for seq_id, _ in sequences], list(CLASSES)].to_numpy(dtype=np.uint8)
-    groups = [(number, sequences[chosen], labels[chosen])
-              for number, chosen in enumerate(parallel.split(len(sequences), SHARD_SEQUENCES))]
+    groups = []
+    for number, chosen in enumerate(parallel.split(len(sequences), SHARD_SEQUENCES)):
+        keys = {inference.site_key(seq_id) for seq_id, _ in sequences[chosen]}   # a shard carries its own sites' backgrounds
+        groups.append((number, sequences[chosen], labels[chosen], {key: backgrounds[key] for key in keys if key in backgrounds}))
 
     def build(directory: Path):
         return loaders.pack_groups(directory, groups, _pack_group, metadata={"classes": list(CLASSES), "image_size": list(size), "crop": inference.CROP},

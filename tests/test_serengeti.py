@@ -144,7 +144,7 @@ def test_the_network_looks_closer_where_the_burst_moved(tmp_path):
     assert inference.locate(alone) is None and np.array_equal(middle, inference.middle(alone))
 
 
-def test_a_single_frame_is_read_against_its_cameras_background(tmp_path):
+def test_a_single_frame_is_read_against_its_cameras_background(tmp_path, monkeypatch):
     from competitions.serengeti import inference
 
     rng = np.random.default_rng(0)
@@ -173,6 +173,12 @@ def test_a_single_frame_is_read_against_its_cameras_background(tmp_path):
         alone, middle, _ = inference.read_burst(tmp_path, files, (128, 96), given)
         assert inference.locate(alone) is None and np.array_equal(middle, inference.middle(alone))
     assert inference.site_key("SER_S1#B04#1#7") == "SER_S1#B04" and inference.site_backgrounds(tmp_path, groups[:4], (128, 96)) == {}
+    # a camera out by day only reads a bounded number of its bursts' frames, not the first of every burst
+    reads = []
+    monkeypatch.setattr(inference, "read_image", lambda path, size: reads.append(path) or scene.astype(np.uint8)[::4, ::4])
+    many = [(f"SER_S1#B05#1#{number}", ["0.jpg"]) for number in range(10 * inference.BACKGROUND_BURSTS)]
+    assert list(inference.site_backgrounds(tmp_path, many, (128, 96))["SER_S1#B05"]) == [False]
+    assert len(reads) == inference.BACKGROUND_READS
 
 
 def test_the_species_are_exclusive_and_a_sigmoid_model_still_loads(tmp_path):

@@ -33,6 +33,7 @@ MARGIN = 1.5                  # the crop's side: the moving blob's longer side t
 LEAST = 12                    # the crop's side at least, in pixels of the frames the network reads
 BACKGROUND_BURSTS = 64        # bursts at most whose first frame makes a site's background (site_backgrounds)
 BACKGROUND_LEAST = 5          # and at least: fewer, and an animal could be the median
+BACKGROUND_READS = 4 * BACKGROUND_BURSTS   # frames decoded a camera at most, both kinds together
 GREY = 2.0                    # grey levels between colour channels, on average, under which a frame is infrared
 
 
@@ -136,13 +137,17 @@ def site_backgrounds(root, groups, size):
     the training set (its sites and seasons) and for the set predicted, which the code
     submission reads whole; a background is a camera's own, so one site never lends
     another its scene."""
-    frames = {}
+    frames, read = {}, {}
     for seq_id, files in groups:
         key = site_key(seq_id)
-        if sum(len(kinds) for kinds in frames.get(key, {}).values()) >= 2 * BACKGROUND_BURSTS:
+        # enough of both kinds, or of one where the other is rare (a camera seldom out at
+        # night): a bounded number of decodes a camera, never the first frame of every burst
+        if (sum(len(kinds) for kinds in frames.get(key, {}).values()) >= 2 * BACKGROUND_BURSTS
+                or read.get(key, 0) >= BACKGROUND_READS):
             continue
         for name in files:
             frame = read_image(Path(root) / name, size)
+            read[key] = read.get(key, 0) + 1
             if frame is not None:
                 kinds = frames.setdefault(key, {}).setdefault(infrared(frame), [])
                 if len(kinds) < BACKGROUND_BURSTS:

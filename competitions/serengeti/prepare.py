@@ -134,7 +134,7 @@ def prepare_shards(frames: pd.DataFrame, root: Path, part: str, size: tuple[int,
     columns = [ID, FILE, *CLASSES]
     fingerprint = hashlib.sha256(pd.util.hash_pandas_object(frames[columns], index=False).to_numpy().tobytes()
                                  + f"{Path(root).resolve()}|{tuple(size)}|{part}|stacks+crops{inference.CROP}|backgrounds"
-                                 f"{inference.BACKGROUND_BURSTS}".encode()).hexdigest()[:16]
+                                 f"{inference.BACKGROUND_BURSTS},{inference.BACKGROUND_READS}".encode()).hexdigest()[:16]
     sequences = inference.group_sequences(frames[ID], frames[FILE])
     backgrounds = backgrounds or {}
     first = frames.drop_duplicates(ID).set_index(ID)

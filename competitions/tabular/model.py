@@ -716,7 +716,27 @@ class ExtraTreesModel(BoostedModel):
         return full
 
 
-class SupportVectorModel(ExtraTreesModel):
+class DistanceModel(ExtraTreesModel):
+    """What the distance-based families (the SVM, k nearest neighbours) share: one target
+    only, read on `distances`' columns, predicted as scikit-learn's pipeline gives it."""
+
+    described = "these models"   # how the refusal of several 0/1 labels names the family
+
+    def _fit_frame(self, X, y) -> pd.DataFrame:
+        if self.task == "multilabel":
+            from common import io
+            raise io.InputError(f"models={self.name}: {self.described} fit one target only, not several "
+                                f"0/1 labels (use the other families)")
+        return self._frame(X, np.asarray(y))
+
+    def predict(self, X) -> np.ndarray:
+        frame = as_objects(self._frame(X))
+        if self.task == "regression":
+            return self.model_.predict(frame)
+        return self._columns(self.model_.predict_proba(frame), self.model_.classes_, self.task)
+
+
+class SupportVectorModel(DistanceModel):
     """A support vector machine with the RBF kernel (scikit-learn's SVC, probabilities by its
     own 5-fold Platt scaling; SVR on the standardised target for numbers) on standardised
     numbers and one-hot categories: a smooth, distance-based fit the trees cannot draw (digits'
@@ -724,18 +744,14 @@ class SupportVectorModel(ExtraTreesModel):
     grows with the rows squared: the plan offers it on up to SVM_ROWS rows only."""
 
     name = "svm"
+    described = "support vector machines"
 
     def fit(self, X, y, sample_weight=None):
         from sklearn.compose import TransformedTargetRegressor
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC, SVR
-        if self.task == "multilabel":
-            from common import io
-            raise io.InputError("models=svm: the support vector machine learns one target, not several 0/1 labels "
-                                "(use the other families)")
-        y = np.asarray(y)
-        frame = self._frame(X, y)
+        frame, y = self._fit_frame(X, y), np.asarray(y)
         if self.task == "regression":
             estimator = TransformedTargetRegressor(SVR(), transformer=StandardScaler())
         else:
@@ -748,12 +764,6 @@ class SupportVectorModel(ExtraTreesModel):
 
     def summary(self) -> str:
         return "RBF kernel"
-
-    def predict(self, X) -> np.ndarray:
-        frame = as_objects(self._frame(X))
-        if self.task == "regression":
-            return self.model_.predict(frame)
-        return self._columns(self.model_.predict_proba(frame), self.model_.classes_, self.task)
 
 
 def distances(frame: pd.DataFrame):
@@ -778,7 +788,7 @@ def as_objects(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
 
 
-class NeighboursModel(ExtraTreesModel):
+class NeighboursModel(DistanceModel):
     """k nearest neighbours (scikit-learn's KNeighbors) on the SVM's columns (`distances`):
     a row predicted by the rows most like it, a local average no tree or linear model draws
     (AutoGluon fits two on small data). k and the weighting (uniform, or by inverse
@@ -787,17 +797,13 @@ class NeighboursModel(ExtraTreesModel):
     plan offers it on up to KNN_ROWS rows only."""
 
     name = "knn"
+    described = "k nearest neighbours"
 
     def fit(self, X, y, sample_weight=None):
         from sklearn.model_selection import GridSearchCV
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
         from sklearn.pipeline import Pipeline
-        if self.task == "multilabel":
-            from common import io
-            raise io.InputError("models=knn: k nearest neighbours learn one target, not several 0/1 labels "
-                                "(use the other families)")
-        y = np.asarray(y)
-        frame = self._frame(X, y)
+        frame, y = self._fit_frame(X, y), np.asarray(y)
         columns, frame = distances(frame), as_objects(frame)
         regression = self.task == "regression"
         inner = (KFold if regression else StratifiedKFold)(KNN_FOLDS, shuffle=True, random_state=self.seed)
@@ -817,12 +823,6 @@ class NeighboursModel(ExtraTreesModel):
 
     def summary(self) -> str:
         return f"k {self.chosen_[0]}, {self.chosen_[1]} weights"
-
-    def predict(self, X) -> np.ndarray:
-        frame = as_objects(self._frame(X))
-        if self.task == "regression":
-            return self.model_.predict(frame)
-        return self._columns(self.model_.predict_proba(frame), self.model_.classes_, self.task)
 
 
 class CatBoostStop:

@@ -174,11 +174,8 @@ def plan(rows: int, numeric: int, categorical: int, task: str, outputs: int, bud
     tune_linear = not fast and (tuned(rows, task) or (task == "regression" and rows <= LINEAR_TUNED_ROWS))
 
     # families without rounds; the text families (tfidf, nbsvm, a transformer) cost as the linear model
-    unrounded = {"linear": folds * linear_seconds(rows, numeric + categorical, tune_linear),
-                 "extratrees": folds * forest_seconds(rows, numeric + categorical, task),
-                 "svm": folds * svm_seconds(rows, numeric + categorical),
-                 "knn": folds * neighbours_seconds(rows, numeric + categorical),
-                 "spline": folds * linear_seconds(rows, numeric * (SPLINE_KNOTS + 2) + categorical, False)}
+    unrounded = {name: folds * seconds
+                 for name, seconds in unrounded_seconds(rows, numeric, categorical, task, tune_linear).items()}
 
     def cost(chosen, rounds, times=1):
         return times * sum(fits[name] * per_iteration[name] * rounds + folds * models_per_fold * FIT_SECONDS
@@ -270,6 +267,17 @@ def neighbours_seconds(rows: int, columns: int) -> float:
     return FIT_SECONDS + rows * rows * columns * KNN_SECONDS_PER_CELL
 
 
+def unrounded_seconds(rows: int, numeric: int, categorical: int, task: str, tune_linear: bool) -> dict[str, float]:
+    """The estimated seconds of one fold fit of each table family without rounds, on idle
+    cores: what the plan sizes the budget with and the CV's schedule compares against."""
+    columns = numeric + categorical
+    return {"linear": linear_seconds(rows, columns, tune_linear),
+            "extratrees": forest_seconds(rows, columns, task),
+            "svm": svm_seconds(rows, columns),
+            "knn": neighbours_seconds(rows, columns),
+            "spline": linear_seconds(rows, numeric * (SPLINE_KNOTS + 2) + categorical, False)}
+
+
 def fold_seconds(plan: Plan, rows: int, numeric: int, categorical: int, task: str, outputs: int) -> dict[str, float]:
     """The plan's estimate of one fold fit of each table family in it, on idle cores and at
     its full rounds (early stopping often ends sooner): what the CV's schedule
@@ -277,13 +285,9 @@ def fold_seconds(plan: Plan, rows: int, numeric: int, categorical: int, task: st
     models_per_fold = outputs if task == "multilabel" else 1
     per_iteration = round_seconds(rows, numeric, categorical, task, outputs, plan.bins or None)
     rounds = {"catboost": plan.iterations, "lightgbm": plan.rounds, "xgboost": plan.rounds}
+    unrounded = unrounded_seconds(rows, numeric, categorical, task, plan.tune_linear)
     return {name: models_per_fold * (per_iteration[name] * rounds[name] + FIT_SECONDS) if name in BOOSTED
-            else forest_seconds(rows, numeric + categorical, task) if name == "extratrees"
-            else svm_seconds(rows, numeric + categorical) if name == "svm"
-            else neighbours_seconds(rows, numeric + categorical) if name == "knn"
-            else linear_seconds(rows, numeric * (SPLINE_KNOTS + 2) + categorical, False) if name == "spline"
-            else linear_seconds(rows, numeric + categorical, plan.tune_linear)
-            for name in plan.families if name in TABLE_FAMILIES}
+            else unrounded[name] for name in plan.families if name in TABLE_FAMILIES}
 
 
 def shrunk(plan: Plan, share: float) -> Plan:

@@ -69,8 +69,9 @@ def prepare(data: D.TabularData, options, name: str) -> Prepared:
                                leaves=options.leaves or plan.leaves)
     encoded = E.high_cardinality(pd.concat([data.train[columns.of("categorical")], data.test[columns.of("categorical")]]),
                                  columns.of("categorical"), options.encode_above)
-    if encoded and any(family in M.TARGET_ENCODED for family in families):
-        log.info("target-encoded out of fold (LightGBM, XGBoost, linear, extra trees, SVM, k nearest neighbours, spline): %s", ", ".join(encoded))
+    readers = [family for family in families if family in M.TARGET_ENCODED]
+    if encoded and readers:
+        log.info("target-encoded out of fold (for %s): %s", ", ".join(readers), ", ".join(encoded))
     frame = pd.concat([X, data.train[columns.of("text")]], axis=1)
     vectors = None
     if any(family in T.FAMILIES for family in families):
